@@ -1,0 +1,79 @@
+"""Tiny random models (transformers 5.x) shared by the tests. Nothing here touches the network."""
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from transformers import (  # noqa: E402
+    DeiTConfig,
+    DeiTForImageClassification,
+    ResNetConfig,
+    ResNetForImageClassification,
+    ViTConfig,
+    ViTForImageClassification,
+)
+
+import vitnotes as vn  # noqa: E402
+from vitnotes.models import Preprocessing  # noqa: E402
+
+LABELS = {i: f"c{i}" for i in range(5)}
+
+
+def vit_config(**kw):
+    base = dict(image_size=16, patch_size=4, num_channels=3, hidden_size=24, num_hidden_layers=3,
+                num_attention_heads=4, intermediate_size=48, num_labels=5, id2label=LABELS,
+                label2id={v: k for k, v in LABELS.items()}, qkv_bias=True)
+    base.update(kw)
+    return ViTConfig(**base)
+
+
+def make_vit(attn="sdpa", seed=0, **kw):
+    torch.manual_seed(seed)
+    cfg = vit_config(**kw)
+    cfg._attn_implementation = attn
+    net = ViTForImageClassification(cfg).eval()
+    assert net.config._attn_implementation == attn
+    return net
+
+
+@pytest.fixture
+def vit():
+    return make_vit("sdpa")
+
+
+@pytest.fixture
+def vit_eager():
+    return make_vit("eager")
+
+
+@pytest.fixture
+def deit():
+    torch.manual_seed(1)
+    cfg = DeiTConfig(image_size=16, patch_size=4, num_channels=3, hidden_size=24, num_hidden_layers=2,
+                     num_attention_heads=4, intermediate_size=48, num_labels=5)
+    return DeiTForImageClassification(cfg).eval()
+
+
+@pytest.fixture
+def resnet():
+    torch.manual_seed(2)
+    cfg = ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
+                       layer_type="basic", num_labels=5, id2label=LABELS, downsample_in_first_stage=False)
+    return ResNetForImageClassification(cfg).eval()
+
+
+@pytest.fixture
+def pixels():
+    torch.manual_seed(3)
+    return torch.randn(3, 3, 16, 16)
+
+
+@pytest.fixture
+def vit_folder(tmp_path):
+    """A tiny ViT saved like a hub checkpoint: config.json, model.safetensors, preprocessor_config.json."""
+    net = make_vit("sdpa", seed=4)
+    pre = Preprocessing(size=16, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), channels=3)
+    return vn.save(net, tmp_path / "tiny-vit", preprocessing=pre)

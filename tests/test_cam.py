@@ -1,0 +1,35 @@
+"""Grad-CAM: non-negative, grid-shaped, class-specific; equal to captum's LayerGradCam on a CNN."""
+import torch
+from captum.attr import LayerGradCam
+
+import vitnotes as vn
+
+
+def test_cnn_gradcam_matches_captum(resnet):
+    pixels = torch.randn(3, 3, 32, 32)  # the stem divides by 4, the second stage by 2 more
+    stage = resnet.resnet.encoder.stages[-1]
+    ref = LayerGradCam(lambda x: resnet(x).logits, stage)
+    for target in (0, 4):
+        got = vn.gradcam(resnet, pixels, target=target)
+        expected = ref.attribute(pixels, target=target, relu_attributions=True)[:, 0]
+        assert got.shape == expected.shape == (3, 4, 4)
+        assert torch.allclose(got, expected.detach(), atol=1e-5)
+
+
+def test_cnn_gradcam_stage_choice(resnet):
+    assert vn.gradcam(resnet, torch.randn(2, 3, 32, 32), stage=0).shape == (2, 8, 8)
+
+
+def test_vit_gradcam_grid_nonneg_class_specific(vit, pixels):
+    maps = [vn.gradcam(vit, pixels, target=c) for c in range(3)]
+    for m in maps:
+        assert m.shape == (3, 4, 4) and (m >= 0).all()
+    assert not torch.allclose(maps[0], maps[1])
+    assert all(p.grad is None for p in vit.parameters())
+    predicted = vit(pixels).logits.argmax(-1)
+    assert torch.allclose(vn.gradcam(vit, pixels), vn.gradcam(vit, pixels, target=predicted.tolist()))
+
+
+def test_vit_gradcam_layer_and_size(vit):
+    x = torch.randn(2, 3, 24, 24)
+    assert vn.gradcam(vit, x, layer=0).shape == (2, 6, 6)

@@ -1,0 +1,154 @@
+"""Attention capture that works under any attention implementation (SDPA, eager, ...).
+
+The model keeps running its own attention kernel. Hooks on each block's query and key
+projections keep Q and K, and vitnotes recomputes ``softmax(Q K^T * scale)`` itself: the full
+matrices, or only the CLS query rows when that is all that is asked for. Introduced in
+notebook 01 (attention across layers); notebook 00 checks it against the formula by hand.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import torch
+
+from .hooks import hooks
+from .models import Geometry, _vit_layers, check_pixel_values, forward, unwrap
+
+__all__ = ["Attention", "capture", "layer_indices"]
+
+
+class _Stop(Exception):
+    """Raised inside a hook once the last requested layer is captured: later layers are skipped."""
+
+
+def layer_indices(geom: Geometry, layers: int | Iterable[int] | None) -> list[int]:
+    """Normalise ``layers`` (None = all, an int, or a list; negatives count from the end)."""
+    if layers is None:
+        return list(range(geom.layers))
+    if isinstance(layers, int):
+        layers = [layers]
+    out = [geom.layer(layer) for layer in layers]
+    if not out:
+        raise ValueError("layers is empty; pass None for all layers or a list of layer indices")
+    if len(set(out)) != len(out):
+        raise ValueError(f"layers {list(layers)} name the same layer twice")
+    return out
+
+
+@dataclass
+class Attention:
+    """Captured attention for a batch.
+
+    ``probs`` is ``[layer, batch, head, query, key]`` (full) or, with ``cls_only``,
+    ``[layer, batch, head, key]``: the CLS query's row over all tokens (prefix tokens first).
+    ``layers`` holds the absolute layer index of each slice; ``grid`` the patch grid.
+    """
+
+    probs: torch.Tensor
+    layers: list[int]
+    geometry: Geometry
+    grid: tuple[int, int]
+    cls_only: bool
+
+    def _slot(self, layer: int) -> int:
+        layer = self.geometry.layer(layer)
+        if layer not in self.layers:
+            raise IndexError(f"layer {layer} was not captured (captured: {self.layers}); capture it with layers=None")
+        return self.layers.index(layer)
+
+    def get(self, layer: int, head: int | None = None) -> torch.Tensor:
+        """Layer ``layer``, head ``head`` (None = all heads): ``[batch, (head), query, key]`` or,
+        for CLS-only captures, ``[batch, (head), key]``. Negative indices count from the end."""
+        a = self.probs[self._slot(layer)]
+        return a if head is None else a[:, self.geometry.head(head)]
+
+    def cls(self, layer: int, head: int | None = None) -> torch.Tensor:
+        """CLS -> token attention ``[batch, (head), tokens]`` (rows sum to 1, prefix tokens included)."""
+        a = self.get(layer, head)
+        return a if self.cls_only else a[..., 0, :]
+
+    def cls_grid(self, layer: int, head: int | None = None) -> torch.Tensor:
+        """CLS -> patch attention on the patch grid ``[batch, (head), rows, cols]``, with the prefix
+        tokens dropped and the rest renormalised to sum to 1 (DESIGN.md's definition)."""
+        return patch_grid(self.cls(layer, head), self.geometry.prefix, self.grid)
+
+    def cls_grids(self) -> torch.Tensor:
+        """All captured layers: ``[layer, batch, head, rows, cols]`` (renormalised CLS -> patch)."""
+        rows = self.probs if self.cls_only else self.probs[..., 0, :]
+        return patch_grid(rows, self.geometry.prefix, self.grid)
+
+    def __repr__(self) -> str:
+        return f"Attention({'cls rows' if self.cls_only else 'full'}, shape={tuple(self.probs.shape)}, layers={self.layers})"
+
+
+def patch_grid(rows: torch.Tensor, prefix: int, grid: tuple[int, int]) -> torch.Tensor:
+    """``[..., tokens]`` rows -> ``[..., rows, cols]`` over patches, prefix dropped, renormalised."""
+    p = rows[..., prefix:]
+    if p.shape[-1] != grid[0] * grid[1]:
+        raise ValueError(f"{p.shape[-1]} patch tokens do not fill a {grid[0]}x{grid[1]} grid")
+    p = p / p.sum(-1, keepdim=True).clamp_min(torch.finfo(p.dtype).tiny)
+    return p.reshape(*p.shape[:-1], *grid)
+
+
+def capture(
+    model: Any,
+    pixel_values: torch.Tensor,
+    layers: int | Iterable[int] | None = None,
+    *,
+    cls_only: bool = False,
+    batch_size: int = 64,
+) -> Attention:
+    """Capture attention probabilities for ``pixel_values`` (batch, C, H, W).
+
+    Works whatever attention implementation the model was loaded with: Q and K are taken
+    from the projections and ``softmax(Q K^T * scale)`` is recomputed in float32, which equals
+    what eager attention returns. ``cls_only=True`` computes only the CLS query rows
+    (``[layer, batch, head, key]``), which costs a fraction of the full matrices. Layers after
+    the last requested one are not run. Introduced in notebook 01.
+    """
+    net, geom = unwrap(model)
+    geom.require_vit("attention capture")
+    pixel_values = check_pixel_values(pixel_values, geom)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    wanted = layer_indices(geom, layers)
+    blocks = _vit_layers(net)
+    grid = geom.grid_for(*pixel_values.shape[-2:])
+    last = max(wanted)
+    store: dict[int, torch.Tensor] = {}
+    queries: dict[int, torch.Tensor] = {}
+
+    def split_heads(t: torch.Tensor) -> torch.Tensor:  # (B, T, H*d) -> (B, H, T, d)
+        b, n, _ = t.shape
+        return t.reshape(b, n, geom.heads, -1).transpose(1, 2).float()
+
+    def on_q(layer: int):
+        def hook(_module, _inputs, out):
+            q = split_heads(out)
+            queries[layer] = q[:, :, :1] if cls_only else q
+        return hook
+
+    def on_k(layer: int):
+        def hook(module, _inputs, out):
+            k = split_heads(out)
+            scale = getattr(blocks[layer].attention, "scaling", k.shape[-1] ** -0.5)
+            scores = queries.pop(layer) @ k.transpose(-1, -2) * scale  # (B, H, Q, T)
+            probs = scores.softmax(-1)
+            store.setdefault(layer, []).append(probs[:, :, 0] if cls_only else probs)
+            if layer == last:
+                raise _Stop
+        return hook
+
+    regs = []
+    for layer in wanted:
+        attn = blocks[layer].attention
+        regs += [(attn.q_proj, "forward", on_q(layer)), (attn.k_proj, "forward", on_k(layer))]
+    with hooks(regs), torch.no_grad():
+        for chunk in pixel_values.split(batch_size):
+            try:
+                forward(net, chunk)
+            except _Stop:
+                pass
+    probs = torch.stack([torch.cat(store[layer]) for layer in wanted])
+    return Attention(probs=probs, layers=wanted, geometry=geom, grid=grid, cls_only=cls_only)

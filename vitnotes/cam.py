@@ -1,0 +1,60 @@
+"""Grad-CAM (Selvaraju et al. 2017) for CNN stages and ViT blocks, with hooks: no torchvision.
+
+CAM = relu( sum_c  mean_{x,y}(d y_target / d A_c) * A_c ) on the chosen activation A:
+a CNN stage's feature map, or a ViT block's normalised input tokens laid out on the patch
+grid. Introduced in notebook 03 (ViT vs CNN).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .hooks import hooks
+from .models import _cnn_stages, _vit_layers, check_pixel_values, forward, unwrap
+from .rollout import _targets
+
+__all__ = ["gradcam"]
+
+
+def gradcam(
+    model: Any,
+    pixel_values: torch.Tensor,
+    target: int | list[int] | None = None,
+    *,
+    stage: int = -1,
+    layer: int = -1,
+) -> torch.Tensor:
+    """Grad-CAM maps ``[batch, rows, cols]`` (non-negative, not normalised).
+
+    CNN: the output of encoder stage ``stage`` (negative counts from the end). ViT: the
+    normalised tokens entering block ``layer``'s attention (``layernorm_before``'s output),
+    prefix tokens dropped, on the patch grid; ``layer=-1`` is the usual choice, as only the
+    last block mixes the patches into the CLS token. ``target``: class index, one per image,
+    or None for the predicted class.
+    """
+    net, geom = unwrap(model)
+    pixel_values = check_pixel_values(pixel_values, geom)
+    if geom.kind == "cnn":
+        module = _cnn_stages(net)[geom.layer(stage)]
+        to_map = lambda act: act  # noqa: E731  [batch, C, h, w]
+    else:
+        module = _vit_layers(net)[geom.layer(layer)].layernorm_before
+        gh, gw = geom.grid_for(*pixel_values.shape[-2:])
+
+        def to_map(act):  # [batch, T, C] -> [batch, C, rows, cols]
+            return act[:, geom.prefix :].transpose(1, 2).reshape(act.shape[0], -1, gh, gw)
+
+    kept = {}
+
+    def keep(_module, _inputs, out):
+        kept["act"] = out
+
+    with hooks([(module, "forward", keep)]), torch.enable_grad():
+        out = forward(net, pixel_values)
+        t = _targets(target, out.logits)
+        score = out.logits.gather(1, t[:, None].to(out.logits.device)).sum()
+        (grad,) = torch.autograd.grad(score, kept["act"])
+    act, grad = to_map(kept["act"].detach()).float(), to_map(grad).float()
+    weights = grad.mean((-2, -1), keepdim=True)  # [batch, C, 1, 1]
+    return (weights * act).sum(1).clamp_min(0).cpu()

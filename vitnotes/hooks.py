@@ -1,0 +1,39 @@
+"""The one place that registers PyTorch hooks: every hook is removed on exit, even on error.
+
+Used by `attention`, `ablation` and `cam` (the mechanism behind notebooks 01, 03 and 08).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator
+
+import torch
+
+__all__ = ["hooks"]
+
+# (module, kind, fn) with kind one of "forward", "forward_pre"
+Registration = tuple[torch.nn.Module, str, Callable]
+
+
+@contextmanager
+def hooks(registrations: Iterable[Registration]) -> Iterator[None]:
+    """Register forward / forward-pre hooks for the duration of a ``with`` block.
+
+    >>> with hooks([(layer.attention.o_proj, "forward_pre", fn)]):
+    ...     model(pixel_values)
+
+    Every handle is removed when the block ends, also when it raises.
+    """
+    handles = []
+    try:
+        for module, kind, fn in registrations:
+            if kind == "forward":
+                handles.append(module.register_forward_hook(fn))
+            elif kind == "forward_pre":
+                handles.append(module.register_forward_pre_hook(fn))
+            else:
+                raise ValueError(f"hook kind must be 'forward' or 'forward_pre', got {kind!r}")
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()

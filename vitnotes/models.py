@@ -1,0 +1,547 @@
+"""Load a model by zoo name, hub id or local folder; its geometry and its preprocessing.
+
+Introduced in notebook 00 (attention math); every later notebook starts with ``vn.load``.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+__all__ = [
+    "Geometry",
+    "Model",
+    "geometry",
+    "load",
+    "zoo_names",
+    "ZOO_DIR",
+]
+
+ZOO_DIR = Path(__file__).parent / "zoo"
+_PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "model.pth", "model.ckpt")
+_SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+
+
+# --------------------------------------------------------------------------- geometry
+@dataclass(frozen=True)
+class Geometry:
+    """What a notebook needs to know about a model's shape.
+
+    ``kind`` is ``"vit"`` (ViT, DeiT) or ``"cnn"`` (ResNet). For a ViT, ``prefix`` counts the
+    tokens before the patches (1 for ViT's CLS, 2 for DeiT's CLS + distillation token) and
+    ``grid`` is the patch grid at the model's native ``image_size``. For a CNN, ``layers``
+    counts its stages and the attention fields are 0 / None.
+    """
+
+    kind: str
+    layers: int
+    heads: int
+    head_dim: int
+    hidden: int
+    patch_size: int | None
+    image_size: int
+    channels: int
+    prefix: int = 0
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """Patch grid (rows, cols) at the native image size."""
+        if self.patch_size is None:
+            raise ValueError("a CNN has no patch grid; use vn.gradcam for its spatial maps")
+        return (self.image_size // self.patch_size,) * 2
+
+    @property
+    def tokens(self) -> int:
+        """Tokens per image at the native size: prefix tokens + patches."""
+        gh, gw = self.grid
+        return self.prefix + gh * gw
+
+    def grid_for(self, height: int, width: int) -> tuple[int, int]:
+        """Patch grid for an input of ``height x width`` pixels (interpolated positions)."""
+        self.require_vit("a patch grid")
+        p = self.patch_size
+        if height % p or width % p:
+            raise ValueError(
+                f"image size {height}x{width} is not a multiple of the patch size {p}; "
+                f"resize to a multiple of {p} (model.preprocess does this for you)"
+            )
+        return height // p, width // p
+
+    def require_vit(self, what: str) -> None:
+        if self.kind != "vit":
+            raise TypeError(
+                f"{what} needs a ViT-family model (ViT, DeiT), but this model is a {self.kind.upper()}; "
+                "for CNNs use vn.gradcam(model, pixel_values, stage=...)"
+            )
+
+    def layer(self, layer: int) -> int:
+        """Normalise a layer index (negative counts from the end) and check its range."""
+        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
+            raise TypeError(f"layer must be an int, got {type(layer).__name__}")
+        if not -self.layers <= layer < self.layers:
+            raise IndexError(
+                f"layer {layer} is out of range: this model has {self.layers} "
+                f"{'layers' if self.kind == 'vit' else 'stages'}, use 0..{self.layers - 1} "
+                f"or -1..-{self.layers}"
+            )
+        return int(layer) % self.layers
+
+    def head(self, head: int) -> int:
+        """Check a head index (negative counts from the end)."""
+        self.require_vit("a head index")
+        if isinstance(head, bool) or not isinstance(head, (int, np.integer)):
+            raise TypeError(f"head must be an int, got {type(head).__name__}")
+        if not -self.heads <= head < self.heads:
+            raise IndexError(
+                f"head {head} is out of range: this model has {self.heads} heads per layer, "
+                f"use 0..{self.heads - 1} or -1..-{self.heads}"
+            )
+        return int(head) % self.heads
+
+
+def _vit_layers(net: torch.nn.Module):
+    """The list of transformer blocks of a ViT-family model, or None."""
+    base = getattr(net, "base_model", net)
+    layers = getattr(base, "layers", None)
+    if layers is None:
+        encoder = getattr(base, "encoder", None)
+        layers = getattr(encoder, "layer", None) or getattr(encoder, "layers", None)
+    if layers is None or len(layers) == 0:
+        return None
+    attn = getattr(layers[0], "attention", None)
+    if attn is None or not all(hasattr(attn, n) for n in ("q_proj", "k_proj", "o_proj")):
+        return None
+    return layers
+
+
+def _cnn_stages(net: torch.nn.Module):
+    base = getattr(net, "base_model", net)
+    encoder = getattr(base, "encoder", None)
+    return getattr(encoder, "stages", None)
+
+
+def geometry(net: torch.nn.Module) -> Geometry:
+    """Geometry of a transformers image model (ViT / DeiT / ResNet family)."""
+    if isinstance(net, Model):
+        return net.geometry
+    cfg = getattr(net, "config", None)
+    if cfg is None:
+        raise TypeError(
+            f"expected a transformers model or a vn.Model, got {type(net).__name__}; load one with vn.load(...)"
+        )
+    layers = _vit_layers(net)
+    if layers is not None:
+        heads = cfg.num_attention_heads
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+        prefix = 2 if cfg.model_type == "deit" else 1
+        return Geometry(
+            kind="vit",
+            layers=len(layers),
+            heads=heads,
+            head_dim=head_dim,
+            hidden=cfg.hidden_size,
+            patch_size=int(cfg.patch_size),
+            image_size=int(cfg.image_size),
+            channels=int(cfg.num_channels),
+            prefix=prefix,
+        )
+    stages = _cnn_stages(net)
+    if stages is not None:
+        return Geometry(
+            kind="cnn",
+            layers=len(stages),
+            heads=0,
+            head_dim=0,
+            hidden=int(cfg.hidden_sizes[-1]),
+            patch_size=None,
+            image_size=int(getattr(cfg, "image_size", 224) or 224),
+            channels=int(cfg.num_channels),
+        )
+    raise TypeError(
+        f"{type(net).__name__} (model_type={cfg.model_type!r}) is neither a ViT-family model with "
+        "q/k/o projections (ViT, DeiT) nor a CNN with encoder stages (ResNet); vitnotes supports those"
+    )
+
+
+# --------------------------------------------------------------------------- preprocessing
+@dataclass(frozen=True)
+class Preprocessing:
+    """How images become ``pixel_values``: resize (+ centre crop), scale to [0, 1], normalise.
+
+    Read from the checkpoint's ``preprocessor_config.json`` (the same fields the transformers
+    image processors use), so hub models get their own recipe.
+    """
+
+    size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    channels: int
+    crop_pct: float | None = None
+    resample: int = Image.BICUBIC
+
+    @classmethod
+    def from_dict(cls, d: dict, geom: Geometry) -> "Preprocessing":
+        size = d.get("size", geom.image_size)
+        crop_pct = d.get("crop_pct")
+        if isinstance(size, dict):
+            size = size.get("height") or size.get("shortest_edge") or geom.image_size
+        c = geom.channels
+        mean = tuple(d.get("image_mean", [0.5] * c))
+        std = tuple(d.get("image_std", [0.5] * c))
+        if len(mean) != c or len(std) != c:
+            mean, std = (mean[:1] * c, std[:1] * c) if c in (1, 3) else (mean, std)
+        return cls(int(size), mean, std, c, crop_pct, int(d.get("resample", Image.BICUBIC)))
+
+    def to_dict(self) -> dict:
+        return {
+            "size": {"height": self.size, "width": self.size},
+            "image_mean": list(self.mean),
+            "image_std": list(self.std),
+            "crop_pct": self.crop_pct,
+            "resample": self.resample,
+            "do_resize": True,
+            "do_rescale": True,
+            "do_normalize": True,
+            "image_processor_type": "ViTImageProcessor",
+        }
+
+    def __call__(self, images: Any) -> torch.Tensor:
+        """PIL image(s) or numpy array(s) -> float32 ``pixel_values`` of shape (batch, C, size, size)."""
+        if isinstance(images, (Image.Image, np.ndarray)):
+            images = [images]
+        if isinstance(images, torch.Tensor):
+            raise TypeError(
+                "preprocess takes PIL images or numpy arrays; a torch tensor is taken to be "
+                "pixel_values already and can be passed to vn functions directly"
+            )
+        images = list(images)
+        if not images:
+            raise ValueError("empty batch: pass at least one image")
+        return torch.stack([self._one(img, i) for i, img in enumerate(images)])
+
+    def _one(self, img: Any, i: int) -> torch.Tensor:
+        pil = to_pil(img, self.channels, where=f"image {i}")
+        w, h = pil.size
+        if self.crop_pct:  # resize the short side to size / crop_pct, then centre crop
+            short = int(math.floor(self.size / self.crop_pct))
+            scale = short / min(w, h)
+            pil = pil.resize((max(self.size, round(w * scale)), max(self.size, round(h * scale))), self.resample)
+            w, h = pil.size
+            left, top = (w - self.size) // 2, (h - self.size) // 2
+            pil = pil.crop((left, top, left + self.size, top + self.size))
+        else:
+            pil = pil.resize((self.size, self.size), self.resample)
+        x = np.asarray(pil, dtype=np.float32) / 255.0
+        x = x[..., None] if x.ndim == 2 else x
+        x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+
+
+_OK_MODES = {"L": 1, "RGB": 3}
+
+
+def to_pil(img: Any, channels: int, where: str = "image") -> Image.Image:
+    """Validate one image and return it as a PIL image with ``channels`` channels (1 -> L, 3 -> RGB).
+
+    Accepted: PIL images in mode L or RGB; numpy arrays (H, W), (H, W, 1) or (H, W, 3) of uint8
+    (0..255) or float (0..1). Grey images given to a colour model are replicated to RGB and
+    colour images given to a grey model are converted to luminance (PIL's ``convert("L")``).
+    Anything else raises an error that says how to convert it.
+    """
+    if isinstance(img, Image.Image):
+        if img.mode not in _OK_MODES:
+            hint = {
+                "RGBA": "img.convert('RGB') (drops the alpha channel)",
+                "LA": "img.convert('L')",
+                "P": "img.convert('RGB') (expands the palette)",
+                "I;16": "np.asarray(img) / 65535 (a float array in [0, 1])",
+                "I": "np.asarray(img) scaled to floats in [0, 1]",
+                "F": "np.asarray(img) scaled to floats in [0, 1]",
+                "CMYK": "img.convert('RGB')",
+                "1": "img.convert('L')",
+            }.get(img.mode, "img.convert('RGB')")
+            raise ValueError(f"{where}: PIL mode {img.mode!r} is not supported (use L or RGB); convert it with {hint}")
+        pil = img
+    elif isinstance(img, np.ndarray):
+        arr = img
+        if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3):
+            raise ValueError(
+                f"{where}: array of shape {arr.shape} looks channels-first; "
+                "pass (height, width, channels), e.g. arr.transpose(1, 2, 0)"
+            )
+        if arr.ndim == 3 and arr.shape[-1] == 1:
+            arr = arr[..., 0]
+        if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] == 3)):
+            raise ValueError(
+                f"{where}: array of shape {img.shape} is not an image; expected (H, W), (H, W, 1) or (H, W, 3)"
+                + ("; drop the alpha channel with arr[..., :3]" if arr.ndim == 3 and arr.shape[-1] == 4 else "")
+            )
+        if min(arr.shape[:2]) < 1:
+            raise ValueError(f"{where}: image of shape {img.shape} has no pixels")
+        if arr.dtype == np.uint8:
+            pass
+        elif np.issubdtype(arr.dtype, np.floating):
+            if not np.isfinite(arr).all():
+                raise ValueError(f"{where}: image contains NaN or inf; clean it (np.nan_to_num) before use")
+            lo, hi = float(arr.min()), float(arr.max())
+            if lo < 0 or hi > 1:
+                raise ValueError(
+                    f"{where}: float image values must lie in [0, 1], got {lo:.3g}..{hi:.3g}; "
+                    "rescale it (e.g. arr / 255 for 0..255 data)"
+                )
+            arr = np.round(arr * 255).astype(np.uint8)
+        else:
+            raise TypeError(
+                f"{where}: image dtype {arr.dtype} is not supported; use uint8 (0..255) or float (0..1)"
+                + (", e.g. (arr / 65535).astype('float32') for 16-bit data" if arr.dtype == np.uint16 else "")
+            )
+        pil = Image.fromarray(arr)
+    else:
+        raise TypeError(
+            f"{where}: expected a PIL image or a numpy array, got {type(img).__name__}"
+            + ("; open files with PIL.Image.open(path)" if isinstance(img, (str, Path)) else "")
+        )
+    return pil.convert("L" if channels == 1 else "RGB")
+
+
+# --------------------------------------------------------------------------- the bundle
+@dataclass
+class Model:
+    """A loaded model: the transformers module, its geometry, labels and preprocessing.
+
+    Every vitnotes function takes either a ``Model`` or a bare transformers model.
+    """
+
+    net: torch.nn.Module
+    geometry: Geometry
+    labels: list[str]
+    preprocessing: Preprocessing
+    name: str = ""
+    source: str = ""
+    card: dict = field(default_factory=dict)
+
+    def preprocess(self, images: Any) -> torch.Tensor:
+        """Images (PIL / numpy, one or a list) -> ``pixel_values`` (batch, C, H, W)."""
+        return self.preprocessing(images)
+
+    @torch.no_grad()
+    def predict(self, pixel_values: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """Logits (batch, classes) in evaluation mode, in chunks of ``batch_size``."""
+        pixel_values = check_pixel_values(pixel_values, self.geometry)
+        return torch.cat([forward(self.net, chunk).logits for chunk in pixel_values.split(batch_size)])
+
+    def __repr__(self) -> str:
+        g = self.geometry
+        shape = (
+            f"{g.layers} layers x {g.heads} heads, patch {g.patch_size}, grid {g.grid[0]}x{g.grid[1]}"
+            if g.kind == "vit"
+            else f"{g.layers} stages"
+        )
+        return f"Model({self.name!r}, {g.kind}, {shape}, {g.image_size}px x {g.channels}ch, {len(self.labels)} labels)"
+
+
+def unwrap(model: Any) -> tuple[torch.nn.Module, Geometry]:
+    """(transformers module, geometry) from a ``Model`` or a bare transformers model."""
+    if isinstance(model, Model):
+        return model.net, model.geometry
+    if isinstance(model, torch.nn.Module):
+        return model, geometry(model)
+    raise TypeError(f"expected a vn.Model or a transformers model, got {type(model).__name__}; use vn.load(...)")
+
+
+def check_pixel_values(pixel_values: Any, geom: Geometry) -> torch.Tensor:
+    """Validate a ``pixel_values`` batch (batch, C, H, W) against a model's geometry."""
+    if not isinstance(pixel_values, torch.Tensor):
+        raise TypeError(
+            f"pixel_values must be a torch tensor (batch, C, H, W), got {type(pixel_values).__name__}; "
+            "turn images into one with model.preprocess(images)"
+        )
+    x = pixel_values
+    if x.ndim == 3:
+        raise ValueError(f"pixel_values of shape {tuple(x.shape)} has no batch dimension; use x[None] or x.unsqueeze(0)")
+    if x.ndim != 4:
+        raise ValueError(f"pixel_values must have 4 dimensions (batch, C, H, W), got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError("empty batch: pixel_values has 0 images; pass at least one")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"pixel_values must be floating point, got {x.dtype}; use model.preprocess(images), "
+            "which scales and normalises them"
+        )
+    if x.shape[1] != geom.channels:
+        raise ValueError(
+            f"pixel_values has {x.shape[1]} channels but the model expects {geom.channels}; "
+            "use model.preprocess(images), which converts colour modes"
+        )
+    if geom.kind == "vit":
+        geom.grid_for(x.shape[2], x.shape[3])
+    if not torch.isfinite(x).all():
+        raise ValueError("pixel_values contains NaN or inf; check the images and their normalisation")
+    return x
+
+
+def forward(net: torch.nn.Module, pixel_values: torch.Tensor, **kwargs):
+    """Run ``net`` on a batch; a ViT given another image size uses interpolated positions."""
+    cfg = net.config
+    if getattr(cfg, "patch_size", None) is not None and tuple(pixel_values.shape[-2:]) != (cfg.image_size,) * 2:
+        kwargs.setdefault("interpolate_pos_encoding", True)
+    param = next(net.parameters())
+    return net(pixel_values.to(device=param.device, dtype=param.dtype), **kwargs)
+
+
+# --------------------------------------------------------------------------- loading
+def zoo_names() -> list[str]:
+    """Names of the models in the offline zoo (folders under ``vitnotes/zoo``)."""
+    if not ZOO_DIR.is_dir():
+        return []
+    return sorted(p.name for p in ZOO_DIR.iterdir() if (p / "config.json").is_file())
+
+
+def _resolve(name: str | Path) -> tuple[str, str]:
+    """-> (kind, where): kind is 'zoo', 'folder' or 'hub'."""
+    name = str(name)
+    if (ZOO_DIR / name / "config.json").is_file():
+        return "zoo", str(ZOO_DIR / name)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return "folder", str(path)
+    if path.exists():
+        raise ValueError(f"{name!r} is a file; vn.load wants a folder with config.json and model.safetensors")
+    parts = name.split("/")
+    if len(parts) == 2 and all(parts) and not name.startswith((".", "~")):
+        return "hub", name
+    zoo = ", ".join(zoo_names()) or "none installed yet"
+    raise ValueError(
+        f"unknown model {name!r}: not a zoo model (available: {zoo}), not an existing folder, "
+        "and not a hub id of the form 'owner/name' (e.g. 'google/vit-base-patch16-224')"
+    )
+
+
+def _check_folder(folder: Path) -> None:
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} has no config.json; save models with model.save_pretrained(folder)")
+    if any((folder / f).is_file() for f in _SAFE_WEIGHTS):
+        return
+    pickles = [f for f in _PICKLE_WEIGHTS if (folder / f).is_file()]
+    if pickles:
+        raise ValueError(
+            f"{folder} holds only pickle weights ({', '.join(pickles)}); vitnotes loads safetensors only, "
+            "because unpickling can run arbitrary code. Convert once, in a process you trust: "
+            "AutoModelForImageClassification.from_pretrained(folder).save_pretrained(folder, safe_serialization=True)"
+        )
+    raise FileNotFoundError(f"{folder} has no model.safetensors; save the model with model.save_pretrained(folder)")
+
+
+def _preprocessor_dict(kind: str, where: str) -> dict:
+    if kind in ("zoo", "folder"):
+        f = Path(where) / "preprocessor_config.json"
+        return json.loads(f.read_text()) if f.is_file() else {}
+    from transformers.image_processing_utils import ImageProcessingMixin
+
+    try:
+        d, _ = ImageProcessingMixin.get_image_processor_dict(where)
+        return d
+    except OSError:
+        return {}
+
+
+def load(
+    name: str | Path,
+    *,
+    attn_implementation: str | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+) -> Model:
+    """Load a model by zoo name (``"fmnist-vit-p4"``), hub id (``"google/vit-base-patch16-224"``)
+    or local folder, in evaluation mode. Weights load from safetensors only.
+
+    ``attn_implementation`` (``"sdpa"``, ``"eager"``) is passed to transformers; vitnotes' attention
+    capture works under either. Introduced in notebook 00.
+    """
+    from transformers import AutoConfig, AutoModelForImageClassification
+
+    kind, where = _resolve(name)
+    if kind != "hub":
+        _check_folder(Path(where))
+    kwargs: dict[str, Any] = {"use_safetensors": True, "trust_remote_code": False}
+    if attn_implementation is not None:
+        kwargs["attn_implementation"] = attn_implementation
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    try:
+        config = AutoConfig.from_pretrained(where, trust_remote_code=False)
+    except (OSError, ValueError) as err:
+        raise _load_error(name, kind, err) from None
+    try:
+        net = AutoModelForImageClassification.from_pretrained(where, **kwargs)
+    except (OSError, ValueError, RuntimeError) as err:
+        raise _load_error(name, kind, err) from None
+    except Exception as err:  # safetensors' own errors (corrupt header, truncated file)
+        if "safetensor" in type(err).__module__ + type(err).__name__ + str(err).lower():
+            raise _load_error(name, kind, err) from None
+        raise
+    net.eval().to(device)
+    geom = geometry(net)
+    n = int(getattr(config, "num_labels", 0) or 0)
+    id2label = getattr(config, "id2label", None) or {}
+    labels = [str(id2label.get(i, id2label.get(str(i), f"class {i}"))) for i in range(n)]
+    card_file = Path(where) / "card.json"
+    card = json.loads(card_file.read_text()) if kind != "hub" and card_file.is_file() else {}
+    pre = Preprocessing.from_dict(_preprocessor_dict(kind, where), geom)
+    return Model(net=net, geometry=geom, labels=labels, preprocessing=pre, name=str(name), source=kind, card=card)
+
+
+def _load_error(name: str | Path, kind: str, err: Exception) -> Exception:
+    msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if kind == "hub":
+        return OSError(
+            f"could not load hub model {name!r} ({msg}). Offline (HF_HUB_OFFLINE=1 or no network) only models "
+            "already in the Hugging Face cache load; go online once, or pass a local folder or a zoo name "
+            f"({', '.join(zoo_names()) or 'none installed yet'})"
+        )
+    return ValueError(
+        f"could not load the weights in {name!r} ({msg}); the checkpoint is missing or corrupt: "
+        "re-save it with model.save_pretrained(folder), or re-create a zoo model with "
+        "python -m vitnotes.train <name>"
+    )
+
+
+def save(model: Model | torch.nn.Module, folder: str | Path, preprocessing: Preprocessing | None = None) -> Path:
+    """Save a model as safetensors (+ config + preprocessing) atomically: a crash leaves the old folder intact."""
+    import shutil
+    import tempfile
+
+    net, geom = unwrap(model)
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    pre = preprocessing or (model.preprocessing if isinstance(model, Model) else None)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        net.save_pretrained(tmp, safe_serialization=True)
+        if pre is not None:
+            (tmp / "preprocessor_config.json").write_text(json.dumps(pre.to_dict(), indent=2))
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            folder.rename(old)
+            tmp.rename(folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def labels_of(model: Any) -> Sequence[str]:
+    if isinstance(model, Model):
+        return model.labels
+    cfg = model.config
+    return [str(cfg.id2label.get(i, i)) for i in range(cfg.num_labels)]

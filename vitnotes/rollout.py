@@ -1,0 +1,224 @@
+"""Attention rollout and attention flow (Abnar & Zuidema 2020), and gradient-weighted rollout
+for one class (Chefer, Gur & Wolf 2021, "Generic attention-model explainability").
+
+Introduced in notebook 06 (rollout).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+
+from .attention import Attention, patch_grid
+from .models import check_pixel_values, forward, unwrap
+
+__all__ = ["rollout", "rollout_grid", "fuse_heads", "attention_flow", "gradient_rollout", "eager_attention"]
+
+_FUSIONS = ("mean", "max", "min")
+
+
+def _full(attn: Attention | torch.Tensor) -> torch.Tensor:
+    """Full attention ``[layer, batch, head, T, T]`` from an Attention or a tensor."""
+    if isinstance(attn, Attention):
+        if attn.cls_only:
+            raise ValueError("rollout needs full attention matrices; capture with cls_only=False")
+        if attn.layers != list(range(attn.layers[0], attn.layers[-1] + 1)):
+            raise ValueError(f"rollout needs consecutive layers, captured {attn.layers}; capture with layers=None")
+        a = attn.probs
+    else:
+        a = attn
+    if not isinstance(a, torch.Tensor) or a.ndim != 5 or a.shape[-1] != a.shape[-2]:
+        shape = tuple(a.shape) if isinstance(a, torch.Tensor) else type(a).__name__
+        raise ValueError(f"expected attention of shape [layer, batch, head, T, T], got {shape}")
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise ValueError(f"attention of shape {tuple(a.shape)} is empty (no layers or no images)")
+    return a
+
+
+def fuse_heads(a: torch.Tensor, head_fusion: str = "mean") -> torch.Tensor:
+    """``[..., head, T, T]`` -> ``[..., T, T]`` by mean, max or min over heads."""
+    if head_fusion == "mean":
+        return a.mean(-3)
+    if head_fusion == "max":
+        return a.amax(-3)
+    if head_fusion == "min":
+        return a.amin(-3)
+    raise ValueError(f"head_fusion must be one of {_FUSIONS}, got {head_fusion!r}")
+
+
+def _discard(w: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Zero the ``ratio`` fraction of smallest entries of each ``[T, T]`` matrix (ties: lowest first)."""
+    if not 0.0 <= ratio < 1.0:
+        raise ValueError(f"discard_ratio must lie in [0, 1), got {ratio}")
+    n = int(w.shape[-1] * w.shape[-2] * ratio)
+    if n == 0:
+        return w
+    flat = w.flatten(-2).clone()
+    idx = flat.topk(n, dim=-1, largest=False).indices
+    flat.scatter_(-1, idx, 0.0)
+    return flat.view_as(w)
+
+
+def _augmented(w: torch.Tensor, residual: float) -> torch.Tensor:
+    """A = (1 - residual) W + residual I with rows renormalised: the residual stream's share."""
+    eye = torch.eye(w.shape[-1], dtype=w.dtype, device=w.device)
+    a = (1.0 - residual) * w + residual * eye
+    return a / a.sum(-1, keepdim=True)
+
+
+def rollout(
+    attn: Attention | torch.Tensor,
+    *,
+    head_fusion: str = "mean",
+    discard_ratio: float = 0.0,
+    start_layer: int = 0,
+    residual: float = 0.5,
+) -> torch.Tensor:
+    """Attention rollout ``R = A_L ... A_start`` per image, ``[batch, T, T]``.
+
+    Each layer's heads are fused (mean / max / min), optionally the smallest ``discard_ratio``
+    of the fused weights are zeroed, then ``A_l = 0.5 W_l + 0.5 I`` with rows renormalised
+    (the residual connection), and the matrices are multiplied from the left.
+    ``start_layer`` indexes the captured layers. Row ``R[b, 0]`` says how much each input
+    token contributes to the final CLS token.
+    """
+    a = _full(attn)
+    if not 0.0 <= residual <= 1.0:
+        raise ValueError(f"residual must lie in [0, 1], got {residual}")
+    n_layers = a.shape[0]
+    if not -n_layers <= start_layer < n_layers:
+        raise IndexError(f"start_layer {start_layer} out of range for {n_layers} captured layers")
+    start_layer %= n_layers
+    r = None
+    for layer in range(start_layer, n_layers):
+        w = _discard(fuse_heads(a[layer].double(), head_fusion), discard_ratio)  # [batch, T, T]
+        step = _augmented(w, residual)
+        r = step if r is None else step @ r
+    return r.float()
+
+
+def rollout_grid(attn: Attention, **kwargs: Any) -> torch.Tensor:
+    """Rollout's CLS row over patches on the grid, ``[batch, rows, cols]`` (sums to 1)."""
+    r = rollout(attn, **kwargs)
+    return patch_grid(r[:, 0], attn.geometry.prefix, attn.grid)
+
+
+# --------------------------------------------------------------------------- attention flow
+MAX_FLOW_EDGES = 2_000_000
+
+
+def attention_flow(
+    attn: Attention | torch.Tensor,
+    *,
+    head_fusion: str = "mean",
+    residual: float = 0.5,
+    query: int = 0,
+    scale: float = 1e6,
+) -> torch.Tensor:
+    """Attention flow: the max-flow from each input token to output token ``query`` (the CLS)
+    through the layered graph whose edge ``j (layer l-1) -> i (layer l)`` has capacity
+    ``A_l[i, j]`` (the residual-augmented, head-fused attention). Returns ``[batch, T]``.
+
+    Uses scipy's max-flow on integer capacities (weights times ``scale``). Tractable for short
+    token sequences (the 7x7 zoo grid: 50 tokens); longer ones raise with a pointer to rollout.
+    """
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import maximum_flow
+
+    a = _full(attn)
+    n_layers, batch, _, t, _ = a.shape
+    if n_layers * t * t > MAX_FLOW_EDGES:
+        raise ValueError(
+            f"attention flow over {n_layers} layers x {t} tokens has {n_layers * t * t:,} edges per max-flow, "
+            f"too many to be tractable (limit {MAX_FLOW_EDGES:,}); use vn.rollout, or capture fewer layers"
+        )
+    if not 0 <= query < t:
+        raise IndexError(f"query token {query} out of range 0..{t - 1}")
+    weights = _augmented(fuse_heads(a.double(), head_fusion), residual).cpu().numpy()  # [layer, batch, T, T]
+    n_nodes = (n_layers + 1) * t
+    out = np.zeros((batch, t))
+    for b in range(batch):
+        rows, cols, caps = [], [], []
+        for layer in range(n_layers):
+            cap = np.round(weights[layer, b] * scale).astype(np.int64)  # cap[i, j]: j (below) -> i (above)
+            i, j = np.nonzero(cap)
+            rows.append(layer * t + j)
+            cols.append((layer + 1) * t + i)
+            caps.append(cap[i, j])
+        graph = csr_matrix(
+            (np.concatenate(caps).astype(np.int32), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(n_nodes, n_nodes),
+        )
+        sink = n_layers * t + query
+        for src in range(t):
+            out[b, src] = maximum_flow(graph, src, sink).flow_value / scale
+    return torch.from_numpy(out).float()
+
+
+# --------------------------------------------------------------------------- gradient rollout
+@contextmanager
+def eager_attention(net: torch.nn.Module):
+    """Temporarily switch a transformers model to eager attention (restored on exit, even on error).
+
+    Eager attention returns the probability matrices as part of the autograd graph, which
+    gradient-weighted methods need. Capture itself (``vn.capture``) does not need this.
+    """
+    before = net.config._attn_implementation
+    if before == "eager":
+        yield net
+        return
+    net.set_attn_implementation("eager")
+    try:
+        yield net
+    finally:
+        net.set_attn_implementation(before)
+
+
+def _targets(target: Any, logits: torch.Tensor) -> torch.Tensor:
+    b, n = logits.shape
+    if target is None:
+        return logits.argmax(-1)
+    t = torch.as_tensor(target, dtype=torch.long).flatten()
+    if t.numel() == 1:
+        t = t.expand(b)
+    if t.numel() != b:
+        raise ValueError(f"target has {t.numel()} entries for a batch of {b}; give one class or one per image")
+    if ((t < 0) | (t >= n)).any():
+        raise IndexError(f"target class {t.tolist()} out of range: the model has {n} classes (0..{n - 1})")
+    return t
+
+
+def gradient_rollout(
+    model: Any,
+    pixel_values: torch.Tensor,
+    target: int | list[int] | None = None,
+    *,
+    start_layer: int = 0,
+) -> torch.Tensor:
+    """Class-specific relevance ``[batch, rows, cols]`` by gradient-weighted rollout.
+
+    For each layer, ``Abar = mean_h( relu(dy_c/dA * A) )`` and ``R <- R + Abar R`` starting from
+    ``R = I`` (Chefer et al. 2021); the CLS row over the patches is returned, renormalised.
+    ``target`` is a class index (or one per image); None explains the predicted class.
+    """
+    net, geom = unwrap(model)
+    geom.require_vit("gradient rollout")
+    pixel_values = check_pixel_values(pixel_values, geom)
+    grid = geom.grid_for(*pixel_values.shape[-2:])
+    start = geom.layer(start_layer)
+    with eager_attention(net), torch.enable_grad():
+        out = forward(net, pixel_values, output_attentions=True)
+        maps = out.attentions
+        t = _targets(target, out.logits)
+        score = out.logits.gather(1, t[:, None].to(out.logits.device)).sum()
+        grads = torch.autograd.grad(score, maps)  # parameters' .grad stay untouched
+    b, _, n, _ = maps[0].shape
+    r = torch.eye(n, dtype=torch.float64).expand(b, n, n).clone()
+    for layer in range(start, geom.layers):
+        a = maps[layer].detach().double().cpu()
+        g = grads[layer].double().cpu()
+        cam = (g * a).clamp_min(0).mean(1)  # [batch, T, T]
+        r = r + cam @ r
+    return patch_grid(r[:, 0].float(), geom.prefix, grid)

@@ -1,0 +1,150 @@
+"""Figures: a map over its image, layer strips, head grids, before/after panels, metrics by layer.
+
+Every function returns a ``matplotlib.figure.Figure`` (not registered with pyplot, so a
+notebook shows it once and nothing leaks); save it with ``fig.savefig(path)``. Introduced in
+notebook 01 (layers).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+
+from .models import Preprocessing, to_pil
+
+__all__ = ["display_image", "upsample", "overlay", "layer_strip", "head_grid", "before_after", "metric_by_layer"]
+
+
+def display_image(image: Any, preprocessing: Preprocessing | None = None) -> np.ndarray:
+    """An image ready to draw, ``[H, W]`` or ``[H, W, 3]`` floats in [0, 1].
+
+    Takes a PIL image, a numpy image, or one ``pixel_values`` item ``[C, H, W]`` (then
+    ``preprocessing`` undoes the normalisation).
+    """
+    if isinstance(image, torch.Tensor):
+        if image.ndim == 4 and image.shape[0] == 1:
+            image = image[0]
+        if image.ndim != 3:
+            raise ValueError(f"expected one pixel_values item [C, H, W], got shape {tuple(image.shape)}")
+        x = image.detach().float().cpu().numpy().transpose(1, 2, 0)
+        if preprocessing is not None:
+            x = x * np.asarray(preprocessing.std) + np.asarray(preprocessing.mean)
+        x = np.clip(x, 0, 1)
+        return x[..., 0] if x.shape[-1] == 1 else x
+    if isinstance(image, np.ndarray):
+        grey = image.ndim == 2 or (image.ndim == 3 and image.shape[-1] == 1)
+    else:
+        grey = getattr(image, "mode", None) == "L"
+    pil = to_pil(image, 1 if grey else 3)
+    return np.asarray(pil, dtype=np.float32) / 255.0
+
+
+def upsample(heat: torch.Tensor, size: tuple[int, int], smooth: bool = False) -> np.ndarray:
+    """A ``[rows, cols]`` map -> ``[H, W]`` pixels: nearest (shows patches) or bilinear."""
+    h = torch.as_tensor(heat, dtype=torch.float32)
+    if h.ndim != 2:
+        raise ValueError(f"a map must be 2-D [rows, cols], got shape {tuple(h.shape)}; pick one image/head first")
+    mode = dict(mode="bilinear", align_corners=False) if smooth else dict(mode="nearest")
+    return F.interpolate(h[None, None], size=size, **mode)[0, 0].numpy()
+
+
+def _draw(ax, image: np.ndarray, heat: Any, alpha: float, cmap: str, smooth: bool, title: str | None) -> None:
+    ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
+    if heat is not None:
+        ax.imshow(upsample(heat, image.shape[:2], smooth), cmap=cmap, alpha=alpha)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def overlay(image: Any, heat: torch.Tensor, *, title: str | None = None, alpha: float = 0.55,
+            cmap: str = "inferno", smooth: bool = False, size: float = 3.0) -> Figure:
+    """One map drawn over its image (left: the image, right: the overlay)."""
+    img = display_image(image)
+    fig = Figure(figsize=(2 * size, size), layout="constrained")
+    axes = fig.subplots(1, 2)
+    _draw(axes[0], img, None, alpha, cmap, smooth, "image")
+    _draw(axes[1], img, heat, alpha, cmap, smooth, title or "map")
+    return fig
+
+
+def layer_strip(image: Any, maps: torch.Tensor, *, labels: Sequence[str] | None = None, alpha: float = 0.55,
+                cmap: str = "inferno", smooth: bool = False, size: float = 1.8) -> Figure:
+    """Maps ``[n, rows, cols]`` (one per layer) side by side over the same image."""
+    maps = torch.as_tensor(maps)
+    if maps.ndim != 3:
+        raise ValueError(f"layer_strip expects maps [n, rows, cols], got shape {tuple(maps.shape)}")
+    labels = labels or [f"layer {i}" for i in range(len(maps))]
+    img = display_image(image)
+    fig = Figure(figsize=(size * len(maps), size + 0.3), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(maps)))
+    for ax, m, label in zip(axes, maps, labels):
+        _draw(ax, img, m, alpha, cmap, smooth, label)
+    return fig
+
+
+def head_grid(image: Any, maps: torch.Tensor, *, layers: Sequence[int] | None = None, alpha: float = 0.6,
+              cmap: str = "inferno", smooth: bool = False, size: float = 1.0) -> Figure:
+    """Maps ``[layer, head, rows, cols]`` (or ``[head, rows, cols]``) as a grid: a row per layer."""
+    maps = torch.as_tensor(maps)
+    if maps.ndim == 3:
+        maps = maps[None]
+    if maps.ndim != 4:
+        raise ValueError(f"head_grid expects maps [layer, head, rows, cols], got shape {tuple(maps.shape)}")
+    n_l, n_h = maps.shape[:2]
+    layers = list(layers) if layers is not None else list(range(n_l))
+    img = display_image(image)
+    fig = Figure(figsize=(size * n_h + 0.5, size * n_l + 0.3), layout="constrained")
+    axes = np.asarray(fig.subplots(n_l, n_h, squeeze=False))
+    for i in range(n_l):
+        for j in range(n_h):
+            _draw(axes[i, j], img, maps[i, j], alpha, cmap, smooth, f"h{j}" if i == 0 else None)
+        axes[i, 0].set_ylabel(f"L{layers[i]}", fontsize=9)
+    return fig
+
+
+def before_after(image: Any, before: torch.Tensor, after: torch.Tensor, *,
+                 titles: tuple[str, str] = ("before", "after"), alpha: float = 0.55, cmap: str = "inferno",
+                 smooth: bool = False, size: float = 2.4) -> Figure:
+    """Two maps of one image and their difference (after - before, blue = lost, red = gained)."""
+    before, after = torch.as_tensor(before, dtype=torch.float32), torch.as_tensor(after, dtype=torch.float32)
+    if before.shape != after.shape:
+        raise ValueError(f"before {tuple(before.shape)} and after {tuple(after.shape)} maps differ in shape")
+    img = display_image(image)
+    fig = Figure(figsize=(3 * size + 0.6, size + 0.3), layout="constrained")
+    axes = fig.subplots(1, 3)
+    _draw(axes[0], img, before, alpha, cmap, smooth, titles[0])
+    _draw(axes[1], img, after, alpha, cmap, smooth, titles[1])
+    diff = (after - before).numpy()
+    lim = float(np.abs(diff).max()) or 1.0
+    im = axes[2].imshow(upsample(after - before, img.shape[:2], smooth), cmap="RdBu_r", vmin=-lim, vmax=lim)
+    axes[2].set_xticks([])
+    axes[2].set_yticks([])
+    axes[2].set_title(f"{titles[1]} - {titles[0]}", fontsize=9)
+    fig.colorbar(im, ax=axes[2], shrink=0.8)
+    return fig
+
+
+def metric_by_layer(df: pd.DataFrame, metric: str, *, hue: str | None = None, heads: bool = True,
+                    ylabel: str | None = None, size: tuple[float, float] = (5.0, 3.0)) -> Figure:
+    """A per-(layer, head) metric against depth: the mean over heads as a line (one per ``hue``
+    value), each head as a faint dot."""
+    import seaborn as sns
+
+    for col in ("layer", metric) + ((hue,) if hue else ()):
+        if col not in df.columns:
+            raise ValueError(f"column {col!r} not in the table (columns: {list(df.columns)})")
+    fig = Figure(figsize=size, layout="constrained")
+    ax = fig.subplots()
+    if heads and "head" in df.columns:
+        sns.stripplot(data=df, x="layer", y=metric, hue=hue, ax=ax, alpha=0.35, size=3, native_scale=True,
+                      legend=False, dodge=False, jitter=0.15)
+    sns.lineplot(data=df, x="layer", y=metric, hue=hue, ax=ax, errorbar=None, marker="o")
+    ax.set_ylabel(ylabel or metric)
+    ax.set_xlabel("layer")
+    return fig

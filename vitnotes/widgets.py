@@ -1,0 +1,91 @@
+"""A layer + head picker that works live in Jupyter and in the static HTML book (no kernel).
+
+Every (layer, head) view is rendered once to a small PNG and held in an ipywidgets ``Stack``;
+two ``Dropdown`` s are ``jslink`` ed to the stacks' ``selected_index`` so the browser switches
+views by itself. Weight: ``layers x (heads + 1)`` PNGs of ``size`` pixels, roughly 2-6 KB each
+at the default 144 px (a 12 x 12 model: about 0.5-1 MB of widget state); ``state_bytes``
+measures it. Introduced in notebook 02 (heads).
+"""
+from __future__ import annotations
+
+import io
+import json
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from matplotlib import colormaps
+from PIL import Image
+
+from .viz import display_image, upsample
+
+__all__ = ["head_picker", "render_png", "state_bytes"]
+
+
+def render_png(image: Any, heat: torch.Tensor | None, *, size: int = 144, alpha: float = 0.55,
+               cmap: str = "inferno") -> bytes:
+    """A map over its image as PNG bytes, ``size`` pixels square (nearest upsampling)."""
+    img = display_image(image)
+    rgb = np.repeat(img[..., None], 3, -1) if img.ndim == 2 else img[..., :3]
+    pil = Image.fromarray((rgb * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR)
+    rgb = np.asarray(pil, dtype=np.float32) / 255.0
+    if heat is not None:
+        h = upsample(heat, (size, size))
+        lo, hi = float(h.min()), float(h.max())
+        h = (h - lo) / (hi - lo) if hi > lo else np.zeros_like(h)
+        rgb = (1 - alpha) * rgb + alpha * colormaps[cmap](h)[..., :3]
+    buf = io.BytesIO()
+    Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8)).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def head_picker(image: Any, maps: torch.Tensor, *, layers: Sequence[int] | None = None, size: int = 144,
+                alpha: float = 0.55, cmap: str = "inferno", mean: bool = True):
+    """A widget to browse ``maps`` ``[layer, head, rows, cols]`` of one image by layer and head.
+
+    The head menu offers each head and, with ``mean=True``, the mean over heads. Returns an
+    ``ipywidgets.VBox``; its ``links`` attribute holds the client-side ``jslink`` s. Each view is
+    min-max scaled on its own (colours compare places within a view, not across views).
+    """
+    import ipywidgets as W
+
+    maps = torch.as_tensor(maps, dtype=torch.float32)
+    if maps.ndim != 4:
+        raise ValueError(f"head_picker expects maps [layer, head, rows, cols] for one image, got {tuple(maps.shape)}")
+    n_l, n_h = maps.shape[:2]
+    if n_l == 0 or n_h == 0:
+        raise ValueError("head_picker got no layers or no heads to show")
+    layers = list(layers) if layers is not None else list(range(n_l))
+    if len(layers) != n_l:
+        raise ValueError(f"{len(layers)} layer labels for {n_l} layers of maps")
+    head_names = [f"head {h}" for h in range(n_h)] + (["mean of heads"] if mean else [])
+    inner = []
+    for i in range(n_l):
+        views = [maps[i, h] for h in range(n_h)] + ([maps[i].mean(0)] if mean else [])
+        pics = [W.Image(value=render_png(image, v, size=size, alpha=alpha, cmap=cmap), format="png",
+                        width=size, height=size) for v in views]
+        inner.append(W.Stack(pics, selected_index=0))
+    outer = W.Stack(inner, selected_index=0)
+    layer_menu = W.Dropdown(options=[(f"layer {layer}", k) for k, layer in enumerate(layers)], value=0,
+                            description="layer", layout=W.Layout(width="180px"))
+    head_menu = W.Dropdown(options=[(name, k) for k, name in enumerate(head_names)], value=0,
+                           description="head", layout=W.Layout(width="220px"))
+    links = [W.jslink((layer_menu, "index"), (outer, "selected_index"))]
+    links += [W.jslink((head_menu, "index"), (stack, "selected_index")) for stack in inner]
+    box = W.VBox([W.HBox([layer_menu, head_menu]), outer])
+    box.links = links
+    return box
+
+
+def state_bytes(widget) -> int:
+    """Bytes of embedded widget state this widget adds to a page (its views and its links)."""
+    from ipywidgets.embed import dependency_state
+
+    state = dependency_state([widget, *getattr(widget, "links", [])])
+    return len(json.dumps(state, default=_bytes_len))
+
+
+def _bytes_len(obj):
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return "x" * int(len(obj) * 4 / 3)  # base64 size in the saved notebook
+    raise TypeError(type(obj).__name__)

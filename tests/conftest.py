@@ -77,3 +77,25 @@ def vit_folder(tmp_path):
     net = make_vit("sdpa", seed=4)
     pre = Preprocessing(size=16, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), channels=3)
     return vn.save(net, tmp_path / "tiny-vit", preprocessing=pre)
+
+
+def vitnotes_hooks(net):
+    """Hooks vitnotes left on a model (transformers installs output-capturing hooks of its own)."""
+    return [fn for m in net.modules() for fn in (*m._forward_hooks.values(), *m._forward_pre_hooks.values())
+            if fn.__module__.startswith("vitnotes")]
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Any attempt to open a network connection fails the test that made it."""
+    import socket
+
+    def refuse(self, address, *args, **kwargs):
+        if self.family == socket.AF_UNIX:
+            return real_connect(self, address, *args, **kwargs)
+        raise AssertionError(f"the test suite tried to reach the network: {address!r}")
+
+    real_connect = socket.socket.connect
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: refuse(socket.socket(), a[:2]))

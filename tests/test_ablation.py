@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import vitnotes as vn
+from conftest import vitnotes_hooks
 
 
 def zero_columns(net, layer, head):
@@ -39,7 +40,7 @@ def test_hooks_removed_even_on_error(vit, pixels):
     with pytest.raises(RuntimeError, match="boom"):
         with vn.ablate(vit, [(0, 0)]):
             raise RuntimeError("boom")
-    assert not any(m._forward_pre_hooks for m in vit.modules())
+    assert not vitnotes_hooks(vit)
 
 
 def test_sweep_equals_manual_losses(vit, pixels):

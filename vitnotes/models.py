@@ -406,7 +406,7 @@ def zoo_names() -> list[str]:
 def _resolve(name: str | Path) -> tuple[str, str]:
     """-> (kind, where): kind is 'zoo', 'folder' or 'hub'."""
     name = str(name)
-    if (ZOO_DIR / name / "config.json").is_file():
+    if "/" not in name and "\\" not in name and name not in (".", "..") and (ZOO_DIR / name / "config.json").is_file():
         return "zoo", str(ZOO_DIR / name)
     path = Path(name).expanduser()
     if path.is_dir():

@@ -1,0 +1,30 @@
+# Two commands on a fresh machine:  `make` (the main job)  and  `make test`.
+# Both create the virtual environment first if needed (idempotent).
+PYTHON     ?= python3
+VENV       ?= .venv
+PY         := $(VENV)/bin/python
+# The CPU build of torch 2.13.0 lies on these machines' disk. Elsewhere use e.g.
+#   make TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+TORCH_SPEC ?= torch==2.13.0
+STAMP      := $(VENV)/.installed
+OFFLINE    := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg
+
+.PHONY: all demo test venv clean
+all: demo
+
+venv: $(STAMP)
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check $(TORCH_SPEC)
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]"
+	touch $@
+
+# The main job: until the book lands, a short demo that writes _build/demo/demo.png.
+demo: $(STAMP)
+	$(OFFLINE) $(PY) -m vitnotes.demo
+
+test: $(STAMP)
+	$(OFFLINE) $(PY) -m pytest -q
+
+clean:
+	rm -rf _build .pytest_cache

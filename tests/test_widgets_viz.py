@@ -1,0 +1,79 @@
+"""The head picker's state holds every (layer, head) view and its client-side links; figures draw."""
+import numpy as np
+import pytest
+import torch
+from ipywidgets.embed import embed_data
+from matplotlib.figure import Figure
+
+import vitnotes as vn
+
+
+@pytest.fixture
+def picker_and_maps(vit, pixels):
+    att = vn.capture(vit, pixels[:1], cls_only=True)
+    maps = att.cls_grids()[:, 0]  # [layer, head, rows, cols]
+    image = np.random.default_rng(0).random((16, 16, 3)).astype(np.float32)
+    return vn.head_picker(image, maps, size=48), maps, image
+
+
+def test_picker_state_holds_every_view_and_links(picker_and_maps):
+    picker, maps, image = picker_and_maps
+    state = embed_data(views=[picker])["manager_state"]["state"]
+    layer_menu, head_menu = picker.children[0].children
+    outer = picker.children[1]
+    assert len(outer.children) == 3
+    pngs = [img.value for stack in outer.children for img in stack.children]
+    assert len(pngs) == 3 * (4 + 1)  # every head plus the mean, per layer
+    assert len(set(pngs)) == len(pngs)  # all views differ
+    assert pngs[0] == vn.widgets.render_png(image, maps[0, 0], size=48)
+    for img in (i for stack in outer.children for i in stack.children):
+        assert img.model_id in state and state[img.model_id]["model_name"] == "ImageModel"
+    links = [s["state"] for s in state.values() if s["model_name"] == "LinkModel"]
+    wanted = {(f"IPY_MODEL_{layer_menu.model_id}", f"IPY_MODEL_{outer.model_id}")}
+    wanted |= {(f"IPY_MODEL_{head_menu.model_id}", f"IPY_MODEL_{s.model_id}") for s in outer.children}
+    got = {(link["source"][0], link["target"][0]) for link in links
+           if link["source"][1] == "index" and link["target"][1] == "selected_index"}
+    assert wanted <= got
+    assert len(layer_menu.options) == 3 and len(head_menu.options) == 5
+
+
+def test_picker_weight_is_measured(picker_and_maps):
+    picker, _, _ = picker_and_maps
+    size = vn.state_bytes(picker)
+    raw = sum(len(i.value) for s in picker.children[1].children for i in s.children)
+    assert raw < size < 4 * raw + 50_000
+
+
+def test_picker_bad_maps():
+    with pytest.raises(ValueError, match=r"\[layer, head, rows, cols\]"):
+        vn.head_picker(np.zeros((8, 8)), torch.rand(2, 4, 4))
+
+
+def test_figures(vit, pixels, tmp_path):
+    att = vn.capture(vit, pixels)
+    image = vn.display_image(pixels[0], vn.models.Preprocessing(16, (0.5,) * 3, (0.5,) * 3, 3))
+    assert image.shape == (16, 16, 3) and 0 <= image.min() and image.max() <= 1
+    figs = [
+        vn.overlay(image, att.cls_grid(-1)[0].mean(0)),
+        vn.layer_strip(image, att.cls_grids()[:, 0].mean(1)),
+        vn.head_grid(image, att.cls_grids()[:, 0]),
+        vn.before_after(image, att.cls_grid(0)[0, 0], att.cls_grid(-1)[0, 0]),
+        vn.metric_by_layer(vn.cls_summary(att), "entropy"),
+    ]
+    axes = [len(f.axes) for f in figs]
+    assert all(isinstance(f, Figure) for f in figs)
+    assert axes[:3] == [2, 3, 12] and axes[3] == 4  # before, after, difference + its colour bar
+    for i, f in enumerate(figs):
+        f.savefig(tmp_path / f"{i}.png")
+        assert (tmp_path / f"{i}.png").stat().st_size > 1000
+
+
+def test_figure_errors():
+    with pytest.raises(ValueError, match="2-D"):
+        vn.overlay(np.zeros((8, 8)), torch.rand(2, 2, 2))
+    with pytest.raises(ValueError, match="differ in shape"):
+        vn.before_after(np.zeros((8, 8)), torch.rand(2, 2), torch.rand(4, 4))
+    with pytest.raises(ValueError, match="column 'nope'"):
+        import pandas as pd
+
+        vn.metric_by_layer(pd.DataFrame({"layer": [0]}), "nope")

@@ -2,9 +2,10 @@
 
 Every (layer, head) view is rendered once to a small PNG and held in an ipywidgets ``Stack``;
 two ``Dropdown`` s are ``jslink`` ed to the stacks' ``selected_index`` so the browser switches
-views by itself. Weight: ``layers x (heads + 1)`` PNGs of ``size`` pixels, roughly 2-6 KB each
-at the default 144 px (a 12 x 12 model: about 0.5-1 MB of widget state); ``state_bytes``
-measures it. Introduced in notebook 02 (heads).
+views by itself. Weight: ``layers x (heads + 1)`` PNGs of ``size`` pixels with a 64-colour
+palette, about 4-5 KB each at the default 144 px, so a 12 x 12 model's picker adds about
+0.8-0.9 MB to its page (measured on random-weight maps, which compress worst; 24-bit PNGs
+would be 3.5x that). ``state_bytes`` measures a picker. Introduced in notebook 02 (heads).
 """
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ __all__ = ["head_picker", "render_png", "state_bytes"]
 
 
 def render_png(image: Any, heat: torch.Tensor | None, *, size: int = 144, alpha: float = 0.55,
-               cmap: str = "inferno") -> bytes:
-    """A map over its image as PNG bytes, ``size`` pixels square (nearest upsampling)."""
+               cmap: str = "inferno", colors: int | None = 64) -> bytes:
+    """A map over its image as PNG bytes, ``size`` pixels square (nearest upsampling), with an
+    adaptive palette of ``colors`` colours (None: full 24-bit colour)."""
     img = display_image(image)
     rgb = np.repeat(img[..., None], 3, -1) if img.ndim == 2 else img[..., :3]
     pil = Image.fromarray((rgb * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR)
@@ -35,7 +37,10 @@ def render_png(image: Any, heat: torch.Tensor | None, *, size: int = 144, alpha:
         h = (h - lo) / (hi - lo) if hi > lo else np.zeros_like(h)
         rgb = (1 - alpha) * rgb + alpha * colormaps[cmap](h)[..., :3]
     buf = io.BytesIO()
-    Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8)).save(buf, format="PNG", optimize=True)
+    out = Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+    if colors:  # an adaptive palette: a few times smaller than 24-bit PNG, hard to tell apart
+        out = out.quantize(colors=colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    out.save(buf, format="PNG", optimize=True)
     return buf.getvalue()
 
 

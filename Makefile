@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP      := $(VENV)/.installed
 OFFLINE    := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg
 
-.PHONY: all demo test venv clean
+.PHONY: all demo test venv browser clean
 all: demo
 
 venv: $(STAMP)
@@ -19,11 +19,24 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]"
 	touch $@
 
+# The static pages' widget manager (served by the pages themselves) and a headless browser
+# for the tests that open them: npm's lock file pins the bundle; Debian's chromium when root.
+EMBED_JS := node_modules/@jupyter-widgets/html-manager/dist/embed.js
+$(EMBED_JS): package.json package-lock.json
+	npm ci --silent --no-audit --no-fund
+	touch $@
+
+browser: $(EMBED_JS)
+	@command -v chromium >/dev/null || test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }; \
+	  else echo "chromium is missing: sudo apt-get install chromium (the browser test will be skipped)"; fi; }
+
 # The main job: until the book lands, a short demo that writes _build/demo/demo.png.
 demo: $(STAMP)
 	$(OFFLINE) $(PY) -m vitnotes.demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(OFFLINE) $(PY) -m pytest -q
 
 clean:

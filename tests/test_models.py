@@ -62,13 +62,32 @@ def test_grey_model_converts_colour_to_luminance(tmp_path):
     assert x.shape == (1, 1, 16, 16) and torch.allclose(x, torch.ones_like(x))
 
 
-def test_crop_pct_resizes_short_side_then_crops():
-    pre = models.Preprocessing(size=8, mean=(0,) * 3, std=(1,) * 3, channels=3, crop_pct=0.5)
+def test_short_side_resize_then_centre_crop():
+    pre = models.Preprocessing(size=8, mean=(0,) * 3, std=(1,) * 3, channels=3, resize=("short", 16))
     img = np.zeros((32, 64, 3), np.uint8)
     img[12:20, 28:36] = 255  # a white square in the centre
     x = pre(img)
     assert x.shape == (1, 3, 8, 8)
     assert x[0, :, 2:6, 2:6].min() > 0.8 and x[0, :, 0, 0].max() < 0.1
+
+
+@pytest.mark.parametrize("recipe,expected", [
+    # google/vit-base-patch16-224: stretch to 224
+    ({"size": {"height": 224, "width": 224}, "image_mean": [0.5] * 3, "image_std": [0.5] * 3},
+     (224, ("square", 224))),
+    # facebook/deit-*-224: stretch to 256, crop 224
+    ({"size": {"height": 256, "width": 256}, "do_center_crop": True, "crop_size": {"height": 224, "width": 224}},
+     (224, ("square", 256))),
+    # microsoft/resnet-50: short side to 224 / 0.875 = 256, crop 224
+    ({"size": {"shortest_edge": 224}, "crop_pct": 0.875}, (224, ("short", 256))),
+])
+def test_hub_recipes(recipe, expected):
+    geom = vn.Geometry("vit", 1, 1, 1, 1, 16, 224, 3, 1)
+    pre = models.Preprocessing.from_dict(recipe, geom)
+    assert (pre.size, pre.resize) == expected
+    assert pre(np.zeros((300, 400, 3), np.uint8)).shape == (1, 3, 224, 224)
+    again = models.Preprocessing.from_dict(pre.to_dict(), geom)
+    assert again == pre
 
 
 def test_save_is_atomic_and_replaces(vit_folder, tmp_path):

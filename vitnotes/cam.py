@@ -37,13 +37,15 @@ def gradcam(
     pixel_values = check_pixel_values(pixel_values, geom)
     if geom.kind == "cnn":
         module = _cnn_stages(net)[geom.layer(stage)]
-        to_map = lambda act: act  # noqa: E731  [batch, C, h, w]
+        grid = None  # a stage's output is already [batch, C, h, w]
     else:
         module = _vit_layers(net)[geom.layer(layer)].layernorm_before
-        gh, gw = geom.grid_for(*pixel_values.shape[-2:])
+        grid = geom.grid_for(*pixel_values.shape[-2:])
 
-        def to_map(act):  # [batch, T, C] -> [batch, C, rows, cols]
-            return act[:, geom.prefix :].transpose(1, 2).reshape(act.shape[0], -1, gh, gw)
+    def to_map(act: torch.Tensor) -> torch.Tensor:  # ViT tokens [batch, T, C] -> [batch, C, rows, cols]
+        if grid is None:
+            return act
+        return act[:, geom.prefix :].transpose(1, 2).reshape(act.shape[0], -1, *grid)
 
     kept = {}
 

@@ -8,7 +8,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -126,6 +126,15 @@ def _cnn_stages(net: torch.nn.Module):
     return getattr(encoder, "stages", None)
 
 
+def _square(value: Any, what: str) -> int:
+    """An int from a config entry that may be a (height, width) pair; vitnotes needs square ones."""
+    if isinstance(value, (list, tuple)):
+        if len(set(value)) != 1:
+            raise ValueError(f"{what} {tuple(value)} is not square; vitnotes supports square images and patches")
+        value = value[0]
+    return int(value)
+
+
 def geometry(net: torch.nn.Module) -> Geometry:
     """Geometry of a transformers image model (ViT / DeiT / ResNet family)."""
     if isinstance(net, Model):
@@ -146,8 +155,8 @@ def geometry(net: torch.nn.Module) -> Geometry:
             heads=heads,
             head_dim=head_dim,
             hidden=cfg.hidden_size,
-            patch_size=int(cfg.patch_size),
-            image_size=int(cfg.image_size),
+            patch_size=_square(cfg.patch_size, "patch_size"),
+            image_size=_square(cfg.image_size, "image_size"),
             channels=int(cfg.num_channels),
             prefix=prefix,
         )
@@ -160,7 +169,7 @@ def geometry(net: torch.nn.Module) -> Geometry:
             head_dim=0,
             hidden=int(cfg.hidden_sizes[-1]),
             patch_size=None,
-            image_size=int(getattr(cfg, "image_size", 224) or 224),
+            image_size=_square(getattr(cfg, "image_size", 224) or 224, "image_size"),
             channels=int(cfg.num_channels),
         )
     raise TypeError(
@@ -172,43 +181,59 @@ def geometry(net: torch.nn.Module) -> Geometry:
 # --------------------------------------------------------------------------- preprocessing
 @dataclass(frozen=True)
 class Preprocessing:
-    """How images become ``pixel_values``: resize (+ centre crop), scale to [0, 1], normalise.
+    """How images become ``pixel_values``: resize, centre crop to ``size``, scale to [0, 1], normalise.
 
-    Read from the checkpoint's ``preprocessor_config.json`` (the same fields the transformers
-    image processors use), so hub models get their own recipe.
+    ``resize`` is ``("square", s)`` (stretch to s x s) or ``("short", s)`` (short side to s, aspect
+    kept); then the centre ``size x size`` is cropped when the resized image is larger. Read from
+    a checkpoint's ``preprocessor_config.json`` (the fields transformers' image processors use:
+    ``size``, ``crop_size``/``do_center_crop``, ``crop_pct``, ``image_mean``, ``image_std``,
+    ``resample``), so hub models get their own recipe: ViT stretches to 224, DeiT to 256 and
+    crops 224, ResNet-50 takes the short side to 256 and crops 224.
     """
 
     size: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
     channels: int
-    crop_pct: float | None = None
+    resize: tuple[str, int] | None = None  # None: ("square", size)
     resample: int = Image.BICUBIC
 
     @classmethod
     def from_dict(cls, d: dict, geom: Geometry) -> "Preprocessing":
         size = d.get("size", geom.image_size)
-        crop_pct = d.get("crop_pct")
-        if isinstance(size, dict):
-            size = size.get("height") or size.get("shortest_edge") or geom.image_size
+        if isinstance(size, dict) and "shortest_edge" in size:
+            resize = ("short", int(size["shortest_edge"]))
+        elif isinstance(size, dict):
+            resize = ("square", int(size.get("height") or size.get("width") or geom.image_size))
+        else:
+            resize = ("square", int(size))
+        final = resize[1]
+        crop = d.get("crop_size")
+        if d.get("do_center_crop") and crop:
+            final = int(crop["height"] if isinstance(crop, dict) else crop)
+        elif d.get("crop_pct"):  # ConvNeXt-style recipe (ResNet-50): short side to size / crop_pct, crop size
+            resize = ("short", int(math.floor(resize[1] / d["crop_pct"])))
         c = geom.channels
         mean = tuple(d.get("image_mean", [0.5] * c))
         std = tuple(d.get("image_std", [0.5] * c))
-        if len(mean) != c or len(std) != c:
-            mean, std = (mean[:1] * c, std[:1] * c) if c in (1, 3) else (mean, std)
-        return cls(int(size), mean, std, c, crop_pct, int(d.get("resample", Image.BICUBIC)))
+        if len(mean) != c:  # e.g. an RGB recipe for a grey model: average; a grey one for RGB: repeat
+            mean, std = ((sum(mean) / len(mean),) * c, (sum(std) / len(std),) * c)
+        return cls(final, mean, std, c, resize, int(d.get("resample", Image.BICUBIC)))
 
     def to_dict(self) -> dict:
+        """A ``preprocessor_config.json`` in transformers' field names; ``from_dict`` reads it back exactly."""
+        kind, side = self.resize or ("square", self.size)
         return {
-            "size": {"height": self.size, "width": self.size},
-            "image_mean": list(self.mean),
-            "image_std": list(self.std),
-            "crop_pct": self.crop_pct,
-            "resample": self.resample,
+            "image_processor_type": "ViTImageProcessor",
             "do_resize": True,
+            "size": {"shortest_edge": side} if kind == "short" else {"height": side, "width": side},
+            "do_center_crop": side != self.size,
+            "crop_size": {"height": self.size, "width": self.size},
             "do_rescale": True,
             "do_normalize": True,
-            "image_processor_type": "ViTImageProcessor",
+            "image_mean": list(self.mean),
+            "image_std": list(self.std),
+            "resample": self.resample,
         }
 
     def __call__(self, images: Any) -> torch.Tensor:
@@ -227,16 +252,19 @@ class Preprocessing:
 
     def _one(self, img: Any, i: int) -> torch.Tensor:
         pil = to_pil(img, self.channels, where=f"image {i}")
+        kind, side = self.resize or ("square", self.size)
         w, h = pil.size
-        if self.crop_pct:  # resize the short side to size / crop_pct, then centre crop
-            short = int(math.floor(self.size / self.crop_pct))
-            scale = short / min(w, h)
-            pil = pil.resize((max(self.size, round(w * scale)), max(self.size, round(h * scale))), self.resample)
-            w, h = pil.size
+        if kind == "short":
+            scale = side / min(w, h)
+            pil = pil.resize((max(side, round(w * scale)), max(side, round(h * scale))), self.resample)
+        else:
+            pil = pil.resize((side, side), self.resample)
+        w, h = pil.size
+        if (w, h) != (self.size, self.size):
+            if min(w, h) < self.size:
+                raise ValueError(f"resizing to {side} gives {w}x{h}, smaller than the crop {self.size}")
             left, top = (w - self.size) // 2, (h - self.size) // 2
             pil = pil.crop((left, top, left + self.size, top + self.size))
-        else:
-            pil = pil.resize((self.size, self.size), self.resample)
         x = np.asarray(pil, dtype=np.float32) / 255.0
         x = x[..., None] if x.ndim == 2 else x
         x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
@@ -502,8 +530,8 @@ def _load_error(name: str | Path, kind: str, err: Exception) -> Exception:
     if kind == "hub":
         return OSError(
             f"could not load hub model {name!r} ({msg}). Offline (HF_HUB_OFFLINE=1 or no network) only models "
-            "already in the Hugging Face cache load; go online once, or pass a local folder or a zoo name "
-            f"({', '.join(zoo_names()) or 'none installed yet'})"
+            "already in the Hugging Face cache load: go online once, or pass a local folder or a zoo name "
+            f"({', '.join(zoo_names()) or 'none installed yet'}); online, check the id on huggingface.co"
         )
     return ValueError(
         f"could not load the weights in {name!r} ({msg}); the checkpoint is missing or corrupt: "
@@ -539,9 +567,3 @@ def save(model: Model | torch.nn.Module, folder: str | Path, preprocessing: Prep
         raise
     return folder
 
-
-def labels_of(model: Any) -> Sequence[str]:
-    if isinstance(model, Model):
-        return model.labels
-    cfg = model.config
-    return [str(cfg.id2label.get(i, i)) for i in range(cfg.num_labels)]

@@ -59,10 +59,15 @@ def test_figures(vit, pixels, tmp_path):
         vn.head_grid(image, att.cls_grids()[:, 0]),
         vn.before_after(image, att.cls_grid(0)[0, 0], att.cls_grid(-1)[0, 0]),
         vn.metric_by_layer(vn.cls_summary(att), "entropy"),
+        vn.layer_strip(image, att.cls_grids()[:, 0].mean(1), shared=True),
+        vn.head_grid(image, att.cls_grids()[:, 0], shared=True),
     ]
     axes = [len(f.axes) for f in figs]
     assert all(isinstance(f, Figure) for f in figs)
-    assert axes[:3] == [2, 3, 12] and axes[3] == 4  # before, after, difference + its colour bar
+    assert axes[:4] == [3, 3, 12, 4]  # colour bars: overlay's, and before/after's difference
+    assert axes[5:] == [3 + 1, 12 + 1]  # shared scale: one colour bar
+    strip = figs[5].axes[0].images[1]
+    assert strip.get_clim() == (0.0, float(att.cls_grids()[:, 0].mean(1).max()))
     for i, f in enumerate(figs):
         f.savefig(tmp_path / f"{i}.png")
         assert (tmp_path / f"{i}.png").stat().st_size > 1000

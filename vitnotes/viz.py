@@ -52,30 +52,43 @@ def upsample(heat: torch.Tensor, size: tuple[int, int], smooth: bool = False) ->
     return F.interpolate(h[None, None], size=size, **mode)[0, 0].numpy()
 
 
-def _draw(ax, image: np.ndarray, heat: Any, alpha: float, cmap: str, smooth: bool, title: str | None) -> None:
+def _draw(ax, image: np.ndarray, heat: Any, alpha: float, cmap: str, smooth: bool, title: str | None,
+          vmax: float | None = None):
+    """Image, then the map over it: scaled to its own min..max, or to 0..vmax when given."""
     ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
+    im = None
     if heat is not None:
-        ax.imshow(upsample(heat, image.shape[:2], smooth), cmap=cmap, alpha=alpha)
+        im = ax.imshow(upsample(heat, image.shape[:2], smooth), cmap=cmap, alpha=alpha,
+                       vmin=None if vmax is None else 0.0, vmax=vmax)
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
         ax.set_title(title, fontsize=9)
+    return im
+
+
+def _shared_max(maps: torch.Tensor, shared: bool) -> float | None:
+    return float(maps.max()) if shared else None
 
 
 def overlay(image: Any, heat: torch.Tensor, *, title: str | None = None, alpha: float = 0.55,
             cmap: str = "inferno", smooth: bool = False, size: float = 3.0) -> Figure:
-    """One map drawn over its image (left: the image, right: the overlay)."""
+    """One map drawn over its image (left: the image, right: the overlay, with its colour bar)."""
     img = display_image(image)
-    fig = Figure(figsize=(2 * size, size), layout="constrained")
+    fig = Figure(figsize=(2 * size + 0.6, size), layout="constrained")
     axes = fig.subplots(1, 2)
     _draw(axes[0], img, None, alpha, cmap, smooth, "image")
-    _draw(axes[1], img, heat, alpha, cmap, smooth, title or "map")
+    fig.colorbar(_draw(axes[1], img, heat, alpha, cmap, smooth, title or "map"), ax=axes[1], shrink=0.8)
     return fig
 
 
 def layer_strip(image: Any, maps: torch.Tensor, *, labels: Sequence[str] | None = None, alpha: float = 0.55,
-                cmap: str = "inferno", smooth: bool = False, size: float = 1.8) -> Figure:
-    """Maps ``[n, rows, cols]`` (one per layer) side by side over the same image."""
+                cmap: str = "inferno", smooth: bool = False, shared: bool = False, size: float = 1.8) -> Figure:
+    """Maps ``[n, rows, cols]`` (one per layer) side by side over the same image.
+
+    By default each panel spans its own colour range (shows where, not how much: nearly
+    uniform maps look busy); ``shared=True`` puts every panel on one 0..max scale with a colour bar.
+    """
     maps = torch.as_tensor(maps)
     if maps.ndim != 3:
         raise ValueError(f"layer_strip expects maps [n, rows, cols], got shape {tuple(maps.shape)}")
@@ -83,14 +96,18 @@ def layer_strip(image: Any, maps: torch.Tensor, *, labels: Sequence[str] | None 
     img = display_image(image)
     fig = Figure(figsize=(size * len(maps), size + 0.3), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(maps)))
+    vmax = _shared_max(maps, shared)
     for ax, m, label in zip(axes, maps, labels):
-        _draw(ax, img, m, alpha, cmap, smooth, label)
+        im = _draw(ax, img, m, alpha, cmap, smooth, label, vmax)
+    if shared:
+        fig.colorbar(im, ax=list(axes), shrink=0.8)
     return fig
 
 
 def head_grid(image: Any, maps: torch.Tensor, *, layers: Sequence[int] | None = None, alpha: float = 0.6,
-              cmap: str = "inferno", smooth: bool = False, size: float = 1.0) -> Figure:
-    """Maps ``[layer, head, rows, cols]`` (or ``[head, rows, cols]``) as a grid: a row per layer."""
+              cmap: str = "inferno", smooth: bool = False, shared: bool = False, size: float = 1.0) -> Figure:
+    """Maps ``[layer, head, rows, cols]`` (or ``[head, rows, cols]``) as a grid: a row per layer.
+    Colour ranges as in ``layer_strip`` (``shared=True``: one scale and a colour bar)."""
     maps = torch.as_tensor(maps)
     if maps.ndim == 3:
         maps = maps[None]
@@ -101,10 +118,13 @@ def head_grid(image: Any, maps: torch.Tensor, *, layers: Sequence[int] | None = 
     img = display_image(image)
     fig = Figure(figsize=(size * n_h + 0.5, size * n_l + 0.3), layout="constrained")
     axes = np.asarray(fig.subplots(n_l, n_h, squeeze=False))
+    vmax = _shared_max(maps, shared)
     for i in range(n_l):
         for j in range(n_h):
-            _draw(axes[i, j], img, maps[i, j], alpha, cmap, smooth, f"h{j}" if i == 0 else None)
+            im = _draw(axes[i, j], img, maps[i, j], alpha, cmap, smooth, f"h{j}" if i == 0 else None, vmax)
         axes[i, 0].set_ylabel(f"L{layers[i]}", fontsize=9)
+    if shared:
+        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6)
     return fig
 
 

@@ -121,8 +121,9 @@ def attention_flow(
     through the layered graph whose edge ``j (layer l-1) -> i (layer l)`` has capacity
     ``A_l[i, j]`` (the residual-augmented, head-fused attention). Returns ``[batch, T]``.
 
-    Uses scipy's max-flow on integer capacities (weights times ``scale``). Tractable for short
-    token sequences (the 7x7 zoo grid: 50 tokens); longer ones raise with a pointer to rollout.
+    Uses scipy's max-flow on integer capacities (weights times ``scale``), one max-flow per input
+    token. Measured on 2 CPU cores, 12 layers, per image: 50 tokens (7x7 grid) 0.1 s, 197 tokens
+    (14x14) 2.6 s. Graphs over ``MAX_FLOW_EDGES`` edges raise with a pointer to rollout.
     """
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import maximum_flow

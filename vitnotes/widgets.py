@@ -3,9 +3,10 @@
 Every (layer, head) view is rendered once to a small PNG and held in an ipywidgets ``Stack``;
 two ``Dropdown`` s are ``jslink`` ed to the stacks' ``selected_index`` so the browser switches
 views by itself. Weight: ``layers x (heads + 1)`` PNGs of ``size`` pixels with a 64-colour
-palette, about 4-5 KB each at the default 144 px, so a 12 x 12 model's picker adds about
-0.8-0.9 MB to its page (measured on random-weight maps, which compress worst; 24-bit PNGs
-would be 3.5x that). ``state_bytes`` measures a picker. Introduced in notebook 02 (heads).
+palette (24-bit PNGs would be about 3.5x larger). Measured for a 12 x 12 model at the default
+144 px: about 0.8-0.9 MB of page per picker on a 28 px Fashion-MNIST-sized image, 1.7 MB on a
+224 px photo (``state_bytes``, base64 included); ``size=112`` cuts that by about a third.
+Introduced in notebook 02 (heads).
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ def by_hand(net, pixels):
     cfg = net.config
     h, d = cfg.num_attention_heads, cfg.hidden_size // cfg.num_attention_heads
     out = []
-    for i, block in enumerate(net.vit.layers):
+    for i, block in enumerate(net.base_model.layers):
         x = torch.nn.functional.layer_norm(hidden[i], (cfg.hidden_size,), block.layernorm_before.weight,
                                            block.layernorm_before.bias, cfg.layer_norm_eps)
         att = block.attention
@@ -83,10 +83,11 @@ def test_deit_has_two_prefix_tokens(deit, pixels):
     att = vn.capture(deit, pixels)
     assert vn.geometry(deit).prefix == 2
     assert att.probs.shape == (2, 3, 4, 18, 18)
-    assert att.cls_grid(-1).shape == (3, 4, 4, 4)
-    with torch.no_grad():
-        ref = torch.stack(deit(pixels, output_attentions=False, output_hidden_states=True).hidden_states)
-    assert ref.shape[2] == 18
+    assert torch.allclose(att.probs, by_hand(deit, pixels), atol=1e-5, rtol=0)
+    grid = att.cls_grid(-1)
+    assert grid.shape == (3, 4, 4, 4)
+    row = att.probs[-1, :, :, 0, 2:]  # CLS and distillation token dropped
+    assert torch.allclose(grid.flatten(-2), row / row.sum(-1, keepdim=True), atol=1e-6)
 
 
 def test_early_stop_leaves_model_usable(vit, pixels):

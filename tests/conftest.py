@@ -17,7 +17,7 @@ from transformers import (  # noqa: E402
 )
 
 import vitnotes as vn  # noqa: E402
-from vitnotes.models import Preprocessing  # noqa: E402
+from vitnotes import Preprocessing  # noqa: E402
 
 LABELS = {i: f"c{i}" for i in range(5)}
 

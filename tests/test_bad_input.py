@@ -1,12 +1,11 @@
 """Bad input to every public function raises a clear error that names the fix."""
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
 import vitnotes as vn
 from conftest import vitnotes_hooks
-from vitnotes.models import Preprocessing
+from vitnotes import Preprocessing
 
 PRE = Preprocessing(size=16, mean=(0.5,) * 3, std=(0.5,) * 3, channels=3)
 X = torch.randn(2, 3, 16, 16)

@@ -37,7 +37,7 @@ def test_cnn_geometry(resnet):
     g = vn.geometry(resnet)
     assert g.kind == "cnn" and g.layers == 2 and g.heads == 0
     with pytest.raises(ValueError, match="no patch grid"):
-        g.grid
+        _ = g.grid
 
 
 def test_preprocess_modes_and_sizes(vit_folder):
@@ -56,14 +56,14 @@ def test_grey_model_converts_colour_to_luminance(tmp_path):
     from conftest import make_vit
 
     net = make_vit(num_channels=1)
-    pre = models.Preprocessing(size=16, mean=(0.5,), std=(0.5,), channels=1)
+    pre = vn.Preprocessing(size=16, mean=(0.5,), std=(0.5,), channels=1)
     m = vn.load(vn.save(net, tmp_path / "grey", preprocessing=pre))
     x = m.preprocess(Image.new("RGB", (28, 28), (255, 255, 255)))
     assert x.shape == (1, 1, 16, 16) and torch.allclose(x, torch.ones_like(x))
 
 
 def test_short_side_resize_then_centre_crop():
-    pre = models.Preprocessing(size=8, mean=(0,) * 3, std=(1,) * 3, channels=3, resize=("short", 16))
+    pre = vn.Preprocessing(size=8, mean=(0,) * 3, std=(1,) * 3, channels=3, resize=("short", 16))
     img = np.zeros((32, 64, 3), np.uint8)
     img[12:20, 28:36] = 255  # a white square in the centre
     x = pre(img)
@@ -83,10 +83,10 @@ def test_short_side_resize_then_centre_crop():
 ])
 def test_hub_recipes(recipe, expected):
     geom = vn.Geometry("vit", 1, 1, 1, 1, 16, 224, 3, 1)
-    pre = models.Preprocessing.from_dict(recipe, geom)
+    pre = vn.Preprocessing.from_dict(recipe, geom)
     assert (pre.size, pre.resize) == expected
     assert pre(np.zeros((300, 400, 3), np.uint8)).shape == (1, 3, 224, 224)
-    again = models.Preprocessing.from_dict(pre.to_dict(), geom)
+    again = vn.Preprocessing.from_dict(pre.to_dict(), geom)
     assert again == pre
 
 

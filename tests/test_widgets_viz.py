@@ -51,7 +51,7 @@ def test_picker_bad_maps():
 
 def test_figures(vit, pixels, tmp_path):
     att = vn.capture(vit, pixels)
-    image = vn.display_image(pixels[0], vn.models.Preprocessing(16, (0.5,) * 3, (0.5,) * 3, 3))
+    image = vn.display_image(pixels[0], vn.Preprocessing(16, (0.5,) * 3, (0.5,) * 3, 3))
     assert image.shape == (16, 16, 3) and 0 <= image.min() and image.max() <= 1
     figs = [
         vn.overlay(image, att.cls_grid(-1)[0].mean(0)),

@@ -21,6 +21,7 @@ from .metrics import (
     normalized_entropy,
     topk_share,
 )
+from .images import Preprocessing
 from .models import Geometry, Model, geometry, load, save, zoo_names
 from .rollout import attention_flow, eager_attention, fuse_heads, gradient_rollout, rollout, rollout_grid
 from .viz import before_after, display_image, head_grid, layer_strip, metric_by_layer, overlay
@@ -57,7 +58,7 @@ def setup(seed: int = 0, threads: int | None = None, style: bool = True) -> dict
 
 
 __all__ = [
-    "Attention", "Geometry", "Model",
+    "Attention", "Geometry", "Model", "Preprocessing",
     "ablate", "attention_flow", "before_after", "by_layer", "capture", "cls_summary", "display_image",
     "eager_attention", "entropy", "evaluate_loss", "fuse_heads", "geometry", "gradcam", "gradient_rollout",
     "head_grid", "head_picker", "layer_strip", "load", "mask_coverage", "mask_mass", "mean_attention_distance",

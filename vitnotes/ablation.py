@@ -96,7 +96,7 @@ def evaluate_loss(model: Any, pixel_values: torch.Tensor, targets: Any, *, loss:
     kind = _loss_kind(net, loss)
     t = _check_targets(targets, pixel_values.shape[0], kind)
     total = 0.0
-    for x, y in zip(pixel_values.split(batch_size), t.split(batch_size)):
+    for x, y in zip(pixel_values.split(batch_size), t.split(batch_size), strict=True):
         logits = forward(net, x).logits.double().cpu()
         if kind == "ce":
             total += F.cross_entropy(logits, y, reduction="sum").item()

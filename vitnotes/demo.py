@@ -24,7 +24,7 @@ def build_figure() -> tuple[Figure, dict]:
     cfg = ViTConfig(image_size=64, patch_size=8, num_channels=3, hidden_size=96, num_hidden_layers=6,
                     num_attention_heads=6, intermediate_size=192, num_labels=10)
     net = ViTForImageClassification(cfg).eval()  # random weights, SDPA attention
-    pre = vn.models.Preprocessing(size=64, mean=(0.5,) * 3, std=(0.5,) * 3, channels=3)
+    pre = vn.Preprocessing(size=64, mean=(0.5,) * 3, std=(0.5,) * 3, channels=3)
     image = data.chelsea()
     x = pre(image)
     att = vn.capture(net, x)  # [layer, batch, head, query, key]
@@ -38,7 +38,7 @@ def build_figure() -> tuple[Figure, dict]:
     axes = fig.subplots(1, len(strip) + 3)
     panels = [(None, "image")] + [(m, f"CLS attn L{i}\nH={table.entropy_norm[i]:.2f} log N") for i, m in
                                   enumerate(strip)] + [(roll, "rollout"), (cam, "ViT Grad-CAM")]
-    for ax, (heat, title) in zip(axes, panels):
+    for ax, (heat, title) in zip(axes, panels, strict=True):
         vn.viz._draw(ax, shown, heat, 0.55, "inferno", False, title)
     fig.suptitle("vitnotes demo: a ViT with RANDOM weights (the trained zoo comes with the book)", fontsize=10)
     return fig, {"layers": len(strip), "entropy_norm_last": float(table.entropy_norm.iloc[-1])}

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from .models import Preprocessing, to_pil
+from .images import Preprocessing, to_pil
 
 __all__ = ["display_image", "upsample", "overlay", "layer_strip", "head_grid", "before_after", "metric_by_layer"]
 
@@ -92,12 +92,14 @@ def layer_strip(image: Any, maps: torch.Tensor, *, labels: Sequence[str] | None 
     maps = torch.as_tensor(maps)
     if maps.ndim != 3:
         raise ValueError(f"layer_strip expects maps [n, rows, cols], got shape {tuple(maps.shape)}")
-    labels = labels or [f"layer {i}" for i in range(len(maps))]
+    labels = list(labels) if labels is not None else [f"layer {i}" for i in range(len(maps))]
+    if len(labels) != len(maps):
+        raise ValueError(f"{len(labels)} labels for {len(maps)} maps; give one label per map")
     img = display_image(image)
     fig = Figure(figsize=(size * len(maps), size + 0.3), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(maps)))
     vmax = _shared_max(maps, shared)
-    for ax, m, label in zip(axes, maps, labels):
+    for ax, m, label in zip(axes, maps, labels, strict=True):
         im = _draw(ax, img, m, alpha, cmap, smooth, label, vmax)
     if shared:
         fig.colorbar(im, ax=list(axes), shrink=0.8)

@@ -1,0 +1,177 @@
+"""Images in, ``pixel_values`` out: validation of image modes, dtypes and ranges, and the
+resize / crop / normalise recipe a checkpoint ships. Introduced in notebook 00.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+if TYPE_CHECKING:
+    from .models import Geometry
+
+__all__ = ["Preprocessing", "to_pil"]
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How images become ``pixel_values``: resize, centre crop to ``size``, scale to [0, 1], normalise.
+
+    ``resize`` is ``("square", s)`` (stretch to s x s) or ``("short", s)`` (short side to s, aspect
+    kept); then the centre ``size x size`` is cropped when the resized image is larger. Read from
+    a checkpoint's ``preprocessor_config.json`` (the fields transformers' image processors use:
+    ``size``, ``crop_size``/``do_center_crop``, ``crop_pct``, ``image_mean``, ``image_std``,
+    ``resample``), so hub models get their own recipe: ViT stretches to 224, DeiT to 256 and
+    crops 224, ResNet-50 takes the short side to 256 and crops 224.
+    """
+
+    size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    channels: int
+    resize: tuple[str, int] | None = None  # None: ("square", size)
+    resample: int = Image.BICUBIC
+
+    @classmethod
+    def from_dict(cls, d: dict, geom: Geometry) -> "Preprocessing":
+        size = d.get("size", geom.image_size)
+        if isinstance(size, dict) and "shortest_edge" in size:
+            resize = ("short", int(size["shortest_edge"]))
+        elif isinstance(size, dict):
+            resize = ("square", int(size.get("height") or size.get("width") or geom.image_size))
+        else:
+            resize = ("square", int(size))
+        final = resize[1]
+        crop = d.get("crop_size")
+        if d.get("do_center_crop") and crop:
+            final = int(crop["height"] if isinstance(crop, dict) else crop)
+        elif d.get("crop_pct"):  # ConvNeXt-style recipe (ResNet-50): short side to size / crop_pct, crop size
+            resize = ("short", int(math.floor(resize[1] / d["crop_pct"])))
+        c = geom.channels
+        mean = tuple(d.get("image_mean", [0.5] * c))
+        std = tuple(d.get("image_std", [0.5] * c))
+        if len(mean) != c:  # e.g. an RGB recipe for a grey model: average; a grey one for RGB: repeat
+            mean, std = ((sum(mean) / len(mean),) * c, (sum(std) / len(std),) * c)
+        return cls(final, mean, std, c, resize, int(d.get("resample", Image.BICUBIC)))
+
+    def to_dict(self) -> dict:
+        """A ``preprocessor_config.json`` in transformers' field names; ``from_dict`` reads it back exactly."""
+        kind, side = self.resize or ("square", self.size)
+        return {
+            "image_processor_type": "ViTImageProcessor",
+            "do_resize": True,
+            "size": {"shortest_edge": side} if kind == "short" else {"height": side, "width": side},
+            "do_center_crop": side != self.size,
+            "crop_size": {"height": self.size, "width": self.size},
+            "do_rescale": True,
+            "do_normalize": True,
+            "image_mean": list(self.mean),
+            "image_std": list(self.std),
+            "resample": self.resample,
+        }
+
+    def __call__(self, images: Any) -> torch.Tensor:
+        """PIL image(s) or numpy array(s) -> float32 ``pixel_values`` of shape (batch, C, size, size)."""
+        if isinstance(images, (Image.Image, np.ndarray)):
+            images = [images]
+        if isinstance(images, torch.Tensor):
+            raise TypeError(
+                "preprocess takes PIL images or numpy arrays; a torch tensor is taken to be "
+                "pixel_values already and can be passed to vn functions directly"
+            )
+        images = list(images)
+        if not images:
+            raise ValueError("empty batch: pass at least one image")
+        return torch.stack([self._one(img, i) for i, img in enumerate(images)])
+
+    def _one(self, img: Any, i: int) -> torch.Tensor:
+        pil = to_pil(img, self.channels, where=f"image {i}")
+        kind, side = self.resize or ("square", self.size)
+        w, h = pil.size
+        if kind == "short":
+            scale = side / min(w, h)
+            pil = pil.resize((max(side, round(w * scale)), max(side, round(h * scale))), self.resample)
+        else:
+            pil = pil.resize((side, side), self.resample)
+        w, h = pil.size
+        if (w, h) != (self.size, self.size):
+            if min(w, h) < self.size:
+                raise ValueError(f"resizing to {side} gives {w}x{h}, smaller than the crop {self.size}")
+            left, top = (w - self.size) // 2, (h - self.size) // 2
+            pil = pil.crop((left, top, left + self.size, top + self.size))
+        x = np.asarray(pil, dtype=np.float32) / 255.0
+        x = x[..., None] if x.ndim == 2 else x
+        x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+
+
+_OK_MODES = {"L": 1, "RGB": 3}
+
+
+def to_pil(img: Any, channels: int, where: str = "image") -> Image.Image:
+    """Validate one image and return it as a PIL image with ``channels`` channels (1 -> L, 3 -> RGB).
+
+    Accepted: PIL images in mode L or RGB; numpy arrays (H, W), (H, W, 1) or (H, W, 3) of uint8
+    (0..255) or float (0..1). Grey images given to a colour model are replicated to RGB and
+    colour images given to a grey model are converted to luminance (PIL's ``convert("L")``).
+    Anything else raises an error that says how to convert it.
+    """
+    if isinstance(img, Image.Image):
+        if img.mode not in _OK_MODES:
+            hint = {
+                "RGBA": "img.convert('RGB') (drops the alpha channel)",
+                "LA": "img.convert('L')",
+                "P": "img.convert('RGB') (expands the palette)",
+                "I;16": "np.asarray(img) / 65535 (a float array in [0, 1])",
+                "I": "np.asarray(img) scaled to floats in [0, 1]",
+                "F": "np.asarray(img) scaled to floats in [0, 1]",
+                "CMYK": "img.convert('RGB')",
+                "1": "img.convert('L')",
+            }.get(img.mode, "img.convert('RGB')")
+            raise ValueError(f"{where}: PIL mode {img.mode!r} is not supported (use L or RGB); convert it with {hint}")
+        pil = img
+    elif isinstance(img, np.ndarray):
+        arr = img
+        if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3):
+            raise ValueError(
+                f"{where}: array of shape {arr.shape} looks channels-first; "
+                "pass (height, width, channels), e.g. arr.transpose(1, 2, 0)"
+            )
+        if arr.ndim == 3 and arr.shape[-1] == 1:
+            arr = arr[..., 0]
+        if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] == 3)):
+            raise ValueError(
+                f"{where}: array of shape {img.shape} is not an image; expected (H, W), (H, W, 1) or (H, W, 3)"
+                + ("; drop the alpha channel with arr[..., :3]" if arr.ndim == 3 and arr.shape[-1] == 4 else "")
+            )
+        if min(arr.shape[:2]) < 1:
+            raise ValueError(f"{where}: image of shape {img.shape} has no pixels")
+        if arr.dtype == np.uint8:
+            pass
+        elif np.issubdtype(arr.dtype, np.floating):
+            if not np.isfinite(arr).all():
+                raise ValueError(f"{where}: image contains NaN or inf; clean it (np.nan_to_num) before use")
+            lo, hi = float(arr.min()), float(arr.max())
+            if lo < 0 or hi > 1:
+                raise ValueError(
+                    f"{where}: float image values must lie in [0, 1], got {lo:.3g}..{hi:.3g}; "
+                    "rescale it (e.g. arr / 255 for 0..255 data)"
+                )
+            arr = np.round(arr * 255).astype(np.uint8)
+        else:
+            raise TypeError(
+                f"{where}: image dtype {arr.dtype} is not supported; use uint8 (0..255) or float (0..1)"
+                + (", e.g. (arr / 65535).astype('float32') for 16-bit data" if arr.dtype == np.uint16 else "")
+            )
+        pil = Image.fromarray(arr)
+    else:
+        raise TypeError(
+            f"{where}: expected a PIL image or a numpy array, got {type(img).__name__}"
+            + ("; open files with PIL.Image.open(path)" if isinstance(img, (str, Path)) else "")
+        )
+    return pil.convert("L" if channels == 1 else "RGB")

@@ -68,6 +68,15 @@ def cases(vit, resnet):
         ("zero-size image", lambda: PRE(np.zeros((0, 8), np.uint8)), ValueError, "no pixels"),
         ("tensor to preprocess", lambda: PRE(X), TypeError, "pixel_values already"),
         ("negative seed", lambda: vn.setup(seed=-1), ValueError, "non-negative"),
+        ("one mask per image", lambda: vn.mask_mass(att.cls_grid(0), torch.ones(5, 16, 16)), ValueError,
+         "one mask per image"),
+        ("strip labels", lambda: vn.layer_strip(np.zeros((8, 8)), torch.rand(3, 2, 2), labels=["a"]), ValueError,
+         "one label per map"),
+        ("picker layer labels", lambda: vn.head_picker(np.zeros((8, 8)), torch.rand(3, 2, 2, 2), layers=[0]),
+         ValueError, "layer labels"),
+        ("image tensor shape", lambda: vn.display_image(X), ValueError, "[C, H, W]"),
+        ("summary of nothing", lambda: vn.by_layer(vn.cls_summary(att).drop(columns="layer")), ValueError,
+         "'layer' column"),
     ]
 
 

@@ -116,7 +116,7 @@ def capture(
     blocks = _vit_layers(net)
     grid = geom.grid_for(*pixel_values.shape[-2:])
     last = max(wanted)
-    store: dict[int, torch.Tensor] = {}
+    store: dict[int, list[torch.Tensor]] = {}  # layer -> per-chunk probabilities
     queries: dict[int, torch.Tensor] = {}
 
     def split_heads(t: torch.Tensor) -> torch.Tensor:  # (B, T, H*d) -> (B, H, T, d)

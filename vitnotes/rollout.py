@@ -49,7 +49,7 @@ def fuse_heads(a: torch.Tensor, head_fusion: str = "mean") -> torch.Tensor:
 
 
 def _discard(w: torch.Tensor, ratio: float) -> torch.Tensor:
-    """Zero the ``ratio`` fraction of smallest entries of each ``[T, T]`` matrix (ties: lowest first)."""
+    """Zero the ``ratio`` fraction of smallest entries of each ``[T, T]`` matrix."""
     if not 0.0 <= ratio < 1.0:
         raise ValueError(f"discard_ratio must lie in [0, 1), got {ratio}")
     n = int(w.shape[-1] * w.shape[-2] * ratio)
@@ -65,7 +65,7 @@ def _augmented(w: torch.Tensor, residual: float) -> torch.Tensor:
     """A = (1 - residual) W + residual I with rows renormalised: the residual stream's share."""
     eye = torch.eye(w.shape[-1], dtype=w.dtype, device=w.device)
     a = (1.0 - residual) * w + residual * eye
-    return a / a.sum(-1, keepdim=True)
+    return a / a.sum(-1, keepdim=True).clamp_min(torch.finfo(a.dtype).tiny)  # a row discarded whole stays 0
 
 
 def rollout(

@@ -11,8 +11,7 @@ from typing import Any
 import torch
 
 from .hooks import hooks
-from .models import _cnn_stages, _vit_layers, check_pixel_values, forward, unwrap
-from .rollout import _targets
+from .models import _cnn_stages, _vit_layers, check_pixel_values, forward, resolve_targets, unwrap
 
 __all__ = ["gradcam"]
 
@@ -54,8 +53,8 @@ def gradcam(
 
     with hooks([(module, "forward", keep)]), torch.enable_grad():
         out = forward(net, pixel_values)
-        t = _targets(target, out.logits)
-        score = out.logits.gather(1, t[:, None].to(out.logits.device)).sum()
+        t = resolve_targets(target, out.logits)
+        score = out.logits.gather(1, t[:, None]).sum()
         (grad,) = torch.autograd.grad(score, kept["act"])
     act, grad = to_map(kept["act"].detach()).float(), to_map(grad).float()
     weights = grad.mean((-2, -1), keepdim=True)  # [batch, C, 1, 1]

@@ -33,13 +33,8 @@ def build_figure() -> tuple[Figure, dict]:
     cam = vn.gradcam(net, x)[0]
     table = vn.by_layer(vn.cls_summary(att))
     shown = vn.display_image(x[0], pre)
-
-    fig = Figure(figsize=(12, 2.6), layout="constrained")
-    axes = fig.subplots(1, len(strip) + 3)
-    panels = [(None, "image")] + [(m, f"CLS attn L{i}\nH={table.entropy_norm[i]:.2f} log N") for i, m in
-                                  enumerate(strip)] + [(roll, "rollout"), (cam, "ViT Grad-CAM")]
-    for ax, (heat, title) in zip(axes, panels, strict=True):
-        vn.viz._draw(ax, shown, heat, 0.55, "inferno", False, title)
+    labels = [f"CLS attn L{i}\nH={h:.2f} log N" for i, h in enumerate(table.entropy_norm)] + ["rollout", "ViT Grad-CAM"]
+    fig = vn.layer_strip(shown, torch.cat([strip, roll[None], cam[None]]), labels=labels)
     fig.suptitle("vitnotes demo: a ViT with RANDOM weights (the trained zoo comes with the book)", fontsize=10)
     return fig, {"layers": len(strip), "entropy_norm_last": float(table.entropy_norm.iloc[-1])}
 
@@ -59,5 +54,4 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    torch.set_grad_enabled(True)
     main()

@@ -5,7 +5,7 @@ Introduced in notebook 00 (attention math); every later notebook starts with ``v
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,27 +82,20 @@ class Geometry:
 
     def layer(self, layer: int) -> int:
         """Normalise a layer index (negative counts from the end) and check its range."""
-        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
-            raise TypeError(f"layer must be an int, got {type(layer).__name__}")
-        if not -self.layers <= layer < self.layers:
-            raise IndexError(
-                f"layer {layer} is out of range: this model has {self.layers} "
-                f"{'layers' if self.kind == 'vit' else 'stages'}, use 0..{self.layers - 1} "
-                f"or -1..-{self.layers}"
-            )
-        return int(layer) % self.layers
+        return _index(layer, self.layers, "layer", "layers" if self.kind == "vit" else "stages")
 
     def head(self, head: int) -> int:
         """Check a head index (negative counts from the end)."""
         self.require_vit("a head index")
-        if isinstance(head, bool) or not isinstance(head, (int, np.integer)):
-            raise TypeError(f"head must be an int, got {type(head).__name__}")
-        if not -self.heads <= head < self.heads:
-            raise IndexError(
-                f"head {head} is out of range: this model has {self.heads} heads per layer, "
-                f"use 0..{self.heads - 1} or -1..-{self.heads}"
-            )
-        return int(head) % self.heads
+        return _index(head, self.heads, "head", "heads per layer")
+
+
+def _index(value: int, n: int, what: str, unit: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{what} must be an int, got {type(value).__name__}")
+    if not -n <= value < n:
+        raise IndexError(f"{what} {value} is out of range: this model has {n} {unit}, use 0..{n - 1} or -1..-{n}")
+    return int(value) % n
 
 
 def _vit_layers(net: torch.nn.Module):
@@ -192,7 +185,6 @@ class Model:
     preprocessing: Preprocessing
     name: str = ""
     source: str = ""
-    card: dict = field(default_factory=dict)
 
     def preprocess(self, images: Any) -> torch.Tensor:
         """Images (PIL / numpy, one or a list) -> ``pixel_values`` (batch, C, H, W)."""
@@ -261,6 +253,22 @@ def forward(net: torch.nn.Module, pixel_values: torch.Tensor, **kwargs):
         kwargs.setdefault("interpolate_pos_encoding", True)
     param = next(net.parameters())
     return net(pixel_values.to(device=param.device, dtype=param.dtype), **kwargs)
+
+
+def resolve_targets(target: Any, logits: torch.Tensor) -> torch.Tensor:
+    """Class indices to explain, one per image: None -> the predicted class; an int -> that
+    class for every image; a list -> one per image. Used by gradient rollout and Grad-CAM."""
+    b, n = logits.shape
+    if target is None:
+        return logits.argmax(-1)
+    t = torch.as_tensor(target, dtype=torch.long).flatten()
+    if t.numel() == 1:
+        t = t.expand(b)
+    if t.numel() != b:
+        raise ValueError(f"target has {t.numel()} entries for a batch of {b}; give one class or one per image")
+    if ((t < 0) | (t >= n)).any():
+        raise IndexError(f"target class {t.tolist()} out of range: the model has {n} classes (0..{n - 1})")
+    return t.to(logits.device)
 
 
 # --------------------------------------------------------------------------- loading
@@ -359,10 +367,8 @@ def load(
     n = int(getattr(config, "num_labels", 0) or 0)
     id2label = getattr(config, "id2label", None) or {}
     labels = [str(id2label.get(i, id2label.get(str(i), f"class {i}"))) for i in range(n)]
-    card_file = Path(where) / "card.json"
-    card = json.loads(card_file.read_text()) if kind != "hub" and card_file.is_file() else {}
     pre = Preprocessing.from_dict(_preprocessor_dict(kind, where), geom)
-    return Model(net=net, geometry=geom, labels=labels, preprocessing=pre, name=str(name), source=kind, card=card)
+    return Model(net=net, geometry=geom, labels=labels, preprocessing=pre, name=str(name), source=kind)
 
 
 def _load_error(name: str | Path, kind: str, err: Exception) -> Exception:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .attention import Attention, patch_grid
-from .models import check_pixel_values, forward, unwrap
+from .models import check_pixel_values, forward, resolve_targets, unwrap
 
 __all__ = ["rollout", "rollout_grid", "fuse_heads", "attention_flow", "gradient_rollout", "eager_attention"]
 
@@ -177,20 +177,6 @@ def eager_attention(net: torch.nn.Module):
         net.set_attn_implementation(before)
 
 
-def _targets(target: Any, logits: torch.Tensor) -> torch.Tensor:
-    b, n = logits.shape
-    if target is None:
-        return logits.argmax(-1)
-    t = torch.as_tensor(target, dtype=torch.long).flatten()
-    if t.numel() == 1:
-        t = t.expand(b)
-    if t.numel() != b:
-        raise ValueError(f"target has {t.numel()} entries for a batch of {b}; give one class or one per image")
-    if ((t < 0) | (t >= n)).any():
-        raise IndexError(f"target class {t.tolist()} out of range: the model has {n} classes (0..{n - 1})")
-    return t
-
-
 def gradient_rollout(
     model: Any,
     pixel_values: torch.Tensor,
@@ -212,8 +198,8 @@ def gradient_rollout(
     with eager_attention(net), torch.enable_grad():
         out = forward(net, pixel_values, output_attentions=True)
         maps = out.attentions
-        t = _targets(target, out.logits)
-        score = out.logits.gather(1, t[:, None].to(out.logits.device)).sum()
+        t = resolve_targets(target, out.logits)
+        score = out.logits.gather(1, t[:, None]).sum()
         grads = torch.autograd.grad(score, maps)  # parameters' .grad stay untouched
     b, _, n, _ = maps[0].shape
     r = torch.eye(n, dtype=torch.float64).expand(b, n, n).clone()

@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP      := $(VENV)/.installed
 OFFLINE    := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg
 
-.PHONY: all demo test venv browser clean
+.PHONY: all demo test venv browser data clean
 all: demo
 
 venv: $(STAMP)
@@ -32,11 +32,19 @@ browser: $(EMBED_JS)
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }; \
 	  else echo "chromium is missing: sudo apt-get install chromium (the browser test will be skipped)"; fi; }
 
+# Fashion-MNIST, offline: Debian's dataset-fashion-mnist (or set VITNOTES_FASHION_MNIST=folder).
+FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+data:
+	@test -f $(FMNIST) || test -n "$$VITNOTES_FASHION_MNIST" || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist; }; \
+	  else echo "Fashion-MNIST is missing: sudo apt-get install dataset-fashion-mnist"; fi; }
+
 # The main job: until the book lands, a short demo that writes _build/demo/demo.png.
 demo: $(STAMP)
 	$(OFFLINE) $(PY) -m vitnotes.demo
 
-test: $(STAMP) browser
+test: $(STAMP) browser data
 	$(OFFLINE) $(PY) -m pytest -q
 
 clean:

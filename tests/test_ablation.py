@@ -65,3 +65,40 @@ def test_sweep_regression_mse(pixels):
     assert df.attrs["loss"] == "mse" and len(df) == 2
     base = torch.nn.functional.mse_loss(net(pixels).logits, y).item()
     assert abs(df.attrs["baseline"] - base) < 1e-6
+
+
+def _same_sweep(a, b):
+    assert a[["layer", "head"]].equals(b[["layer", "head"]])
+    rel = ((a.loss - b.loss).abs() / b.loss).max()
+    assert rel <= 1e-6, rel
+    assert abs(a.attrs["baseline"] / b.attrs["baseline"] - 1) <= 1e-6
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize("batch_size", [2, 64])
+def test_fast_sweep_equals_naive(attn, batch_size):
+    """Prefix reuse, shared context, several heads per forward and the CLS-only last layer change nothing."""
+    from conftest import make_vit
+
+    net = make_vit(attn, seed=5, num_hidden_layers=4)
+    torch.manual_seed(0)
+    x, y = torch.randn(7, 3, 16, 16), torch.randint(0, 5, (7,))
+    fast = vn.sweep(net, x, y, batch_size=batch_size)
+    naive = vn.sweep(net, x, y, batch_size=batch_size, method="naive")
+    assert fast.attrs["method"] == "fast" and naive.attrs["method"] == "naive" and len(fast) == 16
+    _same_sweep(fast, naive)
+    assert fast.rel_increase.abs().max() > 1e-4  # the heads matter: the check is not vacuous
+
+
+def test_fast_sweep_regression_deit_subset_and_other_size(deit):
+    from conftest import make_vit
+
+    torch.manual_seed(1)
+    net = make_vit(num_labels=3, id2label=None, label2id=None, problem_type="regression")
+    x, y = torch.randn(5, 3, 24, 24), torch.randn(5, 3)  # 24 px: interpolated positions
+    heads = {0: [1, 3], -1: [0]}
+    _same_sweep(vn.sweep(net, x, y, heads=heads), vn.sweep(net, x, y, heads=heads, method="naive"))
+    yc = torch.randint(0, 5, (5,))
+    _same_sweep(vn.sweep(deit, x[..., :16, :16], yc), vn.sweep(deit, x[..., :16, :16], yc, method="naive"))
+    with pytest.raises(ValueError, match="method must be"):
+        vn.sweep(net, x, y, method="quick")

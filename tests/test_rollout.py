@@ -117,3 +117,25 @@ def test_gradient_rollout_matches_manual_backward(vit_eager, pixels):
     vit_eager.zero_grad()
     got = vn.gradient_rollout(vit_eager, pixels, target=2)
     assert torch.allclose(got.flatten(1), ref.detach(), atol=1e-5)
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize("kw", [{}, {"head_fusion": "max", "discard_ratio": 0.3}, {"head_fusion": "min", "start_layer": 1},
+                                {"residual": 0.0}, {"start_layer": -1}])
+def test_capture_rollout_equals_rollout_of_capture(attn, kw):
+    """Streaming (one layer at a time, chunked) equals rollout over the stored full capture."""
+    from conftest import make_vit
+
+    net = make_vit(attn, seed=7)
+    x = torch.randn(5, 3, 16, 16)
+    want = vn.rollout(vn.capture(net, x), **kw)
+    got = vn.capture_rollout(net, x, batch_size=2, **kw)
+    assert got.shape == want.shape == (5, 17, 17)
+    assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_capture_rollout_bad_arguments(vit, pixels):
+    for kw, match in [({"head_fusion": "median"}, "head_fusion"), ({"discard_ratio": 1.0}, "discard_ratio"),
+                      ({"residual": 2.0}, "residual"), ({"start_layer": 9}, "out of range"), ({"batch_size": 0}, "batch_size")]:
+        with pytest.raises((ValueError, IndexError), match=match):
+            vn.capture_rollout(vit, pixels, **kw)

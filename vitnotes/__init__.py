@@ -22,8 +22,17 @@ from .metrics import (
     topk_share,
 )
 from .images import Preprocessing
-from .models import Geometry, Model, geometry, load, save, zoo_names
-from .rollout import attention_flow, eager_attention, fuse_heads, gradient_rollout, rollout, rollout_grid
+from .models import ZOO_DIR, Geometry, Model, geometry, load, save, zoo_names
+from . import data
+from .rollout import (
+    attention_flow,
+    capture_rollout,
+    eager_attention,
+    fuse_heads,
+    gradient_rollout,
+    rollout,
+    rollout_grid,
+)
 from .viz import before_after, display_image, head_grid, layer_strip, metric_by_layer, overlay
 from .widgets import head_picker, state_bytes
 
@@ -58,8 +67,9 @@ def setup(seed: int = 0, threads: int | None = None, style: bool = True) -> dict
 
 
 __all__ = [
-    "Attention", "Geometry", "Model", "Preprocessing",
-    "ablate", "attention_flow", "before_after", "by_layer", "capture", "cls_summary", "display_image",
+    "Attention", "Geometry", "Model", "Preprocessing", "ZOO_DIR",
+    "ablate", "attention_flow", "before_after", "by_layer", "capture", "capture_rollout", "cls_summary", "data",
+    "display_image",
     "eager_attention", "entropy", "evaluate_loss", "fuse_heads", "geometry", "gradcam", "gradient_rollout",
     "head_grid", "head_picker", "layer_strip", "load", "mask_coverage", "mask_mass", "mean_attention_distance",
     "metric_by_layer", "normalized_entropy", "overlay", "rollout", "rollout_grid", "save", "setup",

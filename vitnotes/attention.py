@@ -8,14 +8,14 @@ notebook 01 (attention across layers); notebook 00 checks it against the formula
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 
 from .hooks import hooks
 from .models import Geometry, _vit_layers, check_pixel_values, forward, unwrap
 
-__all__ = ["Attention", "capture", "layer_indices"]
+__all__ = ["Attention", "capture", "layer_indices", "stream"]
 
 
 class _Stop(Exception):
@@ -91,6 +91,59 @@ def patch_grid(rows: torch.Tensor, prefix: int, grid: tuple[int, int]) -> torch.
     return p.reshape(*p.shape[:-1], *grid)
 
 
+def stream(
+    model: Any,
+    pixel_values: torch.Tensor,
+    layers: list[int],
+    on_layer: Callable[[int, torch.Tensor], None],
+    *,
+    cls_only: bool = False,
+    batch_size: int = 64,
+) -> None:
+    """The shared mechanism under ``capture`` and ``capture_rollout``: for each chunk of
+    ``batch_size`` images, in order, call ``on_layer(layer, probs)`` for each requested layer, with
+    ``probs`` of shape (chunk, head, query, key) in float32, or (chunk, head, key) for ``cls_only``.
+
+    Q and K are taken from the projections (whatever attention implementation the model runs)
+    and ``softmax(Q K^T * scale)`` is recomputed; only one layer's probabilities exist at a time,
+    and layers after the last requested one are not run.
+    """
+    net, geom = unwrap(model)
+    blocks = _vit_layers(net)
+    last = max(layers)
+    queries: dict[int, torch.Tensor] = {}
+
+    def split_heads(t: torch.Tensor) -> torch.Tensor:  # (B, T, H*d) -> (B, H, T, d)
+        b, n, _ = t.shape
+        return t.reshape(b, n, geom.heads, -1).transpose(1, 2).float()
+
+    def on_q(layer: int):
+        def hook(_module, _inputs, out):
+            queries[layer] = split_heads(out[:, :1] if cls_only else out)
+        return hook
+
+    def on_k(layer: int):
+        def hook(_module, _inputs, out):
+            scale = getattr(blocks[layer].attention, "scaling", geom.head_dim**-0.5)
+            scores = queries.pop(layer) @ split_heads(out).transpose(-1, -2) * scale  # (B, H, Q, T)
+            probs = scores.softmax(-1)
+            on_layer(layer, probs[:, :, 0] if cls_only else probs)
+            if layer == last:
+                raise _Stop
+        return hook
+
+    regs = []
+    for layer in layers:
+        attn = blocks[layer].attention
+        regs += [(attn.q_proj, "forward", on_q(layer)), (attn.k_proj, "forward", on_k(layer))]
+    with hooks(regs), torch.no_grad():
+        for chunk in pixel_values.split(batch_size):
+            try:
+                forward(net, chunk)
+            except _Stop:
+                pass
+
+
 def capture(
     model: Any,
     pixel_values: torch.Tensor,
@@ -101,9 +154,9 @@ def capture(
 ) -> Attention:
     """Capture attention probabilities for ``pixel_values`` (batch, C, H, W).
 
-    Works whatever attention implementation the model was loaded with: Q and K are taken
-    from the projections and ``softmax(Q K^T * scale)`` is recomputed in float32, which equals
-    what eager attention returns. ``cls_only=True`` computes only the CLS query rows
+    Works whatever attention implementation the model was loaded with (SDPA by default): Q and
+    K are taken from the projections and ``softmax(Q K^T * scale)`` is recomputed in float32,
+    which equals what eager attention returns. ``cls_only=True`` computes only the CLS query rows
     (``[layer, batch, head, key]``), which costs a fraction of the full matrices. Layers after
     the last requested one are not run. Introduced in notebook 01.
     """
@@ -113,42 +166,9 @@ def capture(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     wanted = layer_indices(geom, layers)
-    blocks = _vit_layers(net)
     grid = geom.grid_for(*pixel_values.shape[-2:])
-    last = max(wanted)
     store: dict[int, list[torch.Tensor]] = {}  # layer -> per-chunk probabilities
-    queries: dict[int, torch.Tensor] = {}
-
-    def split_heads(t: torch.Tensor) -> torch.Tensor:  # (B, T, H*d) -> (B, H, T, d)
-        b, n, _ = t.shape
-        return t.reshape(b, n, geom.heads, -1).transpose(1, 2).float()
-
-    def on_q(layer: int):
-        def hook(_module, _inputs, out):
-            q = split_heads(out)
-            queries[layer] = q[:, :, :1] if cls_only else q
-        return hook
-
-    def on_k(layer: int):
-        def hook(module, _inputs, out):
-            k = split_heads(out)
-            scale = getattr(blocks[layer].attention, "scaling", k.shape[-1] ** -0.5)
-            scores = queries.pop(layer) @ k.transpose(-1, -2) * scale  # (B, H, Q, T)
-            probs = scores.softmax(-1)
-            store.setdefault(layer, []).append(probs[:, :, 0] if cls_only else probs)
-            if layer == last:
-                raise _Stop
-        return hook
-
-    regs = []
-    for layer in wanted:
-        attn = blocks[layer].attention
-        regs += [(attn.q_proj, "forward", on_q(layer)), (attn.k_proj, "forward", on_k(layer))]
-    with hooks(regs), torch.no_grad():
-        for chunk in pixel_values.split(batch_size):
-            try:
-                forward(net, chunk)
-            except _Stop:
-                pass
+    stream(model, pixel_values, wanted, lambda layer, p: store.setdefault(layer, []).append(p),
+           cls_only=cls_only, batch_size=batch_size)
     probs = torch.stack([torch.cat(store[layer]) for layer in wanted])
     return Attention(probs=probs, layers=wanted, geometry=geom, grid=grid, cls_only=cls_only)

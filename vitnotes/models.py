@@ -348,8 +348,7 @@ def load(
     kwargs: dict[str, Any] = {"use_safetensors": True, "trust_remote_code": False}
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
-    if dtype is not None:
-        kwargs["dtype"] = dtype
+    kwargs["dtype"] = dtype or torch.float32  # zoo weights are stored in float16; analysis runs in float32
     try:
         config = AutoConfig.from_pretrained(where, trust_remote_code=False)
     except (OSError, ValueError) as err:
@@ -396,6 +395,7 @@ def save(model: Model | torch.nn.Module, folder: str | Path, preprocessing: Prep
     folder.parent.mkdir(parents=True, exist_ok=True)
     pre = preprocessing or (model.preprocessing if isinstance(model, Model) else None)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a saved model is an ordinary folder
     try:
         net.save_pretrained(tmp, safe_serialization=True)
         if pre is not None:

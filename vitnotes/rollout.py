@@ -11,10 +11,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .attention import Attention, patch_grid
+from .attention import Attention, layer_indices, patch_grid, stream
 from .models import check_pixel_values, forward, resolve_targets, unwrap
 
-__all__ = ["rollout", "rollout_grid", "fuse_heads", "attention_flow", "gradient_rollout", "eager_attention"]
+__all__ = [
+    "rollout", "rollout_grid", "capture_rollout", "fuse_heads", "attention_flow", "gradient_rollout",
+    "eager_attention",
+]  # fmt: skip
 
 _FUSIONS = ("mean", "max", "min")
 
@@ -103,6 +106,44 @@ def rollout_grid(attn: Attention, **kwargs: Any) -> torch.Tensor:
     """Rollout's CLS row over patches on the grid, ``[batch, rows, cols]`` (sums to 1)."""
     r = rollout(attn, **kwargs)
     return patch_grid(r[:, 0], attn.geometry.prefix, attn.grid)
+
+
+def capture_rollout(
+    model: Any,
+    pixel_values: torch.Tensor,
+    *,
+    head_fusion: str = "mean",
+    discard_ratio: float = 0.0,
+    start_layer: int = 0,
+    residual: float = 0.5,
+    batch_size: int = 64,
+) -> torch.Tensor:
+    """Rollout straight from the model, ``[batch, T, T]``: equal to ``rollout(capture(model, x), ...)``
+    but each layer's head-fused matrix is folded into the running product as soon as it is
+    computed, so only one layer's attention (one chunk of ``batch_size`` images) exists at a
+    time instead of every layer's ``[batch, head, T, T]``. ``start_layer`` indexes model layers.
+    Introduced in notebook 06.
+    """
+    net, geom = unwrap(model)
+    geom.require_vit("attention rollout")
+    pixel_values = check_pixel_values(pixel_values, geom)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not 0.0 <= residual <= 1.0:
+        raise ValueError(f"residual must lie in [0, 1], got {residual}")
+    fuse_heads(torch.zeros(1, 1, 1), head_fusion)  # validate the arguments before any work
+    _discard(torch.zeros(1, 1), discard_ratio)
+    layers = layer_indices(geom, None)[geom.layer(start_layer) :]
+    done: list[torch.Tensor] = []
+    running: list[torch.Tensor] = []
+
+    def fold(layer: int, probs: torch.Tensor) -> None:
+        step = _augmented(_discard(fuse_heads(probs, head_fusion), discard_ratio), residual)
+        r = step if layer == layers[0] else step @ running.pop()
+        (done if layer == layers[-1] else running).append(r)
+
+    stream(model, pixel_values, layers, fold, batch_size=batch_size)
+    return torch.cat(done)
 
 
 # --------------------------------------------------------------------------- attention flow

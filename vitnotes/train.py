@@ -1,0 +1,426 @@
+"""Zoo recipes: ``python -m vitnotes.train NAME`` trains one zoo model and writes its weights and card.
+
+Fashion-MNIST models train with a plain loop (data held as tensors, AdamW, warm-up + cosine, light
+augmentation), checkpointing to ``<zoo>/.NAME.work`` so an interrupted run resumes where it stopped.
+``spectro-vit`` is fine-tuned from ``fmnist-vit-p4`` with ``transformers.Trainer`` (MSE regression) at
+56 px, with position embeddings interpolated from 7x7 to 14x14. Introduced in notebook 07.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import data as vdata
+from .images import Preprocessing
+from .models import ZOO_DIR, Model, load, save
+
+FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530
+TEST_SUBSET = 1000  # the first 1,000 test images: the subset the test suite re-scores
+SPECTRO_SIZE = 56
+SPECTRO_SEEDS = {"train": 1, "val": 2, "test": 3}
+
+_VIT = dict(hidden_size=192, num_hidden_layers=12, num_attention_heads=12, intermediate_size=768, image_size=28, num_channels=1)
+RECIPES: dict[str, dict] = {
+    "fmnist-resnet": dict(
+        arch="resnet", input_size=56, epochs=8, batch=128, lr=2e-3, weight_decay=0.05, warmup=0.05,
+        label_smoothing=0.1, crop_pad=4, flip=True, bf16=False,
+        config=dict(embedding_size=32, hidden_sizes=[64, 128], depths=[2, 2], layer_type="basic"),
+    ),
+    "fmnist-vit-p4": dict(
+        arch="vit", input_size=28, epochs=3, batch=128, lr=1e-3, weight_decay=0.05, warmup=0.05,
+        label_smoothing=0.1, crop_pad=2, flip=True, bf16=False, config=dict(_VIT, patch_size=4),
+    ),
+    "fmnist-vit-p2": dict(
+        arch="vit", input_size=28, epochs=1, batch=128, lr=3e-4, weight_decay=0.05, warmup=0.05,
+        label_smoothing=0.1, crop_pad=2, flip=True, bf16=True, config=dict(_VIT, patch_size=2),
+        init="fmnist-vit-p4",  # patch embedding sum-pooled 4x4 -> 2x2, positions interpolated 7x7 -> 14x14
+    ),
+    "spectro-vit": dict(
+        arch="vit", input_size=SPECTRO_SIZE, epochs=2, batch=32, lr=2e-4, weight_decay=0.05, warmup=0.1,
+        bf16=True, n_train=8000, n_val=500, n_test=TEST_SUBSET, init="fmnist-vit-p4",
+    ),
+}  # fmt: skip
+
+
+def _log(msg: str) -> None:
+    print(f"[{datetime.datetime.now():%H:%M:%S}] {msg}", flush=True)
+
+
+def machine() -> str:
+    """A one-line description of where training ran."""
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} GPU, torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU only: {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+# ----------------------------------------------------------------------------------------- models
+def _new_net(name: str):
+    from transformers import ResNetConfig, ResNetForImageClassification, ViTConfig, ViTForImageClassification
+
+    r = RECIPES[name]
+    labels = dict(id2label=dict(enumerate(vdata.FASHION_MNIST_CLASSES)), label2id={c: i for i, c in enumerate(vdata.FASHION_MNIST_CLASSES)})
+    if r["arch"] == "resnet":
+        cfg = ResNetConfig(num_channels=1, num_labels=10, **labels, **r["config"])
+        cfg.image_size = r["input_size"]
+        return ResNetForImageClassification(cfg)
+    net = ViTForImageClassification(ViTConfig(num_labels=10, **labels, **r["config"]))
+    if r.get("init"):
+        _transfer(load(r["init"]).net, net)
+    return net
+
+
+def _resize_positions(pos: torch.Tensor, grid: int) -> torch.Tensor:
+    """(1, 1 + g*g, D) position embeddings -> (1, 1 + grid*grid, D), bicubic on the patch grid."""
+    cls, patches = pos[:, :1], pos[:, 1:]
+    g = int(math.isqrt(patches.shape[1]))
+    patches = patches.reshape(1, g, g, -1).permute(0, 3, 1, 2)
+    patches = F.interpolate(patches, size=(grid, grid), mode="bicubic", align_corners=False)
+    return torch.cat([cls, patches.permute(0, 2, 3, 1).reshape(1, grid * grid, -1)], dim=1)
+
+
+@torch.no_grad()
+def _transfer(src: torch.nn.Module, dst: torch.nn.Module) -> None:
+    """Start ``dst`` from ``src`` (same width/depth): copy every block, resize the patch embedding so a
+    patch of the new size gives the same token as the old patch size on a nearest-upsampled image
+    (sum-pooling the kernel), expand 1 -> C input channels (weights / C), interpolate positions."""
+    s, d = src.state_dict(), dst.state_dict()
+    for k, v in s.items():
+        if k not in d:
+            continue
+        if k.endswith("patch_embeddings.projection.weight"):
+            w, (p_new, c_new) = v, (d[k].shape[-1], d[k].shape[1])
+            if w.shape[-1] != p_new:
+                f = w.shape[-1] // p_new
+                w = w.reshape(*w.shape[:2], p_new, f, p_new, f).sum(dim=(3, 5))
+            v = w.repeat(1, c_new, 1, 1) / c_new if w.shape[1] != c_new else w
+        elif k.endswith("position_embeddings"):
+            v = _resize_positions(v, int(math.isqrt(d[k].shape[1] - 1)))
+        if v.shape == d[k].shape:
+            d[k] = v
+    dst.load_state_dict(d)
+
+
+def _preprocessing(name: str) -> Preprocessing:
+    r = RECIPES[name]
+    if name == "spectro-vit":
+        return Preprocessing(SPECTRO_SIZE, (0.5,) * 3, (0.5,) * 3, 3, ("square", SPECTRO_SIZE))
+    return Preprocessing(r["input_size"], (FMNIST_MEAN,), (FMNIST_STD,), 1, ("square", r["input_size"]))
+
+
+# -------------------------------------------------------------------------------- Fashion-MNIST
+def _tensors(pre: Preprocessing, images: np.ndarray, chunk: int = 5000) -> torch.Tensor:
+    """uint8 [N, 28, 28] -> pixel_values through the model's own preprocessing (what users get)."""
+    return torch.cat([pre(list(images[i : i + chunk])) for i in range(0, len(images), chunk)])
+
+
+def _augment(x: torch.Tensor, pad: int, flip: bool, gen: torch.Generator) -> torch.Tensor:
+    """Random crop after zero padding (in normalised units: pad with the background value) + h-flip."""
+    n, _, h, w = x.shape
+    if pad:
+        bg = float(x.amin())
+        xp = F.pad(x, (pad,) * 4, value=bg)
+        oy, ox = (torch.randint(0, 2 * pad + 1, (n,), generator=gen) for _ in range(2))
+        rows = (oy[:, None] + torch.arange(h))[:, None, :, None].expand(n, x.shape[1], h, w + 2 * pad)
+        x = xp.gather(2, rows)
+        cols = (ox[:, None] + torch.arange(w))[:, None, None, :].expand(n, x.shape[1], h, w)
+        x = x.gather(3, cols)
+    if flip:
+        m = torch.rand(n, generator=gen) < 0.5
+        x = torch.where(m[:, None, None, None], x.flip(-1), x)
+    return x
+
+
+@torch.no_grad()
+def accuracy(model: Model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 250) -> float:
+    """Top-1 accuracy of ``model`` on ``pixel_values`` ``x`` and labels ``y``."""
+    pred = model.predict(x, batch_size=batch_size).argmax(-1)
+    return float((pred == y).float().mean())
+
+
+def _lr(step: int, total: int, r: dict) -> float:
+    warm = max(1, int(r["warmup"] * total))
+    if step < warm:
+        return r["lr"] * (step + 1) / warm
+    return r["lr"] * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+
+def _save_state(work: Path, net, opt, step: int, seconds: float) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.contiguous() for k, v in net.state_dict().items()}
+    for i, st in opt.state_dict()["state"].items():
+        for k, v in st.items():
+            tensors[f"opt.{i}.{k}"] = torch.as_tensor(v).contiguous()
+    tmp = work / "state.safetensors.tmp"
+    save_file(tensors, str(tmp), metadata={"step": str(step), "seconds": f"{seconds:.1f}"})
+    os.replace(tmp, work / "state.safetensors")
+
+
+def _load_state(work: Path, net, opt) -> tuple[int, float]:
+    from safetensors import safe_open
+
+    f = work / "state.safetensors"
+    if not f.is_file():
+        return 0, 0.0
+    with safe_open(str(f), "pt") as fh:
+        step, seconds = int(fh.metadata()["step"]), float(fh.metadata()["seconds"])
+        t = {k: fh.get_tensor(k) for k in fh.keys()}
+    net.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
+    sd = opt.state_dict()
+    for key, v in t.items():
+        if key.startswith("opt."):
+            _, i, k = key.split(".", 2)
+            sd["state"].setdefault(int(i), {})[k] = v
+    opt.load_state_dict(sd)
+    return step, seconds
+
+
+def train_fmnist(name: str, out: Path, epochs: int | None = None, seed: int = 0, limit: int | None = None) -> dict:
+    r = dict(RECIPES[name], epochs=epochs or RECIPES[name]["epochs"], seed=seed)
+    if limit:
+        r["limit"] = limit
+    torch.manual_seed(seed)
+    pre = _preprocessing(name)
+    xtr, ytr = vdata.fashion_mnist_arrays("train")
+    xte, yte = vdata.fashion_mnist_arrays("test")
+    if limit:  # a smoke run: the first `limit` training and test images
+        xtr, ytr, xte, yte = xtr[:limit], ytr[:limit], xte[:limit], yte[:limit]
+    x, y = _tensors(pre, xtr), torch.from_numpy(ytr)
+    net = _new_net(name)
+    opt = torch.optim.AdamW(net.parameters(), lr=r["lr"], weight_decay=r["weight_decay"])
+    per_epoch = len(x) // r["batch"]
+    total = per_epoch * r["epochs"]
+    work = out.parent / f".{out.name}.work"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "recipe.json").write_text(json.dumps(r, indent=1))
+    step, before = _load_state(work, net, opt)
+    if step:
+        _log(f"{name}: resuming at step {step}/{total}")
+    t0, seen, last_ckpt = time.time(), 0, time.time()
+    net.train()
+    while step < total:
+        epoch, i = divmod(step, per_epoch)
+        perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed * 1000 + epoch))
+        idx = perm[i * r["batch"] : (i + 1) * r["batch"]]
+        gen = torch.Generator().manual_seed(seed * 10_000_000 + step)
+        xb = _augment(x[idx], r["crop_pad"], r["flip"], gen)
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, total, r)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=r["bf16"]):
+            logits = net(pixel_values=xb).logits
+        loss = F.cross_entropy(logits.float(), y[idx], label_smoothing=r["label_smoothing"])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        step, seen = step + 1, seen + len(idx)
+        if step % 50 == 0 or step == total:
+            _log(f"{name}: step {step}/{total} epoch {step / per_epoch:.2f} loss {loss.item():.3f} ({seen / (time.time() - t0):.1f} img/s)")
+        if time.time() - last_ckpt > 300 or step % per_epoch == 0:
+            _save_state(work, net, opt, step, before + time.time() - t0)
+            last_ckpt = time.time()
+    train_s = before + time.time() - t0
+    model = _finish(name, net, pre, out)
+    xt = _tensors(pre, xte)
+    yt = torch.from_numpy(yte)
+    metrics = {
+        "test_accuracy": accuracy(model, xt, yt),
+        "test_subset_accuracy": accuracy(model, xt[:TEST_SUBSET], yt[:TEST_SUBSET]),
+        "test_images": len(yt),
+        "test_subset": f"first {TEST_SUBSET} test images",
+    }
+    return dict(recipe=r, metrics=metrics, train_seconds=train_s, work=work)
+
+
+def _finish(name: str, net, pre: Preprocessing, out: Path) -> Model:
+    """Save in float16 (halves the zoo's size), then reload through vn.load in float32, so every
+    metric on the card is measured on exactly the weights users get."""
+    net.eval()
+    save(net.to(torch.float16), out, pre)
+    return load(out)
+
+
+# --------------------------------------------------------------------------------- spectrograms
+class _Tensors(torch.utils.data.Dataset):
+    def __init__(self, x: torch.Tensor, y: torch.Tensor):
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"pixel_values": self.x[i], "labels": self.y[i]}
+
+
+def spectro_split(split: str, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The spectrogram task's fixed splits as (pixel_values in spectro-vit's preprocessing, z-scored targets)."""
+    r = RECIPES["spectro-vit"]
+    n = n or r[f"n_{split}"]
+    ds = vdata.spectrograms(n, seed=SPECTRO_SEEDS[split], size=SPECTRO_SIZE)
+    x = _preprocessing("spectro-vit")(list(ds["image"]))
+    return x, torch.tensor(np.asarray(ds["targets"], dtype=np.float32))
+
+
+@torch.no_grad()
+def regression_metrics(model: Model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 250) -> dict:
+    """Test MSE (z-scored targets), the MSE of predicting the mean, their ratio and R^2 per target."""
+    pred = model.predict(x, batch_size=batch_size).float()
+    mse = ((pred - y) ** 2).mean(0)
+    var = y.var(0, unbiased=False)
+    return {
+        "mse": float(mse.mean()),
+        "mse_mean_predictor": float(var.mean()),
+        "improvement_over_mean": float(var.mean() / mse.mean()),
+        "r2": {n: float(1 - m / v) for n, m, v in zip(vdata.TARGET_NAMES, mse, var)},
+    }
+
+
+def train_spectro(out: Path, epochs: int | None = None, seed: int = 0, limit: int | None = None) -> dict:
+    from transformers import Trainer, TrainingArguments, ViTConfig, ViTForImageClassification
+
+    name = "spectro-vit"
+    r = dict(RECIPES[name], epochs=epochs or RECIPES[name]["epochs"], seed=seed)
+    if limit:  # a smoke run with `limit` images per split
+        r.update(limit=limit, n_train=limit, n_val=limit, n_test=limit)
+    torch.manual_seed(seed)
+    base = load(r["init"]).net
+    cfg = ViTConfig(**{**base.config.to_dict(), "image_size": SPECTRO_SIZE, "num_channels": 3, "num_labels": 3})
+    cfg.problem_type, cfg.id2label = "regression", dict(enumerate(vdata.TARGET_NAMES))
+    cfg.label2id = {n: i for i, n in enumerate(vdata.TARGET_NAMES)}
+    net = ViTForImageClassification(cfg)
+    _transfer(base, net)
+    t = time.time()
+    train, val = spectro_split("train", r["n_train"]), spectro_split("val", r["n_val"])
+    _log(f"{name}: data {time.time() - t:.1f} s")
+    work = out.parent / f".{out.name}.work"
+    args = TrainingArguments(
+        output_dir=str(work), num_train_epochs=r["epochs"], per_device_train_batch_size=r["batch"],
+        per_device_eval_batch_size=100, learning_rate=r["lr"], weight_decay=r["weight_decay"],
+        warmup_steps=int(r["warmup"] * r["epochs"] * r["n_train"] / r["batch"]), lr_scheduler_type="cosine",
+        bf16=r["bf16"], use_cpu=not torch.cuda.is_available(), eval_strategy="epoch", save_strategy="no",
+        logging_steps=25, report_to=[], seed=seed, data_seed=seed, dataloader_num_workers=0, disable_tqdm=True,
+    )  # fmt: skip
+    trainer = Trainer(model=net, args=args, train_dataset=_Tensors(*train), eval_dataset=_Tensors(*val))
+    t0 = time.time()
+    trainer.train()
+    train_s = time.time() - t0
+    model = _finish(name, net, _preprocessing(name), out)
+    xt, yt = spectro_split("test", r["n_test"])
+    metrics = regression_metrics(model, xt, yt)
+    metrics["test_subset"] = f"spectrograms(n={TEST_SUBSET}, seed={SPECTRO_SEEDS['test']}, size={SPECTRO_SIZE})"
+    metrics["log"] = [h for h in trainer.state.log_history if "eval_loss" in h]
+    return dict(recipe=r, metrics=metrics, train_seconds=train_s, work=work)
+
+
+# ----------------------------------------------------------------------------------------- cards
+def _card(name: str, res: dict, out: Path) -> None:
+    r, m = res["recipe"], res["metrics"]
+    info = dict(
+        name=name, recipe=r, metrics=m, train_seconds=round(res["train_seconds"]), machine=machine(),
+        date=f"{datetime.date.today()}", command=f"python -m vitnotes.train {name}" + (f" --epochs {r['epochs']}" if r["epochs"] != RECIPES[name]["epochs"] else "")
+        + (f" --limit {r['limit']}" if r.get("limit") else ""),
+        parameters=sum(p.numel() for p in load(out).net.parameters()),
+    )  # fmt: skip
+    (out / "card.json").write_text(json.dumps(info, indent=1) + "\n")
+    (out / "README.md").write_text(card_markdown(info))
+
+
+_DATA = {
+    "fashion": "Fashion-MNIST (Xiao et al. 2017): 60,000 training and 10,000 test images, 28x28 grayscale, "
+    "10 balanced classes; read from Debian's `dataset-fashion-mnist` by `vitnotes.data.fashion_mnist`.",
+    "spectro": "`vitnotes.data.spectrograms`: synthetic linear chirps in white noise rendered as "
+    "spectrogram images with a title, axis and tick labels and a colour bar (irrelevant content), "
+    "56x56 RGB. Targets: chirp start time, start frequency, end frequency, z-scored with the analytic "
+    "scaler. Splits are fixed seeds: train 1, validation 2, test 3.",
+}
+_TARGETS = {"fmnist-vit-p4": 0.91, "fmnist-vit-p2": 0.90, "fmnist-resnet": 0.93}
+
+
+def card_markdown(info: dict) -> str:
+    """The model card (README.md) from ``card.json``'s fields."""
+    name, r, m = info["name"], info["recipe"], info["metrics"]
+    lines = [f"# {name}", ""]
+    if name == "spectro-vit":
+        lines += ["ViT fine-tuned from `fmnist-vit-p4` to regress a chirp's parameters from a spectrogram image "
+                  "(the setup of the spectrogram paper in the book's references), at 56 px with patch 4: a "
+                  "14x14 grid whose position embeddings were interpolated (bicubic) from the 7x7 grid, and "
+                  "a patch embedding expanded from 1 to 3 input channels.", "", "## Data", _DATA["spectro"]]  # fmt: skip
+    else:
+        arch = "ResNet (HF `ResNetForImageClassification`)" if r["arch"] == "resnet" else (
+            f"ViT, 12 layers x 12 heads, width 192, patch {r['config']['patch_size']} "
+            f"({28 // r['config']['patch_size']}x{28 // r['config']['patch_size']} grid + CLS)")
+        lines += [f"{arch} trained from scratch on Fashion-MNIST." if not r.get("init") else
+                  f"{arch}, started from `{r['init']}` (every block copied; the 4x4 patch kernel sum-pooled to "
+                  "2x2, so each new token equals the old model's token on a 2x nearest-upsampled image; "
+                  "position embeddings interpolated 7x7 -> 14x14), then trained on Fashion-MNIST.",
+                  "", "## Data", _DATA["fashion"]]  # fmt: skip
+    lines += ["", "## Recipe", "```json", json.dumps(r, indent=1), "```", "",
+              "## Reproduce", f"`{info['command']}` (writes this folder: `model.safetensors` in float16, "
+              "`config.json`, `preprocessor_config.json`, `card.json`, this card).", "",
+              "## Test metrics (float16 weights loaded in float32 through `vitnotes.load`)"]  # fmt: skip
+    if "test_accuracy" in m:
+        target = _TARGETS.get(name)
+        lines += [f"- Test accuracy (all {m['test_images']:,} test images): **{100 * m['test_accuracy']:.2f} %**"
+                  + (f" (project target: {100 * target:.0f} %{'' if m['test_accuracy'] >= target else ', not reached'})" if target else ""),
+                  f"- Accuracy on the {m['test_subset']} (re-checked by the test suite): {100 * m['test_subset_accuracy']:.2f} %"]  # fmt: skip
+    else:
+        lines += [f"- Test set: {m['test_subset']} (re-checked by the test suite)",
+                  f"- MSE (z-scored targets): **{m['mse']:.4f}**; predicting the mean: {m['mse_mean_predictor']:.4f}; "
+                  f"**{m['improvement_over_mean']:.1f}x** lower (project target: at least 5x)",
+                  "- R^2 per target: " + ", ".join(f"{k} {v:.3f}" for k, v in m["r2"].items())]  # fmt: skip
+    lines += ["", "## Training", f"- Time: {info['train_seconds'] / 60:.1f} min of training on {info['machine']}",
+              f"- Date: {info['date']}; parameters: {info['parameters']:,}"]  # fmt: skip
+    if "CPU only" in info["machine"]:
+        lines += ["- No GPU was available to the session that trained this model, so the schedule is a short "
+                  "CPU budget (see `epochs`). The same command on a GPU runs the same recipe; longer schedules "
+                  "(`--epochs N`) reach higher accuracy."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m vitnotes.train", description="Train a zoo model and write its card.")
+    p.add_argument("name", choices=sorted(RECIPES))
+    p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None, help=f"output folder (default: {ZOO_DIR}/NAME)")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--limit", type=int, default=None, help="smoke run: use only this many images per split")
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    out = a.out or ZOO_DIR / a.name
+    _log(f"training {a.name} -> {out} on {machine()}")
+    res = (
+        train_spectro(out, a.epochs, a.seed, a.limit)
+        if a.name == "spectro-vit"
+        else train_fmnist(a.name, out, a.epochs, a.seed, a.limit)
+    )
+    _card(a.name, res, out)
+    shutil.rmtree(res["work"], ignore_errors=True)
+    _log(f"{a.name}: {json.dumps(res['metrics'])[:400]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

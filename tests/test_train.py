@@ -74,3 +74,29 @@ def test_checkpoint_round_trip(tmp_path):
         assert torch.equal(a, b), k
     s1, s2 = opt.state_dict()["state"], opt2.state_dict()["state"]
     assert all(torch.equal(s1[i]["exp_avg_sq"], s2[i]["exp_avg_sq"]) for i in s1)
+
+
+def test_spectro_finetune_smoke_run(tmp_path, monkeypatch):
+    """The Trainer path end to end on 8 images, from a tiny 28 px grey ViT saved as a folder."""
+    base = make_vit(seed=2, image_size=28, patch_size=4, num_channels=1)
+    folder = vn.save(base, tmp_path / "base", vn.Preprocessing(28, (0.5,), (0.5,), 1))
+    monkeypatch.setitem(train.RECIPES, "spectro-vit", dict(train.RECIPES["spectro-vit"], init=str(folder)))
+    out = tmp_path / "spectro-vit"
+    assert train.main(["spectro-vit", "--limit", "8", "--epochs", "1", "--out", str(out)]) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert set(card["metrics"]["r2"]) == set(vn.data.TARGET_NAMES) and card["metrics"]["mse"] > 0
+    model = vn.load(out)
+    assert model.geometry.grid == (14, 14) and model.geometry.channels == 3
+    assert model.net.config.problem_type == "regression" and model.labels == list(vn.data.TARGET_NAMES)
+    assert "R^2 per target" in (out / "README.md").read_text()
+
+
+def test_cli_missing_data_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    from vitnotes import data
+
+    monkeypatch.setattr(data, "_DEBIAN", tmp_path / "none")
+    monkeypatch.setattr(data, "_CACHE", tmp_path / "cache")
+    monkeypatch.delenv("VITNOTES_FASHION_MNIST", raising=False)
+    assert train.main(["fmnist-vit-p4", "--out", str(tmp_path / "m")]) == 2
+    assert "apt-get install dataset-fashion-mnist" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()

@@ -154,7 +154,6 @@ def sweep(model: Any, pixel_values: torch.Tensor, targets: Any, *, heads: Iterab
 
 
 _CLS_HEADS = ("ViTForImageClassification", "DeiTForImageClassification")
-_ROWS = 256  # images x ablated heads per forward in the fast sweep
 
 
 def _cls_head(net: torch.nn.Module):
@@ -218,7 +217,7 @@ def _fast_sweep(net, geom: Geometry, pixel_values: torch.Tensor, t: torch.Tensor
         bar = tqdm(total=len(totals) * -(-pixel_values.shape[0] // batch_size), desc="ablation sweep")
     for x, y in zip(pixel_values.split(batch_size), t.split(batch_size), strict=True):
         b = x.shape[0]
-        group = max(1, _ROWS // b)  # several heads per forward when the image chunk is small
+        group = max(1, batch_size // b)  # several heads per forward when the image chunk is small
         h = embeddings(x.to(device=param.device, dtype=param.dtype), interpolate_pos_encoding=interpolate)
         for layer, block in enumerate(blocks):
             for start in range(0, len(chosen.get(layer, [])), group):

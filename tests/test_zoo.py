@@ -1,0 +1,48 @@
+"""Every zoo model loads offline through vitnotes and re-scores its card on the fixed test subset."""
+import json
+
+import pytest
+import torch
+
+import vitnotes as vn
+from vitnotes import train
+
+NAMES = sorted(train.RECIPES)
+
+
+def test_zoo_is_complete_and_small():
+    assert sorted(vn.zoo_names()) == NAMES
+    total = sum(f.stat().st_size for f in vn.ZOO_DIR.rglob("*") if f.is_file())
+    assert total <= 60 * 2**20, f"zoo is {total / 2**20:.1f} MiB"
+    assert not list(vn.ZOO_DIR.rglob("*.bin")) and not list(vn.ZOO_DIR.rglob("*.pt"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_card(name):
+    folder = vn.ZOO_DIR / name
+    card = json.loads((folder / "card.json").read_text())
+    for field in ("recipe", "metrics", "command", "train_seconds", "machine", "date", "parameters"):
+        assert field in card, field
+    assert card["command"].startswith(f"python -m vitnotes.train {name}") and "--limit" not in card["command"]
+    text = (folder / "README.md").read_text()
+    for words in ("## Data", "## Recipe", "## Reproduce", "## Test metrics", "## Training", card["machine"]):
+        assert words in text, words
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_zoo_model_rescores_its_card(name):
+    card = json.loads((vn.ZOO_DIR / name / "card.json").read_text())["metrics"]
+    model = vn.load(name)
+    assert next(model.net.parameters()).dtype == torch.float32
+    if name == "spectro-vit":
+        assert model.geometry.grid == (14, 14) and model.geometry.channels == 3
+        x, y = train.spectro_split("test", train.TEST_SUBSET)
+        got = train.regression_metrics(model, x, y)
+        assert abs(got["mse"] - card["mse"]) <= 0.01
+        for k, r2 in got["r2"].items():
+            assert abs(r2 - card["r2"][k]) <= 0.01, k
+    else:
+        images, labels = vn.data.fashion_mnist_arrays("test")
+        x = model.preprocess(list(images[: train.TEST_SUBSET]))
+        acc = train.accuracy(model, x, torch.from_numpy(labels[: train.TEST_SUBSET]))
+        assert abs(acc - card["test_subset_accuracy"]) <= 0.01, (acc, card["test_subset_accuracy"])

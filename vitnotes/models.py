@@ -338,7 +338,8 @@ def load(
     or local folder, in evaluation mode. Weights load from safetensors only.
 
     ``attn_implementation`` (``"sdpa"``, ``"eager"``) is passed to transformers; vitnotes' attention
-    capture works under either. Introduced in notebook 00.
+    capture works under either. ``dtype`` defaults to float32 (the zoo stores float16 weights; the
+    analyses want float32). Introduced in notebook 00.
     """
     from transformers import AutoConfig, AutoModelForImageClassification
 

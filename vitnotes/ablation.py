@@ -97,11 +97,7 @@ def evaluate_loss(model: Any, pixel_values: torch.Tensor, targets: Any, *, loss:
     t = _check_targets(targets, pixel_values.shape[0], kind)
     total = 0.0
     for x, y in zip(pixel_values.split(batch_size), t.split(batch_size), strict=True):
-        logits = forward(net, x).logits.double().cpu()
-        if kind == "ce":
-            total += F.cross_entropy(logits, y, reduction="sum").item()
-        else:
-            total += F.mse_loss(logits, y.double().reshape(logits.shape), reduction="sum").item() / logits.shape[-1]
+        total += _losses(forward(net, x).logits, y, kind).sum().item()
     return total / pixel_values.shape[0]
 
 
@@ -115,7 +111,8 @@ def sweep(model: Any, pixel_values: torch.Tensor, targets: Any, *, heads: Iterab
     ``method="fast"`` (default) gives the same losses as ``"naive"`` (one full forward per head)
     at under half the cost: the residual stream entering layer l is computed once and shared by
     all of l's heads; layer l's attention context is computed once and only the output projection
-    onwards runs per head, for several heads per forward; the last layer runs for the CLS token
+    onwards runs per head (several heads per forward when an image chunk is smaller than
+    ``batch_size``); the last layer runs for the CLS token
     only (the classifier reads nothing else). Models whose head reads other tokens use the naive
     path. Introduced in notebook 08.
     """

@@ -9,8 +9,8 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP      := $(VENV)/.installed
 OFFLINE    := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg
 
-.PHONY: all demo test venv browser data clean
-all: demo
+.PHONY: all demo test venv browser data clean book notebooks nbval static
+all: book
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
@@ -40,12 +40,44 @@ data:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist; }; \
 	  else echo "Fashion-MNIST is missing: sudo apt-get install dataset-fashion-mnist"; fi; }
 
-# The main job: until the book lands, a short demo that writes _build/demo/demo.png.
+# A short demo on random weights that writes _build/demo/demo.png.
 demo: $(STAMP)
 	$(OFFLINE) $(PY) -m vitnotes.demo
 
-test: $(STAMP) browser data
+# ---------------------------------------------------------------- the book
+# The pages serve their own JavaScript: the widget manager (and its fonts) and MathJax.
+MATHJAX := node_modules/mathjax/es5
+static: $(EMBED_JS)
+	rm -rf _static && mkdir -p _static/mathjax/output/chtml/fonts
+	cp node_modules/@jupyter-widgets/html-manager/dist/embed.js _static/
+	cp node_modules/@jupyter-widgets/html-manager/dist/*.woff* node_modules/@jupyter-widgets/html-manager/dist/*.ttf \
+	   node_modules/@jupyter-widgets/html-manager/dist/*.eot node_modules/@jupyter-widgets/html-manager/dist/*.svg _static/
+	cp $(MATHJAX)/tex-chtml.js _static/mathjax/
+	cp -r $(MATHJAX)/output/chtml/fonts/woff-v2 _static/mathjax/output/chtml/fonts/
+
+# The main job: the static HTML book in _build/html from the committed, executed notebooks.
+# Strict: any Sphinx warning (-W) or broken reference (-n) fails the build.
+book: $(STAMP) static
+	$(OFFLINE) $(VENV)/bin/jupyter-book build . --all --warningiserror --nitpick --keep-going
+
+# Re-execute notebooks (all, or NB="notebooks/01_layers.py ...") from their .py source into the
+# paired .ipynb, in place. Quiet (no progress bars) so the outputs match what nbval re-runs.
+NB ?= $(sort $(wildcard notebooks/[0-9]*.py))
+NBENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 VITNOTES_QUIET=1 PYDEVD_DISABLE_FILE_VALIDATION=1
+notebooks: $(STAMP)
+	@for f in $(NB); do echo "executing $$f"; \
+	  $(VENV)/bin/jupytext --quiet --to ipynb --update "$$f" && \
+	  $(NBENV) $(VENV)/bin/jupyter-execute --inplace --timeout=1200 "$${f%.py}.ipynb" || exit 1; done
+
+# nbval: re-execute every notebook and compare its printed outputs with the committed ones.
+NBVAL := $(NBENV) $(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
+         --nbval-sanitize-with notebooks/sanitize.cfg notebooks
+nbval: $(STAMP) data
+	$(NBVAL)
+
+test: $(STAMP) browser data static
 	$(OFFLINE) $(PY) -m pytest -q
+	$(NBVAL)
 
 clean:
 	rm -rf _build .pytest_cache

@@ -1,12 +1,9 @@
 """The head picker in a static HTML page, no kernel: choosing another head or layer changes the
 image the browser shows. Headless Chromium (Debian's) driven by Playwright; the widget manager
 (`@jupyter-widgets/html-manager`'s standalone bundle) is served from the page's own folder."""
-import functools
-import http.server
 import os
 import re
 import shutil
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +12,10 @@ import torch
 from ipywidgets.embed import embed_snippet
 
 import vitnotes as vn
-from conftest import make_vit
+from conftest import CHROMIUM, CHROMIUM_ARGS, make_vit, serve, watch_requests
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "node_modules" / "@jupyter-widgets" / "html-manager" / "dist"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 MISSING = not (BUNDLE / "embed.js").is_file() or not Path(CHROMIUM).exists()
 if MISSING and os.environ.get("CI"):  # in CI the browser check must run, never skip
@@ -46,24 +42,17 @@ def write_page(folder: Path) -> None:
 @pytest.fixture
 def served(tmp_path):
     write_page(tmp_path)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/index.html"
-    server.shutdown()
+    with serve(tmp_path) as url:
+        yield f"{url}/index.html"
 
 
 def test_picker_switches_views_without_a_kernel(served):
     from playwright.sync_api import sync_playwright
 
-    failed, remote = [], []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page()
-        page.on("requestfailed", lambda r: failed.append(r.url))
-        page.on("request", lambda r: remote.append(r.url) if not r.url.startswith(("http://127.0.0.1", "data:", "blob:")) else None)
+        failed, remote = watch_requests(page)
         page.goto(served)
         page.wait_for_selector("select", timeout=20_000)
         page.wait_for_selector("img", state="visible", timeout=20_000)

@@ -172,3 +172,30 @@ def capture(
            cls_only=cls_only, batch_size=batch_size)
     probs = torch.stack([torch.cat(store[layer]) for layer in wanted])
     return Attention(probs=probs, layers=wanted, geometry=geom, grid=grid, cls_only=cls_only)
+
+
+def attention_io(model: Any, pixel_values: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """What block ``layer``'s attention reads and writes: the normalised tokens entering it
+    (``layernorm_before``'s output, ``[batch, T, hidden]``) and its output after ``o_proj``
+    (``[batch, T, hidden]``, before the residual add). Notebook 00 recomputes the second from the
+    first by hand."""
+    net, geom = unwrap(model)
+    geom.require_vit("attention_io")
+    pixel_values = check_pixel_values(pixel_values, geom)
+    block = _vit_layers(net)[geom.layer(layer)]
+    kept: dict[str, torch.Tensor] = {}
+
+    def keep_in(_module, inputs):
+        kept["in"] = inputs[0].detach().float()
+
+    def keep_out(_module, _inputs, out):
+        kept["out"] = out.detach().float()
+        raise _Stop
+
+    with hooks([(block.attention.q_proj, "forward_pre", keep_in), (block.attention.o_proj, "forward", keep_out)]), \
+            torch.no_grad():
+        try:
+            forward(net, pixel_values)
+        except _Stop:
+            pass
+    return kept["in"], kept["out"]

@@ -45,7 +45,7 @@ def display_image(image: Any, preprocessing: Preprocessing | None = None) -> np.
 
 def upsample(heat: torch.Tensor, size: tuple[int, int], smooth: bool = False) -> np.ndarray:
     """A ``[rows, cols]`` map -> ``[H, W]`` pixels: nearest (shows patches) or bilinear."""
-    h = torch.as_tensor(heat, dtype=torch.float32)
+    h = torch.as_tensor(heat, dtype=torch.float32).detach().cpu()
     if h.ndim != 2:
         raise ValueError(f"a map must be 2-D [rows, cols], got shape {tuple(h.shape)}; pick one image/head first")
     mode = dict(mode="bilinear", align_corners=False) if smooth else dict(mode="nearest")

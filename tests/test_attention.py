@@ -95,3 +95,29 @@ def test_early_stop_leaves_model_usable(vit, pixels):
     vn.capture(vit, pixels, layers=[0])
     assert torch.equal(vit(pixels).logits, before)
     assert not vitnotes_hooks(vit)
+
+
+def test_attention_io_feeds_a_hand_computed_layer(vit, pixels):
+    """The tokens attention_io returns, pushed through the layer's own weights by hand, give the
+    output it returns (the recomputation chapter 00 does)."""
+    g = vn.geometry(vit)
+    X, out = vn.attention_io(vit, pixels, 1)
+    attn = vit.vit.layers[1].attention
+    with torch.no_grad():
+        def heads(t):
+            return t.reshape(t.shape[0], t.shape[1], g.heads, g.head_dim).transpose(1, 2)
+
+        q, k, v = (heads(m(X)) for m in (attn.q_proj, attn.k_proj, attn.v_proj))
+        a = (q @ k.transpose(-1, -2) / g.head_dim**0.5).softmax(-1)
+        want = attn.o_proj((a @ v).transpose(1, 2).reshape(X.shape))
+    assert X.shape == out.shape == (pixels.shape[0], g.tokens, g.hidden)
+    torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(a, vn.capture(vit, pixels, layers=[1]).get(1), rtol=1e-5, atol=1e-6)
+    assert not vitnotes_hooks(vit)
+
+
+def test_attention_io_rejects_a_cnn_and_a_bad_layer(vit, resnet, pixels):
+    with pytest.raises(TypeError, match="ViT-family"):
+        vn.attention_io(resnet, pixels, 0)
+    with pytest.raises(IndexError):
+        vn.attention_io(vit, pixels, 7)

@@ -95,3 +95,12 @@ def test_every_bad_input_has_a_clear_error(vit, resnet):
     assert not failures, "\n".join(failures)
     assert not vitnotes_hooks(vit)
     assert vit.config._attn_implementation == "sdpa"
+
+
+def test_stacked_grey_batch_equals_a_list_of_images():
+    grey = Preprocessing(size=8, mean=(0.5,), std=(0.5,), channels=1)
+    batch = np.random.default_rng(0).integers(0, 256, (5, 8, 8), dtype=np.uint8)
+    x = grey(batch)
+    assert x.shape == (5, 1, 8, 8)
+    assert torch.equal(x, grey(list(batch)))
+    assert grey(batch[..., None]).shape == (5, 1, 8, 8)  # [batch, H, W, 1]

@@ -96,3 +96,26 @@ def test_metric_errors():
         vn.mask_coverage(torch.ones(5, 5), (2, 2))
     with pytest.raises(ValueError, match="geometry"):
         vn.mean_attention_distance(torch.ones(10, 10) / 10)
+
+
+def test_map_consistency_matches_numpy_correlations():
+    import numpy as np
+
+    g = torch.rand(2, 5, 3, 4, 4)  # [layer, batch, head, rows, cols]
+    g[0, :, 1] = g[0, 0, 1]  # a head that draws the same map on every image
+    got = vn.map_consistency(g)
+    assert got.shape == (2, 3)
+    for layer in range(2):
+        for head in range(3):
+            maps = g[layer, :, head].flatten(1).numpy().astype(np.float64)
+            mean = maps.mean(0)
+            want = np.mean([np.corrcoef(m, mean)[0, 1] for m in maps])
+            assert abs(float(got[layer, head]) - want) < 1e-5
+    assert abs(float(got[0, 1]) - 1.0) < 1e-6
+
+
+def test_map_consistency_refuses_bad_shapes():
+    with pytest.raises(ValueError, match="layer, batch, head"):
+        vn.map_consistency(torch.rand(5, 3, 4, 4))
+    with pytest.raises(ValueError, match="two images"):
+        vn.map_consistency(torch.rand(2, 1, 3, 4, 4))

@@ -8,13 +8,24 @@ from __future__ import annotations
 import os
 import random
 
-from .ablation import ablate, evaluate_loss, sweep
+from .ablation import ablate, evaluate_loss, head_types, sweep
+from .spectro import attention_profile
 from .attention import Attention, attention_io, capture
 from .cam import gradcam
+from .diagnose import (
+    attention_stats, compare_groups, confusion_matrix, confusion_pairs, describe_error, garment_mass,
+    group_distributions, pick_errors, predict_with_attention,
+)
+from .faithfulness import (
+    agreement, agreement_heatmap, delete_pixels, deletion_auc, deletion_curve, deletion_order, deletion_study,
+    deletion_summary,
+    map_panel, random_maps, rank_correlation, resize_maps, topk_overlap, deletion_plot,
+)
 from .metrics import (
     by_layer,
     cls_summary,
     entropy,
+    map_consistency,
     mask_coverage,
     mask_mass,
     mean_attention_distance,
@@ -22,18 +33,22 @@ from .metrics import (
     topk_share,
 )
 from .images import Preprocessing
-from .models import ZOO_DIR, Geometry, Model, geometry, load, save, zoo_names
+from .models import ZOO_DIR, Geometry, Model, card, geometry, load, randomized, save, zoo_names
+from .cost import timed_predict, vit_cost
 from . import data
 from .rollout import (
     attention_flow,
+    attention_flow_grid,
     capture_rollout,
     eager_attention,
     fuse_heads,
     gradient_rollout,
     rollout,
+    rollout_by_depth,
     rollout_grid,
 )
-from .viz import before_after, display_image, head_grid, layer_strip, metric_by_layer, overlay
+from .sanity import cascade_panel, cascade_plot, cascading_randomization, explanation_maps
+from .viz import before_after, display_image, head_grid, head_heatmap, layer_strip, metric_by_layer, overlay
 from .widgets import head_picker, state_bytes
 
 __version__ = "0.1.0"
@@ -106,7 +121,18 @@ __all__ = [
     "ablate", "attention_flow", "before_after", "by_layer", "capture", "capture_rollout", "cls_summary", "data",
     "display_image",
     "eager_attention", "entropy", "evaluate_loss", "fuse_heads", "geometry", "gradcam", "gradient_rollout",
-    "head_grid", "head_picker", "layer_strip", "load", "mask_coverage", "mask_mass", "mean_attention_distance",
+    "head_grid", "head_picker", "layer_strip", "load", "map_consistency", "mask_coverage", "mask_mass", "mean_attention_distance",
     "metric_by_layer", "normalized_entropy", "overlay", "rollout", "rollout_grid", "save", "setup", "show_progress",
     "state_bytes", "sweep", "topk_share", "zoo_names",
+    # notebooks 07-08: fine-tuning, head ablation
+    "attention_profile", "head_heatmap", "head_types",
+    # notebooks 03-04: map agreement, deletion curves, error diagnosis
+    "agreement", "agreement_heatmap", "attention_stats", "compare_groups", "confusion_matrix", "confusion_pairs",
+    "delete_pixels", "deletion_auc", "deletion_curve", "deletion_order", "deletion_plot", "deletion_study",
+    "deletion_summary",
+    "describe_error", "garment_mass", "map_panel", "predict_with_attention", "random_maps", "rank_correlation",
+    "resize_maps", "topk_overlap", "group_distributions", "pick_errors",
+    # notebooks 05-06: patch size cost, randomisation checks
+    "attention_flow_grid", "card", "cascade_panel", "cascade_plot", "cascading_randomization", "explanation_maps",
+    "randomized", "rollout_by_depth", "timed_predict", "vit_cost",
 ]

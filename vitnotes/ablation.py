@@ -9,6 +9,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Mapping
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 from .hooks import hooks
 from .models import Geometry, _vit_layers, check_pixel_values, forward, unwrap
 
-__all__ = ["ablate", "evaluate_loss", "sweep"]
+__all__ = ["ablate", "evaluate_loss", "head_types", "sweep"]
 
 
 def _head_pairs(geom: Geometry, heads: Any) -> dict[int, list[int]]:
@@ -243,3 +244,42 @@ def _fast_sweep(net, geom: Geometry, pixel_values: torch.Tensor, t: torch.Tensor
         bar.close()
     n = pixel_values.shape[0]
     return base_total / n, {key: v / n for key, v in totals.items()}
+
+
+HEAD_REGIONS = ("chirp", "plot", "text", "colorbar", "axes")
+
+
+def head_types(profile: pd.DataFrame, *, threshold: float = 2.0, regions: tuple[str, ...] = HEAD_REGIONS) -> pd.DataFrame:
+    """Sort heads by where their CLS attention lands, relative to each region's area.
+
+    ``profile`` is a per-(layer, head) table with ``mass_<region>`` columns and ``attrs["area"]``
+    (from ``vn.attention_profile`` with masks). For each region, the enrichment is
+    ``mass / area share``: 1 for a head that spreads its attention uniformly, whatever the region's
+    size. A region is *enriched* for a head when its enrichment is at least ``threshold``. The type
+    is the single enriched region (``"chirp"``, ``"text"``, ...), ``"polysemantic"`` when two or more
+    regions are enriched, and ``"diffuse"`` when none is. Returns ``layer``, ``head``, one
+    ``enrich_<region>`` column per region, ``top_region`` (highest enrichment) and ``type``.
+    Introduced in notebook 08.
+    """
+    if not isinstance(profile, pd.DataFrame) or not {"layer", "head"} <= set(profile.columns):
+        raise TypeError("profile must be a per-(layer, head) DataFrame from vn.attention_profile(model, x, masks)")
+    area = profile.attrs.get("area") or {}
+    missing = [r for r in regions if f"mass_{r}" not in profile.columns or r not in area]
+    if missing:
+        raise ValueError(f"profile has no mass or area for region(s) {missing}; "
+                         "compute it with vn.attention_profile(model, x, masks) and pass masks")
+    if not threshold > 1.0:
+        raise ValueError(f"threshold must exceed 1 (1 = a uniform head), got {threshold}")
+    out = profile[["layer", "head"]].copy()
+    for r in regions:
+        if area[r] <= 0:
+            raise ValueError(f"region {r!r} covers no pixel of these images; drop it from regions")
+        out[f"enrich_{r}"] = profile[f"mass_{r}"] / area[r]
+    enrich = out[[f"enrich_{r}" for r in regions]].to_numpy()
+    hits = enrich >= threshold
+    names = np.asarray(regions, dtype=object)
+    out["top_region"] = names[enrich.argmax(1)]
+    out["type"] = np.where(hits.sum(1) == 0, "diffuse",
+                           np.where(hits.sum(1) == 1, names[hits.argmax(1)], "polysemantic"))
+    out.attrs.update(profile.attrs, threshold=threshold, regions=tuple(regions))
+    return out

@@ -26,6 +26,7 @@ __all__ = [
     "region_masks",
     "sample_photos",
     "scale",
+    "show_regions",
     "spectrograms",
     "unscale",
 ]
@@ -34,7 +35,7 @@ FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )  # fmt: skip
-_SPECTRO = ("REGIONS", "TARGET_NAMES", "region_masks", "scale", "spectrograms", "unscale")
+_SPECTRO = ("REGIONS", "TARGET_NAMES", "region_masks", "scale", "show_regions", "spectrograms", "unscale")
 
 
 def __getattr__(name: str):  # the spectrogram task lives in vitnotes.spectro; import it on first use

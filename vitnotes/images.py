@@ -78,9 +78,12 @@ class Preprocessing:
     def __call__(self, images: Any) -> torch.Tensor:
         """PIL image(s) or numpy array(s) -> float32 ``pixel_values`` of shape (batch, C, size, size).
 
-        A numpy array is one image (``[H, W]``, ``[H, W, 1|3]``) or, stacked, a batch of them
-        (``[batch, H, W]`` with ``W`` not 1 or 3, or ``[batch, H, W, 1|3]``)."""
-        if isinstance(images, np.ndarray) and (images.ndim == 4 or (images.ndim == 3 and images.shape[-1] not in (1, 3, 4))):
+        A numpy array is one image (``[H, W]``, ``[H, W, 1|3]``) or, stacked, a batch of them:
+        ``[batch, H, W, 1|3]``, or ``[batch, H, W]`` for a one-channel model (a 3-D array for a colour
+        model stays one image, so a channels-first ``[3, H, W]`` gets a clear error)."""
+        stacked = isinstance(images, np.ndarray) and (
+            images.ndim == 4 or (images.ndim == 3 and self.channels == 1 and images.shape[-1] not in (1, 3, 4)))
+        if stacked:
             images = list(images)
         elif isinstance(images, (Image.Image, np.ndarray)):
             images = [images]

@@ -29,6 +29,7 @@ __all__ = [
     "mask_mass",
     "cls_summary",
     "by_layer",
+    "map_consistency",
 ]
 
 
@@ -184,3 +185,25 @@ def by_layer(df: pd.DataFrame) -> pd.DataFrame:
     out = df.drop(columns=[c for c in ("head",) if c in df.columns]).groupby("layer").mean()
     out.attrs.update(df.attrs)
     return out
+
+
+def map_consistency(grids: torch.Tensor) -> torch.Tensor:
+    """How much a head's map stays the same from image to image: the mean, over images, of the
+    Pearson correlation between an image's map and the head's mean map over all images.
+
+    ``grids`` is ``[layer, batch, head, rows, cols]`` (e.g. ``attn.cls_grids()``); returns
+    ``[layer, head]``. Near 1: a *positional* head that looks at the same places whatever the
+    image; near 0: a head whose map follows the content. Needs at least two images.
+    Introduced in notebook 02 (heads).
+    """
+    g = torch.as_tensor(grids)
+    if g.ndim != 5:
+        raise ValueError(f"map_consistency expects maps [layer, batch, head, rows, cols], got shape {tuple(g.shape)}")
+    if g.shape[1] < 2:
+        raise ValueError("map_consistency needs maps of at least two images")
+    x = g.double().flatten(-2)  # [layer, batch, head, N]
+    mean = x.mean(1, keepdim=True)
+    xc, mc = x - x.mean(-1, keepdim=True), mean - mean.mean(-1, keepdim=True)
+    num = (xc * mc).sum(-1)
+    den = (xc.norm(dim=-1) * mc.norm(dim=-1)).clamp_min(1e-300)
+    return (num / den).mean(1).float()

@@ -9,14 +9,15 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from .attention import Attention, layer_indices, patch_grid, stream
 from .models import check_pixel_values, forward, resolve_targets, unwrap
 
 __all__ = [
-    "rollout", "rollout_grid", "capture_rollout", "fuse_heads", "attention_flow", "gradient_rollout",
-    "eager_attention",
+    "rollout", "rollout_grid", "capture_rollout", "fuse_heads", "attention_flow", "attention_flow_grid",
+    "gradient_rollout", "eager_attention", "rollout_by_depth",
 ]  # fmt: skip
 
 _FUSIONS = ("mean", "max", "min")
@@ -58,10 +59,13 @@ def _discard(w: torch.Tensor, ratio: float) -> torch.Tensor:
     n = int(w.shape[-1] * w.shape[-2] * ratio)
     if n == 0:
         return w
-    flat = w.flatten(-2).clone()
+    flat = w.flatten(-2)
+    keep = flat.shape[-1] - n
+    if keep < n:  # cheaper to find the few entries that stay
+        idx = flat.topk(keep, dim=-1).indices
+        return torch.zeros_like(flat).scatter_(-1, idx, flat.gather(-1, idx)).view_as(w)
     idx = flat.topk(n, dim=-1, largest=False).indices
-    flat.scatter_(-1, idx, 0.0)
-    return flat.view_as(w)
+    return flat.clone().scatter_(-1, idx, 0.0).view_as(w)
 
 
 def _augmented(w: torch.Tensor, residual: float) -> torch.Tensor:
@@ -77,26 +81,32 @@ def rollout(
     head_fusion: str = "mean",
     discard_ratio: float = 0.0,
     start_layer: int = 0,
+    end_layer: int = -1,
     residual: float = 0.5,
 ) -> torch.Tensor:
-    """Attention rollout ``R = A_L ... A_start`` per image, ``[batch, T, T]``.
+    """Attention rollout ``R = A_end ... A_start`` per image, ``[batch, T, T]``.
 
     Each layer's heads are fused (mean / max / min), optionally the smallest ``discard_ratio``
     of the fused weights are zeroed, then ``A_l = 0.5 W_l + 0.5 I`` with rows renormalised
     (the residual connection), and the matrices are multiplied from the left.
-    ``start_layer`` indexes the captured layers. Row ``R[b, 0]`` says how much each input
-    token contributes to the final CLS token.
+    ``start_layer`` and ``end_layer`` (inclusive, default the last) index the captured layers;
+    ``residual`` is the identity's weight (0 = the bare attention product). Row ``R[b, 0]`` says
+    how much each input token contributes to the CLS token after ``end_layer``.
     """
     a = _full(attn)
     if not 0.0 <= residual <= 1.0:
         raise ValueError(f"residual must lie in [0, 1], got {residual}")
     n_layers = a.shape[0]
-    if not -n_layers <= start_layer < n_layers:
-        raise IndexError(f"start_layer {start_layer} out of range for {n_layers} captured layers")
+    for name, value in (("start_layer", start_layer), ("end_layer", end_layer)):
+        if not -n_layers <= value < n_layers:
+            raise IndexError(f"{name} {value} out of range for {n_layers} captured layers")
     start_layer %= n_layers
+    end_layer %= n_layers
+    if end_layer < start_layer:
+        raise ValueError(f"end_layer {end_layer} comes before start_layer {start_layer}; rollout needs start <= end")
     r = None
-    for layer in range(start_layer, n_layers):
-        w = _discard(fuse_heads(a[layer].double(), head_fusion), discard_ratio)  # [batch, T, T]
+    for layer in range(start_layer, end_layer + 1):
+        w = _discard(fuse_heads(a[layer], head_fusion).double(), discard_ratio)  # [batch, T, T]; products in float64
         step = _augmented(w, residual)
         r = step if r is None else step @ r
     return r.float()
@@ -236,17 +246,85 @@ def gradient_rollout(
     pixel_values = check_pixel_values(pixel_values, geom)
     grid = geom.grid_for(*pixel_values.shape[-2:])
     start = geom.layer(start_layer)
+    _, maps, grads = attention_with_grads(net, pixel_values, target)
+    return _gradient_rollout_from(maps, grads, start, geom.prefix, grid)
+
+
+def attention_with_grads(
+    net: torch.nn.Module, pixel_values: torch.Tensor, target: int | list[int] | None
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """One eager forward and backward pass: the logits ``[batch, classes]``, every layer's
+    attention ``[batch, head, T, T]`` and the gradient of the target class score with respect to
+    it (same shape). Parameters' ``.grad`` stay untouched."""
     with eager_attention(net), torch.enable_grad():
         out = forward(net, pixel_values, output_attentions=True)
         maps = out.attentions
         t = resolve_targets(target, out.logits)
         score = out.logits.gather(1, t[:, None]).sum()
-        grads = torch.autograd.grad(score, maps)  # parameters' .grad stay untouched
+        grads = torch.autograd.grad(score, maps)
+    return out.logits.detach(), [m.detach() for m in maps], list(grads)
+
+
+def _gradient_rollout_from(maps: list[torch.Tensor], grads: list[torch.Tensor], start: int, prefix: int,
+                           grid: tuple[int, int]) -> torch.Tensor:
     b, _, n, _ = maps[0].shape
     r = torch.eye(n, dtype=torch.float64).expand(b, n, n).clone()
-    for layer in range(start, geom.layers):
-        a = maps[layer].detach().double().cpu()
-        g = grads[layer].double().cpu()
-        cam = (g * a).clamp_min(0).mean(1)  # [batch, T, T]
+    for layer in range(start, len(maps)):
+        cam = (grads[layer].double().cpu() * maps[layer].double().cpu()).clamp_min(0).mean(1)  # [batch, T, T]
         r = r + cam @ r
-    return patch_grid(r[:, 0].float(), geom.prefix, grid)
+    return patch_grid(r[:, 0].float(), prefix, grid)
+
+
+def attention_flow_grid(attn: Attention, **kwargs: Any) -> torch.Tensor:
+    """Attention flow into the CLS token over the patches on the grid, ``[batch, rows, cols]``
+    (prefix tokens dropped, renormalised to sum to 1). Keywords go to ``attention_flow``.
+    Introduced in notebook 06."""
+    if not isinstance(attn, Attention):
+        raise TypeError(f"attention_flow_grid needs a vn.capture result (an Attention), got {type(attn).__name__}")
+    return patch_grid(attention_flow(attn, **kwargs), attn.geometry.prefix, attn.grid)
+
+
+def rollout_by_depth(
+    attn: Attention, *, head_fusion: str = "mean", discard_ratio: float = 0.0, residual: float = 0.5
+) -> pd.DataFrame:
+    """How the rollout builds up layer by layer: one row per ``end_layer`` (rollout of the captured
+    layers from the first through ``end_layer``), averaged over images.
+
+    Columns: ``agreement`` = Spearman rank correlation of its CLS map with the full rollout's;
+    ``row_spread`` = mean total-variation distance between each patch token's rollout row and
+    the CLS token's row (both over the patches, renormalised; 0 = every token's row is the same
+    map); ``identity_share`` = mean diagonal weight ``R[j, j]`` of the patch tokens (what the
+    residual path keeps of a token's own input); ``entropy_norm`` of the CLS map.
+    ``head_fusion``, ``discard_ratio`` and ``residual`` as in ``rollout``.
+    Introduced in notebook 06.
+    """
+    from .faithfulness import rank_correlation
+    from .metrics import normalized_entropy
+
+    if not isinstance(attn, Attention):
+        raise TypeError(f"rollout_by_depth needs a vn.capture result (an Attention), got {type(attn).__name__}")
+    if not 0.0 <= residual <= 1.0:
+        raise ValueError(f"residual must lie in [0, 1], got {residual}")
+    a = _full(attn)
+    pre = attn.geometry.prefix
+    partial = []  # the running product after each layer, [batch, T, N] over the patches
+    r = None
+    for layer in range(a.shape[0]):  # the same product as rollout(), kept after every layer
+        step = _augmented(_discard(fuse_heads(a[layer], head_fusion).double(), discard_ratio), residual)
+        r = step if r is None else step @ r
+        p = r[:, :, pre:]
+        partial.append(p / p.sum(-1, keepdim=True).clamp_min(1e-300))
+    full = partial[-1][:, 0]
+    rows = []
+    for end, p in enumerate(partial):
+        cls, patches = p[:, 0], p[:, pre:]
+        rows.append({
+            "end_layer": attn.layers[end],
+            "agreement": float(rank_correlation(cls, full).mean()),
+            "row_spread": float(0.5 * (patches - cls[:, None]).abs().sum(-1).mean()),
+            "identity_share": float(torch.diagonal(patches, dim1=-2, dim2=-1).mean()),
+            "entropy_norm": float(normalized_entropy(cls).mean()),
+        })
+    df = pd.DataFrame(rows)
+    df.attrs.update(images=int(full.shape[0]), head_fusion=head_fusion, discard_ratio=discard_ratio, residual=residual)
+    return df

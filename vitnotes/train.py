@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from . import data as vdata
 from .images import Preprocessing
-from .models import ZOO_DIR, Model, load, save
+from .models import ZOO_DIR, Model, geometry, load, save
 
 FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530
 TEST_SUBSET = 1000  # the first 1,000 test images: the subset the test suite re-scores
@@ -299,23 +299,56 @@ def regression_metrics(model: Model, x: torch.Tensor, y: torch.Tensor, batch_siz
     }
 
 
-def train_spectro(out: Path, epochs: int | None = None, seed: int = 0, limit: int | None = None) -> dict:
-    from transformers import Trainer, TrainingArguments, ViTConfig, ViTForImageClassification
+def _spectro_net(init: str | Path, seed: int) -> torch.nn.Module:
+    """The network ``train_spectro`` starts from: a 56 px, 3-channel regression ViT with every block of
+    ``init`` copied in (patch kernel 1 -> 3 channels, positions 7x7 -> 14x14); the 3-output regression
+    head is new (initialised from ``seed``)."""
+    from transformers import ViTConfig, ViTForImageClassification
 
-    name = "spectro-vit"
-    r = dict(RECIPES[name], epochs=epochs or RECIPES[name]["epochs"], seed=seed)
-    if limit:  # a smoke run with `limit` images per split
-        r.update(limit=limit, n_train=limit, n_val=limit, n_test=limit)
     torch.manual_seed(seed)
-    base = load(r["init"]).net
+    base = load(init).net
     names = dict(id2label=dict(enumerate(vdata.TARGET_NAMES)), label2id={n: i for i, n in enumerate(vdata.TARGET_NAMES)})
     cfg = ViTConfig(**{**base.config.to_dict(), "image_size": SPECTRO_SIZE, "num_channels": 3, **names})
     cfg.problem_type = "regression"
     net = ViTForImageClassification(cfg)
     _transfer(base, net)
+    return net
+
+
+def starting_point(init: str | Path | None = None, seed: int = 0) -> Model:
+    """``spectro-vit`` before fine-tuning: ``fmnist-vit-p4`` (or ``init``) moved onto the spectrogram
+    geometry exactly as ``python -m vitnotes.train spectro-vit`` starts it (56 px RGB, patch 4, a
+    14x14 grid with positions interpolated from 7x7, the patch kernel spread over 3 channels, a new
+    3-output regression head), as a ``vn.Model`` in evaluation mode with spectro-vit's preprocessing.
+
+    Its attention is the Fashion-MNIST model's attention applied to spectrograms; its outputs are
+    meaningless (the head is untrained). Introduced in notebook 07.
+    """
+    init = RECIPES["spectro-vit"]["init"] if init is None else init
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int (the recipe uses 0), got {seed!r}")
+    net = _spectro_net(init, seed).eval()
+    return Model(net=net, geometry=geometry(net), labels=list(vdata.TARGET_NAMES),
+                 preprocessing=_preprocessing("spectro-vit"), name=f"{Path(str(init)).name} -> spectro (start)",
+                 source="train.starting_point")
+
+
+def train_spectro(out: Path, epochs: int | None = None, seed: int = 0, limit: int | None = None,
+                  quiet: bool = False) -> dict:
+    """Fine-tune ``spectro-vit`` with ``transformers.Trainer`` and save it in ``out``; ``quiet`` prints
+    nothing (no timestamps, no Trainer log lines)."""
+    from transformers import Trainer, TrainingArguments
+    from transformers.trainer_callback import PrinterCallback
+
+    name = "spectro-vit"
+    r = dict(RECIPES[name], epochs=epochs or RECIPES[name]["epochs"], seed=seed)
+    if limit:  # a smoke run with `limit` images per split
+        r.update(limit=limit, n_train=limit, n_val=limit, n_test=limit)
+    log = (lambda _msg: None) if quiet else _log
+    net = _spectro_net(r["init"], seed)
     t = time.time()
     train, val = spectro_split("train", r["n_train"]), spectro_split("val", r["n_val"])
-    _log(f"{name}: data {time.time() - t:.1f} s")
+    log(f"{name}: data {time.time() - t:.1f} s")
     work = out.parent / f".{out.name}.work"
     args = TrainingArguments(
         output_dir=str(work), num_train_epochs=r["epochs"], per_device_train_batch_size=r["batch"],
@@ -325,15 +358,48 @@ def train_spectro(out: Path, epochs: int | None = None, seed: int = 0, limit: in
         logging_steps=25, report_to=[], seed=seed, data_seed=seed, dataloader_num_workers=0, disable_tqdm=True,
     )  # fmt: skip
     trainer = Trainer(model=net, args=args, train_dataset=_Tensors(*train), eval_dataset=_Tensors(*val))
+    if quiet:
+        trainer.remove_callback(PrinterCallback)
     t0 = time.time()
-    trainer.train()
+    with torch.enable_grad():  # a notebook may have switched gradients off globally
+        trainer.train()
     train_s = time.time() - t0
     model = _finish(name, net, _preprocessing(name), out)
     xt, yt = spectro_split("test", r["n_test"])
     metrics = regression_metrics(model, xt, yt)
-    metrics["test_subset"] = f"spectrograms(n={TEST_SUBSET}, seed={SPECTRO_SEEDS['test']}, size={SPECTRO_SIZE})"
+    metrics["test_subset"] = f"spectrograms(n={r['n_test']}, seed={SPECTRO_SEEDS['test']}, size={SPECTRO_SIZE})"
     metrics["log"] = [h for h in trainer.state.log_history if "eval_loss" in h]
-    return dict(recipe=r, metrics=metrics, train_seconds=train_s, work=work)
+    return dict(recipe=r, metrics=metrics, train_seconds=train_s, work=work, steps=trainer.state.global_step,
+                history=list(trainer.state.log_history))
+
+
+def demo_finetune(limit: int = 32, epochs: int = 1, seed: int = 0, init: str | Path | None = None) -> dict:
+    """A smoke run of the real ``spectro-vit`` recipe (``transformers.Trainer``, MSE, the same
+    optimiser, schedule and transfer) on ``limit`` images per split, written to a temporary folder
+    that is deleted afterwards: nothing is left on disk and the zoo is not touched. Prints nothing.
+
+    Returns ``recipe`` (as run), ``steps`` (optimiser steps), ``history`` (the Trainer's log: the
+    training loss and the validation MSE per epoch), ``metrics`` (test MSE and R^2 on ``limit`` test
+    images) and ``seconds``. The full run is ``python -m vitnotes.train spectro-vit``. Introduced in
+    notebook 07.
+    """
+    import tempfile
+
+    for what, value in (("limit", limit), ("epochs", epochs)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{what} must be a positive int (e.g. {what}=32 for limit), got {value!r}")
+    saved = RECIPES["spectro-vit"]
+    if init is not None:
+        RECIPES["spectro-vit"] = dict(saved, init=str(init))
+    try:
+        with tempfile.TemporaryDirectory(prefix="vitnotes-finetune-") as tmp:
+            t = time.time()
+            res = train_spectro(Path(tmp) / "spectro-vit", epochs=epochs, seed=seed, limit=limit, quiet=True)
+            seconds = time.time() - t
+    finally:
+        RECIPES["spectro-vit"] = saved
+    metrics = {k: v for k, v in res["metrics"].items() if k != "log"}
+    return dict(recipe=res["recipe"], steps=res["steps"], history=res["history"], metrics=metrics, seconds=seconds)
 
 
 # ----------------------------------------------------------------------------------------- cards

@@ -16,7 +16,8 @@ from matplotlib.figure import Figure
 
 from .images import Preprocessing, to_pil
 
-__all__ = ["display_image", "upsample", "overlay", "layer_strip", "head_grid", "before_after", "metric_by_layer"]
+__all__ = ["display_image", "upsample", "overlay", "layer_strip", "head_grid", "before_after", "metric_by_layer",
+           "head_heatmap"]
 
 
 def display_image(image: Any, preprocessing: Preprocessing | None = None) -> np.ndarray:
@@ -84,7 +85,8 @@ def overlay(image: Any, heat: torch.Tensor, *, title: str | None = None, alpha: 
 
 def layer_strip(image: Any, maps: torch.Tensor, *, labels: Sequence[str] | None = None, alpha: float = 0.55,
                 cmap: str = "inferno", smooth: bool = False, shared: bool = False, size: float = 1.8) -> Figure:
-    """Maps ``[n, rows, cols]`` (one per layer) side by side over the same image.
+    """Maps ``[n, rows, cols]`` (e.g. one per layer) side by side over the same image, or over one
+    image each when ``image`` is a list of ``n`` images (e.g. one head on several images).
 
     By default each panel spans its own colour range (shows where, not how much: nearly
     uniform maps look busy); ``shared=True`` puts every panel on one 0..max scale with a colour bar.
@@ -95,11 +97,16 @@ def layer_strip(image: Any, maps: torch.Tensor, *, labels: Sequence[str] | None 
     labels = list(labels) if labels is not None else [f"layer {i}" for i in range(len(maps))]
     if len(labels) != len(maps):
         raise ValueError(f"{len(labels)} labels for {len(maps)} maps; give one label per map")
-    img = display_image(image)
+    if isinstance(image, (list, tuple)):
+        if len(image) != len(maps):
+            raise ValueError(f"{len(image)} images for {len(maps)} maps; give one image, or one per map")
+        imgs = [display_image(i) for i in image]
+    else:
+        imgs = [display_image(image)] * len(maps)
     fig = Figure(figsize=(size * len(maps), size + 0.3), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(maps)))
     vmax = _shared_max(maps, shared)
-    for ax, m, label in zip(axes, maps, labels, strict=True):
+    for ax, img, m, label in zip(axes, imgs, maps, labels, strict=True):
         im = _draw(ax, img, m, alpha, cmap, smooth, label, vmax)
     if shared:
         fig.colorbar(im, ax=list(axes), shrink=0.8)
@@ -169,4 +176,32 @@ def metric_by_layer(df: pd.DataFrame, metric: str, *, hue: str | None = None, he
     sns.lineplot(data=df, x="layer", y=metric, hue=hue, ax=ax, errorbar=None, marker="o")
     ax.set_ylabel(ylabel or metric)
     ax.set_xlabel("layer")
+    return fig
+
+
+def head_heatmap(df: pd.DataFrame, value: str, *, label: str | None = None, scale: float = 1.0,
+                 fmt: str = ".2f", cmap: str = "rocket_r", center: float | None = None,
+                 symlog: float | None = None, size: tuple[float, float] = (6.4, 4.6)) -> Figure:
+    """A per-(layer, head) value as a layer x head heatmap with each cell annotated (``value`` times
+    ``scale``, e.g. 100 for percent). ``center`` gives a diverging colour map around that value;
+    ``symlog=t`` a diverging symmetric-log colour scale around 0, linear within ``[-t, t]`` (for
+    values that span orders of magnitude and signs). Introduced in notebook 08."""
+    import seaborn as sns
+    from matplotlib.colors import SymLogNorm
+
+    for col in ("layer", "head", value):
+        if col not in df.columns:
+            raise ValueError(f"column {col!r} not in the table (columns: {list(df.columns)})")
+    if symlog is not None and not symlog > 0:
+        raise ValueError(f"symlog is the linear range around 0 and must be > 0, got {symlog}")
+    table = df.pivot_table(index="layer", columns="head", values=value, aggfunc="mean") * scale
+    fig = Figure(figsize=size, layout="constrained")
+    ax = fig.subplots()
+    kw: dict[str, Any] = dict(cmap="vlag" if center is not None else cmap, center=center)
+    if symlog is not None:
+        lim = float(np.nanmax(np.abs(table.to_numpy()))) or 1.0
+        kw = dict(cmap="vlag", norm=SymLogNorm(linthresh=symlog, vmin=-lim, vmax=lim))
+    sns.heatmap(table, ax=ax, annot=True, fmt=fmt, annot_kws={"fontsize": 6}, cbar_kws={"label": label or value}, **kw)
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
     return fig

@@ -1,0 +1,164 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · How does attention change from layer to layer?
+#
+# A ViT has 12 layers, and each one lets the CLS token read from the patches again. Does the
+# CLS token look at the same places all the way up, or does it start broad and narrow down
+# onto the object? We draw the CLS row of every layer over the same images and measure two
+# things per layer (definitions in the introduction):
+#
+# - **entropy** of the CLS row over the patches, and entropy divided by $\log N$ (1 = uniform);
+# - **mean attention distance**: how far, in pixels, each patch reaches when it attends to
+#   other patches (local heads have small distances, global heads large ones).
+
+# %%
+import numpy as np
+import pandas as pd
+import torch
+
+import vitnotes as vn
+
+vn.setup(seed=0)
+
+# %%
+vit = vn.load("fmnist-vit-p2")
+vit
+
+# %% [markdown]
+# We use the first 256 Fashion-MNIST test images for the CLS statistics, and the first 16 of
+# them for the statistics that need the full $T \times T$ matrices (about 2.5 MB per image).
+
+# %%
+images, labels = vn.data.fashion_mnist_arrays("test")
+x = vit.preprocess(images[:256])  # pixel_values [256, 1, 28, 28]
+cls = vn.capture(vit, x, cls_only=True)  # CLS rows: [layer, batch, head, key]
+full = vn.capture(vit, x[:16])  # full matrices: [layer, batch, head, query, key]
+print(cls)
+print(full)
+
+# %% [markdown]
+# ## The CLS row, layer by layer
+#
+# Each strip is one image; each panel is one layer's CLS attention averaged over the 12
+# heads, drawn over the image. Colours are scaled per panel, so look at *where* the bright
+# patches are, and at the numbers below for *how concentrated* they are.
+
+# %%
+maps = cls.cls_grids().mean(2)  # mean over heads: [layer, batch, 14, 14]
+for i in (0, 2, 9):
+    fig = vn.layer_strip(images[i], maps[:, i], labels=[f"L{layer}" for layer in cls.layers], size=1.15)
+    fig.suptitle(f"test image {i}: {vit.labels[labels[i]]}", fontsize=10)
+    display(fig)
+
+# %% [markdown]
+# ## Entropy and attention distance by layer
+#
+# `vn.cls_summary` gives one row per (layer, head), averaged over images; `vn.by_layer`
+# averages over heads.
+
+# %%
+heads_cls = vn.cls_summary(cls)  # 256 images, CLS statistics
+heads_full = vn.cls_summary(full)  # 16 images, adds distance_px and cls_share
+table = vn.by_layer(heads_cls)[["entropy", "entropy_norm", "top10"]]
+table = table.join(vn.by_layer(heads_full)[["distance_px", "cls_share"]])
+table.round(3)
+
+# %%
+vn.metric_by_layer(heads_cls, "entropy_norm", ylabel="CLS entropy / log N (1 = uniform)")
+
+# %% [markdown]
+# For the distance, the grey line is what uniform attention over the 14x14 grid would give. In
+# large ViTs trained on ImageNet, the ViT paper found *local* heads in the early layers (small
+# distances) next to global ones; this is where to look for them.
+
+# %%
+uniform_px = float(vn.metrics.patch_distances(vit.geometry.grid, vit.geometry.patch_size).mean())
+fig = vn.metric_by_layer(heads_full, "distance_px", ylabel="mean attention distance (pixels)")
+fig.axes[0].axhline(uniform_px, color="grey", lw=1, ls="--")
+fig
+
+# %%
+spread = heads_full.groupby("layer")["distance_px"].agg(["min", "max"])
+closest = heads_full.loc[heads_full["distance_px"].idxmin()]
+print(f"mean distance under uniform attention: {uniform_px:.2f} pixels (image diagonal {np.hypot(28, 28):.1f})")
+print(f"most local head: layer {int(closest['layer'])}, head {int(closest['head'])}, {closest['distance_px']:.2f} pixels "
+      f"({closest['distance_px'] / uniform_px:.0%} of uniform)")
+local = bool(closest['distance_px'] < 0.5 * uniform_px)
+print("any head reaching on average less than half as far as uniform attention:", local)
+
+# %% [markdown]
+# ## Does the CLS token look at the garment?
+#
+# Fashion-MNIST garments sit on a black background. If attention "looks at the object", the
+# CLS row should put more weight on garment patches than their share of the image. We take
+# the pixels that are exactly 0 as background and compare, per layer, the CLS attention that
+# lands on the background with the background's share of the image.
+
+# %%
+background = torch.from_numpy(images[:256] == 0)  # [256, 28, 28] bool
+area = float(vn.mask_coverage(background, vit.geometry.grid).mean())
+on_bg = vn.mask_mass(maps, background, batch_axis=1).mean(1)  # [layer]
+bg = pd.DataFrame({"layer": cls.layers, "CLS attention on background": on_bg.numpy(),
+                   "background share of the patches": area}).set_index("layer")
+bg["ratio"] = bg.iloc[:, 0] / area
+bg.round(3)
+
+# %%
+low, high = int(table["entropy_norm"].idxmin()), int(table["entropy_norm"].idxmax())
+garment_layers = [layer for layer in cls.layers if bg.loc[layer, "ratio"] < 1]
+bg_layers = [layer for layer in cls.layers if bg.loc[layer, "ratio"] > 1]
+assert table["entropy_norm"].max() < 1, "every layer's CLS attention is more focused than uniform"
+print("layers that favour the garment (ratio < 1):", garment_layers)
+print("layers that favour the background (ratio > 1):", bg_layers)
+
+# %% [markdown]
+# Where the ratio exceeds 1, the CLS token reads *more* from empty black patches than their
+# area would give them. That is not the model "looking at" the background in the everyday
+# sense: empty patches carry no garment, so heads can use their tokens as scratch space to
+# collect and pass on information (the "register" behaviour described for large ViTs by
+# Darcet et al.). A map from such a layer shows where information is stored, not what the
+# model attends to in the image. The bright patches in the late layers of the strips above
+# are few and sit at the garment's edges or off it.
+
+# %% tags=["remove-input"]
+from IPython.display import Markdown
+
+first, last = cls.layers[0], cls.layers[-1]
+trend = "falls steadily" if table["entropy_norm"].is_monotonic_decreasing else "does not fall steadily"
+Markdown(f"""
+## What we found
+
+- CLS attention is more concentrated than uniform in every layer, and its entropy {trend} with
+  depth: normalised entropy is {table.loc[first, 'entropy_norm']:.2f} in layer {first},
+  highest in layer {high} ({table.loc[high, 'entropy_norm']:.2f}) and lowest in layer {low}
+  ({table.loc[low, 'entropy_norm']:.2f}); the last layer sits at {table.loc[last, 'entropy_norm']:.2f}.
+  The ten most-attended patches (of {cls.grid[0] * cls.grid[1]}) take
+  {table.loc[first, 'top10']:.0%} of the CLS weight in layer {first} and {table.loc[last, 'top10']:.0%}
+  in layer {last}.
+- Mean attention distance is {table.loc[first, 'distance_px']:.2f} pixels in layer {first} and
+  {table.loc[last, 'distance_px']:.2f} in layer {last}, against {uniform_px:.2f} for uniform attention; the
+  most local head (layer {int(closest['layer'])}, head {int(closest['head'])}) reaches {closest['distance_px']:.2f} pixels.
+  {"There are local heads, as in the ViT paper." if local else "Unlike the large ImageNet ViTs of the ViT paper, this model has no local heads: patches attend about as far as uniform attention would, although (chapter 02) not uniformly."}
+- The CLS token gives the garment more than its area's share only in layers {garment_layers}; in
+  layers {bg_layers} it gives empty background patches more than their share (they cover {area:.0%} of
+  the patches, and receive up to {bg.iloc[:, 0].max():.0%} of the CLS attention).
+""")
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Repeat the background analysis per class (use `labels[:256]`). Do sandals, with the most
+#    background, behave differently?
+# 2. Plot `top5pct` by layer for `fmnist-vit-p4`. Is the layer at which attention is sharpest
+#    the same?
+# 3. The CLS share of the patches' own attention (`cls_share` in the table) rises or falls with
+#    depth? What would it mean for patches to read from CLS?

@@ -1,0 +1,255 @@
+"""Diagnosing a classifier's mistakes: predictions with attention in one pass, the confusion
+matrix and its main pairs, attention statistics of right vs wrong predictions, and a short
+diagnosis of one error written from measured quantities.
+
+Introduced in notebook 04 (misclassified images).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .attention import patch_grid
+from .hooks import hooks
+from .metrics import entropy, mask_mass, topk_share
+from .models import _vit_layers, check_pixel_values, forward, unwrap
+
+__all__ = [
+    "predict_with_attention", "confusion_matrix", "confusion_pairs", "attention_stats", "compare_groups",
+    "garment_mass", "describe_error", "pick_errors", "group_distributions",
+]  # fmt: skip
+
+
+def predict_with_attention(
+    model: Any, pixel_values: torch.Tensor, layer: int = -1, *, batch_size: int = 128, progress: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and one layer's CLS attention from the same forward pass.
+
+    Returns (logits ``[batch, classes]``, CLS -> patch attention ``[batch, head, rows, cols]``, the
+    prefix dropped and renormalised as in ``Attention.cls_grid``). The model runs its own kernel
+    to the end; hooks keep the layer's CLS query and its keys and recompute
+    ``softmax(q_cls K^T * scale)``, so the attention costs one row per head instead of a second
+    pass. Introduced in notebook 04.
+    """
+    net, geom = unwrap(model)
+    geom.require_vit("predict_with_attention")
+    pixel_values = check_pixel_values(pixel_values, geom)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    grid = geom.grid_for(*pixel_values.shape[-2:])
+    attn = _vit_layers(net)[geom.layer(layer)].attention
+    scale = getattr(attn, "scaling", geom.head_dim**-0.5)
+    kept: dict[str, torch.Tensor] = {}
+    rows: list[torch.Tensor] = []
+
+    def split(t: torch.Tensor) -> torch.Tensor:  # [B, T, H*d] -> [B, H, T, d]
+        return t.reshape(t.shape[0], t.shape[1], geom.heads, -1).transpose(1, 2).float()
+
+    def on_q(_module, _inputs, out):
+        kept["q"] = split(out[:, :1])  # the CLS query only: [B, H, 1, d]
+
+    def on_k(_module, _inputs, out):
+        scores = kept.pop("q") @ split(out).transpose(-1, -2) * scale  # [B, H, 1, T]
+        rows.append(scores.softmax(-1)[:, :, 0].cpu())
+
+    chunks = pixel_values.split(batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc="predict")
+    logits = []
+    with hooks([(attn.q_proj, "forward", on_q), (attn.k_proj, "forward", on_k)]), torch.no_grad():
+        for chunk in chunks:
+            logits.append(forward(net, chunk).logits.float().cpu())
+    return torch.cat(logits), patch_grid(torch.cat(rows), geom.prefix, grid)
+
+
+def _labels(y: Any, what: str) -> np.ndarray:
+    a = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
+    if a.ndim != 1 or a.size == 0 or not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"{what} must be a non-empty 1-D array of integer class indices, got shape {a.shape}, "
+                         f"dtype {a.dtype}")
+    return a.astype(np.int64)
+
+
+def confusion_matrix(true: Any, pred: Any, names: Sequence[str]) -> pd.DataFrame:
+    """Counts ``[true class, predicted class]`` as a table with the class names (rows: true)."""
+    t, p = _labels(true, "true"), _labels(pred, "pred")
+    if t.shape != p.shape:
+        raise ValueError(f"{t.size} true labels but {p.size} predictions")
+    n = len(names)
+    if t.min() < 0 or p.min() < 0 or max(t.max(), p.max()) >= n:
+        raise ValueError(f"class indices must lie in 0..{n - 1} for {n} names")
+    cm = np.zeros((n, n), dtype=np.int64)
+    np.add.at(cm, (t, p), 1)
+    return pd.DataFrame(cm, index=pd.Index(names, name="true"), columns=pd.Index(names, name="predicted"))
+
+
+def confusion_pairs(cm: pd.DataFrame, top: int = 6) -> pd.DataFrame:
+    """The ``top`` largest off-diagonal cells of a confusion matrix: true, predicted, count,
+    ``of_true`` (share of that true class sent there) and ``of_errors`` (share of all errors)."""
+    a = cm.to_numpy()
+    if a.ndim != 2 or a.shape[0] != a.shape[1]:
+        raise ValueError(f"expected a square confusion matrix, got shape {a.shape}")
+    off = a.copy()
+    np.fill_diagonal(off, 0)
+    errors = off.sum()
+    rows = []
+    for i, j in zip(*np.unravel_index(np.argsort(-off, axis=None, kind="stable"), off.shape)):
+        if len(rows) == top or off[i, j] == 0:
+            break
+        rows.append({"true": cm.index[i], "predicted": cm.columns[j], "count": int(off[i, j]),
+                     "of_true": off[i, j] / a[i].sum(), "of_errors": off[i, j] / errors})
+    return pd.DataFrame(rows)
+
+
+def attention_stats(cls_grid: torch.Tensor, logits: torch.Tensor, k: int = 10) -> pd.DataFrame:
+    """Per-image numbers: ``cls_entropy`` (nats) and ``cls_top{k}`` share of the CLS attention,
+    each averaged over heads (``cls_grid``: ``[batch, head, rows, cols]``), ``confidence`` (the
+    top softmax probability) and ``margin`` (top minus second probability)."""
+    if cls_grid.ndim != 4 or logits.ndim != 2 or cls_grid.shape[0] != logits.shape[0]:
+        raise ValueError(f"expected cls_grid [batch, head, rows, cols] and logits [batch, classes] for the same "
+                         f"images, got {tuple(cls_grid.shape)} and {tuple(logits.shape)}")
+    p = cls_grid.flatten(-2)
+    probs = logits.double().softmax(-1).topk(2, dim=-1).values
+    return pd.DataFrame({
+        "cls_entropy": entropy(p).mean(-1).numpy(),
+        f"cls_top{k}": topk_share(p, k).mean(-1).numpy(),
+        "confidence": probs[:, 0].float().numpy(),
+        "margin": (probs[:, 0] - probs[:, 1]).float().numpy(),
+    })
+
+
+def compare_groups(df: pd.DataFrame, by: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Two groups (``by`` is a boolean column) compared on each column: means, the difference,
+    the rank-biserial effect size and a two-sided Mann-Whitney U p-value. NaNs are left out.
+
+    Rank-biserial ``r = 2 U / (n_true n_false) - 1``, with ``U`` counting the pairs in which the
+    ``True`` group's value is larger (ties count half): +1 = every ``True`` value is larger, 0 =
+    no tendency, -1 = every one smaller.
+    """
+    from scipy.stats import mannwhitneyu
+
+    if by not in df.columns or df[by].dtype != bool:
+        raise ValueError(f"column {by!r} must exist and be boolean (e.g. correct = pred == label)")
+    columns = [c for c in df.columns if c != by] if columns is None else list(columns)
+    rows = []
+    for c in columns:
+        a = df.loc[df[by], c].dropna().to_numpy(float)
+        b = df.loc[~df[by], c].dropna().to_numpy(float)
+        if len(a) == 0 or len(b) == 0:
+            raise ValueError(f"column {c!r}: one group is empty ({len(a)} {by}, {len(b)} not {by})")
+        res = mannwhitneyu(a, b, alternative="two-sided")
+        rows.append({"statistic": c, f"mean ({by})": a.mean(), f"mean (not {by})": b.mean(),
+                     "difference": a.mean() - b.mean(), "rank_biserial": 2 * res.statistic / (len(a) * len(b)) - 1,
+                     "p_mannwhitney": res.pvalue, f"n ({by})": len(a), f"n (not {by})": len(b)})
+    return pd.DataFrame(rows).set_index("statistic")
+
+
+def garment_mass(maps: torch.Tensor, images: Any, threshold: int = 0) -> torch.Tensor:
+    """Share of each map's (non-negative) mass on the garment: pixels brighter than ``threshold``.
+
+    ``maps``: ``[batch, rows, cols]`` on a grid that divides the image; ``images``: raw
+    ``[batch, H, W]`` grey images (0 = black background). Patches partly on the garment count
+    in proportion. Returns ``[batch]`` in [0, 1].
+    """
+    m = torch.as_tensor(maps, dtype=torch.float64)
+    imgs = torch.from_numpy(np.array(images, copy=True))  # a copy: the loaders' arrays may be read-only
+    if m.ndim != 3 or imgs.ndim != 3 or m.shape[0] != imgs.shape[0]:
+        raise ValueError(f"expected maps [batch, rows, cols] and grey images [batch, H, W] for the same images, "
+                         f"got {tuple(m.shape)} and {tuple(imgs.shape)}")
+    if (m < 0).any():
+        raise ValueError("maps must be non-negative (attention, rollout, ReLU'd relevance)")
+    total = m.sum((-2, -1), keepdim=True)
+    p = m / total.clamp_min(1e-300)
+    return mask_mass(p, imgs > threshold)
+
+
+def describe_error(
+    names: Sequence[str],
+    true: int,
+    pred: int,
+    probs: torch.Tensor,
+    *,
+    cls_garment: float,
+    rollout_garment: float,
+    garment_area: float,
+    class_overlap: float,
+    cls_entropy: float,
+    typical_entropy: float,
+) -> str:
+    """One error in words, every number measured: how sure the model was, whether the true class
+    was a close second, where the attention went (share on the garment against the garment's
+    share of the image), and whether the evidence for the predicted and the true class sits on
+    the same pixels (``class_overlap``: top-10 % overlap of the two class-specific maps)."""
+    p = torch.as_tensor(probs, dtype=torch.float64)
+    rank = int((p > p[true]).sum()) + 1
+    sure = "confidently" if p[pred] >= 0.8 else ("narrowly" if p[pred] - p[true] < 0.15 else "")
+    first = (f"True **{names[true]}**, predicted **{names[pred]}** {sure} (p = {p[pred]:.2f}); "
+             f"the true class comes {_ordinal(rank)} with p = {p[true]:.2f}.").replace("  ", " ")
+    focus = "more" if cls_garment > garment_area else "less"
+    second = (f"Last-layer CLS attention puts {cls_garment:.0%} of its mass on the garment, which covers "
+              f"{garment_area:.0%} of the image ({focus} than its area), rollout {rollout_garment:.0%}; "
+              f"CLS entropy {cls_entropy:.2f} nats vs a median of {typical_entropy:.2f} for correct predictions.")
+    same = "mostly the same" if class_overlap >= 0.5 else ("partly the same" if class_overlap >= 0.25 else "different")
+    third = (f"The class-specific maps for {names[pred]} and {names[true]} share {class_overlap:.0%} of their "
+             f"top-10 % pixels: the evidence sits on {same} pixels.")
+    return " ".join([first, second, third])
+
+
+def _ordinal(n: int) -> str:
+    return {1: "first", 2: "second", 3: "third"}.get(n, f"{n}th")
+
+
+def pick_errors(true: Any, pred: Any, confidence: Any, pairs: pd.DataFrame, names: Sequence[str],
+                per_pair: int = 2) -> np.ndarray:
+    """Indices of errors to look at: for each (true, predicted) pair of ``confusion_pairs``, the
+    most confident error, then the least confident, then the second most confident, ... up to
+    ``per_pair`` (fewer when the pair has fewer errors)."""
+    t, p = _labels(true, "true"), _labels(pred, "pred")
+    conf = np.asarray(confidence, dtype=float)
+    if not t.shape == p.shape == conf.shape:
+        raise ValueError(f"true, pred and confidence differ in length: {t.size}, {p.size}, {conf.size}")
+    if per_pair < 1:
+        raise ValueError(f"per_pair must be >= 1, got {per_pair}")
+    lookup = {n: i for i, n in enumerate(names)}
+    out: list[int] = []
+    for _, row in pairs.iterrows():
+        cand = np.flatnonzero((t == lookup[row["true"]]) & (p == lookup[row["predicted"]]))
+        ranked = cand[np.argsort(-conf[cand], kind="stable")]  # most confident first
+        alternating = [ranked[i // 2] if i % 2 == 0 else ranked[-(i // 2) - 1] for i in range(len(ranked))]
+        out += list(dict.fromkeys(int(i) for i in alternating))[:per_pair]
+    return np.asarray(out, dtype=np.int64)
+
+
+def group_distributions(df: pd.DataFrame, by: str, columns: Sequence[str], *, labels: tuple[str, str] = ("yes", "no"),
+                        ncols: int = 4, size: tuple[float, float] = (2.0, 2.2)):
+    """One small box plot per column (``ncols`` to a row), the two groups of the boolean column
+    ``by`` side by side (``labels`` name the True and the False group, drawn blue and red).
+    Returns a matplotlib ``Figure``."""
+    import seaborn as sns
+    from matplotlib.figure import Figure
+
+    for c in (by, *columns):
+        if c not in df.columns:
+            raise ValueError(f"column {c!r} not in the table (columns: {list(df.columns)})")
+    if ncols < 1:
+        raise ValueError(f"ncols must be >= 1, got {ncols}")
+    ncols = min(ncols, len(columns))
+    nrows = -(-len(columns) // ncols)
+    fig = Figure(figsize=(size[0] * ncols, size[1] * nrows), layout="constrained")
+    axes = np.asarray(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    for ax in axes[len(columns):]:
+        ax.set_visible(False)
+    group = df[by].map({True: labels[0], False: labels[1]})
+    palette = {labels[0]: "C0", labels[1]: "C3"}
+    for ax, c in zip(axes, columns):
+        sns.boxplot(x=group, y=df[c], order=list(labels), ax=ax, hue=group, palette=palette, legend=False,
+                    width=0.6, fliersize=2)
+        ax.set_xlabel("")
+        ax.set_title(c, fontsize=9)
+        ax.set_ylabel("")
+    return fig

@@ -1,0 +1,184 @@
+"""Sanity checks for attention maps: do they change when the model's weights are randomised?
+
+A model-randomisation test in the spirit of Adebayo et al. 2018 ("Sanity checks for saliency
+maps"): re-initialise the network from the top down (``vn.randomized``) and measure how much
+each kind of map changes (Spearman rank correlation with the trained model's map). A map that
+barely changes when the weights it should explain are destroyed cannot be explaining them.
+Introduced in notebook 06 (rollout).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+
+from .attention import patch_grid
+from .models import check_pixel_values, forward, resolve_targets, unwrap
+from .rollout import _gradient_rollout_from, attention_with_grads, rollout
+
+__all__ = ["explanation_maps", "cascading_randomization", "cascade_plot", "cascade_panel"]
+
+_METHODS = ("rollout", "last layer", "gradient rollout")
+
+
+def explanation_maps(
+    model: Any, pixel_values: torch.Tensor, target: int | list[int] | None = None, *, batch_size: int = 32
+) -> dict[str, torch.Tensor]:
+    """Three maps per image, each ``[batch, rows, cols]`` summing to 1 over the patches:
+
+    - ``"rollout"``: attention rollout's CLS row (mean head fusion, no discard);
+    - ``"last layer"``: the last layer's CLS -> patch attention, averaged over heads;
+    - ``"gradient rollout"``: gradient-weighted rollout for class ``target`` (None = predicted).
+
+    The first two never look at the class; the third does. All three come from one eager forward
+    and backward pass per chunk of ``batch_size`` images. Introduced in notebook 06.
+    """
+    return _maps_and_logits(model, pixel_values, target, batch_size)[0]
+
+
+def _maps_and_logits(model: Any, pixel_values: torch.Tensor, target: Any, batch_size: int
+                     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    net, geom = unwrap(model)
+    geom.require_vit("explanation maps")
+    pixel_values = check_pixel_values(pixel_values, geom)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    grid = geom.grid_for(*pixel_values.shape[-2:])
+    n_classes = int(getattr(net.config, "num_labels", 0) or 1)
+    targets = None if target is None else resolve_targets(target, torch.zeros(len(pixel_values), n_classes))
+    out: dict[str, list[torch.Tensor]] = {m: [] for m in _METHODS}
+    logits = []
+    for i, chunk in enumerate(pixel_values.split(batch_size)):
+        t = None if targets is None else targets[i * batch_size : i * batch_size + len(chunk)].tolist()
+        lg, maps, grads = attention_with_grads(net, chunk, t)
+        logits.append(lg)
+        out["rollout"].append(patch_grid(rollout(torch.stack(maps).float())[:, 0], geom.prefix, grid))
+        out["last layer"].append(patch_grid(maps[-1][:, :, 0].float(), geom.prefix, grid).mean(1))
+        out["gradient rollout"].append(_gradient_rollout_from(maps, grads, 0, geom.prefix, grid))
+    return {m: torch.cat(v) for m, v in out.items()}, torch.cat(logits)
+
+
+def cascading_randomization(
+    model: Any,
+    pixel_values: torch.Tensor,
+    target: int | list[int] | None = None,
+    *,
+    from_layers: list[int] | None = None,
+    seed: int = 0,
+    fully_random: bool = True,
+    topk_frac: float = 0.1,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> tuple[pd.DataFrame, dict[str, dict[str, torch.Tensor]]]:
+    """Model-randomisation test (Adebayo et al. 2018, "Sanity checks for saliency maps").
+
+    The trained model's ``explanation_maps`` are the reference. Then, for each ``from_layer``
+    in ``from_layers`` (default: the head alone, then blocks 11, 9, 6, 3, 0 and up), a copy of the
+    model with blocks ``>= from_layer`` and the head re-initialised (``vn.randomized``, same
+    ``seed``: a cascade from the top down), and with ``fully_random`` also a copy with every
+    weight, embeddings included, re-initialised. Each map is compared with the trained one
+    of the same image by Spearman rank correlation over the patches.
+
+    ``target`` (a class, one per image, or None = the trained model's prediction) stays fixed
+    across the cascade. Returns a long table (one row per step and method: ``step``,
+    ``from_layer`` (-1 for the fully random copy, ``layers + 1`` for the trained model),
+    ``method``, ``spearman`` (mean over images), ``spearman_min``, ``topk_overlap`` (share of the
+    top ``topk_frac`` of patches the two maps have in common; ``topk_frac`` is what unrelated maps share
+    by chance), ``accuracy`` = share of images whose prediction equals ``target``) and the maps
+    ``{step: {method: [batch, rows, cols]}}``.
+    Introduced in notebook 06.
+    """
+    from .faithfulness import rank_correlation, topk_overlap
+    from .models import randomized
+
+    net, geom = unwrap(model)
+    geom.require_vit("cascading randomisation")
+    pixel_values = check_pixel_values(pixel_values, geom)
+    if target is None:  # explain the trained model's predictions, on every step of the cascade
+        with torch.no_grad():
+            logits = torch.cat([forward(net, c).logits for c in pixel_values.split(batch_size)])
+    else:
+        logits = torch.zeros(len(pixel_values), int(getattr(net.config, "num_labels", 0) or 1))
+    targets = resolve_targets(target, logits)
+    layers = geom.layers
+    if not 0.0 < topk_frac <= 1.0:
+        raise ValueError(f"topk_frac must lie in (0, 1], got {topk_frac}")
+    from_layers = [layers, layers - 1, 9, 6, 3, 0] if from_layers is None else list(from_layers)
+    for f in from_layers:
+        if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or not 0 <= f <= layers:
+            raise ValueError(f"from_layers must hold ints in 0..{layers} ({layers} = the head alone), got {f!r}")
+    steps: list[tuple[str, int, Any]] = [("trained", layers + 1, model)]
+    for f in from_layers:
+        label = "head" if f == layers else f"head + block {f}" if f == layers - 1 else f"head + blocks {f}-{layers - 1}"
+        steps.append((label, f, None))
+    if fully_random:
+        steps.append(("all + embeddings", -1, None))
+    rows, maps = [], {}
+    bar = range(len(steps))
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(bar, desc="randomisation cascade")
+    for i in bar:
+        label, f, m = steps[i]
+        if m is None:
+            m = randomized(model, 0 if f == -1 else f, seed, embeddings=f == -1)
+        maps[label], step_logits = _maps_and_logits(m, pixel_values, targets.tolist(), batch_size)
+        acc = float((step_logits.argmax(-1) == targets.to(step_logits.device)).double().mean())
+        for method in _METHODS:
+            rho = rank_correlation(maps[label][method], maps["trained"][method])
+            top = topk_overlap(maps[label][method], maps["trained"][method], topk_frac)
+            rows.append({"step": label, "from_layer": f, "method": method, "spearman": float(np.nanmean(rho.numpy())),
+                         "spearman_min": float(np.nanmin(rho.numpy())), "topk_overlap": float(top.mean()),
+                         "accuracy": acc})
+    df = pd.DataFrame(rows)
+    df.attrs.update(images=len(pixel_values), seed=seed)
+    return df, maps
+
+
+def cascade_plot(table: pd.DataFrame, baseline: dict[str, float] | None = None, *, metric: str = "spearman",
+                 size: tuple[float, float] = (6.4, 3.4)) -> Figure:
+    """Agreement with the trained maps along the cascade (a line per method, steps in the table's
+    order from the trained model to the fully random one). ``metric``: a column of the table
+    (``"spearman"`` or ``"topk_overlap"``). ``baseline``: method -> a reference value drawn as a
+    dashed line of the same colour (e.g. the agreement between trained maps of different images)."""
+    for col in ("step", "method", metric):
+        if col not in table.columns:
+            raise ValueError(f"column {col!r} not in the table; pass the first result of vn.cascading_randomization")
+    steps = list(dict.fromkeys(table["step"]))
+    fig = Figure(figsize=size, layout="constrained")
+    ax = fig.subplots()
+    colours = {}
+    for method, group in table.groupby("method", sort=False):
+        y = group.set_index("step").loc[steps, metric].to_numpy()
+        (line,) = ax.plot(range(len(steps)), y, marker="o", label=method)
+        colours[method] = line.get_color()
+    for method, value in (baseline or {}).items():
+        ax.axhline(value, ls="--", lw=1, color=colours.get(method, "grey"), alpha=0.8)
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_xticks(range(len(steps)), steps, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel({"spearman": "Spearman with trained map", "topk_overlap": "top-patch overlap with trained map"}
+                  .get(metric, metric))
+    ax.set_xlabel("randomised (cascading from the top)")
+    ax.set_ylim(-0.3, 1.05)
+    ax.legend(fontsize=8, loc="lower left")
+    return fig
+
+
+def cascade_panel(image: Any, maps: dict[str, dict[str, torch.Tensor]], index: int = 0, *,
+                  size: float = 1.15) -> Figure:
+    """One image's maps along the cascade: a column per step, a row per method (the second result
+    of ``cascading_randomization``; ``index`` picks the image in the batch)."""
+    from .faithfulness import map_panel
+
+    steps = list(maps)
+    if not steps:
+        raise ValueError("maps is empty; pass the second result of vn.cascading_randomization")
+    methods = list(maps[steps[0]])
+    img = np.asarray(image)
+    rows = {m: torch.stack([maps[s][m][index] for s in steps]) for m in methods}
+    return map_panel(np.repeat(img[None], len(steps), 0), rows, titles=[s.replace(" + ", "\n+ ") for s in steps],
+                     size=size)

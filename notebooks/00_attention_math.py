@@ -129,7 +129,7 @@ print(f"entropy of the CLS row over patches: {H_cls.mean():.3f} nats (uniform: l
       f"{torch.tensor(float(g.grid[0] * g.grid[1])).log():.3f}); normalised {vn.normalized_entropy(A[:, :, 0, 1:]).mean():.3f}")
 print("per head (image 0):", [f"{h:.2f}" for h in H_cls[0].tolist()])
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 from IPython.display import Markdown
 
 Markdown(f"""

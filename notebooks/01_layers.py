@@ -129,7 +129,7 @@ print("layers that favour the background (ratio > 1):", bg_layers)
 # model attends to in the image. The bright patches in the late layers of the strips above
 # are few and sit at the garment's edges or off it.
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 from IPython.display import Markdown
 
 first, last = cls.layers[0], cls.layers[-1]

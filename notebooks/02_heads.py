@@ -129,7 +129,7 @@ for name, row in examples.items():
                  f"garment ratio {row['garment_ratio']:.2f})", fontsize=9)
     display(fig)
 
-# %% tags=["remove-input"]
+# %% tags=["hide-input"]
 from IPython.display import Markdown
 
 n = len(heads)

@@ -198,7 +198,7 @@ beats_random = [m for m in vit_maps if auc.loc["ViT", m] < auc.loc["ViT", "rando
 print(f"ViT maps that beat random on the ViT at p < 0.05: {beats_random}")
 assert not beats_random
 
-# %%
+# %% tags=["hide-input"]
 from IPython.display import Markdown
 
 best_vit = auc.loc["ViT", vit_maps].idxmin()

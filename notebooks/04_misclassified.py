@@ -199,7 +199,7 @@ print(f"top-10 % overlap of the predicted- and true-class maps: mean {overlap.me
       f"{stats.loc[err, 'cls_on_garment'].mean():.3f}, garment area {(imgs[err] > 0).mean():.3f}")
 assert overlap.mean() < 0.5  # the evidence for the two classes sits mostly on different pixels
 
-# %%
+# %% tags=["hide-input"]
 Markdown(f"""
 ## What we found
 

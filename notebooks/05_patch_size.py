@@ -209,7 +209,7 @@ seconds = {k: t[1] for k, t in timed.items()}
 print({k: f"{v * 1e3:.2f} ms/image" for k, v in seconds.items()},
       f"| p2 / p4 = {seconds['p2'] / seconds['p4']:.1f}x (batch 64, {N_ACC} images, CPU threads: {torch.get_num_threads()})")
 
-# %%
+# %% tags=["hide-input"]
 from IPython.display import Markdown
 
 Markdown(f"""

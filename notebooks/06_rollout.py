@@ -321,7 +321,7 @@ print(f"random block 11: last-layer map entropy / log N = {random_last_entropy:.
 # patches. Neither test says a map is *right*; they only rule out maps that could not be reporting
 # what the model learned.
 
-# %%
+# %% tags=["hide-input"]
 from IPython.display import Markdown
 
 Markdown(f"""

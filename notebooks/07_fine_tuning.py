@@ -281,7 +281,7 @@ vn.before_after(ds[0]["image"], cls["before"].cls_grid(-1)[0].mean(0), cls["afte
 vn.before_after(ds[1]["image"], cls["before"].cls_grid(0)[1].mean(0), cls["after"].cls_grid(0)[1].mean(0),
                 titles=("before, layer 0", "after, layer 0"))
 
-# %%
+# %% tags=["hide-input"]
 from IPython.display import Markdown
 
 st = seed_table

@@ -234,7 +234,7 @@ s_early = per_layer.loc[0:2, "mean"].mean()
 assert f_top == 0 and f_late < f_early / 10 and late < s_early / 10  # both fall by over 10x with depth
 print(f"fmnist-vit-p4: layers 0-2 {f_early:.3f} %, layers 6-11 {f_late:.3f} %, largest layer {f_top}")
 
-# %%
+# %% tags=["hide-input"]
 from IPython.display import Markdown
 
 Markdown(f"""

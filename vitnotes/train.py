@@ -334,14 +334,16 @@ def starting_point(init: str | Path | None = None, seed: int = 0) -> Model:
 
 
 def train_spectro(out: Path, epochs: int | None = None, seed: int = 0, limit: int | None = None,
-                  quiet: bool = False) -> dict:
+                  quiet: bool = False, init: str | Path | None = None) -> dict:
     """Fine-tune ``spectro-vit`` with ``transformers.Trainer`` and save it in ``out``; ``quiet`` prints
-    nothing (no timestamps, no Trainer log lines)."""
+    nothing (no timestamps, no Trainer log lines); ``init`` replaces the recipe's starting model."""
     from transformers import Trainer, TrainingArguments
     from transformers.trainer_callback import PrinterCallback
 
     name = "spectro-vit"
     r = dict(RECIPES[name], epochs=epochs or RECIPES[name]["epochs"], seed=seed)
+    if init is not None:
+        r["init"] = str(init)
     if limit:  # a smoke run with `limit` images per split
         r.update(limit=limit, n_train=limit, n_val=limit, n_test=limit)
     log = (lambda _msg: None) if quiet else _log
@@ -388,16 +390,10 @@ def demo_finetune(limit: int = 32, epochs: int = 1, seed: int = 0, init: str | P
     for what, value in (("limit", limit), ("epochs", epochs)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{what} must be a positive int (e.g. {what}=32 for limit), got {value!r}")
-    saved = RECIPES["spectro-vit"]
-    if init is not None:
-        RECIPES["spectro-vit"] = dict(saved, init=str(init))
-    try:
-        with tempfile.TemporaryDirectory(prefix="vitnotes-finetune-") as tmp:
-            t = time.time()
-            res = train_spectro(Path(tmp) / "spectro-vit", epochs=epochs, seed=seed, limit=limit, quiet=True)
-            seconds = time.time() - t
-    finally:
-        RECIPES["spectro-vit"] = saved
+    with tempfile.TemporaryDirectory(prefix="vitnotes-finetune-") as tmp:
+        t = time.time()
+        res = train_spectro(Path(tmp) / "spectro-vit", epochs=epochs, seed=seed, limit=limit, quiet=True, init=init)
+        seconds = time.time() - t
     metrics = {k: v for k, v in res["metrics"].items() if k != "log"}
     return dict(recipe=res["recipe"], steps=res["steps"], history=res["history"], metrics=metrics, seconds=seconds)
 

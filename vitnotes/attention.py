@@ -99,14 +99,18 @@ def stream(
     *,
     cls_only: bool = False,
     batch_size: int = 64,
-) -> None:
-    """The shared mechanism under ``capture`` and ``capture_rollout``: for each chunk of
-    ``batch_size`` images, in order, call ``on_layer(layer, probs)`` for each requested layer, with
-    ``probs`` of shape (chunk, head, query, key) in float32, or (chunk, head, key) for ``cls_only``.
+    to_end: bool = False,
+    progress: bool = False,
+) -> list[torch.Tensor]:
+    """The shared mechanism under ``capture``, ``capture_rollout`` and ``predict_with_attention``:
+    for each chunk of ``batch_size`` images, in order, call ``on_layer(layer, probs)`` for each
+    requested layer, with ``probs`` of shape (chunk, head, query, key) in float32, or (chunk, head,
+    key) for ``cls_only``.
 
     Q and K are taken from the projections (whatever attention implementation the model runs)
-    and ``softmax(Q K^T * scale)`` is recomputed; only one layer's probabilities exist at a time,
-    and layers after the last requested one are not run.
+    and ``softmax(Q K^T * scale)`` is recomputed; only one layer's probabilities exist at a time.
+    Layers after the last requested one are not run, unless ``to_end=True``: then the forward pass
+    runs through the classifier and the list of each chunk's logits (float32, CPU) is returned.
     """
     net, geom = unwrap(model)
     blocks = _vit_layers(net)
@@ -128,7 +132,7 @@ def stream(
             scores = queries.pop(layer) @ split_heads(out).transpose(-1, -2) * scale  # (B, H, Q, T)
             probs = scores.softmax(-1)
             on_layer(layer, probs[:, :, 0] if cls_only else probs)
-            if layer == last:
+            if layer == last and not to_end:
                 raise _Stop
         return hook
 
@@ -136,12 +140,20 @@ def stream(
     for layer in layers:
         attn = blocks[layer].attention
         regs += [(attn.q_proj, "forward", on_q(layer)), (attn.k_proj, "forward", on_k(layer))]
+    chunks = pixel_values.split(batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc="forward")
+    logits = []
     with hooks(regs), torch.no_grad():
-        for chunk in pixel_values.split(batch_size):
+        for chunk in chunks:
             try:
-                forward(net, chunk)
+                out = forward(net, chunk)
             except _Stop:
-                pass
+                continue
+            logits.append(out.logits.float().cpu())
+    return logits
 
 
 def capture(

@@ -12,10 +12,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .attention import patch_grid
-from .hooks import hooks
+from .attention import patch_grid, stream
 from .metrics import entropy, mask_mass, topk_share
-from .models import _vit_layers, check_pixel_values, forward, unwrap
+from .models import check_pixel_values, unwrap
 
 __all__ = [
     "predict_with_attention", "confusion_matrix", "confusion_pairs", "attention_stats", "compare_groups",
@@ -30,40 +29,19 @@ def predict_with_attention(
 
     Returns (logits ``[batch, classes]``, CLS -> patch attention ``[batch, head, rows, cols]``, the
     prefix dropped and renormalised as in ``Attention.cls_grid``). The model runs its own kernel
-    to the end; hooks keep the layer's CLS query and its keys and recompute
+    to the end; ``vn.attention.stream`` keeps the layer's CLS query and its keys and recomputes
     ``softmax(q_cls K^T * scale)``, so the attention costs one row per head instead of a second
     pass. Introduced in notebook 04.
     """
-    net, geom = unwrap(model)
+    _, geom = unwrap(model)
     geom.require_vit("predict_with_attention")
     pixel_values = check_pixel_values(pixel_values, geom)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     grid = geom.grid_for(*pixel_values.shape[-2:])
-    attn = _vit_layers(net)[geom.layer(layer)].attention
-    scale = getattr(attn, "scaling", geom.head_dim**-0.5)
-    kept: dict[str, torch.Tensor] = {}
-    rows: list[torch.Tensor] = []
-
-    def split(t: torch.Tensor) -> torch.Tensor:  # [B, T, H*d] -> [B, H, T, d]
-        return t.reshape(t.shape[0], t.shape[1], geom.heads, -1).transpose(1, 2).float()
-
-    def on_q(_module, _inputs, out):
-        kept["q"] = split(out[:, :1])  # the CLS query only: [B, H, 1, d]
-
-    def on_k(_module, _inputs, out):
-        scores = kept.pop("q") @ split(out).transpose(-1, -2) * scale  # [B, H, 1, T]
-        rows.append(scores.softmax(-1)[:, :, 0].cpu())
-
-    chunks = pixel_values.split(batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        chunks = tqdm(chunks, desc="predict")
-    logits = []
-    with hooks([(attn.q_proj, "forward", on_q), (attn.k_proj, "forward", on_k)]), torch.no_grad():
-        for chunk in chunks:
-            logits.append(forward(net, chunk).logits.float().cpu())
+    rows: list[torch.Tensor] = []  # [chunk, head, T] CLS rows
+    logits = stream(model, pixel_values, [geom.layer(layer)], lambda _layer, p: rows.append(p.cpu()),
+                    cls_only=True, batch_size=batch_size, to_end=True, progress=progress)
     return torch.cat(logits), patch_grid(torch.cat(rows), geom.prefix, grid)
 
 

@@ -36,6 +36,7 @@ from .images import Preprocessing
 from .models import ZOO_DIR, Geometry, Model, card, geometry, load, randomized, save, zoo_names
 from .cost import timed_predict, vit_cost
 from . import data
+from .family import check, family, pick
 from .rollout import (
     attention_flow,
     attention_flow_grid,
@@ -55,7 +56,8 @@ __version__ = "0.1.0"
 
 
 def setup(seed: int = 0, threads: int | None = None, style: bool = True) -> dict:
-    """Seed Python, NumPy and PyTorch, fix the number of CPU threads, set the plotting style.
+    """Seed Python, NumPy and PyTorch, fix the number of CPU threads, set the plotting style, and
+    report the model family the notebook runs on (``VITNOTES_MODELS``: ``zoo`` or ``hub``).
 
     ``threads`` defaults to the machine's cores (at most 8); ``VITNOTES_THREADS`` overrides it.
     Returns what was set, for the notebook to show. Introduced in notebook 00.
@@ -80,7 +82,8 @@ def setup(seed: int = 0, threads: int | None = None, style: bool = True) -> dict
         _inline_figures()
     import transformers
 
-    return {"seed": seed, "threads": threads, "torch": torch.__version__, "transformers": transformers.__version__}
+    return {"seed": seed, "threads": threads, "models": family(), "torch": torch.__version__,
+            "transformers": transformers.__version__}
 
 
 def show_progress() -> bool:
@@ -117,6 +120,7 @@ def _quiet_libraries() -> None:
 
 
 __all__ = [
+    "check", "family", "pick",
     "Attention", "Geometry", "attention_io", "Model", "Preprocessing", "ZOO_DIR",
     "ablate", "attention_flow", "before_after", "by_layer", "capture", "capture_rollout", "cls_summary", "data",
     "display_image",

@@ -23,6 +23,9 @@ __all__ = [
     "TARGET_NAMES",
     "fashion_mnist",
     "fashion_mnist_arrays",
+    "examples",
+    "per_class",
+    "photos",
     "region_masks",
     "sample_photos",
     "scale",
@@ -134,37 +137,113 @@ def fashion_mnist(split: str = "train", path: str | Path | None = None):
     return datasets.Dataset.from_dict({"image": list(images), "label": labels}, features=features, split=split)
 
 
+# name, source, ImageNet-1k class (index, name), object box (x0, y0, x1, y1) in the 224 x 224 centre crop
 _PHOTOS = (
-    ("astronaut", "skimage"), ("chelsea", "skimage"), ("coffee", "skimage"), ("rocket", "skimage"),
-    ("hubble_deep_field", "skimage"), ("immunohistochemistry", "skimage"), ("camera", "skimage"),
-    ("china", "sklearn"), ("flower", "sklearn"),
+    ("chelsea", "skimage", 281, "tabby cat", (20, 10, 224, 224)),
+    ("coffee", "skimage", 967, "espresso", (25, 0, 200, 150)),
+    ("rocket", "skimage", 657, "missile", (98, 20, 128, 215)),
+    ("camera", "skimage", 872, "tripod", (100, 40, 190, 224)),
+    ("clock", "skimage", 409, "analog clock", (75, 65, 150, 150)),
+    ("horse", "skimage", 339, "sorrel", (0, 35, 224, 200)),
+    ("china", "sklearn", 698, "palace", (0, 20, 135, 224)),
+    ("flower", "sklearn", 985, "daisy", (35, 35, 205, 210)),
+    ("astronaut", "skimage", -1, "", (0, 0, 224, 224)),
+    ("hubble_deep_field", "skimage", -1, "", (0, 0, 224, 224)),
+    ("immunohistochemistry", "skimage", -1, "", (0, 0, 224, 224)),
 )  # fmt: skip
+PHOTO_SIZE = 224
+
+
+def _photo_array(name: str, source: str, cache: dict) -> np.ndarray:
+    if source == "skimage":
+        import skimage.data
+
+        arr = np.asarray(getattr(skimage.data, name)())
+    else:
+        if "sklearn" not in cache:
+            from sklearn.datasets import load_sample_images
+
+            cache["sklearn"] = dict(zip(("china", "flower"), load_sample_images().images))
+        arr = cache["sklearn"][name]
+    if arr.dtype == bool:  # the horse is a binary silhouette
+        arr = arr.astype(np.uint8) * 255
+    return arr
 
 
 def sample_photos(names: tuple[str, ...] | None = None):
-    """The natural photos scikit-image and scikit-learn ship (no download), as a ``datasets.Dataset`` with
-    columns ``image`` (RGB PIL) and ``name``. For the hub-model path (ImageNet classifiers)."""
+    """The natural photos scikit-image and scikit-learn ship (no download), as a ``datasets.Dataset``
+    with columns ``image`` (RGB PIL, original size), ``name``, ``label`` (the ImageNet-1k class index
+    of the photo's main object, -1 for the photos without one), ``label_name`` and ``box`` (the
+    object's box ``[x0, y0, x1, y1]`` in the photo's 224 x 224 centre crop, see ``photos``).
+    The labels and boxes were set by hand for this book. For the hub models (ImageNet classifiers)."""
     import datasets
     from PIL import Image
 
-    known = {n: src for n, src in _PHOTOS}
+    known = {row[0]: row for row in _PHOTOS}
     names = tuple(names) if names is not None else tuple(known)
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ValueError(f"unknown photo(s) {unknown}; choose from {list(known)}")
-    sk = None
-    photos = []
-    for n in names:
-        if known[n] == "skimage":
-            import skimage.data
+    if not names:
+        raise ValueError(f"no photos asked for; pass names=None for all, or some of {list(known)}")
+    cache: dict = {}
+    photos = [Image.fromarray(_photo_array(n, known[n][1], cache)).convert("RGB") for n in names]
+    features = datasets.Features({
+        "image": datasets.Image(), "name": datasets.Value("string"), "label": datasets.Value("int64"),
+        "label_name": datasets.Value("string"), "box": datasets.Sequence(datasets.Value("int64"), length=4),
+    })  # fmt: skip
+    return datasets.Dataset.from_dict({
+        "image": photos, "name": list(names), "label": [known[n][2] for n in names],
+        "label_name": [known[n][3] for n in names], "box": [list(known[n][4]) for n in names],
+    }, features=features)  # fmt: skip
 
-            arr = getattr(skimage.data, n)()
-        else:
-            if sk is None:
-                from sklearn.datasets import load_sample_images
 
-                sk = dict(zip(("china", "flower"), load_sample_images().images))
-            arr = sk[n]
-        photos.append(Image.fromarray(arr).convert("RGB"))
-    features = datasets.Features({"image": datasets.Image(), "name": datasets.Value("string")})
-    return datasets.Dataset.from_dict({"image": photos, "name": list(names)}, features=features)
+def photos(labelled: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The sample photos as arrays for the hub models: the centre square of each photo resized to
+    224 x 224 (bicubic), ``images [N, 224, 224, 3]`` uint8, ``labels [N]`` (ImageNet-1k indices) and
+    ``objects [N, 224, 224]`` bool (the object's box). ``labelled`` keeps only the photos whose main
+    object is an ImageNet class (8 of 11)."""
+    from PIL import Image
+
+    ds = sample_photos(tuple(row[0] for row in _PHOTOS if row[2] >= 0 or not labelled))
+    images, objects = [], []
+    for img, (x0, y0, x1, y1) in zip(ds["image"], ds["box"]):
+        w, h = img.size
+        s = min(w, h)
+        left, top = (w - s) // 2, (h - s) // 2
+        img = img.crop((left, top, left + s, top + s)).resize((PHOTO_SIZE, PHOTO_SIZE), Image.BICUBIC)
+        images.append(np.asarray(img, dtype=np.uint8))
+        box = np.zeros((PHOTO_SIZE, PHOTO_SIZE), dtype=bool)
+        box[y0:y1, x0:x1] = True
+        objects.append(box)
+    return np.stack(images), np.asarray(ds["label"], dtype=np.int64), np.stack(objects)
+
+
+def examples(split: str = "test") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The images a chapter studies, for the active model family (``vn.family()``), as
+    ``images, labels, objects``:
+
+    - offline zoo: Fashion-MNIST ``split`` (``[N, 28, 28]`` uint8, labels 0-9), ``objects`` = the
+      garment's pixels (brighter than the black background);
+    - hub models: the labelled sample photos (``[8, 224, 224, 3]`` uint8, ImageNet-1k labels),
+      ``objects`` = each object's box (``photos``).
+
+    ``objects`` is ``[N, H, W]`` bool. Introduced in notebook 01.
+    """
+    from .family import family
+
+    if family() == "hub":
+        return photos()
+    images, labels = fashion_mnist_arrays(split)
+    return images, labels, images > 0
+
+
+def per_class(labels, k: int) -> np.ndarray:
+    """Indices of the first ``k`` examples of every class present in ``labels``, classes in
+    ascending order (Fashion-MNIST: 4 per class gives 40 images; the photos: one each)."""
+    labels = np.asarray(labels)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    if labels.size == 0:
+        raise ValueError("labels is empty: there is nothing to pick from")
+    return np.concatenate([np.flatnonzero(labels == c)[:k] for c in np.unique(labels)])

@@ -131,8 +131,9 @@ def garment_mass(maps: torch.Tensor, images: Any, threshold: int = 0) -> torch.T
     """Share of each map's (non-negative) mass on the garment: pixels brighter than ``threshold``.
 
     ``maps``: ``[batch, rows, cols]`` on a grid that divides the image; ``images``: raw
-    ``[batch, H, W]`` grey images (0 = black background). Patches partly on the garment count
-    in proportion. Returns ``[batch]`` in [0, 1].
+    ``[batch, H, W]`` grey images (0 = black background), or a boolean ``[batch, H, W]`` object
+    mask used as it is (``vn.data.examples`` gives one for every model family). Patches partly on
+    the garment count in proportion. Returns ``[batch]`` in [0, 1].
     """
     m = torch.as_tensor(maps, dtype=torch.float64)
     imgs = torch.from_numpy(np.array(images, copy=True))  # a copy: the loaders' arrays may be read-only
@@ -143,7 +144,7 @@ def garment_mass(maps: torch.Tensor, images: Any, threshold: int = 0) -> torch.T
         raise ValueError("maps must be non-negative (attention, rollout, ReLU'd relevance)")
     total = m.sum((-2, -1), keepdim=True)
     p = m / total.clamp_min(1e-300)
-    return mask_mass(p, imgs > threshold)
+    return mask_mass(p, imgs if imgs.dtype == torch.bool else imgs > threshold)
 
 
 def describe_error(

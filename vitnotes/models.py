@@ -419,16 +419,22 @@ def save(model: Model | torch.nn.Module, folder: str | Path, preprocessing: Prep
 
 
 # --------------------------------------------------------------------------- cards and controls
-def card(name: str) -> dict:
+def card(name: str | Path) -> dict:
     """The card of a zoo model (its ``card.json``): recipe, test metrics, training time, machine.
 
     ``card("fmnist-vit-p2")["metrics"]["test_accuracy"]`` is the accuracy on all 10,000 test
-    images. Introduced in notebook 05 (patch size).
+    images. A folder written by ``python -m vitnotes.train`` (e.g. a hub recipe's) has a card too:
+    pass its path. Introduced in notebook 05 (patch size).
     """
+    if isinstance(name, (str, Path)) and Path(name).expanduser().is_dir() and str(name) not in zoo_names():
+        f = Path(name).expanduser() / "card.json"
+        if not f.is_file():
+            raise FileNotFoundError(f"{f} is missing: only folders written by python -m vitnotes.train have a card")
+        return json.loads(f.read_text())
     if not isinstance(name, str) or name not in zoo_names():
         raise ValueError(
-            f"{name!r} is not a zoo model (available: {', '.join(zoo_names()) or 'none installed yet'}); "
-            "hub models and folders have no vitnotes card"
+            f"{name!r} is not a zoo model (available: {', '.join(zoo_names()) or 'none installed yet'}) nor a "
+            "folder written by python -m vitnotes.train; hub models have no vitnotes card"
         )
     f = ZOO_DIR / name / "card.json"
     if not f.is_file():

@@ -52,7 +52,13 @@ RECIPES: dict[str, dict] = {
         arch="vit", input_size=SPECTRO_SIZE, epochs=2, batch=32, lr=2e-4, weight_decay=0.05, warmup=0.1,
         bf16=True, n_train=8000, n_val=500, n_test=TEST_SUBSET, init="fmnist-vit-p4",
     ),
+    # the seed paper's setup for readers online: ViT-B/16 from the hub fine-tuned on 224 px spectrograms
+    "spectro-vit-b16": dict(
+        arch="vit", input_size=224, epochs=3, batch=32, lr=5e-5, weight_decay=0.05, warmup=0.1,
+        bf16=True, n_train=8000, n_val=500, n_test=TEST_SUBSET, init="google/vit-base-patch16-224", hub=True,
+    ),
 }  # fmt: skip
+SPECTRO_RECIPES = ("spectro-vit", "spectro-vit-b16")
 
 
 def _log(msg: str) -> None:
@@ -123,8 +129,8 @@ def _transfer(src: torch.nn.Module, dst: torch.nn.Module) -> None:
 
 def _preprocessing(name: str) -> Preprocessing:
     r = RECIPES[name]
-    if name == "spectro-vit":
-        return Preprocessing(SPECTRO_SIZE, (0.5,) * 3, (0.5,) * 3, 3, ("square", SPECTRO_SIZE))
+    if name in SPECTRO_RECIPES:  # spectrograms are rendered at the model's size: a plain rescale to [-1, 1]
+        return Preprocessing(r["input_size"], (0.5,) * 3, (0.5,) * 3, 3, ("square", r["input_size"]))
     return Preprocessing(r["input_size"], (FMNIST_MEAN,), (FMNIST_STD,), 1, ("square", r["input_size"]))
 
 
@@ -276,12 +282,13 @@ class _Tensors(torch.utils.data.Dataset):
         return {"pixel_values": self.x[i], "labels": self.y[i]}
 
 
-def spectro_split(split: str, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The spectrogram task's fixed splits as (pixel_values in spectro-vit's preprocessing, z-scored targets)."""
-    r = RECIPES["spectro-vit"]
+def spectro_split(split: str, n: int | None = None, recipe: str = "spectro-vit") -> tuple[torch.Tensor, torch.Tensor]:
+    """The spectrogram task's fixed splits as (pixel_values in the recipe's preprocessing, z-scored
+    targets): 56 px for ``spectro-vit``, 224 px for ``spectro-vit-b16``."""
+    r = _spectro_recipe(recipe)
     n = n or r[f"n_{split}"]
-    ds = vdata.spectrograms(n, seed=SPECTRO_SEEDS[split], size=SPECTRO_SIZE)
-    x = _preprocessing("spectro-vit")(list(ds["image"]))
+    ds = vdata.spectrograms(n, seed=SPECTRO_SEEDS[split], size=r["input_size"])
+    x = _preprocessing(recipe)(list(ds["image"]))
     return x, torch.tensor(np.asarray(ds["targets"], dtype=np.float32))
 
 
@@ -299,57 +306,68 @@ def regression_metrics(model: Model, x: torch.Tensor, y: torch.Tensor, batch_siz
     }
 
 
-def _spectro_net(init: str | Path, seed: int) -> torch.nn.Module:
-    """The network ``train_spectro`` starts from: a 56 px, 3-channel regression ViT with every block of
-    ``init`` copied in (patch kernel 1 -> 3 channels, positions 7x7 -> 14x14); the 3-output regression
-    head is new (initialised from ``seed``)."""
+def _spectro_recipe(recipe: str) -> dict:
+    if recipe not in SPECTRO_RECIPES:
+        raise ValueError(f"recipe must be one of {SPECTRO_RECIPES} (the spectrogram task), got {recipe!r}")
+    return RECIPES[recipe]
+
+
+def _spectro_net(init: str | Path, seed: int, size: int = SPECTRO_SIZE) -> torch.nn.Module:
+    """The network ``train_spectro`` starts from: a ``size`` px, 3-channel regression ViT with every
+    block of ``init`` copied in (for ``fmnist-vit-p4``: patch kernel 1 -> 3 channels, positions 7x7 ->
+    14x14; a hub ViT-B/16 at 224 px is copied as it is); the 3-output regression head is new
+    (initialised from ``seed``)."""
     from transformers import ViTConfig, ViTForImageClassification
 
     torch.manual_seed(seed)
     base = load(init).net
     names = dict(id2label=dict(enumerate(vdata.TARGET_NAMES)), label2id={n: i for i, n in enumerate(vdata.TARGET_NAMES)})
-    cfg = ViTConfig(**{**base.config.to_dict(), "image_size": SPECTRO_SIZE, "num_channels": 3, **names})
+    cfg = ViTConfig(**{**base.config.to_dict(), "image_size": size, "num_channels": 3, **names})
     cfg.problem_type = "regression"
     net = ViTForImageClassification(cfg)
     _transfer(base, net)
     return net
 
 
-def starting_point(init: str | Path | None = None, seed: int = 0) -> Model:
+def starting_point(init: str | Path | None = None, seed: int = 0, recipe: str = "spectro-vit") -> Model:
     """``spectro-vit`` before fine-tuning: ``fmnist-vit-p4`` (or ``init``) moved onto the spectrogram
     geometry exactly as ``python -m vitnotes.train spectro-vit`` starts it (56 px RGB, patch 4, a
     14x14 grid with positions interpolated from 7x7, the patch kernel spread over 3 channels, a new
     3-output regression head), as a ``vn.Model`` in evaluation mode with spectro-vit's preprocessing.
 
     Its attention is the Fashion-MNIST model's attention applied to spectrograms; its outputs are
-    meaningless (the head is untrained). Introduced in notebook 07.
+    meaningless (the head is untrained). ``recipe="spectro-vit-b16"`` gives the hub recipe's start:
+    ``google/vit-base-patch16-224`` at 224 px with the same new head. Introduced in notebook 07.
     """
-    init = RECIPES["spectro-vit"]["init"] if init is None else init
+    r = _spectro_recipe(recipe)
+    init = r["init"] if init is None else init
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int (the recipe uses 0), got {seed!r}")
-    net = _spectro_net(init, seed).eval()
+    net = _spectro_net(init, seed, r["input_size"]).eval()
     return Model(net=net, geometry=geometry(net), labels=list(vdata.TARGET_NAMES),
-                 preprocessing=_preprocessing("spectro-vit"), name=f"{Path(str(init)).name} -> spectro (start)",
+                 preprocessing=_preprocessing(recipe), name=f"{Path(str(init)).name} -> spectro (start)",
                  source="train.starting_point")
 
 
 def train_spectro(out: Path, epochs: int | None = None, seed: int = 0, limit: int | None = None,
-                  quiet: bool = False, init: str | Path | None = None) -> dict:
-    """Fine-tune ``spectro-vit`` with ``transformers.Trainer`` and save it in ``out``; ``quiet`` prints
-    nothing (no timestamps, no Trainer log lines); ``init`` replaces the recipe's starting model."""
+                  quiet: bool = False, init: str | Path | None = None, recipe: str = "spectro-vit") -> dict:
+    """Fine-tune ``spectro-vit`` (or ``recipe="spectro-vit-b16"``, ViT-B/16 from the hub) with
+    ``transformers.Trainer`` and save it in ``out``; ``quiet`` prints nothing (no timestamps, no
+    Trainer log lines); ``init`` replaces the recipe's starting model. Under ``accelerate launch``
+    the Trainer spreads the batches over every GPU."""
     from transformers import Trainer, TrainingArguments
     from transformers.trainer_callback import PrinterCallback
 
-    name = "spectro-vit"
-    r = dict(RECIPES[name], epochs=epochs or RECIPES[name]["epochs"], seed=seed)
+    name = recipe
+    r = dict(_spectro_recipe(name), epochs=epochs or RECIPES[name]["epochs"], seed=seed)
     if init is not None:
         r["init"] = str(init)
     if limit:  # a smoke run with `limit` images per split
         r.update(limit=limit, n_train=limit, n_val=limit, n_test=limit)
     log = (lambda _msg: None) if quiet else _log
-    net = _spectro_net(r["init"], seed)
+    net = _spectro_net(r["init"], seed, r["input_size"])
     t = time.time()
-    train, val = spectro_split("train", r["n_train"]), spectro_split("val", r["n_val"])
+    train, val = spectro_split("train", r["n_train"], name), spectro_split("val", r["n_val"], name)
     log(f"{name}: data {time.time() - t:.1f} s")
     work = out.parent / f".{out.name}.work"
     args = TrainingArguments(
@@ -366,16 +384,20 @@ def train_spectro(out: Path, epochs: int | None = None, seed: int = 0, limit: in
     with torch.enable_grad():  # a notebook may have switched gradients off globally
         trainer.train()
     train_s = time.time() - t0
+    if not _is_main_process():  # accelerate launch: rank 0 saves and scores the model
+        return dict(recipe=r, metrics={}, train_seconds=train_s, work=work, steps=trainer.state.global_step,
+                    history=list(trainer.state.log_history))
     model = _finish(name, net, _preprocessing(name), out)
-    xt, yt = spectro_split("test", r["n_test"])
+    xt, yt = spectro_split("test", r["n_test"], name)
     metrics = regression_metrics(model, xt, yt)
-    metrics["test_subset"] = f"spectrograms(n={r['n_test']}, seed={SPECTRO_SEEDS['test']}, size={SPECTRO_SIZE})"
+    metrics["test_subset"] = f"spectrograms(n={r['n_test']}, seed={SPECTRO_SEEDS['test']}, size={r['input_size']})"
     metrics["log"] = [h for h in trainer.state.log_history if "eval_loss" in h]
     return dict(recipe=r, metrics=metrics, train_seconds=train_s, work=work, steps=trainer.state.global_step,
                 history=list(trainer.state.log_history))
 
 
-def demo_finetune(limit: int = 32, epochs: int = 1, seed: int = 0, init: str | Path | None = None) -> dict:
+def demo_finetune(limit: int = 32, epochs: int = 1, seed: int = 0, init: str | Path | None = None,
+                  recipe: str = "spectro-vit") -> dict:
     """A smoke run of the real ``spectro-vit`` recipe (``transformers.Trainer``, MSE, the same
     optimiser, schedule and transfer) on ``limit`` images per split, written to a temporary folder
     that is deleted afterwards: nothing is left on disk and the zoo is not touched. Prints nothing.
@@ -392,7 +414,8 @@ def demo_finetune(limit: int = 32, epochs: int = 1, seed: int = 0, init: str | P
             raise ValueError(f"{what} must be a positive int (e.g. {what}=32 for limit), got {value!r}")
     with tempfile.TemporaryDirectory(prefix="vitnotes-finetune-") as tmp:
         t = time.time()
-        res = train_spectro(Path(tmp) / "spectro-vit", epochs=epochs, seed=seed, limit=limit, quiet=True, init=init)
+        res = train_spectro(Path(tmp) / recipe, epochs=epochs, seed=seed, limit=limit, quiet=True, init=init,
+                            recipe=recipe)
         seconds = time.time() - t
     metrics = {k: v for k, v in res["metrics"].items() if k != "log"}
     return dict(recipe=res["recipe"], steps=res["steps"], history=res["history"], metrics=metrics, seconds=seconds)
@@ -426,7 +449,12 @@ def card_markdown(info: dict) -> str:
     """The model card (README.md) from ``card.json``'s fields."""
     name, r, m = info["name"], info["recipe"], info["metrics"]
     lines = [f"# {name}", ""]
-    if name == "spectro-vit":
+    if name == "spectro-vit-b16":
+        lines += ["`google/vit-base-patch16-224` (ImageNet-21k pre-trained, ImageNet-1k fine-tuned, from the "
+                  "Hugging Face hub) fine-tuned to regress a chirp's parameters from a 224 px spectrogram "
+                  "image with a new 3-output head: the spectrogram paper's setup.", "", "## Data",
+                  _DATA["spectro"].replace("56x56", "224x224")]  # fmt: skip
+    elif name == "spectro-vit":
         lines += ["ViT fine-tuned from `fmnist-vit-p4` to regress a chirp's parameters from a spectrogram image "
                   "(the setup of the spectrogram paper in the book's references), at 56 px with patch 4: a "
                   "14x14 grid whose position embeddings were interpolated (bicubic) from the 7x7 grid, and "
@@ -476,32 +504,64 @@ def card_markdown(info: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def output_folder(name: str) -> Path:
+    """Where ``python -m vitnotes.train NAME`` writes by default: the package's zoo for zoo models;
+    ``$VITNOTES_HOME/NAME`` (default ``~/.cache/vitnotes/NAME``) for hub recipes, whose weights
+    (ViT-B/16: 330 MB) do not belong in the package."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; choose from {sorted(RECIPES)}")
+    if not RECIPES[name].get("hub"):
+        return ZOO_DIR / name
+    home = os.environ.get("VITNOTES_HOME") or Path.home() / ".cache" / "vitnotes"
+    return Path(home).expanduser() / name
+
+
+def trained(name: str) -> Model:
+    """The model a recipe trained, loaded: a zoo name loads from the zoo; a hub recipe
+    (``spectro-vit-b16``) from ``output_folder(name)``, with a clear error saying how to make it when
+    it is not there yet. Introduced in notebook 07."""
+    folder = output_folder(name)
+    if RECIPES[name].get("hub") and not (folder / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{folder} holds no fine-tuned {name} yet. Make it once (online, best on a GPU: about 10 minutes "
+            f"on one H100): python -m vitnotes.train {name}  (or: accelerate launch -m vitnotes.train {name} "
+            "on several GPUs); set VITNOTES_HOME to keep it elsewhere"
+        )
+    return load(folder if RECIPES[name].get("hub") else name)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vitnotes.train", description="Train a zoo model and write its card.")
     p.add_argument("name", choices=sorted(RECIPES))
     p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=None, help=f"output folder (default: {ZOO_DIR}/NAME)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: the zoo, or ~/.cache/vitnotes/NAME for hub recipes)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--limit", type=int, default=None, help="smoke run: use only this many images per split")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    out = a.out or ZOO_DIR / a.name
+    out = a.out or output_folder(a.name)
     _log(f"training {a.name} -> {out} on {machine()}")
     try:
         res = (
-            train_spectro(out, a.epochs, a.seed, a.limit)
-            if a.name == "spectro-vit"
+            train_spectro(out, a.epochs, a.seed, a.limit, recipe=a.name)
+            if a.name in SPECTRO_RECIPES
             else train_fmnist(a.name, out, a.epochs, a.seed, a.limit)
         )
-    except (FileNotFoundError, ValueError) as err:  # missing data, a missing or corrupt base model
+    except (FileNotFoundError, ValueError, OSError) as err:  # missing data, a missing or corrupt base model
         print(f"python -m vitnotes.train {a.name}: {err}", file=sys.stderr)
         return 2
-    _card(a.name, res, out)
-    shutil.rmtree(res["work"], ignore_errors=True)
+    if _is_main_process():
+        _card(a.name, res, out)
+        shutil.rmtree(res["work"], ignore_errors=True)
     _log(f"{a.name}: {json.dumps(res['metrics'])[:400]}")
     return 0
+
+
+def _is_main_process() -> bool:
+    """False in the extra processes ``accelerate launch`` starts: only rank 0 writes the card."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 if __name__ == "__main__":

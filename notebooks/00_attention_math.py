@@ -49,11 +49,11 @@ _ = torch.set_grad_enabled(False)  # we only read the model here
 # 224-pixel photos (see [the zoo](../book/zoo.md)).
 
 # %%
-vit = vn.load("fmnist-vit-p2")
+vit = vn.load(vn.pick("fmnist-vit-p2", hub="google/vit-base-patch16-224"))
 vit
 
 # %%
-images, labels = vn.data.fashion_mnist_arrays("test")
+images, labels, objects = vn.data.examples()
 x = vit.preprocess(images[:4])  # pixel_values [batch, channels, height, width]
 g = vit.geometry
 print("pixel_values", tuple(x.shape), "| tokens T =", g.tokens, "| width D =", g.hidden,
@@ -132,6 +132,7 @@ print("per head (image 0):", [f"{h:.2f}" for h in H_cls[0].tolist()])
 # %% tags=["hide-input"]
 from IPython.display import Markdown
 
+heads_differ = (H_cls[0].max() - H_cls[0].min()).item() > 0.1  # nats: the heads' CLS entropies differ
 Markdown(f"""
 ## What we found
 
@@ -141,8 +142,8 @@ Markdown(f"""
 - In this layer the CLS query keeps {cls_self.mean():.1%} of its weight on itself, on average
   over heads and {x.shape[0]} images; the rest has an entropy of {H_cls.mean():.2f} nats over
   {g.grid[0] * g.grid[1]} patches, {vn.normalized_entropy(A[:, :, 0, 1:]).mean():.2f} of the uniform value.
-- The heads differ: on the first image their CLS entropies range from {H_cls[0].min():.2f} to
-  {H_cls[0].max():.2f} nats, which is why chapter 02 looks at heads one by one.
+- {"The heads differ" if heads_differ else "The heads hardly differ here"}: on the first image their CLS entropies range from {H_cls[0].min():.2f} to
+  {H_cls[0].max():.2f} nats{", which is why" if heads_differ else "; in trained models they do, and"} chapter 02 looks at heads one by one.
 """)
 
 # %% [markdown]

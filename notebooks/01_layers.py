@@ -30,7 +30,7 @@ import vitnotes as vn
 vn.setup(seed=0)
 
 # %%
-vit = vn.load("fmnist-vit-p2")
+vit = vn.load(vn.pick("fmnist-vit-p2", hub="google/vit-base-patch16-224"))
 vit
 
 # %% [markdown]
@@ -39,7 +39,7 @@ vit
 # $197^2$ numbers per image).
 
 # %%
-images, labels = vn.data.fashion_mnist_arrays("test")
+images, labels, objects = vn.data.examples()
 x = vit.preprocess(images[:256])  # pixel_values [256, 1, 28, 28]
 cls = vn.capture(vit, x, cls_only=True)  # CLS rows: [layer, batch, head, key]
 full = vn.capture(vit, x[:16])  # full matrices: [layer, batch, head, query, key]
@@ -55,9 +55,9 @@ print(full)
 
 # %%
 maps = cls.cls_grids().mean(2)  # mean over heads: [layer, batch, 14, 14]
-for i in (0, 2, 9):
+for i in vn.pick((0, 2, 9), hub=(0, 4, 7)):
     fig = vn.layer_strip(images[i], maps[:, i], labels=[f"L{layer}" for layer in cls.layers], size=1.15)
-    fig.suptitle(f"test image {i}: {vit.labels[labels[i]]}", fontsize=10)
+    fig.suptitle(f"{vn.pick('test image', hub='photo')} {i}: {vit.labels[labels[i]]}", fontsize=10)
     display(fig)
 
 # %% [markdown]
@@ -90,7 +90,7 @@ fig
 # %%
 spread = heads_full.groupby("layer")["distance_px"].agg(["min", "max"])
 closest = heads_full.loc[heads_full["distance_px"].idxmin()]
-print(f"mean distance under uniform attention: {uniform_px:.2f} pixels (image diagonal {np.hypot(28, 28):.1f})")
+print(f"mean distance under uniform attention: {uniform_px:.2f} pixels (image diagonal {np.hypot(*images.shape[1:3]):.1f})")
 print(f"most local head: layer {int(closest['layer'])}, head {int(closest['head'])}, {closest['distance_px']:.2f} pixels "
       f"({closest['distance_px'] / uniform_px:.0%} of uniform)")
 local = bool(closest['distance_px'] < 0.5 * uniform_px)
@@ -105,7 +105,7 @@ print("any head reaching on average less than half as far as uniform attention:"
 # lands on the background with the background's share of the image.
 
 # %%
-background = torch.from_numpy(images[:256] == 0)  # [256, 28, 28] bool
+background = torch.from_numpy(~objects[:256])  # [256, 28, 28] bool: the pixels that are 0 (hub: outside the box)
 area = float(vn.mask_coverage(background, vit.geometry.grid).mean())
 on_bg = vn.mask_mass(maps, background, batch_axis=1).mean(1)  # [layer]
 bg = pd.DataFrame({"layer": cls.layers, "CLS attention on background": on_bg.numpy(),
@@ -117,8 +117,9 @@ bg.round(3)
 low, high = int(table["entropy_norm"].idxmin()), int(table["entropy_norm"].idxmax())
 garment_layers = [layer for layer in cls.layers if bg.loc[layer, "ratio"] < 1]
 bg_layers = [layer for layer in cls.layers if bg.loc[layer, "ratio"] > 1]
-assert table["entropy_norm"].max() < 1, "every layer's CLS attention is more focused than uniform"
-print("layers that favour the garment (ratio < 1):", garment_layers)
+vn.check(table["entropy_norm"].max() < 1, "every layer's CLS attention is more focused than uniform")
+obj = vn.pick("garment", hub="object")
+print(f"layers that favour the {obj} (ratio < 1):", garment_layers)
 print("layers that favour the background (ratio > 1):", bg_layers)
 
 # %% [markdown]
@@ -135,10 +136,12 @@ from IPython.display import Markdown
 
 first, last = cls.layers[0], cls.layers[-1]
 trend = "falls steadily" if table["entropy_norm"].is_monotonic_decreasing else "does not fall steadily"
+focused = "is" if table["entropy_norm"].max() < 1 else "is not"
+def where(layers): return f"layers {layers}" if layers else "no layer"
 Markdown(f"""
 ## What we found
 
-- CLS attention is more concentrated than uniform in every layer, and its entropy {trend} with
+- CLS attention {focused} more concentrated than uniform in every layer, and its entropy {trend} with
   depth: normalised entropy is {table.loc[first, 'entropy_norm']:.2f} in layer {first},
   highest in layer {high} ({table.loc[high, 'entropy_norm']:.2f}) and lowest in layer {low}
   ({table.loc[low, 'entropy_norm']:.2f}); the last layer sits at {table.loc[last, 'entropy_norm']:.2f}.
@@ -149,8 +152,8 @@ Markdown(f"""
   {table.loc[last, 'distance_px']:.2f} in layer {last}, against {uniform_px:.2f} for uniform attention; the
   most local head (layer {int(closest['layer'])}, head {int(closest['head'])}) reaches {closest['distance_px']:.2f} pixels.
   {"There are local heads, as in the ViT paper." if local else "Unlike the large ImageNet ViTs of the ViT paper, this model has no local heads: patches attend about as far as uniform attention would, although (chapter 02) not uniformly."}
-- The CLS token gives the garment more than its area's share only in layers {garment_layers}; in
-  layers {bg_layers} it gives empty background patches more than their share (they cover {area:.0%} of
+- The CLS token gives the {obj} more than its area's share {"only in " + where(garment_layers) if garment_layers else "in no layer"}; in
+  {where(bg_layers)} it gives {vn.pick("empty background", hub="background")} patches more than their share (they cover {area:.0%} of
   the patches, and receive up to {bg.iloc[:, 0].max():.0%} of the CLS attention).
 """)
 

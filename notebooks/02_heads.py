@@ -31,11 +31,11 @@ import vitnotes as vn
 vn.setup(seed=0)
 
 # %%
-vit = vn.load("fmnist-vit-p2")
+vit = vn.load(vn.pick("fmnist-vit-p2", hub="google/vit-base-patch16-224"))
 vit
 
 # %%
-images, labels = vn.data.fashion_mnist_arrays("test")
+images, labels, objects = vn.data.examples()
 x = vit.preprocess(images[:256])  # pixel_values [256, 1, 28, 28]
 cls = vn.capture(vit, x, cls_only=True)  # [layer, batch, head, key]
 grids = cls.cls_grids()  # [layer, batch, head, 14, 14]
@@ -67,7 +67,7 @@ vn.head_picker(images[0], grids[:, 0], size=160)
 
 # %%
 full = vn.capture(vit, x[:16])
-garment = torch.from_numpy(images[:256] > 0)  # [256, 28, 28] non-black pixels
+garment = torch.from_numpy(objects[:256])  # [256, 28, 28] non-black pixels (hub: the object's box)
 garment_area = float(vn.mask_coverage(garment, cls.grid).mean())
 uniform_px = float(vn.metrics.patch_distances(cls.grid, vit.geometry.patch_size).mean())
 
@@ -88,11 +88,14 @@ heads.describe().loc[["mean", "min", "max"]].round(3)
 # uniform attention's distance.
 
 # %%
+OBJ = vn.pick("garment", hub="object")  # what the images show
+
+
 def group(row) -> str:
     if row.consistency >= 0.6:
         return "positional"
     if row.garment_ratio >= 1.2:
-        return "garment-following"
+        return f"{OBJ}-following"
     if row.garment_ratio <= 0.8:
         return "background"
     return "mixed"
@@ -101,7 +104,8 @@ def group(row) -> str:
 heads["group"] = heads.apply(group, axis=1)
 heads["local"] = heads["distance_rel"] < 0.75
 by_layer_consistency = heads.groupby("layer")["consistency"].mean()
-assert by_layer_consistency[0] > by_layer_consistency[1:].max(), "layer 0 is the most positional layer"
+first_positional = bool(by_layer_consistency[0] > by_layer_consistency[1:].max())
+vn.check(first_positional, "layer 0 is the most positional layer")
 counts = pd.crosstab(heads["layer"], heads["group"])
 counts
 
@@ -115,18 +119,20 @@ vn.metric_by_layer(heads, "consistency", hue=None, ylabel="map consistency acros
 # head draws the same picture every time; a garment-following head moves with the garment.
 
 # %%
+others = heads[heads["group"] != "positional"]
+others = others if len(others) else heads  # (every head positional: pick among all)
 examples = {
     "positional": heads.loc[heads["consistency"].idxmax()],
-    "garment-following": heads.loc[heads[heads["group"] != "positional"]["garment_ratio"].idxmax()],
-    "background": heads.loc[heads[heads["group"] != "positional"]["garment_ratio"].idxmin()],
+    f"{OBJ}-following": heads.loc[others["garment_ratio"].idxmax()],
+    "background": heads.loc[others["garment_ratio"].idxmin()],
 }
-picks = [0, 1, 2, 9]
+picks = vn.pick([0, 1, 2, 9], hub=[0, 1, 4, 7])
 for name, row in examples.items():
     layer, head = int(row["layer"]), int(row["head"])
     fig = vn.layer_strip([images[i] for i in picks], grids[layer, picks, head],
                          labels=[vit.labels[labels[i]] for i in picks], size=1.3)
     fig.suptitle(f"{name}: layer {layer}, head {head} (consistency {row['consistency']:.2f}, "
-                 f"garment ratio {row['garment_ratio']:.2f})", fontsize=9)
+                 f"{OBJ} ratio {row['garment_ratio']:.2f})", fontsize=9)
     display(fig)
 
 # %% tags=["hide-input"]
@@ -135,24 +141,28 @@ from IPython.display import Markdown
 n = len(heads)
 by_group = heads["group"].value_counts()
 pos_layers = sorted(heads.loc[heads["group"] == "positional", "layer"].unique().tolist())
-follow = heads[heads["group"] == "garment-following"]
+follow = heads[heads["group"] == f"{OBJ}-following"]
+last = vit.geometry.layers - 1
+top = examples[f"{OBJ}-following"]
+pos_text = f"Positional heads sit in layers {pos_layers}" if pos_layers else "No head is positional"
+n_local = int(heads["local"].sum())
 Markdown(f"""
 ## What we found
 
 - Of the {n} heads: positional {by_group.get('positional', 0)} (maps that correlate with their own average
-  at 0.6 or more, whatever the image), garment-following {by_group.get('garment-following', 0)}, background
-  {by_group.get('background', 0)}, mixed {by_group.get('mixed', 0)}. Positional heads sit in layers {pos_layers}; the
-  mean consistency falls from {heads[heads.layer == 0].consistency.mean():.2f} in layer 0 to
-  {heads[heads.layer == 11].consistency.mean():.2f} in layer 11, so the first layer looks at fixed places and
-  later layers follow the image.
+  at 0.6 or more, whatever the image), {OBJ}-following {by_group.get(f'{OBJ}-following', 0)}, background
+  {by_group.get('background', 0)}, mixed {by_group.get('mixed', 0)}. {pos_text}; the
+  mean consistency {"falls" if first_positional else "goes"} from {heads[heads.layer == 0].consistency.mean():.2f} in layer 0 to
+  {heads[heads.layer == last].consistency.mean():.2f} in layer {last}{", so the first layer looks at fixed places and" if first_positional else ": the first layer is not the most positional one"}
+  {"later layers follow the image." if first_positional else "here."}
 - The most positional head (layer {int(examples['positional']['layer'])}, head {int(examples['positional']['head'])})
-  has a consistency of {examples['positional']['consistency']:.2f}; the most garment-following head
-  (layer {int(examples['garment-following']['layer'])}, head {int(examples['garment-following']['head'])}) gives the
-  garment {examples['garment-following']['garment_ratio']:.2f} times its share of the patches.
-  {f"Garment-following heads are in layers {sorted(follow['layer'].unique().tolist())}." if len(follow) else ""}
-- Local heads by our threshold: {heads['local'].sum()}; the smallest relative distance is
-  {heads['distance_rel'].min():.2f} of uniform attention's. Heads in this model differ in *where* they look
-  (positions, garment, background), not in *how far*.
+  has a consistency of {examples['positional']['consistency']:.2f}; the {f"most {OBJ}-following head" if len(follow) else f"head that favours the {OBJ} most"}
+  (layer {int(top['layer'])}, head {int(top['head'])}) gives the
+  {OBJ} {top['garment_ratio']:.2f} times its share of the patches.
+  {f"{OBJ.capitalize()}-following heads are in layers {sorted(follow['layer'].unique().tolist())}." if len(follow) else ""}
+- Local heads by our threshold: {n_local}; the smallest relative distance is
+  {heads['distance_rel'].min():.2f} of uniform attention's. Heads in this model differ in {"*where* they look" if not n_local else "*how far* they look"}
+  {f"(positions, {OBJ}, background), not in *how far*." if not n_local else f"as well as in *where* (positions, {OBJ}, background)."}
 - A mean over heads mixes these groups: read single heads before drawing conclusions from a layer's average.
 """)
 

@@ -36,8 +36,9 @@ vn.setup(seed=0)
 _ = torch.set_grad_enabled(False)  # we only read the models here
 
 # %%
-spectro = vn.load("spectro-vit")
-fmnist = vn.load("fmnist-vit-p4")
+RECIPE = vn.pick("spectro-vit", hub="spectro-vit-b16")  # the hub recipe: ViT-B/16 fine-tuned on spectrograms
+spectro = train.trained(RECIPE)
+fmnist = vn.load(vn.pick("fmnist-vit-p4", hub="google/vit-base-patch16-224"))  # the model it started from
 spectro, fmnist
 
 # %% [markdown]
@@ -53,8 +54,9 @@ spectro, fmnist
 
 # %%
 N_SPECTRO = 32
-x, y = train.spectro_split("test", N_SPECTRO)  # pixel_values [N, 3, 56, 56], z-scored targets [N, 3]
-masks = np.stack(vn.data.spectrograms(N_SPECTRO, seed=3, size=56)["mask"])  # [N, 56, 56] region codes
+x, y = train.spectro_split("test", N_SPECTRO, RECIPE)  # pixel_values [N, 3, 56, 56], z-scored targets [N, 3]
+size = spectro.geometry.image_size
+masks = np.stack(vn.data.spectrograms(N_SPECTRO, seed=3, size=size)["mask"])  # [N, 56, 56] region codes
 sweep = vn.sweep(spectro, x, y, progress=vn.show_progress())  # MSE, from the model's problem_type
 print(f"{sweep.attrs['n']} images, loss {sweep.attrs['loss']}, intact MSE {sweep.attrs['baseline']:.4f}, "
       f"{len(sweep)} heads ablated one at a time")
@@ -72,8 +74,8 @@ vn.head_heatmap(sweep, "increase (%)", fmt=".2f", symlog=0.1, label="MSE increas
 # %%
 per_layer = sweep.groupby("layer")["increase (%)"].agg(["mean", "std", "max", "min"])
 worst = sweep.loc[sweep["increase (%)"].idxmax()]
-assert worst["layer"] == 0 and (sweep["increase (%)"] < 0).any()
-assert per_layer.loc[1:, "max"].max() < worst["increase (%)"] / 5  # layer 0's worst head dwarfs all others
+vn.check(worst["layer"] == 0 and (sweep["increase (%)"] < 0).any(), "the most needed head is in layer 0; some heads help when zeroed")
+vn.check(per_layer.loc[1:, "max"].max() < worst["increase (%)"] / 5, "layer 0's worst head dwarfs all others")
 print(f"most needed head: layer {int(worst['layer'])}, head {int(worst['head'])} (+{worst['increase (%)']:.1f} % MSE); "
       f"{int((sweep['increase (%)'] < 0).sum())} heads lower the MSE when zeroed")
 per_layer.round(3)
@@ -113,9 +115,9 @@ compare.round(3)
 early_ours, deep_ours = layer_stats([0, 1, 2])["mean (%)"], layer_stats([5])["mean (%)"]
 late = per_layer.loc[6:11, "mean"].mean()
 top_layer = int(per_layer["mean"].idxmax())
-assert (compare.loc["deep / early", compare.columns[1:]] < 1).all()  # the opposite of the paper's ordering
-assert top_layer == 0 and per_layer.loc[6:11, "mean"].max() < per_layer.loc[0:2, "mean"].min()
-assert (per_layer.loc[6:11, "std"] > per_layer.loc[6:11, "mean"].abs() / 2).all()
+vn.check((compare.loc["deep / early", compare.columns[1:]] < 1).all(), "deep heads matter less than early ones (the opposite of the paper)")
+vn.check(top_layer == 0 and per_layer.loc[6:11, "mean"].max() < per_layer.loc[0:2, "mean"].min(), "layer 0 matters most; every late layer less than every early one")
+vn.check((per_layer.loc[6:11, "std"] > per_layer.loc[6:11, "mean"].abs() / 2).all(), "late layers' spread across heads exceeds half their mean")
 print(f"mean increase: layers 0-2 {early_ours:.3f} %, layer 5 {deep_ours:.3f} %, layers 6-11 {late:.3f} %")
 print(f"layer with the largest mean increase: {top_layer} ({per_layer.loc[top_layer, 'mean']:.3f} %)")
 
@@ -154,11 +156,12 @@ pd.DataFrame({t: vn.head_types(profile, threshold=t)["type"].value_counts() for 
 counts = types["type"].value_counts()
 chirp_layers = sorted(types.loc[types["type"] == "chirp", "layer"].unique().tolist())
 loose = vn.head_types(profile, threshold=1.5)
-assert counts.get("diffuse", 0) > len(types) / 2
-assert chirp_layers and chirp_layers[0] == 0 and types.query("type == 'chirp' and layer >= 6").empty
-assert counts.get("colorbar", 0) >= 1 and counts.get("text", 0) == 0
+vn.check(counts.get("diffuse", 0) > len(types) / 2, "most heads are diffuse")
+vn.check(chirp_layers and chirp_layers[0] == 0 and types.query("type == 'chirp' and layer >= 6").empty,
+         "chirp heads start in layer 0, none in layers 6-11")
+vn.check(counts.get("colorbar", 0) >= 1 and counts.get("text", 0) == 0, "some colour-bar heads, no text heads")
 late_chirp = loose.query("type == 'chirp' and layer >= 6")
-assert not late_chirp.empty and (late_chirp["enrich_chirp"] < 2).all()
+vn.check(not late_chirp.empty and (late_chirp["enrich_chirp"] < 2).all(), "at threshold 1.5 a few late heads lean to the chirp, below 2x")
 loose_layers = sorted(loose.loc[loose["type"] == "chirp", "layer"].unique().tolist())
 bar_layers = sorted(types.loc[types["type"] == "colorbar", "layer"].tolist())
 print(f"chirp heads in layers {chirp_layers} (threshold 1.5: layers {loose_layers}); colour-bar heads in layers {bar_layers}")
@@ -189,8 +192,9 @@ table.round(3)
 chirp_mean = heads.loc[heads["type"] == "chirp", "increase (%)"].mean()
 diffuse_mean = heads.loc[heads["type"] == "diffuse", "increase (%)"].mean()
 top5 = heads.nlargest(5, "increase (%)")[["layer", "head", "type", "top_region", "increase (%)"]]
-assert (heads.loc[heads["type"] == "chirp", "impact"] == "high (top 25 %)").all()
-assert chirp_mean > 10 * diffuse_mean and (top5["layer"] == 0).all() and (top5["top_region"] == "chirp").sum() >= 3
+vn.check((heads.loc[heads["type"] == "chirp", "impact"] == "high (top 25 %)").all(), "every chirp head is high impact")
+vn.check(chirp_mean > 10 * diffuse_mean and (top5["layer"] == 0).all() and (top5["top_region"] == "chirp").sum() >= 3,
+         "chirp heads cost 10x diffuse ones; the top five heads are chirp-led layer-0 heads")
 print(f"mean increase: chirp heads {chirp_mean:.3f} %, diffuse heads {diffuse_mean:.3f} %")
 top5.round(3)
 
@@ -203,21 +207,21 @@ top5.round(3)
 
 # %%
 N_FMNIST = 128
-images, labels = vn.data.fashion_mnist_arrays("test")
+images, labels, objects = vn.data.examples()
 xf = fmnist.preprocess(images[:N_FMNIST])  # pixel_values [N, 1, 28, 28]
-sweep_f = vn.sweep(fmnist, xf, labels[:N_FMNIST], batch_size=512, progress=vn.show_progress())  # 4 heads per pass
+sweep_f = vn.sweep(fmnist, xf, labels[:len(xf)], batch_size=512, progress=vn.show_progress())  # 4 heads per pass
 sweep_f["increase (%)"] = 100 * sweep_f["rel_increase"]
 print(f"{sweep_f.attrs['n']} images, loss {sweep_f.attrs['loss']}, intact cross-entropy {sweep_f.attrs['baseline']:.4f}")
 
 # %%
-both = pd.concat([sweep.assign(model="spectro-vit (MSE)"), sweep_f.assign(model="fmnist-vit-p4 (CE)")])
+both = pd.concat([sweep.assign(model=f"{RECIPE} (MSE)"), sweep_f.assign(model=f"{fmnist.name} (CE)")])
 fig = vn.metric_by_layer(both, "increase (%)", hue="model", ylabel="loss increase when zeroed (%, symlog)")
 fig.axes[0].set_yscale("symlog", linthresh=0.1)  # layer 0 is 100x the rest: a log scale shows both
 fig
 
 # %%
 profile_f = sweep_f.groupby("layer")["increase (%)"].agg(["mean", "std", "max"])
-layers = pd.concat({"spectro-vit": per_layer[["mean", "std", "max"]], "fmnist-vit-p4": profile_f}, axis=1)
+layers = pd.concat({RECIPE: per_layer[["mean", "std", "max"]], fmnist.name: profile_f}, axis=1)
 rank_corr = per_layer["mean"].corr(profile_f["mean"], method="spearman")
 print(f"Spearman correlation of the two per-layer mean profiles: {rank_corr:.2f}")
 layers.round(3)
@@ -231,8 +235,9 @@ layers.round(3)
 f_top = int(profile_f["mean"].idxmax())
 f_early, f_late = profile_f.loc[0:2, "mean"].mean(), profile_f.loc[6:11, "mean"].mean()
 s_early = per_layer.loc[0:2, "mean"].mean()
-assert f_top == 0 and f_late < f_early / 10 and late < s_early / 10  # both fall by over 10x with depth
-print(f"fmnist-vit-p4: layers 0-2 {f_early:.3f} %, layers 6-11 {f_late:.3f} %, largest layer {f_top}")
+falls = f_late < f_early / 10 and late < s_early / 10
+vn.check(f_top == 0 and falls, "both models need layer 0 most and fall by over 10x with depth")
+print(f"{fmnist.name}: layers 0-2 {f_early:.3f} %, layers 6-11 {f_late:.3f} %, largest layer {f_top}")
 
 # %% tags=["hide-input"]
 from IPython.display import Markdown
@@ -240,23 +245,22 @@ from IPython.display import Markdown
 Markdown(f"""
 ## What we found
 
-- Zeroing one head of `spectro-vit` raises the test MSE by {sweep['increase (%)'].mean():.2f} % on average over
-  the 144 heads ({N_SPECTRO} spectrograms), from {sweep['increase (%)'].min():.2f} % to
-  {sweep['increase (%)'].max():.2f} % (layer {int(worst['layer'])}, head {int(worst['head'])}): a few layer-0
-  heads carry much of the task, while no head outside layer 0 costs more than
-  {per_layer.loc[1:, 'max'].max():.2f} %.
+- Zeroing one head of `{RECIPE}` raises the test MSE by {sweep['increase (%)'].mean():.2f} % on average over
+  the {len(sweep)} heads ({N_SPECTRO} spectrograms), from {sweep['increase (%)'].min():.2f} % to
+  {sweep['increase (%)'].max():.2f} % (layer {int(worst['layer'])}, head {int(worst['head'])}); the worst head outside
+  layer 0 costs {per_layer.loc[1:, 'max'].max():.2f} %{", so a few layer-0 heads carry much of the task" if per_layer.loc[1:, 'max'].max() < worst['increase (%)'] / 5 else ""}.
 - The paper reports 0.11 % for layers 1-3 and 0.34 % for layer 6. Ours: {early_ours:.2f} % for layers 0-2 and
   {deep_ours:.2f} % for layer 5 (the same layers, numbered from 0); layers 6-11 average {late:.3f} %. The layer
-  that matters most is layer {top_layer} ({per_layer.loc[top_layer, 'mean']:.2f} %): the impact *falls* with
-  depth, the opposite of the paper's finding.
-- Head types from the masks (enrichment at least 2x the region's area share): {counts.get('diffuse', 0)} of 144
-  heads are diffuse, {counts.get('chirp', 0)} are chirp heads, all in layer {', '.join(map(str, chirp_layers))}; the paper's
-  chirp-focused intermediate and late heads do not appear in this under-trained model. Chirp heads raise the
-  MSE by {chirp_mean:.1f} % on average when zeroed, diffuse heads by {diffuse_mean:.2f} %; every chirp head is
-  in the top quartile of impact. No head is a text detector at this threshold.
-- The Fashion-MNIST classifier it started from ({N_FMNIST} images, cross-entropy): layers 0-2
-  {f_early:.2f} %, layers 6-11 {f_late:.3f} %, largest in layer {f_top}: the same falling profile, inherited
-  rather than created by fine-tuning (Spearman correlation of the two per-layer means {rank_corr:.2f}).
+  that matters most is layer {top_layer} ({per_layer.loc[top_layer, 'mean']:.2f} %): {"the impact *falls* with depth, the opposite of the paper's finding" if late < early_ours else "the impact does not fall with depth"}.
+- Head types from the masks (enrichment at least 2x the region's area share): {counts.get('diffuse', 0)} of {len(types)}
+  heads are diffuse, {counts.get('chirp', 0)} are chirp heads (in layers {', '.join(map(str, chirp_layers)) or 'none'});
+  {"the paper's chirp-focused intermediate and late heads do not appear in this model" if types.query("type == 'chirp' and layer >= 6").empty else "some are in layers 6-11, as in the paper"}. Chirp heads raise the
+  MSE by {chirp_mean:.1f} % on average when zeroed, diffuse heads by {diffuse_mean:.2f} %;
+  {(heads.loc[heads["type"] == "chirp", "impact"] == "high (top 25 %)").mean():.0%} of chirp heads are in the top
+  quartile of impact. {counts.get('text', 0)} heads are text detectors at this threshold.
+- The classifier it started from, `{fmnist.name}` ({len(xf)} images, cross-entropy): layers 0-2
+  {f_early:.2f} %, layers 6-11 {f_late:.3f} %, largest in layer {f_top}: {"the same falling profile, inherited rather than created by fine-tuning" if falls else "not the same falling profile"}
+  (Spearman correlation of the two per-layer means {rank_corr:.2f}).
 """)
 
 # %% [markdown]

@@ -92,20 +92,33 @@ def vitnotes_hooks(net):
             if fn.__module__.startswith("vitnotes")]
 
 
+NETWORK_ATTEMPTS: list = []  # every refused connection of the whole session, even one a library caught
+
+
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch):
-    """Any attempt to open a network connection fails the test that made it."""
+    """Any attempt to open a network connection fails the test that made it, and is recorded:
+    ``pytest_sessionfinish`` fails the session if any attempt was made, even one that a library
+    caught and recovered from."""
     import socket
 
     def refuse(self, address, *args, **kwargs):
         if self.family == socket.AF_UNIX:
             return real_connect(self, address, *args, **kwargs)
+        NETWORK_ATTEMPTS.append(address)
         raise AssertionError(f"the test suite tried to reach the network: {address!r}")
 
     real_connect = socket.socket.connect
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: refuse(socket.socket(), a[:2]))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if NETWORK_ATTEMPTS:
+        session.exitstatus = 1
+        print(f"\nFAILED: the test suite tried to reach the network {len(NETWORK_ATTEMPTS)} time(s): "
+              f"{NETWORK_ATTEMPTS[:5]}")
 
 
 # ------------------------------------------------------------------ static pages in a headless browser

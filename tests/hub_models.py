@@ -120,6 +120,7 @@ def run_notebook(source: Path, root: Path, out_dir: Path, timeout: int = 600):
     from nbclient import NotebookClient
 
     nb = jupytext.read(source)
+    nb.cells.append(nbformat.v4.new_code_cell('import vitnotes\nprint("model family:", vitnotes.family())'))
     saved = {k: os.environ.get(k) for k in hub_env(root)}
     os.environ.update(hub_env(root))
     try:

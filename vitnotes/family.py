@@ -35,17 +35,15 @@ def pick(zoo, hub):
     return hub if family() == "hub" else zoo
 
 
-def check(condition, claim: str) -> bool:
+def check(condition, claim: str) -> None:
     """A claim the book's prose makes about the offline zoo, checked where the numbers are made.
 
     Under the zoo (what the book renders and CI re-runs) a false claim fails loudly with an
     ``AssertionError`` naming it. Under hub models the prose may simply not apply: a false claim is
-    reported on stdout ("does not hold for these models") and the notebook goes on. Returns the
-    outcome either way.
+    reported on stdout ("does not hold for these models") and the notebook goes on. Returns
+    nothing, so a check as a cell's last line displays nothing.
     """
-    ok = bool(condition)
-    if not ok:
+    if not bool(condition):
         if family() == "zoo":
             raise AssertionError(f"the book's claim no longer holds: {claim}")
         print(f"note: the book's claim about the offline zoo does not hold for these models: {claim}", file=sys.stdout)
-    return ok

@@ -63,7 +63,16 @@ def cases(vit, resnet):
         ("float NaN image", lambda: PRE(np.full((8, 8), np.nan)), ValueError, "nan_to_num"),
         ("channels-first array", lambda: PRE(np.zeros((3, 8, 8), np.uint8)), ValueError, "transpose"),
         ("four channels", lambda: PRE(np.zeros((8, 8, 4), np.uint8)), ValueError, "arr[..., :3]"),
-        ("a path, not an image", lambda: PRE("cat.png"), TypeError, "PIL.Image.open"),
+        ("a missing image file", lambda: PRE("no-such-cat.png"), FileNotFoundError, "no such image file"),
+        ("a set, not an image", lambda: PRE([{1, 2}]), TypeError, "image file path"),
+        ("inf pixels", lambda: vn.capture(vit, X.masked_fill(X > 1, float("inf"))), ValueError, "NaN or inf"),
+        ("float below 0", lambda: PRE(np.full((8, 8), -0.5)), ValueError, "[0, 1]"),
+        ("float inf image", lambda: PRE(np.full((8, 8), np.inf)), ValueError, "nan_to_num"),
+        ("no spectrograms", lambda: vn.data.spectrograms(0), ValueError, "n=1000"),
+        ("no photos", lambda: vn.data.sample_photos(()), ValueError, "names=None"),
+        ("no labels to pick from", lambda: vn.data.per_class([], 1), ValueError, "empty"),
+        ("sweep of no images", lambda: vn.sweep(vit, X[:0], []), ValueError, "at least one"),
+        ("model family", lambda: _with_env("VITNOTES_MODELS", "cloud", vn.family), ValueError, "VITNOTES_MODELS=hub"),
         ("no images", lambda: PRE([]), ValueError, "at least one"),
         ("zero-size image", lambda: PRE(np.zeros((0, 8), np.uint8)), ValueError, "no pixels"),
         ("tensor to preprocess", lambda: PRE(X), TypeError, "pixel_values already"),
@@ -78,6 +87,17 @@ def cases(vit, resnet):
         ("summary of nothing", lambda: vn.by_layer(vn.cls_summary(att).drop(columns="layer")), ValueError,
          "'layer' column"),
     ]
+
+
+def _with_env(name, value, call):
+    import os
+
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        return call()
+    finally:
+        os.environ.pop(name) if old is None else os.environ.__setitem__(name, old)
 
 
 def test_every_bad_input_has_a_clear_error(vit, resnet):
@@ -104,3 +124,74 @@ def test_stacked_grey_batch_equals_a_list_of_images():
     assert x.shape == (5, 1, 8, 8)
     assert torch.equal(x, grey(list(batch)))
     assert grey(batch[..., None]).shape == (5, 1, 8, 8)  # [batch, H, W, 1]
+
+
+def _files(tmp_path):
+    """Image files of every kind a user may hand over: good ones and broken ones."""
+    rng = np.random.default_rng(0)
+    good = tmp_path / "good.png"
+    Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)).save(good)
+    jpeg = tmp_path / "photo.jpg"
+    Image.fromarray(rng.integers(0, 256, (64, 48, 3), dtype=np.uint8)).save(jpeg, quality=90)
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(jpeg.read_bytes()[: len(jpeg.read_bytes()) // 2])
+    corrupt = tmp_path / "corrupt.png"
+    data = bytearray(good.read_bytes())
+    data[40:80] = bytes(40)  # zero part of the IHDR/IDAT chunks
+    corrupt.write_bytes(bytes(data))
+    text = tmp_path / "notes.png"
+    text.write_text("this is not an image")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    return good, jpeg, truncated, corrupt, text, empty
+
+
+def test_image_files_open_or_fail_clearly(tmp_path):
+    good, jpeg, truncated, corrupt, text, empty = _files(tmp_path)
+    assert PRE(good).shape == (1, 3, 16, 16)
+    assert PRE([str(good), jpeg]).shape == (2, 3, 16, 16)
+    for bad, fragment in ((truncated, "truncated"), (corrupt, "corrupt"), (text, "not an image file"),
+                          (empty, "not an image file"), (tmp_path, "is a folder")):
+        before = sorted(p.name for p in tmp_path.iterdir())
+        try:
+            PRE(bad)
+        except (ValueError, IsADirectoryError) as err:
+            assert fragment in str(err), f"{bad.name}: {err}"
+            assert str(bad.name) in str(err) or bad == tmp_path
+        else:
+            raise AssertionError(f"{bad.name} was accepted")
+        assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written or removed
+
+
+def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
+    big = tmp_path / "big.png"
+    Image.new("L", (400, 300)).save(big)
+    monkeypatch.setattr(vn.images, "MAX_PIXELS", 100_000)
+    try:
+        vn.open_image(big)
+    except ValueError as err:
+        assert "400x300" in str(err) and "downscale" in str(err)
+    else:
+        raise AssertionError("an over-large image was opened")
+
+
+def test_odd_sizes_are_resized_not_refused():
+    """Tiny, huge, non-square and non-multiple-of-patch images are documented to be resized."""
+    for shape in ((1, 1, 3), (3000, 2000, 3), (50, 20, 3), (17, 17, 3), (16, 16)):
+        img = np.full(shape, 128, np.uint8)
+        x = PRE(img)
+        assert x.shape == (1, 3, 16, 16), shape
+        assert torch.allclose(x, torch.full_like(x, (128 / 255 - 0.5) / 0.5), atol=1e-6), shape
+    short = Preprocessing(size=16, mean=(0.5,) * 3, std=(0.5,) * 3, channels=3, resize=("short", 18))
+    assert short(np.zeros((50, 20, 3), np.uint8)).shape == (1, 3, 16, 16)
+
+
+def test_every_photo_mode_converts_as_documented():
+    grey = Image.fromarray(np.full((8, 8), 200, np.uint8))
+    rgb = PRE(grey)
+    assert torch.allclose(rgb[0, 0], rgb[0, 1]) and torch.allclose(rgb[0, 1], rgb[0, 2])  # grey -> replicated RGB
+    mono = Preprocessing(size=8, mean=(0.5,), std=(0.5,), channels=1)
+    colour = np.zeros((8, 8, 3), np.uint8)
+    colour[..., 0] = 255
+    expected = (np.asarray(Image.fromarray(colour).convert("L"), np.float32) / 255 - 0.5) / 0.5
+    assert np.allclose(mono(colour)[0, 0].numpy(), expected)  # colour -> luminance (PIL's weights)

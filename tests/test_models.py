@@ -144,3 +144,48 @@ def test_setup_seeds_and_threads():
     vn.setup(seed=5, threads=1, style=False)
     assert torch.equal(a, torch.rand(3)) and info["threads"] == 1 and torch.get_num_threads() == 1
     json.dumps(info)
+
+
+class _Trap:
+    """Unpickling this writes a marker file: proof that a pickle was executed."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_pickle_beside_safetensors_is_never_unpickled(vit_folder, tmp_path):
+    import pickle
+
+    marker = tmp_path / "pickle-ran"
+    (vit_folder / "pytorch_model.bin").write_bytes(pickle.dumps(_Trap(marker)))
+    assert vn.load(vit_folder).geometry.layers == 3  # loaded from model.safetensors
+    assert not marker.exists()
+    (vit_folder / "model.safetensors").unlink()
+    with pytest.raises(ValueError, match="safetensors only"):
+        vn.load(vit_folder)
+    assert not marker.exists()
+
+
+def test_garbage_weights_of_the_right_size_are_refused(vit_folder):
+    weights = vit_folder / "model.safetensors"
+    weights.write_bytes(np.random.default_rng(0).integers(0, 256, weights.stat().st_size, dtype=np.uint8).tobytes())
+    with pytest.raises(ValueError, match="missing or corrupt"):
+        vn.load(vit_folder)
+
+
+def test_remote_code_in_a_config_is_not_run(vit_folder, tmp_path):
+    import json
+
+    marker = tmp_path / "remote-code-ran"
+    (vit_folder / "evil.py").write_text(f"open({str(marker)!r}, 'w')\n")
+    cfg = json.loads((vit_folder / "config.json").read_text())
+    cfg["auto_map"] = {"AutoModelForImageClassification": "evil.EvilModel", "AutoConfig": "evil.EvilConfig"}
+    (vit_folder / "config.json").write_text(json.dumps(cfg))
+    try:
+        vn.load(vit_folder)
+    except (ValueError, OSError):
+        pass  # refusing is fine; running the code is not
+    assert not marker.exists()

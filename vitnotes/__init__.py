@@ -32,7 +32,7 @@ from .metrics import (
     normalized_entropy,
     topk_share,
 )
-from .images import Preprocessing
+from .images import Preprocessing, open_image
 from .models import ZOO_DIR, Geometry, Model, card, geometry, load, randomized, save, zoo_names
 from .cost import timed_predict, vit_cost
 from . import data
@@ -120,7 +120,7 @@ def _quiet_libraries() -> None:
 
 
 __all__ = [
-    "check", "family", "pick",
+    "check", "family", "open_image", "pick",
     "Attention", "Geometry", "attention_io", "Model", "Preprocessing", "ZOO_DIR",
     "ablate", "attention_flow", "before_after", "by_layer", "capture", "capture_rollout", "cls_summary", "data",
     "display_image",

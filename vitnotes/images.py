@@ -15,7 +15,7 @@ from PIL import Image
 if TYPE_CHECKING:
     from .models import Geometry
 
-__all__ = ["Preprocessing", "to_pil"]
+__all__ = ["Preprocessing", "open_image", "to_pil"]
 
 
 @dataclass(frozen=True)
@@ -76,11 +76,18 @@ class Preprocessing:
         }
 
     def __call__(self, images: Any) -> torch.Tensor:
-        """PIL image(s) or numpy array(s) -> float32 ``pixel_values`` of shape (batch, C, size, size).
+        """PIL image(s), numpy array(s) or image files -> float32 ``pixel_values`` (batch, C, size, size).
 
-        A numpy array is one image (``[H, W]``, ``[H, W, 1|3]``) or, stacked, a batch of them:
+        Every image is resized to the model's input whatever its size or shape: a tiny image is
+        upsampled, a huge one downsampled, a non-square one stretched (``"square"`` recipes, e.g. ViT)
+        or cropped to its centre (``"short"`` recipes, e.g. ResNet-50), so sizes that are not a
+        multiple of the patch size need no care. Grey images given to a colour model are replicated,
+        colour images given to a grey model converted to luminance. A file path (str or Path) is
+        opened with ``open_image``. A numpy array is one image (``[H, W]``, ``[H, W, 1|3]``) or, stacked, a batch of them:
         ``[batch, H, W, 1|3]``, or ``[batch, H, W]`` for a one-channel model (a 3-D array for a colour
         model stays one image, so a channels-first ``[3, H, W]`` gets a clear error)."""
+        if isinstance(images, (str, Path)):
+            images = [images]
         stacked = isinstance(images, np.ndarray) and (
             images.ndim == 4 or (images.ndim == 3 and self.channels == 1 and images.shape[-1] not in (1, 3, 4)))
         if stacked:
@@ -119,6 +126,39 @@ class Preprocessing:
 
 
 _OK_MODES = {"L": 1, "RGB": 3}
+MAX_PIXELS = 100_000_000  # larger image files are refused before decoding (PIL warns at 89 M)
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """Open an image file completely (decoded now, so a truncated or corrupt file fails here with a
+    clear message, not later inside a model). Refuses files that are missing, folders, not images,
+    or over ``MAX_PIXELS`` pixels (a decompression bomb). Returns the PIL image as stored (any mode:
+    ``preprocess`` says how to convert unsupported ones)."""
+    import warnings
+
+    from PIL import UnidentifiedImageError
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"no such image file: {path}")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; pass one image file (or a list of them)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+                if w * h > MAX_PIXELS:
+                    raise ValueError(f"{path} is {w}x{h} pixels, over the {MAX_PIXELS:,} vitnotes opens; "
+                                     "downscale it first (e.g. with PIL's Image.thumbnail)")
+                img.load()
+                return img.copy()
+    except UnidentifiedImageError:
+        raise ValueError(f"{path} is not an image file PIL can read (PNG, JPEG, TIFF, ...)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValueError(f"{path} is too large to open safely (a decompression bomb?); downscale it first") from None
+    except (OSError, SyntaxError) as err:  # truncated data, broken chunks
+        raise ValueError(f"{path} is a corrupt or truncated image ({err}); re-export or re-download it") from None
 
 
 def to_pil(img: Any, channels: int, where: str = "image") -> Image.Image:
@@ -177,9 +217,8 @@ def to_pil(img: Any, channels: int, where: str = "image") -> Image.Image:
                 + (", e.g. (arr / 65535).astype('float32') for 16-bit data" if arr.dtype == np.uint16 else "")
             )
         pil = Image.fromarray(arr)
+    elif isinstance(img, (str, Path)):
+        return to_pil(open_image(img), channels, where=f"{where} ({img})")
     else:
-        raise TypeError(
-            f"{where}: expected a PIL image or a numpy array, got {type(img).__name__}"
-            + ("; open files with PIL.Image.open(path)" if isinstance(img, (str, Path)) else "")
-        )
+        raise TypeError(f"{where}: expected a PIL image, a numpy array or an image file path, got {type(img).__name__}")
     return pil.convert("L" if channels == 1 else "RGB")

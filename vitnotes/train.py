@@ -640,8 +640,8 @@ def trained(name: str) -> Model:
     folder = output_folder(name)
     if RECIPES[name].get("hub") and not (folder / "config.json").is_file():
         raise FileNotFoundError(
-            f"{folder} holds no fine-tuned {name} yet. Make it once (online, best on a GPU: about 10 minutes "
-            f"on one H100): python -m vitnotes.train {name}  (or: accelerate launch -m vitnotes.train {name} "
+            f"{folder} holds no fine-tuned {name} yet. Make it once (online, best on a GPU): "
+            f"python -m vitnotes.train {name}  (or: accelerate launch -m vitnotes.train {name} "
             "on several GPUs); set VITNOTES_HOME to keep it elsewhere"
         )
     return load(folder if RECIPES[name].get("hub") else name)

@@ -69,9 +69,13 @@ notebooks: $(STAMP)
 	  $(VENV)/bin/jupytext --quiet --to ipynb --update "$$f" && \
 	  $(NBENV) $(VENV)/bin/jupyter-execute --inplace --timeout=1200 "$${f%.py}.ipynb" || exit 1; done
 
-# nbval: re-execute every notebook and compare its printed outputs with the committed ones.
-NBVAL := $(NBENV) $(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
-         --nbval-sanitize-with notebooks/sanitize.cfg notebooks
+# nbval: re-execute every notebook and compare its printed outputs with the committed ones. The
+# kernels run behind tests/netguard (outside connections refused and logged); a logged attempt fails.
+NETLOG := $(CURDIR)/.nbval-network.log
+NBVAL := rm -f $(NETLOG) && $(NBENV) VITNOTES_NET_LOG=$(NETLOG) PYTHONPATH=$(CURDIR)/tests/netguard \
+         $(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
+         --nbval-sanitize-with notebooks/sanitize.cfg notebooks && \
+         { test ! -s $(NETLOG) || { echo "a notebook tried to reach the network:"; cat $(NETLOG); exit 1; }; }
 nbval: $(STAMP) data
 	$(NBVAL)
 

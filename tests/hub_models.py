@@ -26,33 +26,7 @@ _RESNET_PRE = {"crop_pct": 0.875, "do_normalize": True, "do_resize": True, "imag
                "image_std": [0.229, 0.224, 0.225], "resample": 3, "size": {"shortest_edge": 224},
                "image_processor_type": "ConvNextImageProcessor"}
 
-# a sitecustomize for notebook kernels: record and refuse every connection that leaves the machine
-GUARD = '''
-import os, socket
-_log = os.environ.get("VITNOTES_NET_LOG")
-_connect, _getaddrinfo = socket.socket.connect, socket.getaddrinfo
-_LOCAL = ("127.0.0.1", "::1", "localhost", "0.0.0.0", "")
-
-def _refuse(where):
-    if _log:
-        with open(_log, "a") as f:
-            f.write(repr(where) + "\\n")
-    raise OSError(f"network access refused by the test guard: {where!r}")
-
-def _guard_connect(self, address, *a, **k):
-    if self.family == socket.AF_UNIX or (isinstance(address, tuple) and address[0] in _LOCAL):
-        return _connect(self, address, *a, **k)
-    _refuse(address)
-
-def _guard_getaddrinfo(host, *a, **k):
-    if host in _LOCAL or host is None:
-        return _getaddrinfo(host, *a, **k)
-    _refuse(host)
-
-socket.socket.connect = _guard_connect
-socket.socket.connect_ex = _guard_connect
-socket.getaddrinfo = _guard_getaddrinfo
-'''
+GUARD_DIR = Path(__file__).parent / "netguard"  # sitecustomize.py: log and refuse outside connections
 
 
 def _labels() -> dict:
@@ -95,8 +69,6 @@ def make_hub_cache(root: Path) -> Path:
     done = subprocess.run(cmd, env={**os.environ, **hub_env(root)}, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout[-2000:]}{done.stderr[-3000:]}")
-    (root / "guard").mkdir(exist_ok=True)
-    (root / "guard" / "sitecustomize.py").write_text(GUARD)
     return root
 
 
@@ -108,7 +80,7 @@ def hub_env(root: Path) -> dict:
         "VITNOTES_MODELS": "hub", "HF_HUB_CACHE": str(root / "hub"), "HF_HUB_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1", "VITNOTES_HOME": str(root / "home"), "VITNOTES_QUIET": "1",
         "VITNOTES_NET_LOG": str(root / "network.log"), "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-        "PYTHONPATH": os.pathsep.join([str(root / "guard"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        "PYTHONPATH": os.pathsep.join([str(GUARD_DIR), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
     }
 
 

@@ -25,3 +25,22 @@ def test_a_caught_attempt_is_still_recorded():
 
 def test_loading_a_folder_opens_no_socket(vit_folder):
     assert vn.load(vit_folder).geometry.layers == 3
+
+
+def test_kernel_guard_refuses_and_logs(tmp_path):
+    """The sitecustomize that nbval's and the hub runs' kernels start with: outside connections are
+    refused and logged, loopback ones (the kernel's own channels) are not."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    log = tmp_path / "net.log"
+    code = ("import socket\n"
+            "try:\n    socket.create_connection(('huggingface.co', 443), timeout=1)\nexcept OSError as e:\n    print(e)\n"
+            "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); c = socket.create_connection(s.getsockname())\n"
+            "print('loopback ok')\n")
+    env = {**os.environ, "VITNOTES_NET_LOG": str(log), "PYTHONPATH": str(Path(__file__).parent / "netguard")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert "refused by the test guard" in out and "loopback ok" in out
+    assert log.read_text().strip() == "'huggingface.co'"

@@ -189,3 +189,24 @@ def test_remote_code_in_a_config_is_not_run(vit_folder, tmp_path):
     except (ValueError, OSError):
         pass  # refusing is fine; running the code is not
     assert not marker.exists()
+
+
+def test_hub_repository_with_only_pickle_weights_is_refused(tmp_path, vit_folder):
+    """A cached hub repository that ships only pytorch_model.bin: refused by name, never unpickled."""
+    import os
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    snap = tmp_path / "models--acme--pickled-vit" / "snapshots" / ("0" * 40)
+    snap.mkdir(parents=True)
+    shutil.copy(vit_folder / "config.json", snap / "config.json")
+    torch.save(load_file(vit_folder / "model.safetensors"), snap / "pytorch_model.bin")
+    (tmp_path / "models--acme--pickled-vit" / "refs").mkdir()
+    (tmp_path / "models--acme--pickled-vit" / "refs" / "main").write_text("0" * 40)
+    code = ("import vitnotes as vn\ntry:\n    vn.load('acme/pickled-vit')\nexcept ValueError as e:\n    print(e)\n"
+            "else:\n    print('loaded')\n")
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert "ships no model.safetensors" in out and "loaded" not in out.splitlines()[-1]

@@ -375,6 +375,12 @@ def load(
 
 def _load_error(name: str | Path, kind: str, err: Exception) -> Exception:
     msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if "loaded with `safetensors`" in msg or "does not appear to have a file named model.safetensors" in msg:
+        return ValueError(
+            f"{name!r} ships no model.safetensors, only pickle weights; vitnotes loads safetensors only, because "
+            "unpickling can run arbitrary code. Pick a repository or folder with safetensors weights, or convert "
+            "once, in a process you trust: AutoModelForImageClassification.from_pretrained(...).save_pretrained(folder)"
+        )
     if kind == "hub":
         return OSError(
             f"could not load hub model {name!r} ({msg}). Offline (HF_HUB_OFFLINE=1 or no network) only models "

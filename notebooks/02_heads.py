@@ -67,6 +67,7 @@ vn.head_picker(images[0], grids[:, 0], size=160)
 
 # %%
 full = vn.capture(vit, x[:16])
+OBJ = vn.pick("garment", hub="object")  # what the images show
 garment = torch.from_numpy(objects[:256])  # [256, 28, 28] non-black pixels (hub: the object's box)
 garment_area = float(vn.mask_coverage(garment, cls.grid).mean())
 uniform_px = float(vn.metrics.patch_distances(cls.grid, vit.geometry.patch_size).mean())
@@ -75,7 +76,7 @@ heads = vn.cls_summary(cls)[["layer", "head", "entropy_norm", "top10"]]
 heads["consistency"] = vn.map_consistency(grids).flatten().numpy()
 heads["garment_ratio"] = (vn.mask_mass(grids, garment).mean(1) / garment_area).flatten().numpy()
 heads["distance_rel"] = (vn.cls_summary(full)["distance_px"] / uniform_px).to_numpy()
-print(f"garment share of the patches: {garment_area:.3f}; uniform attention distance: {uniform_px:.2f} px")
+print(f"{OBJ} share of the patches: {garment_area:.3f}; uniform attention distance: {uniform_px:.2f} px")
 heads.describe().loc[["mean", "min", "max"]].round(3)
 
 # %% [markdown]
@@ -88,9 +89,6 @@ heads.describe().loc[["mean", "min", "max"]].round(3)
 # uniform attention's distance.
 
 # %%
-OBJ = vn.pick("garment", hub="object")  # what the images show
-
-
 def group(row) -> str:
     if row.consistency >= 0.6:
         return "positional"
@@ -146,23 +144,34 @@ last = vit.geometry.layers - 1
 top = examples[f"{OBJ}-following"]
 pos_text = f"Positional heads sit in layers {pos_layers}" if pos_layers else "No head is positional"
 n_local = int(heads["local"].sum())
+if first_positional and 0 in pos_layers:
+    trend = ("falls", ", so the first layer looks at fixed places and", "later layers follow the image.")
+else:
+    trend = ("goes", f"; layer 0 is {'' if first_positional else 'not '}the most",
+             "positional layer" + ("." if pos_layers else ", but no head is positional by our threshold."))
+if n_local:
+    differ = ("*how far* they look", f"as well as in *where* (positions, {OBJ}, background).")
+elif len(by_group) > 1:
+    differ = ("*where* they look", f"(positions, {OBJ}, background), not in *how far*.")
+else:
+    differ = ("neither *where* they look", f"(every head is {by_group.index[0]}) nor *how far*.")
 Markdown(f"""
 ## What we found
 
 - Of the {n} heads: positional {by_group.get('positional', 0)} (maps that correlate with their own average
   at 0.6 or more, whatever the image), {OBJ}-following {by_group.get(f'{OBJ}-following', 0)}, background
   {by_group.get('background', 0)}, mixed {by_group.get('mixed', 0)}. {pos_text}; the
-  mean consistency {"falls" if first_positional else "goes"} from {heads[heads.layer == 0].consistency.mean():.2f} in layer 0 to
-  {heads[heads.layer == last].consistency.mean():.2f} in layer {last}{", so the first layer looks at fixed places and" if first_positional else ": the first layer is not the most positional one"}
-  {"later layers follow the image." if first_positional else "here."}
+  mean consistency {trend[0]} from {heads[heads.layer == 0].consistency.mean():.2f} in layer 0 to
+  {heads[heads.layer == last].consistency.mean():.2f} in layer {last}{trend[1]}
+  {trend[2]}
 - The most positional head (layer {int(examples['positional']['layer'])}, head {int(examples['positional']['head'])})
   has a consistency of {examples['positional']['consistency']:.2f}; the {f"most {OBJ}-following head" if len(follow) else f"head that favours the {OBJ} most"}
   (layer {int(top['layer'])}, head {int(top['head'])}) gives the
   {OBJ} {top['garment_ratio']:.2f} times its share of the patches.
   {f"{OBJ.capitalize()}-following heads are in layers {sorted(follow['layer'].unique().tolist())}." if len(follow) else ""}
 - Local heads by our threshold: {n_local}; the smallest relative distance is
-  {heads['distance_rel'].min():.2f} of uniform attention's. Heads in this model differ in {"*where* they look" if not n_local else "*how far* they look"}
-  {f"(positions, {OBJ}, background), not in *how far*." if not n_local else f"as well as in *where* (positions, {OBJ}, background)."}
+  {heads['distance_rel'].min():.2f} of uniform attention's. Heads in this model differ in {differ[0]}
+  {differ[1]}
 - A mean over heads mixes these groups: read single heads before drawing conclusions from a layer's average.
 """)
 

@@ -36,7 +36,10 @@ vn.setup(seed=0)
 _ = torch.set_grad_enabled(False)  # we only read the models here
 
 # %%
-models = {"p2": vn.load("fmnist-vit-p2"), "p4": vn.load("fmnist-vit-p4")}
+models = [vn.load(vn.pick("fmnist-vit-p2", hub="google/vit-base-patch16-224")),
+          vn.load(vn.pick("fmnist-vit-p4", hub="google/vit-base-patch32-224"))]
+models = {f"p{m.geometry.patch_size}": m for m in models}  # keyed by patch size: "p2", "p4"
+fine, coarse = models  # the finer grid, the coarser one
 models
 
 # %% [markdown]
@@ -47,26 +50,31 @@ models
 # as a check, on the same first 1000.
 
 # %%
-images, labels = vn.data.fashion_mnist_arrays("test")
-N_ACC = 1000
+images, labels, objects = vn.data.examples()
+N_ACC = min(1000, len(labels))
 timed = {k: vn.timed_predict(m, m.preprocess(images[:N_ACC])) for k, m in models.items()}  # (logits, s/image)
-cards = {k: vn.card(m.name) for k, m in models.items()}
+cards = {k: vn.card(m.name) for k, m in models.items() if vn.pick(True, hub=False)}  # hub models have no card
 accuracy = pd.DataFrame.from_dict({
     k: {"patch size": m.geometry.patch_size, "grid": "{}x{}".format(*m.geometry.grid),
         f"accuracy, first {N_ACC} (here)": float((timed[k][0].argmax(-1).numpy() == labels[:N_ACC]).mean()),
-        f"accuracy, first {N_ACC} (card)": cards[k]["metrics"]["test_subset_accuracy"],
-        "accuracy, all 10,000 (card)": cards[k]["metrics"]["test_accuracy"],
-        "training epochs (card)": cards[k]["recipe"]["epochs"]}
+        **({f"accuracy, first {N_ACC} (card)": cards[k]["metrics"]["test_subset_accuracy"],
+            "accuracy, all 10,000 (card)": cards[k]["metrics"]["test_accuracy"],
+            "training epochs (card)": cards[k]["recipe"]["epochs"]} if cards else {})}
     for k, m in models.items()
 }, orient="index")
 accuracy.round(4)
 
 # %%
-for k in models:
-    assert abs(accuracy.loc[k, f"accuracy, first {N_ACC} (here)"] - accuracy.loc[k, f"accuracy, first {N_ACC} (card)"]) < 1e-3
-acc_gap = accuracy.loc["p2", "accuracy, all 10,000 (card)"] - accuracy.loc["p4", "accuracy, all 10,000 (card)"]
-assert 0 < acc_gap < 0.02
-print(f"p2 - p4 on all 10,000 test images: {acc_gap * 100:+.2f} percentage points")
+if cards:  # the zoo: the cards hold the accuracy on all 10,000 test images
+    for k in models:
+        assert abs(accuracy.loc[k, f"accuracy, first {N_ACC} (here)"] - accuracy.loc[k, f"accuracy, first {N_ACC} (card)"]) < 1e-3
+    acc_gap = accuracy.loc[fine, "accuracy, all 10,000 (card)"] - accuracy.loc[coarse, "accuracy, all 10,000 (card)"]
+    on = "all 10,000 test images"
+else:  # hub models: the photos, measured here
+    acc_gap = accuracy.loc[fine, f"accuracy, first {N_ACC} (here)"] - accuracy.loc[coarse, f"accuracy, first {N_ACC} (here)"]
+    on = f"the {N_ACC} photos"
+vn.check(0 < acc_gap < 0.02, f"{fine} is ahead of {coarse} by less than two points")
+print(f"{fine} - {coarse} on {on}: {acc_gap * 100:+.2f} percentage points")
 
 # %% [markdown]
 # The accuracy we measure matches the cards. The finer grid is ahead by less than two points,
@@ -84,9 +92,10 @@ N = 24  # images for the attention statistics (a full capture of p2 holds 12 x 1
 att = {k: vn.capture(m, m.preprocess(images[:N])) for k, m in models.items()}  # [layer, batch, head, T, T]
 last = {k: a.cls_grid(-1).mean(1) for k, a in att.items()}  # [batch, rows, cols]
 roll = {k: vn.rollout_grid(a) for k, a in att.items()}
-blocks = {f"{k} {what}": vn.resize_maps(maps[k][:6], 28, mode="nearest")
+size = images.shape[1]  # the image's pixels: one grid for both models' maps
+blocks = {f"{k} {what}": vn.resize_maps(maps[k][:6], size, mode="nearest")
           for what, maps in (("last layer", last), ("rollout", roll)) for k in models}
-vn.map_panel(images[:6], blocks, titles=[models["p2"].labels[i] for i in labels[:6]])
+vn.map_panel(images[:6], blocks, titles=[models[fine].labels[i] for i in labels[:6]])
 
 # %% [markdown]
 # On the 14x14 grid a bright patch is a 2x2-pixel spot; on the 7x7 grid it is a 4x4-pixel block,
@@ -96,8 +105,8 @@ vn.map_panel(images[:6], blocks, titles=[models["p2"].labels[i] for i in labels[
 
 # %%
 same = pd.DataFrame({
-    what: {"Spearman p2 vs p4": float(vn.rank_correlation(vn.resize_maps(maps["p2"], 28),
-                                                         vn.resize_maps(maps["p4"], 28)).mean())}
+    what: {f"Spearman {fine} vs {coarse}": float(vn.rank_correlation(vn.resize_maps(maps[fine], size),
+                                                                  vn.resize_maps(maps[coarse], size)).mean())}
     for what, maps in (("last layer", last), ("rollout", roll))
 })
 same.round(3)
@@ -124,10 +133,11 @@ vn.metric_by_layer(summary, "top5pct", hue="model", ylabel="share of the top 5 %
 # %%
 ent = per_layer["entropy_norm"].unstack("model")
 top = per_layer["top5pct"].unstack("model")
-assert (ent.iloc[-4:]["p2"] < ent.iloc[1:5]["p2"].min()).all()  # p2: the last layers are the most focused
-assert (ent.iloc[-4:]["p4"] < ent.iloc[1:5]["p4"].min()).all()
-print(f"last layer, entropy / log N: p2 {ent['p2'].iloc[-1]:.3f}, p4 {ent['p4'].iloc[-1]:.3f}; "
-      f"top-5 % share: p2 {top['p2'].iloc[-1]:.3f}, p4 {top['p4'].iloc[-1]:.3f}")
+focused_last = {k: bool((ent.iloc[-4:][k] < ent.iloc[1:5][k].min()).all()) for k in models}
+for k in models:
+    vn.check(focused_last[k], f"{k}: the last layers are the most focused")
+print(f"last layer, entropy / log N: {fine} {ent[fine].iloc[-1]:.3f}, {coarse} {ent[coarse].iloc[-1]:.3f}; "
+      f"top-5 % share: {fine} {top[fine].iloc[-1]:.3f}, {coarse} {top[coarse].iloc[-1]:.3f}")
 
 # %% [markdown]
 # Both models follow the same shape: the CLS attention is closest to uniform in the early layers
@@ -148,7 +158,8 @@ uniform = {k: float(vn.metrics.patch_distances(m.geometry.grid, m.geometry.patch
 fig = vn.metric_by_layer(summary, "distance_px", hue="model", ylabel="mean attention distance (px)")
 for line, (k, v) in zip(fig.axes[0].get_lines(), uniform.items()):  # the models' lines, in order
     fig.axes[0].axhline(v, ls="--", lw=1, color=line.get_color())
-fig.axes[0].set_ylim(0, 20)  # from 0, as in the paper: a local head would sit near the bottom
+top_px = vn.pick(20, hub=max(1.4 * max(uniform.values()), 1.05 * summary["distance_px"].max()))
+fig.axes[0].set_ylim(0, top_px)  # from 0, as in the paper: a local head would sit near the bottom
 fig
 
 # %%
@@ -156,11 +167,14 @@ dist = per_layer["distance_px"].unstack("model")
 heads = summary.assign(uniform=summary["model"].map(uniform))
 heads["off_uniform"] = heads["distance_px"] - heads["uniform"]
 spread = heads.groupby("model")["off_uniform"].agg(["min", "max"])
-for k in models:
-    assert (dist[k] - uniform[k]).abs().max() < 0.5  # every layer's mean: within half a pixel of uniform
-assert spread.abs().max().max() < 1.5  # every single head: within 1.5 px
 depth_change = (dist.max() - dist.min()).max()
-assert depth_change < 0.5  # the layer means move by less than half a pixel from layer 0 to 11
+near_uniform = {  # the zoo's claims, in pixels
+    "every layer's mean: within half a pixel of uniform": all((dist[k] - uniform[k]).abs().max() < 0.5 for k in models),
+    "every single head: within 1.5 px of uniform": spread.abs().max().max() < 1.5,
+    "the layer means move by less than half a pixel from the first layer to the last": depth_change < 0.5,
+}
+for claim, holds in near_uniform.items():
+    vn.check(holds, claim)
 print("uniform attention:", {k: round(v, 2) for k, v in uniform.items()}, "px; per-head distance minus uniform (px):")
 print(spread.round(2))
 
@@ -185,17 +199,19 @@ print(spread.round(2))
 # %%
 cost = pd.DataFrame({k: vn.vit_cost(m) for k, m in models.items()}).T
 cost["MFLOPs"] = cost["flops"] / 1e6
-cost["attention share of FLOPs"] = 12 * cost["flops_attention"] / cost["flops"]
+layers = pd.Series({k: m.geometry.layers for k, m in models.items()})
+cost["attention share of FLOPs"] = layers * cost["flops_attention"] / cost["flops"]
 table = cost[["patches", "tokens", "attention_entries", "MFLOPs", "attention share of FLOPs"]]
-table = pd.concat([table, (table.loc["p2"] / table.loc["p4"]).to_frame("p2 / p4").T])
+table = pd.concat([table, (table.loc[fine] / table.loc[coarse]).to_frame(f"{fine} / {coarse}").T])
 table.round(3)
 
 # %%
-ratio = table.loc["p2 / p4"]
-assert 15 < ratio["attention_entries"] < 16.5  # ~(197/50)^2
-assert 4 < ratio["MFLOPs"] < 5
-assert table.loc["p2", "attention share of FLOPs"] < 0.5  # the linear layers dominate even at 197 tokens
-print(f"4x the patches: {ratio['tokens']:.2f}x the tokens, {ratio['attention_entries']:.1f}x the attention entries, "
+ratio = table.loc[f"{fine} / {coarse}"]
+vn.check(15 < ratio["attention_entries"] < 16.5, "the finer grid has 15-16.5x the attention entries")  # ~(197/50)^2
+vn.check(4 < ratio["MFLOPs"] < 5, "the finer grid costs 4-5x the FLOPs")
+vn.check(table.loc[fine, "attention share of FLOPs"] < 0.5,
+         "the linear layers dominate the FLOPs even at the finer grid's token count")
+print(f"{ratio['patches']:.0f}x the patches: {ratio['tokens']:.2f}x the tokens, {ratio['attention_entries']:.1f}x the attention entries, "
       f"{ratio['MFLOPs']:.2f}x the FLOPs")
 
 # %% [markdown]
@@ -207,32 +223,40 @@ print(f"4x the patches: {ratio['tokens']:.2f}x the tokens, {ratio['attention_ent
 # %% tags=["nbval-ignore-output"]
 seconds = {k: t[1] for k, t in timed.items()}
 print({k: f"{v * 1e3:.2f} ms/image" for k, v in seconds.items()},
-      f"| p2 / p4 = {seconds['p2'] / seconds['p4']:.1f}x (batch 64, {N_ACC} images, CPU threads: {torch.get_num_threads()})")
+      f"| {fine} / {coarse} = {seconds[fine] / seconds[coarse]:.1f}x (batch 64, {N_ACC} images, CPU threads: {torch.get_num_threads()})")
 
 # %% tags=["hide-input"]
 from IPython.display import Markdown
 
+here = f"accuracy, first {N_ACC} (here)"
+if cards:
+    acc_text = (f"on all 10,000 test images (cards) {fine} reaches {accuracy.loc[fine, 'accuracy, all 10,000 (card)']:.1%}\n"
+                f"  and {coarse} {accuracy.loc[coarse, 'accuracy, all 10,000 (card)']:.1%}; on the first {N_ACC}, measured here,\n"
+                f"  {accuracy.loc[fine, here]:.1%} and {accuracy.loc[coarse, here]:.1%}.\n"
+                f"  {fine} started from {coarse} and trained one more epoch, so this is not a clean patch-size effect.")
+else:
+    acc_text = (f"on the {N_ACC} photos, measured here, {fine} gets {accuracy.loc[fine, here]:.1%} and {coarse}\n"
+                f"  {accuracy.loc[coarse, here]:.1%}; that is too few images to rank the two models.")
+gf, gc = (models[k].geometry for k in (fine, coarse))
+near = all(near_uniform.values())
 Markdown(f"""
 ## What we found
 
-- **Accuracy**: on all 10,000 test images (cards) p2 reaches {accuracy.loc['p2', 'accuracy, all 10,000 (card)']:.1%}
-  and p4 {accuracy.loc['p4', 'accuracy, all 10,000 (card)']:.1%}; on the first {N_ACC}, measured here,
-  {accuracy.loc['p2', f'accuracy, first {N_ACC} (here)']:.1%} and {accuracy.loc['p4', f'accuracy, first {N_ACC} (here)']:.1%}.
-  p2 started from p4 and trained one more epoch, so this is not a clean patch-size effect.
-- **Granularity**: the 14x14 maps mark 2x2-pixel spots, the 7x7 maps 4x4 blocks. On the same {N}
-  images the two models' last-layer maps agree with Spearman {same.loc['Spearman p2 vs p4', 'last layer']:.3f}
-  and their rollouts {same.loc['Spearman p2 vs p4', 'rollout']:.3f} (on a common 28x28 grid).
-- **Spread**: in the last layer the CLS entropy is {ent['p2'].iloc[-1]:.3f} (p2) and {ent['p4'].iloc[-1]:.3f} (p4)
-  of $\\log N$, and the top 5 % of patches hold {top['p2'].iloc[-1]:.3f} and {top['p4'].iloc[-1]:.3f} of the
-  attention; both models are most focused in their last layers.
+- **Accuracy**: {acc_text}
+- **Granularity**: the {gf.grid[0]}x{gf.grid[1]} maps mark {gf.patch_size}x{gf.patch_size}-pixel spots, the {gc.grid[0]}x{gc.grid[1]} maps {gc.patch_size}x{gc.patch_size} blocks. On the same {len(att[fine].probs[0])}
+  images the two models' last-layer maps agree with Spearman {same.loc[f'Spearman {fine} vs {coarse}', 'last layer']:.3f}
+  and their rollouts {same.loc[f'Spearman {fine} vs {coarse}', 'rollout']:.3f} (on a common {size}x{size} grid).
+- **Spread**: in the last layer the CLS entropy is {ent[fine].iloc[-1]:.3f} ({fine}) and {ent[coarse].iloc[-1]:.3f} ({coarse})
+  of $\\log N$, and the top 5 % of patches hold {top[fine].iloc[-1]:.3f} and {top[coarse].iloc[-1]:.3f} of the
+  attention; {"both models are most focused in their last layers" if all(focused_last.values()) else "the last layers are not the most focused in both models"}.
 - **Distance**: the mean attention distance of every head lies within
-  {spread.abs().max().max():.2f} px of what uniform attention gives ({uniform['p2']:.2f} px on the 14x14
-  grid, {uniform['p4']:.2f} px on 7x7), in both models, and the layer means change by at most
-  {depth_change:.2f} px from the first layer to the last: no local heads and no real growth with depth, unlike
-  the ViT paper's large models.
+  {spread.abs().max().max():.2f} px of what uniform attention gives ({uniform[fine]:.2f} px on the {gf.grid[0]}x{gf.grid[1]}
+  grid, {uniform[coarse]:.2f} px on {gc.grid[0]}x{gc.grid[1]}), in both models, and the layer means change by at most
+  {depth_change:.2f} px from the first layer to the last{": no local heads and no real growth with depth, unlike" if near else "; the figure above shows which heads are local"}
+  {"the ViT paper's large models." if near else "and how the distance changes with depth."}
 - **Cost**: the finer grid has {ratio['tokens']:.2f}x the tokens, {ratio['attention_entries']:.1f}x the attention
-  entries per layer and {ratio['MFLOPs']:.2f}x the FLOPs per image ({cost.loc['p2', 'MFLOPs']:.0f} vs
-  {cost.loc['p4', 'MFLOPs']:.0f} MFLOPs).
+  entries per layer and {ratio['MFLOPs']:.2f}x the FLOPs per image ({cost.loc[fine, 'MFLOPs']:.0f} vs
+  {cost.loc[coarse, 'MFLOPs']:.0f} MFLOPs).
 """)
 
 # %% [markdown]

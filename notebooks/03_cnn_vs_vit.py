@@ -93,15 +93,8 @@ raw = {
     "ViT grad. rollout": vn.gradient_rollout(vit, x),  # [40, 14, 14], predicted class
     "ViT Grad-CAM": vn.gradcam(vit, x),  # [40, 14, 14], predicted class
 }
-maps = {name: vn.resize_maps(m, side) for name, m in raw.items()}  # each [40, 28, 28]
-# a CNN whose recipe keeps only the image's centre (the hub's ResNet-50: short side to 256, centre
-# 224) explains that centre: its map goes there on the image's grid (the zoo's ResNet sees it all)
-pre = resnet.preprocessing
-seen = round(side * pre.size / (pre.resize or ("square", pre.size))[1])  # side of the part it sees
-if seen < side:
-    lo = (side - seen) // 2
-    maps["ResNet Grad-CAM"] = torch.nn.functional.pad(vn.resize_maps(raw["ResNet Grad-CAM"], seen),
-                                                      (lo, side - seen - lo) * 2)
+# each [40, 28, 28]; model= places a map where that model looked (ResNet-50 keeps the centre 7/8)
+maps = {name: vn.resize_maps(m, side, model=resnet if name.startswith("ResNet") else vit) for name, m in raw.items()}
 lum = imgs @ np.array([0.299, 0.587, 0.114]) if imgs.ndim == 4 else imgs  # colour photos: luminance
 maps["brightness"] = torch.as_tensor(lum, dtype=torch.float32)
 print({name: tuple(m.shape) for name, m in raw.items()})
@@ -240,6 +233,10 @@ else:
   deletes the ViT's evidence faster than the best of the ViT's own maps.** On the ViT: the ResNet's Grad-CAM
   {auc.loc['ViT', 'ResNet Grad-CAM']:.3f}, plain brightness {auc.loc['ViT', 'brightness']:.3f}, {best_vit}
   {auc.loc['ViT', best_vit]:.3f}."""
+verdict = ("This contradicts the usual reading of attention maps as explanations." if all(findings) else
+           "Not all of the zoo's findings hold for these models (see the statements above and the notes).")
+caveat = vn.pick("these\nmodels are small and under-trained", hub=f"{len(idx)} images\nare a small sample")
+detector_of = vn.pick("a garment detector", hub="an object detector")
 Markdown(f"""
 ## What we found
 
@@ -249,7 +246,7 @@ On {len(idx)} {sample}, with a ResNet at
 - **The CNN and the ViT maps {"do not agree" if disagree else "agree in part"}.** The ResNet's Grad-CAM correlates with the ViT maps
   at Spearman {cnn_vs_vit.min():.2f} to {cnn_vs_vit.max():.2f} (closest: {cnn_vs_vit.idxmax()}),
   and the ViT maps agree {"only loosely" if loose else "fairly well"} with each other (mean {within_vit.mean():.2f}). Grad-CAM on
-  the CNN is {"largely" if detector else "not"} {vn.pick("a garment", hub="an object")} detector: {on_garment['ResNet Grad-CAM']:.0%} of its mass lies on
+  the CNN is {"largely" if detector else "not"} {detector_of}: {on_garment['ResNet Grad-CAM']:.0%} of its mass lies on
   the {thing}, which covers {garment_area:.0%} of the image, and it correlates with brightness at
   {rho.loc['ResNet Grad-CAM', 'brightness']:.2f}. The ViT's last-layer CLS attention puts{" only" if cls_less else ""}
   {on_garment['ViT CLS attention']:.0%} of its mass on the {thing}.
@@ -262,8 +259,7 @@ On {len(idx)} {sample}, with a ResNet at
   than random{"*" if cls_worse else ""}.
 - {third}
 
-{"This contradicts the usual reading of attention maps as explanations." if all(findings) else
- "Not all of these findings hold for these models (the notes above name the ones that fail)."} Two caveats: {vn.pick("these" + chr(10) + "models are small and under-trained", hub=f"{len(idx)} images" + chr(10) + "are a small sample")}, and deletion produces images neither model saw in
+{verdict} Two caveats: {caveat}, and deletion produces images neither model saw in
 training (random deletion already costs a lot), so the AUCs compare maps with each other
 rather than measure a model's reasoning in absolute terms.
 """)

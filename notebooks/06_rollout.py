@@ -41,13 +41,14 @@ _ = torch.set_grad_enabled(False)  # gradient rollout switches gradients on for 
 # (7x7 grid), so that section uses the smaller grid.
 
 # %%
-vit = vn.load("fmnist-vit-p2")
-vit4 = vn.load("fmnist-vit-p4")
+vit = vn.load(vn.pick("fmnist-vit-p2", hub="google/vit-base-patch16-224"))
+vit4 = vn.load(vn.pick("fmnist-vit-p4", hub="google/vit-base-patch32-224"))
 vit, vit4
 
 # %%
-N = 16  # test images for the rollout analyses (full attention: 12 layers x 12 heads x 197 x 197 each)
-images, labels = vn.data.fashion_mnist_arrays("test")
+images, labels, _ = vn.data.examples()
+N = min(16, len(images))  # test images for the rollout analyses (full attention: 12 layers x 12 heads x 197 x 197 each)
+L = vit.geometry.layers  # 12
 x = vit.preprocess(images[:N])
 att = vn.capture(vit, x)  # probs [layer, batch, head, query, key] = [12, 16, 12, 197, 197]
 roll = vn.rollout_grid(att)  # [batch, 14, 14], sums to 1
@@ -61,7 +62,7 @@ print(att, "| rollout maps", tuple(roll.shape))
 # rollout. Colours are scaled per panel (they show *where*, not *how much*).
 
 # %%
-show = ["layer 0", "layer 3", "layer 6", "layer 9", "layer 11"]
+show = [f"layer {layer}" for layer in (0, L // 4, L // 2, 3 * L // 4, L - 1)]  # layers 0, 3, 6, 9, 11
 vn.map_panel(images[:6], {**{k: layer_maps[k][:6] for k in show}, "rollout": roll[:6]},
              titles=[vit.labels[i] for i in labels[:6]])
 
@@ -86,11 +87,14 @@ per_layer = vs_layers.iloc[: vit.geometry.layers]
 best_layer = per_layer.loc[per_layer["spearman_with_rollout"].idxmax()]
 other_image = vs_layers.iloc[-1]["spearman_with_rollout"]
 rollout_entropy = vs_layers.loc[vs_layers["map"] == "rollout", "entropy_norm"].item()
-assert per_layer["spearman_with_rollout"].abs().max() < 0.5  # no single layer explains the rollout's ranking
+weak_layers = per_layer["spearman_with_rollout"].abs().max() < 0.5
+vn.check(weak_layers, "no single layer explains the rollout's ranking (Spearman < 0.5)")
 early_entropy = per_layer["entropy_norm"].iloc[1:5]
-assert rollout_entropy > 0.95 and early_entropy.min() > 0.95  # rollout and layers 1-4: nearly uniform
-assert rollout_entropy > per_layer["entropy_norm"].iloc[5:].max()  # flatter than every later layer
-assert other_image > best_layer["spearman_with_rollout"]  # closer to another image's rollout than to any layer
+uniform = rollout_entropy > 0.95
+vn.check(uniform and early_entropy.min() > 0.95, "the rollout and the maps of layers 1-4 are nearly uniform")
+vn.check(rollout_entropy > per_layer["entropy_norm"].iloc[5:].max(), "the rollout is flatter than every later layer")
+vn.check(other_image > best_layer["spearman_with_rollout"],
+         "the rollout is closer to another image's rollout than to any layer of its own image")
 print(f"closest layer: {best_layer['map']} (Spearman {best_layer['spearman_with_rollout']:.3f}); "
       f"rollout of another image: {other_image:.3f}; rollout entropy / log N = {rollout_entropy:.3f}")
 
@@ -120,9 +124,11 @@ vn.metric_by_layer(depth.melt(id_vars="end_layer", value_vars=["agreement", "row
 
 # %%
 settled = int(depth.loc[depth["agreement"] > 0.95, "end_layer"].min())
-assert settled <= 4  # the first few layers already fix the full rollout's ranking
-assert depth["row_spread"].iloc[-1] < 0.01  # every token's rollout row is the same map
-assert depth["identity_share"].iloc[0] > 0.45 and depth["identity_share"].iloc[-1] < 0.05
+collapsed = depth["row_spread"].iloc[-1] < 0.01
+vn.check(settled <= 4, "the first few layers (up to layer 4) already fix the full rollout's ranking")
+vn.check(collapsed, "every token's rollout row is the same map after the last layer (row spread < 0.01)")
+vn.check(depth["identity_share"].iloc[0] > 0.45 and depth["identity_share"].iloc[-1] < 0.05,
+         "the identity share falls from about 0.5 after layer 0 to below 0.05")
 print(f"rollout through layer {settled} already agrees {depth['agreement'].iloc[settled]:.3f} with the full rollout; "
       f"row spread after the last layer {depth['row_spread'].iloc[-1]:.4f}")
 
@@ -141,8 +147,8 @@ print(f"rollout through layer {settled} already agrees {depth['agreement'].iloc[
 # the last layer's map.
 
 # %%
-starts = [0, 1, 3, 6, 9, 11]
-last = layer_maps["layer 11"]
+starts = [0, 1, L // 4, L // 2, 3 * L // 4, L - 1]  # 0, 1, 3, 6, 9, 11
+last = layer_maps[f"layer {L - 1}"]
 started = {s: vn.rollout_grid(att, start_layer=s) for s in starts}
 from_start = pd.DataFrame([
     {"start_layer": s,
@@ -153,7 +159,7 @@ from_start = pd.DataFrame([
 from_start.round(3)
 
 # %%
-assert from_start["spearman_with_full_rollout"].iloc[1] < 0.6  # dropping layer 0 alone changes the map a lot
+vn.check(from_start["spearman_with_full_rollout"].iloc[1] < 0.6, "dropping layer 0 alone changes the map a lot")
 assert from_start["spearman_with_last_layer"].iloc[-1] > 0.99  # one layer: the last layer's map itself
 
 # %% [markdown]
@@ -193,12 +199,16 @@ vn.map_panel(images[:6], {f"{f}, discard {d}": variants[(f, d)][:6]
 
 # %%
 fz = fusion.set_index(["head_fusion", "discard_ratio"])
-assert fz.loc[("max", 0.0), "spearman_with_default"] > 0.8  # max fusion: much the same map
-assert fz.loc[("min", 0.0), "spearman_with_default"] < 0.3  # min fusion: a different map
-assert fz.loc[("min", 0.0), "row_spread"] > 0.3  # ... whose rows never collapse
-assert fusion["spearman_with_last_layer"].max() < 0.3  # no variant looks like the last layer
-assert fz.loc[("mean", 0.9), "settles_at"] > fz.loc[("mean", 0.0), "settles_at"] + 2  # discarding delays the collapse
-assert fz.loc[("mean", 0.9), "entropy_norm"] < fz.loc[("mean", 0.0), "entropy_norm"]
+max_same = fz.loc[("max", 0.0), "spearman_with_default"] > 0.8
+min_apart = fz.loc[("min", 0.0), "spearman_with_default"] < 0.3
+vn.check(max_same, "max fusion gives much the same map as mean fusion (Spearman > 0.8)")
+vn.check(min_apart, "min fusion gives a different map (Spearman < 0.3)")
+vn.check(fz.loc[("min", 0.0), "row_spread"] > 0.3, "the rows of the min-fusion rollout never collapse")
+vn.check(fusion["spearman_with_last_layer"].max() < 0.3, "no rollout variant looks like the last layer (Spearman < 0.3)")
+vn.check(fz.loc[("mean", 0.9), "settles_at"] > fz.loc[("mean", 0.0), "settles_at"] + 2,
+         "discarding 90 % of the weights delays the collapse by more than two layers")
+vn.check(fz.loc[("mean", 0.9), "entropy_norm"] < fz.loc[("mean", 0.0), "entropy_norm"],
+         "discarding 90 % of the weights makes the map less uniform")
 print(f"max fusion vs mean: {fz.loc[('max', 0.0), 'spearman_with_default']:.3f}; "
       f"min fusion vs mean: {fz.loc[('min', 0.0), 'spearman_with_default']:.3f}; "
       f"discard 0.9 vs none: {fz.loc[('mean', 0.9), 'spearman_with_default']:.3f}")
@@ -218,7 +228,7 @@ print(f"max fusion vs mean: {fz.loc[('max', 0.0), 'spearman_with_default']:.3f};
 # input token). On 50 tokens this takes about a tenth of a second per image.
 
 # %%
-N_FLOW = 8
+N_FLOW = min(8, len(images))
 x4 = vit4.preprocess(images[:N_FLOW])
 att4 = vn.capture(vit4, x4)  # [12, 8, 12, 50, 50]
 maps4 = {"last layer": att4.cls_grid(-1).mean(1), "rollout": vn.rollout_grid(att4),
@@ -233,10 +243,13 @@ vn.map_panel(images[:N_FLOW], maps4, titles=[vit4.labels[i] for i in labels[:N_F
 flow_vs_rollout = flow_table.loc["attention flow", "rollout"]
 flow_vs_last = flow_table.loc["attention flow", "last layer"]
 flat4 = {k: float(vn.normalized_entropy(v.flatten(1)).mean()) for k, v in maps4.items()}
-assert flow_vs_rollout > 0.8 and flow_vs_rollout > flow_vs_last
-assert flat4["attention flow"] > flat4["rollout"] > flat4["last layer"]
+vn.check(flow_vs_rollout > 0.8 and flow_vs_rollout > flow_vs_last,
+         "attention flow ranks the patches like rollout (Spearman > 0.8), more than like the last layer")
+vn.check(flat4["attention flow"] > flat4["rollout"] > flat4["last layer"],
+         "attention flow is flatter than rollout, which is flatter than the last layer's map")
+grid4 = "x".join(map(str, vit4.geometry.grid))  # 7x7
 print(f"attention flow vs rollout: {flow_vs_rollout:.3f}; vs the last layer: {flow_vs_last:.3f} "
-      f"({N_FLOW} images, 7x7 grid)")
+      f"({N_FLOW} images, {grid4} grid)")
 print("entropy / log N:", {k: round(v, 3) for k, v in flat4.items()})
 
 # %% [markdown]
@@ -262,10 +275,12 @@ print("entropy / log N:", {k: round(v, 3) for k, v in flat4.items()})
 
 # %%
 N_CASCADE = 8  # gradient rollout on the 197-token model is the slow part
+from_layers = [L, L - 1, L // 2, L // 4, 1, 0]  # the head (12), then blocks 11, 6, 3, 1, 0 and up
 cascade, cascade_maps = vn.cascading_randomization(vit, x[:N_CASCADE], labels[:N_CASCADE].tolist(),
-                                                   from_layers=[12, 11, 6, 3, 1, 0], seed=0,
+                                                   from_layers=from_layers, seed=0,
                                                    progress=vn.show_progress())
 steps = list(cascade_maps)
+step = dict(zip(from_layers, steps[1:]))  # first randomised block -> the step's name
 table = cascade.pivot(index="step", columns="method", values="spearman").loc[steps]
 top = cascade.pivot(index="step", columns="method", values="topk_overlap").loc[steps]
 accuracy = cascade.groupby("step")["accuracy"].first().loc[steps]
@@ -284,20 +299,23 @@ vn.cascade_plot(cascade, baseline)
 vn.cascade_panel(images[0], cascade_maps, index=0)
 
 # %%
-rollout_kept = table.loc["head + blocks 3-11", "rollout"]
-rollout_kept1 = table.loc["head + blocks 1-11", "rollout"]
-last_random = table.loc["head", "last layer"], table.loc["head + block 11", "last layer"]
-grad_head, grad_head_top = table.loc["head", "gradient rollout"], top.loc["head", "gradient rollout"]
-random_last_entropy = float(vn.normalized_entropy(cascade_maps["head + block 11"]["last layer"].flatten(1)).mean())
-assert accuracy.iloc[1:].max() < 0.3  # every randomised copy is at chance or below
-assert rollout_kept > 0.9 and rollout_kept1 > 0.85  # rollout survives randomising 9, even 11, of 12 blocks
-assert from_start["spearman_with_full_rollout"].iloc[1] < rollout_kept1  # dropping layer 0 matters more
-assert abs(last_random[1]) < 0.2  # the last layer's map changes as soon as its block is random
-assert grad_head < 0.5  # gradient rollout changes as soon as the classifier head is random
-assert table.loc["head", "last layer"] > 0.999 and table.loc["head", "rollout"] > 0.999  # they never read the head
-assert abs(table.loc["all + embeddings", "rollout"]) < 0.3
-assert random_last_entropy > 0.999  # a random block's CLS map is uniform to three decimals
-assert grad_head_top < 0.5
+rollout_kept = table.loc[step[L // 4], "rollout"]  # head + blocks 3-11 random
+rollout_kept1 = table.loc[step[1], "rollout"]  # head + blocks 1-11 random
+last_random = table.loc[step[L], "last layer"], table.loc[step[L - 1], "last layer"]
+grad_head, grad_head_top = table.loc[step[L], "gradient rollout"], top.loc[step[L], "gradient rollout"]
+random_last_entropy = float(vn.normalized_entropy(cascade_maps[step[L - 1]]["last layer"].flatten(1)).mean())
+rollout_fails = rollout_kept > 0.9 and rollout_kept1 > 0.85
+last_passes, grad_passes = abs(last_random[1]) < 0.2, grad_head < 0.5 and grad_head_top < 0.5
+vn.check(accuracy.iloc[1:].max() < 0.3, "every randomised copy is at chance or below (accuracy < 0.3)")
+vn.check(rollout_fails, "rollout survives randomising 9, even 11, of 12 blocks (Spearman > 0.9, > 0.85)")
+vn.check(from_start["spearman_with_full_rollout"].iloc[1] < rollout_kept1,
+         "dropping layer 0 changes the rollout more than randomising blocks 1-11")
+vn.check(last_passes, "the last layer's map changes as soon as its block is random (|Spearman| < 0.2)")
+vn.check(grad_passes, "gradient rollout changes as soon as the classifier head is random (Spearman, top-10 % < 0.5)")
+# a map that never reads the classifier head cannot change when only the head is random: any model
+assert table.loc[step[L], "last layer"] > 0.999 and table.loc[step[L], "rollout"] > 0.999
+vn.check(abs(table.loc["all + embeddings", "rollout"]) < 0.3, "the rollout of a fully random model is unrelated")
+vn.check(random_last_entropy > 0.999, "a random block's CLS map is uniform to three decimals")
 print(f"random block 11: last-layer map entropy / log N = {random_last_entropy:.4f}; "
       f"gradient rollout with a random head keeps {grad_head_top:.3f} of its top-10 % patches")
 
@@ -324,32 +342,44 @@ print(f"random block 11: last-layer map entropy / log N = {random_last_entropy:.
 # %% tags=["hide-input"]
 from IPython.display import Markdown
 
+# the sentences that state a finding follow the numbers: on other models a claim may not hold
+where = vn.pick(f"On `fmnist-vit-p2` ({N} test images; the model is under-trained, see its card):",
+                hub=f"On `{vit.name}` ({N} labelled photos):")
+drop0 = from_start["spearman_with_full_rollout"].iloc[1]
+settled_from, settled_to = fz.loc[("mean", 0.0), "settles_at"], fz.loc[("mean", 0.9), "settles_at"]
+moves = (f"moves the layer after which the map\n  is settled from {settled_from} to {settled_to}" if settled_to != settled_from
+         else f"leaves the layer after which the map\n  is settled at {settled_from}")
+passes = {"rollout": rollout_kept <= 0.9, "last layer": last_passes, "gradient rollout": grad_passes}  # 9 random blocks
+verdict = ("Rollout fails this sanity check; the other two pass it." if passes == {"rollout": False, "last layer": True,
+                                                                                   "gradient rollout": True}
+           else "; ".join(f"{m} {'passes' if ok else 'fails'}" for m, ok in passes.items()).capitalize()
+           + " this sanity check.")
 Markdown(f"""
 ## What we found
 
-On `fmnist-vit-p2` ({N} test images; the model is under-trained, see its card):
+{where}
 
-- The rollout map is nearly uniform (entropy {rollout_entropy:.3f} of $\\log N$; the last layer's map:
-  {per_layer['entropy_norm'].iloc[-1]:.3f}) and agrees only weakly with any single layer: the best is
+- The rollout map is {"nearly uniform" if uniform else "not uniform"} (entropy {rollout_entropy:.3f} of $\\log N$; the last layer's map:
+  {per_layer['entropy_norm'].iloc[-1]:.3f}) and agrees {"only weakly with any single layer" if weak_layers else "with some single layers"}: the best is
   {best_layer['map']} (Spearman {best_layer['spearman_with_rollout']:.3f}), while the rollouts of two
   different images agree {other_image:.3f}.
-- It is decided by the first layers: the rollout through layer {settled} already agrees
-  {depth['agreement'].iloc[settled]:.3f} with the full one. After the last layer every token's rollout row
-  is the same map (row spread {depth['row_spread'].iloc[-1]:.4f}), so later layers cannot change it.
-  Dropping layer 0 alone gives a map that agrees only {from_start['spearman_with_full_rollout'].iloc[1]:.3f}
+- {"It is decided by the first layers: the rollout through layer " + str(settled) + " already agrees" if settled <= 4 else
+   "It is not decided by the first layers: the rollout through layer " + str(settled) + " is the first to agree"}
+  {depth['agreement'].iloc[settled]:.3f} with the full one. {"After the last layer every token's rollout row" if collapsed else "After the last layer the tokens' rollout rows"}
+  {"is the same map" if collapsed else "still differ"} (row spread {depth['row_spread'].iloc[-1]:.4f}){", so later layers cannot change it" if collapsed else ""}.
+  Dropping layer 0 alone gives a map that agrees{" only" if drop0 < 0.6 else ""} {drop0:.3f}
   with the full rollout.
-- Max fusion gives much the same map as mean fusion ({fz.loc[('max', 0.0), 'spearman_with_default']:.3f}),
-  min fusion a different one ({fz.loc[('min', 0.0), 'spearman_with_default']:.3f}); discarding 90 % of the
-  weights gives {fz.loc[('mean', 0.9), 'spearman_with_default']:.3f} and moves the layer after which the map
-  is settled from {fz.loc[('mean', 0.0), 'settles_at']} to {fz.loc[('mean', 0.9), 'settles_at']}. No variant agrees
+- Max fusion gives {"much the same map as" if max_same else "a different map from"} mean fusion ({fz.loc[('max', 0.0), 'spearman_with_default']:.3f}),
+  min fusion {"a different one" if min_apart else "a similar one"} ({fz.loc[('min', 0.0), 'spearman_with_default']:.3f}); discarding 90 % of the
+  weights gives {fz.loc[('mean', 0.9), 'spearman_with_default']:.3f} and {moves}. No variant agrees
   better than {fusion['spearman_with_last_layer'].max():.3f} with the last layer's map.
-- On the 7x7 model ({N_FLOW} images) attention flow agrees {flow_vs_rollout:.3f} with rollout and
+- On the {grid4} model ({N_FLOW} images) attention flow agrees {flow_vs_rollout:.3f} with rollout and
   {flow_vs_last:.3f} with the last layer.
 - Cascading randomisation ({N_CASCADE} images; the randomised copies reach at most {accuracy.iloc[1:].max():.0%}
-  accuracy): with the head and blocks 3-11 random the rollout still correlates {rollout_kept:.3f} with the
-  trained rollout, and {rollout_kept1:.3f} with blocks 1-11 random. The last layer's map drops to
-  {last_random[1]:.3f} once block 11 is random, and gradient rollout to {grad_head:.3f} (top-10 % overlap
-  {grad_head_top:.3f}) once only the head is random. Rollout fails this sanity check; the other two pass it.
+  accuracy): with the head and blocks {L // 4}-{L - 1} random the rollout still correlates {rollout_kept:.3f} with the
+  trained rollout, and {rollout_kept1:.3f} with blocks 1-{L - 1} random. The last layer's map drops to
+  {last_random[1]:.3f} once block {L - 1} is random, and gradient rollout to {grad_head:.3f} (top-10 % overlap
+  {grad_head_top:.3f}) once only the head is random. {verdict}
 """)
 
 # %% [markdown]

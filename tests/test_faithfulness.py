@@ -191,3 +191,20 @@ def test_figures(raw_images):
     curves = pd.DataFrame({"model": ["m"] * 4, "map": ["a", "a", "random", "random"], "fraction": [0, 1, 0, 1],
                            "prob": [0.9, 0.1, 0.9, 0.2], "sem": [0.0, 0.1, 0.0, 0.1]})
     assert isinstance(vn.deletion_plot(curves), Figure)
+
+
+def test_resize_maps_places_a_centre_crop_model_on_its_centre():
+    from types import SimpleNamespace
+
+    from vitnotes import Preprocessing
+
+    m = torch.rand(2, 7, 7)
+    whole = SimpleNamespace(preprocessing=Preprocessing(size=16, mean=(0.5,), std=(0.5,), channels=1))
+    assert torch.equal(vn.resize_maps(m, 32, model=whole), vn.resize_maps(m, 32))
+    # short side to 256, centre 224: the model saw the centre 7/8 of each side (28 of 32 pixels)
+    crop = SimpleNamespace(preprocessing=Preprocessing(size=224, mean=(0.5,), std=(0.5,), channels=1,
+                                                       resize=("short", 256)))
+    out = vn.resize_maps(m, 32, model=crop)
+    assert out.shape == (2, 32, 32)
+    assert torch.equal(out[:, 2:30, 2:30], vn.resize_maps(m, 28))
+    assert out[:, :2].abs().sum() == 0 and out[:, 30:].abs().sum() == 0 and out[:, :, :2].abs().sum() == 0

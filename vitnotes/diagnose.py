@@ -159,20 +159,26 @@ def describe_error(
     class_overlap: float,
     cls_entropy: float,
     typical_entropy: float,
+    region: str = "garment",
 ) -> str:
     """One error in words, every number measured: how sure the model was, whether the true class
     was a close second, where the attention went (share on the garment against the garment's
     share of the image), and whether the evidence for the predicted and the true class sits on
-    the same pixels (``class_overlap``: top-10 % overlap of the two class-specific maps)."""
+    the same pixels (``class_overlap``: top-10 % overlap of the two class-specific maps).
+
+    ``region`` names what ``cls_garment`` and ``garment_area`` measure (``"object"`` for a photo's
+    object box). A NaN ``typical_entropy`` (no correct predictions to take a median of) is said so."""
     p = torch.as_tensor(probs, dtype=torch.float64)
     rank = int((p > p[true]).sum()) + 1
     sure = "confidently" if p[pred] >= 0.8 else ("narrowly" if p[pred] - p[true] < 0.15 else "")
     first = (f"True **{names[true]}**, predicted **{names[pred]}** {sure} (p = {p[pred]:.2f}); "
              f"the true class comes {_ordinal(rank)} with p = {p[true]:.2f}.").replace("  ", " ")
     focus = "more" if cls_garment > garment_area else "less"
-    second = (f"Last-layer CLS attention puts {cls_garment:.0%} of its mass on the garment, which covers "
+    typical = ("(no correct predictions to compare with)" if np.isnan(typical_entropy)
+               else f"vs a median of {typical_entropy:.2f} for correct predictions")
+    second = (f"Last-layer CLS attention puts {cls_garment:.0%} of its mass on the {region}, which covers "
               f"{garment_area:.0%} of the image ({focus} than its area), rollout {rollout_garment:.0%}; "
-              f"CLS entropy {cls_entropy:.2f} nats vs a median of {typical_entropy:.2f} for correct predictions.")
+              f"CLS entropy {cls_entropy:.2f} nats {typical}.")
     same = "mostly the same" if class_overlap >= 0.5 else ("partly the same" if class_overlap >= 0.25 else "different")
     third = (f"The class-specific maps for {names[pred]} and {names[true]} share {class_overlap:.0%} of their "
              f"top-10 % pixels: the evidence sits on {same} pixels.")
@@ -180,7 +186,10 @@ def describe_error(
 
 
 def _ordinal(n: int) -> str:
-    return {1: "first", 2: "second", 3: "third"}.get(n, f"{n}th")
+    if n in (1, 2, 3):
+        return ("first", "second", "third")[n - 1]
+    suffix = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"  # 1000 classes: 21st, 112th
 
 
 def pick_errors(true: Any, pred: Any, confidence: Any, pairs: pd.DataFrame, names: Sequence[str],

@@ -46,13 +46,18 @@ def _maps(maps: Any, what: str = "maps") -> torch.Tensor:
     return m
 
 
-def resize_maps(maps: Any, size: int | tuple[int, int] = 28, mode: str = "bilinear") -> torch.Tensor:
+def resize_maps(maps: Any, size: int | tuple[int, int] = 28, mode: str = "bilinear", model: Any = None) -> torch.Tensor:
     """Maps ``[batch, rows, cols]`` -> ``[batch, H, W]`` on a common grid (``size`` = H = W or (H, W)).
 
     ``bilinear`` (default, ``align_corners=False``) suits upsampling coarse maps to pixels: a 7x7
     Grad-CAM and a 14x14 attention map both become smooth 28x28 maps whose pixels can be ranked;
     ``nearest`` keeps patches as blocks; ``area`` averages when shrinking. A map already at
-    ``size`` is returned unchanged. Introduced in notebook 03.
+    ``size`` is returned unchanged.
+
+    ``model``: the model whose input the maps explain. When its preprocessing keeps only the centre
+    of an image (ResNet-50's recipe: short side to 256, centre 224, so 7/8 of each side), its maps
+    cover only that centre: they are resized onto the centre of the ``size`` grid and the border,
+    which the model never saw, gets 0. Introduced in notebook 03.
     """
     m = _maps(maps)
     hw = (size, size) if isinstance(size, int) else tuple(size)
@@ -60,6 +65,14 @@ def resize_maps(maps: Any, size: int | tuple[int, int] = 28, mode: str = "biline
         raise ValueError(f"size must be a positive int or (H, W), got {size!r}")
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+    if model is not None:
+        kind, side = getattr(model, "preprocessing", None).resize or ("square", model.preprocessing.size)
+        seen = model.preprocessing.size / side if kind == "short" else 1.0  # the kept share of each side
+        inner = tuple(round(n * seen) for n in hw)
+        if inner != hw:
+            top, left = (hw[0] - inner[0]) // 2, (hw[1] - inner[1]) // 2
+            core = resize_maps(m, inner, mode)
+            return F.pad(core, (left, hw[1] - inner[1] - left, top, hw[0] - inner[0] - top))
     if tuple(m.shape[-2:]) == hw:
         return m
     kw = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}

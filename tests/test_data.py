@@ -75,7 +75,35 @@ def test_failed_download_leaves_nothing(tmp_path, monkeypatch):
 
 def test_sample_photos():
     ds = data.sample_photos()
-    assert len(ds) == 9 and "astronaut" in ds["name"] and "china" in ds["name"]
+    assert len(ds) == 11 and "astronaut" in ds["name"] and "china" in ds["name"]
     assert all(im.mode == "RGB" and min(im.size) >= 300 for im in ds["image"])
+    labelled = [(n, lab) for n, lab in zip(ds["name"], ds["label"]) if lab >= 0]
+    assert len(labelled) == 8 and dict(labelled)["chelsea"] == 281 and dict(labelled)["horse"] == 339
+    assert all(0 <= x0 < x1 <= 224 and 0 <= y0 < y1 <= 224 for x0, y0, x1, y1 in ds["box"])
+
+
+def test_examples_follow_the_model_family(monkeypatch):
+    images, labels, objects = data.examples()
+    assert images.shape == (10000, 28, 28) and objects.dtype == bool
+    assert np.array_equal(objects, images > 0) and set(labels.tolist()) == set(range(10))
+    monkeypatch.setenv("VITNOTES_MODELS", "hub")
+    images, labels, objects = data.examples()
+    assert images.shape == (8, 224, 224, 3) and images.dtype == np.uint8 and objects.shape == (8, 224, 224)
+    ds = data.sample_photos(("chelsea",))
+    x0, y0, x1, y1 = ds["box"][0]
+    assert objects[0].sum() == (x1 - x0) * (y1 - y0) and objects[0, y0, x0] and not objects[0, y0 - 1 if y0 else y1, x0]
+    # the photo is the centre square of the original, resized: compare with PIL directly
+    from PIL import Image
+
+    img = ds["image"][0]
+    w, h = img.size
+    s = min(w, h)
+    ref = np.asarray(img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)).resize((224, 224), Image.BICUBIC))
+    assert np.array_equal(images[0], ref) and labels[0] == 281
+
+
+def test_per_class_takes_the_first_k_of_each_class():
+    labels = np.array([3, 1, 3, 3, 1, 0])
+    assert data.per_class(labels, 2).tolist() == [5, 1, 4, 0, 2]
     with pytest.raises(ValueError, match="unknown photo"):
         data.sample_photos(("lena",))

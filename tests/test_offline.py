@@ -7,8 +7,13 @@ import vitnotes as vn
 
 
 def test_network_guard_refuses_connections():
+    from conftest import NETWORK_ATTEMPTS
+
+    before = len(NETWORK_ATTEMPTS)
     with pytest.raises(AssertionError, match="reach the network"):
         socket.create_connection(("huggingface.co", 443), timeout=1)
+    assert NETWORK_ATTEMPTS[before:] == [("huggingface.co", 443)]
+    del NETWORK_ATTEMPTS[before:]  # this test's own attempt is expected
 
 
 def test_a_caught_attempt_is_still_recorded():

@@ -13,7 +13,14 @@ from typing import Any, Callable, Iterable
 import torch
 
 from .hooks import hooks
-from .models import Geometry, _vit_layers, check_pixel_values, forward, unwrap
+from .models import (
+    Geometry,
+    _vit_layers,
+    check_pixel_values,
+    forward,
+    unwrap,
+    vit_input,
+)
 
 __all__ = ["Attention", "capture", "layer_indices", "stream"]
 
@@ -172,11 +179,7 @@ def capture(
     (``[layer, batch, head, key]``), which costs a fraction of the full matrices. Layers after
     the last requested one are not run. Introduced in notebook 01.
     """
-    net, geom = unwrap(model)
-    geom.require_vit("attention capture")
-    pixel_values = check_pixel_values(pixel_values, geom)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    net, geom, pixel_values = vit_input(model, pixel_values, batch_size, "attention capture")
     wanted = layer_indices(geom, layers)
     grid = geom.grid_for(*pixel_values.shape[-2:])
     store: dict[int, list[torch.Tensor]] = {}  # layer -> per-chunk probabilities

@@ -14,7 +14,7 @@ import torch
 
 from .attention import patch_grid, stream
 from .metrics import entropy, mask_mass, topk_share
-from .models import check_pixel_values, unwrap
+from .models import vit_input
 
 __all__ = [
     "predict_with_attention", "confusion_matrix", "confusion_pairs", "attention_stats", "compare_groups",
@@ -33,11 +33,7 @@ def predict_with_attention(
     ``softmax(q_cls K^T * scale)``, so the attention costs one row per head instead of a second
     pass. Introduced in notebook 04.
     """
-    _, geom = unwrap(model)
-    geom.require_vit("predict_with_attention")
-    pixel_values = check_pixel_values(pixel_values, geom)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    _, geom, pixel_values = vit_input(model, pixel_values, batch_size, "predict_with_attention")
     grid = geom.grid_for(*pixel_values.shape[-2:])
     rows: list[torch.Tensor] = []  # [chunk, head, T] CLS rows
     logits = stream(model, pixel_values, [geom.layer(layer)], lambda _layer, p: rows.append(p.cpu()),

@@ -248,6 +248,18 @@ def check_pixel_values(pixel_values: Any, geom: Geometry) -> torch.Tensor:
     return x
 
 
+def vit_input(model: Any, pixel_values: Any, batch_size: int, what: str) -> tuple[torch.nn.Module, Geometry, torch.Tensor]:
+    """The checks every ViT analysis starts with: a ViT-family model (``what`` names the analysis in
+    the error), a valid ``pixel_values`` batch and ``batch_size >= 1``. Returns (module, geometry,
+    pixel_values)."""
+    net, geom = unwrap(model)
+    geom.require_vit(what)
+    pixel_values = check_pixel_values(pixel_values, geom)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return net, geom, pixel_values
+
+
 def forward(net: torch.nn.Module, pixel_values: torch.Tensor, **kwargs):
     """Run ``net`` on a batch; a ViT given another image size uses interpolated positions."""
     cfg = net.config

@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from .attention import Attention, layer_indices, patch_grid, stream
-from .models import check_pixel_values, forward, resolve_targets, unwrap
+from .models import check_pixel_values, forward, resolve_targets, unwrap, vit_input
 
 __all__ = [
     "rollout", "rollout_grid", "capture_rollout", "fuse_heads", "attention_flow", "attention_flow_grid",
@@ -134,11 +134,7 @@ def capture_rollout(
     time instead of every layer's ``[batch, head, T, T]``. ``start_layer`` indexes model layers.
     Introduced in notebook 06.
     """
-    net, geom = unwrap(model)
-    geom.require_vit("attention rollout")
-    pixel_values = check_pixel_values(pixel_values, geom)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    net, geom, pixel_values = vit_input(model, pixel_values, batch_size, "attention rollout")
     if not 0.0 <= residual <= 1.0:
         raise ValueError(f"residual must lie in [0, 1], got {residual}")
     fuse_heads(torch.zeros(1, 1, 1), head_fusion)  # validate the arguments before any work

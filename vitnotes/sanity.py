@@ -16,7 +16,7 @@ import torch
 from matplotlib.figure import Figure
 
 from .attention import patch_grid
-from .models import check_pixel_values, forward, resolve_targets, unwrap
+from .models import check_pixel_values, forward, resolve_targets, unwrap, vit_input
 from .rollout import _gradient_rollout_from, attention_with_grads, rollout
 
 __all__ = ["explanation_maps", "cascading_randomization", "cascade_plot", "cascade_panel"]
@@ -41,11 +41,7 @@ def explanation_maps(
 
 def _maps_and_logits(model: Any, pixel_values: torch.Tensor, target: Any, batch_size: int
                      ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    net, geom = unwrap(model)
-    geom.require_vit("explanation maps")
-    pixel_values = check_pixel_values(pixel_values, geom)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    net, geom, pixel_values = vit_input(model, pixel_values, batch_size, "explanation maps")
     grid = geom.grid_for(*pixel_values.shape[-2:])
     n_classes = int(getattr(net.config, "num_labels", 0) or 1)
     targets = None if target is None else resolve_targets(target, torch.zeros(len(pixel_values), n_classes))

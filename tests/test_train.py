@@ -1,11 +1,15 @@
-"""Zoo recipes: weight transfer is exact where it should be; the CLI writes a loadable model and its card."""
+"""Zoo recipes: weight transfer is exact where it should be; the CLI writes a loadable model and its card;
+an interrupted run resumes to the same weights; the attention probe matches hand computations."""
 import json
+
+import pytest
 
 import torch
 import torch.nn.functional as F
 
 import vitnotes as vn
 from vitnotes import train
+from vitnotes.train import loop
 
 from conftest import make_vit
 
@@ -15,7 +19,7 @@ def test_transfer_patch_resize_equals_upsampled_input():
     when positions need no interpolation, i.e. compare token embeddings (before position terms)."""
     src = make_vit(seed=0, image_size=16, patch_size=4, num_channels=1)
     dst = make_vit(seed=1, image_size=8, patch_size=2, num_channels=1)
-    train._transfer(src, dst)
+    train.transfer(src, dst)
     x = torch.randn(2, 1, 8, 8)
     big = F.interpolate(x, scale_factor=2, mode="nearest")
     a = dst.vit.embeddings.patch_embeddings(x)
@@ -29,7 +33,7 @@ def test_transfer_patch_resize_equals_upsampled_input():
 def test_transfer_expands_channels_and_positions():
     src = make_vit(seed=0, image_size=16, patch_size=4, num_channels=1)
     dst = make_vit(seed=1, image_size=32, patch_size=4, num_channels=3)
-    train._transfer(src, dst)
+    train.transfer(src, dst)
     grey = torch.randn(2, 1, 16, 16)
     a = dst.vit.embeddings.patch_embeddings.projection(grey.expand(2, 3, 16, 16))
     assert torch.allclose(a, src.vit.embeddings.patch_embeddings.projection(grey), atol=1e-5)
@@ -40,7 +44,7 @@ def test_transfer_expands_channels_and_positions():
 
 def test_augment_is_a_shift_and_flip():
     x = torch.arange(2 * 1 * 6 * 6, dtype=torch.float32).reshape(2, 1, 6, 6) + 1
-    out = train._augment(x, pad=2, flip=True, gen=torch.Generator().manual_seed(0))
+    out = train.augment(x, pad=2, flip=True, gen=torch.Generator().manual_seed(0))
     assert out.shape == x.shape
     for o, i in zip(out, x):  # every output is a padded, shifted (maybe mirrored) copy of its input
         ok = [torch.equal(o, c.flip(-1) if f else c) for f in (0, 1) for c in
@@ -66,10 +70,10 @@ def test_checkpoint_round_trip(tmp_path):
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
     net(pixel_values=torch.randn(2, 3, 16, 16)).logits.sum().backward()
     opt.step()
-    train._save_state(tmp_path, net, opt, step=7, seconds=12.5)
-    net2, opt2 = make_vit(seed=1), None
+    loop.save_state(tmp_path, net, opt, {"stage": 1, "step": 7, "seconds": 12.5})
+    net2 = make_vit(seed=1)
     opt2 = torch.optim.AdamW(net2.parameters(), lr=1e-3)
-    assert train._load_state(tmp_path, net2, opt2) == (7, 12.5)
+    assert loop.load_state(tmp_path, net2, opt2) == {"stage": 1, "step": 7, "seconds": 12.5}
     for (k, a), b in zip(net.state_dict().items(), net2.state_dict().values()):
         assert torch.equal(a, b), k
     s1, s2 = opt.state_dict()["state"], opt2.state_dict()["state"]
@@ -100,3 +104,89 @@ def test_cli_missing_data_is_a_clear_error(tmp_path, monkeypatch, capsys):
     assert train.main(["fmnist-vit-p4", "--out", str(tmp_path / "m")]) == 2
     assert "apt-get install dataset-fashion-mnist" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+TINY = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, image_size=28,
+            num_channels=1, patch_size=7)
+
+
+def _tiny_recipe(monkeypatch, **stage2):
+    """fmnist-vit-p4's recipe on a tiny ViT: two short stages (the second distilled when asked)."""
+    r = dict(train.RECIPES["fmnist-vit-p4"], config=TINY, probe_epochs=[0, 1, 1.5],
+             stages=[dict(epochs=1, lr=1e-3, warmup=0.1, crop_pad=2), dict(epochs=1, lr=5e-4, warmup=0.1, crop_pad=2, **stage2)])
+    monkeypatch.setitem(train.RECIPES, "fmnist-vit-p4", r)
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    _tiny_recipe(monkeypatch)
+    args = ["fmnist-vit-p4", "--limit", "512", "--threads", "1"]
+    assert train.main(args + ["--out", str(tmp_path / "whole")]) == 0
+
+    calls = {"n": 0}
+    real = loop._Run.loss
+
+    def crash_at_step_3_of_stage_2(self, logits, xb, yb, stage):
+        calls["n"] += 1
+        if calls["n"] == 4 + 3:  # stage 1 has 4 steps (512 images / 128)
+            raise KeyboardInterrupt
+        return real(self, logits, xb, yb, stage)
+
+    monkeypatch.setattr(loop, "CHECKPOINT_SECONDS", 0)  # a checkpoint after every step
+    monkeypatch.setattr(loop._Run, "loss", crash_at_step_3_of_stage_2)
+    out = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        train.main(args + ["--out", str(out)])
+    assert not out.exists() and (tmp_path / ".resumed.work" / "state.safetensors").is_file()
+    monkeypatch.setattr(loop._Run, "loss", real)
+    assert train.main(args + ["--out", str(out)]) == 0
+    a, b = vn.load(tmp_path / "whole").net.state_dict(), vn.load(out).net.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    card = json.loads((out / "card.json").read_text())
+    assert [e["epoch"] for e in card["training_log"]] == [0, 1, 1.5, 2]  # init, stage ends, 1.5
+    assert card["plateau"]["held"] in (True, False) and card["plateau"]["from_epoch"] == 1.5
+    assert "## Training log" in (out / "README.md").read_text()
+
+
+def test_distillation_from_an_identical_teacher_adds_nothing(tmp_path, monkeypatch):
+    _tiny_recipe(monkeypatch, teacher=str(tmp_path / "t"), distill=0.5, temperature=2.0)
+    net = train.new_net("fmnist-vit-p4")
+    vn.save(net, tmp_path / "t", train.preprocessing("fmnist-vit-p4"))
+    run = loop._Run.__new__(loop._Run)
+    run.teachers = {}
+    x = torch.randn(4, 1, 28, 28)
+    y = torch.tensor([0, 1, 2, 3])
+    stage = train.staged("fmnist-vit-p4")[1]
+    logits = vn.load(tmp_path / "t").net(pixel_values=x).logits
+    ce = F.cross_entropy(logits, y, label_smoothing=stage["label_smoothing"])
+    assert torch.allclose(run.loss(logits, x, y, stage), 0.5 * ce, atol=1e-6)
+    stage_no = dict(stage, teacher=None)
+    assert torch.allclose(run.loss(logits, x, y, stage_no), ce)
+
+
+def test_layer_statistics_match_hand_computations():
+    net = make_vit("eager", seed=3, image_size=16, patch_size=4, num_channels=3)
+    x = torch.randn(5, 3, 16, 16)
+    stats = train.layer_statistics(net, x)
+    out = net(pixel_values=x, output_attentions=True, output_hidden_states=True)
+    for layer, a in enumerate(out.attentions):  # [batch, head, T, T], eager: the reference
+        p = a[:, :, 0, 1:].double()
+        p = p / p.sum(-1, keepdim=True)
+        h = -(p * p.log()).sum(-1) / torch.log(torch.tensor(16.0, dtype=torch.float64))
+        assert abs(stats["entropy_norm"][layer] - float(h.mean())) < 1e-4
+        top = p.sort(-1, descending=True).values[..., :10].sum(-1)
+        assert abs(stats["top10"][layer] - float(top.mean())) < 1e-4
+        norms = out.hidden_states[layer + 1][:, 1:].norm(dim=-1)
+        assert abs(stats["norm_max"][layer] - float(norms.max())) < 1e-3
+        assert abs(stats["norm_median"][layer] - float(norms.flatten().median())) < 1e-3
+    assert len(stats["rollout_entropy_norm"]) == len(out.attentions)
+
+
+def test_plateau_reads_the_last_quarter():
+    def entry(epoch, v):
+        return {"epoch": epoch, "layers": {s: [v, v] for s in ("entropy_norm", "top10", "rollout_entropy_norm")}}
+
+    log = [entry(0, 0.9), entry(4, 0.5), entry(6, 0.45), entry(8, 0.44)]
+    p = train.plateau(log)
+    assert p["from_epoch"] == 6 and p["held"] is True and abs(p["max_change"]["top10"] - 0.01) < 1e-9
+    assert train.plateau(log[:3] + [entry(8, 0.40)])["held"] is False
+    assert train.plateau(log[:1])["held"] is None

@@ -5,6 +5,7 @@ Introduced in notebook 00 (attention math); every later notebook starts with ``v
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,8 @@ __all__ = [
     "randomized",
 ]
 
-ZOO_DIR = Path(__file__).parent / "zoo"
+# the offline zoo; VITNOTES_ZOO points elsewhere (e.g. a zoo being retrained, before it replaces this one)
+ZOO_DIR = Path(os.environ.get("VITNOTES_ZOO") or Path(__file__).parent / "zoo").expanduser()
 _PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "model.pth", "model.ckpt")
 _SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 

@@ -1,0 +1,33 @@
+"""Zoo recipes: ``python -m vitnotes.train NAME`` trains one zoo model and writes its weights and card.
+
+- ``recipes``: the recipes as data (stages, distillation, probe epochs);
+- ``surgery``: how one model starts from another (patch 4 -> 2, Fashion-MNIST -> spectrograms);
+- ``loop``: the Fashion-MNIST loop (checkpoints, resume, distillation, attention probes);
+- ``probe``: attention statistics logged through training, and the plateau criterion;
+- ``trainer``: fine-tuning with ``transformers.Trainer`` (spectrograms, hub data sets);
+- ``card``: model cards and output folders; ``__main__``: the command line.
+
+Introduced in notebook 07 and the book's zoo page.
+"""
+
+from .card import card_markdown, output_folder, trained, work_folder, write_card
+from .loop import accuracy, augment, machine, train_fmnist
+from .probe import layer_statistics, plateau
+from .recipes import RECIPES, SPECTRO_RECIPES, TEST_SUBSET, staged
+from .surgery import new_net, preprocessing, starting_point, transfer
+from .trainer import demo_finetune, finetune_classifier, image_dataset, regression_metrics, spectro_split, train_spectro
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line (``python -m vitnotes.train``), callable from Python."""
+    from .__main__ import main as cli
+
+    return cli(argv)
+
+
+__all__ = [
+    "RECIPES", "SPECTRO_RECIPES", "TEST_SUBSET", "accuracy", "augment", "card_markdown", "demo_finetune",
+    "finetune_classifier", "image_dataset", "layer_statistics", "machine", "main", "new_net", "output_folder",
+    "plateau", "preprocessing", "regression_metrics", "spectro_split", "staged", "starting_point", "train_fmnist",
+    "train_spectro", "trained", "transfer", "work_folder", "write_card",
+]

@@ -1,0 +1,192 @@
+"""Model cards (``card.json`` + ``README.md`` in each zoo folder) and where recipes write their models.
+Introduced in the book's zoo page.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from pathlib import Path
+
+from ..models import ZOO_DIR, Model, load
+from .loop import machine
+from .probe import plateau
+from .recipes import RECIPES, TARGETS
+
+_DATA = {
+    "fashion": "Fashion-MNIST (Xiao et al. 2017): 60,000 training and 10,000 test images, 28x28 grayscale, "
+    "10 balanced classes; read from Debian's `dataset-fashion-mnist` by `vitnotes.data.fashion_mnist`.",
+    "spectro": "`vitnotes.data.spectrograms`: synthetic linear chirps in white noise rendered as "
+    "spectrogram images with a title, axis and tick labels and a colour bar (irrelevant content), "
+    "56x56 RGB. Targets: chirp start time, start frequency, end frequency, z-scored with the analytic "
+    "scaler. Splits are fixed seeds: train 1, validation 2, test 3.",
+}
+
+
+def home() -> Path:
+    """``$VITNOTES_HOME`` (default ``~/.cache/vitnotes``): hub recipes' models and every run's checkpoints."""
+    return Path(os.environ.get("VITNOTES_HOME") or Path.home() / ".cache" / "vitnotes").expanduser()
+
+
+def output_folder(name: str) -> Path:
+    """Where ``python -m vitnotes.train NAME`` writes by default: the package's zoo for zoo models;
+    ``$VITNOTES_HOME/NAME`` for hub recipes, whose weights (ViT-B/16: 330 MB) do not belong in the package."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; choose from {sorted(RECIPES)}")
+    return home() / name if RECIPES[name].get("hub") else ZOO_DIR / name
+
+
+def work_folder(name: str, seed: int = 0) -> Path:
+    """Where a run keeps its checkpoints and training log until it ends: outside git, outside the
+    work tree, so an interrupted run resumes in a later session (``$VITNOTES_HOME/work/NAME-sSEED``)."""
+    return home() / "work" / f"{name}-s{seed}"
+
+
+def trained(name: str) -> Model:
+    """The model a recipe trained, loaded: a zoo name loads from the zoo; a hub recipe
+    (``spectro-vit-b16``) from ``output_folder(name)``, with a clear error saying how to make it when
+    it is not there yet. Introduced in notebook 07."""
+    folder = output_folder(name)
+    if RECIPES[name].get("hub") and not (folder / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{folder} holds no fine-tuned {name} yet. Make it once (online, best on a GPU): "
+            f"python -m vitnotes.train {name}  (or: accelerate launch -m vitnotes.train {name} "
+            "on several GPUs); set VITNOTES_HOME to keep it elsewhere"
+        )
+    return load(folder if RECIPES[name].get("hub") else name)
+
+
+def command(name: str, r: dict) -> str:
+    """The command line that reproduces a run."""
+    cmd = f"python -m vitnotes.train {name}"
+    base = RECIPES[name]
+    if "stages" in r and r["stages"][-1]["epochs"] != base["stages"][-1]["epochs"]:
+        cmd += f" --epochs {r['stages'][-1]['epochs']}"
+    elif "epochs" in r and r["epochs"] != base.get("epochs"):
+        cmd += f" --epochs {r['epochs']}"
+    if r.get("seed"):
+        cmd += f" --seed {r['seed']}"
+    if r.get("limit"):
+        cmd += f" --limit {r['limit']}"
+    if "data" in base:
+        cmd += "".join(f" --{flag} {r[k]}" for k, flag in (("data", "data"), ("init", "base")) if r[k] != base[k])
+    return cmd
+
+
+def write_card(name: str, res: dict, out: Path) -> dict:
+    """Write ``card.json`` and ``README.md`` into ``out`` from a finished run's result."""
+    r, m = res["recipe"], res["metrics"]
+    info = dict(name=out.name, recipe_name=name, recipe=r, metrics=m, train_seconds=round(res["train_seconds"]),
+                machine=machine(), date=f"{datetime.date.today()}", command=command(name, r),
+                parameters=sum(p.numel() for p in load(out).net.parameters()))
+    if res.get("log"):
+        info["training_log"] = res["log"]
+        info["plateau"] = plateau(res["log"])
+    (out / "card.json").write_text(json.dumps(info, indent=1) + "\n")
+    (out / "README.md").write_text(card_markdown(info))
+    return info
+
+
+def card_markdown(info: dict) -> str:
+    """The model card (README.md) from ``card.json``'s fields."""
+    name = info.get("recipe_name", info["name"])
+    lines = [f"# {info['name']}", "", *_what(name, info["recipe"]), "", "## Recipe", "```json",
+             json.dumps(info["recipe"], indent=1), "```", "", "## Reproduce",
+             f"`{info['command']}` (writes this folder: `model.safetensors` in float16, `config.json`, "
+             "`preprocessor_config.json`, `card.json`, this card). An interrupted run resumes from its last "
+             "checkpoint in `$VITNOTES_HOME/work/` when the same command is run again.", "",
+             "## Test metrics (float16 weights loaded in float32 through `vitnotes.load`)",
+             *_metrics(name, info["metrics"]), "", "## Training", *_training(info)]  # fmt: skip
+    if info.get("training_log"):
+        lines += ["", "## Training log", *_log_table(info["training_log"]), *_plateau(info.get("plateau", {}))]
+    return "\n".join(lines) + "\n"
+
+
+def _what(name: str, r: dict) -> list[str]:
+    if name == "spectro-vit-b16":
+        return ["`google/vit-base-patch16-224` (ImageNet-21k pre-trained, ImageNet-1k fine-tuned, from the "
+                "Hugging Face hub) fine-tuned to regress a chirp's parameters from a 224 px spectrogram "
+                "image with a new 3-output head: the spectrogram paper's setup.", "", "## Data",
+                _DATA["spectro"].replace("56x56", "224x224")]  # fmt: skip
+    if "data" in r:
+        return [f"`{r['init']}` fine-tuned on `{r['data']}` (loaded with `datasets.load_dataset`) with a new "
+                "classification head for the data set's classes (the course lab's step 7).", "", "## Data",
+                f"The `train` split for training and the `test` split for the metrics, of `{r['data']}`"
+                + (f" (first {r['limit']} images of each: a smoke run)" if r.get("limit") else "") + "."]  # fmt: skip
+    if name.startswith("spectro"):
+        return ["ViT fine-tuned from `fmnist-vit-p4` to regress a chirp's parameters from a spectrogram image "
+                "(the setup of the spectrogram paper in the book's references), at 56 px with patch 4: a "
+                "14x14 grid whose position embeddings were interpolated (bicubic) from the 7x7 grid, and "
+                "a patch embedding expanded from 1 to 3 input channels.", "", "## Data", _DATA["spectro"]]  # fmt: skip
+    if r["arch"] == "resnet":
+        arch = "ResNet (HF `ResNetForImageClassification`)"
+    else:
+        p = r["config"]["patch_size"]
+        arch = f"ViT, 12 layers x 12 heads, width 192, patch {p} ({28 // p}x{28 // p} grid + CLS)"
+    start = (f"{arch}, started from `{r['init']}` (every block copied; the 4x4 patch kernel sum-pooled to 2x2, "
+             "so each new token equals the old model's token on a 2x nearest-upsampled image; position "
+             "embeddings interpolated 7x7 -> 14x14), then trained on Fashion-MNIST" if r.get("init")
+             else f"{arch} trained from scratch on Fashion-MNIST")  # fmt: skip
+    stages = r.get("stages", [])
+    text = [start + (f", in {len(stages)} stages:" if len(stages) > 1 else ".")]
+    for i, s in enumerate(stages if len(stages) > 1 else [], 1):
+        extra = (f", soft distillation from `{s['teacher']}` (weight {s['distill']}, temperature {s['temperature']})"
+                 if s.get("teacher") else "")
+        text.append(f"{i}. {s['epochs']} epoch(s), AdamW lr {s['lr']} with warm-up + cosine, random crop (pad "
+                    f"{s['crop_pad']}) and flips, label smoothing {s['label_smoothing']}{extra}.")
+    if r.get("stage1_from"):
+        text.append(f"\nStage 1 was not re-run: its weights are those of `{r['stage1_from']}`, which the same "
+                    "stage-1 recipe made (zoo v1); its training time is counted below.")
+    return text + ["", "## Data", _DATA["fashion"]]
+
+
+def _metrics(name: str, m: dict) -> list[str]:
+    if "test_accuracy" in m:
+        target = TARGETS.get(name)
+        met = "" if not target else f" (project target: {100 * target:.0f} %{'' if m['test_accuracy'] >= target else ', not reached'})"
+        sub = (f"- Accuracy on the {m['test_subset']} (re-checked by the test suite): {100 * m['test_subset_accuracy']:.2f} %"
+               if "test_subset_accuracy" in m else f"- Test set: {m['test_subset']}")
+        return [f"- Test accuracy (all {m['test_images']:,} test images): **{100 * m['test_accuracy']:.2f} %**{met}", sub]
+    lines = [f"- Test set: {m['test_subset']} (re-checked by the test suite)",
+             f"- MSE (z-scored targets): **{m['mse']:.4f}**; predicting the mean: {m['mse_mean_predictor']:.4f}; "
+             f"**{m['improvement_over_mean']:.1f}x** lower",
+             "- R^2 per target: " + ", ".join(f"{k} {v:.3f}" for k, v in m["r2"].items())]  # fmt: skip
+    if m.get("log"):
+        lines.append("- Validation MSE after each epoch: " + ", ".join(f"{h['eval_loss']:.3f}" for h in m["log"]))
+    return lines
+
+
+def _training(info: dict) -> list[str]:
+    lines = [f"- Time: {info['train_seconds'] / 60:.1f} min of training on {info['machine']}",
+             f"- Date: {info['date']}; parameters: {info['parameters']:,}"]
+    name, m = info.get("recipe_name", info["name"]), info["metrics"]
+    target = TARGETS.get(name)
+    if target and m.get("test_accuracy", 1) < target:
+        lines.append(f"- The {100 * target:.0f} % target was not reached with this schedule; the training log "
+                     "below shows whether accuracy was still rising at the end.")
+    return lines
+
+
+def _log_table(log: list[dict]) -> list[str]:
+    """One row per probe: epoch, test accuracy and the last layer's attention statistics."""
+    lines = ["Measured during training on the full test split (accuracy) and on the first 256 test images "
+             "(attention, last layer; all layers in `card.json`):", "",
+             "| epoch | test accuracy | CLS entropy / log N | top-10 share | distance (px) | rollout entropy / log N | max patch-token norm |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for e in log:
+        L = e.get("layers")
+        stats = (f"{L['entropy_norm'][-1]:.3f} | {L['top10'][-1]:.3f} | {L['distance_px'][-1]:.2f} | "
+                 f"{L['rollout_entropy_norm'][-1]:.3f} | {L['norm_max'][-1]:.1f}") if L else "– | – | – | – | –"
+        lines.append(f"| {e['epoch']:g} | {100 * e['test_accuracy']:.2f} % | {stats} |")
+    return lines
+
+
+def _plateau(p: dict) -> list[str]:
+    if not p or p.get("held") is None:
+        return ["", f"Plateau criterion not evaluated ({p.get('why', 'no probes')})."]
+    changes = ", ".join(f"{k} {v:.3f}" for k, v in p["max_change"].items())
+    verdict = "held" if p["held"] else "did NOT hold"
+    return ["", f"Plateau criterion (\"trained\"): between epoch {p['from_epoch']:g} (the last quarter's first probe) "
+            f"and epoch {p['to_epoch']:g}, no per-layer statistic moves by more than {p['tolerance']}: **{verdict}** "
+            f"(largest per-layer changes: {changes})."]

@@ -1,0 +1,307 @@
+"""The Fashion-MNIST training loop: data held as tensors, AdamW, one warm-up + cosine schedule per
+stage, light augmentation, optional soft distillation from a zoo teacher, attention probed at fixed
+epochs, and a checkpoint every few minutes (safetensors, outside git) so an interrupted run resumes
+where it stopped. Introduced in the book's zoo page.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import data as vdata
+from ..images import Preprocessing
+from ..models import Model, load, save
+from .probe import layer_statistics
+from .recipes import PROBE_IMAGES, RECIPES, TEST_SUBSET, staged
+from .surgery import new_net, preprocessing
+
+CHECKPOINT_SECONDS = 300
+
+
+def log(msg: str) -> None:
+    """A timestamped progress line on stdout (the CLI's only output)."""
+    print(f"[{datetime.datetime.now():%H:%M:%S}] {msg}", flush=True)
+
+
+def machine() -> str:
+    """A one-line description of where training ran."""
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} GPU, torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU only: {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def tensors(pre: Preprocessing, images: np.ndarray, chunk: int = 5000) -> torch.Tensor:
+    """uint8 [N, 28, 28] -> pixel_values through the model's own preprocessing (what users get)."""
+    return torch.cat([pre(list(images[i : i + chunk])) for i in range(0, len(images), chunk)])
+
+
+def augment(x: torch.Tensor, pad: int, flip: bool, gen: torch.Generator) -> torch.Tensor:
+    """Random crop after padding with the background value (in normalised units) + horizontal flip."""
+    n, _, h, w = x.shape
+    if pad:
+        bg = float(x.amin())
+        xp = F.pad(x, (pad,) * 4, value=bg)
+        oy, ox = (torch.randint(0, 2 * pad + 1, (n,), generator=gen) for _ in range(2))
+        rows = (oy[:, None] + torch.arange(h))[:, None, :, None].expand(n, x.shape[1], h, w + 2 * pad)
+        x = xp.gather(2, rows)
+        cols = (ox[:, None] + torch.arange(w))[:, None, None, :].expand(n, x.shape[1], h, w)
+        x = x.gather(3, cols)
+    if flip:
+        m = torch.rand(n, generator=gen) < 0.5
+        x = torch.where(m[:, None, None, None], x.flip(-1), x)
+    return x
+
+
+@torch.no_grad()
+def accuracy(model: Model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 250) -> float:
+    """Top-1 accuracy of ``model`` on ``pixel_values`` ``x`` and labels ``y``."""
+    pred = model.predict(x, batch_size=batch_size).argmax(-1)
+    return float((pred == y).float().mean())
+
+
+def learning_rate(step: int, total: int, stage: dict) -> float:
+    """Linear warm-up over the stage's first ``warmup`` fraction, then cosine to zero."""
+    warm = max(1, int(stage["warmup"] * total))
+    if step < warm:
+        return stage["lr"] * (step + 1) / warm
+    return stage["lr"] * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+
+# ------------------------------------------------------------------------------------ checkpoints
+def save_state(work: Path, net, opt, position: dict) -> None:
+    """Model and optimiser state as safetensors, written atomically; ``position`` (stage, step,
+    seconds) goes into the file's metadata."""
+    from safetensors.torch import save_file
+
+    tensors_ = {f"model.{k}": v.contiguous() for k, v in net.state_dict().items()}
+    for i, st in opt.state_dict()["state"].items():
+        for k, v in st.items():
+            tensors_[f"opt.{i}.{k}"] = torch.as_tensor(v).contiguous()
+    tmp = work / "state.safetensors.tmp"
+    save_file(tensors_, str(tmp), metadata={k: str(v) for k, v in position.items()})
+    os.replace(tmp, work / "state.safetensors")
+
+
+def load_state(work: Path, net, opt) -> dict:
+    """Restore what ``save_state`` wrote; returns its position (stage 0, step 0 when there is none).
+    The optimiser state is restored only when it belongs to the same stage's optimiser."""
+    from safetensors import safe_open
+
+    f = work / "state.safetensors"
+    if not f.is_file():
+        return {"stage": 0, "step": 0, "seconds": 0.0}
+    with safe_open(str(f), "pt") as fh:
+        meta = fh.metadata()
+        t = {k: fh.get_tensor(k) for k in fh.keys()}
+    net.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
+    opt_state = {k: v for k, v in t.items() if k.startswith("opt.")}
+    if opt_state and opt is not None:
+        sd = opt.state_dict()
+        for key, v in opt_state.items():
+            _, i, k = key.split(".", 2)
+            sd["state"].setdefault(int(i), {})[k] = v
+        opt.load_state_dict(sd)
+    return {"stage": int(meta.get("stage", 0)), "step": int(meta["step"]), "seconds": float(meta["seconds"])}
+
+
+def write_json(path: Path, obj) -> None:
+    """Write JSON atomically (a crash leaves the old file)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------------------- the run
+class _Run:
+    """One training run's data, network, teacher and log (what every step and probe needs)."""
+
+    def __init__(self, name: str, seed: int, limit: int | None, work: Path):
+        self.name, self.seed, self.work = name, seed, work
+        self.pre = preprocessing(name)
+        xtr, ytr = vdata.fashion_mnist_arrays("train")
+        xte, yte = vdata.fashion_mnist_arrays("test")
+        if limit:  # a smoke run: the first `limit` training and test images
+            xtr, ytr, xte, yte = xtr[:limit], ytr[:limit], xte[:limit], yte[:limit]
+        self.x, self.y = tensors(self.pre, xtr), torch.from_numpy(ytr)
+        self.xt, self.yt = tensors(self.pre, xte), torch.from_numpy(yte)
+        self.net = new_net(name, seed)
+        self.teachers: dict[str, torch.nn.Module] = {}
+        self.log_file = work / "log.json"
+        self.log = json.loads(self.log_file.read_text()) if self.log_file.is_file() else []
+
+    def model(self) -> Model:
+        from ..models import geometry
+
+        return Model(net=self.net, geometry=geometry(self.net), labels=list(vdata.FASHION_MNIST_CLASSES),
+                     preprocessing=self.pre, name=self.name)
+
+    def probe(self, epoch: float, step: int, seconds: float) -> None:
+        """Test accuracy on the full test split and, for a ViT, the attention statistics of the probe set."""
+        if any(abs(e["epoch"] - epoch) < 1e-9 for e in self.log):
+            return
+        model = self.model()
+        self.net.eval()
+        entry = {"epoch": round(epoch, 4), "step": step, "seconds": round(seconds, 1),
+                 "test_accuracy": round(accuracy(model, self.xt, self.yt), 5)}
+        if model.geometry.kind == "vit":
+            entry["layers"] = layer_statistics(model, self.xt[:PROBE_IMAGES])
+        self.net.train()
+        self.log.append(entry)
+        self.log.sort(key=lambda e: e["epoch"])
+        write_json(self.log_file, self.log)
+        log(f"{self.name}: probe at epoch {epoch:g}: test accuracy {entry['test_accuracy']:.4f}")
+
+    def teacher(self, name: str) -> torch.nn.Module:
+        if name not in self.teachers:
+            self.teachers[name] = load(name).net.eval()
+        return self.teachers[name]
+
+    def loss(self, logits: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor, stage: dict) -> torch.Tensor:
+        """Cross-entropy with label smoothing, mixed with soft distillation when the stage has a teacher."""
+        ce = F.cross_entropy(logits, yb, label_smoothing=stage["label_smoothing"])
+        if not stage.get("teacher"):
+            return ce
+        teacher = self.teacher(stage["teacher"])
+        size = teacher.config.image_size
+        with torch.no_grad():  # the teacher sees the student's augmented batch at its own input size
+            xt = F.interpolate(xb, size=(size, size), mode="bilinear", align_corners=False) if xb.shape[-1] != size else xb
+            soft = teacher(pixel_values=xt).logits.float()
+        temp = stage["temperature"]
+        kl = F.kl_div(F.log_softmax(logits / temp, -1), F.log_softmax(soft / temp, -1), reduction="batchmean",
+                      log_target=True) * temp**2
+        return (1 - stage["distill"]) * ce + stage["distill"] * kl
+
+
+def _probe_points(name: str, stages: list[dict]) -> list[float]:
+    """Cumulative epochs to probe: the recipe's list (within the run) and every stage's end."""
+    ends = list(np.cumsum([s["epochs"] for s in stages]).astype(float))
+    return sorted({float(e) for e in RECIPES[name].get("probe_epochs", []) if e <= ends[-1]} | set(ends))
+
+
+def train_stage(run: _Run, k: int, stages: list[dict], position: dict, probes: list[float]) -> float:
+    """Run stage ``k`` from ``position`` to its end; returns the training seconds so far."""
+    stage, net = stages[k], run.net
+    opt = torch.optim.AdamW(net.parameters(), lr=stage["lr"], weight_decay=stage["weight_decay"])
+    step = 0
+    if position["stage"] == k and position["step"]:
+        load_state(run.work, net, opt)
+        step = position["step"]
+        log(f"{run.name}: resuming stage {k + 1} at step {step}")
+    per_epoch = len(run.x) // stage["batch"]
+    total, offset = per_epoch * stage["epochs"], float(sum(s["epochs"] for s in stages[:k]))
+    todo = [p for p in probes if offset < p <= offset + stage["epochs"]]
+    t0, before, last = time.time(), position["seconds"], time.time()
+    net.train()
+    while step < total:
+        epoch, i = divmod(step, per_epoch)
+        perm = torch.randperm(len(run.x), generator=torch.Generator().manual_seed(run.seed * 1000 + 100 * k + epoch))
+        idx = perm[i * stage["batch"] : (i + 1) * stage["batch"]]
+        xb = augment(run.x[idx], stage["crop_pad"], stage["flip"], torch.Generator().manual_seed(run.seed * 10_000_000 + 1_000_000 * k + step))
+        for g in opt.param_groups:
+            g["lr"] = learning_rate(step, total, stage)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=stage["bf16"]):
+            logits = net(pixel_values=xb).logits
+        loss = run.loss(logits.float(), xb, run.y[idx], stage)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        step += 1
+        seconds = before + time.time() - t0
+        if step % 50 == 0 or step == total:
+            log(f"{run.name}: stage {k + 1} step {step}/{total} epoch {offset + step / per_epoch:.2f} loss {loss.item():.3f}")
+        at = offset + step / per_epoch
+        due = [p for p in todo if at >= p - 1e-9]
+        if due or time.time() - last > CHECKPOINT_SECONDS or step == total:
+            save_state(run.work, net, opt, {"stage": k, "step": step, "seconds": seconds})
+            last = time.time()
+        for p in due:
+            todo.remove(p)
+            run.probe(p, step, seconds)
+    return before + time.time() - t0
+
+
+def train_fmnist(name: str, out: Path, epochs: int | None = None, seed: int = 0, limit: int | None = None,
+                 work: Path | None = None, start_from: Path | None = None) -> dict:
+    """Train a Fashion-MNIST recipe stage by stage into ``out``. ``start_from`` takes the weights at the
+    end of stage 1 from an existing model folder (e.g. zoo v1, made by the same stage-1 recipe) instead
+    of training it again. Returns the recipe as run, the test metrics, the training log and seconds."""
+    stages = staged(name, epochs)
+    r = dict(RECIPES[name], stages=stages, seed=seed, **({"limit": limit} if limit else {}))
+    if start_from:
+        r["stage1_from"] = str(start_from)
+    work = work or out.parent / f".{out.name}.work"
+    work.mkdir(parents=True, exist_ok=True)
+    recipe_file = work / "recipe.json"
+    if recipe_file.is_file() and json.loads(recipe_file.read_text()) != r:  # another recipe's checkpoint
+        for f in ("state.safetensors", "log.json"):
+            (work / f).unlink(missing_ok=True)
+    write_json(recipe_file, r)
+    run = _Run(name, seed, limit, work)
+    position = _start(run, r, start_from)
+    probes = _probe_points(name, stages)
+    if 0.0 in probes and position["stage"] == 0 and position["step"] == 0:
+        run.probe(0.0, 0, 0.0)
+    seconds = position["seconds"]
+    for k in range(position["stage"], len(stages)):
+        seconds = train_stage(run, k, stages, position, probes)
+        position = {"stage": k + 1, "step": 0, "seconds": seconds}
+    model = finish(name, run.net, run.pre, out)
+    metrics = {
+        "test_accuracy": accuracy(model, run.xt, run.yt),
+        "test_subset_accuracy": accuracy(model, run.xt[:TEST_SUBSET], run.yt[:TEST_SUBSET]),
+        "test_images": len(run.yt),
+        "test_subset": f"first {TEST_SUBSET} test images",
+    }
+    return dict(recipe=r, metrics=metrics, train_seconds=seconds, work=work, log=run.log)
+
+
+def _start(run: _Run, r: dict, start_from: Path | None) -> dict:
+    """Where the run stands: a checkpoint in the work folder, else stage 1's end taken from
+    ``start_from`` (probed at random init first), else the beginning."""
+    position = load_state(run.work, run.net, None) if (run.work / "state.safetensors").is_file() else None
+    if position:
+        if position["step"] == 0 or position["step"] >= len(run.x) // r["stages"][position["stage"]]["batch"] * r["stages"][position["stage"]]["epochs"]:
+            position = {"stage": position["stage"] + (position["step"] > 0), "step": 0, "seconds": position["seconds"]}
+        return position
+    if not start_from:
+        return {"stage": 0, "step": 0, "seconds": 0.0}
+    run.probe(0.0, 0, 0.0)  # random init, for reference
+    done = load(start_from)
+    run.net.load_state_dict(done.net.float().state_dict())
+    end1 = float(r["stages"][0]["epochs"])
+    seconds = float(_card_seconds(start_from))
+    run.probe(end1, len(run.x) // r["stages"][0]["batch"] * r["stages"][0]["epochs"], seconds)
+    save_state(run.work, run.net, torch.optim.AdamW(run.net.parameters()), {"stage": 1, "step": 0, "seconds": seconds})
+    return {"stage": 1, "step": 0, "seconds": seconds}
+
+
+def _card_seconds(folder: Path) -> float:
+    card = Path(folder) / "card.json"
+    return json.loads(card.read_text()).get("train_seconds", 0.0) if card.is_file() else 0.0
+
+
+def finish(name: str, net, pre: Preprocessing, out: Path) -> Model:
+    """Save in float16 (halves the zoo's size), then reload through vn.load in float32, so every
+    metric on the card is measured on exactly the weights users get."""
+    net.eval()
+    save(net.to(torch.float16), out, pre)
+    return load(out)

@@ -1,0 +1,81 @@
+"""The zoo's recipes, as data: what ``python -m vitnotes.train NAME`` runs.
+
+A Fashion-MNIST recipe is a list of ``stages`` run one after the other on the same network, each
+with its own warm-up + cosine schedule. A stage may distil from a ``teacher`` (a zoo model): the
+loss is ``(1 - distill) * cross-entropy + distill * T^2 KL(teacher / T || student / T)``, the
+teacher seeing the student's augmented batch (DeiT's soft distillation). ``probe_epochs`` are the
+cumulative epochs (counted over all stages) at which the training loop measures the model's
+attention on a fixed probe set (see ``probe.py``); the end of every stage is always probed.
+The spectrogram recipes still fine-tune with ``transformers.Trainer`` (``trainer.py``).
+"""
+
+from __future__ import annotations
+
+FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530
+TEST_SUBSET = 1000  # the first 1,000 test images: the subset the test suite re-scores
+PROBE_IMAGES = 256  # the first 256 test images: the probe set whose attention is logged through training
+SPECTRO_SIZE = 56
+SPECTRO_SEEDS = {"train": 1, "val": 2, "test": 3}
+
+_VIT = dict(hidden_size=192, num_hidden_layers=12, num_attention_heads=12, intermediate_size=768, image_size=28, num_channels=1)
+_FMNIST = dict(batch=128, weight_decay=0.05, label_smoothing=0.1, flip=True, bf16=False)
+# zoo v1's only stage; zoo v2 keeps it as stage 1 and adds a longer, distilled stage 2
+_P4_STAGE1 = dict(epochs=3, lr=1e-3, warmup=0.05, crop_pad=2)
+_RESNET_STAGE1 = dict(epochs=8, lr=2e-3, warmup=0.05, crop_pad=4)
+
+RECIPES: dict[str, dict] = {
+    "fmnist-resnet": dict(
+        arch="resnet", input_size=56, **_FMNIST,
+        config=dict(embedding_size=32, hidden_sizes=[64, 128], depths=[2, 2], layer_type="basic"),
+        stages=[_RESNET_STAGE1, dict(epochs=5, lr=5e-4, warmup=0.05, crop_pad=4)],
+        probe_epochs=[],
+    ),
+    "fmnist-vit-p4": dict(
+        arch="vit", input_size=28, **_FMNIST, config=dict(_VIT, patch_size=4),
+        stages=[_P4_STAGE1, dict(epochs=12, lr=5e-4, warmup=0.02, crop_pad=2, teacher="fmnist-resnet",
+                                 distill=0.5, temperature=2.0)],
+        # random init, then roughly geometric over both stages, then every epoch of the last quarter
+        probe_epochs=[0, 0.25, 0.5, 1, 2, 3, 3.5, 4, 5, 7, 11, 12, 13, 14, 15],
+    ),
+    "fmnist-vit-p2": dict(
+        arch="vit", input_size=28, **dict(_FMNIST, bf16=True), config=dict(_VIT, patch_size=2),
+        init="fmnist-vit-p4",  # patch embedding sum-pooled 4x4 -> 2x2, positions interpolated 7x7 -> 14x14
+        stages=[dict(epochs=1, lr=3e-4, warmup=0.05, crop_pad=2)],
+        probe_epochs=[0, 0.25, 0.5, 1],
+    ),
+    "spectro-vit": dict(
+        arch="vit", input_size=SPECTRO_SIZE, epochs=2, batch=32, lr=2e-4, weight_decay=0.05, warmup=0.1,
+        bf16=True, n_train=8000, n_val=500, n_test=TEST_SUBSET, init="fmnist-vit-p4",
+    ),
+    # the seed paper's setup for readers online: ViT-B/16 from the hub fine-tuned on 224 px spectrograms
+    "spectro-vit-b16": dict(
+        arch="vit", input_size=224, epochs=3, batch=32, lr=5e-5, weight_decay=0.05, warmup=0.1,
+        bf16=True, n_train=8000, n_val=500, n_test=TEST_SUBSET, init="google/vit-base-patch16-224", hub=True,
+    ),
+    # the course lab's step 7 for readers online: ViT-B/16 fine-tuned on CIFAR-10 from the hub's data sets
+    "vit-b16-cifar10": dict(
+        arch="vit", input_size=224, epochs=2, batch=64, lr=5e-5, weight_decay=0.05, warmup=0.1, bf16=True,
+        init="google/vit-base-patch16-224", data="uoft-cs/cifar10", hub=True,
+    ),
+}  # fmt: skip
+SPECTRO_RECIPES = ("spectro-vit", "spectro-vit-b16")
+TARGETS = {"fmnist-vit-p4": 0.89, "fmnist-vit-p2": 0.88, "fmnist-resnet": 0.93}
+
+
+def staged(name: str, epochs: int | None = None) -> list[dict]:
+    """The recipe's stages with every shared field filled in; ``epochs`` replaces the last stage's."""
+    r = RECIPES[name]
+    shared = {k: v for k, v in r.items() if k not in ("stages", "probe_epochs", "config")}
+    stages = [dict(shared, **s) for s in r["stages"]]
+    if epochs is not None:
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"--epochs must be a positive whole number, got {epochs!r}")
+        stages[-1]["epochs"] = epochs
+    return stages
+
+
+def spectro_recipe(recipe: str) -> dict:
+    """A spectrogram recipe by name, with a clear error for any other name."""
+    if recipe not in SPECTRO_RECIPES:
+        raise ValueError(f"recipe must be one of {SPECTRO_RECIPES} (the spectrogram task), got {recipe!r}")
+    return RECIPES[recipe]

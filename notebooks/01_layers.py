@@ -82,7 +82,7 @@ vn.metric_by_layer(heads_cls, "entropy_norm", ylabel="CLS entropy / log N (1 = u
 # distances) next to global ones; this is where to look for them.
 
 # %%
-uniform_px = float(vn.metrics.patch_distances(vit.geometry.grid, vit.geometry.patch_size).mean())
+uniform_px = vn.uniform_distance(vit.geometry.grid, vit.geometry.patch_size)
 fig = vn.metric_by_layer(heads_full, "distance_px", ylabel="mean attention distance (pixels)")
 fig.axes[0].axhline(uniform_px, color="grey", lw=1, ls="--")
 fig

@@ -70,7 +70,7 @@ full = vn.capture(vit, x[:16])
 OBJ = vn.pick("garment", hub="object")  # what the images show
 garment = torch.from_numpy(objects[:256])  # [256, 28, 28] non-black pixels (hub: the object's box)
 garment_area = float(vn.mask_coverage(garment, cls.grid).mean())
-uniform_px = float(vn.metrics.patch_distances(cls.grid, vit.geometry.patch_size).mean())
+uniform_px = vn.uniform_distance(cls.grid, vit.geometry.patch_size)
 
 heads = vn.cls_summary(cls)[["layer", "head", "entropy_norm", "top10"]]
 heads["consistency"] = vn.map_consistency(grids).flatten().numpy()

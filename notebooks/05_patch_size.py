@@ -154,7 +154,7 @@ print(f"last layer, entropy / log N: {fine} {ent[fine].iloc[-1]:.3f}, {coarse} {
 # each grid would give: the mean distance between two patch centres.
 
 # %%
-uniform = {k: float(vn.metrics.patch_distances(m.geometry.grid, m.geometry.patch_size).mean()) for k, m in models.items()}
+uniform = {k: vn.uniform_distance(m.geometry.grid, m.geometry.patch_size) for k, m in models.items()}
 fig = vn.metric_by_layer(summary, "distance_px", hue="model", ylabel="mean attention distance (px)")
 for line, (k, v) in zip(fig.axes[0].get_lines(), uniform.items()):  # the models' lines, in order
     fig.axes[0].axhline(v, ls="--", lw=1, color=line.get_color())

@@ -124,7 +124,7 @@ x, y = train.spectro_split("test", N, RECIPE)  # pixel_values [N, 3, 56, 56], z-
 ds = vn.data.spectrograms(N, seed=3, size=after.geometry.image_size)
 masks = np.stack(ds["mask"])  # [N, 56, 56] region codes
 print("pixel_values", tuple(x.shape), "| masks", masks.shape)
-vn.data.show_regions(ds[0]["image"], masks[0])
+vn.show_regions(ds[0]["image"], masks[0])
 
 # %% [markdown]
 # ## Attention, layer by layer, before and after

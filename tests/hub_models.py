@@ -30,7 +30,7 @@ GUARD_DIR = Path(__file__).parent / "netguard"  # sitecustomize.py: log and refu
 
 
 def _labels() -> dict:
-    from vitnotes.data import _PHOTOS
+    from vitnotes.data.imagenet_photos import _PHOTOS
 
     names = {i: f"class {i}" for i in range(1000)}
     names.update({row[2]: row[3] for row in _PHOTOS if row[2] >= 0})

@@ -6,6 +6,7 @@ from PIL import Image
 import vitnotes as vn
 from conftest import vitnotes_hooks
 from vitnotes import Preprocessing
+from vitnotes.core import images
 
 PRE = Preprocessing(size=16, mean=(0.5,) * 3, std=(0.5,) * 3, channels=3)
 X = torch.randn(2, 3, 16, 16)
@@ -166,7 +167,7 @@ def test_image_files_open_or_fail_clearly(tmp_path):
 def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
     big = tmp_path / "big.png"
     Image.new("L", (400, 300)).save(big)
-    monkeypatch.setattr(vn.images, "MAX_PIXELS", 100_000)
+    monkeypatch.setattr(images, "MAX_PIXELS", 100_000)
     try:
         vn.open_image(big)
     except ValueError as err:

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from vitnotes import data
+from vitnotes.data import fmnist
 
 
 def _write_idx(folder: Path, split: str, images: np.ndarray, labels: np.ndarray) -> None:
-    img_name, lab_name, _ = data._FILES[split]
+    img_name, lab_name, _ = fmnist._FILES[split]
     head = bytes([0, 0, 8, 3]) + b"".join(int(s).to_bytes(4, "big") for s in images.shape)
     (folder / img_name).write_bytes(gzip.compress(head + images.tobytes()))
     head = bytes([0, 0, 8, 1]) + len(labels).to_bytes(4, "big")
@@ -37,8 +38,8 @@ def test_fashion_mnist_dataset(tmp_path):
 
 
 def test_missing_data_names_the_install_command(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_DEBIAN", tmp_path / "none")
-    monkeypatch.setattr(data, "_CACHE", tmp_path / "cache")
+    monkeypatch.setattr(fmnist, "_DEBIAN", tmp_path / "none")
+    monkeypatch.setattr(fmnist, "_CACHE", tmp_path / "cache")
     monkeypatch.delenv("VITNOTES_FASHION_MNIST", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
@@ -51,7 +52,7 @@ def test_missing_data_names_the_install_command(tmp_path, monkeypatch):
 
 def test_corrupt_files_are_refused(tmp_path):
     _write_idx(tmp_path, "test", np.zeros((5, 28, 28), np.uint8), np.zeros(5))
-    img = tmp_path / data._FILES["test"][0]
+    img = tmp_path / fmnist._FILES["test"][0]
     img.write_bytes(gzip.compress(gzip.decompress(img.read_bytes())[:-100]))
     with pytest.raises(ValueError, match="truncated"):
         data.fashion_mnist_arrays("test", path=tmp_path)
@@ -62,12 +63,12 @@ def test_corrupt_files_are_refused(tmp_path):
 
 def test_failed_download_leaves_nothing(tmp_path, monkeypatch):
     """Online path: a truncated download is refused and never takes the real file name."""
-    monkeypatch.setattr(data, "_DEBIAN", tmp_path / "none")
-    monkeypatch.setattr(data, "_CACHE", tmp_path / "cache")
+    monkeypatch.setattr(fmnist, "_DEBIAN", tmp_path / "none")
+    monkeypatch.setattr(fmnist, "_CACHE", tmp_path / "cache")
     monkeypatch.delenv("VITNOTES_FASHION_MNIST", raising=False)
     for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "VITNOTES_OFFLINE"):
         monkeypatch.delenv(v, raising=False)
-    monkeypatch.setattr(data.urllib.request, "urlretrieve", lambda url, dst: Path(dst).write_bytes(b"\x1f\x8b half"))
+    monkeypatch.setattr(fmnist.urllib.request, "urlretrieve", lambda url, dst: Path(dst).write_bytes(b"\x1f\x8b half"))
     with pytest.raises(FileNotFoundError, match="download of t10k-images.*failed"):
         data.fashion_mnist_arrays("test")
     assert list((tmp_path / "cache").iterdir()) == []

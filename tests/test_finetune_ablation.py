@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 import vitnotes as vn
 from vitnotes import train
-from vitnotes.spectro import REGIONS
+from vitnotes.data.chirps import REGIONS
 
 
 @pytest.fixture
@@ -175,14 +175,14 @@ def test_demo_finetune_is_quiet(base_folder, capsys):
 def test_show_regions_legend_gives_area_shares():
     ds = vn.data.spectrograms(1, seed=3, size=56)
     mask = np.asarray(ds[0]["mask"])
-    fig = vn.data.show_regions(ds[0]["image"], mask)
+    fig = vn.show_regions(ds[0]["image"], mask)
     assert isinstance(fig, Figure)
     legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
     assert legend[2] == f"chirp ({(mask == REGIONS.index('chirp')).mean():.0%})" and len(legend) == len(REGIONS)
     with pytest.raises(ValueError, match="differ in size"):
-        vn.data.show_regions(np.zeros((28, 28, 3), np.uint8), mask)
+        vn.show_regions(np.zeros((28, 28, 3), np.uint8), mask)
     with pytest.raises(ValueError, match="2-D integer"):
-        vn.data.show_regions(ds[0]["image"], mask.astype(float))
+        vn.show_regions(ds[0]["image"], mask.astype(float))
 
 
 def test_head_heatmap_symlog_scale():

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import vitnotes as vn
-from vitnotes.models import Geometry
+from vitnotes.core.geometry import Geometry
 
 GEOM = Geometry(kind="vit", layers=1, heads=1, head_dim=4, hidden=4, patch_size=8, image_size=24, channels=1, prefix=1)
 

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 import vitnotes as vn
-from vitnotes import models
+from vitnotes import zoo as zoo_module
 
 
 def test_load_folder_roundtrip(vit_folder, pixels):
@@ -28,7 +28,7 @@ def test_load_folder_roundtrip(vit_folder, pixels):
 def test_zoo_name_resolves_inside_package(vit_folder, monkeypatch, tmp_path):
     zoo = tmp_path / "zoo"
     shutil.copytree(vit_folder, zoo / "tiny")
-    monkeypatch.setattr(models, "ZOO_DIR", zoo)
+    monkeypatch.setattr(zoo_module, "ZOO_DIR", zoo)
     assert vn.zoo_names() == ["tiny"]
     assert vn.load("tiny").source == "zoo"
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vitnotes import spectro as sp
+from vitnotes.data import chirps as sp
 
 N, SIZE, SEED = 16, 64, 3
 

@@ -96,7 +96,7 @@ def test_spectro_finetune_smoke_run(tmp_path, monkeypatch):
 
 
 def test_cli_missing_data_is_a_clear_error(tmp_path, monkeypatch, capsys):
-    from vitnotes import data
+    from vitnotes.data import fmnist as data
 
     monkeypatch.setattr(data, "_DEBIAN", tmp_path / "none")
     monkeypatch.setattr(data, "_CACHE", tmp_path / "cache")

@@ -25,7 +25,7 @@ def test_picker_state_holds_every_view_and_links(picker_and_maps):
     pngs = [img.value for stack in outer.children for img in stack.children]
     assert len(pngs) == 3 * (4 + 1)  # every head plus the mean, per layer
     assert len(set(pngs)) == len(pngs)  # all views differ
-    assert pngs[0] == vn.widgets.render_png(image, maps[0, 0], size=48)
+    assert pngs[0] == vn.render_png(image, maps[0, 0], size=48)
     for img in (i for stack in outer.children for i in stack.children):
         assert img.model_id in state and state[img.model_id]["model_name"] == "ImageModel"
     links = [s["state"] for s in state.values() if s["model_name"] == "LinkModel"]

@@ -8,49 +8,47 @@ from __future__ import annotations
 import os
 import random
 
-from .ablation import ablate, evaluate_loss, head_types, sweep
-from .spectro import attention_profile
-from .attention import Attention, attention_io, capture
-from .cam import gradcam
-from .diagnose import (
-    attention_stats, compare_groups, confusion_matrix, confusion_pairs, describe_error, garment_mass,
-    group_distributions, pick_errors, predict_with_attention,
-)
-from .faithfulness import (
-    agreement, agreement_heatmap, delete_pixels, deletion_auc, deletion_curve, deletion_order, deletion_study,
-    deletion_summary,
-    map_panel, random_maps, rank_correlation, resize_maps, topk_overlap, deletion_plot,
-)
-from .metrics import (
-    by_layer,
-    cls_summary,
-    entropy,
-    map_consistency,
-    mask_coverage,
-    mask_mass,
-    mean_attention_distance,
-    normalized_entropy,
-    topk_share,
-)
-from .images import Preprocessing, open_image
-from .models import ZOO_DIR, Geometry, Model, card, geometry, load, randomized, save, zoo_names
-from .cost import timed_predict, vit_cost
 from . import data
-from .family import check, family, pick
-from .rollout import (
-    attention_flow,
-    attention_flow_grid,
-    capture_rollout,
-    eager_attention,
-    fuse_heads,
-    gradient_rollout,
-    rollout,
-    rollout_by_depth,
-    rollout_grid,
-)
-from .sanity import cascade_panel, cascade_plot, cascading_randomization, explanation_maps
-from .viz import before_after, display_image, head_grid, head_heatmap, layer_strip, metric_by_layer, overlay
-from .widgets import head_picker, state_bytes
+# models: load, geometry, the zoo|hub switch (notebook 00)
+from .core.capture import Attention, attention_io, capture
+from .core.geometry import Geometry
+from .core.images import Preprocessing, open_image
+from .core.model import Model, geometry
+from .family import check, claim, family, pick
+from .zoo import ZOO_DIR, card, load, save, zoo_names
+# statistics on plain tensors and per-(layer, head) tables (notebooks 01, 02, 05, 07)
+from .stats import (
+    entropy, map_consistency, mask_coverage, mask_mass, normalized_entropy, patch_distances, rank_correlation,
+    topk_overlap, topk_share, uniform_distance,
+)  # fmt: skip
+from .profile import attention_profile, by_layer, cls_summary, head_types, mean_attention_distance
+# map methods, through one registry (notebooks 03, 06)
+from .methods import explain, method, methods
+from .methods.flow import attention_flow, attention_flow_grid
+from .methods.gradcam import gradcam
+from .methods.gradient_rollout import gradient_rollout
+from .methods.rollout import capture_rollout, fuse_heads, rollout, rollout_grid
+from .core.arch import eager_attention
+# interventions (notebooks 06, 08)
+from .interventions.ablation import ablate, evaluate_loss, sweep
+from .interventions.randomisation import randomized
+# studies (notebooks 03-06, 08)
+from .evaluate.agreement import agreement, random_maps, resize_maps, rollout_by_depth
+from .evaluate.cost import timed_predict, vit_cost
+from .evaluate.deletion import (
+    delete_pixels, deletion_auc, deletion_curve, deletion_order, deletion_study, deletion_summary,
+)  # fmt: skip
+from .evaluate.diagnosis import (
+    attention_stats, compare_groups, confusion_matrix, confusion_pairs, describe_error, garment_mass, pick_errors,
+    predict_with_attention,
+)  # fmt: skip
+from .evaluate.sanity import cascading_randomization, explanation_maps
+# figures and widgets (every chapter)
+from .show.figures import before_after, display_image, head_grid, head_heatmap, layer_strip, metric_by_layer, overlay
+from .show.studies import (
+    agreement_heatmap, cascade_panel, cascade_plot, deletion_plot, group_distributions, map_panel, show_regions,
+)  # fmt: skip
+from .show.widgets import head_picker, render_png, state_bytes
 
 __version__ = "0.1.0"
 
@@ -120,23 +118,26 @@ def _quiet_libraries() -> None:
 
 
 __all__ = [
-    "check", "family", "open_image", "pick",
-    "Attention", "Geometry", "attention_io", "Model", "Preprocessing", "ZOO_DIR",
-    "ablate", "attention_flow", "before_after", "by_layer", "capture", "capture_rollout", "cls_summary", "data",
-    "display_image",
-    "eager_attention", "entropy", "evaluate_loss", "fuse_heads", "geometry", "gradcam", "gradient_rollout",
-    "head_grid", "head_picker", "layer_strip", "load", "map_consistency", "mask_coverage", "mask_mass", "mean_attention_distance",
-    "metric_by_layer", "normalized_entropy", "overlay", "rollout", "rollout_grid", "save", "setup", "show_progress",
-    "state_bytes", "sweep", "topk_share", "zoo_names",
-    # notebooks 07-08: fine-tuning, head ablation
-    "attention_profile", "head_heatmap", "head_types",
-    # notebooks 03-04: map agreement, deletion curves, error diagnosis
-    "agreement", "agreement_heatmap", "attention_stats", "compare_groups", "confusion_matrix", "confusion_pairs",
-    "delete_pixels", "deletion_auc", "deletion_curve", "deletion_order", "deletion_plot", "deletion_study",
-    "deletion_summary",
-    "describe_error", "garment_mass", "map_panel", "predict_with_attention", "random_maps", "rank_correlation",
-    "resize_maps", "topk_overlap", "group_distributions", "pick_errors",
-    # notebooks 05-06: patch size cost, randomisation checks
-    "attention_flow_grid", "card", "cascade_panel", "cascade_plot", "cascading_randomization", "explanation_maps",
-    "randomized", "rollout_by_depth", "timed_predict", "vit_cost",
-]
+    # setup and models
+    "setup", "show_progress", "family", "pick", "check", "claim", "data",
+    "Attention", "Geometry", "Model", "Preprocessing", "ZOO_DIR", "attention_io", "capture", "card", "geometry",
+    "load", "open_image", "save", "zoo_names",
+    # statistics and tables
+    "entropy", "map_consistency", "mask_coverage", "mask_mass", "normalized_entropy", "patch_distances",
+    "rank_correlation", "topk_overlap", "topk_share", "uniform_distance",
+    "attention_profile", "by_layer", "cls_summary", "head_types", "mean_attention_distance",
+    # map methods
+    "explain", "method", "methods", "attention_flow", "attention_flow_grid", "capture_rollout", "eager_attention",
+    "fuse_heads", "gradcam", "gradient_rollout", "rollout", "rollout_grid",
+    # interventions
+    "ablate", "evaluate_loss", "randomized", "sweep",
+    # studies
+    "agreement", "random_maps", "resize_maps", "rollout_by_depth", "timed_predict", "vit_cost", "delete_pixels",
+    "deletion_auc", "deletion_curve", "deletion_order", "deletion_study", "deletion_summary", "attention_stats",
+    "compare_groups", "confusion_matrix", "confusion_pairs", "describe_error", "garment_mass", "pick_errors",
+    "predict_with_attention", "cascading_randomization", "explanation_maps",
+    # figures and widgets
+    "before_after", "display_image", "head_grid", "head_heatmap", "layer_strip", "metric_by_layer", "overlay",
+    "agreement_heatmap", "cascade_panel", "cascade_plot", "deletion_plot", "group_distributions", "map_panel",
+    "show_regions", "head_picker", "render_png", "state_bytes",
+]  # fmt: skip

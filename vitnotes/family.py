@@ -43,7 +43,29 @@ def check(condition, claim: str) -> None:
     reported on stdout ("does not hold for these models") and the notebook goes on. Returns
     nothing, so a check as a cell's last line displays nothing.
     """
+    _RECORD.append({"claim": claim, "held": bool(condition)})
     if not bool(condition):
         if family() == "zoo":
             raise AssertionError(f"the book's claim no longer holds: {claim}")
         print(f"note: the book's claim about the offline zoo does not hold for these models: {claim}", file=sys.stdout)
+
+
+_RECORD: list[dict] = []
+
+
+def claims() -> list[dict]:
+    """Every finding ``claim`` and ``check`` tested in this session, in order: ``{"claim", "held"}``."""
+    return list(_RECORD)
+
+
+def claim(condition, if_true: str, if_false: str, *, expected: bool | None = None) -> str:
+    """A finding written once: returns ``if_true`` when ``condition`` holds, else ``if_false``, and
+    records the test (``claims()``). ``expected=True`` (or False) also makes it a ``check``: under
+    the offline zoo the other outcome fails loudly, as ``vn.check`` does. Introduced in notebook 01.
+    """
+    held = bool(condition)
+    if expected is not None:
+        check(held == expected, if_true if expected else if_false)
+    else:
+        _RECORD.append({"claim": if_true, "held": held})
+    return if_true if held else if_false

@@ -9,7 +9,8 @@ import json
 import os
 from pathlib import Path
 
-from ..models import ZOO_DIR, Model, load
+from ..core.model import Model
+from ..zoo import ZOO_DIR, load
 from .loop import machine
 from .probe import plateau
 from .recipes import RECIPES, TARGETS

@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from .. import data as vdata
-from ..images import Preprocessing
-from ..models import Model, load, save
+from ..core.images import Preprocessing
+from ..core.model import Model
+from ..zoo import load, save
 from .probe import layer_statistics
 from .recipes import PROBE_IMAGES, RECIPES, TEST_SUBSET, staged
 from .surgery import new_net, preprocessing
@@ -148,7 +149,7 @@ class _Run:
         self.log = json.loads(self.log_file.read_text()) if self.log_file.is_file() else []
 
     def model(self) -> Model:
-        from ..models import geometry
+        from ..core.model import geometry
 
         return Model(net=self.net, geometry=geometry(self.net), labels=list(vdata.FASHION_MNIST_CLASSES),
                      preprocessing=self.pre, name=self.name)

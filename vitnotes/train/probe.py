@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..attention import capture
-from ..metrics import mask_mass, mean_attention_distance, normalized_entropy, topk_share
-from ..models import forward, unwrap
-from ..rollout import rollout_grid
+from ..core.capture import capture
+from ..profile import mean_attention_distance
+from ..stats import mask_mass, normalized_entropy, topk_share
+from ..core.model import forward, unwrap
+from ..methods.rollout import rollout_grid
 
 # the statistics whose change over the last quarter of training decides "trained" (all in [0, 1])
 PLATEAU_STATS = ("entropy_norm", "top10", "rollout_entropy_norm")

@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from .. import data as vdata
-from ..images import Preprocessing
-from ..models import Model, geometry, load
+from ..core.images import Preprocessing
+from ..core.model import Model, geometry
+from ..zoo import load
 from .recipes import FMNIST_MEAN, FMNIST_STD, RECIPES, SPECTRO_RECIPES, SPECTRO_SIZE, spectro_recipe
 
 

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 
 from .. import data as vdata
-from ..images import Preprocessing
-from ..models import Model, load
+from ..core.images import Preprocessing
+from ..core.model import Model
+from ..zoo import load
 from .loop import finish, log
 from .recipes import RECIPES, SPECTRO_SEEDS, spectro_recipe
 from .surgery import preprocessing, spectro_net

@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .attention import patch_grid, stream
-from .metrics import entropy, mask_mass, topk_share
-from .models import vit_input
+from ..core.capture import patch_grid, stream
+from ..core.model import vit_input
+from ..stats import entropy, mask_mass, topk_share
 
 __all__ = [
-    "predict_with_attention", "confusion_matrix", "confusion_pairs", "attention_stats", "compare_groups",
-    "garment_mass", "describe_error", "pick_errors", "group_distributions",
+    "attention_stats", "compare_groups", "confusion_matrix", "confusion_pairs", "describe_error", "garment_mass",
+    "pick_errors", "predict_with_attention",
 ]  # fmt: skip
 
 
@@ -207,33 +207,3 @@ def pick_errors(true: Any, pred: Any, confidence: Any, pairs: pd.DataFrame, name
         alternating = [ranked[i // 2] if i % 2 == 0 else ranked[-(i // 2) - 1] for i in range(len(ranked))]
         out += list(dict.fromkeys(int(i) for i in alternating))[:per_pair]
     return np.asarray(out, dtype=np.int64)
-
-
-def group_distributions(df: pd.DataFrame, by: str, columns: Sequence[str], *, labels: tuple[str, str] = ("yes", "no"),
-                        ncols: int = 4, size: tuple[float, float] = (2.0, 2.2)):
-    """One small box plot per column (``ncols`` to a row), the two groups of the boolean column
-    ``by`` side by side (``labels`` name the True and the False group, drawn blue and red).
-    Returns a matplotlib ``Figure``."""
-    import seaborn as sns
-    from matplotlib.figure import Figure
-
-    for c in (by, *columns):
-        if c not in df.columns:
-            raise ValueError(f"column {c!r} not in the table (columns: {list(df.columns)})")
-    if ncols < 1:
-        raise ValueError(f"ncols must be >= 1, got {ncols}")
-    ncols = min(ncols, len(columns))
-    nrows = -(-len(columns) // ncols)
-    fig = Figure(figsize=(size[0] * ncols, size[1] * nrows), layout="constrained")
-    axes = np.asarray(fig.subplots(nrows, ncols, squeeze=False)).ravel()
-    for ax in axes[len(columns):]:
-        ax.set_visible(False)
-    group = df[by].map({True: labels[0], False: labels[1]})
-    palette = {labels[0]: "C0", labels[1]: "C3"}
-    for ax, c in zip(axes, columns):
-        sns.boxplot(x=group, y=df[c], order=list(labels), ax=ax, hue=group, palette=palette, legend=False,
-                    width=0.6, fliersize=2)
-        ax.set_xlabel("")
-        ax.set_title(c, fontsize=9)
-        ax.set_ylabel("")
-    return fig

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 if TYPE_CHECKING:
-    from .models import Geometry
+    from .geometry import Geometry
 
 __all__ = ["Preprocessing", "open_image", "to_pil"]
 
@@ -222,3 +222,16 @@ def to_pil(img: Any, channels: int, where: str = "image") -> Image.Image:
     else:
         raise TypeError(f"{where}: expected a PIL image, a numpy array or an image file path, got {type(img).__name__}")
     return pil.convert("L" if channels == 1 else "RGB")
+
+
+def image_stack(images: Any) -> np.ndarray:
+    """Raw images as one array ``[batch, H, W]`` (grey) or ``[batch, H, W, 1|3]`` (colour), checked."""
+    imgs = np.asarray(images)
+    if imgs.ndim not in (3, 4) or (imgs.ndim == 4 and imgs.shape[-1] not in (1, 3)):
+        raise ValueError(
+            f"images must be a stack [batch, H, W] (grey) or [batch, H, W, 1|3] (colour) of raw images, "
+            f"got shape {imgs.shape}"
+        )
+    if imgs.shape[0] == 0:
+        raise ValueError("empty batch: pass at least one image")
+    return imgs

@@ -1,36 +1,29 @@
-"""Numbers that describe attention maps (definitions in DESIGN.md and the book's intro).
+"""Numbers from plain tensors: entropy, top-k share, patch distances, mean attention distance,
+mask mass, map consistency, rank agreement. No model and no ``Attention`` here: tensors in,
+numbers out. The definitions are stated in the book's metric definitions (``book/intro.md``).
 
 - entropy: ``H = -sum p log p`` in nats over a distribution, and ``H / log N``;
 - top-k share: the sum of the ``k`` largest weights;
 - mean attention distance: per head, mean over query patches of ``sum_j a_ij d_ij``, with
   ``d`` in pixels between patch centres (ViT paper, Fig. 11), prefix tokens dropped and rows
   renormalised; the prefix (CLS) share is reported separately;
-- mask mass: the attention that falls inside a pixel mask.
+- mask mass: the attention that falls inside a pixel mask;
+- rank agreement: Spearman rank correlation and top-k overlap of two maps.
 
-Introduced in notebook 01 (layers); used by 02, 04, 05 and 07.
+Introduced in notebook 01 (layers); used by 02-07.
 """
 from __future__ import annotations
 
 import math
+from typing import Any
 
-import pandas as pd
+import numpy as np
 import torch
 
-from .attention import Attention
-from .models import Geometry
-
 __all__ = [
-    "entropy",
-    "normalized_entropy",
-    "topk_share",
-    "patch_distances",
-    "mean_attention_distance",
-    "mask_coverage",
-    "mask_mass",
-    "cls_summary",
-    "by_layer",
-    "map_consistency",
-]
+    "entropy", "normalized_entropy", "topk_share", "patch_distances", "uniform_distance", "attention_distance",
+    "mask_coverage", "mask_mass", "map_consistency", "as_maps", "rank_correlation", "topk_overlap",
+]  # fmt: skip
 
 
 def _dist(p: torch.Tensor, what: str) -> torch.Tensor:
@@ -79,35 +72,28 @@ def patch_distances(grid: tuple[int, int], patch_size: int) -> torch.Tensor:
     return torch.cdist(centres, centres)
 
 
-def mean_attention_distance(
-    full: torch.Tensor | Attention, geometry: Geometry | None = None, grid: tuple[int, int] | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean attention distance in pixels and the prefix (CLS) share, from full attention
-    ``[..., T, T]`` (an ``Attention``, or a tensor with the model's ``geometry``). Returns two tensors of shape ``[...]`` (e.g. ``[layer, batch, head]``).
+def uniform_distance(grid: tuple[int, int], patch_size: int) -> float:
+    """Mean attention distance in pixels of uniform attention over a ``grid`` of patches: the
+    reference line of notebooks 01, 02 and 05."""
+    return float(patch_distances(grid, patch_size).mean())
 
-    Distance: for each query patch, the prefix columns are dropped and the row renormalised;
-    ``sum_j a_ij d_ij`` is averaged over query patches. CLS share: the weight each query patch
-    gives to the prefix tokens, averaged over query patches.
-    """
-    if isinstance(full, Attention):
-        if full.cls_only:
-            raise ValueError("mean attention distance needs full attention; capture with cls_only=False")
-        geometry, grid, full = full.geometry, full.grid, full.probs
-    if geometry is None:
-        raise ValueError("pass the model's geometry (model.geometry) with a bare attention tensor")
-    grid = grid or geometry.grid
-    pre = geometry.prefix
+
+def attention_distance(
+    full: torch.Tensor, prefix: int, grid: tuple[int, int], patch_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean attention distance in pixels and the prefix share from full attention ``[..., T, T]``
+    (``T = prefix + rows * cols``); two tensors of shape ``[...]``. See ``vn.mean_attention_distance``."""
     n = grid[0] * grid[1]
-    if full.ndim < 2 or full.shape[-1] != full.shape[-2] or full.shape[-1] != pre + n:
+    if full.ndim < 2 or full.shape[-1] != full.shape[-2] or full.shape[-1] != prefix + n:
         raise ValueError(
-            f"expected full attention [..., {pre + n}, {pre + n}] for a {grid[0]}x{grid[1]} grid "
-            f"with {pre} prefix token(s), got shape {tuple(full.shape)}"
+            f"expected full attention [..., {prefix + n}, {prefix + n}] for a {grid[0]}x{grid[1]} grid "
+            f"with {prefix} prefix token(s), got shape {tuple(full.shape)}"
         )
-    a = full.double()[..., pre:, :]  # query patches only
-    cls_share = a[..., :pre].sum(-1).mean(-1)
-    patches = a[..., pre:]
+    a = full.double()[..., prefix:, :]  # query patches only
+    cls_share = a[..., :prefix].sum(-1).mean(-1)
+    patches = a[..., prefix:]
     patches = patches / patches.sum(-1, keepdim=True).clamp_min(1e-300)
-    d = patch_distances(grid, geometry.patch_size).to(patches.device)
+    d = patch_distances(grid, patch_size).to(patches.device)
     dist = (patches * d).sum(-1).mean(-1)
     return dist.float(), cls_share.float()
 
@@ -150,43 +136,6 @@ def mask_mass(probs: torch.Tensor, mask: torch.Tensor, batch_axis: int | None = 
     return (probs.double() * cov).sum((-2, -1)).float()
 
 
-def cls_summary(attn: Attention, k: int = 10) -> pd.DataFrame:
-    """Per (layer, head) CLS-attention statistics averaged over the batch, one row each.
-
-    Columns: ``entropy`` (nats), ``entropy_norm`` (/ log N), ``top{k}`` share, ``top5pct``
-    (share of the top 5 % of patches, at least one), and, for full captures,
-    ``distance_px`` (mean attention distance) and ``cls_share``.
-    """
-    grids = attn.cls_grids()  # [layer, batch, head, rows, cols]
-    p = grids.flatten(-2)
-    n = p.shape[-1]
-    k5 = max(1, round(0.05 * n))
-    cols = {
-        "entropy": entropy(p),
-        "entropy_norm": normalized_entropy(p),
-        f"top{k}": topk_share(p, min(k, n)),
-        "top5pct": topk_share(p, k5),
-    }
-    if not attn.cls_only:
-        cols["distance_px"], cols["cls_share"] = mean_attention_distance(attn)
-    rows = []
-    for i, layer in enumerate(attn.layers):
-        for head in range(grids.shape[2]):
-            rows.append({"layer": layer, "head": head, **{c: float(v[i, :, head].mean()) for c, v in cols.items()}})
-    df = pd.DataFrame(rows)
-    df.attrs.update(images=int(grids.shape[1]), patches=n, k=k, k5=k5)
-    return df
-
-
-def by_layer(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean over heads of a per-(layer, head) table: one row per layer."""
-    if "layer" not in df.columns:
-        raise ValueError("by_layer expects a table with a 'layer' column (from vn.cls_summary or vn.sweep)")
-    out = df.drop(columns=[c for c in ("head",) if c in df.columns]).groupby("layer").mean()
-    out.attrs.update(df.attrs)
-    return out
-
-
 def map_consistency(grids: torch.Tensor) -> torch.Tensor:
     """How much a head's map stays the same from image to image: the mean, over images, of the
     Pearson correlation between an image's map and the head's mean map over all images.
@@ -207,3 +156,65 @@ def map_consistency(grids: torch.Tensor) -> torch.Tensor:
     num = (xc * mc).sum(-1)
     den = (xc.norm(dim=-1) * mc.norm(dim=-1)).clamp_min(1e-300)
     return (num / den).mean(1).float()
+
+
+def as_maps(maps: Any, what: str = "maps") -> torch.Tensor:
+    """``[batch, rows, cols]`` float tensor from a tensor or array (one ``[rows, cols]`` map is batched)."""
+    m = torch.as_tensor(np.asarray(maps) if not isinstance(maps, torch.Tensor) else maps).detach()
+    if m.ndim == 2:
+        m = m[None]
+    if m.ndim != 3:
+        raise ValueError(f"{what} must be [batch, rows, cols] (or one [rows, cols] map), got shape {tuple(m.shape)}")
+    if m.shape[0] == 0 or m.shape[1] == 0 or m.shape[2] == 0:
+        raise ValueError(f"{what} of shape {tuple(m.shape)} is empty")
+    m = m.float().cpu()
+    if not torch.isfinite(m).all():
+        raise ValueError(f"{what} contain NaN or inf; check how the maps were computed")
+    return m
+
+
+def _pair(a: Any, b: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    a, b = as_maps(a, "map a"), as_maps(b, "map b")
+    if a.shape != b.shape:
+        raise ValueError(
+            f"maps of shape {tuple(a.shape)} and {tuple(b.shape)} differ; bring both to one grid with vn.resize_maps"
+        )
+    return a.flatten(1).double(), b.flatten(1).double()
+
+
+def rank_correlation(a: Any, b: Any) -> torch.Tensor:
+    """Spearman rank correlation between two sets of maps, one value per image ``[batch]``.
+
+    Pixels are ranked within each map (tied values get their average rank) and the ranks are
+    correlated (Pearson). A constant map has no ranking: its correlation is NaN.
+    """
+    from scipy.stats import rankdata
+
+    a, b = _pair(a, b)
+    ra = torch.from_numpy(rankdata(a.numpy(), axis=1))
+    rb = torch.from_numpy(rankdata(b.numpy(), axis=1))
+    ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)
+    den = (ra.square().sum(1) * rb.square().sum(1)).sqrt()
+    r = (ra * rb).sum(1) / den
+    return torch.where(den > 0, r, torch.full_like(r, float("nan"))).float()
+
+
+def _top(m: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the ``k`` largest entries per row; ties go to the earlier pixel (raster order)."""
+    return torch.argsort(-m, dim=1, stable=True)[:, :k]
+
+
+def topk_overlap(a: Any, b: Any, frac: float = 0.1) -> torch.Tensor:
+    """Share of the top ``frac`` of pixels that two maps have in common, per image ``[batch]``.
+
+    ``k = max(1, round(frac * pixels))``; 1 = the same top pixels, ``frac`` = what two random
+    maps share on average. Ties are broken by raster order (first pixel first).
+    """
+    a, b = _pair(a, b)
+    if not 0.0 < frac <= 1.0:
+        raise ValueError(f"frac must lie in (0, 1], got {frac}")
+    k = max(1, round(frac * a.shape[1]))
+    n = a.shape[1]
+    ia = torch.zeros(a.shape[0], n, dtype=torch.bool).scatter_(1, _top(a, k), True)
+    ib = torch.zeros(b.shape[0], n, dtype=torch.bool).scatter_(1, _top(b, k), True)
+    return ((ia & ib).sum(1).double() / k).float()

@@ -10,12 +10,15 @@ from typing import Any
 
 import torch
 
-from .hooks import hooks
-from .models import _cnn_stages, _vit_layers, check_pixel_values, forward, resolve_targets, unwrap
+from ..core import arch
+from ..core.hooks import hooks
+from ..core.model import check_pixel_values, forward, resolve_targets, unwrap
+from .base import method
 
 __all__ = ["gradcam"]
 
 
+@method("grad-cam", kinds=("vit", "cnn"), class_specific=True)
 def gradcam(
     model: Any,
     pixel_values: torch.Tensor,
@@ -35,10 +38,10 @@ def gradcam(
     net, geom = unwrap(model)
     pixel_values = check_pixel_values(pixel_values, geom)
     if geom.kind == "cnn":
-        module = _cnn_stages(net)[geom.layer(stage)]
+        module = arch.cnn_stages(net)[geom.layer(stage)]
         grid = None  # a stage's output is already [batch, C, h, w]
     else:
-        module = _vit_layers(net)[geom.layer(layer)].layernorm_before
+        module = arch.attention_input(arch.vit_layers(net)[geom.layer(layer)])
         grid = geom.grid_for(*pixel_values.shape[-2:])
 
     def to_map(act: torch.Tensor) -> torch.Tensor:  # ViT tokens [batch, T, C] -> [batch, C, rows, cols]

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .models import check_pixel_values, forward, unwrap
+from ..core import arch
+from ..core.model import check_pixel_values, forward, unwrap
 
-__all__ = ["vit_cost", "timed_predict"]
+__all__ = ["timed_predict", "vit_cost"]
 
 
 def vit_cost(model: Any, image_size: int | None = None) -> dict[str, int]:
@@ -42,7 +43,7 @@ def vit_cost(model: Any, image_size: int | None = None) -> dict[str, int]:
     attention = 2 * 2 * geom.heads * t * t * geom.head_dim
     mlp = 2 * 2 * t * d * inner
     embed = 2 * n * geom.patch_size**2 * geom.channels * d
-    head = 2 * d * classes * (geom.prefix if cfg.model_type == "deit" else 1)
+    head = 2 * d * classes * arch.readout_tokens(cfg)
     return {
         "patches": n,
         "tokens": t,

@@ -19,7 +19,7 @@ import torch
 from matplotlib import colormaps
 from PIL import Image
 
-from .viz import display_image, upsample
+from .figures import display_image, upsample
 
 __all__ = ["head_picker", "render_png", "state_bytes"]
 

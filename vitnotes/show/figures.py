@@ -14,10 +14,12 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from .images import Preprocessing, to_pil
+from ..core.images import Preprocessing, to_pil
 
-__all__ = ["display_image", "upsample", "overlay", "layer_strip", "head_grid", "before_after", "metric_by_layer",
-           "head_heatmap"]
+__all__ = [
+    "before_after", "display_image", "head_grid", "head_heatmap", "layer_strip", "metric_by_layer", "overlay",
+    "upsample",
+]  # fmt: skip
 
 
 def display_image(image: Any, preprocessing: Preprocessing | None = None) -> np.ndarray:

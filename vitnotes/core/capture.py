@@ -12,35 +12,16 @@ from typing import Any, Callable, Iterable
 
 import torch
 
+from . import arch
+from .geometry import Geometry, layer_indices
 from .hooks import hooks
-from .models import (
-    Geometry,
-    _vit_layers,
-    check_pixel_values,
-    forward,
-    unwrap,
-    vit_input,
-)
+from .model import check_pixel_values, forward, unwrap, vit_input
 
-__all__ = ["Attention", "capture", "layer_indices", "stream"]
+__all__ = ["Attention", "attention_io", "capture", "patch_grid", "stream"]
 
 
 class _Stop(Exception):
     """Raised inside a hook once the last requested layer is captured: later layers are skipped."""
-
-
-def layer_indices(geom: Geometry, layers: int | Iterable[int] | None) -> list[int]:
-    """Normalise ``layers`` (None = all, an int, or a list; negatives count from the end)."""
-    if layers is None:
-        return list(range(geom.layers))
-    if isinstance(layers, int):
-        layers = [layers]
-    out = [geom.layer(layer) for layer in layers]
-    if not out:
-        raise ValueError("layers is empty; pass None for all layers or a list of layer indices")
-    if len(set(out)) != len(out):
-        raise ValueError(f"layers {list(layers)} name the same layer twice")
-    return out
 
 
 @dataclass
@@ -120,7 +101,7 @@ def stream(
     runs through the classifier and the list of each chunk's logits (float32, CPU) is returned.
     """
     net, geom = unwrap(model)
-    blocks = _vit_layers(net)
+    blocks = arch.vit_layers(net)
     last = max(layers)
     queries: dict[int, torch.Tensor] = {}
 
@@ -135,7 +116,7 @@ def stream(
 
     def on_k(layer: int):
         def hook(_module, _inputs, out):
-            scale = getattr(blocks[layer].attention, "scaling", geom.head_dim**-0.5)
+            scale = arch.attention_scale(blocks[layer], geom.head_dim)
             scores = queries.pop(layer) @ split_heads(out).transpose(-1, -2) * scale  # (B, H, Q, T)
             probs = scores.softmax(-1)
             on_layer(layer, probs[:, :, 0] if cls_only else probs)
@@ -145,8 +126,8 @@ def stream(
 
     regs = []
     for layer in layers:
-        attn = blocks[layer].attention
-        regs += [(attn.q_proj, "forward", on_q(layer)), (attn.k_proj, "forward", on_k(layer))]
+        q_proj, k_proj = arch.queries_keys(blocks[layer])
+        regs += [(q_proj, "forward", on_q(layer)), (k_proj, "forward", on_k(layer))]
     chunks = pixel_values.split(batch_size)
     if progress:
         from tqdm.auto import tqdm
@@ -197,7 +178,7 @@ def attention_io(model: Any, pixel_values: torch.Tensor, layer: int) -> tuple[to
     net, geom = unwrap(model)
     geom.require_vit("attention_io")
     pixel_values = check_pixel_values(pixel_values, geom)
-    block = _vit_layers(net)[geom.layer(layer)]
+    block = arch.vit_layers(net)[geom.layer(layer)]
     kept: dict[str, torch.Tensor] = {}
 
     def keep_in(_module, inputs):
@@ -207,7 +188,7 @@ def attention_io(model: Any, pixel_values: torch.Tensor, layer: int) -> tuple[to
         kept["out"] = out.detach().float()
         raise _Stop
 
-    with hooks([(block.attention.q_proj, "forward_pre", keep_in), (block.attention.o_proj, "forward", keep_out)]), \
+    with hooks([(arch.queries_keys(block)[0], "forward_pre", keep_in), (arch.attention_output(block), "forward", keep_out)]), \
             torch.no_grad():
         try:
             forward(net, pixel_values)

@@ -9,15 +9,16 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Mapping
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .hooks import hooks
-from .models import Geometry, _vit_layers, check_pixel_values, forward, unwrap
+from ..core import arch
+from ..core.geometry import Geometry
+from ..core.hooks import hooks
+from ..core.model import check_pixel_values, forward, unwrap
 
-__all__ = ["ablate", "evaluate_loss", "head_types", "sweep"]
+__all__ = ["ablate", "evaluate_loss", "sweep"]
 
 
 def _head_pairs(geom: Geometry, heads: Any) -> dict[int, list[int]]:
@@ -51,7 +52,7 @@ def ablate(model: Any, heads: Iterable | Mapping) -> Iterator[Any]:
     """
     net, geom = unwrap(model)
     geom.require_vit("head ablation")
-    blocks = _vit_layers(net)
+    blocks = arch.vit_layers(net)
     chosen = _head_pairs(geom, heads)
     d = geom.head_dim
 
@@ -63,9 +64,8 @@ def ablate(model: Any, heads: Iterable | Mapping) -> Iterator[Any]:
             return (x, *args[1:])
         return hook
 
-    with hooks((blocks[layer].attention.o_proj, "forward_pre", zero(hs)) for layer, hs in chosen.items()):
+    with hooks((arch.attention_output(blocks[layer]), "forward_pre", zero(hs)) for layer, hs in chosen.items()):
         yield model
-
 
 _LOSSES = ("ce", "mse")
 
@@ -129,7 +129,7 @@ def sweep(model: Any, pixel_values: torch.Tensor, targets: Any, *, heads: Iterab
     else:
         chosen = _head_pairs(geom, heads)
     pairs = [(layer, h) for layer, hs in chosen.items() for h in hs]
-    if method == "fast" and _cls_head(net) is None:
+    if method == "fast" and arch.cls_head(net) is None:
         method = "naive"  # the classifier reads more than the CLS token: no shortcut is exact
     if method == "fast":
         base, losses = _fast_sweep(net, geom, pixel_values, t, kind, chosen, batch_size, progress)
@@ -151,46 +151,6 @@ def sweep(model: Any, pixel_values: torch.Tensor, targets: Any, *, heads: Iterab
     return df
 
 
-_CLS_HEADS = ("ViTForImageClassification", "DeiTForImageClassification")
-
-
-def _cls_head(net: torch.nn.Module):
-    """(embeddings, blocks, final norm, classifier) when the logits read the CLS token alone, else None."""
-    if type(net).__name__ not in _CLS_HEADS:
-        return None
-    base = net.base_model
-    blocks = _vit_layers(net)
-    parts = ("layernorm_before", "layernorm_after", "mlp", "attention")
-    if blocks is None or not all(hasattr(b, p) for b in blocks for p in parts) or not hasattr(base, "layernorm"):
-        return None
-    return base.embeddings, blocks, base.layernorm, net.classifier
-
-
-def _context(attn: torch.nn.Module, x: torch.Tensor, queries: int | None = None) -> torch.Tensor:
-    """Attention context ``(B, Q, H*d)`` before the output projection; ``queries=1``: CLS row only."""
-    b, n, _ = x.shape
-    q = attn.q_proj(x if queries is None else x[:, :queries])
-    k, v = attn.k_proj(x), attn.v_proj(x)
-    d = attn.head_dim
-
-    def split(t: torch.Tensor) -> torch.Tensor:  # (B, T, H*d) -> (B, H, T, d)
-        return t.reshape(b, t.shape[1], -1, d).transpose(1, 2)
-
-    ctx = F.scaled_dot_product_attention(split(q), split(k), split(v), scale=attn.scaling)
-    return ctx.transpose(1, 2).reshape(b, q.shape[1], -1)
-
-
-def _finish_block(block: torch.nn.Module, residual: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
-    """The rest of a block from its attention context: output projection, residual, MLP, residual."""
-    h = block.attention.o_proj(ctx) + residual
-    return block.mlp(block.layernorm_after(h)) + h
-
-
-def _cls_block(block: torch.nn.Module, h: torch.Tensor) -> torch.Tensor:
-    """A whole block computed for the CLS token only: ``(B, T, D) -> (B, 1, D)``."""
-    return _finish_block(block, h[:, :1], _context(block.attention, block.layernorm_before(h), queries=1))
-
-
 def _losses(logits: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
     """Per-image loss in float64: cross-entropy, or MSE averaged over outputs."""
     logits = logits.double().cpu()
@@ -202,7 +162,7 @@ def _losses(logits: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
 @torch.no_grad()
 def _fast_sweep(net, geom: Geometry, pixel_values: torch.Tensor, t: torch.Tensor, kind: str,
                 chosen: dict[int, list[int]], batch_size: int, progress: bool):
-    embeddings, blocks, norm, classifier = _cls_head(net)
+    embeddings, blocks, norm, classifier = arch.cls_head(net)
     d, last = geom.head_dim, len(blocks) - 1
     param = next(net.parameters())
     interpolate = tuple(pixel_values.shape[-2:]) != (geom.image_size,) * 2
@@ -223,15 +183,15 @@ def _fast_sweep(net, geom: Geometry, pixel_values: torch.Tensor, t: torch.Tensor
                 k = len(hs)
                 # the layer's context once, then one copy per ablated head: (k*B, Q, H*d)
                 queries = 1 if layer == last else None
-                ctx = _context(block.attention, block.layernorm_before(h), queries).repeat(k, 1, 1)
+                ctx = arch.context(block.attention, arch.attention_input(block)(h), queries).repeat(k, 1, 1)
                 for i, head in enumerate(hs):
                     ctx[i * b : (i + 1) * b, :, head * d : (head + 1) * d] = 0
                 resid = h[:, : ctx.shape[1]].repeat(k, 1, 1)
-                out = _finish_block(block, resid, ctx)
+                out = arch.finish_block(block, resid, ctx)
                 for later in blocks[layer + 1 : last]:
                     out = later(out)
                 if layer < last:
-                    out = _cls_block(blocks[last], out)
+                    out = arch.cls_block(blocks[last], out)
                 per = _losses(classifier(norm(out)[:, 0]), y.repeat(k, *([1] * (y.dim() - 1))), kind).reshape(k, b).sum(-1)
                 for head, value in zip(hs, per.tolist()):
                     totals[layer, head] += value
@@ -239,47 +199,8 @@ def _fast_sweep(net, geom: Geometry, pixel_values: torch.Tensor, t: torch.Tensor
                     bar.update(k)
             if layer < last:
                 h = block(h)
-        base_total += _losses(classifier(norm(_cls_block(blocks[last], h))[:, 0]), y, kind).sum().item()
+        base_total += _losses(classifier(norm(arch.cls_block(blocks[last], h))[:, 0]), y, kind).sum().item()
     if bar is not None:
         bar.close()
     n = pixel_values.shape[0]
     return base_total / n, {key: v / n for key, v in totals.items()}
-
-
-HEAD_REGIONS = ("chirp", "plot", "text", "colorbar", "axes")
-
-
-def head_types(profile: pd.DataFrame, *, threshold: float = 2.0, regions: tuple[str, ...] = HEAD_REGIONS) -> pd.DataFrame:
-    """Sort heads by where their CLS attention lands, relative to each region's area.
-
-    ``profile`` is a per-(layer, head) table with ``mass_<region>`` columns and ``attrs["area"]``
-    (from ``vn.attention_profile`` with masks). For each region, the enrichment is
-    ``mass / area share``: 1 for a head that spreads its attention uniformly, whatever the region's
-    size. A region is *enriched* for a head when its enrichment is at least ``threshold``. The type
-    is the single enriched region (``"chirp"``, ``"text"``, ...), ``"polysemantic"`` when two or more
-    regions are enriched, and ``"diffuse"`` when none is. Returns ``layer``, ``head``, one
-    ``enrich_<region>`` column per region, ``top_region`` (highest enrichment) and ``type``.
-    Introduced in notebook 08.
-    """
-    if not isinstance(profile, pd.DataFrame) or not {"layer", "head"} <= set(profile.columns):
-        raise TypeError("profile must be a per-(layer, head) DataFrame from vn.attention_profile(model, x, masks)")
-    area = profile.attrs.get("area") or {}
-    missing = [r for r in regions if f"mass_{r}" not in profile.columns or r not in area]
-    if missing:
-        raise ValueError(f"profile has no mass or area for region(s) {missing}; "
-                         "compute it with vn.attention_profile(model, x, masks) and pass masks")
-    if not threshold > 1.0:
-        raise ValueError(f"threshold must exceed 1 (1 = a uniform head), got {threshold}")
-    out = profile[["layer", "head"]].copy()
-    for r in regions:
-        if area[r] <= 0:
-            raise ValueError(f"region {r!r} covers no pixel of these images; drop it from regions")
-        out[f"enrich_{r}"] = profile[f"mass_{r}"] / area[r]
-    enrich = out[[f"enrich_{r}" for r in regions]].to_numpy()
-    hits = enrich >= threshold
-    names = np.asarray(regions, dtype=object)
-    out["top_region"] = names[enrich.argmax(1)]
-    out["type"] = np.where(hits.sum(1) == 0, "diffuse",
-                           np.where(hits.sum(1) == 1, names[hits.argmax(1)], "polysemantic"))
-    out.attrs.update(profile.attrs, threshold=threshold, regions=tuple(regions))
-    return out

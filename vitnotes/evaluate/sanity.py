@@ -13,15 +13,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from matplotlib.figure import Figure
 
-from .attention import patch_grid
-from .models import check_pixel_values, forward, resolve_targets, unwrap, vit_input
-from .rollout import _gradient_rollout_from, attention_with_grads, rollout
+from ..core.model import check_pixel_values, forward, resolve_targets, unwrap, vit_input
+from ..interventions.randomisation import randomized
+from ..methods.base import registered, methods
+from ..methods.gradient_rollout import attention_with_grads
+from ..stats import rank_correlation, topk_overlap
 
-__all__ = ["explanation_maps", "cascading_randomization", "cascade_plot", "cascade_panel"]
+__all__ = ["cascading_randomization", "explanation_maps"]
 
-_METHODS = ("rollout", "last layer", "gradient rollout")
+
+def _one_pass_methods() -> list[str]:
+    """The registered ViT methods that one eager forward and backward pass determines (in
+    registration order: rollout, last layer, gradient rollout, then any added since)."""
+    return [n for n in methods("vit") if registered(n).from_pass is not None]
 
 
 def explanation_maps(
@@ -45,15 +50,14 @@ def _maps_and_logits(model: Any, pixel_values: torch.Tensor, target: Any, batch_
     grid = geom.grid_for(*pixel_values.shape[-2:])
     n_classes = int(getattr(net.config, "num_labels", 0) or 1)
     targets = None if target is None else resolve_targets(target, torch.zeros(len(pixel_values), n_classes))
-    out: dict[str, list[torch.Tensor]] = {m: [] for m in _METHODS}
+    out: dict[str, list[torch.Tensor]] = {m: [] for m in _one_pass_methods()}
     logits = []
     for i, chunk in enumerate(pixel_values.split(batch_size)):
         t = None if targets is None else targets[i * batch_size : i * batch_size + len(chunk)].tolist()
         lg, maps, grads = attention_with_grads(net, chunk, t)
         logits.append(lg)
-        out["rollout"].append(patch_grid(rollout(torch.stack(maps).float())[:, 0], geom.prefix, grid))
-        out["last layer"].append(patch_grid(maps[-1][:, :, 0].float(), geom.prefix, grid).mean(1))
-        out["gradient rollout"].append(_gradient_rollout_from(maps, grads, 0, geom.prefix, grid))
+        for name, maps_of in out.items():
+            maps_of.append(registered(name).from_pass(maps, grads, geom.prefix, grid))
     return {m: torch.cat(v) for m, v in out.items()}, torch.cat(logits)
 
 
@@ -87,9 +91,6 @@ def cascading_randomization(
     ``{step: {method: [batch, rows, cols]}}``.
     Introduced in notebook 06.
     """
-    from .faithfulness import rank_correlation, topk_overlap
-    from .models import randomized
-
     net, geom = unwrap(model)
     geom.require_vit("cascading randomisation")
     pixel_values = check_pixel_values(pixel_values, geom)
@@ -124,7 +125,7 @@ def cascading_randomization(
             m = randomized(model, 0 if f == -1 else f, seed, embeddings=f == -1)
         maps[label], step_logits = _maps_and_logits(m, pixel_values, targets.tolist(), batch_size)
         acc = float((step_logits.argmax(-1) == targets.to(step_logits.device)).double().mean())
-        for method in _METHODS:
+        for method in _one_pass_methods():
             rho = rank_correlation(maps[label][method], maps["trained"][method])
             top = topk_overlap(maps[label][method], maps["trained"][method], topk_frac)
             rows.append({"step": label, "from_layer": f, "method": method, "spearman": float(np.nanmean(rho.numpy())),
@@ -133,48 +134,3 @@ def cascading_randomization(
     df = pd.DataFrame(rows)
     df.attrs.update(images=len(pixel_values), seed=seed)
     return df, maps
-
-
-def cascade_plot(table: pd.DataFrame, baseline: dict[str, float] | None = None, *, metric: str = "spearman",
-                 size: tuple[float, float] = (6.4, 3.4)) -> Figure:
-    """Agreement with the trained maps along the cascade (a line per method, steps in the table's
-    order from the trained model to the fully random one). ``metric``: a column of the table
-    (``"spearman"`` or ``"topk_overlap"``). ``baseline``: method -> a reference value drawn as a
-    dashed line of the same colour (e.g. the agreement between trained maps of different images)."""
-    for col in ("step", "method", metric):
-        if col not in table.columns:
-            raise ValueError(f"column {col!r} not in the table; pass the first result of vn.cascading_randomization")
-    steps = list(dict.fromkeys(table["step"]))
-    fig = Figure(figsize=size, layout="constrained")
-    ax = fig.subplots()
-    colours = {}
-    for method, group in table.groupby("method", sort=False):
-        y = group.set_index("step").loc[steps, metric].to_numpy()
-        (line,) = ax.plot(range(len(steps)), y, marker="o", label=method)
-        colours[method] = line.get_color()
-    for method, value in (baseline or {}).items():
-        ax.axhline(value, ls="--", lw=1, color=colours.get(method, "grey"), alpha=0.8)
-    ax.axhline(0, color="black", lw=0.6)
-    ax.set_xticks(range(len(steps)), steps, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel({"spearman": "Spearman with trained map", "topk_overlap": "top-patch overlap with trained map"}
-                  .get(metric, metric))
-    ax.set_xlabel("randomised (cascading from the top)")
-    ax.set_ylim(-0.3, 1.05)
-    ax.legend(fontsize=8, loc="lower left")
-    return fig
-
-
-def cascade_panel(image: Any, maps: dict[str, dict[str, torch.Tensor]], index: int = 0, *,
-                  size: float = 1.15) -> Figure:
-    """One image's maps along the cascade: a column per step, a row per method (the second result
-    of ``cascading_randomization``; ``index`` picks the image in the batch)."""
-    from .faithfulness import map_panel
-
-    steps = list(maps)
-    if not steps:
-        raise ValueError("maps is empty; pass the second result of vn.cascading_randomization")
-    methods = list(maps[steps[0]])
-    img = np.asarray(image)
-    rows = {m: torch.stack([maps[s][m][index] for s in steps]) for m in methods}
-    return map_panel(np.repeat(img[None], len(steps), 0), rows, titles=[s.replace(" + ", "\n+ ") for s in steps],
-                     size=size)

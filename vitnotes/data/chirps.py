@@ -11,15 +11,14 @@ from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 from scipy.signal import stft
 
 if TYPE_CHECKING:
     import datasets
 
-__all__ = ["REGIONS", "TARGET_MEAN", "TARGET_NAMES", "TARGET_STD", "attention_profile", "region_masks", "scale",
-           "show_regions", "spectrograms", "unscale"]
+__all__ = ["REGIONS", "TARGET_MEAN", "TARGET_NAMES", "TARGET_STD", "region_masks", "scale",
+           "spectrograms", "unscale"]
 
 REGIONS = ("background", "plot", "chirp", "text", "colorbar", "axes")  # mask value = index
 TARGET_NAMES = ("start_time", "start_freq", "end_freq")
@@ -259,118 +258,3 @@ def spectrograms(n: int, seed: int = 0, size: int = 64) -> datasets.Dataset:
     columns = {"image": [Image.fromarray(im) for im in out["image"]], "mask": out["mask"],
                "targets": scale(out["raw"]).astype(np.float32), **dict(zip(TARGET_NAMES, raw.T))}
     return datasets.Dataset.from_dict(columns, features=features)
-
-
-def attention_profile(model: Any, pixel_values: Any, masks: Any = None, *, full: bool = True, k: int = 10,
-                      batch_size: int = 16) -> pd.DataFrame:
-    """Per (layer, head) CLS-attention statistics, averaged over images, and the CLS attention mass in
-    each ground-truth region: one row per (layer, head).
-
-    Columns: ``entropy`` (nats), ``entropy_norm``, ``top{k}``, ``top5pct`` and, with ``full=True``,
-    ``distance_px`` and ``cls_share`` (the definitions of ``vn.cls_summary``), then ``mass_<region>``
-    for every region in ``REGIONS`` when ``masks`` (``[batch, H, W]`` region codes, a dataset's
-    ``mask`` column stacked) is given: the share of the CLS -> patch attention that falls inside the
-    region, a patch counting by the fraction of its pixels inside. ``df.attrs["area"]`` holds each
-    region's mean pixel share: the mass a uniform map would put there.
-
-    Streams the attention chunk by chunk (``batch_size`` images), so memory holds one layer's
-    matrices for one chunk, not ``[layer, batch, head, T, T]``; ``full=False`` computes only the CLS
-    rows (faster, no distance). Introduced in notebook 07.
-    """
-    import torch
-
-    from .attention import layer_indices, patch_grid, stream
-    from .metrics import (
-        entropy,
-        mask_coverage,
-        normalized_entropy,
-        patch_distances,
-        topk_share,
-    )
-    from .models import check_pixel_values, unwrap
-
-    _, geom = unwrap(model)
-    geom.require_vit("an attention profile")
-    x = check_pixel_values(pixel_values, geom)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    grid = geom.grid_for(*x.shape[-2:])
-    n, npatch = x.shape[0], grid[0] * grid[1]
-    if not 1 <= k <= npatch:
-        raise ValueError(f"k must lie in 1..{npatch} (the number of patches), got {k}")
-    cover = {}
-    if masks is not None:
-        m = np.asarray(masks)
-        if m.ndim != 3 or m.shape[0] != n or not np.issubdtype(m.dtype, np.integer):
-            raise ValueError(f"masks must be integer region codes [batch={n}, H, W] (np.stack(ds['mask'])), "
-                             f"got shape {m.shape} dtype {m.dtype}")
-        if m.size and (m.min() < 0 or m.max() >= len(REGIONS)):
-            raise ValueError(f"mask codes must lie in 0..{len(REGIONS) - 1} (REGIONS), got {m.min()}..{m.max()}")
-        cover = {name: mask_coverage(torch.from_numpy(m == code), grid) for code, name in enumerate(REGIONS)}
-    k5 = max(1, round(0.05 * npatch))
-    dist = patch_distances(grid, geom.patch_size).float()  # [patches, patches] in pixels
-    layers = layer_indices(geom, None)
-    sums: dict[int, dict[str, torch.Tensor]] = {layer: {} for layer in layers}
-    seen = dict.fromkeys(layers, 0)
-
-    def add(layer: int, name: str, value: torch.Tensor) -> None:  # value [chunk, head] -> summed over images
-        acc = sums[layer]
-        acc[name] = acc.get(name, 0) + value.double().sum(0)
-
-    def on_layer(layer: int, probs: torch.Tensor) -> None:
-        lo = seen[layer]
-        seen[layer] += probs.shape[0]
-        rows = probs[:, :, 0] if full else probs  # [chunk, head, tokens]
-        maps = patch_grid(rows, geom.prefix, grid)  # [chunk, head, rows, cols]
-        p = maps.flatten(-2)
-        add(layer, "entropy", entropy(p))
-        add(layer, "entropy_norm", normalized_entropy(p))
-        add(layer, f"top{k}", topk_share(p, k))
-        add(layer, "top5pct", topk_share(p, k5))
-        if full:  # mean_attention_distance's definition, in float32 to halve the cost
-            q = probs[:, :, geom.prefix :]  # query patches: [chunk, head, patches, tokens]
-            add(layer, "cls_share", q[..., : geom.prefix].sum(-1).mean(-1))
-            keys = q[..., geom.prefix :]
-            keys = keys / keys.sum(-1, keepdim=True).clamp_min(torch.finfo(keys.dtype).tiny)
-            add(layer, "distance_px", (keys * dist).sum(-1).mean(-1))
-        for name, cov in cover.items():
-            add(layer, f"mass_{name}", (maps.double() * cov[lo : lo + probs.shape[0], None]).sum((-2, -1)))
-
-    stream(model, x, layers, on_layer, cls_only=not full, batch_size=batch_size)
-    rows = [{"layer": layer, "head": h, **{c: float(v[h]) / n for c, v in sums[layer].items()}}
-            for layer in layers for h in range(geom.heads)]
-    df = pd.DataFrame(rows)
-    df.attrs.update(images=n, patches=npatch, k=k, k5=k5,
-                    area={name: float(cov.mean()) for name, cov in cover.items()})
-    return df
-
-
-_REGION_COLOURS = {"background": "#f2f2f2", "plot": "#9ecae1", "chirp": "#e6550d", "text": "#756bb1",
-                   "colorbar": "#31a354", "axes": "#636363"}
-
-
-def show_regions(image: Any, mask: Any, size: float = 2.6):
-    """One spectrogram and its ground-truth regions side by side (a ``matplotlib`` Figure), with a
-    legend giving each region's share of the pixels. Introduced in notebook 07."""
-    from matplotlib.colors import ListedColormap
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-
-    m = np.asarray(mask)
-    regions = region_masks(m)  # validates the mask
-    img = np.asarray(image)
-    if img.shape[:2] != m.shape:
-        raise ValueError(f"image {img.shape[:2]} and mask {m.shape} differ in size; pass one dataset row's image and mask")
-    fig = Figure(figsize=(2 * size + 1.6, size), layout="constrained")
-    axes = fig.subplots(1, 2)
-    axes[0].imshow(img)
-    axes[0].set_title("image", fontsize=9)
-    axes[1].imshow(m, cmap=ListedColormap([_REGION_COLOURS[r] for r in REGIONS]), vmin=-0.5, vmax=len(REGIONS) - 0.5,
-                   interpolation="nearest")
-    axes[1].set_title("regions", fontsize=9)
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    handles = [Patch(color=_REGION_COLOURS[r], label=f"{r} ({regions[r].mean():.0%})") for r in REGIONS]
-    axes[1].legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, frameon=False)
-    return fig

@@ -1,0 +1,1 @@
+"""The bottom layer: torch and transformers only; imports nothing above it."""

@@ -1,0 +1,132 @@
+"""The one adapter between vitnotes and transformers' model classes: the only file that names
+their internal modules (blocks, q/k/v/o projections, norms, prefix tokens, the classifier's
+readout, the eager switch). A new model family is one entry here.
+
+Used by every chapter through ``core/capture.py``, the methods and the interventions.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "vit_layers", "cnn_stages", "prefix_tokens", "readout_tokens", "queries_keys", "attention_output",
+    "attention_input", "attention_scale", "embeddings", "eager_attention", "cls_head", "context", "finish_block", "cls_block",
+]  # fmt: skip
+
+_QKO = ("q_proj", "k_proj", "o_proj")
+
+
+def vit_layers(net: torch.nn.Module):
+    """The list of transformer blocks of a ViT-family model, or None."""
+    base = getattr(net, "base_model", net)
+    layers = getattr(base, "layers", None)
+    if layers is None:
+        encoder = getattr(base, "encoder", None)
+        layers = getattr(encoder, "layer", None) or getattr(encoder, "layers", None)
+    if layers is None or len(layers) == 0:
+        return None
+    attn = getattr(layers[0], "attention", None)
+    if attn is None or not all(hasattr(attn, n) for n in ("q_proj", "k_proj", "o_proj")):
+        return None
+    return layers
+
+
+def cnn_stages(net: torch.nn.Module):
+    base = getattr(net, "base_model", net)
+    encoder = getattr(base, "encoder", None)
+    return getattr(encoder, "stages", None)
+
+
+def prefix_tokens(config) -> int:
+    """Tokens before the patches: CLS, plus DeiT's distillation token."""
+    return 2 if config.model_type == "deit" else 1
+
+
+def readout_tokens(config) -> int:
+    """Tokens the classifier reads: DeiT averages its CLS and distillation heads, ViT reads CLS."""
+    return prefix_tokens(config) if config.model_type == "deit" else 1
+
+
+def queries_keys(block: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """A block's query and key projections (their outputs are ``[batch, T, hidden]``)."""
+    return block.attention.q_proj, block.attention.k_proj
+
+
+def attention_output(block: torch.nn.Module) -> torch.nn.Module:
+    """A block's output projection: its input is the heads' contexts, concatenated in head order."""
+    return block.attention.o_proj
+
+
+def attention_scale(block: torch.nn.Module, head_dim: int) -> float:
+    """The factor on ``Q K^T`` inside a block's softmax (``head_dim ** -0.5`` unless the module says)."""
+    return getattr(block.attention, "scaling", head_dim**-0.5)
+
+
+def attention_input(block: torch.nn.Module) -> torch.nn.Module:
+    """The norm whose output a block's attention reads (``[batch, T, hidden]``)."""
+    return block.layernorm_before
+
+
+def embeddings(net: torch.nn.Module) -> torch.nn.Module | None:
+    """The patch and position embeddings (with the prefix tokens), or None."""
+    return getattr(getattr(net, "base_model", net), "embeddings", None)
+
+
+@contextmanager
+def eager_attention(net: torch.nn.Module):
+    """Temporarily switch a transformers model to eager attention (restored on exit, even on error).
+
+    Eager attention returns the probability matrices as part of the autograd graph, which
+    gradient-weighted methods need. Capture itself (``vn.capture``) does not need this.
+    """
+    before = net.config._attn_implementation
+    if before == "eager":
+        yield net
+        return
+    net.set_attn_implementation("eager")
+    try:
+        yield net
+    finally:
+        net.set_attn_implementation(before)
+
+_CLS_HEADS = ("ViTForImageClassification", "DeiTForImageClassification")
+
+
+def cls_head(net: torch.nn.Module):
+    """(embeddings, blocks, final norm, classifier) when the logits read the CLS token alone, else None."""
+    if type(net).__name__ not in _CLS_HEADS:
+        return None
+    base = net.base_model
+    blocks = vit_layers(net)
+    parts = ("layernorm_before", "layernorm_after", "mlp", "attention")
+    if blocks is None or not all(hasattr(b, p) for b in blocks for p in parts) or not hasattr(base, "layernorm"):
+        return None
+    return base.embeddings, blocks, base.layernorm, net.classifier
+
+
+def context(attn: torch.nn.Module, x: torch.Tensor, queries: int | None = None) -> torch.Tensor:
+    """Attention context ``(B, Q, H*d)`` before the output projection; ``queries=1``: CLS row only."""
+    b, n, _ = x.shape
+    q = attn.q_proj(x if queries is None else x[:, :queries])
+    k, v = attn.k_proj(x), attn.v_proj(x)
+    d = attn.head_dim
+
+    def split(t: torch.Tensor) -> torch.Tensor:  # (B, T, H*d) -> (B, H, T, d)
+        return t.reshape(b, t.shape[1], -1, d).transpose(1, 2)
+
+    ctx = F.scaled_dot_product_attention(split(q), split(k), split(v), scale=attn.scaling)
+    return ctx.transpose(1, 2).reshape(b, q.shape[1], -1)
+
+
+def finish_block(block: torch.nn.Module, residual: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
+    """The rest of a block from its attention context: output projection, residual, MLP, residual."""
+    h = block.attention.o_proj(ctx) + residual
+    return block.mlp(block.layernorm_after(h)) + h
+
+
+def cls_block(block: torch.nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """A whole block computed for the CLS token only: ``(B, T, D) -> (B, 1, D)``."""
+    return finish_block(block, h[:, :1], context(block.attention, block.layernorm_before(h), queries=1))

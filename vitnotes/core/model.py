@@ -1,0 +1,178 @@
+"""The bundle a notebook works with (``Model``), its geometry, and the checks every analysis
+starts with. Introduced in notebook 00 (attention math); ``vn.load`` (``zoo.py``) returns a ``Model``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from . import arch
+from .geometry import Geometry
+from .images import Preprocessing
+
+__all__ = ["Model", "geometry", "unwrap", "check_pixel_values", "vit_input", "forward", "resolve_targets"]
+
+
+def _square(value: Any, what: str) -> int:
+    """An int from a config entry that may be a (height, width) pair; vitnotes needs square ones."""
+    if isinstance(value, (list, tuple)):
+        if len(set(value)) != 1:
+            raise ValueError(f"{what} {tuple(value)} is not square; vitnotes supports square images and patches")
+        value = value[0]
+    return int(value)
+
+
+def geometry(net: torch.nn.Module) -> Geometry:
+    """Geometry of a transformers image model (ViT / DeiT / ResNet family)."""
+    if isinstance(net, Model):
+        return net.geometry
+    cfg = getattr(net, "config", None)
+    if cfg is None:
+        raise TypeError(
+            f"expected a transformers model or a vn.Model, got {type(net).__name__}; load one with vn.load(...)"
+        )
+    layers = arch.vit_layers(net)
+    if layers is not None:
+        heads = cfg.num_attention_heads
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+        prefix = arch.prefix_tokens(cfg)
+        return Geometry(
+            kind="vit",
+            layers=len(layers),
+            heads=heads,
+            head_dim=head_dim,
+            hidden=cfg.hidden_size,
+            patch_size=_square(cfg.patch_size, "patch_size"),
+            image_size=_square(cfg.image_size, "image_size"),
+            channels=int(cfg.num_channels),
+            prefix=prefix,
+        )
+    stages = arch.cnn_stages(net)
+    if stages is not None:
+        return Geometry(
+            kind="cnn",
+            layers=len(stages),
+            heads=0,
+            head_dim=0,
+            hidden=int(cfg.hidden_sizes[-1]),
+            patch_size=None,
+            image_size=_square(getattr(cfg, "image_size", 224) or 224, "image_size"),
+            channels=int(cfg.num_channels),
+        )
+    raise TypeError(
+        f"{type(net).__name__} (model_type={cfg.model_type!r}) is neither a ViT-family model with "
+        "q/k/o projections (ViT, DeiT) nor a CNN with encoder stages (ResNet); vitnotes supports those"
+    )
+
+
+@dataclass
+class Model:
+    """A loaded model: the transformers module, its geometry, labels and preprocessing.
+
+    Every vitnotes function takes either a ``Model`` or a bare transformers model.
+    """
+
+    net: torch.nn.Module
+    geometry: Geometry
+    labels: list[str]
+    preprocessing: Preprocessing
+    name: str = ""
+    source: str = ""
+
+    def preprocess(self, images: Any) -> torch.Tensor:
+        """Images (PIL / numpy, one or a list) -> ``pixel_values`` (batch, C, H, W)."""
+        return self.preprocessing(images)
+
+    @torch.no_grad()
+    def predict(self, pixel_values: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """Logits (batch, classes) in evaluation mode, in chunks of ``batch_size``."""
+        pixel_values = check_pixel_values(pixel_values, self.geometry)
+        return torch.cat([forward(self.net, chunk).logits for chunk in pixel_values.split(batch_size)])
+
+    def __repr__(self) -> str:
+        g = self.geometry
+        shape = (
+            f"{g.layers} layers x {g.heads} heads, patch {g.patch_size}, grid {g.grid[0]}x{g.grid[1]}"
+            if g.kind == "vit"
+            else f"{g.layers} stages"
+        )
+        return f"Model({self.name!r}, {g.kind}, {shape}, {g.image_size}px x {g.channels}ch, {len(self.labels)} labels)"
+
+
+def unwrap(model: Any) -> tuple[torch.nn.Module, Geometry]:
+    """(transformers module, geometry) from a ``Model`` or a bare transformers model."""
+    if isinstance(model, Model):
+        return model.net, model.geometry
+    if isinstance(model, torch.nn.Module):
+        return model, geometry(model)
+    raise TypeError(f"expected a vn.Model or a transformers model, got {type(model).__name__}; use vn.load(...)")
+
+
+def check_pixel_values(pixel_values: Any, geom: Geometry) -> torch.Tensor:
+    """Validate a ``pixel_values`` batch (batch, C, H, W) against a model's geometry."""
+    if not isinstance(pixel_values, torch.Tensor):
+        raise TypeError(
+            f"pixel_values must be a torch tensor (batch, C, H, W), got {type(pixel_values).__name__}; "
+            "turn images into one with model.preprocess(images)"
+        )
+    x = pixel_values
+    if x.ndim == 3:
+        raise ValueError(f"pixel_values of shape {tuple(x.shape)} has no batch dimension; use x[None] or x.unsqueeze(0)")
+    if x.ndim != 4:
+        raise ValueError(f"pixel_values must have 4 dimensions (batch, C, H, W), got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError("empty batch: pixel_values has 0 images; pass at least one")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"pixel_values must be floating point, got {x.dtype}; use model.preprocess(images), "
+            "which scales and normalises them"
+        )
+    if x.shape[1] != geom.channels:
+        raise ValueError(
+            f"pixel_values has {x.shape[1]} channels but the model expects {geom.channels}; "
+            "use model.preprocess(images), which converts colour modes"
+        )
+    if geom.kind == "vit":
+        geom.grid_for(x.shape[2], x.shape[3])
+    if not torch.isfinite(x).all():
+        raise ValueError("pixel_values contains NaN or inf; check the images and their normalisation")
+    return x
+
+
+def vit_input(model: Any, pixel_values: Any, batch_size: int, what: str) -> tuple[torch.nn.Module, Geometry, torch.Tensor]:
+    """The checks every ViT analysis starts with: a ViT-family model (``what`` names the analysis in
+    the error), a valid ``pixel_values`` batch and ``batch_size >= 1``. Returns (module, geometry,
+    pixel_values)."""
+    net, geom = unwrap(model)
+    geom.require_vit(what)
+    pixel_values = check_pixel_values(pixel_values, geom)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return net, geom, pixel_values
+
+
+def forward(net: torch.nn.Module, pixel_values: torch.Tensor, **kwargs):
+    """Run ``net`` on a batch; a ViT given another image size uses interpolated positions."""
+    cfg = net.config
+    if getattr(cfg, "patch_size", None) is not None and tuple(pixel_values.shape[-2:]) != (cfg.image_size,) * 2:
+        kwargs.setdefault("interpolate_pos_encoding", True)
+    param = next(net.parameters())
+    return net(pixel_values.to(device=param.device, dtype=param.dtype), **kwargs)
+
+
+def resolve_targets(target: Any, logits: torch.Tensor) -> torch.Tensor:
+    """Class indices to explain, one per image: None -> the predicted class; an int -> that
+    class for every image; a list -> one per image. Used by gradient rollout and Grad-CAM."""
+    b, n = logits.shape
+    if target is None:
+        return logits.argmax(-1)
+    t = torch.as_tensor(target, dtype=torch.long).flatten()
+    if t.numel() == 1:
+        t = t.expand(b)
+    if t.numel() != b:
+        raise ValueError(f"target has {t.numel()} entries for a batch of {b}; give one class or one per image")
+    if ((t < 0) | (t >= n)).any():
+        raise IndexError(f"target class {t.tolist()} out of range: the model has {n} classes (0..{n - 1})")
+    return t.to(logits.device)

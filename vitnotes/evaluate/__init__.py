@@ -1,0 +1,1 @@
+"""Studies over maps and models: agreement, deletion, sanity, diagnosis, cost."""

@@ -1,0 +1,187 @@
+"""Deletion curves (Petsiuk et al. 2018, "RISE"): delete the most-attributed pixels first (set
+them to the background value), follow the probability of the class the model predicted on the
+intact image, and take the area under that curve; lower = the map found pixels the model needs.
+A random order is the control. Introduced in notebook 03 (CNN vs ViT).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..core.images import image_stack
+from ..core.model import Model, resolve_targets
+from ..stats import as_maps
+from .agreement import resize_maps
+
+__all__ = ["delete_pixels", "deletion_auc", "deletion_curve", "deletion_order", "deletion_study", "deletion_summary"]
+
+
+def deletion_order(maps: Any, seed: int = 0) -> torch.Tensor:
+    """Pixel indices (raster order) from most to least attributed, ``[batch, pixels]``.
+
+    Ties (e.g. the zeros of a Grad-CAM after its ReLU, or the pixels of one patch) are broken at
+    random with ``seed``, so a tie never favours the top of the image.
+    """
+    m = as_maps(maps).flatten(1)
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.stack([torch.randperm(m.shape[1], generator=g) for _ in range(m.shape[0])])  # random tie order
+    ranked = torch.argsort(-m.gather(1, perm), dim=1, stable=True)
+    return perm.gather(1, ranked)
+
+
+def delete_pixels(images: Any, order: torch.Tensor, k: int, background: float = 0) -> np.ndarray:
+    """Copies of raw ``images`` ``[batch, H, W(, C)]`` with the first ``k`` pixels of each image's
+    ``order`` (from ``deletion_order``) set to ``background`` (all channels)."""
+    imgs = image_stack(images)
+    b, h, w = imgs.shape[:3]
+    order = torch.as_tensor(order)
+    if tuple(order.shape) != (b, h * w):
+        raise ValueError(f"order must be [batch, pixels] = ({b}, {h * w}), got {tuple(order.shape)}")
+    if not 0 <= k <= h * w:
+        raise ValueError(f"k must lie in 0..{h * w}, got {k}")
+    out = imgs.copy().reshape(b, h * w, -1)
+    rows = np.repeat(np.arange(b), k)
+    out[rows, order[:, :k].numpy().reshape(-1)] = background
+    return out.reshape(imgs.shape)
+
+
+def _check_model(model: Any) -> Model:
+    if not isinstance(model, Model):
+        raise TypeError(f"deletion curves need a vn.Model (it preprocesses the edited images), got "
+                        f"{type(model).__name__}; load it with vn.load(...)")
+    return model
+
+
+def _probs(model: Model, edited: np.ndarray, batch_size: int) -> torch.Tensor:
+    """Softmax probabilities ``[n, classes]`` of raw images through the model's own preprocessing."""
+    return model.predict(model.preprocess(edited), batch_size=batch_size).float().softmax(-1)
+
+
+def _deletion(model: Model, imgs: np.ndarray, maps: Any, steps: int, background: float, target: Any, seed: int,
+              batch_size: int, ends: tuple[torch.Tensor, torch.Tensor] | None = None
+              ) -> tuple[torch.Tensor, np.ndarray]:
+    b, h, w = imgs.shape[:3]
+    m = as_maps(maps)
+    if m.shape[0] != b:
+        raise ValueError(f"{m.shape[0]} maps for {b} images; pass one map per image")
+    order = deletion_order(resize_maps(m, (h, w)), seed)
+    fractions = np.linspace(0.0, 1.0, steps + 1)
+    ks = [int(round(f * h * w)) for f in fractions]
+    if ends is None:  # the intact and the fully deleted images do not depend on the order
+        ends = (_probs(model, imgs, batch_size), _probs(model, delete_pixels(imgs, order, h * w, background), batch_size))
+    inner = np.concatenate([delete_pixels(imgs, order, k, background) for k in ks[1:-1]]) if steps > 1 else None
+    probs = [ends[0]]
+    if inner is not None:
+        probs += list(_probs(model, inner, batch_size).split(b))
+    probs.append(ends[1])
+    probs = torch.stack(probs)  # [steps + 1, batch, classes]
+    t = resolve_targets(target, probs[0])
+    curves = probs.gather(2, t[None, :, None].expand(len(fractions), b, 1))[..., 0].T  # [batch, steps + 1]
+    return curves.contiguous(), fractions
+
+
+def deletion_curve(
+    model: Model,
+    images: Any,
+    maps: Any,
+    *,
+    steps: int = 10,
+    background: float = 0,
+    target: Any = None,
+    seed: int = 0,
+    batch_size: int = 128,
+) -> tuple[torch.Tensor, np.ndarray]:
+    """Deletion curve: the probability of the target class as the most-attributed pixels go.
+
+    ``images``: raw images ``[batch, H, W(, C)]`` (uint8 as loaded); ``maps``: ``[batch, rows, cols]``
+    attributions, resized to ``H x W`` bilinearly when on another grid. At each of ``steps + 1``
+    fractions ``0, 1/steps, ..., 1`` of the pixels, the most-attributed ones (``deletion_order``)
+    are set to ``background`` (0: black, Fashion-MNIST's background) in the raw image, which
+    then goes through ``model.preprocess`` (so a 56-pixel CNN sees the same deletions as a
+    28-pixel ViT). ``target``: None = the class the model predicts on the intact image.
+    Returns (probabilities ``[batch, steps + 1]``, fractions). Introduced in notebook 03.
+    """
+    model = _check_model(model)
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    return _deletion(model, image_stack(images), maps, steps, background, target, seed, batch_size)
+
+
+def deletion_auc(curves: torch.Tensor, fractions: Sequence[float]) -> torch.Tensor:
+    """Area under each deletion curve ``[batch, points]`` over ``fractions`` (trapezoid), ``[batch]``."""
+    c = torch.as_tensor(curves, dtype=torch.float64)
+    x = torch.as_tensor(np.asarray(fractions), dtype=torch.float64)
+    if c.ndim != 2 or c.shape[1] != x.numel() or x.numel() < 2:
+        raise ValueError(f"curves must be [batch, {x.numel()}] for {x.numel()} fractions (at least 2), "
+                         f"got {tuple(c.shape)}")
+    return torch.trapezoid(c, x, dim=1).float()
+
+
+def deletion_study(
+    models: Mapping[str, Model],
+    images: Any,
+    maps: Mapping[str, Any],
+    *,
+    steps: int = 10,
+    background: float = 0,
+    seed: int = 0,
+    batch_size: int = 128,
+    progress: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every map kind deleted on every model: (curves, per-image AUCs), both long tables.
+
+    ``curves``: one row per (model, map, fraction) with the mean and standard error over images
+    of the probability of the model's originally predicted class. ``aucs``: one row per (model,
+    map, image) with ``auc``. Each map kind's deletion order is tie-broken with the same ``seed``.
+    Add ``vn.random_maps`` as a map kind for the random control. Introduced in notebook 03.
+    """
+    jobs = [(mn, kn) for mn in models for kn in maps]
+    if progress:
+        from tqdm.auto import tqdm
+
+        jobs = tqdm(jobs, desc="deletion curves")
+    imgs = image_stack(images)
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    blank = np.full_like(imgs, background)
+    ends = {mn: (_probs(_check_model(m), imgs, batch_size), _probs(m, blank, batch_size)) for mn, m in models.items()}
+    curve_rows, auc_rows = [], []
+    for mn, kn in jobs:
+        c, fr = _deletion(models[mn], imgs, maps[kn], steps, background, None, seed, batch_size, ends[mn])
+        for j, f in enumerate(fr):
+            col = c[:, j].double()
+            sem = float(col.std(unbiased=True) / np.sqrt(len(col))) if len(col) > 1 else float("nan")
+            curve_rows.append({"model": mn, "map": kn, "fraction": float(f), "prob": float(col.mean()), "sem": sem})
+        for i, a in enumerate(deletion_auc(c, fr).tolist()):
+            auc_rows.append({"model": mn, "map": kn, "image": i, "auc": a})
+    curves, aucs = pd.DataFrame(curve_rows), pd.DataFrame(auc_rows)
+    for df in (curves, aucs):
+        df.attrs.update(images=int(imgs.shape[0]), steps=steps, background=background)
+    return curves, aucs
+
+
+def deletion_summary(aucs: pd.DataFrame, control: str = "random") -> pd.DataFrame:
+    """Per (model, map) from ``deletion_study``'s AUCs: the mean AUC and its standard error, and,
+    against the ``control`` map kind on the same images, the share of images where the map's AUC
+    is lower (better) and a two-sided Wilcoxon signed-rank p-value. Introduced in notebook 03.
+    """
+    from scipy.stats import wilcoxon
+
+    need = {"model", "map", "image", "auc"}
+    if not need <= set(aucs.columns):
+        raise ValueError(f"expected deletion_study's AUC table with columns {sorted(need)}, got {list(aucs.columns)}")
+    if control not in set(aucs["map"]):
+        raise ValueError(f"control map {control!r} not in the table (maps: {sorted(set(aucs['map']))})")
+    rows = []
+    for (mn, kn), g in aucs.groupby(["model", "map"], sort=False):
+        ref = aucs[(aucs["model"] == mn) & (aucs["map"] == control)].set_index("image")["auc"]
+        a = g.set_index("image")["auc"]
+        d = (a - ref.loc[a.index]).to_numpy()
+        p = float("nan") if kn == control or not np.any(d) else float(wilcoxon(d).pvalue)
+        rows.append({"model": mn, "map": kn, "auc": a.mean(), "sem": a.std(ddof=1) / np.sqrt(len(a)),
+                     f"below_{control}": float(np.mean(d < 0)) if kn != control else float("nan"),
+                     "p_wilcoxon": p})
+    return pd.DataFrame(rows).set_index(["model", "map"])

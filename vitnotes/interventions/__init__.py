@@ -1,0 +1,1 @@
+"""Changing a model to see what changes: head ablation, weight randomisation."""

@@ -1,0 +1,87 @@
+"""The method registry: every map method registers itself with ``@method("name")`` and takes one
+signature, ``(model_or_attention, pixel_values, target=None, **options) -> [batch, rows, cols]``.
+
+``vn.explain`` and ``vn.methods`` read the registry, and so do the sanity check, the agreement
+and the deletion studies: a new method is one file in ``methods/``. Introduced in notebook 03
+(CNN vs ViT), where the maps are first compared.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from ..core.capture import Attention
+from ..core.model import unwrap
+
+__all__ = ["Method", "explain", "method", "methods", "registered"]
+
+FromPass = Callable[[list, list, int, tuple], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One registered map method.
+
+    ``kinds``: the model kinds it explains (``"vit"``, ``"cnn"``). ``class_specific``: whether
+    ``target`` changes the map. ``from_pass``: for methods that one eager forward and backward
+    pass determines, ``(maps, grads, prefix, grid) -> [batch, rows, cols]`` from every layer's
+    attention ``[batch, head, T, T]`` and its gradient (the sanity check computes them so)."""
+
+    name: str
+    fn: Callable[..., torch.Tensor]
+    kinds: tuple[str, ...]
+    class_specific: bool
+    from_pass: FromPass | None = None
+
+    @property
+    def summary(self) -> str:
+        return (self.fn.__doc__ or "").strip().splitlines()[0] if self.fn.__doc__ else ""
+
+
+_REGISTRY: dict[str, Method] = {}
+
+
+def method(name: str, *, kinds: tuple[str, ...] = ("vit",), class_specific: bool = False,
+           from_pass: FromPass | None = None) -> Callable:
+    """Register a map method under ``name`` (decorator); registration order is the listing order."""
+
+    def register(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        if name in _REGISTRY:
+            raise ValueError(f"a map method named {name!r} is already registered")
+        _REGISTRY[name] = Method(name, fn, tuple(kinds), class_specific, from_pass)
+        return fn
+
+    return register
+
+
+def registered(name: str) -> Method:
+    """The registered method ``name``; an unknown name is refused with the known ones."""
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise ValueError(f"unknown map method {name!r}; choose from {list(_REGISTRY)} (vn.methods())")
+    return _REGISTRY[name]
+
+
+def methods(kind: str | None = None) -> list[str]:
+    """Names of the registered map methods (for models of ``kind`` ``"vit"`` or ``"cnn"``, or all),
+    in registration order. Introduced in notebook 03."""
+    return [n for n, m in _REGISTRY.items() if kind is None or kind in m.kinds]
+
+
+def explain(model: Any, pixel_values: torch.Tensor | None, method: str, target: Any = None,
+            **options: Any) -> torch.Tensor:
+    """The map of ``method`` (a name from ``vn.methods()``) for every image, ``[batch, rows, cols]``.
+
+    ``model`` is a ``vn.Model``, a transformers model, or (for attention-only methods) a
+    ``vn.capture`` result with ``pixel_values=None``. ``target``: the class to explain (an int, one
+    per image, or None = the predicted class); methods that never look at the class ignore it.
+    ``options`` go to the method. Introduced in notebook 03.
+    """
+    m = registered(method)
+    if not isinstance(model, Attention):
+        _, geom = unwrap(model)
+        if geom.kind not in m.kinds:
+            raise TypeError(f"map method {method!r} explains {'/'.join(m.kinds).upper()} models, not a "
+                            f"{geom.kind.upper()}; choose from {methods(geom.kind)}")
+    return m.fn(model, pixel_values, target, **options)

@@ -1,0 +1,67 @@
+"""Gradient-weighted rollout for one class (Chefer, Gur & Wolf 2021, "Generic attention-model
+explainability"). Introduced in notebook 03 (CNN vs ViT); used by 04 and 06.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..core import arch
+from ..core.capture import patch_grid
+from ..core.model import check_pixel_values, forward, resolve_targets, unwrap
+from .base import method
+
+__all__ = ["attention_with_grads", "gradient_rollout"]
+
+
+def _from_pass(maps: list[torch.Tensor], grads: list[torch.Tensor], prefix: int, grid: tuple[int, int]) -> torch.Tensor:
+    return _gradient_rollout_from(maps, grads, 0, prefix, grid)
+
+
+@method("gradient rollout", class_specific=True, from_pass=_from_pass)
+def gradient_rollout(
+    model: Any,
+    pixel_values: torch.Tensor,
+    target: int | list[int] | None = None,
+    *,
+    start_layer: int = 0,
+) -> torch.Tensor:
+    """Class-specific relevance ``[batch, rows, cols]`` by gradient-weighted rollout.
+
+    For each layer, ``Abar = mean_h( relu(dy_c/dA * A) )`` and ``R <- R + Abar R`` starting from
+    ``R = I`` (Chefer et al. 2021); the CLS row over the patches is returned, renormalised.
+    ``target`` is a class index (or one per image); None explains the predicted class.
+    """
+    net, geom = unwrap(model)
+    geom.require_vit("gradient rollout")
+    pixel_values = check_pixel_values(pixel_values, geom)
+    grid = geom.grid_for(*pixel_values.shape[-2:])
+    start = geom.layer(start_layer)
+    _, maps, grads = attention_with_grads(net, pixel_values, target)
+    return _gradient_rollout_from(maps, grads, start, geom.prefix, grid)
+
+
+def attention_with_grads(
+    net: torch.nn.Module, pixel_values: torch.Tensor, target: int | list[int] | None
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """One eager forward and backward pass: the logits ``[batch, classes]``, every layer's
+    attention ``[batch, head, T, T]`` and the gradient of the target class score with respect to
+    it (same shape). Parameters' ``.grad`` stay untouched."""
+    with arch.eager_attention(net), torch.enable_grad():
+        out = forward(net, pixel_values, output_attentions=True)
+        maps = out.attentions
+        t = resolve_targets(target, out.logits)
+        score = out.logits.gather(1, t[:, None]).sum()
+        grads = torch.autograd.grad(score, maps)
+    return out.logits.detach(), [m.detach() for m in maps], list(grads)
+
+
+def _gradient_rollout_from(maps: list[torch.Tensor], grads: list[torch.Tensor], start: int, prefix: int,
+                           grid: tuple[int, int]) -> torch.Tensor:
+    b, _, n, _ = maps[0].shape
+    r = torch.eye(n, dtype=torch.float64).expand(b, n, n).clone()
+    for layer in range(start, len(maps)):
+        cam = (grads[layer].double().cpu() * maps[layer].double().cpu()).clamp_min(0).mean(1)  # [batch, T, T]
+        r = r + cam @ r
+    return patch_grid(r[:, 0].float(), prefix, grid)

@@ -1,0 +1,161 @@
+"""Attention rollout (Abnar & Zuidema 2020): the product of the layers' head-fused attention
+with the residual added, and its CLS row on the patch grid. Introduced in notebook 06 (rollout).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..core.capture import Attention, layer_indices, patch_grid, stream
+from ..core.model import vit_input
+from .base import method
+
+__all__ = ["capture_rollout", "fuse_heads", "rollout", "rollout_grid", "rollout_map"]
+
+_FUSIONS = ("mean", "max", "min")
+
+
+def _full(attn: Attention | torch.Tensor) -> torch.Tensor:
+    """Full attention ``[layer, batch, head, T, T]`` from an Attention or a tensor."""
+    if isinstance(attn, Attention):
+        if attn.cls_only:
+            raise ValueError("rollout needs full attention matrices; capture with cls_only=False")
+        if attn.layers != list(range(attn.layers[0], attn.layers[-1] + 1)):
+            raise ValueError(f"rollout needs consecutive layers, captured {attn.layers}; capture with layers=None")
+        a = attn.probs
+    else:
+        a = attn
+    if not isinstance(a, torch.Tensor) or a.ndim != 5 or a.shape[-1] != a.shape[-2]:
+        shape = tuple(a.shape) if isinstance(a, torch.Tensor) else type(a).__name__
+        raise ValueError(f"expected attention of shape [layer, batch, head, T, T], got {shape}")
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise ValueError(f"attention of shape {tuple(a.shape)} is empty (no layers or no images)")
+    return a
+
+
+def fuse_heads(a: torch.Tensor, head_fusion: str = "mean") -> torch.Tensor:
+    """``[..., head, T, T]`` -> ``[..., T, T]`` by mean, max or min over heads."""
+    if head_fusion == "mean":
+        return a.mean(-3)
+    if head_fusion == "max":
+        return a.amax(-3)
+    if head_fusion == "min":
+        return a.amin(-3)
+    raise ValueError(f"head_fusion must be one of {_FUSIONS}, got {head_fusion!r}")
+
+
+def _discard(w: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Zero the ``ratio`` fraction of smallest entries of each ``[T, T]`` matrix."""
+    if not 0.0 <= ratio < 1.0:
+        raise ValueError(f"discard_ratio must lie in [0, 1), got {ratio}")
+    n = int(w.shape[-1] * w.shape[-2] * ratio)
+    if n == 0:
+        return w
+    flat = w.flatten(-2)
+    keep = flat.shape[-1] - n
+    if keep < n:  # cheaper to find the few entries that stay
+        idx = flat.topk(keep, dim=-1).indices
+        return torch.zeros_like(flat).scatter_(-1, idx, flat.gather(-1, idx)).view_as(w)
+    idx = flat.topk(n, dim=-1, largest=False).indices
+    return flat.clone().scatter_(-1, idx, 0.0).view_as(w)
+
+
+def _augmented(w: torch.Tensor, residual: float) -> torch.Tensor:
+    """A = (1 - residual) W + residual I with rows renormalised: the residual stream's share."""
+    eye = torch.eye(w.shape[-1], dtype=w.dtype, device=w.device)
+    a = (1.0 - residual) * w + residual * eye
+    return a / a.sum(-1, keepdim=True).clamp_min(torch.finfo(a.dtype).tiny)  # a row discarded whole stays 0
+
+
+def rollout(
+    attn: Attention | torch.Tensor,
+    *,
+    head_fusion: str = "mean",
+    discard_ratio: float = 0.0,
+    start_layer: int = 0,
+    end_layer: int = -1,
+    residual: float = 0.5,
+) -> torch.Tensor:
+    """Attention rollout ``R = A_end ... A_start`` per image, ``[batch, T, T]``.
+
+    Each layer's heads are fused (mean / max / min), optionally the smallest ``discard_ratio``
+    of the fused weights are zeroed, then ``A_l = 0.5 W_l + 0.5 I`` with rows renormalised
+    (the residual connection), and the matrices are multiplied from the left.
+    ``start_layer`` and ``end_layer`` (inclusive, default the last) index the captured layers;
+    ``residual`` is the identity's weight (0 = the bare attention product). Row ``R[b, 0]`` says
+    how much each input token contributes to the CLS token after ``end_layer``.
+    """
+    a = _full(attn)
+    if not 0.0 <= residual <= 1.0:
+        raise ValueError(f"residual must lie in [0, 1], got {residual}")
+    n_layers = a.shape[0]
+    for name, value in (("start_layer", start_layer), ("end_layer", end_layer)):
+        if not -n_layers <= value < n_layers:
+            raise IndexError(f"{name} {value} out of range for {n_layers} captured layers")
+    start_layer %= n_layers
+    end_layer %= n_layers
+    if end_layer < start_layer:
+        raise ValueError(f"end_layer {end_layer} comes before start_layer {start_layer}; rollout needs start <= end")
+    r = None
+    for layer in range(start_layer, end_layer + 1):
+        w = _discard(fuse_heads(a[layer], head_fusion).double(), discard_ratio)  # [batch, T, T]; products in float64
+        step = _augmented(w, residual)
+        r = step if r is None else step @ r
+    return r.float()
+
+
+def rollout_grid(attn: Attention, **kwargs: Any) -> torch.Tensor:
+    """Rollout's CLS row over patches on the grid, ``[batch, rows, cols]`` (sums to 1)."""
+    r = rollout(attn, **kwargs)
+    return patch_grid(r[:, 0], attn.geometry.prefix, attn.grid)
+
+
+def capture_rollout(
+    model: Any,
+    pixel_values: torch.Tensor,
+    *,
+    head_fusion: str = "mean",
+    discard_ratio: float = 0.0,
+    start_layer: int = 0,
+    residual: float = 0.5,
+    batch_size: int = 64,
+) -> torch.Tensor:
+    """Rollout straight from the model, ``[batch, T, T]``: equal to ``rollout(capture(model, x), ...)``
+    but each layer's head-fused matrix is folded into the running product as soon as it is
+    computed, so only one layer's attention (one chunk of ``batch_size`` images) exists at a
+    time instead of every layer's ``[batch, head, T, T]``. ``start_layer`` indexes model layers.
+    Introduced in notebook 06.
+    """
+    net, geom, pixel_values = vit_input(model, pixel_values, batch_size, "attention rollout")
+    if not 0.0 <= residual <= 1.0:
+        raise ValueError(f"residual must lie in [0, 1], got {residual}")
+    fuse_heads(torch.zeros(1, 1, 1), head_fusion)  # validate the arguments before any work
+    _discard(torch.zeros(1, 1), discard_ratio)
+    layers = layer_indices(geom, None)[geom.layer(start_layer) :]
+    done: list[torch.Tensor] = []
+    running: list[torch.Tensor] = []
+
+    def fold(layer: int, probs: torch.Tensor) -> None:
+        step = _augmented(_discard(fuse_heads(probs, head_fusion), discard_ratio), residual)
+        r = step if layer == layers[0] else step @ running.pop()
+        (done if layer == layers[-1] else running).append(r)
+
+    stream(model, pixel_values, layers, fold, batch_size=batch_size)
+    return torch.cat(done)
+
+
+def _from_pass(maps: list[torch.Tensor], grads: list[torch.Tensor], prefix: int, grid: tuple[int, int]) -> torch.Tensor:
+    return patch_grid(rollout(torch.stack(maps).float())[:, 0], prefix, grid)
+
+
+@method("rollout", from_pass=_from_pass)
+def rollout_map(model: Any, pixel_values: torch.Tensor | None = None, target: Any = None, **options: Any) -> torch.Tensor:
+    """Rollout's CLS row over the patches on the grid, ``[batch, rows, cols]``: every prefix token
+    dropped, renormalised to sum to 1. ``model`` may be a ``vn.capture`` result (then ``options`` go
+    to ``rollout``) or a model (``capture_rollout``); ``target`` is ignored. Introduced in notebook 06."""
+    if isinstance(model, Attention):
+        return rollout_grid(model, **options)
+    _, geom, pixel_values = vit_input(model, pixel_values, options.get("batch_size", 64), "attention rollout")
+    r = capture_rollout(model, pixel_values, **options)
+    return patch_grid(r[:, 0], geom.prefix, geom.grid_for(*pixel_values.shape[-2:]))

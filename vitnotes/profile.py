@@ -1,0 +1,187 @@
+"""Per-(layer, head) tables of CLS attention: statistics, region masses, head types.
+
+Introduced in notebook 01 (layers: ``cls_summary``); notebook 07 (fine-tuning:
+``attention_profile``, ``head_types``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .core.capture import Attention, patch_grid, stream
+from .core.geometry import Geometry, layer_indices
+from .core.model import check_pixel_values, unwrap
+from .data.chirps import REGIONS
+from .stats import attention_distance, entropy, mask_coverage, normalized_entropy, patch_distances, topk_share
+
+__all__ = ["attention_profile", "by_layer", "cls_summary", "head_types", "mean_attention_distance"]
+
+
+def mean_attention_distance(
+    full: torch.Tensor | Attention, geometry: Geometry | None = None, grid: tuple[int, int] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean attention distance in pixels and the prefix (CLS) share, from full attention
+    ``[..., T, T]`` (an ``Attention``, or a tensor with the model's ``geometry``). Returns two
+    tensors of shape ``[...]`` (e.g. ``[layer, batch, head]``).
+
+    Distance: for each query patch, the prefix columns are dropped and the row renormalised;
+    ``sum_j a_ij d_ij`` is averaged over query patches. CLS share: the weight each query patch
+    gives to the prefix tokens, averaged over query patches. Introduced in notebook 01.
+    """
+    if isinstance(full, Attention):
+        if full.cls_only:
+            raise ValueError("mean attention distance needs full attention; capture with cls_only=False")
+        geometry, grid, full = full.geometry, full.grid, full.probs
+    if geometry is None:
+        raise ValueError("pass the model's geometry (model.geometry) with a bare attention tensor")
+    return attention_distance(full, geometry.prefix, grid or geometry.grid, geometry.patch_size)
+
+
+def cls_summary(attn: Attention, k: int = 10) -> pd.DataFrame:
+    """Per (layer, head) CLS-attention statistics averaged over the batch, one row each.
+
+    Columns: ``entropy`` (nats), ``entropy_norm`` (/ log N), ``top{k}`` share, ``top5pct``
+    (share of the top 5 % of patches, at least one), and, for full captures,
+    ``distance_px`` (mean attention distance) and ``cls_share``.
+    """
+    grids = attn.cls_grids()  # [layer, batch, head, rows, cols]
+    p = grids.flatten(-2)
+    n = p.shape[-1]
+    k5 = max(1, round(0.05 * n))
+    cols = {
+        "entropy": entropy(p),
+        "entropy_norm": normalized_entropy(p),
+        f"top{k}": topk_share(p, min(k, n)),
+        "top5pct": topk_share(p, k5),
+    }
+    if not attn.cls_only:
+        cols["distance_px"], cols["cls_share"] = mean_attention_distance(attn)
+    rows = []
+    for i, layer in enumerate(attn.layers):
+        for head in range(grids.shape[2]):
+            rows.append({"layer": layer, "head": head, **{c: float(v[i, :, head].mean()) for c, v in cols.items()}})
+    df = pd.DataFrame(rows)
+    df.attrs.update(images=int(grids.shape[1]), patches=n, k=k, k5=k5)
+    return df
+
+
+def by_layer(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean over heads of a per-(layer, head) table: one row per layer."""
+    if "layer" not in df.columns:
+        raise ValueError("by_layer expects a table with a 'layer' column (from vn.cls_summary or vn.sweep)")
+    out = df.drop(columns=[c for c in ("head",) if c in df.columns]).groupby("layer").mean()
+    out.attrs.update(df.attrs)
+    return out
+
+
+def attention_profile(model: Any, pixel_values: Any, masks: Any = None, *, full: bool = True, k: int = 10,
+                      batch_size: int = 16) -> pd.DataFrame:
+    """Per (layer, head) CLS-attention statistics, averaged over images, and the CLS attention mass in
+    each ground-truth region: one row per (layer, head).
+
+    Columns: ``entropy`` (nats), ``entropy_norm``, ``top{k}``, ``top5pct`` and, with ``full=True``,
+    ``distance_px`` and ``cls_share`` (the definitions of ``vn.cls_summary``), then ``mass_<region>``
+    for every region in ``REGIONS`` when ``masks`` (``[batch, H, W]`` region codes, a dataset's
+    ``mask`` column stacked) is given: the share of the CLS -> patch attention that falls inside the
+    region, a patch counting by the fraction of its pixels inside. ``df.attrs["area"]`` holds each
+    region's mean pixel share: the mass a uniform map would put there.
+
+    Streams the attention chunk by chunk (``batch_size`` images), so memory holds one layer's
+    matrices for one chunk, not ``[layer, batch, head, T, T]``; ``full=False`` computes only the CLS
+    rows (faster, no distance). Introduced in notebook 07.
+    """
+    _, geom = unwrap(model)
+    geom.require_vit("an attention profile")
+    x = check_pixel_values(pixel_values, geom)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    grid = geom.grid_for(*x.shape[-2:])
+    n, npatch = x.shape[0], grid[0] * grid[1]
+    if not 1 <= k <= npatch:
+        raise ValueError(f"k must lie in 1..{npatch} (the number of patches), got {k}")
+    cover = {}
+    if masks is not None:
+        m = np.asarray(masks)
+        if m.ndim != 3 or m.shape[0] != n or not np.issubdtype(m.dtype, np.integer):
+            raise ValueError(f"masks must be integer region codes [batch={n}, H, W] (np.stack(ds['mask'])), "
+                             f"got shape {m.shape} dtype {m.dtype}")
+        if m.size and (m.min() < 0 or m.max() >= len(REGIONS)):
+            raise ValueError(f"mask codes must lie in 0..{len(REGIONS) - 1} (REGIONS), got {m.min()}..{m.max()}")
+        cover = {name: mask_coverage(torch.from_numpy(m == code), grid) for code, name in enumerate(REGIONS)}
+    k5 = max(1, round(0.05 * npatch))
+    dist = patch_distances(grid, geom.patch_size).float()  # [patches, patches] in pixels
+    layers = layer_indices(geom, None)
+    sums: dict[int, dict[str, torch.Tensor]] = {layer: {} for layer in layers}
+    seen = dict.fromkeys(layers, 0)
+
+    def add(layer: int, name: str, value: torch.Tensor) -> None:  # value [chunk, head] -> summed over images
+        acc = sums[layer]
+        acc[name] = acc.get(name, 0) + value.double().sum(0)
+
+    def on_layer(layer: int, probs: torch.Tensor) -> None:
+        lo = seen[layer]
+        seen[layer] += probs.shape[0]
+        rows = probs[:, :, 0] if full else probs  # [chunk, head, tokens]
+        maps = patch_grid(rows, geom.prefix, grid)  # [chunk, head, rows, cols]
+        p = maps.flatten(-2)
+        add(layer, "entropy", entropy(p))
+        add(layer, "entropy_norm", normalized_entropy(p))
+        add(layer, f"top{k}", topk_share(p, k))
+        add(layer, "top5pct", topk_share(p, k5))
+        if full:  # mean_attention_distance's definition, in float32 to halve the cost
+            q = probs[:, :, geom.prefix :]  # query patches: [chunk, head, patches, tokens]
+            add(layer, "cls_share", q[..., : geom.prefix].sum(-1).mean(-1))
+            keys = q[..., geom.prefix :]
+            keys = keys / keys.sum(-1, keepdim=True).clamp_min(torch.finfo(keys.dtype).tiny)
+            add(layer, "distance_px", (keys * dist).sum(-1).mean(-1))
+        for name, cov in cover.items():
+            add(layer, f"mass_{name}", (maps.double() * cov[lo : lo + probs.shape[0], None]).sum((-2, -1)))
+
+    stream(model, x, layers, on_layer, cls_only=not full, batch_size=batch_size)
+    rows = [{"layer": layer, "head": h, **{c: float(v[h]) / n for c, v in sums[layer].items()}}
+            for layer in layers for h in range(geom.heads)]
+    df = pd.DataFrame(rows)
+    df.attrs.update(images=n, patches=npatch, k=k, k5=k5,
+                    area={name: float(cov.mean()) for name, cov in cover.items()})
+    return df
+
+HEAD_REGIONS = ("chirp", "plot", "text", "colorbar", "axes")
+
+
+def head_types(profile: pd.DataFrame, *, threshold: float = 2.0, regions: tuple[str, ...] = HEAD_REGIONS) -> pd.DataFrame:
+    """Sort heads by where their CLS attention lands, relative to each region's area.
+
+    ``profile`` is a per-(layer, head) table with ``mass_<region>`` columns and ``attrs["area"]``
+    (from ``vn.attention_profile`` with masks). For each region, the enrichment is
+    ``mass / area share``: 1 for a head that spreads its attention uniformly, whatever the region's
+    size. A region is *enriched* for a head when its enrichment is at least ``threshold``. The type
+    is the single enriched region (``"chirp"``, ``"text"``, ...), ``"polysemantic"`` when two or more
+    regions are enriched, and ``"diffuse"`` when none is. Returns ``layer``, ``head``, one
+    ``enrich_<region>`` column per region, ``top_region`` (highest enrichment) and ``type``.
+    Introduced in notebook 08.
+    """
+    if not isinstance(profile, pd.DataFrame) or not {"layer", "head"} <= set(profile.columns):
+        raise TypeError("profile must be a per-(layer, head) DataFrame from vn.attention_profile(model, x, masks)")
+    area = profile.attrs.get("area") or {}
+    missing = [r for r in regions if f"mass_{r}" not in profile.columns or r not in area]
+    if missing:
+        raise ValueError(f"profile has no mass or area for region(s) {missing}; "
+                         "compute it with vn.attention_profile(model, x, masks) and pass masks")
+    if not threshold > 1.0:
+        raise ValueError(f"threshold must exceed 1 (1 = a uniform head), got {threshold}")
+    out = profile[["layer", "head"]].copy()
+    for r in regions:
+        if area[r] <= 0:
+            raise ValueError(f"region {r!r} covers no pixel of these images; drop it from regions")
+        out[f"enrich_{r}"] = profile[f"mass_{r}"] / area[r]
+    enrich = out[[f"enrich_{r}" for r in regions]].to_numpy()
+    hits = enrich >= threshold
+    names = np.asarray(regions, dtype=object)
+    out["top_region"] = names[enrich.argmax(1)]
+    out["type"] = np.where(hits.sum(1) == 0, "diffuse",
+                           np.where(hits.sum(1) == 1, names[hits.argmax(1)], "polysemantic"))
+    out.attrs.update(profile.attrs, threshold=threshold, regions=tuple(regions))
+    return out

@@ -1,0 +1,1 @@
+"""Every figure and widget vitnotes draws; nothing below this package draws."""

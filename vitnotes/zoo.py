@@ -1,0 +1,196 @@
+"""The offline zoo and any hub model: load by zoo name, hub id or local folder; save; cards.
+
+Introduced in notebook 00 (attention math); every later notebook starts with ``vn.load``.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .core.images import Preprocessing
+from .core.model import Model, geometry, unwrap
+
+__all__ = ["ZOO_DIR", "card", "load", "save", "zoo_names"]
+
+# the offline zoo; VITNOTES_ZOO points elsewhere (e.g. a zoo being retrained, before it replaces this one)
+ZOO_DIR = Path(os.environ.get("VITNOTES_ZOO") or Path(__file__).parent / "zoo").expanduser()
+
+_PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "model.pth", "model.ckpt")
+
+_SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+
+
+def zoo_names() -> list[str]:
+    """Names of the models in the offline zoo (folders under ``vitnotes/zoo``)."""
+    if not ZOO_DIR.is_dir():
+        return []
+    return sorted(p.name for p in ZOO_DIR.iterdir() if (p / "config.json").is_file())
+
+
+def _resolve(name: str | Path) -> tuple[str, str]:
+    """-> (kind, where): kind is 'zoo', 'folder' or 'hub'."""
+    name = str(name)
+    if "/" not in name and "\\" not in name and name not in (".", "..") and (ZOO_DIR / name / "config.json").is_file():
+        return "zoo", str(ZOO_DIR / name)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return "folder", str(path)
+    if path.exists():
+        raise ValueError(f"{name!r} is a file; vn.load wants a folder with config.json and model.safetensors")
+    parts = name.split("/")
+    if len(parts) == 2 and all(parts) and not name.startswith((".", "~")):
+        return "hub", name
+    zoo = ", ".join(zoo_names()) or "none installed yet"
+    raise ValueError(
+        f"unknown model {name!r}: not a zoo model (available: {zoo}), not an existing folder, "
+        "and not a hub id of the form 'owner/name' (e.g. 'google/vit-base-patch16-224')"
+    )
+
+
+def _check_folder(folder: Path) -> None:
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} has no config.json; save models with model.save_pretrained(folder)")
+    if any((folder / f).is_file() for f in _SAFE_WEIGHTS):
+        return
+    pickles = [f for f in _PICKLE_WEIGHTS if (folder / f).is_file()]
+    if pickles:
+        raise ValueError(
+            f"{folder} holds only pickle weights ({', '.join(pickles)}); vitnotes loads safetensors only, "
+            "because unpickling can run arbitrary code. Convert once, in a process you trust: "
+            "AutoModelForImageClassification.from_pretrained(folder).save_pretrained(folder, safe_serialization=True)"
+        )
+    raise FileNotFoundError(f"{folder} has no model.safetensors; save the model with model.save_pretrained(folder)")
+
+
+def _preprocessor_dict(kind: str, where: str) -> dict:
+    if kind in ("zoo", "folder"):
+        f = Path(where) / "preprocessor_config.json"
+        return json.loads(f.read_text()) if f.is_file() else {}
+    from transformers.image_processing_utils import ImageProcessingMixin
+
+    try:
+        d, _ = ImageProcessingMixin.get_image_processor_dict(where)
+        return d
+    except OSError:
+        return {}
+
+
+def load(
+    name: str | Path,
+    *,
+    attn_implementation: str | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+) -> Model:
+    """Load a model by zoo name (``"fmnist-vit-p4"``), hub id (``"google/vit-base-patch16-224"``)
+    or local folder, in evaluation mode. Weights load from safetensors only.
+
+    ``attn_implementation`` (``"sdpa"``, ``"eager"``) is passed to transformers; vitnotes' attention
+    capture works under either. ``dtype`` defaults to float32 (the zoo stores float16 weights; the
+    analyses want float32). Introduced in notebook 00.
+    """
+    from transformers import AutoConfig, AutoModelForImageClassification
+
+    kind, where = _resolve(name)
+    if kind != "hub":
+        _check_folder(Path(where))
+    kwargs: dict[str, Any] = {"use_safetensors": True, "trust_remote_code": False}
+    if attn_implementation is not None:
+        kwargs["attn_implementation"] = attn_implementation
+    kwargs["dtype"] = dtype or torch.float32  # zoo weights are stored in float16; analysis runs in float32
+    try:
+        config = AutoConfig.from_pretrained(where, trust_remote_code=False)
+    except (OSError, ValueError) as err:
+        raise _load_error(name, kind, err) from None
+    try:
+        net = AutoModelForImageClassification.from_pretrained(where, **kwargs)
+    except (OSError, ValueError, RuntimeError) as err:
+        raise _load_error(name, kind, err) from None
+    except Exception as err:  # safetensors' own errors (corrupt header, truncated file)
+        if "safetensor" in type(err).__module__ + type(err).__name__ + str(err).lower():
+            raise _load_error(name, kind, err) from None
+        raise
+    net.eval().to(device)
+    geom = geometry(net)
+    n = int(getattr(config, "num_labels", 0) or 0)
+    id2label = getattr(config, "id2label", None) or {}
+    labels = [str(id2label.get(i, id2label.get(str(i), f"class {i}"))) for i in range(n)]
+    pre = Preprocessing.from_dict(_preprocessor_dict(kind, where), geom)
+    return Model(net=net, geometry=geom, labels=labels, preprocessing=pre, name=str(name), source=kind)
+
+
+def _load_error(name: str | Path, kind: str, err: Exception) -> Exception:
+    msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if "loaded with `safetensors`" in msg or "does not appear to have a file named model.safetensors" in msg:
+        return ValueError(
+            f"{name!r} ships no model.safetensors, only pickle weights; vitnotes loads safetensors only, because "
+            "unpickling can run arbitrary code. Pick a repository or folder with safetensors weights, or convert "
+            "once, in a process you trust: AutoModelForImageClassification.from_pretrained(...).save_pretrained(folder)"
+        )
+    if kind == "hub":
+        return OSError(
+            f"could not load hub model {name!r} ({msg}). Offline (HF_HUB_OFFLINE=1 or no network) only models "
+            "already in the Hugging Face cache load: go online once, or pass a local folder or a zoo name "
+            f"({', '.join(zoo_names()) or 'none installed yet'}); online, check the id on huggingface.co"
+        )
+    return ValueError(
+        f"could not load the weights in {name!r} ({msg}); the checkpoint is missing or corrupt: "
+        "re-save it with model.save_pretrained(folder), or re-create a zoo model with "
+        "python -m vitnotes.train <name>"
+    )
+
+
+def save(model: Model | torch.nn.Module, folder: str | Path, preprocessing: Preprocessing | None = None) -> Path:
+    """Save a model as safetensors (+ config + preprocessing) atomically: a crash leaves the old folder intact."""
+    import shutil
+    import tempfile
+
+    net, geom = unwrap(model)
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    pre = preprocessing or (model.preprocessing if isinstance(model, Model) else None)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a saved model is an ordinary folder
+    try:
+        net.save_pretrained(tmp, safe_serialization=True)
+        if pre is not None:
+            (tmp / "preprocessor_config.json").write_text(json.dumps(pre.to_dict(), indent=2))
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            folder.rename(old)
+            tmp.rename(folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def card(name: str | Path) -> dict:
+    """The card of a zoo model (its ``card.json``): recipe, test metrics, training time, machine.
+
+    ``card("fmnist-vit-p2")["metrics"]["test_accuracy"]`` is the accuracy on all 10,000 test
+    images. A folder written by ``python -m vitnotes.train`` (e.g. a hub recipe's) has a card too:
+    pass its path. Introduced in notebook 05 (patch size).
+    """
+    if isinstance(name, (str, Path)) and Path(name).expanduser().is_dir() and str(name) not in zoo_names():
+        f = Path(name).expanduser() / "card.json"
+        if not f.is_file():
+            raise FileNotFoundError(f"{f} is missing: only folders written by python -m vitnotes.train have a card")
+        return json.loads(f.read_text())
+    if not isinstance(name, str) or name not in zoo_names():
+        raise ValueError(
+            f"{name!r} is not a zoo model (available: {', '.join(zoo_names()) or 'none installed yet'}) nor a "
+            "folder written by python -m vitnotes.train; hub models have no vitnotes card"
+        )
+    f = ZOO_DIR / name / "card.json"
+    if not f.is_file():
+        raise FileNotFoundError(f"{f} is missing; re-create the card with python -m vitnotes.train {name}")
+    return json.loads(f.read_text())

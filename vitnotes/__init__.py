@@ -14,7 +14,7 @@ from .core.capture import Attention, attention_io, capture
 from .core.geometry import Geometry
 from .core.images import Preprocessing, open_image
 from .core.model import Model, geometry
-from .family import check, claim, family, pick
+from .family import check, claim, claims, family, pick
 from .zoo import ZOO_DIR, card, load, save, zoo_names
 # statistics on plain tensors and per-(layer, head) tables (notebooks 01, 02, 05, 07)
 from .stats import (
@@ -119,7 +119,7 @@ def _quiet_libraries() -> None:
 
 __all__ = [
     # setup and models
-    "setup", "show_progress", "family", "pick", "check", "claim", "data",
+    "setup", "show_progress", "family", "pick", "check", "claim", "claims", "data",
     "Attention", "Geometry", "Model", "Preprocessing", "ZOO_DIR", "attention_io", "capture", "card", "geometry",
     "load", "open_image", "save", "zoo_names",
     # statistics and tables

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "vit_layers", "cnn_stages", "prefix_tokens", "readout_tokens", "queries_keys", "attention_output",
-    "attention_input", "attention_scale", "embeddings", "eager_attention", "cls_head", "context", "finish_block", "cls_block",
+    "attention_input", "attention_scale", "embeddings", "family_of", "eager_attention", "cls_head", "context", "finish_block", "cls_block",
 ]  # fmt: skip
 
 _QKO = ("q_proj", "k_proj", "o_proj")
@@ -70,6 +70,11 @@ def attention_input(block: torch.nn.Module) -> torch.nn.Module:
     return block.layernorm_before
 
 
+def family_of(net: torch.nn.Module) -> str:
+    """The family name transformers gives the model (``"vit"``, ``"deit"``, ``"resnet"``, ...)."""
+    return str(getattr(getattr(net, "config", None), "model_type", "?"))
+
+
 def embeddings(net: torch.nn.Module) -> torch.nn.Module | None:
     """The patch and position embeddings (with the prefix tokens), or None."""
     return getattr(getattr(net, "base_model", net), "embeddings", None)
@@ -107,9 +112,10 @@ def cls_head(net: torch.nn.Module):
     return base.embeddings, blocks, base.layernorm, net.classifier
 
 
-def context(attn: torch.nn.Module, x: torch.Tensor, queries: int | None = None) -> torch.Tensor:
+def context(block: torch.nn.Module, x: torch.Tensor, queries: int | None = None) -> torch.Tensor:
     """Attention context ``(B, Q, H*d)`` before the output projection; ``queries=1``: CLS row only."""
     b, n, _ = x.shape
+    attn = block.attention
     q = attn.q_proj(x if queries is None else x[:, :queries])
     k, v = attn.k_proj(x), attn.v_proj(x)
     d = attn.head_dim
@@ -129,4 +135,4 @@ def finish_block(block: torch.nn.Module, residual: torch.Tensor, ctx: torch.Tens
 
 def cls_block(block: torch.nn.Module, h: torch.Tensor) -> torch.Tensor:
     """A whole block computed for the CLS token only: ``(B, T, D) -> (B, 1, D)``."""
-    return finish_block(block, h[:, :1], context(block.attention, block.layernorm_before(h), queries=1))
+    return finish_block(block, h[:, :1], context(block, block.layernorm_before(h), queries=1))

@@ -62,7 +62,7 @@ def geometry(net: torch.nn.Module) -> Geometry:
             channels=int(cfg.num_channels),
         )
     raise TypeError(
-        f"{type(net).__name__} (model_type={cfg.model_type!r}) is neither a ViT-family model with "
+        f"{type(net).__name__} (model_type={arch.family_of(net)!r}) is neither a ViT-family model with "
         "q/k/o projections (ViT, DeiT) nor a CNN with encoder stages (ResNet); vitnotes supports those"
     )
 

@@ -183,7 +183,7 @@ def _fast_sweep(net, geom: Geometry, pixel_values: torch.Tensor, t: torch.Tensor
                 k = len(hs)
                 # the layer's context once, then one copy per ablated head: (k*B, Q, H*d)
                 queries = 1 if layer == last else None
-                ctx = arch.context(block.attention, arch.attention_input(block)(h), queries).repeat(k, 1, 1)
+                ctx = arch.context(block, arch.attention_input(block)(h), queries).repeat(k, 1, 1)
                 for i, head in enumerate(hs):
                     ctx[i * b : (i + 1) * b, :, head * d : (head + 1) * d] = 0
                 resid = h[:, : ctx.shape[1]].repeat(k, 1, 1)

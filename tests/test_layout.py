@@ -1,0 +1,95 @@
+"""The layout's rules that import-linter cannot state, and the method registry.
+
+- only ``core/arch.py`` names transformers' internal modules (q/k/v/o projections, norms, the
+  base model's parts, the eager switch): a new model family is one entry there;
+- nothing imports a notebook;
+- every registered map method answers ``vn.explain`` with ``[batch, rows, cols]``, equal to
+  calling the method's own function; ``vn.claim`` returns the sentence that holds.
+"""
+import ast
+from pathlib import Path
+
+import pytest
+import torch
+
+import vitnotes as vn
+
+LIB = Path(vn.__file__).parent
+ADAPTER = LIB / "core" / "arch.py"
+# attribute names of transformers' model classes (ViT, DeiT, DINOv2, ResNet, ConvNeXt) and their configs
+INTERNALS = {
+    "q_proj", "k_proj", "v_proj", "o_proj", "query", "key", "value", "layernorm_before", "layernorm_after",
+    "layernorm", "norm1", "norm2", "vit", "deit", "dinov2", "resnet", "convnext", "encoder", "attention", "classifier",
+    "base_model", "stages", "pooler", "mlp", "scaling", "set_attn_implementation", "_attn_implementation",
+    "model_type", "cls_token", "distillation_token", "register_tokens", "num_register_tokens",
+}  # fmt: skip
+
+
+def _library_files():
+    return sorted(p for p in LIB.rglob("*.py") if "train" not in p.relative_to(LIB).parts)
+
+
+def _internals_named(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in INTERNALS:
+            yield node.lineno, node.attr
+        if (isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("getattr", "hasattr", "setattr")
+                and len(node.args) > 1 and isinstance(node.args[1], ast.Constant) and node.args[1].value in INTERNALS):
+            yield node.lineno, node.args[1].value
+
+
+def test_only_the_adapter_names_transformers_internals():
+    found = [f"{p.relative_to(LIB)}:{line} .{name}" for p in _library_files() if p != ADAPTER
+             for line, name in _internals_named(ast.parse(p.read_text()))]
+    assert not found, "name these through vitnotes/core/arch.py: " + ", ".join(found)
+    assert dict(_internals_named(ast.parse(ADAPTER.read_text()))), "the adapter itself names them"
+
+
+def test_nothing_imports_a_notebook():
+    notebooks = {p.stem for p in (LIB.parent / "notebooks").glob("*.py")} | {"notebooks"}
+    for p in _library_files():
+        for node in ast.walk(ast.parse(p.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert name.split(".")[0] not in notebooks, f"{p.relative_to(LIB)} imports notebook {name}"
+
+
+def test_registry_lists_every_method_in_order():
+    assert vn.methods() == ["rollout", "last layer", "gradient rollout", "grad-cam", "attention flow"]
+    assert vn.methods("cnn") == ["grad-cam"]
+    with pytest.raises(ValueError, match="unknown map method 'saliency'.*vn.methods"):
+        vn.explain(None, None, "saliency")
+
+
+@pytest.mark.parametrize("family", ["vit", "deit"])
+def test_explain_equals_each_methods_own_function(family, request, pixels, resnet):
+    net, x = request.getfixturevalue(family), pixels
+    att = vn.capture(net, x)
+    expected = {
+        "rollout": vn.rollout_grid(att),
+        "last layer": att.cls_grid(-1).mean(1),
+        "gradient rollout": vn.gradient_rollout(net, x, target=1),
+        "grad-cam": vn.gradcam(net, x, target=1),
+    }
+    grid = vn.geometry(net).grid
+    for name, want in expected.items():
+        got = vn.explain(net, x, name, target=1)
+        assert got.shape == (3, *grid), name
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6, msg=name)
+    torch.testing.assert_close(vn.explain(att, None, "attention flow"), vn.attention_flow_grid(att))
+    prefix = vn.geometry(net).prefix  # DeiT: CLS + distillation token, both dropped from the grid
+    torch.testing.assert_close(expected["rollout"].sum((-2, -1)), torch.ones(3))
+    assert prefix == (2 if family == "deit" else 1)
+    xr = torch.randn(2, 3, 32, 32)
+    assert vn.explain(resnet, xr, "grad-cam").shape[0] == 2
+    with pytest.raises(TypeError, match="explains VIT models, not a CNN.*grad-cam"):
+        vn.explain(resnet, xr, "rollout")
+
+
+def test_claim_returns_the_sentence_that_holds():
+    assert vn.claim(2 > 1, "two is more", "two is not more") == "two is more"
+    assert vn.claim(1 > 2, "one is more", "one is not more") == "one is not more"
+    assert {"claim": "one is more", "held": False} in vn.claims()
+    with pytest.raises(AssertionError, match="one is more"):
+        vn.claim(1 > 2, "one is more", "one is not more", expected=True)

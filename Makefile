@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP      := $(VENV)/.installed
 OFFLINE    := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg
 
-.PHONY: all demo test venv browser data clean book notebooks nbval static
+.PHONY: all demo test lint venv browser data clean book notebooks nbval static
 all: book
 
 venv: $(STAMP)
@@ -79,7 +79,13 @@ NBVAL := rm -f $(NETLOG) && $(NBENV) VITNOTES_NET_LOG=$(NETLOG) PYTHONPATH=$(CUR
 nbval: $(STAMP) data
 	$(NBVAL)
 
-test: $(STAMP) browser data static
+# The layout's rules (import-linter contracts in pyproject.toml), ruff lint and format, the unit tests, nbval.
+lint: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: $(STAMP) browser data static lint
 	$(OFFLINE) $(PY) -m pytest -q
 	$(NBVAL)
 

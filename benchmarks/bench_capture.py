@@ -13,6 +13,7 @@ Each method runs in a fresh subprocess so its peak memory is its own. Peak: CUDA
 (weights, images and activations), CPU peak resident memory (sampled every millisecond). Extra:
 the peak above what was held after loading the model and images.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -110,12 +111,19 @@ def one(args) -> dict:
             del out
     peak = torch.cuda.max_memory_allocated() if cuda else watch.peak
     mib = 2**20
-    return {"method": args.method, "img_s": args.batch / min(times), "peak_mib": peak / mib, "extra_mib": (peak - held) / mib}
+    return {
+        "method": args.method,
+        "img_s": args.batch / min(times),
+        "peak_mib": peak / mib,
+        "extra_mib": (peak - held) / mib,
+    }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", nargs="+", default=["fmnist-vit-p4", "fmnist-vit-p2"], help="zoo names, folders or vit-b16")
+    p.add_argument(
+        "--model", nargs="+", default=["fmnist-vit-p4", "fmnist-vit-p2"], help="zoo names, folders or vit-b16"
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
     p.add_argument("--batch", type=int, default=128)
@@ -132,26 +140,56 @@ def main() -> None:
 
     import torch
 
-    where = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    print(f"# {time.strftime('%Y-%m-%d')} | {where} | torch {torch.__version__} | {args.dtype} | batch {args.batch}, vitnotes chunk {args.chunk}, best of {args.repeat}\n")
+    where = (
+        torch.cuda.get_device_name(0)
+        if args.device.startswith("cuda")
+        else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    )
+    print(
+        f"# {time.strftime('%Y-%m-%d')} | {where} | torch {torch.__version__} | {args.dtype} | "
+        f"batch {args.batch}, vitnotes chunk {args.chunk}, best of {args.repeat}\n"
+    )
     for model in args.model:
         rows = {}
         for m in METHODS:
-            cmd = [sys.executable, __file__, "--method", m, "--model", model, "--device", args.device, "--dtype", args.dtype,
-                   "--batch", str(args.batch), "--chunk", str(args.chunk), "--repeat", str(args.repeat), "--threads", str(args.threads)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--method",
+                m,
+                "--model",
+                model,
+                "--device",
+                args.device,
+                "--dtype",
+                args.dtype,
+                "--batch",
+                str(args.batch),
+                "--chunk",
+                str(args.chunk),
+                "--repeat",
+                str(args.repeat),
+                "--threads",
+                str(args.threads),
+            ]
             res = subprocess.run(cmd, capture_output=True, text=True)
             if res.returncode:
                 sys.exit(f"{m} on {model} failed:\n{res.stderr[-2000:]}")
             rows[m] = json.loads(res.stdout.strip().splitlines()[-1])
         ref = rows["sdpa"]
         print(f"## {model}\n")
-        print("| method | images/s | x plain SDPA | peak memory (MiB) | x plain SDPA | extra over held (MiB) | x plain SDPA |")
+        print(
+            "| method | images/s | x plain SDPA | peak memory (MiB) | x plain SDPA | extra over held (MiB) "
+            "| x plain SDPA |"
+        )
         print("|---|---|---|---|---|---|---|")
         for m in METHODS:
             r = rows[m]
             extra = r["extra_mib"] / ref["extra_mib"] if ref["extra_mib"] > 0 else float("nan")
-            print(f"| {m} | {r['img_s']:.1f} | {r['img_s'] / ref['img_s']:.2f} | {r['peak_mib']:.0f} | "
-                  f"{r['peak_mib'] / ref['peak_mib']:.2f} | {r['extra_mib']:.0f} | {extra:.2f} |")
+            print(
+                f"| {m} | {r['img_s']:.1f} | {r['img_s'] / ref['img_s']:.2f} | {r['peak_mib']:.0f} | "
+                f"{r['peak_mib'] / ref['peak_mib']:.2f} | {r['extra_mib']:.0f} | {extra:.2f} |"
+            )
         print()
 
 

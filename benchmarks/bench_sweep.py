@@ -6,6 +6,7 @@
 
 Prints both times, their ratio and the largest relative difference between the two loss tables.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,9 +14,9 @@ import platform
 import time
 
 import torch
+from bench_capture import build
 
 import vitnotes as vn
-from bench_capture import build
 
 
 def main() -> None:
@@ -37,9 +38,15 @@ def main() -> None:
         x = torch.randn(args.images, cfg.num_channels, cfg.image_size, cfg.image_size, generator=g)
         y = torch.randint(0, cfg.num_labels, (args.images,), generator=g)
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
-    where = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    print(f"# {time.strftime('%Y-%m-%d')} | {where} | torch {torch.__version__} | {args.dtype} | {args.model}, "
-          f"{cfg.num_hidden_layers * cfg.num_attention_heads} heads, {args.images} images, batch {args.batch}\n")
+    where = (
+        torch.cuda.get_device_name(0)
+        if args.device.startswith("cuda")
+        else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    )
+    print(
+        f"# {time.strftime('%Y-%m-%d')} | {where} | torch {torch.__version__} | {args.dtype} | {args.model}, "
+        f"{cfg.num_hidden_layers * cfg.num_attention_heads} heads, {args.images} images, batch {args.batch}\n"
+    )
     out = {}
     for method in ("naive", "fast"):
         sync()

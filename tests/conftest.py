@@ -1,5 +1,6 @@
 """Tiny random models (transformers 5.x) shared by the tests, and the local web server and headless
 browser the page tests use. Nothing here touches the network."""
+
 import contextlib
 import functools
 import http.server
@@ -30,9 +31,19 @@ LABELS = {i: f"c{i}" for i in range(5)}
 
 
 def vit_config(**kw):
-    base = dict(image_size=16, patch_size=4, num_channels=3, hidden_size=24, num_hidden_layers=3,
-                num_attention_heads=4, intermediate_size=48, num_labels=5, id2label=LABELS,
-                label2id={v: k for k, v in LABELS.items()}, qkv_bias=True)
+    base = dict(
+        image_size=16,
+        patch_size=4,
+        num_channels=3,
+        hidden_size=24,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=48,
+        num_labels=5,
+        id2label=LABELS,
+        label2id={v: k for k, v in LABELS.items()},
+        qkv_bias=True,
+    )
     base.update(kw)
     return ViTConfig(**base)
 
@@ -59,16 +70,32 @@ def vit_eager():
 @pytest.fixture
 def deit():
     torch.manual_seed(1)
-    cfg = DeiTConfig(image_size=16, patch_size=4, num_channels=3, hidden_size=24, num_hidden_layers=2,
-                     num_attention_heads=4, intermediate_size=48, num_labels=5)
+    cfg = DeiTConfig(
+        image_size=16,
+        patch_size=4,
+        num_channels=3,
+        hidden_size=24,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=48,
+        num_labels=5,
+    )
     return DeiTForImageClassification(cfg).eval()
 
 
 @pytest.fixture
 def resnet():
     torch.manual_seed(2)
-    cfg = ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
-                       layer_type="basic", num_labels=5, id2label=LABELS, downsample_in_first_stage=False)
+    cfg = ResNetConfig(
+        num_channels=3,
+        embedding_size=8,
+        hidden_sizes=[8, 16],
+        depths=[1, 1],
+        layer_type="basic",
+        num_labels=5,
+        id2label=LABELS,
+        downsample_in_first_stage=False,
+    )
     return ResNetForImageClassification(cfg).eval()
 
 
@@ -88,8 +115,12 @@ def vit_folder(tmp_path):
 
 def vitnotes_hooks(net):
     """Hooks vitnotes left on a model (transformers installs output-capturing hooks of its own)."""
-    return [fn for m in net.modules() for fn in (*m._forward_hooks.values(), *m._forward_pre_hooks.values())
-            if fn.__module__.startswith("vitnotes")]
+    return [
+        fn
+        for m in net.modules()
+        for fn in (*m._forward_hooks.values(), *m._forward_pre_hooks.values())
+        if fn.__module__.startswith("vitnotes")
+    ]
 
 
 NETWORK_ATTEMPTS: list = []  # every refused connection of the whole session, even one a library caught
@@ -117,8 +148,10 @@ def no_network(monkeypatch):
 def pytest_sessionfinish(session, exitstatus):
     if NETWORK_ATTEMPTS:
         session.exitstatus = 1
-        print(f"\nFAILED: the test suite tried to reach the network {len(NETWORK_ATTEMPTS)} time(s): "
-              f"{NETWORK_ATTEMPTS[:5]}")
+        print(
+            f"\nFAILED: the test suite tried to reach the network {len(NETWORK_ATTEMPTS)} time(s): "
+            f"{NETWORK_ATTEMPTS[:5]}"
+        )
 
 
 # ------------------------------------------------------------------ static pages in a headless browser
@@ -129,6 +162,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 @contextlib.contextmanager
 def serve(folder: Path):
     """Serve ``folder`` on 127.0.0.1 (a free port) for the duration; yields the base URL."""
+
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
@@ -147,8 +181,16 @@ def watch_requests(page) -> tuple[list, list]:
     browser's own favicon probe aside) and with requests that leave the machine."""
     failed, remote = [], []
     page.on("requestfailed", lambda r: failed.append(r.url))
-    page.on("response", lambda r: failed.append(f"{r.status} {r.url}")
-            if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
-    page.on("request", lambda r: remote.append(r.url)
-            if not r.url.startswith(("http://127.0.0.1", "data:", "blob:", "about:")) else None)
+    page.on(
+        "response",
+        lambda r: (
+            failed.append(f"{r.status} {r.url}") if r.status >= 400 and not r.url.endswith("/favicon.ico") else None
+        ),
+    )
+    page.on(
+        "request",
+        lambda r: (
+            remote.append(r.url) if not r.url.startswith(("http://127.0.0.1", "data:", "blob:", "about:")) else None
+        ),
+    )
     return failed, remote

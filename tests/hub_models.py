@@ -11,6 +11,7 @@ on a few spectrograms (``spectro-vit-b16``, the hub recipe of chapters 07-08) in
 Run ``python tests/hub_models.py NOTEBOOK.py ...`` to execute notebooks on the stand-ins (each
 executed copy lands in ``$HUB_RUNS``, default ``/tmp/hub_runs``).
 """
+
 from __future__ import annotations
 
 import json
@@ -20,11 +21,25 @@ from pathlib import Path
 
 HUB_IDS = ("google/vit-base-patch16-224", "google/vit-base-patch32-224", "microsoft/resnet-50")
 _REVISION = "0" * 40
-_VIT_PRE = {"do_normalize": True, "do_resize": True, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5],
-            "resample": 2, "size": 224, "image_processor_type": "ViTImageProcessor"}
-_RESNET_PRE = {"crop_pct": 0.875, "do_normalize": True, "do_resize": True, "image_mean": [0.485, 0.456, 0.406],
-               "image_std": [0.229, 0.224, 0.225], "resample": 3, "size": {"shortest_edge": 224},
-               "image_processor_type": "ConvNextImageProcessor"}
+_VIT_PRE = {
+    "do_normalize": True,
+    "do_resize": True,
+    "image_mean": [0.5, 0.5, 0.5],
+    "image_std": [0.5, 0.5, 0.5],
+    "resample": 2,
+    "size": 224,
+    "image_processor_type": "ViTImageProcessor",
+}
+_RESNET_PRE = {
+    "crop_pct": 0.875,
+    "do_normalize": True,
+    "do_resize": True,
+    "image_mean": [0.485, 0.456, 0.406],
+    "image_std": [0.229, 0.224, 0.225],
+    "resample": 3,
+    "size": {"shortest_edge": 224},
+    "image_processor_type": "ConvNextImageProcessor",
+}
 
 GUARD_DIR = Path(__file__).parent / "netguard"  # sitecustomize.py: log and refuse outside connections
 
@@ -55,12 +70,25 @@ def make_hub_cache(root: Path) -> Path:
     root = Path(root)
     cache = root / "hub"
     torch.manual_seed(0)
-    vit = dict(image_size=224, hidden_size=48, num_hidden_layers=12, num_attention_heads=12, intermediate_size=96,
-               num_labels=1000, **_labels())
+    vit = dict(
+        image_size=224,
+        hidden_size=48,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=96,
+        num_labels=1000,
+        **_labels(),
+    )
     _put(cache, HUB_IDS[0], ViTForImageClassification(ViTConfig(patch_size=16, **vit)).eval(), _VIT_PRE)
     _put(cache, HUB_IDS[1], ViTForImageClassification(ViTConfig(patch_size=32, **vit)).eval(), _VIT_PRE)
-    resnet = ResNetConfig(embedding_size=16, hidden_sizes=[16, 32, 48, 64], depths=[1, 1, 1, 1],
-                          layer_type="bottleneck", num_labels=1000, **_labels())
+    resnet = ResNetConfig(
+        embedding_size=16,
+        hidden_sizes=[16, 32, 48, 64],
+        depths=[1, 1, 1, 1],
+        layer_type="bottleneck",
+        num_labels=1000,
+        **_labels(),
+    )
     _put(cache, HUB_IDS[2], ResNetForImageClassification(resnet).eval(), _RESNET_PRE)
     # the hub recipe of chapters 07-08, through its command line, in a process that sees the cache
     import subprocess
@@ -77,9 +105,14 @@ def hub_env(root: Path) -> dict:
     the network guard (every refused connection is logged to ``root/network.log``)."""
     root = Path(root)
     return {
-        "VITNOTES_MODELS": "hub", "HF_HUB_CACHE": str(root / "hub"), "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1", "VITNOTES_HOME": str(root / "home"), "VITNOTES_QUIET": "1",
-        "VITNOTES_NET_LOG": str(root / "network.log"), "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        "VITNOTES_MODELS": "hub",
+        "HF_HUB_CACHE": str(root / "hub"),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "VITNOTES_HOME": str(root / "home"),
+        "VITNOTES_QUIET": "1",
+        "VITNOTES_NET_LOG": str(root / "network.log"),
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
         "PYTHONPATH": os.pathsep.join([str(GUARD_DIR), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
     }
 
@@ -96,8 +129,9 @@ def run_notebook(source: Path, root: Path, out_dir: Path, timeout: int = 600):
     saved = {k: os.environ.get(k) for k in hub_env(root)}
     os.environ.update(hub_env(root))
     try:
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(Path(source).parent)}})
+        client = NotebookClient(
+            nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(Path(source).parent)}}
+        )
         try:
             client.execute()
         finally:

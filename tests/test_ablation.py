@@ -1,11 +1,12 @@
 """Ablation by hook equals zeroing the o_proj weight columns of the head."""
+
 import copy
 
 import pytest
 import torch
+from conftest import vitnotes_hooks
 
 import vitnotes as vn
-from conftest import vitnotes_hooks
 
 
 def zero_columns(net, layer, head):
@@ -37,9 +38,8 @@ def test_several_heads_and_dict_form(vit, pixels):
 
 
 def test_hooks_removed_even_on_error(vit, pixels):
-    with pytest.raises(RuntimeError, match="boom"):
-        with vn.ablate(vit, [(0, 0)]):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), vn.ablate(vit, [(0, 0)]):
+        raise RuntimeError("boom")
     assert not vitnotes_hooks(vit)
 
 

@@ -1,10 +1,10 @@
 """Captured attention equals softmax(QK^T / sqrt(d)) recomputed from the weights."""
+
 import pytest
 import torch
-from conftest import make_vit
+from conftest import make_vit, vitnotes_hooks
 
 import vitnotes as vn
-from conftest import vitnotes_hooks
 
 
 def by_hand(net, pixels):
@@ -15,12 +15,17 @@ def by_hand(net, pixels):
     h, d = cfg.num_attention_heads, cfg.hidden_size // cfg.num_attention_heads
     out = []
     for i, block in enumerate(net.base_model.layers):
-        x = torch.nn.functional.layer_norm(hidden[i], (cfg.hidden_size,), block.layernorm_before.weight,
-                                           block.layernorm_before.bias, cfg.layer_norm_eps)
+        x = torch.nn.functional.layer_norm(
+            hidden[i],
+            (cfg.hidden_size,),
+            block.layernorm_before.weight,
+            block.layernorm_before.bias,
+            cfg.layer_norm_eps,
+        )
         att = block.attention
         q = (x @ att.q_proj.weight.T + att.q_proj.bias).unflatten(-1, (h, d)).transpose(1, 2)
         k = (x @ att.k_proj.weight.T + att.k_proj.bias).unflatten(-1, (h, d)).transpose(1, 2)
-        out.append(torch.softmax(q @ k.transpose(-1, -2) / d ** 0.5, dim=-1))
+        out.append(torch.softmax(q @ k.transpose(-1, -2) / d**0.5, dim=-1))
     return torch.stack(out)
 
 
@@ -104,6 +109,7 @@ def test_attention_io_feeds_a_hand_computed_layer(vit, pixels):
     X, out = vn.attention_io(vit, pixels, 1)
     attn = vit.vit.layers[1].attention
     with torch.no_grad():
+
         def heads(t):
             return t.reshape(t.shape[0], t.shape[1], g.heads, g.head_dim).transpose(1, 2)
 

@@ -1,10 +1,11 @@
 """Bad input to every public function raises a clear error that names the fix."""
+
 import numpy as np
 import torch
+from conftest import vitnotes_hooks
 from PIL import Image
 
 import vitnotes as vn
-from conftest import vitnotes_hooks
 from vitnotes import Preprocessing
 from vitnotes.core import images
 
@@ -39,8 +40,18 @@ def cases(vit, resnet):
         ("empty layer list", lambda: vn.capture(vit, X, layers=[]), ValueError, "None for all"),
         ("batch size zero", lambda: vn.capture(vit, X, batch_size=0), ValueError, ">= 1"),
         ("rollout of CLS rows", lambda: vn.rollout(cls), ValueError, "cls_only=False"),
-        ("rollout of a gapped capture", lambda: vn.rollout(vn.capture(vit, X, layers=[0, 2])), ValueError, "consecutive"),
-        ("rollout of a 4-d tensor", lambda: vn.rollout(torch.rand(2, 2, 5, 5)), ValueError, "[layer, batch, head, T, T]"),
+        (
+            "rollout of a gapped capture",
+            lambda: vn.rollout(vn.capture(vit, X, layers=[0, 2])),
+            ValueError,
+            "consecutive",
+        ),
+        (
+            "rollout of a 4-d tensor",
+            lambda: vn.rollout(torch.rand(2, 2, 5, 5)),
+            ValueError,
+            "[layer, batch, head, T, T]",
+        ),
         ("rollout head fusion", lambda: vn.rollout(att, head_fusion="median"), ValueError, "mean"),
         ("rollout discard ratio", lambda: vn.rollout(att, discard_ratio=1.0), ValueError, "[0, 1)"),
         ("rollout start layer", lambda: vn.rollout(att, start_layer=5), IndexError, "start_layer"),
@@ -78,15 +89,31 @@ def cases(vit, resnet):
         ("zero-size image", lambda: PRE(np.zeros((0, 8), np.uint8)), ValueError, "no pixels"),
         ("tensor to preprocess", lambda: PRE(X), TypeError, "pixel_values already"),
         ("negative seed", lambda: vn.setup(seed=-1), ValueError, "non-negative"),
-        ("one mask per image", lambda: vn.mask_mass(att.cls_grid(0), torch.ones(5, 16, 16)), ValueError,
-         "one mask per image"),
-        ("strip labels", lambda: vn.layer_strip(np.zeros((8, 8)), torch.rand(3, 2, 2), labels=["a"]), ValueError,
-         "one label per map"),
-        ("picker layer labels", lambda: vn.head_picker(np.zeros((8, 8)), torch.rand(3, 2, 2, 2), layers=[0]),
-         ValueError, "layer labels"),
+        (
+            "one mask per image",
+            lambda: vn.mask_mass(att.cls_grid(0), torch.ones(5, 16, 16)),
+            ValueError,
+            "one mask per image",
+        ),
+        (
+            "strip labels",
+            lambda: vn.layer_strip(np.zeros((8, 8)), torch.rand(3, 2, 2), labels=["a"]),
+            ValueError,
+            "one label per map",
+        ),
+        (
+            "picker layer labels",
+            lambda: vn.head_picker(np.zeros((8, 8)), torch.rand(3, 2, 2, 2), layers=[0]),
+            ValueError,
+            "layer labels",
+        ),
         ("image tensor shape", lambda: vn.display_image(X), ValueError, "[C, H, W]"),
-        ("summary of nothing", lambda: vn.by_layer(vn.cls_summary(att).drop(columns="layer")), ValueError,
-         "'layer' column"),
+        (
+            "summary of nothing",
+            lambda: vn.by_layer(vn.cls_summary(att).drop(columns="layer")),
+            ValueError,
+            "'layer' column",
+        ),
     ]
 
 
@@ -151,8 +178,13 @@ def test_image_files_open_or_fail_clearly(tmp_path):
     good, jpeg, truncated, corrupt, text, empty = _files(tmp_path)
     assert PRE(good).shape == (1, 3, 16, 16)
     assert PRE([str(good), jpeg]).shape == (2, 3, 16, 16)
-    for bad, fragment in ((truncated, "truncated"), (corrupt, "corrupt"), (text, "not an image file"),
-                          (empty, "not an image file"), (tmp_path, "is a folder")):
+    for bad, fragment in (
+        (truncated, "truncated"),
+        (corrupt, "corrupt"),
+        (text, "not an image file"),
+        (empty, "not an image file"),
+        (tmp_path, "is a folder"),
+    ):
         before = sorted(p.name for p in tmp_path.iterdir())
         try:
             PRE(bad)

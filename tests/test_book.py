@@ -2,6 +2,7 @@
 page opened in headless Chromium with no network: each renders (a non-blank screenshot), no local
 request fails, nothing is fetched from outside, formulas are typeset by the MathJax the book serves
 itself, and on each page with a layer/head picker, choosing another head changes the image shown."""
+
 import io
 import os
 import subprocess
@@ -10,19 +11,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import CHROMIUM, CHROMIUM_ARGS, serve, watch_requests
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 STATIC = ROOT / "_static"
 JB = Path(sys.executable).parent / "jupyter-book"
 
-MISSING = [what for what, ok in [
-    ("jupyter-book (pip install -e '.[book]')", JB.exists()),
-    ("_static/embed.js and _static/mathjax (`make static`)", (STATIC / "embed.js").is_file() and (STATIC / "mathjax" / "tex-chtml.js").is_file()),
-    ("chromium (apt-get install chromium)", Path(CHROMIUM).exists()),
-] if not ok]
+MISSING = [
+    what
+    for what, ok in [
+        ("jupyter-book (pip install -e '.[book]')", JB.exists()),
+        (
+            "_static/embed.js and _static/mathjax (`make static`)",
+            (STATIC / "embed.js").is_file() and (STATIC / "mathjax" / "tex-chtml.js").is_file(),
+        ),
+        ("chromium (apt-get install chromium)", Path(CHROMIUM).exists()),
+    ]
+    if not ok
+]
 if MISSING and os.environ.get("CI"):  # in CI the book must build and be checked, never skipped
     raise RuntimeError(f"CI needs {', '.join(MISSING)}; `make test` provides them")
 pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)}")
@@ -32,10 +39,29 @@ pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING
 def html(tmp_path_factory):
     out = tmp_path_factory.mktemp("book")
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    run = subprocess.run([str(JB), "build", str(ROOT), "--path-output", str(out), "--all", "--warningiserror",
-                          "--nitpick", "--keep-going"], capture_output=True, text=True, env=env, timeout=900)
-    assert run.returncode == 0, "strict book build failed:\n" + "\n".join(
-        line for line in (run.stdout + run.stderr).splitlines() if "WARNING" in line or "ERROR" in line)[-4000:]
+    run = subprocess.run(
+        [
+            str(JB),
+            "build",
+            str(ROOT),
+            "--path-output",
+            str(out),
+            "--all",
+            "--warningiserror",
+            "--nitpick",
+            "--keep-going",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert run.returncode == 0, (
+        "strict book build failed:\n"
+        + "\n".join(line for line in (run.stdout + run.stderr).splitlines() if "WARNING" in line or "ERROR" in line)[
+            -4000:
+        ]
+    )
     return out / "_build" / "html"
 
 
@@ -50,7 +76,9 @@ def test_every_chapter_and_page_is_built(html):
 
 
 def book_pages(html: Path) -> list[str]:
-    return sorted(p.relative_to(html).as_posix() for folder in ("book", "notebooks") for p in (html / folder).glob("*.html"))
+    return sorted(
+        p.relative_to(html).as_posix() for folder in ("book", "notebooks") for p in (html / folder).glob("*.html")
+    )
 
 
 def non_blank(png: bytes) -> bool:

@@ -1,6 +1,7 @@
 """The head picker in a static HTML page, no kernel: choosing another head or layer changes the
 image the browser shows. Headless Chromium (Debian's) driven by Playwright; the widget manager
 (`@jupyter-widgets/html-manager`'s standalone bundle) is served from the page's own folder."""
+
 import os
 import re
 import shutil
@@ -9,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import CHROMIUM, CHROMIUM_ARGS, make_vit, serve, watch_requests
 from ipywidgets.embed import embed_snippet
 
 import vitnotes as vn
-from conftest import CHROMIUM, CHROMIUM_ARGS, make_vit, serve, watch_requests
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "node_modules" / "@jupyter-widgets" / "html-manager" / "dist"
@@ -24,8 +25,15 @@ pytestmark = pytest.mark.skipif(MISSING, reason="needs `npm ci` and Debian's chr
 
 
 def write_page(folder: Path) -> None:
-    net = make_vit(image_size=28, patch_size=4, num_channels=1, hidden_size=24, num_hidden_layers=3,
-                   num_attention_heads=4, intermediate_size=48)
+    net = make_vit(
+        image_size=28,
+        patch_size=4,
+        num_channels=1,
+        hidden_size=24,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=48,
+    )
     att = vn.capture(net, torch.randn(1, 1, 28, 28), cls_only=True)
     image = np.random.default_rng(0).random((28, 28)).astype(np.float32)
     picker = vn.head_picker(image, att.cls_grids()[:, 0], size=96)

@@ -1,4 +1,5 @@
 """Grad-CAM: non-negative, grid-shaped, class-specific; equal to captum's LayerGradCam on a CNN."""
+
 import torch
 from captum.attr import LayerGradCam
 

@@ -1,4 +1,5 @@
 """Fashion-MNIST loader (Debian files, override path, offline error, atomic download) and sample photos."""
+
 import gzip
 from pathlib import Path
 
@@ -99,7 +100,9 @@ def test_examples_follow_the_model_family(monkeypatch):
     img = ds["image"][0]
     w, h = img.size
     s = min(w, h)
-    ref = np.asarray(img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)).resize((224, 224), Image.BICUBIC))
+    ref = np.asarray(
+        img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)).resize((224, 224), Image.BICUBIC)
+    )
     assert np.array_equal(images[0], ref) and labels[0] == 281
 
 

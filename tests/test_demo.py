@@ -1,4 +1,5 @@
 """The main job until the book lands: the demo writes its figure, atomically."""
+
 from vitnotes import demo
 
 

@@ -1,5 +1,6 @@
 """Error diagnosis (vitnotes.diagnose): one-pass predictions with attention, confusion tables,
 group comparisons, garment mass; each checked against an independent computation."""
+
 import math
 
 import numpy as np
@@ -100,13 +101,45 @@ def test_garment_mass_by_hand():
 
 def test_describe_error_uses_the_numbers():
     names = ["a", "b", "c"]
-    text = vn.describe_error(names, 0, 2, torch.tensor([0.3, 0.1, 0.6]), cls_garment=0.2, rollout_garment=0.55,
-                             garment_area=0.4, class_overlap=0.6, cls_entropy=2.5, typical_entropy=3.0)
-    for piece in ("True **a**", "predicted **c**", "p = 0.60", "second with p = 0.30", "20%", "40%", "less",
-                  "55%", "2.50", "3.00", "60%", "mostly the same"):
+    text = vn.describe_error(
+        names,
+        0,
+        2,
+        torch.tensor([0.3, 0.1, 0.6]),
+        cls_garment=0.2,
+        rollout_garment=0.55,
+        garment_area=0.4,
+        class_overlap=0.6,
+        cls_entropy=2.5,
+        typical_entropy=3.0,
+    )
+    for piece in (
+        "True **a**",
+        "predicted **c**",
+        "p = 0.60",
+        "second with p = 0.30",
+        "20%",
+        "40%",
+        "less",
+        "55%",
+        "2.50",
+        "3.00",
+        "60%",
+        "mostly the same",
+    ):
         assert piece in text, piece
-    sure = vn.describe_error(names, 1, 0, torch.tensor([0.9, 0.05, 0.05]), cls_garment=0.5, rollout_garment=0.5,
-                             garment_area=0.4, class_overlap=0.1, cls_entropy=1.0, typical_entropy=1.0)
+    sure = vn.describe_error(
+        names,
+        1,
+        0,
+        torch.tensor([0.9, 0.05, 0.05]),
+        cls_garment=0.5,
+        rollout_garment=0.5,
+        garment_area=0.4,
+        class_overlap=0.1,
+        cls_entropy=1.0,
+        typical_entropy=1.0,
+    )
     assert "confidently" in sure and "different pixels" in sure and "more than its area" in sure
     assert not math.isnan(len(sure))
 

@@ -1,4 +1,5 @@
 """Map agreement and deletion curves (vitnotes.faithfulness), checked against brute-force loops."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -151,8 +152,10 @@ def test_deletion_auc_trapezoid():
 
 
 def test_deletion_study_and_summary(model, raw_images):
-    maps = {"a": torch.rand(3, 4, 4, generator=torch.Generator().manual_seed(1)),
-            "random": vn.random_maps(3, 16, seed=0)}
+    maps = {
+        "a": torch.rand(3, 4, 4, generator=torch.Generator().manual_seed(1)),
+        "random": vn.random_maps(3, 16, seed=0),
+    }
     models = {"m": model}
     curves, aucs = vn.deletion_study(models, raw_images, maps, steps=3)
     assert len(curves) == 2 * 4 and len(aucs) == 2 * 3
@@ -188,8 +191,15 @@ def test_figures(raw_images):
         vn.map_panel(raw_images, maps, titles=["x"])
     t = vn.agreement({k: vn.resize_maps(v, 16) for k, v in maps.items()})
     assert isinstance(vn.agreement_heatmap({"rho": t}), Figure)
-    curves = pd.DataFrame({"model": ["m"] * 4, "map": ["a", "a", "random", "random"], "fraction": [0, 1, 0, 1],
-                           "prob": [0.9, 0.1, 0.9, 0.2], "sem": [0.0, 0.1, 0.0, 0.1]})
+    curves = pd.DataFrame(
+        {
+            "model": ["m"] * 4,
+            "map": ["a", "a", "random", "random"],
+            "fraction": [0, 1, 0, 1],
+            "prob": [0.9, 0.1, 0.9, 0.2],
+            "sem": [0.0, 0.1, 0.0, 0.1],
+        }
+    )
     assert isinstance(vn.deletion_plot(curves), Figure)
 
 
@@ -202,8 +212,9 @@ def test_resize_maps_places_a_centre_crop_model_on_its_centre():
     whole = SimpleNamespace(preprocessing=Preprocessing(size=16, mean=(0.5,), std=(0.5,), channels=1))
     assert torch.equal(vn.resize_maps(m, 32, model=whole), vn.resize_maps(m, 32))
     # short side to 256, centre 224: the model saw the centre 7/8 of each side (28 of 32 pixels)
-    crop = SimpleNamespace(preprocessing=Preprocessing(size=224, mean=(0.5,), std=(0.5,), channels=1,
-                                                       resize=("short", 256)))
+    crop = SimpleNamespace(
+        preprocessing=Preprocessing(size=224, mean=(0.5,), std=(0.5,), channels=1, resize=("short", 256))
+    )
     out = vn.resize_maps(m, 32, model=crop)
     assert out.shape == (2, 32, 32)
     assert torch.equal(out[:, 2:30, 2:30], vn.resize_maps(m, 28))

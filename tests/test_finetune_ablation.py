@@ -1,5 +1,6 @@
 """Notebooks 07-08: the fine-tuning starting point, the demo run, attention profiles with region
 masses, head types and the per-head heatmap. Tiny random models only; no network."""
+
 import math
 import tempfile
 
@@ -60,13 +61,16 @@ def test_attention_profile_cls_only_and_no_masks(vit, x5):
     assert cls.attrs["images"] == 5 and cls.attrs["area"] == {}
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(masks=np.zeros((4, 16, 16), np.uint8)), "batch=5"),
-    (dict(masks=np.zeros((5, 16, 16), np.float32)), "integer region codes"),
-    (dict(masks=np.full((5, 16, 16), 9, np.uint8)), "codes must lie"),
-    (dict(k=99), "k must lie"),
-    (dict(batch_size=0), "batch_size"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(masks=np.zeros((4, 16, 16), np.uint8)), "batch=5"),
+        (dict(masks=np.zeros((5, 16, 16), np.float32)), "integer region codes"),
+        (dict(masks=np.full((5, 16, 16), 9, np.uint8)), "codes must lie"),
+        (dict(k=99), "k must lie"),
+        (dict(batch_size=0), "batch_size"),
+    ],
+)
 def test_attention_profile_bad_input(vit, x5, kwargs, match):
     with pytest.raises(ValueError, match=match):
         vn.attention_profile(vit, x5, **kwargs)
@@ -78,7 +82,9 @@ def test_attention_profile_refuses_a_cnn(resnet, x5):
 
 
 def _profile(masses: list[dict], area: dict) -> pd.DataFrame:
-    df = pd.DataFrame([{"layer": 0, "head": h, **{f"mass_{r}": m.get(r, 0.0) for r in area}} for h, m in enumerate(masses)])
+    df = pd.DataFrame(
+        [{"layer": 0, "head": h, **{f"mass_{r}": m.get(r, 0.0) for r in area}} for h, m in enumerate(masses)]
+    )
     df.attrs["area"] = area
     return df
 
@@ -101,7 +107,7 @@ def test_head_types_by_enrichment_over_area():
 def test_head_types_needs_masses_and_a_sensible_threshold(vit, x5):
     with pytest.raises(ValueError, match="pass masks"):
         vn.head_types(vn.attention_profile(vit, x5, full=False))
-    area = {r: 0.2 for r in ("chirp", "plot", "text", "colorbar", "axes")}
+    area = dict.fromkeys(("chirp", "plot", "text", "colorbar", "axes"), 0.2)
     with pytest.raises(ValueError, match="threshold must exceed 1"):
         vn.head_types(_profile([area], area), threshold=1.0)
     with pytest.raises(TypeError):
@@ -109,7 +115,7 @@ def test_head_types_needs_masses_and_a_sensible_threshold(vit, x5):
 
 
 def test_head_heatmap_draws_every_cell():
-    df = pd.DataFrame([{"layer": l, "head": h, "v": l + h / 10} for l in range(3) for h in range(4)])
+    df = pd.DataFrame([{"layer": layer, "head": h, "v": layer + h / 10} for layer in range(3) for h in range(4)])
     fig = vn.head_heatmap(df, "v", scale=100, fmt=".0f")
     assert isinstance(fig, Figure)
     texts = [t.get_text() for t in fig.axes[0].texts]
@@ -138,7 +144,9 @@ def test_starting_point_is_the_transferred_base(base_folder):
     torch.testing.assert_close(ss["vit.embeddings.patch_embeddings.projection.weight"], torch.cat([w / 3] * 3, 1))
     pos = sb["vit.embeddings.position_embeddings"].float()  # [1, 1 + 49, D]
     grid = pos[:, 1:].reshape(1, 7, 7, -1).permute(0, 3, 1, 2)
-    grid = F.interpolate(grid, size=(14, 14), mode="bicubic", align_corners=False).permute(0, 2, 3, 1).reshape(1, 196, -1)
+    grid = (
+        F.interpolate(grid, size=(14, 14), mode="bicubic", align_corners=False).permute(0, 2, 3, 1).reshape(1, 196, -1)
+    )
     torch.testing.assert_close(ss["vit.embeddings.position_embeddings"], torch.cat([pos[:, :1], grid], 1))
     assert ss["classifier.weight"].shape[0] == 3
     again = train.starting_point(init=folder)  # the new head is seeded: the same start every time
@@ -186,7 +194,9 @@ def test_show_regions_legend_gives_area_shares():
 
 
 def test_head_heatmap_symlog_scale():
-    df = pd.DataFrame([{"layer": l, "head": h, "v": (-1) ** h * 10.0 ** (l - 1)} for l in range(3) for h in range(2)])
+    df = pd.DataFrame(
+        [{"layer": layer, "head": h, "v": (-1) ** h * 10.0 ** (layer - 1)} for layer in range(3) for h in range(2)]
+    )
     fig = vn.head_heatmap(df, "v", symlog=0.1)
     norm = fig.axes[0].collections[0].norm
     assert type(norm).__name__ == "SymLogNorm" and norm.vmin == -10 and norm.vmax == 10

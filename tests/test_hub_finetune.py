@@ -1,5 +1,6 @@
 """Fine-tuning on an image data set through datasets.load_dataset (CIFAR-10 for readers online),
 tested offline on a small local parquet folder shaped like uoft-cs/cifar10."""
+
 import json
 
 import datasets
@@ -26,8 +27,9 @@ def cifar_like(tmp_path):
 
 def test_finetune_on_a_local_data_set(cifar_like, vit_folder, tmp_path):
     out = tmp_path / "ft"
-    code = train.main(["vit-b16-cifar10", "--data", str(cifar_like), "--base", str(vit_folder),
-                       "--epochs", "1", "--out", str(out)])
+    code = train.main(
+        ["vit-b16-cifar10", "--data", str(cifar_like), "--base", str(vit_folder), "--epochs", "1", "--out", str(out)]
+    )
     assert code == 0
     model = vn.load(out)
     assert model.labels == ["cat", "dog", "ship"] and model.geometry.image_size == 16

@@ -6,11 +6,11 @@ and friends through the very ``from_pretrained`` path an online reader takes, wi
 ``HF_HUB_OFFLINE=1``. Each kernel runs with a network guard that logs and refuses every connection
 leaving the machine; the log must stay empty.
 """
+
 from pathlib import Path
 
 import nbformat
 import pytest
-
 from hub_models import HUB_IDS, make_hub_cache, run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]

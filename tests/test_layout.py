@@ -6,6 +6,7 @@
 - every registered map method answers ``vn.explain`` with ``[batch, rows, cols]``, equal to
   calling the method's own function; ``vn.claim`` returns the sentence that holds.
 """
+
 import ast
 from pathlib import Path
 
@@ -33,14 +34,23 @@ def _internals_named(tree: ast.AST):
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr in INTERNALS:
             yield node.lineno, node.attr
-        if (isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("getattr", "hasattr", "setattr")
-                and len(node.args) > 1 and isinstance(node.args[1], ast.Constant) and node.args[1].value in INTERNALS):
+        if (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", None) in ("getattr", "hasattr", "setattr")
+            and len(node.args) > 1
+            and isinstance(node.args[1], ast.Constant)
+            and node.args[1].value in INTERNALS
+        ):
             yield node.lineno, node.args[1].value
 
 
 def test_only_the_adapter_names_transformers_internals():
-    found = [f"{p.relative_to(LIB)}:{line} .{name}" for p in _library_files() if p != ADAPTER
-             for line, name in _internals_named(ast.parse(p.read_text()))]
+    found = [
+        f"{p.relative_to(LIB)}:{line} .{name}"
+        for p in _library_files()
+        if p != ADAPTER
+        for line, name in _internals_named(ast.parse(p.read_text()))
+    ]
     assert not found, "name these through vitnotes/core/arch.py: " + ", ".join(found)
     assert dict(_internals_named(ast.parse(ADAPTER.read_text()))), "the adapter itself names them"
 
@@ -49,8 +59,11 @@ def test_nothing_imports_a_notebook():
     notebooks = {p.stem for p in (LIB.parent / "notebooks").glob("*.py")} | {"notebooks"}
     for p in _library_files():
         for node in ast.walk(ast.parse(p.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            )
             for name in names:
                 assert name.split(".")[0] not in notebooks, f"{p.relative_to(LIB)} imports notebook {name}"
 

@@ -1,4 +1,5 @@
 """Metrics on hand-made distributions whose values are known."""
+
 import math
 
 import pytest

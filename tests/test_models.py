@@ -1,4 +1,5 @@
 """Loading by folder / zoo name / hub id through from_pretrained, geometry, preprocessing."""
+
 import json
 import shutil
 
@@ -16,7 +17,16 @@ def test_load_folder_roundtrip(vit_folder, pixels):
     assert m.source == "folder" and m.labels == [f"c{i}" for i in range(5)]
     g = m.geometry
     assert (g.kind, g.layers, g.heads, g.head_dim, g.patch_size, g.grid, g.image_size, g.channels, g.prefix) == (
-        "vit", 3, 4, 6, 4, (4, 4), 16, 3, 1)
+        "vit",
+        3,
+        4,
+        6,
+        4,
+        (4, 4),
+        16,
+        3,
+        1,
+    )
     assert g.tokens == 17
     assert m.preprocessing.std == (0.25, 0.25, 0.25)
     assert not m.net.training
@@ -71,16 +81,23 @@ def test_short_side_resize_then_centre_crop():
     assert x[0, :, 2:6, 2:6].min() > 0.8 and x[0, :, 0, 0].max() < 0.1
 
 
-@pytest.mark.parametrize("recipe,expected", [
-    # google/vit-base-patch16-224: stretch to 224
-    ({"size": {"height": 224, "width": 224}, "image_mean": [0.5] * 3, "image_std": [0.5] * 3},
-     (224, ("square", 224))),
-    # facebook/deit-*-224: stretch to 256, crop 224
-    ({"size": {"height": 256, "width": 256}, "do_center_crop": True, "crop_size": {"height": 224, "width": 224}},
-     (224, ("square", 256))),
-    # microsoft/resnet-50: short side to 224 / 0.875 = 256, crop 224
-    ({"size": {"shortest_edge": 224}, "crop_pct": 0.875}, (224, ("short", 256))),
-])
+@pytest.mark.parametrize(
+    "recipe,expected",
+    [
+        # google/vit-base-patch16-224: stretch to 224
+        (
+            {"size": {"height": 224, "width": 224}, "image_mean": [0.5] * 3, "image_std": [0.5] * 3},
+            (224, ("square", 224)),
+        ),
+        # facebook/deit-*-224: stretch to 256, crop 224
+        (
+            {"size": {"height": 256, "width": 256}, "do_center_crop": True, "crop_size": {"height": 224, "width": 224}},
+            (224, ("square", 256)),
+        ),
+        # microsoft/resnet-50: short side to 224 / 0.875 = 256, crop 224
+        ({"size": {"shortest_edge": 224}, "crop_pct": 0.875}, (224, ("short", 256))),
+    ],
+)
 def test_hub_recipes(recipe, expected):
     geom = vn.Geometry("vit", 1, 1, 1, 1, 16, 224, 3, 1)
     pre = vn.Preprocessing.from_dict(recipe, geom)
@@ -205,8 +222,10 @@ def test_hub_repository_with_only_pickle_weights_is_refused(tmp_path, vit_folder
     torch.save(load_file(vit_folder / "model.safetensors"), snap / "pytorch_model.bin")
     (tmp_path / "models--acme--pickled-vit" / "refs").mkdir()
     (tmp_path / "models--acme--pickled-vit" / "refs" / "main").write_text("0" * 40)
-    code = ("import vitnotes as vn\ntry:\n    vn.load('acme/pickled-vit')\nexcept ValueError as e:\n    print(e)\n"
-            "else:\n    print('loaded')\n")
+    code = (
+        "import vitnotes as vn\ntry:\n    vn.load('acme/pickled-vit')\nexcept ValueError as e:\n    print(e)\n"
+        "else:\n    print('loaded')\n"
+    )
     env = {**os.environ, "HF_HUB_CACHE": str(tmp_path), "HF_HUB_OFFLINE": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert "ships no model.safetensors" in out and "loaded" not in out.splitlines()[-1]

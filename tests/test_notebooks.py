@@ -1,6 +1,7 @@
 """The chapters as files: every notebooks/NN_*.py has its .ipynb, the two hold the same cells
 (jupytext pairing), and every code cell of the committed .ipynb was executed without error
 (nbval only compares cells that have stored outputs, and the book renders what is stored)."""
+
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,9 @@ def test_every_chapter_is_a_pair_and_in_the_table_of_contents():
 def test_pair_in_sync(source):
     py = jupytext.read(source)
     ipynb = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
-    assert py.metadata.get("jupytext", {}).get("formats") == "ipynb,py:percent", "pair it: jupytext --set-formats ipynb,py:percent"
+    assert py.metadata.get("jupytext", {}).get("formats") == "ipynb,py:percent", (
+        "pair it: jupytext --set-formats ipynb,py:percent"
+    )
     assert cells(py) == cells(ipynb), (
         f"{source.name} and its .ipynb differ: edit the .py, then `make notebooks NB={source.relative_to(ROOT)}`"
     )

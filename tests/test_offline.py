@@ -1,4 +1,5 @@
 """The suite runs offline: the network guard works, and loading stays inside the machine."""
+
 import socket
 
 import pytest
@@ -41,10 +42,12 @@ def test_kernel_guard_refuses_and_logs(tmp_path):
     from pathlib import Path
 
     log = tmp_path / "net.log"
-    code = ("import socket\n"
-            "try:\n    socket.create_connection(('huggingface.co', 443), timeout=1)\nexcept OSError as e:\n    print(e)\n"
-            "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); c = socket.create_connection(s.getsockname())\n"
-            "print('loopback ok')\n")
+    code = (
+        "import socket\n"
+        "try:\n    socket.create_connection(('huggingface.co', 443), timeout=1)\nexcept OSError as e:\n    print(e)\n"
+        "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); c = socket.create_connection(s.getsockname())\n"
+        "print('loopback ok')\n"
+    )
     env = {**os.environ, "VITNOTES_NET_LOG": str(log), "PYTHONPATH": str(Path(__file__).parent / "netguard")}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert "refused by the test guard" in out and "loopback ok" in out

@@ -1,4 +1,5 @@
 """Rollout against a direct implementation of the paper's formula; attention flow against networkx."""
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -120,8 +121,16 @@ def test_gradient_rollout_matches_manual_backward(vit_eager, pixels):
 
 
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
-@pytest.mark.parametrize("kw", [{}, {"head_fusion": "max", "discard_ratio": 0.3}, {"head_fusion": "min", "start_layer": 1},
-                                {"residual": 0.0}, {"start_layer": -1}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"head_fusion": "max", "discard_ratio": 0.3},
+        {"head_fusion": "min", "start_layer": 1},
+        {"residual": 0.0},
+        {"start_layer": -1},
+    ],
+)
 def test_capture_rollout_equals_rollout_of_capture(attn, kw):
     """Streaming (one layer at a time, chunked) equals rollout over the stored full capture."""
     from conftest import make_vit
@@ -135,7 +144,12 @@ def test_capture_rollout_equals_rollout_of_capture(attn, kw):
 
 
 def test_capture_rollout_bad_arguments(vit, pixels):
-    for kw, match in [({"head_fusion": "median"}, "head_fusion"), ({"discard_ratio": 1.0}, "discard_ratio"),
-                      ({"residual": 2.0}, "residual"), ({"start_layer": 9}, "out of range"), ({"batch_size": 0}, "batch_size")]:
+    for kw, match in [
+        ({"head_fusion": "median"}, "head_fusion"),
+        ({"discard_ratio": 1.0}, "discard_ratio"),
+        ({"residual": 2.0}, "residual"),
+        ({"start_layer": 9}, "out of range"),
+        ({"batch_size": 0}, "batch_size"),
+    ]:
         with pytest.raises((ValueError, IndexError), match=match):
             vn.capture_rollout(vit, pixels, **kw)

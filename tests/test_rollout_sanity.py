@@ -1,5 +1,6 @@
 """Notebooks 05-06: randomised copies, cards, analytic cost, rollout by depth, explanation maps and
 the randomisation cascade, each against an independent computation. Tiny random models only."""
+
 import copy
 
 import numpy as np
@@ -59,8 +60,9 @@ def test_randomized_head_only_embeddings_and_model_wrapper(vit, pixels):
     assert torch.allclose(att_a.probs, att_b.probs)  # attention never reads the classifier
     full = vn.randomized(vit, 0, seed=0, embeddings=True)
     assert not torch.equal(full.vit.embeddings.cls_token, vit.vit.embeddings.cls_token)
-    assert not torch.equal(full.vit.embeddings.patch_embeddings.projection.weight,
-                           vit.vit.embeddings.patch_embeddings.projection.weight)
+    assert not torch.equal(
+        full.vit.embeddings.patch_embeddings.projection.weight, vit.vit.embeddings.patch_embeddings.projection.weight
+    )
     model = vn.Model(net=vit, geometry=vn.geometry(vit), labels=["a"] * 5, preprocessing=None, name="tiny")
     wrapped = vn.randomized(model, -1, seed=0)
     assert isinstance(wrapped, vn.Model) and "blocks 2..2" in wrapped.name
@@ -161,8 +163,9 @@ def test_rollout_collapses_when_attention_is_uniform():
     eye, u = torch.eye(t, dtype=torch.float64), torch.full((t, t), 1.0 / t, dtype=torch.float64)
     c = 0.5**n_layers
     assert torch.allclose(vn.rollout(a)[0].double(), c * eye + (1 - c) * u, atol=1e-6)
-    att = vn.Attention(probs=a, layers=list(range(n_layers)), geometry=vn.geometry(make_vit()), grid=(2, 2),
-                       cls_only=False)
+    att = vn.Attention(
+        probs=a, layers=list(range(n_layers)), geometry=vn.geometry(make_vit()), grid=(2, 2), cls_only=False
+    )
     df = vn.rollout_by_depth(att)
     for k in range(1, n_layers + 1):
         diag, off = 0.5**k + (1 - 0.5**k) / t, (1 - 0.5**k) / t

@@ -1,4 +1,5 @@
 """Synthetic chirp spectrograms: dataset layout, determinism, targets, and masks that match the pixels."""
+
 import datasets
 import numpy as np
 import pytest
@@ -55,11 +56,19 @@ def test_same_seed_same_data_other_seed_differs(arrays):
     assert np.array_equal(sp.spectrograms(2, seed=7)["targets"], sp.spectrograms(2, seed=7)["targets"])
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"n": 0}, "n must be an int >= 1"), ({"n": -5}, "n must be an int >= 1"), ({"n": 2.0}, "n must be an int"),
-    ({"n": True}, "n must be an int"), ({"n": "10"}, "pass e.g. n="), ({"n": 2, "size": 31}, "size must be an int >= 32"),
-    ({"n": 2, "size": 64.0}, "size must be an int"), ({"n": 2, "seed": -1}, "seed must be an int >= 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n": 0}, "n must be an int >= 1"),
+        ({"n": -5}, "n must be an int >= 1"),
+        ({"n": 2.0}, "n must be an int"),
+        ({"n": True}, "n must be an int"),
+        ({"n": "10"}, "pass e.g. n="),
+        ({"n": 2, "size": 31}, "size must be an int >= 32"),
+        ({"n": 2, "size": 64.0}, "size must be an int"),
+        ({"n": 2, "seed": -1}, "seed must be an int >= 0"),
+    ],
+)
 def test_bad_arguments_raise_helpful_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         sp.spectrograms(**kwargs)
@@ -104,7 +113,7 @@ def test_without_noise_the_chirp_mask_holds_the_energy():
     share = (power * (mask == 2)).sum((1, 2)) / power.sum((1, 2))
     assert share.min() > 0.9, share
     # ... and the frequency axis points up: a rising chirp climbs towards row 0, a falling one descends.
-    for (ts, f0, f1), m in zip(out["raw"], mask):
+    for (_ts, f0, f1), m in zip(out["raw"], mask):
         rows, cols = np.nonzero(m == 2)
         if abs(f1 - f0) > 800:
             slope = np.polyfit(cols, rows, 1)[0]
@@ -136,7 +145,7 @@ def test_every_pixel_has_one_region_and_the_layout_is_sane(arrays):
         # The axes frame runs along all four sides of the plot box (text may touch it here and there).
         r0, r1, c0, c1 = rows.min(), rows.max(), cols.min(), cols.max()
         ax = regions["axes"]
-        sides = ax[r0 - 1, c0:c1 + 1], ax[r1 + 1, c0:c1 + 1], ax[r0:r1 + 1, c0 - 1], ax[r0:r1 + 1, c1 + 1]
+        sides = ax[r0 - 1, c0 : c1 + 1], ax[r1 + 1, c0 : c1 + 1], ax[r0 : r1 + 1, c0 - 1], ax[r0 : r1 + 1, c1 + 1]
         assert min(side.mean() for side in sides) > 0.8
 
 

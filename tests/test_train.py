@@ -1,17 +1,16 @@
 """Zoo recipes: weight transfer is exact where it should be; the CLI writes a loadable model and its card;
 an interrupted run resumes to the same weights; the attention probe matches hand computations."""
+
 import json
 
 import pytest
-
 import torch
 import torch.nn.functional as F
+from conftest import make_vit
 
 import vitnotes as vn
 from vitnotes import train
 from vitnotes.train import loop
-
-from conftest import make_vit
 
 
 def test_transfer_patch_resize_equals_upsampled_input():
@@ -47,8 +46,11 @@ def test_augment_is_a_shift_and_flip():
     out = train.augment(x, pad=2, flip=True, gen=torch.Generator().manual_seed(0))
     assert out.shape == x.shape
     for o, i in zip(out, x):  # every output is a padded, shifted (maybe mirrored) copy of its input
-        ok = [torch.equal(o, c.flip(-1) if f else c) for f in (0, 1) for c in
-              [F.pad(i, (2, 2, 2, 2), value=1.0)[:, r:r + 6, s:s + 6] for r in range(5) for s in range(5)]]
+        ok = [
+            torch.equal(o, c.flip(-1) if f else c)
+            for f in (0, 1)
+            for c in [F.pad(i, (2, 2, 2, 2), value=1.0)[:, r : r + 6, s : s + 6] for r in range(5) for s in range(5)]
+        ]
         assert any(ok)
 
 
@@ -106,14 +108,28 @@ def test_cli_missing_data_is_a_clear_error(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "m").exists()
 
 
-TINY = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, image_size=28,
-            num_channels=1, patch_size=7)
+TINY = dict(
+    hidden_size=16,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=32,
+    image_size=28,
+    num_channels=1,
+    patch_size=7,
+)
 
 
 def _tiny_recipe(monkeypatch, **stage2):
     """fmnist-vit-p4's recipe on a tiny ViT: two short stages (the second distilled when asked)."""
-    r = dict(train.RECIPES["fmnist-vit-p4"], config=TINY, probe_epochs=[0, 1, 1.5],
-             stages=[dict(epochs=1, lr=1e-3, warmup=0.1, crop_pad=2), dict(epochs=1, lr=5e-4, warmup=0.1, crop_pad=2, **stage2)])
+    r = dict(
+        train.RECIPES["fmnist-vit-p4"],
+        config=TINY,
+        probe_epochs=[0, 1, 1.5],
+        stages=[
+            dict(epochs=1, lr=1e-3, warmup=0.1, crop_pad=2),
+            dict(epochs=1, lr=5e-4, warmup=0.1, crop_pad=2, **stage2),
+        ],
+    )
     monkeypatch.setitem(train.RECIPES, "fmnist-vit-p4", r)
 
 

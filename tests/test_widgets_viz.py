@@ -1,4 +1,5 @@
 """The head picker's state holds every (layer, head) view and its client-side links; figures draw."""
+
 import numpy as np
 import pytest
 import torch
@@ -31,8 +32,11 @@ def test_picker_state_holds_every_view_and_links(picker_and_maps):
     links = [s["state"] for s in state.values() if s["model_name"] == "LinkModel"]
     wanted = {(f"IPY_MODEL_{layer_menu.model_id}", f"IPY_MODEL_{outer.model_id}")}
     wanted |= {(f"IPY_MODEL_{head_menu.model_id}", f"IPY_MODEL_{s.model_id}") for s in outer.children}
-    got = {(link["source"][0], link["target"][0]) for link in links
-           if link["source"][1] == "index" and link["target"][1] == "selected_index"}
+    got = {
+        (link["source"][0], link["target"][0])
+        for link in links
+        if link["source"][1] == "index" and link["target"][1] == "selected_index"
+    }
     assert wanted <= got
     assert len(layer_menu.options) == 3 and len(head_menu.options) == 5
 
@@ -52,7 +56,7 @@ def test_picker_bad_maps():
 def test_figures(vit, pixels, tmp_path):
     att = vn.capture(vit, pixels)
     image = vn.display_image(pixels[0], vn.Preprocessing(16, (0.5,) * 3, (0.5,) * 3, 3))
-    assert image.shape == (16, 16, 3) and 0 <= image.min() and image.max() <= 1
+    assert image.shape == (16, 16, 3) and image.min() >= 0 and image.max() <= 1
     figs = [
         vn.overlay(image, att.cls_grid(-1)[0].mean(0)),
         vn.layer_strip(image, att.cls_grids()[:, 0].mean(1)),

@@ -1,4 +1,5 @@
 """Every zoo model loads offline through vitnotes and re-scores its card on the fixed test subset."""
+
 import json
 
 import pytest

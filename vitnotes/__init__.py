@@ -3,52 +3,84 @@
 ``import vitnotes as vn``, then ``vn.setup(seed=0)``; every notebook starts that way.
 Shapes follow one convention: attention is ``[layer, batch, head, query, key]``.
 """
+
 from __future__ import annotations
 
 import os
 import random
 
 from . import data
+from .core.arch import eager_attention
+
 # models: load, geometry, the zoo|hub switch (notebook 00)
 from .core.capture import Attention, attention_io, capture
 from .core.geometry import Geometry
 from .core.images import Preprocessing, open_image
 from .core.model import Model, geometry
-from .family import check, claim, claims, family, pick
-from .zoo import ZOO_DIR, card, load, save, zoo_names
-# statistics on plain tensors and per-(layer, head) tables (notebooks 01, 02, 05, 07)
-from .stats import (
-    entropy, map_consistency, mask_coverage, mask_mass, normalized_entropy, patch_distances, rank_correlation,
-    topk_overlap, topk_share, uniform_distance,
+
+# studies (notebooks 03-06, 08)
+from .evaluate.agreement import agreement, random_maps, resize_maps, rollout_by_depth
+from .evaluate.cost import timed_predict, vit_cost
+from .evaluate.deletion import (
+    delete_pixels,
+    deletion_auc,
+    deletion_curve,
+    deletion_order,
+    deletion_study,
+    deletion_summary,
 )  # fmt: skip
-from .profile import attention_profile, by_layer, cls_summary, head_types, mean_attention_distance
+from .evaluate.diagnosis import (
+    attention_stats,
+    compare_groups,
+    confusion_matrix,
+    confusion_pairs,
+    describe_error,
+    garment_mass,
+    pick_errors,
+    predict_with_attention,
+)  # fmt: skip
+from .evaluate.sanity import cascading_randomization, explanation_maps
+from .family import check, claim, claims, family, pick
+
+# interventions (notebooks 06, 08)
+from .interventions.ablation import ablate, evaluate_loss, sweep
+from .interventions.randomisation import randomized
+
 # map methods, through one registry (notebooks 03, 06)
 from .methods import explain, method, methods
 from .methods.flow import attention_flow, attention_flow_grid
 from .methods.gradcam import gradcam
 from .methods.gradient_rollout import gradient_rollout
 from .methods.rollout import capture_rollout, fuse_heads, rollout, rollout_grid
-from .core.arch import eager_attention
-# interventions (notebooks 06, 08)
-from .interventions.ablation import ablate, evaluate_loss, sweep
-from .interventions.randomisation import randomized
-# studies (notebooks 03-06, 08)
-from .evaluate.agreement import agreement, random_maps, resize_maps, rollout_by_depth
-from .evaluate.cost import timed_predict, vit_cost
-from .evaluate.deletion import (
-    delete_pixels, deletion_auc, deletion_curve, deletion_order, deletion_study, deletion_summary,
-)  # fmt: skip
-from .evaluate.diagnosis import (
-    attention_stats, compare_groups, confusion_matrix, confusion_pairs, describe_error, garment_mass, pick_errors,
-    predict_with_attention,
-)  # fmt: skip
-from .evaluate.sanity import cascading_randomization, explanation_maps
+from .profile import attention_profile, by_layer, cls_summary, head_types, mean_attention_distance
+
 # figures and widgets (every chapter)
 from .show.figures import before_after, display_image, head_grid, head_heatmap, layer_strip, metric_by_layer, overlay
 from .show.studies import (
-    agreement_heatmap, cascade_panel, cascade_plot, deletion_plot, group_distributions, map_panel, show_regions,
+    agreement_heatmap,
+    cascade_panel,
+    cascade_plot,
+    deletion_plot,
+    group_distributions,
+    map_panel,
+    show_regions,
 )  # fmt: skip
 from .show.widgets import head_picker, render_png, state_bytes
+
+# statistics on plain tensors and per-(layer, head) tables (notebooks 01, 02, 05, 07)
+from .stats import (
+    entropy,
+    map_consistency,
+    mask_coverage,
+    mask_mass,
+    normalized_entropy,
+    patch_distances,
+    rank_correlation,
+    topk_overlap,
+    topk_share,
+    uniform_distance,
+)  # fmt: skip
+from .zoo import ZOO_DIR, card, load, save, zoo_names
 
 __version__ = "0.1.0"
 
@@ -80,8 +112,13 @@ def setup(seed: int = 0, threads: int | None = None, style: bool = True) -> dict
         _inline_figures()
     import transformers
 
-    return {"seed": seed, "threads": threads, "models": family(), "torch": torch.__version__,
-            "transformers": transformers.__version__}
+    return {
+        "seed": seed,
+        "threads": threads,
+        "models": family(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
 
 
 def show_progress() -> bool:

@@ -4,6 +4,7 @@ Until the offline zoo lands, it uses a ViT with *random* weights (the figure say
 shows is the machinery (capture under SDPA, rollout, Grad-CAM), not what a trained model
 looks at.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,16 @@ def build_figure() -> tuple[Figure, dict]:
     from transformers import ViTConfig, ViTForImageClassification
 
     vn.setup(seed=0)
-    cfg = ViTConfig(image_size=64, patch_size=8, num_channels=3, hidden_size=96, num_hidden_layers=6,
-                    num_attention_heads=6, intermediate_size=192, num_labels=10)
+    cfg = ViTConfig(
+        image_size=64,
+        patch_size=8,
+        num_channels=3,
+        hidden_size=96,
+        num_hidden_layers=6,
+        num_attention_heads=6,
+        intermediate_size=192,
+        num_labels=10,
+    )
     net = ViTForImageClassification(cfg).eval()  # random weights, SDPA attention
     pre = vn.Preprocessing(size=64, mean=(0.5,) * 3, std=(0.5,) * 3, channels=3)
     image = data.chelsea()

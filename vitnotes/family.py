@@ -7,6 +7,7 @@ models the seeds use (``google/vit-base-patch16-224``, ``google/vit-base-patch32
 ViT-B/16 fine-tuned on the spectrogram task. Each notebook names its models in one cell with
 ``vn.pick(zoo_value, hub=hub_value)``. Introduced in the book's page "Running on hub models".
 """
+
 from __future__ import annotations
 
 import os

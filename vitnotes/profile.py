@@ -3,6 +3,7 @@
 Introduced in notebook 01 (layers: ``cls_summary``); notebook 07 (fine-tuning:
 ``attention_profile``, ``head_types``).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -77,8 +78,9 @@ def by_layer(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def attention_profile(model: Any, pixel_values: Any, masks: Any = None, *, full: bool = True, k: int = 10,
-                      batch_size: int = 16) -> pd.DataFrame:
+def attention_profile(
+    model: Any, pixel_values: Any, masks: Any = None, *, full: bool = True, k: int = 10, batch_size: int = 16
+) -> pd.DataFrame:
     """Per (layer, head) CLS-attention statistics, averaged over images, and the CLS attention mass in
     each ground-truth region: one row per (layer, head).
 
@@ -106,8 +108,10 @@ def attention_profile(model: Any, pixel_values: Any, masks: Any = None, *, full:
     if masks is not None:
         m = np.asarray(masks)
         if m.ndim != 3 or m.shape[0] != n or not np.issubdtype(m.dtype, np.integer):
-            raise ValueError(f"masks must be integer region codes [batch={n}, H, W] (np.stack(ds['mask'])), "
-                             f"got shape {m.shape} dtype {m.dtype}")
+            raise ValueError(
+                f"masks must be integer region codes [batch={n}, H, W] (np.stack(ds['mask'])), "
+                f"got shape {m.shape} dtype {m.dtype}"
+            )
         if m.size and (m.min() < 0 or m.max() >= len(REGIONS)):
             raise ValueError(f"mask codes must lie in 0..{len(REGIONS) - 1} (REGIONS), got {m.min()}..{m.max()}")
         cover = {name: mask_coverage(torch.from_numpy(m == code), grid) for code, name in enumerate(REGIONS)}
@@ -141,17 +145,22 @@ def attention_profile(model: Any, pixel_values: Any, masks: Any = None, *, full:
             add(layer, f"mass_{name}", (maps.double() * cov[lo : lo + probs.shape[0], None]).sum((-2, -1)))
 
     stream(model, x, layers, on_layer, cls_only=not full, batch_size=batch_size)
-    rows = [{"layer": layer, "head": h, **{c: float(v[h]) / n for c, v in sums[layer].items()}}
-            for layer in layers for h in range(geom.heads)]
+    rows = [
+        {"layer": layer, "head": h, **{c: float(v[h]) / n for c, v in sums[layer].items()}}
+        for layer in layers
+        for h in range(geom.heads)
+    ]
     df = pd.DataFrame(rows)
-    df.attrs.update(images=n, patches=npatch, k=k, k5=k5,
-                    area={name: float(cov.mean()) for name, cov in cover.items()})
+    df.attrs.update(images=n, patches=npatch, k=k, k5=k5, area={name: float(cov.mean()) for name, cov in cover.items()})
     return df
+
 
 HEAD_REGIONS = ("chirp", "plot", "text", "colorbar", "axes")
 
 
-def head_types(profile: pd.DataFrame, *, threshold: float = 2.0, regions: tuple[str, ...] = HEAD_REGIONS) -> pd.DataFrame:
+def head_types(
+    profile: pd.DataFrame, *, threshold: float = 2.0, regions: tuple[str, ...] = HEAD_REGIONS
+) -> pd.DataFrame:
     """Sort heads by where their CLS attention lands, relative to each region's area.
 
     ``profile`` is a per-(layer, head) table with ``mass_<region>`` columns and ``attrs["area"]``
@@ -168,8 +177,10 @@ def head_types(profile: pd.DataFrame, *, threshold: float = 2.0, regions: tuple[
     area = profile.attrs.get("area") or {}
     missing = [r for r in regions if f"mass_{r}" not in profile.columns or r not in area]
     if missing:
-        raise ValueError(f"profile has no mass or area for region(s) {missing}; "
-                         "compute it with vn.attention_profile(model, x, masks) and pass masks")
+        raise ValueError(
+            f"profile has no mass or area for region(s) {missing}; "
+            "compute it with vn.attention_profile(model, x, masks) and pass masks"
+        )
     if not threshold > 1.0:
         raise ValueError(f"threshold must exceed 1 (1 = a uniform head), got {threshold}")
     out = profile[["layer", "head"]].copy()
@@ -181,7 +192,8 @@ def head_types(profile: pd.DataFrame, *, threshold: float = 2.0, regions: tuple[
     hits = enrich >= threshold
     names = np.asarray(regions, dtype=object)
     out["top_region"] = names[enrich.argmax(1)]
-    out["type"] = np.where(hits.sum(1) == 0, "diffuse",
-                           np.where(hits.sum(1) == 1, names[hits.argmax(1)], "polysemantic"))
+    out["type"] = np.where(
+        hits.sum(1) == 0, "diffuse", np.where(hits.sum(1) == 1, names[hits.argmax(1)], "polysemantic")
+    )
     out.attrs.update(profile.attrs, threshold=threshold, regions=tuple(regions))
     return out

@@ -12,6 +12,7 @@ numbers out. The definitions are stated in the book's metric definitions (``book
 
 Introduced in notebook 01 (layers); used by 02-07.
 """
+
 from __future__ import annotations
 
 import math

@@ -2,6 +2,7 @@
 
 Introduced in notebook 00 (attention math); every later notebook starts with ``vn.load``.
 """
+
 from __future__ import annotations
 
 import json

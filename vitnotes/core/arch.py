@@ -4,6 +4,7 @@ readout, the eager switch). A new model family is one entry here.
 
 Used by every chapter through ``core/capture.py``, the methods and the interventions.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -13,7 +14,8 @@ import torch.nn.functional as F
 
 __all__ = [
     "vit_layers", "cnn_stages", "prefix_tokens", "readout_tokens", "queries_keys", "attention_output",
-    "attention_input", "attention_scale", "embeddings", "family_of", "eager_attention", "cls_head", "context", "finish_block", "cls_block",
+    "attention_input", "attention_scale", "embeddings", "family_of", "eager_attention", "cls_head", "context",
+    "finish_block", "cls_block",
 ]  # fmt: skip
 
 _QKO = ("q_proj", "k_proj", "o_proj")
@@ -96,6 +98,7 @@ def eager_attention(net: torch.nn.Module):
         yield net
     finally:
         net.set_attn_implementation(before)
+
 
 _CLS_HEADS = ("ViTForImageClassification", "DeiTForImageClassification")
 

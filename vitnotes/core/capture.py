@@ -5,10 +5,12 @@ projections keep Q and K, and vitnotes recomputes ``softmax(Q K^T * scale)`` its
 matrices, or only the CLS query rows when that is all that is asked for. Introduced in
 notebook 01 (attention across layers); notebook 00 checks it against the formula by hand.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 
@@ -67,7 +69,8 @@ class Attention:
         return patch_grid(rows, self.geometry.prefix, self.grid)
 
     def __repr__(self) -> str:
-        return f"Attention({'cls rows' if self.cls_only else 'full'}, shape={tuple(self.probs.shape)}, layers={self.layers})"
+        kind = "cls rows" if self.cls_only else "full"
+        return f"Attention({kind}, shape={tuple(self.probs.shape)}, layers={self.layers})"
 
 
 def patch_grid(rows: torch.Tensor, prefix: int, grid: tuple[int, int]) -> torch.Tensor:
@@ -112,6 +115,7 @@ def stream(
     def on_q(layer: int):
         def hook(_module, _inputs, out):
             queries[layer] = split_heads(out[:, :1] if cls_only else out)
+
         return hook
 
     def on_k(layer: int):
@@ -122,6 +126,7 @@ def stream(
             on_layer(layer, probs[:, :, 0] if cls_only else probs)
             if layer == last and not to_end:
                 raise _Stop
+
         return hook
 
     regs = []
@@ -164,8 +169,14 @@ def capture(
     wanted = layer_indices(geom, layers)
     grid = geom.grid_for(*pixel_values.shape[-2:])
     store: dict[int, list[torch.Tensor]] = {}  # layer -> per-chunk probabilities
-    stream(model, pixel_values, wanted, lambda layer, p: store.setdefault(layer, []).append(p),
-           cls_only=cls_only, batch_size=batch_size)
+    stream(
+        model,
+        pixel_values,
+        wanted,
+        lambda layer, p: store.setdefault(layer, []).append(p),
+        cls_only=cls_only,
+        batch_size=batch_size,
+    )
     probs = torch.stack([torch.cat(store[layer]) for layer in wanted])
     return Attention(probs=probs, layers=wanted, geometry=geom, grid=grid, cls_only=cls_only)
 
@@ -188,8 +199,12 @@ def attention_io(model: Any, pixel_values: torch.Tensor, layer: int) -> tuple[to
         kept["out"] = out.detach().float()
         raise _Stop
 
-    with hooks([(arch.queries_keys(block)[0], "forward_pre", keep_in), (arch.attention_output(block), "forward", keep_out)]), \
-            torch.no_grad():
+    with (
+        hooks(
+            [(arch.queries_keys(block)[0], "forward_pre", keep_in), (arch.attention_output(block), "forward", keep_out)]
+        ),
+        torch.no_grad(),
+    ):
         try:
             forward(net, pixel_values)
         except _Stop:

@@ -2,10 +2,11 @@
 
 Introduced in notebook 00 (attention math).
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 

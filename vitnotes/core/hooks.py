@@ -2,10 +2,11 @@
 
 Used by `attention`, `ablation` and `cam` (the mechanism behind notebooks 01, 03 and 08).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterable, Iterator
 
 import torch
 

@@ -1,6 +1,7 @@
 """Images in, ``pixel_values`` out: validation of image modes, dtypes and ranges, and the
 resize / crop / normalise recipe a checkpoint ships. Introduced in notebook 00.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,7 +39,7 @@ class Preprocessing:
     resample: int = Image.BICUBIC
 
     @classmethod
-    def from_dict(cls, d: dict, geom: Geometry) -> "Preprocessing":
+    def from_dict(cls, d: dict, geom: Geometry) -> Preprocessing:
         size = d.get("size", geom.image_size)
         if isinstance(size, dict) and "shortest_edge" in size:
             resize = ("short", int(size["shortest_edge"]))
@@ -83,13 +84,15 @@ class Preprocessing:
         or cropped to its centre (``"short"`` recipes, e.g. ResNet-50), so sizes that are not a
         multiple of the patch size need no care. Grey images given to a colour model are replicated,
         colour images given to a grey model converted to luminance. A file path (str or Path) is
-        opened with ``open_image``. A numpy array is one image (``[H, W]``, ``[H, W, 1|3]``) or, stacked, a batch of them:
+        opened with ``open_image``. A numpy array is one image (``[H, W]``, ``[H, W, 1|3]``) or, stacked,
+        a batch of them:
         ``[batch, H, W, 1|3]``, or ``[batch, H, W]`` for a one-channel model (a 3-D array for a colour
         model stays one image, so a channels-first ``[3, H, W]`` gets a clear error)."""
         if isinstance(images, (str, Path)):
             images = [images]
         stacked = isinstance(images, np.ndarray) and (
-            images.ndim == 4 or (images.ndim == 3 and self.channels == 1 and images.shape[-1] not in (1, 3, 4)))
+            images.ndim == 4 or (images.ndim == 3 and self.channels == 1 and images.shape[-1] not in (1, 3, 4))
+        )
         if stacked:
             images = list(images)
         elif isinstance(images, (Image.Image, np.ndarray)):
@@ -149,8 +152,10 @@ def open_image(path: str | Path) -> Image.Image:
             with Image.open(path) as img:
                 w, h = img.size
                 if w * h > MAX_PIXELS:
-                    raise ValueError(f"{path} is {w}x{h} pixels, over the {MAX_PIXELS:,} vitnotes opens; "
-                                     "downscale it first (e.g. with PIL's Image.thumbnail)")
+                    raise ValueError(
+                        f"{path} is {w}x{h} pixels, over the {MAX_PIXELS:,} vitnotes opens; "
+                        "downscale it first (e.g. with PIL's Image.thumbnail)"
+                    )
                 img.load()
                 return img.copy()
     except UnidentifiedImageError:

@@ -1,6 +1,7 @@
 """The bundle a notebook works with (``Model``), its geometry, and the checks every analysis
 starts with. Introduced in notebook 00 (attention math); ``vn.load`` (``zoo.py``) returns a ``Model``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -119,7 +120,9 @@ def check_pixel_values(pixel_values: Any, geom: Geometry) -> torch.Tensor:
         )
     x = pixel_values
     if x.ndim == 3:
-        raise ValueError(f"pixel_values of shape {tuple(x.shape)} has no batch dimension; use x[None] or x.unsqueeze(0)")
+        raise ValueError(
+            f"pixel_values of shape {tuple(x.shape)} has no batch dimension; use x[None] or x.unsqueeze(0)"
+        )
     if x.ndim != 4:
         raise ValueError(f"pixel_values must have 4 dimensions (batch, C, H, W), got shape {tuple(x.shape)}")
     if x.shape[0] == 0:
@@ -141,7 +144,9 @@ def check_pixel_values(pixel_values: Any, geom: Geometry) -> torch.Tensor:
     return x
 
 
-def vit_input(model: Any, pixel_values: Any, batch_size: int, what: str) -> tuple[torch.nn.Module, Geometry, torch.Tensor]:
+def vit_input(
+    model: Any, pixel_values: Any, batch_size: int, what: str
+) -> tuple[torch.nn.Module, Geometry, torch.Tensor]:
     """The checks every ViT analysis starts with: a ViT-family model (``what`` names the analysis in
     the error), a valid ``pixel_values`` batch and ``batch_size >= 1``. Returns (module, geometry,
     pixel_values)."""

@@ -8,6 +8,7 @@
 
 Introduced in notebook 01 (layers).
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -5,6 +5,7 @@ axis frame and ticks, tick and axis labels, and a colour bar. The model regresse
 start time, start frequency and end frequency (MSE on z-scored targets); the mask says which
 pixels are chirp and which are distractors. Introduced in notebook 07 (fine-tuning).
 """
+
 from __future__ import annotations
 
 from functools import cache, lru_cache
@@ -17,8 +18,7 @@ from scipy.signal import stft
 if TYPE_CHECKING:
     import datasets
 
-__all__ = ["REGIONS", "TARGET_MEAN", "TARGET_NAMES", "TARGET_STD", "region_masks", "scale",
-           "spectrograms", "unscale"]
+__all__ = ["REGIONS", "TARGET_MEAN", "TARGET_NAMES", "TARGET_STD", "region_masks", "scale", "spectrograms", "unscale"]
 
 REGIONS = ("background", "plot", "chirp", "text", "colorbar", "axes")  # mask value = index
 TARGET_NAMES = ("start_time", "start_freq", "end_freq")
@@ -96,8 +96,12 @@ def _glyphs(text: str, size: int, rotate: bool = False) -> np.ndarray:
 def _params(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Signal parameters (start_time, start_freq, end_freq, amplitude, snr_db, phase) and 20 layout uniforms."""
     u = rng.random(6)
-    p = np.concatenate([_LOW + u[:3] * (_HIGH - _LOW),
-                        [_AMP[0] + u[3] * (_AMP[1] - _AMP[0]), _SNR_DB[0] + u[4] * (_SNR_DB[1] - _SNR_DB[0]), 2 * np.pi * u[5]]])
+    p = np.concatenate(
+        [
+            _LOW + u[:3] * (_HIGH - _LOW),
+            [_AMP[0] + u[3] * (_AMP[1] - _AMP[0]), _SNR_DB[0] + u[4] * (_SNR_DB[1] - _SNR_DB[0]), 2 * np.pi * u[5]],
+        ]
+    )
     return p, rng.random(20)
 
 
@@ -106,14 +110,14 @@ def _levels(p: np.ndarray, rngs: list, noise: bool) -> np.ndarray:
     t = np.arange(int(FS * SECONDS)) / FS
     ts, f0, f1, amp, snr, phase0 = (c[:, None] for c in p.T)
     tau = np.clip(t - ts, 0, None)
-    phase = 2 * np.pi * (f0 * tau + 0.5 * (f1 - f0) / (SECONDS - ts) * tau ** 2) + phase0
+    phase = 2 * np.pi * (f0 * tau + 0.5 * (f1 - f0) / (SECONDS - ts) * tau**2) + phase0
     fade = 0.5 - 0.5 * np.cos(np.pi * np.clip(tau / _RAMP_S, 0, 1))  # zero before the start, 10 ms rise
     x = (amp * fade * np.sin(phase)).astype(np.float32)
     if noise:
         sigma = (amp / np.sqrt(2) / 10 ** (snr / 20)).astype(np.float32)
         x += sigma * np.stack([r.standard_normal(t.size, dtype=np.float32) for r in rngs])
     _, _, z = stft(x, fs=FS, window="hann", nperseg=NPERSEG, noverlap=NPERSEG - HOP)
-    db = 10 * np.log10(z.real ** 2 + z.imag ** 2 + 1e-20)
+    db = 10 * np.log10(z.real**2 + z.imag**2 + 1e-20)
     return np.clip((db[:, ::-1] - DB_RANGE[0]) / (DB_RANGE[1] - DB_RANGE[0]), 0, 1).astype(np.float32)
 
 
@@ -128,8 +132,14 @@ def _draw(level, p, u, size: int, text: bool = True) -> tuple[np.ndarray, np.nda
     gap = max(1, tick // 2)
     margin = [round(c * (0.01 + 0.025 * v)) for v in u[2:6]]  # left, top, right, bottom
     n = (u[17:20] * 10000).astype(int)
-    title = pick(_TITLES, u[11]).format(n4=1000 + n[0] % 9000, n3=100 + n[0] % 900, n2=10 + n[1] % 90,
-                                        n1=1 + n[1] % 9, m1=1 + n[2] % 8, c="ABCDEFGHKLMNPRS"[n[2] % 15])
+    title = pick(_TITLES, u[11]).format(
+        n4=1000 + n[0] % 9000,
+        n3=100 + n[0] % 900,
+        n2=10 + n[1] % 90,
+        n1=1 + n[1] % 9,
+        m1=1 + n[2] % 8,
+        c="ABCDEFGHKLMNPRS"[n[2] % 15],
+    )
     tsz = round(fsz * (1.2 + 0.3 * u[13]))
     ylabel, xlabel = pick(_YLABELS, u[14]), pick(_XLABELS, u[15])
     hgt = lambda s, size_=fsz: _glyphs(s, size_, False).shape[0]
@@ -190,7 +200,7 @@ def _draw(level, p, u, size: int, text: bool = True) -> tuple[np.ndarray, np.nda
         xa, ya, xb, yb = max(x, 0), max(y, 0), min(x + w, c), min(y + h, c)
         if xa >= xb or ya >= yb:
             return
-        g = g[ya - y:yb - y, xa - x:xb - x]
+        g = g[ya - y : yb - y, xa - x : xb - x]
         a = g[..., None].astype(np.float32) / 255
         box = canvas[ya:yb, xa:xb]
         box[:] = np.rint(box * (1 - a) + float(ink) * a).astype(np.uint8)
@@ -221,15 +231,19 @@ def _finish(canvas, rank, levels, k):
 
 def _render(n: int, seed: int, size: int, noise: bool = True, text: bool = True) -> dict[str, np.ndarray]:
     """All arrays behind :func:`spectrograms`, plus ``level`` (the spectrogram value under each pixel)."""
-    out = {"image": np.empty((n, size, size, 3), np.uint8), "mask": np.empty((n, size, size), np.uint8),
-           "level": np.empty((n, size, size), np.float32), "raw": np.empty((n, 3), np.float64)}
+    out = {
+        "image": np.empty((n, size, size, 3), np.uint8),
+        "mask": np.empty((n, size, size), np.uint8),
+        "level": np.empty((n, size, size), np.float32),
+        "raw": np.empty((n, 3), np.float64),
+    }
     for lo in range(0, n, _CHUNK):
         rngs = [np.random.default_rng([seed, i]) for i in range(lo, min(lo + _CHUNK, n))]  # image i: own stream
         ps, us = zip(*(_params(r) for r in rngs))
         p = np.stack(ps)
         for j, level in enumerate(_levels(p, rngs, noise)):
             out["image"][lo + j], out["mask"][lo + j], out["level"][lo + j] = _draw(level, p[j], us[j], size, text)
-        out["raw"][lo:lo + len(p)] = p[:, :3]
+        out["raw"][lo : lo + len(p)] = p[:, :3]
     return out
 
 
@@ -249,12 +263,18 @@ def spectrograms(n: int, seed: int = 0, size: int = 64) -> datasets.Dataset:
     n, seed, size = int(n), int(seed), int(size)
     out = _render(n, seed, size)
     raw = out["raw"].astype(np.float32)
-    features = datasets.Features({
-        "image": datasets.Image(),
-        "mask": datasets.Array2D(shape=(size, size), dtype="uint8"),
-        "targets": datasets.Sequence(datasets.Value("float32"), length=3),
-        **{name: datasets.Value("float32") for name in TARGET_NAMES},
-    })
-    columns = {"image": [Image.fromarray(im) for im in out["image"]], "mask": out["mask"],
-               "targets": scale(out["raw"]).astype(np.float32), **dict(zip(TARGET_NAMES, raw.T))}
+    features = datasets.Features(
+        {
+            "image": datasets.Image(),
+            "mask": datasets.Array2D(shape=(size, size), dtype="uint8"),
+            "targets": datasets.Sequence(datasets.Value("float32"), length=3),
+            **{name: datasets.Value("float32") for name in TARGET_NAMES},
+        }
+    )
+    columns = {
+        "image": [Image.fromarray(im) for im in out["image"]],
+        "mask": out["mask"],
+        "targets": scale(out["raw"]).astype(np.float32),
+        **dict(zip(TARGET_NAMES, raw.T)),
+    }
     return datasets.Dataset.from_dict(columns, features=features)

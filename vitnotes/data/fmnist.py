@@ -1,5 +1,6 @@
 """Fashion-MNIST offline: Debian's ``dataset-fashion-mnist``, a folder you name
 (``VITNOTES_FASHION_MNIST``), or a download when online. Introduced in notebook 01."""
+
 from __future__ import annotations
 
 import gzip
@@ -30,7 +31,9 @@ _URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 
 
 def _offline() -> bool:
-    return any(os.environ.get(v, "") not in ("", "0") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "VITNOTES_OFFLINE"))
+    return any(
+        os.environ.get(v, "") not in ("", "0") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "VITNOTES_OFFLINE")
+    )
 
 
 def _find(path: str | Path | None, split: str) -> Path:
@@ -39,7 +42,9 @@ def _find(path: str | Path | None, split: str) -> Path:
         folder = Path(path or os.environ["VITNOTES_FASHION_MNIST"]).expanduser()
         missing = [n for n in names if not (folder / n).is_file()]
         if missing:
-            raise FileNotFoundError(f"{folder} lacks {', '.join(missing)}: point it at the folder holding the four gzipped IDX files")
+            raise FileNotFoundError(
+                f"{folder} lacks {', '.join(missing)}: point it at the folder holding the four gzipped IDX files"
+            )
         return folder
     for folder in (_DEBIAN, _CACHE):
         if all((folder / n).is_file() for n in names):
@@ -49,7 +54,9 @@ def _find(path: str | Path | None, split: str) -> Path:
         "VITNOTES_FASHION_MNIST=/folder/with/the/idx.gz/files, or pass path=..."
     )
     if _offline():
-        raise FileNotFoundError(f"Fashion-MNIST not found in {_DEBIAN} or {_CACHE} and downloads are off (offline). {hint}")
+        raise FileNotFoundError(
+            f"Fashion-MNIST not found in {_DEBIAN} or {_CACHE} and downloads are off (offline). {hint}"
+        )
     _CACHE.mkdir(parents=True, exist_ok=True)
     for n in names:
         if (_CACHE / n).is_file():
@@ -62,7 +69,9 @@ def _find(path: str | Path | None, split: str) -> Path:
             os.replace(tmp, _CACHE / n)
         except Exception as err:
             Path(tmp).unlink(missing_ok=True)
-            raise FileNotFoundError(f"Fashion-MNIST not found locally and the download of {n} failed ({err}). {hint}") from None
+            raise FileNotFoundError(
+                f"Fashion-MNIST not found locally and the download of {n} failed ({err}). {hint}"
+            ) from None
     return _CACHE
 
 

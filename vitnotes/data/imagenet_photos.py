@@ -1,5 +1,6 @@
 """Labelled sample photos for the hub models (ImageNet classifiers): the photos scikit-image and
 scikit-learn ship, with object boxes set by hand. Introduced in notebook 01 (hub models)."""
+
 from __future__ import annotations
 
 import numpy as np

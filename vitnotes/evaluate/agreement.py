@@ -3,9 +3,11 @@ and how rollout builds up with depth.
 
 Introduced in notebook 03 (CNN vs ViT); ``rollout_by_depth`` in notebook 06 (rollout).
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -120,13 +122,15 @@ def rollout_by_depth(
     rows = []
     for end, p in enumerate(partial):
         cls, patches = p[:, 0], p[:, pre:]
-        rows.append({
-            "end_layer": attn.layers[end],
-            "agreement": float(rank_correlation(cls, full).mean()),
-            "row_spread": float(0.5 * (patches - cls[:, None]).abs().sum(-1).mean()),
-            "identity_share": float(torch.diagonal(patches, dim1=-2, dim2=-1).mean()),
-            "entropy_norm": float(normalized_entropy(cls).mean()),
-        })
+        rows.append(
+            {
+                "end_layer": attn.layers[end],
+                "agreement": float(rank_correlation(cls, full).mean()),
+                "row_spread": float(0.5 * (patches - cls[:, None]).abs().sum(-1).mean()),
+                "identity_share": float(torch.diagonal(patches, dim1=-2, dim2=-1).mean()),
+                "entropy_norm": float(normalized_entropy(cls).mean()),
+            }
+        )
     df = pd.DataFrame(rows)
     df.attrs.update(images=int(full.shape[0]), head_fusion=head_fusion, discard_ratio=discard_ratio, residual=residual)
     return df

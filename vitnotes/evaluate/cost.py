@@ -5,6 +5,7 @@ FLOPs count the matrix products only (a multiply-add is 2 FLOPs); softmax, layer
 and additions are left out (they are a few per cent at these sizes). Introduced in notebook 05
 (patch size).
 """
+
 from __future__ import annotations
 
 import time
@@ -58,8 +59,9 @@ def vit_cost(model: Any, image_size: int | None = None) -> dict[str, int]:
 
 
 @torch.no_grad()
-def timed_predict(model: Any, pixel_values: torch.Tensor, *, batch_size: int = 64,
-                  warmup: int = 1) -> tuple[torch.Tensor, float]:
+def timed_predict(
+    model: Any, pixel_values: torch.Tensor, *, batch_size: int = 64, warmup: int = 1
+) -> tuple[torch.Tensor, float]:
     """Logits for ``pixel_values`` and the wall-clock seconds per image of the forward passes.
 
     ``warmup`` chunks are run first and not timed (the first call pays for allocations). The

@@ -3,9 +3,11 @@ them to the background value), follow the probability of the class the model pre
 intact image, and take the area under that curve; lower = the map found pixels the model needs.
 A random order is the control. Introduced in notebook 03 (CNN vs ViT).
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,8 +52,10 @@ def delete_pixels(images: Any, order: torch.Tensor, k: int, background: float = 
 
 def _check_model(model: Any) -> Model:
     if not isinstance(model, Model):
-        raise TypeError(f"deletion curves need a vn.Model (it preprocesses the edited images), got "
-                        f"{type(model).__name__}; load it with vn.load(...)")
+        raise TypeError(
+            f"deletion curves need a vn.Model (it preprocesses the edited images), got "
+            f"{type(model).__name__}; load it with vn.load(...)"
+        )
     return model
 
 
@@ -60,9 +64,17 @@ def _probs(model: Model, edited: np.ndarray, batch_size: int) -> torch.Tensor:
     return model.predict(model.preprocess(edited), batch_size=batch_size).float().softmax(-1)
 
 
-def _deletion(model: Model, imgs: np.ndarray, maps: Any, steps: int, background: float, target: Any, seed: int,
-              batch_size: int, ends: tuple[torch.Tensor, torch.Tensor] | None = None
-              ) -> tuple[torch.Tensor, np.ndarray]:
+def _deletion(
+    model: Model,
+    imgs: np.ndarray,
+    maps: Any,
+    steps: int,
+    background: float,
+    target: Any,
+    seed: int,
+    batch_size: int,
+    ends: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, np.ndarray]:
     b, h, w = imgs.shape[:3]
     m = as_maps(maps)
     if m.shape[0] != b:
@@ -71,7 +83,10 @@ def _deletion(model: Model, imgs: np.ndarray, maps: Any, steps: int, background:
     fractions = np.linspace(0.0, 1.0, steps + 1)
     ks = [int(round(f * h * w)) for f in fractions]
     if ends is None:  # the intact and the fully deleted images do not depend on the order
-        ends = (_probs(model, imgs, batch_size), _probs(model, delete_pixels(imgs, order, h * w, background), batch_size))
+        ends = (
+            _probs(model, imgs, batch_size),
+            _probs(model, delete_pixels(imgs, order, h * w, background), batch_size),
+        )
     inner = np.concatenate([delete_pixels(imgs, order, k, background) for k in ks[1:-1]]) if steps > 1 else None
     probs = [ends[0]]
     if inner is not None:
@@ -115,8 +130,9 @@ def deletion_auc(curves: torch.Tensor, fractions: Sequence[float]) -> torch.Tens
     c = torch.as_tensor(curves, dtype=torch.float64)
     x = torch.as_tensor(np.asarray(fractions), dtype=torch.float64)
     if c.ndim != 2 or c.shape[1] != x.numel() or x.numel() < 2:
-        raise ValueError(f"curves must be [batch, {x.numel()}] for {x.numel()} fractions (at least 2), "
-                         f"got {tuple(c.shape)}")
+        raise ValueError(
+            f"curves must be [batch, {x.numel()}] for {x.numel()} fractions (at least 2), got {tuple(c.shape)}"
+        )
     return torch.trapezoid(c, x, dim=1).float()
 
 
@@ -181,7 +197,14 @@ def deletion_summary(aucs: pd.DataFrame, control: str = "random") -> pd.DataFram
         a = g.set_index("image")["auc"]
         d = (a - ref.loc[a.index]).to_numpy()
         p = float("nan") if kn == control or not np.any(d) else float(wilcoxon(d).pvalue)
-        rows.append({"model": mn, "map": kn, "auc": a.mean(), "sem": a.std(ddof=1) / np.sqrt(len(a)),
-                     f"below_{control}": float(np.mean(d < 0)) if kn != control else float("nan"),
-                     "p_wilcoxon": p})
+        rows.append(
+            {
+                "model": mn,
+                "map": kn,
+                "auc": a.mean(),
+                "sem": a.std(ddof=1) / np.sqrt(len(a)),
+                f"below_{control}": float(np.mean(d < 0)) if kn != control else float("nan"),
+                "p_wilcoxon": p,
+            }
+        )
     return pd.DataFrame(rows).set_index(["model", "map"])

@@ -4,9 +4,11 @@ diagnosis of one error written from measured quantities.
 
 Introduced in notebook 04 (misclassified images).
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,16 +38,25 @@ def predict_with_attention(
     _, geom, pixel_values = vit_input(model, pixel_values, batch_size, "predict_with_attention")
     grid = geom.grid_for(*pixel_values.shape[-2:])
     rows: list[torch.Tensor] = []  # [chunk, head, T] CLS rows
-    logits = stream(model, pixel_values, [geom.layer(layer)], lambda _layer, p: rows.append(p.cpu()),
-                    cls_only=True, batch_size=batch_size, to_end=True, progress=progress)
+    logits = stream(
+        model,
+        pixel_values,
+        [geom.layer(layer)],
+        lambda _layer, p: rows.append(p.cpu()),
+        cls_only=True,
+        batch_size=batch_size,
+        to_end=True,
+        progress=progress,
+    )
     return torch.cat(logits), patch_grid(torch.cat(rows), geom.prefix, grid)
 
 
 def _labels(y: Any, what: str) -> np.ndarray:
     a = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
     if a.ndim != 1 or a.size == 0 or not np.issubdtype(a.dtype, np.integer):
-        raise ValueError(f"{what} must be a non-empty 1-D array of integer class indices, got shape {a.shape}, "
-                         f"dtype {a.dtype}")
+        raise ValueError(
+            f"{what} must be a non-empty 1-D array of integer class indices, got shape {a.shape}, dtype {a.dtype}"
+        )
     return a.astype(np.int64)
 
 
@@ -75,8 +86,15 @@ def confusion_pairs(cm: pd.DataFrame, top: int = 6) -> pd.DataFrame:
     for i, j in zip(*np.unravel_index(np.argsort(-off, axis=None, kind="stable"), off.shape)):
         if len(rows) == top or off[i, j] == 0:
             break
-        rows.append({"true": cm.index[i], "predicted": cm.columns[j], "count": int(off[i, j]),
-                     "of_true": off[i, j] / a[i].sum(), "of_errors": off[i, j] / errors})
+        rows.append(
+            {
+                "true": cm.index[i],
+                "predicted": cm.columns[j],
+                "count": int(off[i, j]),
+                "of_true": off[i, j] / a[i].sum(),
+                "of_errors": off[i, j] / errors,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -85,16 +103,20 @@ def attention_stats(cls_grid: torch.Tensor, logits: torch.Tensor, k: int = 10) -
     each averaged over heads (``cls_grid``: ``[batch, head, rows, cols]``), ``confidence`` (the
     top softmax probability) and ``margin`` (top minus second probability)."""
     if cls_grid.ndim != 4 or logits.ndim != 2 or cls_grid.shape[0] != logits.shape[0]:
-        raise ValueError(f"expected cls_grid [batch, head, rows, cols] and logits [batch, classes] for the same "
-                         f"images, got {tuple(cls_grid.shape)} and {tuple(logits.shape)}")
+        raise ValueError(
+            f"expected cls_grid [batch, head, rows, cols] and logits [batch, classes] for the same "
+            f"images, got {tuple(cls_grid.shape)} and {tuple(logits.shape)}"
+        )
     p = cls_grid.flatten(-2)
     probs = logits.double().softmax(-1).topk(2, dim=-1).values
-    return pd.DataFrame({
-        "cls_entropy": entropy(p).mean(-1).numpy(),
-        f"cls_top{k}": topk_share(p, k).mean(-1).numpy(),
-        "confidence": probs[:, 0].float().numpy(),
-        "margin": (probs[:, 0] - probs[:, 1]).float().numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "cls_entropy": entropy(p).mean(-1).numpy(),
+            f"cls_top{k}": topk_share(p, k).mean(-1).numpy(),
+            "confidence": probs[:, 0].float().numpy(),
+            "margin": (probs[:, 0] - probs[:, 1]).float().numpy(),
+        }
+    )
 
 
 def compare_groups(df: pd.DataFrame, by: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
@@ -117,9 +139,18 @@ def compare_groups(df: pd.DataFrame, by: str, columns: Sequence[str] | None = No
         if len(a) == 0 or len(b) == 0:
             raise ValueError(f"column {c!r}: one group is empty ({len(a)} {by}, {len(b)} not {by})")
         res = mannwhitneyu(a, b, alternative="two-sided")
-        rows.append({"statistic": c, f"mean ({by})": a.mean(), f"mean (not {by})": b.mean(),
-                     "difference": a.mean() - b.mean(), "rank_biserial": 2 * res.statistic / (len(a) * len(b)) - 1,
-                     "p_mannwhitney": res.pvalue, f"n ({by})": len(a), f"n (not {by})": len(b)})
+        rows.append(
+            {
+                "statistic": c,
+                f"mean ({by})": a.mean(),
+                f"mean (not {by})": b.mean(),
+                "difference": a.mean() - b.mean(),
+                "rank_biserial": 2 * res.statistic / (len(a) * len(b)) - 1,
+                "p_mannwhitney": res.pvalue,
+                f"n ({by})": len(a),
+                f"n (not {by})": len(b),
+            }
+        )
     return pd.DataFrame(rows).set_index("statistic")
 
 
@@ -134,8 +165,10 @@ def garment_mass(maps: torch.Tensor, images: Any, threshold: int = 0) -> torch.T
     m = torch.as_tensor(maps, dtype=torch.float64)
     imgs = torch.from_numpy(np.array(images, copy=True))  # a copy: the loaders' arrays may be read-only
     if m.ndim != 3 or imgs.ndim != 3 or m.shape[0] != imgs.shape[0]:
-        raise ValueError(f"expected maps [batch, rows, cols] and grey images [batch, H, W] for the same images, "
-                         f"got {tuple(m.shape)} and {tuple(imgs.shape)}")
+        raise ValueError(
+            f"expected maps [batch, rows, cols] and grey images [batch, H, W] for the same images, "
+            f"got {tuple(m.shape)} and {tuple(imgs.shape)}"
+        )
     if (m < 0).any():
         raise ValueError("maps must be non-negative (attention, rollout, ReLU'd relevance)")
     total = m.sum((-2, -1), keepdim=True)
@@ -167,17 +200,26 @@ def describe_error(
     p = torch.as_tensor(probs, dtype=torch.float64)
     rank = int((p > p[true]).sum()) + 1
     sure = "confidently" if p[pred] >= 0.8 else ("narrowly" if p[pred] - p[true] < 0.15 else "")
-    first = (f"True **{names[true]}**, predicted **{names[pred]}** {sure} (p = {p[pred]:.2f}); "
-             f"the true class comes {_ordinal(rank)} with p = {p[true]:.2f}.").replace("  ", " ")
+    first = (
+        f"True **{names[true]}**, predicted **{names[pred]}** {sure} (p = {p[pred]:.2f}); "
+        f"the true class comes {_ordinal(rank)} with p = {p[true]:.2f}."
+    ).replace("  ", " ")
     focus = "more" if cls_garment > garment_area else "less"
-    typical = ("(no correct predictions to compare with)" if np.isnan(typical_entropy)
-               else f"vs a median of {typical_entropy:.2f} for correct predictions")
-    second = (f"Last-layer CLS attention puts {cls_garment:.0%} of its mass on the {region}, which covers "
-              f"{garment_area:.0%} of the image ({focus} than its area), rollout {rollout_garment:.0%}; "
-              f"CLS entropy {cls_entropy:.2f} nats {typical}.")
+    typical = (
+        "(no correct predictions to compare with)"
+        if np.isnan(typical_entropy)
+        else f"vs a median of {typical_entropy:.2f} for correct predictions"
+    )
+    second = (
+        f"Last-layer CLS attention puts {cls_garment:.0%} of its mass on the {region}, which covers "
+        f"{garment_area:.0%} of the image ({focus} than its area), rollout {rollout_garment:.0%}; "
+        f"CLS entropy {cls_entropy:.2f} nats {typical}."
+    )
     same = "mostly the same" if class_overlap >= 0.5 else ("partly the same" if class_overlap >= 0.25 else "different")
-    third = (f"The class-specific maps for {names[pred]} and {names[true]} share {class_overlap:.0%} of their "
-             f"top-10 % pixels: the evidence sits on {same} pixels.")
+    third = (
+        f"The class-specific maps for {names[pred]} and {names[true]} share {class_overlap:.0%} of their "
+        f"top-10 % pixels: the evidence sits on {same} pixels."
+    )
     return " ".join([first, second, third])
 
 
@@ -188,8 +230,9 @@ def _ordinal(n: int) -> str:
     return f"{n}{suffix}"  # 1000 classes: 21st, 112th
 
 
-def pick_errors(true: Any, pred: Any, confidence: Any, pairs: pd.DataFrame, names: Sequence[str],
-                per_pair: int = 2) -> np.ndarray:
+def pick_errors(
+    true: Any, pred: Any, confidence: Any, pairs: pd.DataFrame, names: Sequence[str], per_pair: int = 2
+) -> np.ndarray:
     """Indices of errors to look at: for each (true, predicted) pair of ``confusion_pairs``, the
     most confident error, then the least confident, then the second most confident, ... up to
     ``per_pair`` (fewer when the pair has fewer errors)."""

@@ -6,6 +6,7 @@ each kind of map changes (Spearman rank correlation with the trained model's map
 barely changes when the weights it should explain are destroyed cannot be explaining them.
 Introduced in notebook 06 (rollout).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,7 +17,7 @@ import torch
 
 from ..core.model import check_pixel_values, forward, resolve_targets, unwrap, vit_input
 from ..interventions.randomisation import randomized
-from ..methods.base import registered, methods
+from ..methods.base import methods, registered
 from ..methods.gradient_rollout import attention_with_grads
 from ..stats import rank_correlation, topk_overlap
 
@@ -44,8 +45,9 @@ def explanation_maps(
     return _maps_and_logits(model, pixel_values, target, batch_size)[0]
 
 
-def _maps_and_logits(model: Any, pixel_values: torch.Tensor, target: Any, batch_size: int
-                     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+def _maps_and_logits(
+    model: Any, pixel_values: torch.Tensor, target: Any, batch_size: int
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     net, geom, pixel_values = vit_input(model, pixel_values, batch_size, "explanation maps")
     grid = geom.grid_for(*pixel_values.shape[-2:])
     n_classes = int(getattr(net.config, "num_labels", 0) or 1)
@@ -128,9 +130,17 @@ def cascading_randomization(
         for method in _one_pass_methods():
             rho = rank_correlation(maps[label][method], maps["trained"][method])
             top = topk_overlap(maps[label][method], maps["trained"][method], topk_frac)
-            rows.append({"step": label, "from_layer": f, "method": method, "spearman": float(np.nanmean(rho.numpy())),
-                         "spearman_min": float(np.nanmin(rho.numpy())), "topk_overlap": float(top.mean()),
-                         "accuracy": acc})
+            rows.append(
+                {
+                    "step": label,
+                    "from_layer": f,
+                    "method": method,
+                    "spearman": float(np.nanmean(rho.numpy())),
+                    "spearman_min": float(np.nanmin(rho.numpy())),
+                    "topk_overlap": float(top.mean()),
+                    "accuracy": acc,
+                }
+            )
     df = pd.DataFrame(rows)
     df.attrs.update(images=len(pixel_values), seed=seed)
     return df, maps

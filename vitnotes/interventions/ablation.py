@@ -4,10 +4,12 @@ transformers 5.x removed ``head_mask``, and passing it is silently ignored; vitn
 head's slice of the ``o_proj`` input with a forward pre-hook instead (heads are concatenated in
 order, head h owns features ``h*d : (h+1)*d``). Introduced in notebook 08 (head ablation).
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 import pandas as pd
 import torch
@@ -62,10 +64,12 @@ def ablate(model: Any, heads: Iterable | Mapping) -> Iterator[Any]:
             for h in hs:
                 x[..., h * d : (h + 1) * d] = 0
             return (x, *args[1:])
+
         return hook
 
     with hooks((arch.attention_output(blocks[layer]), "forward_pre", zero(hs)) for layer, hs in chosen.items()):
         yield model
+
 
 _LOSSES = ("ce", "mse")
 
@@ -88,8 +92,9 @@ def _check_targets(targets: Any, n: int, kind: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate_loss(model: Any, pixel_values: torch.Tensor, targets: Any, *, loss: str | None = None,
-                  batch_size: int = 64) -> float:
+def evaluate_loss(
+    model: Any, pixel_values: torch.Tensor, targets: Any, *, loss: str | None = None, batch_size: int = 64
+) -> float:
     """Mean loss over a data set: cross-entropy for classifiers, MSE (over all outputs) for
     regression models (``problem_type == "regression"``)."""
     net, geom = unwrap(model)
@@ -102,9 +107,17 @@ def evaluate_loss(model: Any, pixel_values: torch.Tensor, targets: Any, *, loss:
     return total / pixel_values.shape[0]
 
 
-def sweep(model: Any, pixel_values: torch.Tensor, targets: Any, *, heads: Iterable | None = None,
-          loss: str | None = None, batch_size: int = 64, method: str = "fast",
-          progress: bool = False) -> pd.DataFrame:
+def sweep(
+    model: Any,
+    pixel_values: torch.Tensor,
+    targets: Any,
+    *,
+    heads: Iterable | None = None,
+    loss: str | None = None,
+    batch_size: int = 64,
+    method: str = "fast",
+    progress: bool = False,
+) -> pd.DataFrame:
     """Ablate each head alone and measure the loss: one row per (layer, head) with ``loss`` and
     ``rel_increase`` (loss / intact loss - 1). ``df.attrs`` holds ``baseline`` (intact loss),
     ``n`` (images) and ``loss`` (kind). ``heads`` defaults to every head of every layer.
@@ -144,8 +157,10 @@ def sweep(model: Any, pixel_values: torch.Tensor, targets: Any, *, heads: Iterab
         for layer, h in it:
             with ablate(model, [(layer, h)]):
                 losses[layer, h] = evaluate_loss(model, pixel_values, t, loss=kind, batch_size=batch_size)
-    rows = [{"layer": layer, "head": h, "loss": losses[layer, h], "rel_increase": losses[layer, h] / base - 1.0}
-            for layer, h in pairs]
+    rows = [
+        {"layer": layer, "head": h, "loss": losses[layer, h], "rel_increase": losses[layer, h] / base - 1.0}
+        for layer, h in pairs
+    ]
     df = pd.DataFrame(rows)
     df.attrs.update(baseline=base, n=int(pixel_values.shape[0]), loss=kind, method=method)
     return df
@@ -160,8 +175,16 @@ def _losses(logits: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _fast_sweep(net, geom: Geometry, pixel_values: torch.Tensor, t: torch.Tensor, kind: str,
-                chosen: dict[int, list[int]], batch_size: int, progress: bool):
+def _fast_sweep(
+    net,
+    geom: Geometry,
+    pixel_values: torch.Tensor,
+    t: torch.Tensor,
+    kind: str,
+    chosen: dict[int, list[int]],
+    batch_size: int,
+    progress: bool,
+):
     embeddings, blocks, norm, classifier = arch.cls_head(net)
     d, last = geom.head_dim, len(blocks) - 1
     param = next(net.parameters())
@@ -192,7 +215,11 @@ def _fast_sweep(net, geom: Geometry, pixel_values: torch.Tensor, t: torch.Tensor
                     out = later(out)
                 if layer < last:
                     out = arch.cls_block(blocks[last], out)
-                per = _losses(classifier(norm(out)[:, 0]), y.repeat(k, *([1] * (y.dim() - 1))), kind).reshape(k, b).sum(-1)
+                per = (
+                    _losses(classifier(norm(out)[:, 0]), y.repeat(k, *([1] * (y.dim() - 1))), kind)
+                    .reshape(k, b)
+                    .sum(-1)
+                )
                 for head, value in zip(hs, per.tolist()):
                     totals[layer, head] += value
                 if bar is not None:

@@ -2,6 +2,7 @@
 
 Introduced in notebook 06 (rollout).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -80,5 +81,11 @@ def randomized(model: Any, from_layer: int, seed: int = 0, *, embeddings: bool =
     what = f"blocks {start}..{geom.layers - 1} + head" if start < geom.layers else "head only"
     if embeddings:
         what += " + embeddings"
-    return Model(net=new, geometry=geom, labels=list(model.labels), preprocessing=model.preprocessing,
-                 name=f"{model.name} randomised ({what}, seed {seed})", source="randomized")
+    return Model(
+        net=new,
+        geometry=geom,
+        labels=list(model.labels),
+        preprocessing=model.preprocessing,
+        name=f"{model.name} randomised ({what}, seed {seed})",
+        source="randomized",
+    )

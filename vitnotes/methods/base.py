@@ -5,10 +5,12 @@ signature, ``(model_or_attention, pixel_values, target=None, **options) -> [batc
 and the deletion studies: a new method is one file in ``methods/``. Introduced in notebook 03
 (CNN vs ViT), where the maps are first compared.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -43,8 +45,9 @@ class Method:
 _REGISTRY: dict[str, Method] = {}
 
 
-def method(name: str, *, kinds: tuple[str, ...] = ("vit",), class_specific: bool = False,
-           from_pass: FromPass | None = None) -> Callable:
+def method(
+    name: str, *, kinds: tuple[str, ...] = ("vit",), class_specific: bool = False, from_pass: FromPass | None = None
+) -> Callable:
     """Register a map method under ``name`` (decorator); registration order is the listing order."""
 
     def register(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
@@ -69,8 +72,9 @@ def methods(kind: str | None = None) -> list[str]:
     return [n for n, m in _REGISTRY.items() if kind is None or kind in m.kinds]
 
 
-def explain(model: Any, pixel_values: torch.Tensor | None, method: str, target: Any = None,
-            **options: Any) -> torch.Tensor:
+def explain(
+    model: Any, pixel_values: torch.Tensor | None, method: str, target: Any = None, **options: Any
+) -> torch.Tensor:
     """The map of ``method`` (a name from ``vn.methods()``) for every image, ``[batch, rows, cols]``.
 
     ``model`` is a ``vn.Model``, a transformers model, or (for attention-only methods) a
@@ -82,6 +86,8 @@ def explain(model: Any, pixel_values: torch.Tensor | None, method: str, target: 
     if not isinstance(model, Attention):
         _, geom = unwrap(model)
         if geom.kind not in m.kinds:
-            raise TypeError(f"map method {method!r} explains {'/'.join(m.kinds).upper()} models, not a "
-                            f"{geom.kind.upper()}; choose from {methods(geom.kind)}")
+            raise TypeError(
+                f"map method {method!r} explains {'/'.join(m.kinds).upper()} models, not a "
+                f"{geom.kind.upper()}; choose from {methods(geom.kind)}"
+            )
     return m.fn(model, pixel_values, target, **options)

@@ -1,6 +1,7 @@
 """Raw CLS attention: one layer's CLS -> patch attention, averaged over heads (the map the
 seed papers show). Introduced in notebook 01 (layers); a method of the sanity check in 06.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -18,11 +19,15 @@ def _from_pass(maps: list[torch.Tensor], grads: list[torch.Tensor], prefix: int,
 
 
 @method("last layer", from_pass=_from_pass)
-def cls_attention(model: Any, pixel_values: torch.Tensor | None = None, target: Any = None, *, layer: int = -1,
-                  batch_size: int = 64) -> torch.Tensor:
+def cls_attention(
+    model: Any, pixel_values: torch.Tensor | None = None, target: Any = None, *, layer: int = -1, batch_size: int = 64
+) -> torch.Tensor:
     """CLS -> patch attention of ``layer`` (default the last), mean over heads, ``[batch, rows, cols]``
     (prefix tokens dropped, each head's row renormalised). ``model`` may be a ``vn.capture`` result;
     ``target`` is ignored (attention never looks at the class). Introduced in notebook 01."""
-    attn = model if isinstance(model, Attention) else capture(model, pixel_values, layers=[layer], cls_only=True,
-                                                              batch_size=batch_size)
+    attn = (
+        model
+        if isinstance(model, Attention)
+        else capture(model, pixel_values, layers=[layer], cls_only=True, batch_size=batch_size)
+    )
     return attn.cls_grid(layer).mean(1)

@@ -1,6 +1,7 @@
 """Attention flow (Abnar & Zuidema 2020): max-flow into the CLS token on the layered attention
 graph, where the token count makes it tractable. Introduced in notebook 06 (rollout).
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -4,6 +4,7 @@ CAM = relu( sum_c  mean_{x,y}(d y_target / d A_c) * A_c ) on the chosen activati
 a CNN stage's feature map, or a ViT block's normalised input tokens laid out on the patch
 grid. Introduced in notebook 03 (ViT vs CNN).
 """
+
 from __future__ import annotations
 
 from typing import Any

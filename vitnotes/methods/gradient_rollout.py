@@ -1,6 +1,7 @@
 """Gradient-weighted rollout for one class (Chefer, Gur & Wolf 2021, "Generic attention-model
 explainability"). Introduced in notebook 03 (CNN vs ViT); used by 04 and 06.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -57,8 +58,9 @@ def attention_with_grads(
     return out.logits.detach(), [m.detach() for m in maps], list(grads)
 
 
-def _gradient_rollout_from(maps: list[torch.Tensor], grads: list[torch.Tensor], start: int, prefix: int,
-                           grid: tuple[int, int]) -> torch.Tensor:
+def _gradient_rollout_from(
+    maps: list[torch.Tensor], grads: list[torch.Tensor], start: int, prefix: int, grid: tuple[int, int]
+) -> torch.Tensor:
     b, _, n, _ = maps[0].shape
     r = torch.eye(n, dtype=torch.float64).expand(b, n, n).clone()
     for layer in range(start, len(maps)):

@@ -1,6 +1,7 @@
 """Attention rollout (Abnar & Zuidema 2020): the product of the layers' head-fused attention
 with the residual added, and its CLS row on the patch grid. Introduced in notebook 06 (rollout).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -150,7 +151,9 @@ def _from_pass(maps: list[torch.Tensor], grads: list[torch.Tensor], prefix: int,
 
 
 @method("rollout", from_pass=_from_pass)
-def rollout_map(model: Any, pixel_values: torch.Tensor | None = None, target: Any = None, **options: Any) -> torch.Tensor:
+def rollout_map(
+    model: Any, pixel_values: torch.Tensor | None = None, target: Any = None, **options: Any
+) -> torch.Tensor:
     """Rollout's CLS row over the patches on the grid, ``[batch, rows, cols]``: every prefix token
     dropped, renormalised to sum to 1. ``model`` may be a ``vn.capture`` result (then ``options`` go
     to ``rollout``) or a model (``capture_rollout``); ``target`` is ignored. Introduced in notebook 06."""

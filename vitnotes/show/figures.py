@@ -4,9 +4,11 @@ Every function returns a ``matplotlib.figure.Figure`` (not registered with pyplo
 notebook shows it once and nothing leaks); save it with ``fig.savefig(path)``. Introduced in
 notebook 01 (layers).
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -55,14 +57,27 @@ def upsample(heat: torch.Tensor, size: tuple[int, int], smooth: bool = False) ->
     return F.interpolate(h[None, None], size=size, **mode)[0, 0].numpy()
 
 
-def _draw(ax, image: np.ndarray, heat: Any, alpha: float, cmap: str, smooth: bool, title: str | None,
-          vmax: float | None = None):
+def _draw(
+    ax,
+    image: np.ndarray,
+    heat: Any,
+    alpha: float,
+    cmap: str,
+    smooth: bool,
+    title: str | None,
+    vmax: float | None = None,
+):
     """Image, then the map over it: scaled to its own min..max, or to 0..vmax when given."""
     ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
     im = None
     if heat is not None:
-        im = ax.imshow(upsample(heat, image.shape[:2], smooth), cmap=cmap, alpha=alpha,
-                       vmin=None if vmax is None else 0.0, vmax=vmax)
+        im = ax.imshow(
+            upsample(heat, image.shape[:2], smooth),
+            cmap=cmap,
+            alpha=alpha,
+            vmin=None if vmax is None else 0.0,
+            vmax=vmax,
+        )
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
@@ -74,8 +89,16 @@ def _shared_max(maps: torch.Tensor, shared: bool) -> float | None:
     return float(maps.max()) if shared else None
 
 
-def overlay(image: Any, heat: torch.Tensor, *, title: str | None = None, alpha: float = 0.55,
-            cmap: str = "inferno", smooth: bool = False, size: float = 3.0) -> Figure:
+def overlay(
+    image: Any,
+    heat: torch.Tensor,
+    *,
+    title: str | None = None,
+    alpha: float = 0.55,
+    cmap: str = "inferno",
+    smooth: bool = False,
+    size: float = 3.0,
+) -> Figure:
     """One map drawn over its image (left: the image, right: the overlay, with its colour bar)."""
     img = display_image(image)
     fig = Figure(figsize=(2 * size + 0.6, size), layout="constrained")
@@ -85,8 +108,17 @@ def overlay(image: Any, heat: torch.Tensor, *, title: str | None = None, alpha: 
     return fig
 
 
-def layer_strip(image: Any, maps: torch.Tensor, *, labels: Sequence[str] | None = None, alpha: float = 0.55,
-                cmap: str = "inferno", smooth: bool = False, shared: bool = False, size: float = 1.8) -> Figure:
+def layer_strip(
+    image: Any,
+    maps: torch.Tensor,
+    *,
+    labels: Sequence[str] | None = None,
+    alpha: float = 0.55,
+    cmap: str = "inferno",
+    smooth: bool = False,
+    shared: bool = False,
+    size: float = 1.8,
+) -> Figure:
     """Maps ``[n, rows, cols]`` (e.g. one per layer) side by side over the same image, or over one
     image each when ``image`` is a list of ``n`` images (e.g. one head on several images).
 
@@ -115,8 +147,17 @@ def layer_strip(image: Any, maps: torch.Tensor, *, labels: Sequence[str] | None 
     return fig
 
 
-def head_grid(image: Any, maps: torch.Tensor, *, layers: Sequence[int] | None = None, alpha: float = 0.6,
-              cmap: str = "inferno", smooth: bool = False, shared: bool = False, size: float = 1.0) -> Figure:
+def head_grid(
+    image: Any,
+    maps: torch.Tensor,
+    *,
+    layers: Sequence[int] | None = None,
+    alpha: float = 0.6,
+    cmap: str = "inferno",
+    smooth: bool = False,
+    shared: bool = False,
+    size: float = 1.0,
+) -> Figure:
     """Maps ``[layer, head, rows, cols]`` (or ``[head, rows, cols]``) as a grid: a row per layer.
     Colour ranges as in ``layer_strip`` (``shared=True``: one scale and a colour bar)."""
     maps = torch.as_tensor(maps)
@@ -139,9 +180,17 @@ def head_grid(image: Any, maps: torch.Tensor, *, layers: Sequence[int] | None = 
     return fig
 
 
-def before_after(image: Any, before: torch.Tensor, after: torch.Tensor, *,
-                 titles: tuple[str, str] = ("before", "after"), alpha: float = 0.55, cmap: str = "inferno",
-                 smooth: bool = False, size: float = 2.4) -> Figure:
+def before_after(
+    image: Any,
+    before: torch.Tensor,
+    after: torch.Tensor,
+    *,
+    titles: tuple[str, str] = ("before", "after"),
+    alpha: float = 0.55,
+    cmap: str = "inferno",
+    smooth: bool = False,
+    size: float = 2.4,
+) -> Figure:
     """Two maps of one image and their difference (after - before, blue = lost, red = gained)."""
     before, after = torch.as_tensor(before, dtype=torch.float32), torch.as_tensor(after, dtype=torch.float32)
     if before.shape != after.shape:
@@ -161,8 +210,15 @@ def before_after(image: Any, before: torch.Tensor, after: torch.Tensor, *,
     return fig
 
 
-def metric_by_layer(df: pd.DataFrame, metric: str, *, hue: str | None = None, heads: bool = True,
-                    ylabel: str | None = None, size: tuple[float, float] = (5.0, 3.0)) -> Figure:
+def metric_by_layer(
+    df: pd.DataFrame,
+    metric: str,
+    *,
+    hue: str | None = None,
+    heads: bool = True,
+    ylabel: str | None = None,
+    size: tuple[float, float] = (5.0, 3.0),
+) -> Figure:
     """A per-(layer, head) metric against depth: the mean over heads as a line (one per ``hue``
     value), each head as a faint dot."""
     import seaborn as sns
@@ -173,17 +229,37 @@ def metric_by_layer(df: pd.DataFrame, metric: str, *, hue: str | None = None, he
     fig = Figure(figsize=size, layout="constrained")
     ax = fig.subplots()
     if heads and "head" in df.columns:
-        sns.stripplot(data=df, x="layer", y=metric, hue=hue, ax=ax, alpha=0.35, size=3, native_scale=True,
-                      legend=False, dodge=False, jitter=0.15)
+        sns.stripplot(
+            data=df,
+            x="layer",
+            y=metric,
+            hue=hue,
+            ax=ax,
+            alpha=0.35,
+            size=3,
+            native_scale=True,
+            legend=False,
+            dodge=False,
+            jitter=0.15,
+        )
     sns.lineplot(data=df, x="layer", y=metric, hue=hue, ax=ax, errorbar=None, marker="o")
     ax.set_ylabel(ylabel or metric)
     ax.set_xlabel("layer")
     return fig
 
 
-def head_heatmap(df: pd.DataFrame, value: str, *, label: str | None = None, scale: float = 1.0,
-                 fmt: str = ".2f", cmap: str = "rocket_r", center: float | None = None,
-                 symlog: float | None = None, size: tuple[float, float] = (6.4, 4.6)) -> Figure:
+def head_heatmap(
+    df: pd.DataFrame,
+    value: str,
+    *,
+    label: str | None = None,
+    scale: float = 1.0,
+    fmt: str = ".2f",
+    cmap: str = "rocket_r",
+    center: float | None = None,
+    symlog: float | None = None,
+    size: tuple[float, float] = (6.4, 4.6),
+) -> Figure:
     """A per-(layer, head) value as a layer x head heatmap with each cell annotated (``value`` times
     ``scale``, e.g. 100 for percent). ``center`` gives a diverging colour map around that value;
     ``symlog=t`` a diverging symmetric-log colour scale around 0, linear within ``[-t, t]`` (for

@@ -3,9 +3,11 @@ cascade, group distributions, the spectrogram task's regions.
 
 Introduced in notebooks 03 (maps, agreement, deletion), 04 (groups), 06 (cascade) and 07 (regions).
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,7 +54,7 @@ def map_panel(
     for j in range(n):
         img = display_image(imgs[j])
         _draw(axes[0, j], img, None, alpha, cmap, False, titles[j] or None)
-        for i, (k, v) in enumerate(rows.items(), start=1):
+        for i, v in enumerate(rows.values(), start=1):
             _draw(axes[i, j], img, v[j], alpha, cmap, True, None)
     axes[0, 0].set_ylabel("image", fontsize=9)
     for i, k in enumerate(rows, start=1):
@@ -70,16 +72,27 @@ def agreement_heatmap(tables: Mapping[str, pd.DataFrame], *, size: float = 3.6) 
     for ax, (title, t) in zip(axes, tables.items(), strict=True):
         t = t.iloc[1:, :-1]  # the diagonal (1 by definition) and the upper triangle are left out
         mask = np.triu(np.ones(t.shape, dtype=bool), k=1)
-        sns.heatmap(t, mask=mask, annot=True, fmt=".2f", vmin=-1 if (t.values < 0).any() else 0, vmax=1,
-                    cmap="vlag" if (t.values < 0).any() else "rocket_r", cbar=False, square=True, ax=ax,
-                    annot_kws={"fontsize": 8})
+        sns.heatmap(
+            t,
+            mask=mask,
+            annot=True,
+            fmt=".2f",
+            vmin=-1 if (t.values < 0).any() else 0,
+            vmax=1,
+            cmap="vlag" if (t.values < 0).any() else "rocket_r",
+            cbar=False,
+            square=True,
+            ax=ax,
+            annot_kws={"fontsize": 8},
+        )
         ax.set_title(title, fontsize=10)
         ax.tick_params(labelsize=8)
     return fig
 
 
-def deletion_plot(curves: pd.DataFrame, *, control: str | None = "random", size: tuple[float, float] = (4.0, 3.0)
-                  ) -> Figure:
+def deletion_plot(
+    curves: pd.DataFrame, *, control: str | None = "random", size: tuple[float, float] = (4.0, 3.0)
+) -> Figure:
     """Mean deletion curves from ``deletion_study``: a panel per model, a line per map kind
     (the ``control`` kind dashed), shaded +- one standard error."""
     models = list(dict.fromkeys(curves["model"]))
@@ -91,8 +104,9 @@ def deletion_plot(curves: pd.DataFrame, *, control: str | None = "random", size:
         for kn, g in sub.groupby("map", sort=False):
             style = dict(color="grey", linestyle="--") if kn == control else dict(color=colours[kn])
             ax.plot(g["fraction"], g["prob"], label=kn, **style)
-            ax.fill_between(g["fraction"], g["prob"] - g["sem"], g["prob"] + g["sem"], alpha=0.15,
-                            color=style["color"], linewidth=0)
+            ax.fill_between(
+                g["fraction"], g["prob"] - g["sem"], g["prob"] + g["sem"], alpha=0.15, color=style["color"], linewidth=0
+            )
         ax.set_title(mn, fontsize=10)
         ax.set_xlabel("fraction of pixels deleted")
     axes[0].set_ylabel("p(originally predicted class)")
@@ -101,8 +115,13 @@ def deletion_plot(curves: pd.DataFrame, *, control: str | None = "random", size:
     return fig
 
 
-def cascade_plot(table: pd.DataFrame, baseline: dict[str, float] | None = None, *, metric: str = "spearman",
-                 size: tuple[float, float] = (6.4, 3.4)) -> Figure:
+def cascade_plot(
+    table: pd.DataFrame,
+    baseline: dict[str, float] | None = None,
+    *,
+    metric: str = "spearman",
+    size: tuple[float, float] = (6.4, 3.4),
+) -> Figure:
     """Agreement with the trained maps along the cascade (a line per method, steps in the table's
     order from the trained model to the fully random one). ``metric``: a column of the table
     (``"spearman"`` or ``"topk_overlap"``). ``baseline``: method -> a reference value drawn as a
@@ -122,16 +141,20 @@ def cascade_plot(table: pd.DataFrame, baseline: dict[str, float] | None = None, 
         ax.axhline(value, ls="--", lw=1, color=colours.get(method, "grey"), alpha=0.8)
     ax.axhline(0, color="black", lw=0.6)
     ax.set_xticks(range(len(steps)), steps, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel({"spearman": "Spearman with trained map", "topk_overlap": "top-patch overlap with trained map"}
-                  .get(metric, metric))
+    ax.set_ylabel(
+        {"spearman": "Spearman with trained map", "topk_overlap": "top-patch overlap with trained map"}.get(
+            metric, metric
+        )
+    )
     ax.set_xlabel("randomised (cascading from the top)")
     ax.set_ylim(-0.3, 1.05)
     ax.legend(fontsize=8, loc="lower left")
     return fig
 
 
-def cascade_panel(image: Any, maps: dict[str, dict[str, torch.Tensor]], index: int = 0, *,
-                  size: float = 1.15) -> Figure:
+def cascade_panel(
+    image: Any, maps: dict[str, dict[str, torch.Tensor]], index: int = 0, *, size: float = 1.15
+) -> Figure:
     """One image's maps along the cascade: a column per step, a row per method (the second result
     of ``cascading_randomization``; ``index`` picks the image in the batch)."""
 
@@ -141,12 +164,20 @@ def cascade_panel(image: Any, maps: dict[str, dict[str, torch.Tensor]], index: i
     methods = list(maps[steps[0]])
     img = np.asarray(image)
     rows = {m: torch.stack([maps[s][m][index] for s in steps]) for m in methods}
-    return map_panel(np.repeat(img[None], len(steps), 0), rows, titles=[s.replace(" + ", "\n+ ") for s in steps],
-                     size=size)
+    return map_panel(
+        np.repeat(img[None], len(steps), 0), rows, titles=[s.replace(" + ", "\n+ ") for s in steps], size=size
+    )
 
 
-def group_distributions(df: pd.DataFrame, by: str, columns: Sequence[str], *, labels: tuple[str, str] = ("yes", "no"),
-                        ncols: int = 4, size: tuple[float, float] = (2.0, 2.2)):
+def group_distributions(
+    df: pd.DataFrame,
+    by: str,
+    columns: Sequence[str],
+    *,
+    labels: tuple[str, str] = ("yes", "no"),
+    ncols: int = 4,
+    size: tuple[float, float] = (2.0, 2.2),
+):
     """One small box plot per column (``ncols`` to a row), the two groups of the boolean column
     ``by`` side by side (``labels`` name the True and the False group, drawn blue and red).
     Returns a matplotlib ``Figure``."""
@@ -162,20 +193,36 @@ def group_distributions(df: pd.DataFrame, by: str, columns: Sequence[str], *, la
     nrows = -(-len(columns) // ncols)
     fig = Figure(figsize=(size[0] * ncols, size[1] * nrows), layout="constrained")
     axes = np.asarray(fig.subplots(nrows, ncols, squeeze=False)).ravel()
-    for ax in axes[len(columns):]:
+    for ax in axes[len(columns) :]:
         ax.set_visible(False)
     group = df[by].map({True: labels[0], False: labels[1]})
     palette = {labels[0]: "C0", labels[1]: "C3"}
     for ax, c in zip(axes, columns):
-        sns.boxplot(x=group, y=df[c], order=list(labels), ax=ax, hue=group, palette=palette, legend=False,
-                    width=0.6, fliersize=2)
+        sns.boxplot(
+            x=group,
+            y=df[c],
+            order=list(labels),
+            ax=ax,
+            hue=group,
+            palette=palette,
+            legend=False,
+            width=0.6,
+            fliersize=2,
+        )
         ax.set_xlabel("")
         ax.set_title(c, fontsize=9)
         ax.set_ylabel("")
     return fig
 
-_REGION_COLOURS = {"background": "#f2f2f2", "plot": "#9ecae1", "chirp": "#e6550d", "text": "#756bb1",
-                   "colorbar": "#31a354", "axes": "#636363"}
+
+_REGION_COLOURS = {
+    "background": "#f2f2f2",
+    "plot": "#9ecae1",
+    "chirp": "#e6550d",
+    "text": "#756bb1",
+    "colorbar": "#31a354",
+    "axes": "#636363",
+}
 
 
 def show_regions(image: Any, mask: Any, size: float = 2.6):
@@ -189,13 +236,20 @@ def show_regions(image: Any, mask: Any, size: float = 2.6):
     regions = region_masks(m)  # validates the mask
     img = np.asarray(image)
     if img.shape[:2] != m.shape:
-        raise ValueError(f"image {img.shape[:2]} and mask {m.shape} differ in size; pass one dataset row's image and mask")
+        raise ValueError(
+            f"image {img.shape[:2]} and mask {m.shape} differ in size; pass one dataset row's image and mask"
+        )
     fig = Figure(figsize=(2 * size + 1.6, size), layout="constrained")
     axes = fig.subplots(1, 2)
     axes[0].imshow(img)
     axes[0].set_title("image", fontsize=9)
-    axes[1].imshow(m, cmap=ListedColormap([_REGION_COLOURS[r] for r in REGIONS]), vmin=-0.5, vmax=len(REGIONS) - 0.5,
-                   interpolation="nearest")
+    axes[1].imshow(
+        m,
+        cmap=ListedColormap([_REGION_COLOURS[r] for r in REGIONS]),
+        vmin=-0.5,
+        vmax=len(REGIONS) - 0.5,
+        interpolation="nearest",
+    )
     axes[1].set_title("regions", fontsize=9)
     for ax in axes:
         ax.set_xticks([])

@@ -8,11 +8,13 @@ palette (24-bit PNGs would be about 3.5x larger). Measured for a 12 x 12 model a
 224 px photo (``state_bytes``, base64 included); ``size=112`` cuts that by about a third.
 Introduced in notebook 02 (heads).
 """
+
 from __future__ import annotations
 
 import io
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,8 +26,15 @@ from .figures import display_image, upsample
 __all__ = ["head_picker", "render_png", "state_bytes"]
 
 
-def render_png(image: Any, heat: torch.Tensor | None, *, size: int = 144, alpha: float = 0.55,
-               cmap: str = "inferno", colors: int | None = 64) -> bytes:
+def render_png(
+    image: Any,
+    heat: torch.Tensor | None,
+    *,
+    size: int = 144,
+    alpha: float = 0.55,
+    cmap: str = "inferno",
+    colors: int | None = 64,
+) -> bytes:
     """A map over its image as PNG bytes, ``size`` pixels square (nearest upsampling), with an
     adaptive palette of ``colors`` colours (None: full 24-bit colour)."""
     img = display_image(image)
@@ -45,8 +54,16 @@ def render_png(image: Any, heat: torch.Tensor | None, *, size: int = 144, alpha:
     return buf.getvalue()
 
 
-def head_picker(image: Any, maps: torch.Tensor, *, layers: Sequence[int] | None = None, size: int = 144,
-                alpha: float = 0.55, cmap: str = "inferno", mean: bool = True):
+def head_picker(
+    image: Any,
+    maps: torch.Tensor,
+    *,
+    layers: Sequence[int] | None = None,
+    size: int = 144,
+    alpha: float = 0.55,
+    cmap: str = "inferno",
+    mean: bool = True,
+):
     """A widget to browse ``maps`` ``[layer, head, rows, cols]`` of one image by layer and head.
 
     The head menu offers each head and, with ``mean=True``, the mean over heads. Returns an
@@ -68,14 +85,26 @@ def head_picker(image: Any, maps: torch.Tensor, *, layers: Sequence[int] | None 
     inner = []
     for i in range(n_l):
         views = [maps[i, h] for h in range(n_h)] + ([maps[i].mean(0)] if mean else [])
-        pics = [W.Image(value=render_png(image, v, size=size, alpha=alpha, cmap=cmap), format="png",
-                        width=size, height=size) for v in views]
+        pics = [
+            W.Image(
+                value=render_png(image, v, size=size, alpha=alpha, cmap=cmap), format="png", width=size, height=size
+            )
+            for v in views
+        ]
         inner.append(W.Stack(pics, selected_index=0))
     outer = W.Stack(inner, selected_index=0)
-    layer_menu = W.Dropdown(options=[(f"layer {layer}", k) for k, layer in enumerate(layers)], value=0,
-                            description="layer", layout=W.Layout(width="180px"))
-    head_menu = W.Dropdown(options=[(name, k) for k, name in enumerate(head_names)], value=0,
-                           description="head", layout=W.Layout(width="220px"))
+    layer_menu = W.Dropdown(
+        options=[(f"layer {layer}", k) for k, layer in enumerate(layers)],
+        value=0,
+        description="layer",
+        layout=W.Layout(width="180px"),
+    )
+    head_menu = W.Dropdown(
+        options=[(name, k) for k, name in enumerate(head_names)],
+        value=0,
+        description="head",
+        layout=W.Layout(width="220px"),
+    )
     links = [W.jslink((layer_menu, "index"), (outer, "selected_index"))]
     links += [W.jslink((head_menu, "index"), (stack, "selected_index")) for stack in inner]
     box = W.VBox([W.HBox([layer_menu, head_menu]), outer])

@@ -1,4 +1,4 @@
-"""Error diagnosis (vitnotes.diagnose): one-pass predictions with attention, confusion tables,
+"""Error diagnosis (vitnotes.evaluate.diagnosis): one-pass predictions with attention, confusion tables,
 group comparisons, garment mass; each checked against an independent computation."""
 
 import math

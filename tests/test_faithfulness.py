@@ -1,4 +1,4 @@
-"""Map agreement and deletion curves (vitnotes.faithfulness), checked against brute-force loops."""
+"""Map agreement and deletion curves (vitnotes.evaluate: agreement, deletion), checked against brute-force loops."""
 
 import numpy as np
 import pandas as pd

@@ -123,7 +123,7 @@ def setup(seed: int = 0, threads: int | None = None, style: bool = True) -> dict
 
 def show_progress() -> bool:
     """Whether long loops show a progress bar: yes in Jupyter, no when ``VITNOTES_QUIET`` or ``CI``
-    is set (nbval compares stderr, so the book's regression runs stay quiet)."""
+    is set (nbval compares stderr, so the book's regression runs stay quiet). Introduced in notebook 03 (CNN vs ViT)."""
     return not (os.environ.get("VITNOTES_QUIET") or os.environ.get("CI"))
 
 

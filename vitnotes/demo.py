@@ -1,8 +1,9 @@
 """A short demo that writes one figure: ``python -m vitnotes.demo [--out PATH]``.
 
-Until the offline zoo lands, it uses a ViT with *random* weights (the figure says so): what it
-shows is the machinery (capture under SDPA, rollout, Grad-CAM), not what a trained model
-looks at.
+It builds a ViT with *random* weights (the figure says so), so it runs on any machine without the
+zoo or the hub: what it shows is the machinery (capture under SDPA, rollout, Grad-CAM), not what
+a trained model looks at; the book's chapters use the trained zoo. A user of the public API, like
+the notebooks: it imports ``vitnotes`` only.
 """
 
 from __future__ import annotations

@@ -20,7 +20,8 @@ _VAR = "VITNOTES_MODELS"
 
 
 def family() -> str:
-    """The active model family, ``"zoo"`` or ``"hub"``, from the environment variable ``VITNOTES_MODELS``."""
+    """The active model family, ``"zoo"`` or ``"hub"``, from the environment variable ``VITNOTES_MODELS``.
+    Introduced in notebook 00 (attention math)."""
     value = os.environ.get(_VAR, "").strip().lower() or "zoo"
     if value not in FAMILIES:
         raise ValueError(
@@ -32,7 +33,8 @@ def family() -> str:
 
 def pick(zoo, hub):
     """``zoo`` under the offline zoo, ``hub`` under hub models: how a notebook names what differs
-    between the two families (model names, image sizes, sample counts) in one place."""
+    between the two families (model names, image sizes, sample counts) in one place.
+    Introduced in notebook 00 (attention math)."""
     return hub if family() == "hub" else zoo
 
 
@@ -43,6 +45,7 @@ def check(condition, claim: str) -> None:
     ``AssertionError`` naming it. Under hub models the prose may simply not apply: a false claim is
     reported on stdout ("does not hold for these models") and the notebook goes on. Returns
     nothing, so a check as a cell's last line displays nothing.
+    Introduced in notebook 01 (layers).
     """
     _RECORD.append({"claim": claim, "held": bool(condition)})
     if not bool(condition):
@@ -55,7 +58,8 @@ _RECORD: list[dict] = []
 
 
 def claims() -> list[dict]:
-    """Every finding ``claim`` and ``check`` tested in this session, in order: ``{"claim", "held"}``."""
+    """Every finding ``claim`` and ``check`` tested in this session, in order: ``{"claim", "held"}``.
+    Introduced in notebook 01 (layers)."""
     return list(_RECORD)
 
 

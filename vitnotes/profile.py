@@ -47,6 +47,7 @@ def cls_summary(attn: Attention, k: int = 10) -> pd.DataFrame:
     Columns: ``entropy`` (nats), ``entropy_norm`` (/ log N), ``top{k}`` share, ``top5pct``
     (share of the top 5 % of patches, at least one), and, for full captures,
     ``distance_px`` (mean attention distance) and ``cls_share``.
+    Introduced in notebook 01 (layers).
     """
     grids = attn.cls_grids()  # [layer, batch, head, rows, cols]
     p = grids.flatten(-2)
@@ -70,7 +71,7 @@ def cls_summary(attn: Attention, k: int = 10) -> pd.DataFrame:
 
 
 def by_layer(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean over heads of a per-(layer, head) table: one row per layer."""
+    """Mean over heads of a per-(layer, head) table: one row per layer. Introduced in notebook 01 (layers)."""
     if "layer" not in df.columns:
         raise ValueError("by_layer expects a table with a 'layer' column (from vn.cls_summary or vn.sweep)")
     out = df.drop(columns=[c for c in ("head",) if c in df.columns]).groupby("layer").mean()

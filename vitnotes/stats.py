@@ -42,6 +42,7 @@ def entropy(p: torch.Tensor) -> torch.Tensor:
 
     For a map on the patch grid ``[..., rows, cols]`` pass ``grid.flatten(-2)``.
     Uniform over N -> log N; one-hot -> 0.
+    Introduced in notebook 00 (attention math).
     """
     p = _dist(p, "entropy")
     p = p / p.sum(-1, keepdim=True)
@@ -50,7 +51,7 @@ def entropy(p: torch.Tensor) -> torch.Tensor:
 
 def normalized_entropy(p: torch.Tensor) -> torch.Tensor:
     """Entropy divided by log N (N = length of the last axis): 1 = uniform, 0 = one token.
-    Compares grids of different sizes (7x7 vs 14x14)."""
+    Compares grids of different sizes (7x7 vs 14x14). Introduced in notebook 00 (attention math)."""
     n = p.shape[-1]
     if n < 2:
         raise ValueError("normalised entropy needs at least 2 outcomes")
@@ -58,7 +59,8 @@ def normalized_entropy(p: torch.Tensor) -> torch.Tensor:
 
 
 def topk_share(p: torch.Tensor, k: int) -> torch.Tensor:
-    """Sum of the ``k`` largest weights of each (renormalised) distribution along the last axis."""
+    """Sum of the ``k`` largest weights of each (renormalised) distribution along the last axis.
+    Introduced in notebook 01 (layers)."""
     p = _dist(p, "topk_share")
     if not 1 <= k <= p.shape[-1]:
         raise ValueError(f"k must lie in 1..{p.shape[-1]} (the number of weights), got {k}")
@@ -67,7 +69,8 @@ def topk_share(p: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def patch_distances(grid: tuple[int, int], patch_size: int) -> torch.Tensor:
-    """Euclidean distance in pixels between the centres of every pair of patches, ``[N, N]``."""
+    """Euclidean distance in pixels between the centres of every pair of patches, ``[N, N]``.
+    Introduced in notebook 01 (layers)."""
     rows, cols = torch.meshgrid(torch.arange(grid[0]), torch.arange(grid[1]), indexing="ij")
     centres = torch.stack([rows.flatten(), cols.flatten()], -1).double() * patch_size
     return torch.cdist(centres, centres)
@@ -100,7 +103,8 @@ def attention_distance(
 
 
 def mask_coverage(mask: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-    """Fraction of each patch's pixels inside a mask: ``[..., H, W]`` (bool or 0..1) -> ``[..., rows, cols]``."""
+    """Fraction of each patch's pixels inside a mask: ``[..., H, W]`` (bool or 0..1) -> ``[..., rows, cols]``.
+    Introduced in notebook 01 (layers)."""
     m = torch.as_tensor(mask)
     if m.ndim < 2:
         raise ValueError(f"mask must be [..., H, W], got shape {tuple(m.shape)}")
@@ -121,6 +125,7 @@ def mask_mass(probs: torch.Tensor, mask: torch.Tensor, batch_axis: int | None = 
     ``attn.cls_grid(layer)``); ``mask`` is ``[H, W]`` (one mask for all) or ``[batch, H, W]``
     (one per image, matched to ``probs``' axis ``batch_axis``: by default axis 0, or axis 1 for
     5-dimensional ``[layer, batch, head, rows, cols]`` maps). 1.0 = all attention inside.
+    Introduced in notebook 01 (layers).
     """
     grid = tuple(probs.shape[-2:])
     cov = mask_coverage(mask, grid)
@@ -188,6 +193,7 @@ def rank_correlation(a: Any, b: Any) -> torch.Tensor:
 
     Pixels are ranked within each map (tied values get their average rank) and the ranks are
     correlated (Pearson). A constant map has no ranking: its correlation is NaN.
+    Introduced in notebook 05 (patch size).
     """
     from scipy.stats import rankdata
 
@@ -210,6 +216,7 @@ def topk_overlap(a: Any, b: Any, frac: float = 0.1) -> torch.Tensor:
 
     ``k = max(1, round(frac * pixels))``; 1 = the same top pixels, ``frac`` = what two random
     maps share on average. Ties are broken by raster order (first pixel first).
+    Introduced in notebook 04 (misclassified images).
     """
     a, b = _pair(a, b)
     if not 0.0 < frac <= 1.0:

@@ -26,7 +26,8 @@ _SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 
 
 def zoo_names() -> list[str]:
-    """Names of the models in the offline zoo (folders under ``vitnotes/zoo``)."""
+    """Names of the models in the offline zoo (folders under ``vitnotes/zoo``).
+    Introduced in notebook 00 (attention math)."""
     if not ZOO_DIR.is_dir():
         return []
     return sorted(p.name for p in ZOO_DIR.iterdir() if (p / "config.json").is_file())
@@ -146,7 +147,8 @@ def _load_error(name: str | Path, kind: str, err: Exception) -> Exception:
 
 
 def save(model: Model | torch.nn.Module, folder: str | Path, preprocessing: Preprocessing | None = None) -> Path:
-    """Save a model as safetensors (+ config + preprocessing) atomically: a crash leaves the old folder intact."""
+    """Save a model as safetensors (+ config + preprocessing) atomically: a crash leaves the old folder intact.
+    Introduced in notebook 00 (attention math)."""
     import shutil
     import tempfile
 

@@ -88,6 +88,7 @@ def eager_attention(net: torch.nn.Module):
 
     Eager attention returns the probability matrices as part of the autograd graph, which
     gradient-weighted methods need. Capture itself (``vn.capture``) does not need this.
+    Introduced in notebook 03 (CNN vs ViT), with gradient rollout.
     """
     before = net.config._attn_implementation
     if before == "eager":

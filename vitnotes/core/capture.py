@@ -33,6 +33,7 @@ class Attention:
     ``probs`` is ``[layer, batch, head, query, key]`` (full) or, with ``cls_only``,
     ``[layer, batch, head, key]``: the CLS query's row over all tokens (prefix tokens first).
     ``layers`` holds the absolute layer index of each slice; ``grid`` the patch grid.
+    Introduced in notebook 01 (layers).
     """
 
     probs: torch.Tensor
@@ -60,7 +61,7 @@ class Attention:
 
     def cls_grid(self, layer: int, head: int | None = None) -> torch.Tensor:
         """CLS -> patch attention on the patch grid ``[batch, (head), rows, cols]``, with the prefix
-        tokens dropped and the rest renormalised to sum to 1 (DESIGN.md's definition)."""
+        tokens dropped and the rest renormalised to sum to 1 (the book's metric definitions, ``book/intro.md``)."""
         return patch_grid(self.cls(layer, head), self.geometry.prefix, self.grid)
 
     def cls_grids(self) -> torch.Tensor:
@@ -163,7 +164,7 @@ def capture(
     K are taken from the projections and ``softmax(Q K^T * scale)`` is recomputed in float32,
     which equals what eager attention returns. ``cls_only=True`` computes only the CLS query rows
     (``[layer, batch, head, key]``), which costs a fraction of the full matrices. Layers after
-    the last requested one are not run. Introduced in notebook 01.
+    the last requested one are not run. Introduced in notebook 00 (attention math).
     """
     net, geom, pixel_values = vit_input(model, pixel_values, batch_size, "attention capture")
     wanted = layer_indices(geom, layers)

@@ -29,6 +29,7 @@ class Geometry:
     tokens before the patches (1 for ViT's CLS, 2 for DeiT's CLS + distillation token) and
     ``grid`` is the patch grid at the model's native ``image_size``. For a CNN, ``layers``
     counts its stages and the attention fields are 0 / None.
+    Introduced in notebook 00 (attention math).
     """
 
     kind: str

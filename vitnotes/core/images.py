@@ -29,6 +29,7 @@ class Preprocessing:
     ``size``, ``crop_size``/``do_center_crop``, ``crop_pct``, ``image_mean``, ``image_std``,
     ``resample``), so hub models get their own recipe: ViT stretches to 224, DeiT to 256 and
     crops 224, ResNet-50 takes the short side to 256 and crops 224.
+    Introduced in notebook 00 (attention math).
     """
 
     size: int
@@ -136,7 +137,7 @@ def open_image(path: str | Path) -> Image.Image:
     """Open an image file completely (decoded now, so a truncated or corrupt file fails here with a
     clear message, not later inside a model). Refuses files that are missing, folders, not images,
     or over ``MAX_PIXELS`` pixels (a decompression bomb). Returns the PIL image as stored (any mode:
-    ``preprocess`` says how to convert unsupported ones)."""
+    ``preprocess`` says how to convert unsupported ones). Introduced in notebook 00 (attention math)."""
     import warnings
 
     from PIL import UnidentifiedImageError

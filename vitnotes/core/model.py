@@ -26,7 +26,8 @@ def _square(value: Any, what: str) -> int:
 
 
 def geometry(net: torch.nn.Module) -> Geometry:
-    """Geometry of a transformers image model (ViT / DeiT / ResNet family)."""
+    """Geometry of a transformers image model (ViT / DeiT / ResNet family).
+    Introduced in notebook 00 (attention math)."""
     if isinstance(net, Model):
         return net.geometry
     cfg = getattr(net, "config", None)
@@ -73,6 +74,7 @@ class Model:
     """A loaded model: the transformers module, its geometry, labels and preprocessing.
 
     Every vitnotes function takes either a ``Model`` or a bare transformers model.
+    Introduced in notebook 00 (attention math).
     """
 
     net: torch.nn.Module

@@ -83,7 +83,8 @@ def agreement(maps: Mapping[str, Any], metric: str = "spearman", frac: float = 0
 
 
 def random_maps(n: int, size: int | tuple[int, int] = 28, seed: int = 0) -> torch.Tensor:
-    """``n`` maps of independent uniform noise ``[n, H, W]``: the control order for deletion."""
+    """``n`` maps of independent uniform noise ``[n, H, W]``: the control order for deletion.
+    Introduced in notebook 03 (CNN vs ViT)."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     hw = (size, size) if isinstance(size, int) else tuple(size)

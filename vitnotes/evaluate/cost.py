@@ -29,6 +29,7 @@ def vit_cost(model: Any, image_size: int | None = None) -> dict[str, int]:
     ``flops_attention`` (Q K^T and A V, 4 T^2 D), ``flops_mlp`` (4 T D I), ``flops_head``
     (the classifier on one token), and ``flops`` for the whole forward pass.
     ``image_size`` defaults to the model's native size.
+    Introduced in notebook 05 (patch size).
     """
     net, geom = unwrap(model)
     geom.require_vit("vit_cost")

@@ -26,6 +26,7 @@ def deletion_order(maps: Any, seed: int = 0) -> torch.Tensor:
 
     Ties (e.g. the zeros of a Grad-CAM after its ReLU, or the pixels of one patch) are broken at
     random with ``seed``, so a tie never favours the top of the image.
+    Introduced in notebook 03 (CNN vs ViT).
     """
     m = as_maps(maps).flatten(1)
     g = torch.Generator().manual_seed(seed)
@@ -36,7 +37,7 @@ def deletion_order(maps: Any, seed: int = 0) -> torch.Tensor:
 
 def delete_pixels(images: Any, order: torch.Tensor, k: int, background: float = 0) -> np.ndarray:
     """Copies of raw ``images`` ``[batch, H, W(, C)]`` with the first ``k`` pixels of each image's
-    ``order`` (from ``deletion_order``) set to ``background`` (all channels)."""
+    ``order`` (from ``deletion_order``) set to ``background`` (all channels). Introduced in notebook 03 (CNN vs ViT)."""
     imgs = image_stack(images)
     b, h, w = imgs.shape[:3]
     order = torch.as_tensor(order)
@@ -126,7 +127,8 @@ def deletion_curve(
 
 
 def deletion_auc(curves: torch.Tensor, fractions: Sequence[float]) -> torch.Tensor:
-    """Area under each deletion curve ``[batch, points]`` over ``fractions`` (trapezoid), ``[batch]``."""
+    """Area under each deletion curve ``[batch, points]`` over ``fractions`` (trapezoid), ``[batch]``.
+    Introduced in notebook 03 (CNN vs ViT)."""
     c = torch.as_tensor(curves, dtype=torch.float64)
     x = torch.as_tensor(np.asarray(fractions), dtype=torch.float64)
     if c.ndim != 2 or c.shape[1] != x.numel() or x.numel() < 2:

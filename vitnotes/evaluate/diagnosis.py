@@ -31,7 +31,7 @@ def predict_with_attention(
 
     Returns (logits ``[batch, classes]``, CLS -> patch attention ``[batch, head, rows, cols]``, the
     prefix dropped and renormalised as in ``Attention.cls_grid``). The model runs its own kernel
-    to the end; ``vn.attention.stream`` keeps the layer's CLS query and its keys and recomputes
+    to the end; ``vitnotes.core.capture.stream`` keeps the layer's CLS query and its keys and recomputes
     ``softmax(q_cls K^T * scale)``, so the attention costs one row per head instead of a second
     pass. Introduced in notebook 04.
     """
@@ -61,7 +61,8 @@ def _labels(y: Any, what: str) -> np.ndarray:
 
 
 def confusion_matrix(true: Any, pred: Any, names: Sequence[str]) -> pd.DataFrame:
-    """Counts ``[true class, predicted class]`` as a table with the class names (rows: true)."""
+    """Counts ``[true class, predicted class]`` as a table with the class names (rows: true).
+    Introduced in notebook 04 (misclassified images)."""
     t, p = _labels(true, "true"), _labels(pred, "pred")
     if t.shape != p.shape:
         raise ValueError(f"{t.size} true labels but {p.size} predictions")
@@ -75,7 +76,8 @@ def confusion_matrix(true: Any, pred: Any, names: Sequence[str]) -> pd.DataFrame
 
 def confusion_pairs(cm: pd.DataFrame, top: int = 6) -> pd.DataFrame:
     """The ``top`` largest off-diagonal cells of a confusion matrix: true, predicted, count,
-    ``of_true`` (share of that true class sent there) and ``of_errors`` (share of all errors)."""
+    ``of_true`` (share of that true class sent there) and ``of_errors`` (share of all errors).
+    Introduced in notebook 04 (misclassified images)."""
     a = cm.to_numpy()
     if a.ndim != 2 or a.shape[0] != a.shape[1]:
         raise ValueError(f"expected a square confusion matrix, got shape {a.shape}")
@@ -101,7 +103,8 @@ def confusion_pairs(cm: pd.DataFrame, top: int = 6) -> pd.DataFrame:
 def attention_stats(cls_grid: torch.Tensor, logits: torch.Tensor, k: int = 10) -> pd.DataFrame:
     """Per-image numbers: ``cls_entropy`` (nats) and ``cls_top{k}`` share of the CLS attention,
     each averaged over heads (``cls_grid``: ``[batch, head, rows, cols]``), ``confidence`` (the
-    top softmax probability) and ``margin`` (top minus second probability)."""
+    top softmax probability) and ``margin`` (top minus second probability).
+    Introduced in notebook 04 (misclassified images)."""
     if cls_grid.ndim != 4 or logits.ndim != 2 or cls_grid.shape[0] != logits.shape[0]:
         raise ValueError(
             f"expected cls_grid [batch, head, rows, cols] and logits [batch, classes] for the same "
@@ -126,6 +129,7 @@ def compare_groups(df: pd.DataFrame, by: str, columns: Sequence[str] | None = No
     Rank-biserial ``r = 2 U / (n_true n_false) - 1``, with ``U`` counting the pairs in which the
     ``True`` group's value is larger (ties count half): +1 = every ``True`` value is larger, 0 =
     no tendency, -1 = every one smaller.
+    Introduced in notebook 04 (misclassified images).
     """
     from scipy.stats import mannwhitneyu
 
@@ -161,6 +165,7 @@ def garment_mass(maps: torch.Tensor, images: Any, threshold: int = 0) -> torch.T
     ``[batch, H, W]`` grey images (0 = black background), or a boolean ``[batch, H, W]`` object
     mask used as it is (``vn.data.examples`` gives one for every model family). Patches partly on
     the garment count in proportion. Returns ``[batch]`` in [0, 1].
+    Introduced in notebook 03 (CNN vs ViT).
     """
     m = torch.as_tensor(maps, dtype=torch.float64)
     imgs = torch.from_numpy(np.array(images, copy=True))  # a copy: the loaders' arrays may be read-only
@@ -196,7 +201,8 @@ def describe_error(
     the same pixels (``class_overlap``: top-10 % overlap of the two class-specific maps).
 
     ``region`` names what ``cls_garment`` and ``garment_area`` measure (``"object"`` for a photo's
-    object box). A NaN ``typical_entropy`` (no correct predictions to take a median of) is said so."""
+    object box). A NaN ``typical_entropy`` (no correct predictions to take a median of) is said so.
+    Introduced in notebook 04 (misclassified images)."""
     p = torch.as_tensor(probs, dtype=torch.float64)
     rank = int((p > p[true]).sum()) + 1
     sure = "confidently" if p[pred] >= 0.8 else ("narrowly" if p[pred] - p[true] < 0.15 else "")
@@ -235,7 +241,7 @@ def pick_errors(
 ) -> np.ndarray:
     """Indices of errors to look at: for each (true, predicted) pair of ``confusion_pairs``, the
     most confident error, then the least confident, then the second most confident, ... up to
-    ``per_pair`` (fewer when the pair has fewer errors)."""
+    ``per_pair`` (fewer when the pair has fewer errors). Introduced in notebook 04 (misclassified images)."""
     t, p = _labels(true, "true"), _labels(pred, "pred")
     conf = np.asarray(confidence, dtype=float)
     if not t.shape == p.shape == conf.shape:

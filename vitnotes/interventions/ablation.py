@@ -48,6 +48,7 @@ def ablate(model: Any, heads: Iterable | Mapping) -> Iterator[Any]:
 
     ``heads``: ``[(layer, head), ...]``, one ``(layer, head)`` pair, or ``{layer: [heads]}``;
     negative indices count from the end. Every hook is removed on exit, even on error.
+    Introduced in notebook 08 (head ablation).
 
     >>> with vn.ablate(model, [(0, 3), (-1, 0)]):
     ...     logits = model.predict(x)
@@ -96,7 +97,7 @@ def evaluate_loss(
     model: Any, pixel_values: torch.Tensor, targets: Any, *, loss: str | None = None, batch_size: int = 64
 ) -> float:
     """Mean loss over a data set: cross-entropy for classifiers, MSE (over all outputs) for
-    regression models (``problem_type == "regression"``)."""
+    regression models (``problem_type == "regression"``). Introduced in notebook 08 (head ablation)."""
     net, geom = unwrap(model)
     pixel_values = check_pixel_values(pixel_values, geom)
     kind = _loss_kind(net, loss)

@@ -35,6 +35,7 @@ def gradcam(
     prefix tokens dropped, on the patch grid; ``layer=-1`` is the usual choice, as only the
     last block mixes the patches into the CLS token. ``target``: class index, one per image,
     or None for the predicted class.
+    Introduced in notebook 03 (CNN vs ViT).
     """
     net, geom = unwrap(model)
     pixel_values = check_pixel_values(pixel_values, geom)

@@ -33,6 +33,7 @@ def gradient_rollout(
     For each layer, ``Abar = mean_h( relu(dy_c/dA * A) )`` and ``R <- R + Abar R`` starting from
     ``R = I`` (Chefer et al. 2021); the CLS row over the patches is returned, renormalised.
     ``target`` is a class index (or one per image); None explains the predicted class.
+    Introduced in notebook 03 (CNN vs ViT).
     """
     net, geom = unwrap(model)
     geom.require_vit("gradient rollout")

@@ -36,7 +36,7 @@ def _full(attn: Attention | torch.Tensor) -> torch.Tensor:
 
 
 def fuse_heads(a: torch.Tensor, head_fusion: str = "mean") -> torch.Tensor:
-    """``[..., head, T, T]`` -> ``[..., T, T]`` by mean, max or min over heads."""
+    """``[..., head, T, T]`` -> ``[..., T, T]`` by mean, max or min over heads. Introduced in notebook 06 (rollout)."""
     if head_fusion == "mean":
         return a.mean(-3)
     if head_fusion == "max":
@@ -86,6 +86,7 @@ def rollout(
     ``start_layer`` and ``end_layer`` (inclusive, default the last) index the captured layers;
     ``residual`` is the identity's weight (0 = the bare attention product). Row ``R[b, 0]`` says
     how much each input token contributes to the CLS token after ``end_layer``.
+    Introduced in notebook 06 (rollout).
     """
     a = _full(attn)
     if not 0.0 <= residual <= 1.0:
@@ -107,7 +108,8 @@ def rollout(
 
 
 def rollout_grid(attn: Attention, **kwargs: Any) -> torch.Tensor:
-    """Rollout's CLS row over patches on the grid, ``[batch, rows, cols]`` (sums to 1)."""
+    """Rollout's CLS row over patches on the grid, ``[batch, rows, cols]`` (sums to 1).
+    Introduced in notebook 05 (patch size)."""
     r = rollout(attn, **kwargs)
     return patch_grid(r[:, 0], attn.geometry.prefix, attn.grid)
 
@@ -126,7 +128,7 @@ def capture_rollout(
     but each layer's head-fused matrix is folded into the running product as soon as it is
     computed, so only one layer's attention (one chunk of ``batch_size`` images) exists at a
     time instead of every layer's ``[batch, head, T, T]``. ``start_layer`` indexes model layers.
-    Introduced in notebook 06.
+    Introduced in notebook 03 (CNN vs ViT).
     """
     net, geom, pixel_values = vit_input(model, pixel_values, batch_size, "attention rollout")
     if not 0.0 <= residual <= 1.0:

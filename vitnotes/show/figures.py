@@ -29,6 +29,7 @@ def display_image(image: Any, preprocessing: Preprocessing | None = None) -> np.
 
     Takes a PIL image, a numpy image, or one ``pixel_values`` item ``[C, H, W]`` (then
     ``preprocessing`` undoes the normalisation).
+    Introduced in notebook 01 (layers).
     """
     if isinstance(image, torch.Tensor):
         if image.ndim == 4 and image.shape[0] == 1:
@@ -99,7 +100,8 @@ def overlay(
     smooth: bool = False,
     size: float = 3.0,
 ) -> Figure:
-    """One map drawn over its image (left: the image, right: the overlay, with its colour bar)."""
+    """One map drawn over its image (left: the image, right: the overlay, with its colour bar).
+    Introduced in notebook 01 (layers)."""
     img = display_image(image)
     fig = Figure(figsize=(2 * size + 0.6, size), layout="constrained")
     axes = fig.subplots(1, 2)
@@ -124,6 +126,7 @@ def layer_strip(
 
     By default each panel spans its own colour range (shows where, not how much: nearly
     uniform maps look busy); ``shared=True`` puts every panel on one 0..max scale with a colour bar.
+    Introduced in notebook 01 (layers).
     """
     maps = torch.as_tensor(maps)
     if maps.ndim != 3:
@@ -159,7 +162,8 @@ def head_grid(
     size: float = 1.0,
 ) -> Figure:
     """Maps ``[layer, head, rows, cols]`` (or ``[head, rows, cols]``) as a grid: a row per layer.
-    Colour ranges as in ``layer_strip`` (``shared=True``: one scale and a colour bar)."""
+    Colour ranges as in ``layer_strip`` (``shared=True``: one scale and a colour bar).
+    Introduced in notebook 00 (attention math)."""
     maps = torch.as_tensor(maps)
     if maps.ndim == 3:
         maps = maps[None]
@@ -191,7 +195,8 @@ def before_after(
     smooth: bool = False,
     size: float = 2.4,
 ) -> Figure:
-    """Two maps of one image and their difference (after - before, blue = lost, red = gained)."""
+    """Two maps of one image and their difference (after - before, blue = lost, red = gained).
+    Introduced in notebook 07 (fine-tuning)."""
     before, after = torch.as_tensor(before, dtype=torch.float32), torch.as_tensor(after, dtype=torch.float32)
     if before.shape != after.shape:
         raise ValueError(f"before {tuple(before.shape)} and after {tuple(after.shape)} maps differ in shape")
@@ -220,7 +225,7 @@ def metric_by_layer(
     size: tuple[float, float] = (5.0, 3.0),
 ) -> Figure:
     """A per-(layer, head) metric against depth: the mean over heads as a line (one per ``hue``
-    value), each head as a faint dot."""
+    value), each head as a faint dot. Introduced in notebook 01 (layers)."""
     import seaborn as sns
 
     for col in ("layer", metric) + ((hue,) if hue else ()):

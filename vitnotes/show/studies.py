@@ -39,6 +39,7 @@ def map_panel(
 
     ``images``: ``[n, H, W(, C)]`` raw images; ``maps``: name -> ``[n, rows, cols]`` (any grid;
     drawn bilinearly upsampled to the image). ``titles``: one per image.
+    Introduced in notebook 03 (CNN vs ViT).
     """
     imgs = image_stack(images)
     n = imgs.shape[0]
@@ -64,7 +65,7 @@ def map_panel(
 
 def agreement_heatmap(tables: Mapping[str, pd.DataFrame], *, size: float = 3.6) -> Figure:
     """Square agreement tables (``agreement``) side by side as annotated heatmaps: the lower
-    triangle without the diagonal (a map always agrees with itself)."""
+    triangle without the diagonal (a map always agrees with itself). Introduced in notebook 03 (CNN vs ViT)."""
     import seaborn as sns
 
     fig = Figure(figsize=(size * len(tables) + 0.5, size), layout="constrained")
@@ -94,7 +95,7 @@ def deletion_plot(
     curves: pd.DataFrame, *, control: str | None = "random", size: tuple[float, float] = (4.0, 3.0)
 ) -> Figure:
     """Mean deletion curves from ``deletion_study``: a panel per model, a line per map kind
-    (the ``control`` kind dashed), shaded +- one standard error."""
+    (the ``control`` kind dashed), shaded +- one standard error. Introduced in notebook 03 (CNN vs ViT)."""
     models = list(dict.fromkeys(curves["model"]))
     fig = Figure(figsize=(size[0] * len(models) + 1.6, size[1]), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(models), sharey=True))
@@ -125,7 +126,8 @@ def cascade_plot(
     """Agreement with the trained maps along the cascade (a line per method, steps in the table's
     order from the trained model to the fully random one). ``metric``: a column of the table
     (``"spearman"`` or ``"topk_overlap"``). ``baseline``: method -> a reference value drawn as a
-    dashed line of the same colour (e.g. the agreement between trained maps of different images)."""
+    dashed line of the same colour (e.g. the agreement between trained maps of different images).
+    Introduced in notebook 06 (rollout)."""
     for col in ("step", "method", metric):
         if col not in table.columns:
             raise ValueError(f"column {col!r} not in the table; pass the first result of vn.cascading_randomization")
@@ -156,7 +158,7 @@ def cascade_panel(
     image: Any, maps: dict[str, dict[str, torch.Tensor]], index: int = 0, *, size: float = 1.15
 ) -> Figure:
     """One image's maps along the cascade: a column per step, a row per method (the second result
-    of ``cascading_randomization``; ``index`` picks the image in the batch)."""
+    of ``cascading_randomization``; ``index`` picks the image in the batch). Introduced in notebook 06 (rollout)."""
 
     steps = list(maps)
     if not steps:
@@ -180,7 +182,7 @@ def group_distributions(
 ):
     """One small box plot per column (``ncols`` to a row), the two groups of the boolean column
     ``by`` side by side (``labels`` name the True and the False group, drawn blue and red).
-    Returns a matplotlib ``Figure``."""
+    Returns a matplotlib ``Figure``. Introduced in notebook 04 (misclassified images)."""
     import seaborn as sns
     from matplotlib.figure import Figure
 

@@ -36,7 +36,7 @@ def render_png(
     colors: int | None = 64,
 ) -> bytes:
     """A map over its image as PNG bytes, ``size`` pixels square (nearest upsampling), with an
-    adaptive palette of ``colors`` colours (None: full 24-bit colour)."""
+    adaptive palette of ``colors`` colours (None: full 24-bit colour). Introduced in notebook 02 (heads)."""
     img = display_image(image)
     rgb = np.repeat(img[..., None], 3, -1) if img.ndim == 2 else img[..., :3]
     pil = Image.fromarray((rgb * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR)
@@ -69,6 +69,7 @@ def head_picker(
     The head menu offers each head and, with ``mean=True``, the mean over heads. Returns an
     ``ipywidgets.VBox``; its ``links`` attribute holds the client-side ``jslink`` s. Each view is
     min-max scaled on its own (colours compare places within a view, not across views).
+    Introduced in notebook 02 (heads).
     """
     import ipywidgets as W
 
@@ -113,7 +114,8 @@ def head_picker(
 
 
 def state_bytes(widget) -> int:
-    """Bytes of embedded widget state this widget adds to a page (its views and its links)."""
+    """Bytes of embedded widget state this widget adds to a page (its views and its links).
+    Introduced in notebook 02 (heads)."""
     from ipywidgets.embed import dependency_state
 
     state = dependency_state([widget, *getattr(widget, "links", [])])

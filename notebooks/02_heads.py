@@ -178,7 +178,7 @@ Markdown(f"""
 # %% [markdown]
 # ## Exercises
 #
-# 1. Change the consistency threshold to 0.6. Which heads change group?
+# 1. Lower the consistency threshold from 0.6 to 0.5, then raise it to 0.7. Which heads change group?
 # 2. Use the picker to find a head whose map changes most between the mean and the single
 #    heads of its layer. What does the mean hide?
 # 3. Chapter 08 ablates every head. Before reading it, predict: will positional heads matter

@@ -89,7 +89,7 @@ grid = vit.geometry.grid  # (14, 14)
 raw = {
     "ResNet Grad-CAM": vn.gradcam(resnet, x_cnn, stage=-1),  # [40, 7, 7]
     "ViT CLS attention": vn.capture(vit, x, layers=[-1], cls_only=True).cls_grid(-1).mean(1),  # [40, 14, 14]
-    "ViT rollout": vn.capture_rollout(vit, x)[:, 0, 1:].reshape(-1, *grid),  # CLS row, patches: [40, 14, 14]
+    "ViT rollout": vn.explain(vit, x, "rollout"),  # CLS row over the patches, renormalised: [40, 14, 14]
     "ViT grad. rollout": vn.gradient_rollout(vit, x),  # [40, 14, 14], predicted class
     "ViT Grad-CAM": vn.gradcam(vit, x),  # [40, 14, 14], predicted class
 }

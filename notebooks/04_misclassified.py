@@ -116,7 +116,7 @@ stats = vn.attention_stats(cls, logits, k=10)
 stats["cls_on_garment"] = vn.garment_mass(cls.mean(1), obj).numpy()
 stats["garment_area"] = obj.mean((1, 2))
 sub = np.concatenate([np.flatnonzero(~correct)[:60], np.flatnonzero(correct)[:60]])
-roll = vn.capture_rollout(vit, x[sub])[:, 0, 1:].reshape(-1, *vit.geometry.grid)  # [120, 14, 14]
+roll = vn.explain(vit, x[sub], "rollout")  # CLS row over the patches, renormalised: [120, 14, 14]
 stats.loc[sub, "rollout_entropy"] = vn.entropy(roll.flatten(1)).numpy()
 stats.loc[sub, "rollout_on_garment"] = vn.garment_mass(roll, obj[sub]).numpy()
 stats["correct"] = correct
@@ -187,7 +187,7 @@ xe = x[err]
 if len(err):  # (a few photos may bring no errors at all)
     maps = {
         "CLS attention": cls[err].mean(1),  # [6, 14, 14]
-        "rollout": vn.capture_rollout(vit, xe)[:, 0, 1:].reshape(-1, *vit.geometry.grid),
+        "rollout": vn.explain(vit, xe, "rollout"),
         "grad. rollout: predicted": vn.gradient_rollout(vit, xe, target=pred[err].tolist()),
         "grad. rollout: true": vn.gradient_rollout(vit, xe, target=y[err].tolist()),
     }

@@ -183,7 +183,7 @@ print(f"distance change: layers 0-1 {dist.loc[0:1].mean():+.2f} px, layers 10-11
 # and the $N$ images.
 
 # %%
-roll = {name: vn.capture_rollout(model, x)[:, 0, 1:] for name, model in models.items()}  # [N, 196] CLS rows
+roll = {name: vn.explain(model, x, "rollout").flatten(1) for name, model in models.items()}  # [N, 196] CLS rows
 ours = {name: {
     "last-layer CLS entropy (nats)": layer[name].loc[11, "entropy"],
     "last-layer top-10 share": layer[name].loc[11, "top10"],

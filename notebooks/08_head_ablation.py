@@ -105,6 +105,7 @@ compare = pd.DataFrame({
 compare.loc["deep / early"] = compare.loc["layer 6 mean (%)"] / compare.loc["early mean (%)"]
 compare.round(3)
 
+# %% [markdown]
 # Our model disagrees with the paper, in both readings: its early heads matter *more* than
 # its deep ones, not three times less. The mean increase falls with depth, from layer 0
 # (where a few heads carry the task) to a few hundredths of a percent in the second half of
@@ -182,6 +183,7 @@ table["mean increase (%)"] = heads.groupby("type")["increase (%)"].mean()
 table["max increase (%)"] = heads.groupby("type")["increase (%)"].max()
 table.round(3)
 
+# %% [markdown]
 # Here the type does predict the impact: every chirp head is in the top quartile, and the
 # heads the model needs most are layer-0 heads whose CLS attention is enriched on the chirp.
 # The diffuse heads are mostly cheap to lose. So the one place where this model's attention
@@ -226,6 +228,7 @@ rank_corr = per_layer["mean"].corr(profile_f["mean"], method="spearman")
 print(f"Spearman correlation of the two per-layer mean profiles: {rank_corr:.2f}")
 layers.round(3)
 
+# %% [markdown]
 # The Fashion-MNIST classifier has the same profile: layer 0 matters most, then the impact
 # falls with depth to nearly nothing in the second half. So the shape is not something
 # fine-tuning created; `spectro-vit` inherited it from the model it started from (and both

@@ -105,45 +105,23 @@ def attention_profile(
     n, npatch = x.shape[0], grid[0] * grid[1]
     if not 1 <= k <= npatch:
         raise ValueError(f"k must lie in 1..{npatch} (the number of patches), got {k}")
-    cover = {}
-    if masks is not None:
-        m = np.asarray(masks)
-        if m.ndim != 3 or m.shape[0] != n or not np.issubdtype(m.dtype, np.integer):
-            raise ValueError(
-                f"masks must be integer region codes [batch={n}, H, W] (np.stack(ds['mask'])), "
-                f"got shape {m.shape} dtype {m.dtype}"
-            )
-        if m.size and (m.min() < 0 or m.max() >= len(REGIONS)):
-            raise ValueError(f"mask codes must lie in 0..{len(REGIONS) - 1} (REGIONS), got {m.min()}..{m.max()}")
-        cover = {name: mask_coverage(torch.from_numpy(m == code), grid) for code, name in enumerate(REGIONS)}
+    cover = _region_cover(masks, n, grid)
     k5 = max(1, round(0.05 * npatch))
     dist = patch_distances(grid, geom.patch_size).float()  # [patches, patches] in pixels
     layers = layer_indices(geom, None)
     sums: dict[int, dict[str, torch.Tensor]] = {layer: {} for layer in layers}
     seen = dict.fromkeys(layers, 0)
 
-    def add(layer: int, name: str, value: torch.Tensor) -> None:  # value [chunk, head] -> summed over images
-        acc = sums[layer]
-        acc[name] = acc.get(name, 0) + value.double().sum(0)
-
     def on_layer(layer: int, probs: torch.Tensor) -> None:
         lo = seen[layer]
         seen[layer] += probs.shape[0]
-        rows = probs[:, :, 0] if full else probs  # [chunk, head, tokens]
-        maps = patch_grid(rows, geom.prefix, grid)  # [chunk, head, rows, cols]
-        p = maps.flatten(-2)
-        add(layer, "entropy", entropy(p))
-        add(layer, "entropy_norm", normalized_entropy(p))
-        add(layer, f"top{k}", topk_share(p, k))
-        add(layer, "top5pct", topk_share(p, k5))
-        if full:  # mean_attention_distance's definition, in float32 to halve the cost
-            q = probs[:, :, geom.prefix :]  # query patches: [chunk, head, patches, tokens]
-            add(layer, "cls_share", q[..., : geom.prefix].sum(-1).mean(-1))
-            keys = q[..., geom.prefix :]
-            keys = keys / keys.sum(-1, keepdim=True).clamp_min(torch.finfo(keys.dtype).tiny)
-            add(layer, "distance_px", (keys * dist).sum(-1).mean(-1))
+        maps = patch_grid(probs[:, :, 0] if full else probs, geom.prefix, grid)  # [chunk, head, rows, cols]
+        stats = _chunk_stats(maps, probs if full else None, geom.prefix, k, k5, dist)
         for name, cov in cover.items():
-            add(layer, f"mass_{name}", (maps.double() * cov[lo : lo + probs.shape[0], None]).sum((-2, -1)))
+            stats[f"mass_{name}"] = (maps.double() * cov[lo : lo + probs.shape[0], None]).sum((-2, -1))
+        acc = sums[layer]
+        for name, value in stats.items():  # value [chunk, head] -> summed over images
+            acc[name] = acc.get(name, 0) + value.double().sum(0)
 
     stream(model, x, layers, on_layer, cls_only=not full, batch_size=batch_size)
     rows = [
@@ -154,6 +132,42 @@ def attention_profile(
     df = pd.DataFrame(rows)
     df.attrs.update(images=n, patches=npatch, k=k, k5=k5, area={name: float(cov.mean()) for name, cov in cover.items()})
     return df
+
+
+def _region_cover(masks: Any, n: int, grid: tuple[int, int]) -> dict[str, torch.Tensor]:
+    """Each region's pixel share per patch, ``{region: [batch, rows, cols]}`` ({} without masks)."""
+    if masks is None:
+        return {}
+    m = np.asarray(masks)
+    if m.ndim != 3 or m.shape[0] != n or not np.issubdtype(m.dtype, np.integer):
+        raise ValueError(
+            f"masks must be integer region codes [batch={n}, H, W] (np.stack(ds['mask'])), "
+            f"got shape {m.shape} dtype {m.dtype}"
+        )
+    if m.size and (m.min() < 0 or m.max() >= len(REGIONS)):
+        raise ValueError(f"mask codes must lie in 0..{len(REGIONS) - 1} (REGIONS), got {m.min()}..{m.max()}")
+    return {name: mask_coverage(torch.from_numpy(m == code), grid) for code, name in enumerate(REGIONS)}
+
+
+def _chunk_stats(
+    maps: torch.Tensor, full: torch.Tensor | None, prefix: int, k: int, k5: int, dist: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """CLS statistics of one chunk, each ``[chunk, head]``: from the CLS maps ``[chunk, head, rows, cols]``
+    and, given the full attention ``[chunk, head, T, T]``, the prefix share and mean distance."""
+    p = maps.flatten(-2)
+    out = {
+        "entropy": entropy(p),
+        "entropy_norm": normalized_entropy(p),
+        f"top{k}": topk_share(p, k),
+        "top5pct": topk_share(p, k5),
+    }
+    if full is not None:  # mean_attention_distance's definition, in float32 to halve the cost
+        q = full[:, :, prefix:]  # query patches: [chunk, head, patches, tokens]
+        out["cls_share"] = q[..., :prefix].sum(-1).mean(-1)
+        keys = q[..., prefix:]
+        keys = keys / keys.sum(-1, keepdim=True).clamp_min(torch.finfo(keys.dtype).tiny)
+        out["distance_px"] = (keys * dist).sum(-1).mean(-1)
+    return out
 
 
 HEAD_REGIONS = ("chirp", "plot", "text", "colorbar", "axes")

@@ -105,8 +105,33 @@ def stream(
     runs through the classifier and the list of each chunk's logits (float32, CPU) is returned.
     """
     net, geom = unwrap(model)
-    blocks = arch.vit_layers(net)
-    last = max(layers)
+    regs = _qk_hooks(arch.vit_layers(net), layers, geom, on_layer, cls_only, stop=None if to_end else max(layers))
+    chunks = pixel_values.split(batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc="forward")
+    logits = []
+    with hooks(regs), torch.no_grad():
+        for chunk in chunks:
+            try:
+                out = forward(net, chunk)
+            except _Stop:
+                continue
+            logits.append(out.logits.float().cpu())
+    return logits
+
+
+def _qk_hooks(
+    blocks: Any,
+    layers: list[int],
+    geom: Geometry,
+    on_layer: Callable[[int, torch.Tensor], None],
+    cls_only: bool,
+    stop: int | None,
+) -> list:
+    """Forward hooks on each layer's query and key projections that recompute its attention
+    probabilities and hand them to ``on_layer``; after layer ``stop`` the forward pass stops."""
     queries: dict[int, torch.Tensor] = {}
 
     def split_heads(t: torch.Tensor) -> torch.Tensor:  # (B, T, H*d) -> (B, H, T, d)
@@ -125,7 +150,7 @@ def stream(
             scores = queries.pop(layer) @ split_heads(out).transpose(-1, -2) * scale  # (B, H, Q, T)
             probs = scores.softmax(-1)
             on_layer(layer, probs[:, :, 0] if cls_only else probs)
-            if layer == last and not to_end:
+            if layer == stop:
                 raise _Stop
 
         return hook
@@ -134,20 +159,7 @@ def stream(
     for layer in layers:
         q_proj, k_proj = arch.queries_keys(blocks[layer])
         regs += [(q_proj, "forward", on_q(layer)), (k_proj, "forward", on_k(layer))]
-    chunks = pixel_values.split(batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        chunks = tqdm(chunks, desc="forward")
-    logits = []
-    with hooks(regs), torch.no_grad():
-        for chunk in chunks:
-            try:
-                out = forward(net, chunk)
-            except _Stop:
-                continue
-            logits.append(out.logits.float().cpu())
-    return logits
+    return regs
 
 
 def capture(

@@ -96,15 +96,46 @@ def cascading_randomization(
     net, geom = unwrap(model)
     geom.require_vit("cascading randomisation")
     pixel_values = check_pixel_values(pixel_values, geom)
-    if target is None:  # explain the trained model's predictions, on every step of the cascade
+    if not 0.0 < topk_frac <= 1.0:
+        raise ValueError(f"topk_frac must lie in (0, 1], got {topk_frac}")
+    targets = _fixed_targets(net, pixel_values, target, batch_size)
+    steps = _cascade(model, geom.layers, from_layers, fully_random)
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc="randomisation cascade")
+    rows, maps = [], {}
+    for label, f, m in steps:
+        if m is None:
+            m = randomized(model, 0 if f == -1 else f, seed, embeddings=f == -1)
+        maps[label], step_logits = _maps_and_logits(m, pixel_values, targets.tolist(), batch_size)
+        acc = float((step_logits.argmax(-1) == targets.to(step_logits.device)).double().mean())
+        rows += [
+            {
+                "step": label,
+                "from_layer": f,
+                **_compare(maps[label][k], maps["trained"][k], k, topk_frac),
+                "accuracy": acc,
+            }
+            for k in maps[label]
+        ]
+    df = pd.DataFrame(rows)
+    df.attrs.update(images=len(pixel_values), seed=seed)
+    return df, maps
+
+
+def _fixed_targets(net: torch.nn.Module, pixel_values: torch.Tensor, target: Any, batch_size: int) -> torch.Tensor:
+    """The class each image is explained for on every step: ``target``, or the trained model's prediction."""
+    if target is None:
         with torch.no_grad():
             logits = torch.cat([forward(net, c).logits for c in pixel_values.split(batch_size)])
     else:
         logits = torch.zeros(len(pixel_values), int(getattr(net.config, "num_labels", 0) or 1))
-    targets = resolve_targets(target, logits)
-    layers = geom.layers
-    if not 0.0 < topk_frac <= 1.0:
-        raise ValueError(f"topk_frac must lie in (0, 1], got {topk_frac}")
+    return resolve_targets(target, logits)
+
+
+def _cascade(model: Any, layers: int, from_layers: Any, fully_random: bool) -> list[tuple[str, int, Any]]:
+    """The steps ``(label, from_layer, model or None = randomise)``: the trained model first."""
     from_layers = [layers, layers - 1, 9, 6, 3, 0] if from_layers is None else list(from_layers)
     for f in from_layers:
         if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or not 0 <= f <= layers:
@@ -115,32 +146,15 @@ def cascading_randomization(
         steps.append((label, f, None))
     if fully_random:
         steps.append(("all + embeddings", -1, None))
-    rows, maps = [], {}
-    bar = range(len(steps))
-    if progress:
-        from tqdm.auto import tqdm
+    return steps
 
-        bar = tqdm(bar, desc="randomisation cascade")
-    for i in bar:
-        label, f, m = steps[i]
-        if m is None:
-            m = randomized(model, 0 if f == -1 else f, seed, embeddings=f == -1)
-        maps[label], step_logits = _maps_and_logits(m, pixel_values, targets.tolist(), batch_size)
-        acc = float((step_logits.argmax(-1) == targets.to(step_logits.device)).double().mean())
-        for method in _one_pass_methods():
-            rho = rank_correlation(maps[label][method], maps["trained"][method])
-            top = topk_overlap(maps[label][method], maps["trained"][method], topk_frac)
-            rows.append(
-                {
-                    "step": label,
-                    "from_layer": f,
-                    "method": method,
-                    "spearman": float(np.nanmean(rho.numpy())),
-                    "spearman_min": float(np.nanmin(rho.numpy())),
-                    "topk_overlap": float(top.mean()),
-                    "accuracy": acc,
-                }
-            )
-    df = pd.DataFrame(rows)
-    df.attrs.update(images=len(pixel_values), seed=seed)
-    return df, maps
+
+def _compare(maps: torch.Tensor, trained: torch.Tensor, method: str, topk_frac: float) -> dict:
+    """One method's maps against the trained model's: Spearman (mean, min) and top-k overlap."""
+    rho = rank_correlation(maps, trained).numpy()
+    return {
+        "method": method,
+        "spearman": float(np.nanmean(rho)),
+        "spearman_min": float(np.nanmin(rho)),
+        "topk_overlap": float(topk_overlap(maps, trained, topk_frac).mean()),
+    }

@@ -52,29 +52,9 @@ def randomized(model: Any, from_layer: int, seed: int = 0, *, embeddings: bool =
 
     net, geom = unwrap(model)
     geom.require_vit("randomized")
-    if isinstance(from_layer, bool) or not isinstance(from_layer, (int, np.integer)):
-        raise TypeError(f"from_layer must be an int, got {type(from_layer).__name__}")
-    if not -geom.layers <= from_layer <= geom.layers:
-        raise IndexError(
-            f"from_layer {from_layer} is out of range: use 0..{geom.layers} ({geom.layers} = only the classifier "
-            f"head is randomised) or -1..-{geom.layers}"
-        )
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    start = int(from_layer) % geom.layers if from_layer < 0 else int(from_layer)
+    start = _start_layer(from_layer, seed, geom.layers)
     new = copy.deepcopy(net)
-    std = float(getattr(new.config, "initializer_range", 0.02))
-    blocks = arch.vit_layers(new)
-    below = {id(m) for layer in blocks for m in layer.modules()}
-    emb = arch.embeddings(new)
-    emb_ids = {id(m) for m in emb.modules()} if emb is not None else set()
-    head = [m for m in new.modules() if id(m) not in below and id(m) not in emb_ids]
-    stride = geom.layers + 2
-    _reinit(head, std, seed * stride + geom.layers)
-    for i in range(start, geom.layers):
-        _reinit(list(blocks[i].modules()), std, seed * stride + i)
-    if embeddings and emb is not None:
-        _reinit(list(emb.modules()), std, seed * stride + geom.layers + 1)
+    _redraw(new, start, geom.layers, seed, embeddings)
     new.eval()
     if not isinstance(model, Model):
         return new
@@ -89,3 +69,34 @@ def randomized(model: Any, from_layer: int, seed: int = 0, *, embeddings: bool =
         name=f"{model.name} randomised ({what}, seed {seed})",
         source="randomized",
     )
+
+
+def _start_layer(from_layer: Any, seed: Any, layers: int) -> int:
+    """The first randomised block (0..layers), from ``from_layer`` (negative counts from the end)."""
+    if isinstance(from_layer, bool) or not isinstance(from_layer, (int, np.integer)):
+        raise TypeError(f"from_layer must be an int, got {type(from_layer).__name__}")
+    if not -layers <= from_layer <= layers:
+        raise IndexError(
+            f"from_layer {from_layer} is out of range: use 0..{layers} ({layers} = only the classifier "
+            f"head is randomised) or -1..-{layers}"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    return int(from_layer) % layers if from_layer < 0 else int(from_layer)
+
+
+def _redraw(new: torch.nn.Module, start: int, layers: int, seed: int, embeddings: bool) -> None:
+    """Re-initialise, in place, the head (everything outside the blocks and embeddings), blocks
+    ``start..`` and, with ``embeddings``, the embeddings; block ``i`` draws from seed ``(seed, i)``."""
+    std = float(getattr(new.config, "initializer_range", 0.02))
+    blocks = arch.vit_layers(new)
+    below = {id(m) for layer in blocks for m in layer.modules()}
+    emb = arch.embeddings(new)
+    emb_ids = {id(m) for m in emb.modules()} if emb is not None else set()
+    head = [m for m in new.modules() if id(m) not in below and id(m) not in emb_ids]
+    stride = layers + 2
+    _reinit(head, std, seed * stride + layers)
+    for i in range(start, layers):
+        _reinit(list(blocks[i].modules()), std, seed * stride + i)
+    if embeddings and emb is not None:
+        _reinit(list(emb.modules()), std, seed * stride + layers + 1)

@@ -106,3 +106,19 @@ def test_claim_returns_the_sentence_that_holds():
     assert {"claim": "one is more", "held": False} in vn.claims()
     with pytest.raises(AssertionError, match="one is more"):
         vn.claim(1 > 2, "one is more", "one is not more", expected=True)
+
+
+def test_method_maps_feed_the_studies_from_the_registry(vit, resnet, pixels):
+    maps = vn.method_maps(vit, pixels, target=0, size=16)
+    assert list(maps) == ["rollout", "last layer", "gradient rollout", "grad-cam"]  # attention flow needs a capture
+    assert all(m.shape == (3, 16, 16) for m in maps.values())
+    table = vn.agreement(maps)
+    assert list(table.index) == list(maps) and table.shape == (4, 4)
+    assert list(vn.method_maps(resnet, torch.randn(2, 3, 32, 32))) == ["grad-cam"]
+    with pytest.raises(TypeError, match="needs a vn.capture result"):
+        vn.explain(vit, pixels, "attention flow")
+
+
+def test_resize_maps_with_a_bare_module_is_a_clear_error(vit):
+    with pytest.raises(TypeError, match=r"model= needs a vn.Model.*vn.load"):
+        vn.resize_maps(torch.rand(2, 4, 4), 8, model=vit)

@@ -19,7 +19,7 @@ from .core.images import Preprocessing, open_image
 from .core.model import Model, geometry
 
 # studies (notebooks 03-06, 08)
-from .evaluate.agreement import agreement, random_maps, resize_maps, rollout_by_depth
+from .evaluate.agreement import agreement, method_maps, random_maps, resize_maps, rollout_by_depth
 from .evaluate.cost import timed_predict, vit_cost
 from .evaluate.deletion import (
     delete_pixels,
@@ -169,7 +169,8 @@ __all__ = [
     # interventions
     "ablate", "evaluate_loss", "randomized", "sweep",
     # studies
-    "agreement", "random_maps", "resize_maps", "rollout_by_depth", "timed_predict", "vit_cost", "delete_pixels",
+    "agreement", "method_maps", "random_maps", "resize_maps", "rollout_by_depth", "timed_predict", "vit_cost",
+    "delete_pixels",
     "deletion_auc", "deletion_curve", "deletion_order", "deletion_study", "deletion_summary", "attention_stats",
     "compare_groups", "confusion_matrix", "confusion_pairs", "describe_error", "garment_mass", "pick_errors",
     "predict_with_attention", "cascading_randomization", "explanation_maps",

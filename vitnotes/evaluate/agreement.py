@@ -15,10 +15,13 @@ import torch
 import torch.nn.functional as F
 
 from ..core.capture import Attention
+from ..core.images import Preprocessing
+from ..core.model import Model, unwrap
+from ..methods.base import explain, methods, registered
 from ..methods.rollout import _augmented, _discard, _full, fuse_heads
 from ..stats import as_maps, normalized_entropy, rank_correlation, topk_overlap
 
-__all__ = ["agreement", "random_maps", "resize_maps", "rollout_by_depth"]
+__all__ = ["agreement", "method_maps", "random_maps", "resize_maps", "rollout_by_depth"]
 
 _MODES = ("bilinear", "nearest", "area", "bicubic")
 
@@ -43,7 +46,12 @@ def resize_maps(maps: Any, size: int | tuple[int, int] = 28, mode: str = "biline
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
     if model is not None:
-        kind, side = getattr(model, "preprocessing", None).resize or ("square", model.preprocessing.size)
+        if not isinstance(getattr(model, "preprocessing", None), Preprocessing):
+            raise TypeError(
+                f"model= needs a vn.Model (its preprocessing says which part of the image the model saw), "
+                f"got {type(model).__name__}; load it with vn.load(...), or leave model= out"
+            )
+        kind, side = model.preprocessing.resize or ("square", model.preprocessing.size)
         seen = model.preprocessing.size / side if kind == "short" else 1.0  # the kept share of each side
         inner = tuple(round(n * seen) for n in hw)
         if inner != hw:
@@ -135,3 +143,19 @@ def rollout_by_depth(
     df = pd.DataFrame(rows)
     df.attrs.update(images=int(full.shape[0]), head_fusion=head_fusion, discard_ratio=discard_ratio, residual=residual)
     return df
+
+
+def method_maps(
+    model: Any, pixel_values: torch.Tensor, target: Any = None, *, names: list[str] | None = None, size: Any = None
+) -> dict[str, torch.Tensor]:
+    """Every registered map method that explains ``model`` from its input (``vn.methods(kind)``), or
+    the ``names`` given: ``{name: [batch, rows, cols]}``, for ``vn.agreement`` and
+    ``vn.deletion_study`` as they are. ``size`` (an int or (H, W)) brings every map onto one grid
+    with ``resize_maps`` (``model=`` places a centre-crop model's maps where it looked).
+    A new method in ``methods/`` joins both studies with no change here. Introduced in notebook 03.
+    """
+    _, geom = unwrap(model)
+    names = [n for n in methods(geom.kind) if registered(n).takes_model] if names is None else list(names)
+    out = {n: explain(model, pixel_values, n, target) for n in names}
+    place = model if isinstance(model, Model) else None
+    return out if size is None else {n: resize_maps(m, size, model=place) for n, m in out.items()}

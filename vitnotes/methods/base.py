@@ -36,6 +36,7 @@ class Method:
     kinds: tuple[str, ...]
     class_specific: bool
     from_pass: FromPass | None = None
+    takes_model: bool = True  # False: only a vn.capture result (attention flow)
 
     @property
     def summary(self) -> str:
@@ -46,7 +47,12 @@ _REGISTRY: dict[str, Method] = {}
 
 
 def method(
-    name: str, *, kinds: tuple[str, ...] = ("vit",), class_specific: bool = False, from_pass: FromPass | None = None
+    name: str,
+    *,
+    kinds: tuple[str, ...] = ("vit",),
+    class_specific: bool = False,
+    from_pass: FromPass | None = None,
+    takes_model: bool = True,
 ) -> Callable:
     """Register a map method under ``name`` (decorator); registration order is the listing order.
     Introduced in notebook 03 (CNN vs ViT)."""
@@ -54,7 +60,7 @@ def method(
     def register(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
         if name in _REGISTRY:
             raise ValueError(f"a map method named {name!r} is already registered")
-        _REGISTRY[name] = Method(name, fn, tuple(kinds), class_specific, from_pass)
+        _REGISTRY[name] = Method(name, fn, tuple(kinds), class_specific, from_pass, takes_model)
         return fn
 
     return register
@@ -84,6 +90,8 @@ def explain(
     ``options`` go to the method. Introduced in notebook 03.
     """
     m = registered(method)
+    if not isinstance(model, Attention) and not m.takes_model:
+        raise TypeError(f"map method {method!r} needs a vn.capture result: vn.explain(vn.capture(model, x), None, ...)")
     if not isinstance(model, Attention):
         _, geom = unwrap(model)
         if geom.kind not in m.kinds:

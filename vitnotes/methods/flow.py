@@ -68,7 +68,7 @@ def attention_flow(
     return torch.from_numpy(out).float()
 
 
-@method("attention flow")
+@method("attention flow", takes_model=False)
 def attention_flow_grid(attn: Attention, pixel_values: Any = None, target: Any = None, **kwargs: Any) -> torch.Tensor:
     """Attention flow into the CLS token over the patches on the grid, ``[batch, rows, cols]``
     (prefix tokens dropped, renormalised to sum to 1). Keywords go to ``attention_flow``.

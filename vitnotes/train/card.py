@@ -169,16 +169,21 @@ def _training(info: dict) -> list[str]:
 
 
 def _log_table(log: list[dict]) -> list[str]:
-    """One row per probe: epoch, test accuracy and the last layer's attention statistics."""
-    lines = ["Measured during training on the full test split (accuracy) and on the first 256 test images "
-             "(attention, last layer; all layers in `card.json`):", "",
-             "| epoch | test accuracy | CLS entropy / log N | top-10 share | distance (px) | rollout entropy / log N | max patch-token norm |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    """One row per probe: epoch, the test score and the last layer's attention statistics."""
+    regress = "r2" in log[0]
+    score = "R^2 start time / start freq / end freq" if regress else "test accuracy"
+    extra = " CLS mass on the chirp |" if regress else ""
+    lines = ["Measured during training on the whole test split (score) and on the first 256 test images "
+             "(attention, last layer; every layer in `card.json`):", "",
+             f"| epoch | {score} | CLS entropy / log N | top-10 share | distance (px) | rollout entropy / log N | "
+             f"max patch-token norm |{extra}", "|---" * (7 + bool(regress)) + "|"]  # fmt: skip
     for e in log:
+        value = " / ".join(f"{v:.3f}" for v in e["r2"].values()) if regress else f"{100 * e['test_accuracy']:.2f} %"
         L = e.get("layers")
         stats = (f"{L['entropy_norm'][-1]:.3f} | {L['top10'][-1]:.3f} | {L['distance_px'][-1]:.2f} | "
-                 f"{L['rollout_entropy_norm'][-1]:.3f} | {L['norm_max'][-1]:.1f}") if L else "– | – | – | – | –"
-        lines.append(f"| {e['epoch']:g} | {100 * e['test_accuracy']:.2f} % | {stats} |")
+                 f"{L['rollout_entropy_norm'][-1]:.3f} | {L['norm_max'][-1]:.1f} |"
+                 + (f" {L['mass_chirp'][-1]:.3f} |" if regress else "")) if L else "– | " * (5 + bool(regress))
+        lines.append(f"| {e['epoch']:g} | {value} | {stats}")
     return lines
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..models import ZOO_DIR, Model, load
 from .loop import machine
 from .probe import plateau
-from .recipes import RECIPES, TARGETS
+from .recipes import PROBE_IMAGES, RECIPES, TARGETS, target_met
 
 _DATA = {
     "fashion": "Fashion-MNIST (Xiao et al. 2017): 60,000 training and 10,000 test images, 28x28 grayscale, "
@@ -77,9 +77,13 @@ def command(name: str, r: dict) -> str:
 def write_card(name: str, res: dict, out: Path) -> dict:
     """Write ``card.json`` and ``README.md`` into ``out`` from a finished run's result."""
     r, m = res["recipe"], res["metrics"]
-    info = dict(name=out.name, recipe_name=name, recipe=r, metrics=m, train_seconds=round(res["train_seconds"]),
+    info = dict(name=out.name, recipe_name=name, recipe=r, metrics=m, target=TARGETS.get(name),
+                target_met=target_met(name, m), train_seconds=round(res["train_seconds"]),
                 machine=machine(), date=f"{datetime.date.today()}", command=command(name, r),
                 parameters=sum(p.numel() for p in load(out).net.parameters()))
+    geom = load(out).geometry
+    if geom.kind == "vit":
+        info.update(patches=geom.grid[0] * geom.grid[1], patch_size=geom.patch_size, probe_images=PROBE_IMAGES)
     if res.get("log"):
         info["training_log"] = res["log"]
         info["plateau"] = plateau(res["log"])
@@ -141,17 +145,24 @@ def _what(name: str, r: dict) -> list[str]:
     return text + ["", "## Data", _DATA["fashion"]]
 
 
+def _target(name: str, m: dict) -> str:
+    if name not in TARGETS:
+        return ""
+    metric, least = TARGETS[name]
+    goal = f"{100 * least:.0f} %" if metric == "test_accuracy" else f"R^2 >= {least} on every target"
+    return f" (project target: {goal}{'' if target_met(name, m) else ', not reached'})"
+
+
 def _metrics(name: str, m: dict) -> list[str]:
     if "test_accuracy" in m:
-        target = TARGETS.get(name)
-        met = "" if not target else f" (project target: {100 * target:.0f} %{'' if m['test_accuracy'] >= target else ', not reached'})"
         sub = (f"- Accuracy on the {m['test_subset']} (re-checked by the test suite): {100 * m['test_subset_accuracy']:.2f} %"
                if "test_subset_accuracy" in m else f"- Test set: {m['test_subset']}")
-        return [f"- Test accuracy (all {m['test_images']:,} test images): **{100 * m['test_accuracy']:.2f} %**{met}", sub]
+        return [f"- Test accuracy (all {m['test_images']:,} test images): **{100 * m['test_accuracy']:.2f} %**"
+                f"{_target(name, m)}", sub]
     lines = [f"- Test set: {m['test_subset']} (re-checked by the test suite)",
              f"- MSE (z-scored targets): **{m['mse']:.4f}**; predicting the mean: {m['mse_mean_predictor']:.4f}; "
              f"**{m['improvement_over_mean']:.1f}x** lower",
-             "- R^2 per target: " + ", ".join(f"{k} {v:.3f}" for k, v in m["r2"].items())]  # fmt: skip
+             "- R^2 per target: " + ", ".join(f"{k} {v:.3f}" for k, v in m["r2"].items()) + _target(name, m)]  # fmt: skip
     if m.get("log"):
         lines.append("- Validation MSE after each epoch: " + ", ".join(f"{h['eval_loss']:.3f}" for h in m["log"]))
     return lines
@@ -160,11 +171,9 @@ def _metrics(name: str, m: dict) -> list[str]:
 def _training(info: dict) -> list[str]:
     lines = [f"- Time: {info['train_seconds'] / 60:.1f} min of training on {info['machine']}",
              f"- Date: {info['date']}; parameters: {info['parameters']:,}"]
-    name, m = info.get("recipe_name", info["name"]), info["metrics"]
-    target = TARGETS.get(name)
-    if target and m.get("test_accuracy", 1) < target:
-        lines.append(f"- The {100 * target:.0f} % target was not reached with this schedule; the training log "
-                     "below shows whether accuracy was still rising at the end.")
+    if target_met(info.get("recipe_name", info["name"]), info["metrics"]) is False:
+        lines.append("- The target was not reached with this schedule; the training log below shows whether the "
+                     "score was still rising at the end.")
     return lines
 
 

@@ -92,6 +92,18 @@ def write_card(name: str, res: dict, out: Path) -> dict:
     return info
 
 
+def refresh_card(folder: Path) -> dict:
+    """Rewrite a model folder's ``README.md`` (and the target fields of ``card.json``) from its
+    ``card.json`` with the current card code: the numbers are the training run's, untouched."""
+    folder = Path(folder)
+    info = json.loads((folder / "card.json").read_text())
+    name = info.get("recipe_name", info["name"])
+    info.update(target=TARGETS.get(name), target_met=target_met(name, info["metrics"]))
+    (folder / "card.json").write_text(json.dumps(info, indent=1) + "\n")
+    (folder / "README.md").write_text(card_markdown(info))
+    return info
+
+
 def card_markdown(info: dict) -> str:
     """The model card (README.md) from ``card.json``'s fields."""
     name = info.get("recipe_name", info["name"])
@@ -104,6 +116,11 @@ def card_markdown(info: dict) -> str:
              *_metrics(name, info["metrics"]), "", "## Training", *_training(info)]  # fmt: skip
     if info.get("training_log"):
         lines += ["", "## Training log", *_log_table(info["training_log"]), *_plateau(info.get("plateau", {}))]
+    if "stages" in RECIPES.get(name, {}) and "stages" not in info["recipe"]:
+        lines += ["", "## Superseded recipe",
+                  f"This model was made by the zoo's first recipe (above, one stage). `python -m vitnotes.train {name}` "
+                  "now runs the second recipe, whose first stage is this one; its model replaces this one when "
+                  "its run ends (`make zoo`, then `make zoo-promote`)."]
     return "\n".join(lines) + "\n"
 
 
@@ -172,8 +189,8 @@ def _training(info: dict) -> list[str]:
     lines = [f"- Time: {info['train_seconds'] / 60:.1f} min of training on {info['machine']}",
              f"- Date: {info['date']}; parameters: {info['parameters']:,}"]
     if target_met(info.get("recipe_name", info["name"]), info["metrics"]) is False:
-        lines.append("- The target was not reached with this schedule; the training log below shows whether the "
-                     "score was still rising at the end.")
+        lines.append("- The target was not reached with this schedule" + ("; the training log below shows whether the "
+                     "score was still rising at the end." if info.get("training_log") else "."))
     return lines
 
 

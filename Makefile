@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP      := $(VENV)/.installed
 OFFLINE    := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg
 
-.PHONY: all demo test lint venv browser data clean book notebooks nbval static
+.PHONY: all demo test lint venv browser data clean book notebooks nbval static zoo zoo-promote
 all: book
 
 venv: $(STAMP)
@@ -88,6 +88,29 @@ lint: $(STAMP)
 test: $(STAMP) browser data static lint
 	$(OFFLINE) $(PY) -m pytest -q
 	$(NBVAL)
+
+# ---------------------------------------------------------------- zoo v2 (hours of CPU; resumable)
+# Trains the zoo's second recipes into a staging zoo, in dependency order (the ResNet teaches the
+# ViTs; p2 and spectro-vit start from p4). Each step is skipped once its model is there; an interrupted
+# step resumes from its checkpoint in $$VITNOTES_HOME/work/. Stage 1 of the two v1 continuations is
+# zoo v1's run (ZOO_V1: a copy of the v1 folders). `make zoo-promote` copies finished models into
+# vitnotes/zoo/ (then re-execute the notebooks).
+ZOO_STAGE ?= $(HOME)/.cache/vitnotes/zoo-v2
+ZOO_V1    ?= $(HOME)/.cache/vitnotes/v1
+TRAIN     := $(OFFLINE) VITNOTES_ZOO=$(ZOO_STAGE) $(PY) -m vitnotes.train
+zoo: $(STAMP) data
+	@mkdir -p $(ZOO_STAGE)
+	test -f $(ZOO_STAGE)/fmnist-resnet/.v2 || { $(TRAIN) fmnist-resnet --start-from $(ZOO_V1)/fmnist-resnet && touch $(ZOO_STAGE)/fmnist-resnet/.v2; }
+	test -f $(ZOO_STAGE)/spectro-resnet/card.json || $(TRAIN) spectro-resnet
+	test -f $(ZOO_STAGE)/fmnist-vit-p4/.v2 || { $(TRAIN) fmnist-vit-p4 --start-from $(ZOO_V1)/fmnist-vit-p4 && touch $(ZOO_STAGE)/fmnist-vit-p4/.v2; }
+	test -f $(ZOO_STAGE)/fmnist-vit-p2/.v2 || { $(TRAIN) fmnist-vit-p2 && touch $(ZOO_STAGE)/fmnist-vit-p2/.v2; }
+	for s in 0 1 2; do n=spectro-vit$$( [ $$s = 0 ] || echo -s$$s ); \
+	  test -f $(ZOO_STAGE)/$$n/.v2 || { $(TRAIN) spectro-vit --seed $$s && touch $(ZOO_STAGE)/$$n/.v2; } || exit 1; done
+
+zoo-promote:
+	@for d in $(ZOO_STAGE)/*/; do n=$$(basename $$d); test -f $$d/.v2 -o "$$n" = spectro-resnet || continue; \
+	  echo "promoting $$n"; rm -rf vitnotes/zoo/$$n && mkdir -p vitnotes/zoo/$$n && \
+	  cp $$d/config.json $$d/model.safetensors $$d/preprocessor_config.json $$d/card.json $$d/README.md vitnotes/zoo/$$n/; done
 
 clean:
 	rm -rf _build .pytest_cache

@@ -83,7 +83,8 @@ def test_checkpoint_round_trip(tmp_path):
 
 
 def test_spectro_finetune_smoke_run(tmp_path, monkeypatch):
-    """The Trainer path end to end on 8 images, from a tiny 28 px grey ViT saved as a folder."""
+    """The spectrogram recipe end to end on 8 images, from a tiny 28 px grey ViT saved as a folder:
+    regression metrics, the attention probe with the region masks, the card."""
     base = make_vit(seed=2, image_size=28, patch_size=4, num_channels=1)
     folder = vn.save(base, tmp_path / "base", vn.Preprocessing(28, (0.5,), (0.5,), 1))
     monkeypatch.setitem(train.RECIPES, "spectro-vit", dict(train.RECIPES["spectro-vit"], init=str(folder)))
@@ -95,6 +96,17 @@ def test_spectro_finetune_smoke_run(tmp_path, monkeypatch):
     assert model.geometry.grid == (14, 14) and model.geometry.channels == 3
     assert model.net.config.problem_type == "regression" and model.labels == list(vn.data.TARGET_NAMES)
     assert "R^2 per target" in (out / "README.md").read_text()
+    last = card["training_log"][-1]["layers"]
+    masses = [last[f"mass_{r}"][-1] for r in vn.data.REGIONS]
+    assert abs(sum(masses) - 1) < 1e-3  # the regions partition the image: CLS mass sums to one
+
+
+def test_spectro_resnet_reference_smoke_run(tmp_path):
+    out = tmp_path / "spectro-resnet"
+    assert train.main(["spectro-resnet", "--limit", "16", "--epochs", "1", "--out", str(out)]) == 0
+    model = vn.load(out)
+    assert model.geometry.kind == "cnn" and model.net.config.problem_type == "regression"
+    assert set(json.loads((out / "card.json").read_text())["metrics"]["r2"]) == set(vn.data.TARGET_NAMES)
 
 
 def test_cli_missing_data_is_a_clear_error(tmp_path, monkeypatch, capsys):
@@ -168,7 +180,7 @@ def test_distillation_from_an_identical_teacher_adds_nothing(tmp_path, monkeypat
     net = train.new_net("fmnist-vit-p4")
     vn.save(net, tmp_path / "t", train.preprocessing("fmnist-vit-p4"))
     run = loop._Run.__new__(loop._Run)
-    run.teachers = {}
+    run.teachers, run.regress = {}, False
     x = torch.randn(4, 1, 28, 28)
     y = torch.tensor([0, 1, 2, 3])
     stage = train.staged("fmnist-vit-p4")[1]

@@ -10,12 +10,12 @@
 Introduced in notebook 07 and the book's zoo page.
 """
 
-from .card import card_markdown, output_folder, trained, work_folder, write_card
-from .loop import accuracy, augment, machine, train_fmnist
+from .card import card_markdown, output_folder, refresh_card, trained, work_folder, write_card
+from .loop import accuracy, augment, machine, regression_metrics, train_recipe
 from .probe import layer_statistics, plateau
-from .recipes import RECIPES, SPECTRO_RECIPES, TEST_SUBSET, staged
+from .recipes import RECIPES, SPECTRO_RECIPES, TARGETS, TEST_SUBSET, staged, target_met
 from .surgery import new_net, preprocessing, starting_point, transfer
-from .trainer import demo_finetune, finetune_classifier, image_dataset, regression_metrics, spectro_split, train_spectro
+from .trainer import demo_finetune, finetune_classifier, image_dataset, spectro_split, train_spectro
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,8 +26,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = [
-    "RECIPES", "SPECTRO_RECIPES", "TEST_SUBSET", "accuracy", "augment", "card_markdown", "demo_finetune",
+    "RECIPES", "SPECTRO_RECIPES", "TARGETS", "TEST_SUBSET", "accuracy", "augment", "card_markdown", "demo_finetune",
     "finetune_classifier", "image_dataset", "layer_statistics", "machine", "main", "new_net", "output_folder",
-    "plateau", "preprocessing", "regression_metrics", "spectro_split", "staged", "starting_point", "train_fmnist",
-    "train_spectro", "trained", "transfer", "work_folder", "write_card",
+    "plateau", "preprocessing", "refresh_card", "regression_metrics", "spectro_split", "staged", "starting_point", "train_recipe",
+    "target_met", "train_spectro", "trained", "transfer", "work_folder", "write_card",
 ]

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 
 from .card import output_folder, work_folder, write_card
-from .loop import log, machine, train_fmnist
-from .recipes import RECIPES, SPECTRO_RECIPES
+from .loop import log, machine, train_recipe
+from .recipes import RECIPES
 from .trainer import finetune_classifier, is_main_process, train_spectro
 
 
@@ -37,13 +37,14 @@ def parser() -> argparse.ArgumentParser:
 
 def run(a: argparse.Namespace, out: Path) -> dict:
     """Dispatch to the recipe's trainer."""
-    if a.name in SPECTRO_RECIPES:
+    if a.name == "spectro-vit-b16":
         return train_spectro(out, a.epochs, a.seed, a.limit, recipe=a.name)
     if "data" in RECIPES[a.name]:
         return finetune_classifier(out, a.name, a.data, a.base, a.epochs, a.seed, a.limit,
                                    image_column=a.image_column, label_column=a.label_column)
     work = a.work or (out.parent / f".{out.name}.work" if a.out else work_folder(a.name, a.seed))
-    return train_fmnist(a.name, out, a.epochs, a.seed, a.limit, work=work, start_from=a.start_from)
+    return train_recipe(a.name, out, a.epochs, a.seed, a.limit, work=work, start_from=a.start_from)
+
 
 
 def main(argv: list[str] | None = None) -> int:

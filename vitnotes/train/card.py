@@ -13,7 +13,7 @@ from ..core.model import Model
 from ..zoo import ZOO_DIR, load
 from .loop import machine
 from .probe import plateau
-from .recipes import RECIPES, TARGETS
+from .recipes import PROBE_IMAGES, RECIPES, TARGETS, target_met
 
 _DATA = {
     "fashion": "Fashion-MNIST (Xiao et al. 2017): 60,000 training and 10,000 test images, 28x28 grayscale, "
@@ -78,14 +78,30 @@ def command(name: str, r: dict) -> str:
 def write_card(name: str, res: dict, out: Path) -> dict:
     """Write ``card.json`` and ``README.md`` into ``out`` from a finished run's result."""
     r, m = res["recipe"], res["metrics"]
-    info = dict(name=out.name, recipe_name=name, recipe=r, metrics=m, train_seconds=round(res["train_seconds"]),
+    info = dict(name=out.name, recipe_name=name, recipe=r, metrics=m, target=TARGETS.get(name),
+                target_met=target_met(name, m), train_seconds=round(res["train_seconds"]),
                 machine=machine(), date=f"{datetime.date.today()}", command=command(name, r),
                 parameters=sum(p.numel() for p in load(out).net.parameters()))
+    geom = load(out).geometry
+    if geom.kind == "vit":
+        info.update(patches=geom.grid[0] * geom.grid[1], patch_size=geom.patch_size, probe_images=PROBE_IMAGES)
     if res.get("log"):
         info["training_log"] = res["log"]
         info["plateau"] = plateau(res["log"])
     (out / "card.json").write_text(json.dumps(info, indent=1) + "\n")
     (out / "README.md").write_text(card_markdown(info))
+    return info
+
+
+def refresh_card(folder: Path) -> dict:
+    """Rewrite a model folder's ``README.md`` (and the target fields of ``card.json``) from its
+    ``card.json`` with the current card code: the numbers are the training run's, untouched."""
+    folder = Path(folder)
+    info = json.loads((folder / "card.json").read_text())
+    name = info.get("recipe_name", info["name"])
+    info.update(target=TARGETS.get(name), target_met=target_met(name, info["metrics"]))
+    (folder / "card.json").write_text(json.dumps(info, indent=1) + "\n")
+    (folder / "README.md").write_text(card_markdown(info))
     return info
 
 
@@ -101,6 +117,11 @@ def card_markdown(info: dict) -> str:
              *_metrics(name, info["metrics"]), "", "## Training", *_training(info)]  # fmt: skip
     if info.get("training_log"):
         lines += ["", "## Training log", *_log_table(info["training_log"]), *_plateau(info.get("plateau", {}))]
+    if "stages" in RECIPES.get(name, {}) and "stages" not in info["recipe"]:
+        lines += ["", "## Superseded recipe",
+                  f"This model was made by the zoo's first recipe (above, one stage). `python -m vitnotes.train {name}` "
+                  "now runs the second recipe, whose first stage is this one; its model replaces this one when "
+                  "its run ends (`make zoo`, then `make zoo-promote`)."]
     return "\n".join(lines) + "\n"
 
 
@@ -142,17 +163,24 @@ def _what(name: str, r: dict) -> list[str]:
     return text + ["", "## Data", _DATA["fashion"]]
 
 
+def _target(name: str, m: dict) -> str:
+    if name not in TARGETS:
+        return ""
+    metric, least = TARGETS[name]
+    goal = f"{100 * least:.0f} %" if metric == "test_accuracy" else f"R^2 >= {least} on every target"
+    return f" (project target: {goal}{'' if target_met(name, m) else ', not reached'})"
+
+
 def _metrics(name: str, m: dict) -> list[str]:
     if "test_accuracy" in m:
-        target = TARGETS.get(name)
-        met = "" if not target else f" (project target: {100 * target:.0f} %{'' if m['test_accuracy'] >= target else ', not reached'})"
         sub = (f"- Accuracy on the {m['test_subset']} (re-checked by the test suite): {100 * m['test_subset_accuracy']:.2f} %"
                if "test_subset_accuracy" in m else f"- Test set: {m['test_subset']}")
-        return [f"- Test accuracy (all {m['test_images']:,} test images): **{100 * m['test_accuracy']:.2f} %**{met}", sub]
+        return [f"- Test accuracy (all {m['test_images']:,} test images): **{100 * m['test_accuracy']:.2f} %**"
+                f"{_target(name, m)}", sub]
     lines = [f"- Test set: {m['test_subset']} (re-checked by the test suite)",
              f"- MSE (z-scored targets): **{m['mse']:.4f}**; predicting the mean: {m['mse_mean_predictor']:.4f}; "
              f"**{m['improvement_over_mean']:.1f}x** lower",
-             "- R^2 per target: " + ", ".join(f"{k} {v:.3f}" for k, v in m["r2"].items())]  # fmt: skip
+             "- R^2 per target: " + ", ".join(f"{k} {v:.3f}" for k, v in m["r2"].items()) + _target(name, m)]  # fmt: skip
     if m.get("log"):
         lines.append("- Validation MSE after each epoch: " + ", ".join(f"{h['eval_loss']:.3f}" for h in m["log"]))
     return lines
@@ -161,25 +189,28 @@ def _metrics(name: str, m: dict) -> list[str]:
 def _training(info: dict) -> list[str]:
     lines = [f"- Time: {info['train_seconds'] / 60:.1f} min of training on {info['machine']}",
              f"- Date: {info['date']}; parameters: {info['parameters']:,}"]
-    name, m = info.get("recipe_name", info["name"]), info["metrics"]
-    target = TARGETS.get(name)
-    if target and m.get("test_accuracy", 1) < target:
-        lines.append(f"- The {100 * target:.0f} % target was not reached with this schedule; the training log "
-                     "below shows whether accuracy was still rising at the end.")
+    if target_met(info.get("recipe_name", info["name"]), info["metrics"]) is False:
+        lines.append("- The target was not reached with this schedule" + ("; the training log below shows whether the "
+                     "score was still rising at the end." if info.get("training_log") else "."))
     return lines
 
 
 def _log_table(log: list[dict]) -> list[str]:
-    """One row per probe: epoch, test accuracy and the last layer's attention statistics."""
-    lines = ["Measured during training on the full test split (accuracy) and on the first 256 test images "
-             "(attention, last layer; all layers in `card.json`):", "",
-             "| epoch | test accuracy | CLS entropy / log N | top-10 share | distance (px) | rollout entropy / log N | max patch-token norm |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    """One row per probe: epoch, the test score and the last layer's attention statistics."""
+    regress = "r2" in log[0]
+    score = "R^2 start time / start freq / end freq" if regress else "test accuracy"
+    extra = " CLS mass on the chirp |" if regress else ""
+    lines = ["Measured during training on the whole test split (score) and on the first 256 test images "
+             "(attention, last layer; every layer in `card.json`):", "",
+             f"| epoch | {score} | CLS entropy / log N | top-10 share | distance (px) | rollout entropy / log N | "
+             f"max patch-token norm |{extra}", "|---" * (7 + bool(regress)) + "|"]  # fmt: skip
     for e in log:
+        value = " / ".join(f"{v:.3f}" for v in e["r2"].values()) if regress else f"{100 * e['test_accuracy']:.2f} %"
         L = e.get("layers")
         stats = (f"{L['entropy_norm'][-1]:.3f} | {L['top10'][-1]:.3f} | {L['distance_px'][-1]:.2f} | "
-                 f"{L['rollout_entropy_norm'][-1]:.3f} | {L['norm_max'][-1]:.1f}") if L else "– | – | – | – | –"
-        lines.append(f"| {e['epoch']:g} | {100 * e['test_accuracy']:.2f} % | {stats} |")
+                 f"{L['rollout_entropy_norm'][-1]:.3f} | {L['norm_max'][-1]:.1f} |"
+                 + (f" {L['mass_chirp'][-1]:.3f} |" if regress else "")) if L else "– | " * (5 + bool(regress))
+        lines.append(f"| {e['epoch']:g} | {value} | {stats}")
     return lines
 
 

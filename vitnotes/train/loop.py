@@ -20,10 +20,10 @@ import torch.nn.functional as F
 
 from .. import data as vdata
 from ..core.images import Preprocessing
-from ..core.model import Model
+from ..core.model import Model, geometry
 from ..zoo import load, save
 from .probe import layer_statistics
-from .recipes import PROBE_IMAGES, RECIPES, TEST_SUBSET, staged
+from .recipes import PROBE_IMAGES, RECIPES, SPECTRO_SEEDS, TEST_SUBSET, staged
 from .surgery import new_net, preprocessing
 
 CHECKPOINT_SECONDS = 300
@@ -130,45 +130,94 @@ def write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
+# ----------------------------------------------------------------------------------------- the data
+def fmnist_data(pre: Preprocessing, limit: int | None) -> dict:
+    """Fashion-MNIST as tensors: training and test pixel values and labels (the first ``limit`` of each)."""
+    xtr, ytr = vdata.fashion_mnist_arrays("train")
+    xte, yte = vdata.fashion_mnist_arrays("test")
+    if limit:  # a smoke run: the first `limit` training and test images
+        xtr, ytr, xte, yte = xtr[:limit], ytr[:limit], xte[:limit], yte[:limit]
+    return dict(x=tensors(pre, xtr), y=torch.from_numpy(ytr), xt=tensors(pre, xte), yt=torch.from_numpy(yte), masks=None)
+
+
+def spectro_data(pre: Preprocessing, r: dict, limit: int | None) -> dict:
+    """The spectrogram task's fixed splits (train seed 1, test seed 3) as tensors, with the probe
+    images' region masks ``{region: bool [probe, H, W]}``."""
+    n_train, n_test = (limit, limit) if limit else (r["n_train"], r["n_test"])
+    out = {}
+    for split, n, key in (("train", n_train, "x"), ("test", n_test, "xt")):
+        ds = vdata.spectrograms(n, seed=SPECTRO_SEEDS[split], size=r["input_size"])
+        out[key] = pre(list(ds["image"]))
+        out["y" if key == "x" else "yt"] = torch.tensor(np.asarray(ds["targets"], dtype=np.float32))
+        if split == "test":
+            per_image = [vdata.region_masks(m) for m in ds["mask"][:PROBE_IMAGES]]
+            out["masks"] = {k: np.stack([m[k] for m in per_image]) for k in per_image[0]}
+    return out
+
+
+@torch.no_grad()
+def regression_metrics(model: Model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 250) -> dict:
+    """Test MSE (z-scored targets), the MSE of predicting the mean, their ratio and R^2 per target."""
+    pred = model.predict(x, batch_size=batch_size).float()
+    mse = ((pred - y) ** 2).mean(0)
+    var = y.var(0, unbiased=False)
+    return {
+        "mse": float(mse.mean()),
+        "mse_mean_predictor": float(var.mean()),
+        "improvement_over_mean": float(var.mean() / mse.mean()),
+        "r2": {n: float(1 - m / v) for n, m, v in zip(vdata.TARGET_NAMES, mse, var)},
+    }
+
+
 # ----------------------------------------------------------------------------------------- the run
 class _Run:
     """One training run's data, network, teacher and log (what every step and probe needs)."""
 
-    def __init__(self, name: str, seed: int, limit: int | None, work: Path):
-        self.name, self.seed, self.work = name, seed, work
+    def __init__(self, name: str, seed: int, limit: int | None, work: Path, init: str | None = None,
+                 quiet: bool = False):
+        self.name, self.seed, self.work, self.quiet = name, seed, work, quiet
+        self.recipe = RECIPES[name]
+        self.regress = self.recipe.get("task") == "regress"
         self.pre = preprocessing(name)
-        xtr, ytr = vdata.fashion_mnist_arrays("train")
-        xte, yte = vdata.fashion_mnist_arrays("test")
-        if limit:  # a smoke run: the first `limit` training and test images
-            xtr, ytr, xte, yte = xtr[:limit], ytr[:limit], xte[:limit], yte[:limit]
-        self.x, self.y = tensors(self.pre, xtr), torch.from_numpy(ytr)
-        self.xt, self.yt = tensors(self.pre, xte), torch.from_numpy(yte)
-        self.net = new_net(name, seed)
+        data = spectro_data(self.pre, self.recipe, limit) if self.regress else fmnist_data(self.pre, limit)
+        self.x, self.y, self.xt, self.yt, self.masks = (data[k] for k in ("x", "y", "xt", "yt", "masks"))
+        self.net = new_net(name, seed, init)
+        self.losses: list[float] = []  # the last steps' training losses
         self.teachers: dict[str, torch.nn.Module] = {}
         self.log_file = work / "log.json"
         self.log = json.loads(self.log_file.read_text()) if self.log_file.is_file() else []
 
     def model(self) -> Model:
-        from ..core.model import geometry
+        labels = vdata.TARGET_NAMES if self.regress else vdata.FASHION_MNIST_CLASSES
+        return Model(net=self.net, geometry=geometry(self.net), labels=list(labels), preprocessing=self.pre, name=self.name)
 
-        return Model(net=self.net, geometry=geometry(self.net), labels=list(vdata.FASHION_MNIST_CLASSES),
-                     preprocessing=self.pre, name=self.name)
+    def metrics(self, model: Model) -> dict:
+        """Test metrics on the whole test split: accuracy, or MSE and R^2 per target."""
+        if self.regress:
+            return regression_metrics(model, self.xt, self.yt)
+        return {"test_accuracy": accuracy(model, self.xt, self.yt)}
 
     def probe(self, epoch: float, step: int, seconds: float) -> None:
-        """Test accuracy on the full test split and, for a ViT, the attention statistics of the probe set."""
+        """Test metrics and, for a ViT, the attention statistics of the probe set (with the region masks)."""
         if any(abs(e["epoch"] - epoch) < 1e-9 for e in self.log):
             return
         model = self.model()
         self.net.eval()
-        entry = {"epoch": round(epoch, 4), "step": step, "seconds": round(seconds, 1),
-                 "test_accuracy": round(accuracy(model, self.xt, self.yt), 5)}
+        entry = {"epoch": round(epoch, 4), "step": step, "seconds": round(seconds, 1), **_rounded(self.metrics(model))}
+        if self.losses:
+            entry["train_loss"] = round(float(np.mean(self.losses)), 5)
         if model.geometry.kind == "vit":
-            entry["layers"] = layer_statistics(model, self.xt[:PROBE_IMAGES])
+            entry["layers"] = layer_statistics(model, self.xt[:PROBE_IMAGES], self.masks)
         self.net.train()
         self.log.append(entry)
         self.log.sort(key=lambda e: e["epoch"])
         write_json(self.log_file, self.log)
-        log(f"{self.name}: probe at epoch {epoch:g}: test accuracy {entry['test_accuracy']:.4f}")
+        score = f"R^2 {entry['r2']}" if self.regress else f"test accuracy {entry['test_accuracy']:.4f}"
+        self.say(f"{self.name}: probe at epoch {epoch:g}: {score}")
+
+    def say(self, msg: str) -> None:
+        if not self.quiet:
+            log(msg)
 
     def teacher(self, name: str) -> torch.nn.Module:
         if name not in self.teachers:
@@ -176,7 +225,10 @@ class _Run:
         return self.teachers[name]
 
     def loss(self, logits: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor, stage: dict) -> torch.Tensor:
-        """Cross-entropy with label smoothing, mixed with soft distillation when the stage has a teacher."""
+        """MSE for regression; cross-entropy with label smoothing, mixed with soft distillation when the
+        stage has a teacher, for classification."""
+        if self.regress:
+            return F.mse_loss(logits, yb)
         ce = F.cross_entropy(logits, yb, label_smoothing=stage["label_smoothing"])
         if not stage.get("teacher"):
             return ce
@@ -189,6 +241,10 @@ class _Run:
         kl = F.kl_div(F.log_softmax(logits / temp, -1), F.log_softmax(soft / temp, -1), reduction="batchmean",
                       log_target=True) * temp**2
         return (1 - stage["distill"]) * ce + stage["distill"] * kl
+
+
+def _rounded(metrics: dict) -> dict:
+    return {k: (round(v, 5) if isinstance(v, float) else {a: round(b, 5) for a, b in v.items()}) for k, v in metrics.items()}
 
 
 def _probe_points(name: str, stages: list[dict]) -> list[float]:
@@ -205,8 +261,8 @@ def train_stage(run: _Run, k: int, stages: list[dict], position: dict, probes: l
     if position["stage"] == k and position["step"]:
         load_state(run.work, net, opt)
         step = position["step"]
-        log(f"{run.name}: resuming stage {k + 1} at step {step}")
-    per_epoch = len(run.x) // stage["batch"]
+        run.say(f"{run.name}: resuming stage {k + 1} at step {step}")
+    per_epoch = steps_per_epoch(len(run.x), stage["batch"])
     total, offset = per_epoch * stage["epochs"], float(sum(s["epochs"] for s in stages[:k]))
     todo = [p for p in probes if offset < p <= offset + stage["epochs"]]
     t0, before, last = time.time(), position["seconds"], time.time()
@@ -226,29 +282,36 @@ def train_stage(run: _Run, k: int, stages: list[dict], position: dict, probes: l
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         step += 1
+        run.losses = (run.losses + [loss.item()])[-50:]
         seconds = before + time.time() - t0
         if step % 50 == 0 or step == total:
-            log(f"{run.name}: stage {k + 1} step {step}/{total} epoch {offset + step / per_epoch:.2f} loss {loss.item():.3f}")
+            run.say(f"{run.name}: stage {k + 1} step {step}/{total} epoch {offset + step / per_epoch:.2f} loss {loss.item():.3f}")
         at = offset + step / per_epoch
         due = [p for p in todo if at >= p - 1e-9]
         if due or time.time() - last > CHECKPOINT_SECONDS or step == total:
             save_state(run.work, net, opt, {"stage": k, "step": step, "seconds": seconds})
             last = time.time()
-        for p in due:
-            todo.remove(p)
-            run.probe(p, step, seconds)
+        if due:  # several points due at one step (a tiny run): probe once, at the latest
+            todo = [p for p in todo if p not in due]
+            run.probe(max(due), step, seconds)
     return before + time.time() - t0
 
 
-def train_fmnist(name: str, out: Path, epochs: int | None = None, seed: int = 0, limit: int | None = None,
-                 work: Path | None = None, start_from: Path | None = None) -> dict:
-    """Train a Fashion-MNIST recipe stage by stage into ``out``. ``start_from`` takes the weights at the
+def train_recipe(name: str, out: Path, epochs: int | None = None, seed: int = 0, limit: int | None = None,
+                 work: Path | None = None, start_from: Path | None = None, init: str | Path | None = None,
+                 quiet: bool = False) -> dict:
+    """Train a zoo recipe (Fashion-MNIST classification or spectrogram regression) stage by stage into ``out``. ``start_from`` takes the weights at the
     end of stage 1 from an existing model folder (e.g. zoo v1, made by the same stage-1 recipe) instead
-    of training it again. Returns the recipe as run, the test metrics, the training log and seconds."""
+    of training it again; ``init`` replaces the recipe's starting model; ``quiet`` prints nothing.
+    Returns the recipe as run, the test metrics, the training log and seconds."""
     stages = staged(name, epochs)
     r = dict(RECIPES[name], stages=stages, seed=seed, **({"limit": limit} if limit else {}))
     if start_from:
         r["stage1_from"] = str(start_from)
+    if init is not None:
+        r["init"] = str(init)
+    if limit and r.get("task") == "regress":
+        r.update(n_train=limit, n_test=limit)
     work = work or out.parent / f".{out.name}.work"
     work.mkdir(parents=True, exist_ok=True)
     recipe_file = work / "recipe.json"
@@ -256,43 +319,50 @@ def train_fmnist(name: str, out: Path, epochs: int | None = None, seed: int = 0,
         for f in ("state.safetensors", "log.json"):
             (work / f).unlink(missing_ok=True)
     write_json(recipe_file, r)
-    run = _Run(name, seed, limit, work)
+    run = _Run(name, seed, limit, work, r.get("init"), quiet)
     position = _start(run, r, start_from)
     probes = _probe_points(name, stages)
     if 0.0 in probes and position["stage"] == 0 and position["step"] == 0:
         run.probe(0.0, 0, 0.0)
     seconds = position["seconds"]
-    for k in range(position["stage"], len(stages)):
-        seconds = train_stage(run, k, stages, position, probes)
-        position = {"stage": k + 1, "step": 0, "seconds": seconds}
+    with torch.enable_grad():  # a notebook may have switched gradients off globally
+        for k in range(position["stage"], len(stages)):
+            seconds = train_stage(run, k, stages, position, probes)
+            position = {"stage": k + 1, "step": 0, "seconds": seconds}
     model = finish(name, run.net, run.pre, out)
-    metrics = {
-        "test_accuracy": accuracy(model, run.xt, run.yt),
-        "test_subset_accuracy": accuracy(model, run.xt[:TEST_SUBSET], run.yt[:TEST_SUBSET]),
-        "test_images": len(run.yt),
-        "test_subset": f"first {TEST_SUBSET} test images",
-    }
+    metrics = run.metrics(model)
+    if run.regress:
+        metrics["test_subset"] = f"spectrograms(n={len(run.yt)}, seed={SPECTRO_SEEDS['test']}, size={run.recipe['input_size']})"
+    else:
+        metrics.update(test_subset_accuracy=accuracy(model, run.xt[:TEST_SUBSET], run.yt[:TEST_SUBSET]),
+                       test_images=len(run.yt), test_subset=f"first {TEST_SUBSET} test images")
     return dict(recipe=r, metrics=metrics, train_seconds=seconds, work=work, log=run.log)
+
+
+def steps_per_epoch(n: int, batch: int) -> int:
+    """Optimiser steps in one epoch of ``n`` images (the last partial batch is dropped; at least one)."""
+    return max(1, n // batch)
 
 
 def _start(run: _Run, r: dict, start_from: Path | None) -> dict:
     """Where the run stands: a checkpoint in the work folder, else stage 1's end taken from
     ``start_from`` (probed at random init first), else the beginning."""
-    position = load_state(run.work, run.net, None) if (run.work / "state.safetensors").is_file() else None
-    if position:
-        if position["step"] == 0 or position["step"] >= len(run.x) // r["stages"][position["stage"]]["batch"] * r["stages"][position["stage"]]["epochs"]:
-            position = {"stage": position["stage"] + (position["step"] > 0), "step": 0, "seconds": position["seconds"]}
+    stages = r["stages"]
+    if (run.work / "state.safetensors").is_file():
+        position = load_state(run.work, run.net, None)
+        k = position["stage"]
+        if position["step"] >= steps_per_epoch(len(run.x), stages[k]["batch"]) * stages[k]["epochs"]:
+            position = {"stage": k + 1, "step": 0, "seconds": position["seconds"]}  # stage k had ended
         return position
     if not start_from:
         return {"stage": 0, "step": 0, "seconds": 0.0}
     run.probe(0.0, 0, 0.0)  # random init, for reference
-    done = load(start_from)
-    run.net.load_state_dict(done.net.float().state_dict())
-    end1 = float(r["stages"][0]["epochs"])
+    run.net.load_state_dict(load(start_from).net.float().state_dict())
     seconds = float(_card_seconds(start_from))
-    run.probe(end1, len(run.x) // r["stages"][0]["batch"] * r["stages"][0]["epochs"], seconds)
-    save_state(run.work, run.net, torch.optim.AdamW(run.net.parameters()), {"stage": 1, "step": 0, "seconds": seconds})
-    return {"stage": 1, "step": 0, "seconds": seconds}
+    run.probe(float(stages[0]["epochs"]), steps_per_epoch(len(run.x), stages[0]["batch"]) * stages[0]["epochs"], seconds)
+    position = {"stage": 1, "step": 0, "seconds": seconds}
+    save_state(run.work, run.net, torch.optim.AdamW(run.net.parameters()), position)
+    return position
 
 
 def _card_seconds(folder: Path) -> float:

@@ -18,22 +18,28 @@ from ..zoo import load
 from .recipes import FMNIST_MEAN, FMNIST_STD, RECIPES, SPECTRO_RECIPES, SPECTRO_SIZE, spectro_recipe
 
 
-def new_net(name: str, seed: int = 0) -> torch.nn.Module:
+def new_net(name: str, seed: int = 0, init: str | Path | None = None) -> torch.nn.Module:
     """A recipe's network before training: random weights from ``seed`` (a ViT or a ResNet), with every
-    block copied from the recipe's ``init`` model when it has one."""
+    block copied from the recipe's ``init`` model when it has one (for the spectrogram ViT: see
+    ``spectro_net``)."""
     from transformers import ResNetConfig, ResNetForImageClassification, ViTConfig, ViTForImageClassification
 
     r = RECIPES[name]
+    regress = r.get("task") == "regress"
+    init = init or r.get("init")
+    if regress and r["arch"] == "vit":
+        return spectro_net(init, seed, r["input_size"])
     torch.manual_seed(seed)
-    labels = dict(id2label=dict(enumerate(vdata.FASHION_MNIST_CLASSES)),
-                  label2id={c: i for i, c in enumerate(vdata.FASHION_MNIST_CLASSES)})
+    names = vdata.TARGET_NAMES if regress else vdata.FASHION_MNIST_CLASSES
+    labels = dict(id2label=dict(enumerate(names)), label2id={c: i for i, c in enumerate(names)})
     if r["arch"] == "resnet":
-        cfg = ResNetConfig(num_channels=1, num_labels=10, **labels, **r["config"])
+        cfg = ResNetConfig(num_channels=3 if regress else 1, num_labels=len(names), **labels, **r["config"])
         cfg.image_size = r["input_size"]
+        cfg.problem_type = "regression" if regress else None
         return ResNetForImageClassification(cfg)
     net = ViTForImageClassification(ViTConfig(num_labels=10, **labels, **r["config"]))
-    if r.get("init"):
-        transfer(load(r["init"]).net, net)
+    if init:
+        transfer(load(init).net, net)
     return net
 
 

@@ -19,7 +19,7 @@ from .. import data as vdata
 from ..core.images import Preprocessing
 from ..core.model import Model
 from ..zoo import load
-from .loop import finish, log
+from .loop import finish, log, regression_metrics
 from .recipes import RECIPES, SPECTRO_SEEDS, spectro_recipe
 from .surgery import preprocessing, spectro_net
 
@@ -38,31 +38,18 @@ class _Tensors(torch.utils.data.Dataset):
 
 def spectro_split(split: str, n: int | None = None, recipe: str = "spectro-vit") -> tuple[torch.Tensor, torch.Tensor]:
     """The spectrogram task's fixed splits as (pixel_values in the recipe's preprocessing, z-scored
-    targets): 56 px for ``spectro-vit``, 224 px for ``spectro-vit-b16``."""
+    targets): 56 px for ``spectro-vit``, 224 px for ``spectro-vit-b16``. ``n`` defaults to the recipe's
+    split size. Introduced in notebook 07."""
     r = spectro_recipe(recipe)
-    n = n or r[f"n_{split}"]
+    n = n or r.get(f"n_{split}") or r["n_test"]
     ds = vdata.spectrograms(n, seed=SPECTRO_SEEDS[split], size=r["input_size"])
     x = preprocessing(recipe)(list(ds["image"]))
     return x, torch.tensor(np.asarray(ds["targets"], dtype=np.float32))
 
 
-@torch.no_grad()
-def regression_metrics(model: Model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 250) -> dict:
-    """Test MSE (z-scored targets), the MSE of predicting the mean, their ratio and R^2 per target."""
-    pred = model.predict(x, batch_size=batch_size).float()
-    mse = ((pred - y) ** 2).mean(0)
-    var = y.var(0, unbiased=False)
-    return {
-        "mse": float(mse.mean()),
-        "mse_mean_predictor": float(var.mean()),
-        "improvement_over_mean": float(var.mean() / mse.mean()),
-        "r2": {n: float(1 - m / v) for n, m, v in zip(vdata.TARGET_NAMES, mse, var)},
-    }
-
-
 def train_spectro(out: Path, epochs: int | None = None, seed: int = 0, limit: int | None = None,
-                  quiet: bool = False, init: str | Path | None = None, recipe: str = "spectro-vit") -> dict:
-    """Fine-tune ``spectro-vit`` (or ``recipe="spectro-vit-b16"``, ViT-B/16 from the hub) with
+                  quiet: bool = False, init: str | Path | None = None, recipe: str = "spectro-vit-b16") -> dict:
+    """Fine-tune the hub recipe ``spectro-vit-b16`` (ViT-B/16 from the hub) on the spectrograms with
     ``transformers.Trainer`` and save it in ``out``; ``quiet`` prints nothing (no timestamps, no
     Trainer log lines); ``init`` replaces the recipe's starting model. Under ``accelerate launch``
     the Trainer spreads the batches over every GPU."""
@@ -109,24 +96,32 @@ def train_spectro(out: Path, epochs: int | None = None, seed: int = 0, limit: in
 
 def demo_finetune(limit: int = 32, epochs: int = 1, seed: int = 0, init: str | Path | None = None,
                   recipe: str = "spectro-vit") -> dict:
-    """A smoke run of the real ``spectro-vit`` recipe (``transformers.Trainer``, MSE, the same
-    optimiser, schedule and transfer) on ``limit`` images per split, written to a temporary folder
-    that is deleted afterwards: nothing is left on disk and the zoo is not touched. Prints nothing.
+    """A smoke run of the real spectrogram recipe (the same code, loss, optimiser, schedule and
+    transfer) on ``limit`` images per split, written to a temporary folder that is deleted afterwards:
+    nothing is left on disk and the zoo is not touched. Prints nothing.
 
-    Returns ``recipe`` (as run), ``steps`` (optimiser steps), ``history`` (the Trainer's log: the
-    training loss and the validation MSE per epoch), ``metrics`` (test MSE and R^2 on ``limit`` test
+    Returns ``recipe`` (as run), ``steps`` (optimiser steps), ``history`` (the training log: for the
+    zoo recipe one entry per probe with the training loss, the test MSE and R^2 and the attention
+    statistics; for the hub recipe the Trainer's log), ``metrics`` (test MSE and R^2 on ``limit`` test
     images) and ``seconds``. The full run is ``python -m vitnotes.train spectro-vit``. Introduced in
     notebook 07.
     """
     import tempfile
 
+    from .loop import train_recipe
+
     for what, value in (("limit", limit), ("epochs", epochs)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{what} must be a positive int (e.g. {what}=32 for limit), got {value!r}")
+    spectro_recipe(recipe)
     with tempfile.TemporaryDirectory(prefix="vitnotes-finetune-") as tmp:
         t = time.time()
-        res = train_spectro(Path(tmp) / recipe, epochs=epochs, seed=seed, limit=limit, quiet=True, init=init,
-                            recipe=recipe)
+        if RECIPES[recipe].get("hub"):
+            res = train_spectro(Path(tmp) / recipe, epochs=epochs, seed=seed, limit=limit, quiet=True, init=init,
+                                recipe=recipe)
+        else:
+            res = train_recipe(recipe, Path(tmp) / recipe, epochs, seed, limit, init=init, quiet=True)
+            res.update(steps=res["log"][-1]["step"] if res["log"] else 0, history=res["log"])
         seconds = time.time() - t
     metrics = {k: v for k, v in res["metrics"].items() if k != "log"}
     return dict(recipe=res["recipe"], steps=res["steps"], history=res["history"], metrics=metrics, seconds=seconds)

@@ -1,0 +1,100 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # How was the zoo trained, and is it trained enough?
+#
+# Every chapter reads the attention of the zoo's models, so a reader should be able to tell *what
+# ViT attention does* from *what a ViT part-way through training does*. This page answers with the
+# training runs' own records: each card's `training_log`, written by `python -m vitnotes.train NAME`
+# at fixed points of training (the start, then roughly doubling epochs, then every epoch of the last
+# quarter). At each point the loop scored the model on the whole test split and measured, on the
+# first 256 test images, every layer's CLS attention entropy / log N, top-10 share, mean attention
+# distance, rollout entropy / log N and the largest patch-token norm (definitions in the
+# introduction). Nothing on this page is typed in: it reads the cards.
+#
+# This page is about the offline zoo, so it reads the zoo whatever `VITNOTES_MODELS` says.
+
+# %%
+import vitnotes as vn
+from vitnotes import train
+from vitnotes.show.training import recipe_table, training_plot, zoo_table
+
+vn.setup(seed=0)
+
+# %% [markdown]
+# ## The models and their targets
+#
+# The project set targets for the zoo (Fashion-MNIST ViTs at 89 % and 88 %, the ResNet at 93 %, the
+# spectrogram regressions at $R^2 \geq 0.9$ on each target). A model trained by the zoo's first
+# recipes, with no training log, still shows its card's numbers here.
+
+# %%
+cards = {name: vn.card(name) for name in vn.zoo_names()}
+models = zoo_table(cards, train.TARGETS)
+models
+
+# %% [markdown]
+# ## What each recipe bought, and what it cost
+#
+# One row per stage of every staged recipe: the recipe up to that stage, the test score at its end
+# and the CPU minutes spent so far (the first stage of a model continued from zoo v1 is v1's run,
+# with v1's time). A distilled stage learns from `fmnist-resnet`'s soft predictions on the same
+# augmented batch (DeiT's soft distillation).
+
+# %%
+recipes = recipe_table(cards)
+recipes
+
+# %% [markdown]
+# ## Attention through training
+#
+# For every model whose card logged attention, one figure: a line per layer (dark = early), the
+# uniform-attention value dashed where one exists, and the test score. The "trained" criterion is
+# stated on each card: over the last quarter of training, no layer's normalised entropy, top-10
+# share or rollout entropy moves by more than 0.02.
+
+# %%
+logged = {name: card for name, card in cards.items() if any("layers" in e for e in card.get("training_log", []))}
+for name, card in logged.items():
+    p = card["plateau"]
+    verdict = "held" if p.get("held") else ("did not hold" if p.get("held") is False else "not evaluated")
+    print(f"{name}: plateau criterion {verdict}; largest last-quarter changes {p.get('max_change', {})}")
+    display(training_plot(card))
+print(f"{len(logged)} of {len(cards)} zoo models logged their attention through training")
+
+# %% [markdown] tags=["hide-input"]
+# ## What we found
+
+# %% tags=["hide-input"]
+from IPython.display import Markdown
+
+met = models["target met"].value_counts().to_dict()
+Markdown(
+    f"- {met.get('yes', 0)} of {len(models)} zoo models meet their project target; "
+    f"{met.get('no', 0)} do not yet, and {met.get('no target', 0)} have none.\n"
+    f"- {len(logged)} of {len(cards)} models logged their attention through training"
+    + (": " + ", ".join(f"{n} ({'trained' if c['plateau'].get('held') else 'still changing'})" for n, c in logged.items())
+       if logged else "; the chapters' models below still come from the zoo's first, short recipes.")
+    + f"\n- {len(recipes)} recipe stages are on record in the cards."
+)
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Resume a run: start `python -m vitnotes.train fmnist-resnet --limit 2000 --out /tmp/r`, stop it
+#    with Ctrl-C after a minute, start it again and compare the step it resumes from with the log.
+# 2. Which statistic in the figures settles last? Read it off `card.json`'s `training_log` for
+#    every layer.

@@ -1,0 +1,146 @@
+"""Figures and tables of how the zoo was trained: the recipes tried, and attention through training
+(from each card's ``training_log``). Introduced in the book's page "How the zoo was trained".
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ..stats import patch_distances
+
+__all__ = ["recipe_table", "training_plot", "zoo_table"]
+
+# statistic -> (title, the value a uniform CLS attention map would give, or None)
+_PANELS = {
+    "entropy_norm": ("CLS entropy / log N", lambda n: 1.0),
+    "top10": ("top-10 share", lambda n: min(10, n) / n),
+    "distance_px": ("mean attention distance (px)", "uniform"),
+    "rollout_entropy_norm": ("rollout entropy / log N", lambda n: 1.0),
+    "norm_max": ("largest patch-token norm", None),
+}
+
+
+def _stage_text(stage: dict) -> str:
+    text = f"{stage['epochs']} ep, lr {stage['lr']:g}"
+    if stage.get("teacher"):
+        text += f", distilled from {stage['teacher']} (weight {stage['distill']:g}, T {stage['temperature']:g})"
+    return text
+
+
+def zoo_table(cards: dict[str, dict], targets: dict[str, tuple[str, float]]) -> pd.DataFrame:
+    """One row per zoo model: its test score, the project's target and whether it is met, training
+    minutes, epochs and whether its card logged attention through training."""
+    rows = []
+    for name, card in cards.items():
+        m, recipe = card["metrics"], re.sub(r"-s\d+$", "", name)
+        metric, least = targets.get(recipe, (None, None))
+        if "test_accuracy" in m:
+            score, value = f"{100 * m['test_accuracy']:.2f} %", m["test_accuracy"]
+        else:
+            score, value = "R^2 " + " / ".join(f"{v:.3f}" for v in m["r2"].values()), min(m["r2"].values())
+        goal = "–" if metric is None else (f"{100 * least:.0f} %" if metric == "test_accuracy" else f"R^2 >= {least}")
+        met = "no target" if metric is None else ("yes" if value >= least else "no")
+        stages = card["recipe"].get("stages")
+        epochs = sum(s["epochs"] for s in stages) if stages else card["recipe"].get("epochs")
+        rows.append(
+            {
+                "model": name,
+                "test score": score,
+                "target": goal,
+                "target met": met,
+                "epochs": epochs,
+                "CPU minutes": round(card["train_seconds"] / 60, 1),
+                "attention logged": "yes" if any("layers" in e for e in card.get("training_log", [])) else "no",
+            }
+        )
+    return pd.DataFrame(rows).set_index("model")
+
+
+def recipe_table(cards: dict[str, dict]) -> pd.DataFrame:
+    """What each recipe reached and what it cost: one row per (model, stage) of every card with a
+    training log, read at the end of that stage: the recipe so far, the test score, CPU minutes."""
+    rows = []
+    for name, card in cards.items():
+        log, stages = card.get("training_log"), card["recipe"].get("stages")
+        if not log or not stages:
+            continue
+        end = 0.0
+        for i, stage in enumerate(stages):
+            end += stage["epochs"]
+            entry = next((e for e in log if abs(e["epoch"] - end) < 1e-6), None)
+            if entry is None:
+                continue
+            score = (
+                f"{100 * entry['test_accuracy']:.2f} %"
+                if "test_accuracy" in entry
+                else "R^2 " + " / ".join(f"{v:.3f}" for v in entry["r2"].values())
+            )
+            rows.append(
+                {
+                    "model": name,
+                    "stages": " + ".join(_stage_text(s) for s in stages[: i + 1]),
+                    "epochs": end,
+                    "test score": score,
+                    "CPU minutes": round(entry["seconds"] / 60, 1),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def training_plot(card: dict, *, size: float = 2.5) -> Figure:
+    """Attention statistics of every layer (a line per layer, dark = early, light = late) and the test
+    score against the epoch, from a card's ``training_log``. Dashed grey: the value for uniform
+    attention, where there is one. The x axis is symmetric-log: early epochs are spread out."""
+    log = [e for e in card["training_log"] if "layers" in e]
+    if not log:
+        raise ValueError(f"{card.get('name', 'this model')}'s card has no attention in its training log")
+    epochs = np.array([e["epoch"] for e in log])
+    layers = len(log[0]["layers"]["entropy_norm"])
+    fig = Figure(figsize=(size * (len(_PANELS) + 1), size * 1.05), layout="constrained")
+    axes = fig.subplots(1, len(_PANELS) + 1)
+    cmap = mpl.colormaps["viridis"]
+    grid_n = card.get("patches")
+    for ax, (stat, (title, uniform)) in zip(axes, _PANELS.items()):
+        values = np.array([e["layers"][stat] for e in log])  # [probe, layer]
+        for layer in range(layers):
+            ax.plot(epochs, values[:, layer], color=cmap(layer / max(1, layers - 1)), lw=1.2)
+        if uniform == "uniform" and grid_n:
+            side = math.isqrt(grid_n)
+            ax.axhline(float(patch_distances((side, side), card["patch_size"]).mean()), color="grey", ls="--", lw=1)
+        elif uniform is not None and grid_n:
+            ax.axhline(uniform(grid_n), color="grey", ls="--", lw=1)
+        ax.set_title(title, fontsize=9)
+        ax.set_ylim(bottom=0)
+    _score_panel(axes[-1], card["training_log"])
+    ticks = [t for t in (0, 1, 2, 4, 8, 16, 32) if t <= max(epochs) * 1.2]
+    for ax in axes:
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.set_xlabel("epoch")
+    sm = mpl.cm.ScalarMappable(cmap=cmap, norm=mpl.colors.Normalize(0, layers - 1))
+    fig.colorbar(sm, ax=axes[: len(_PANELS)], label="layer", shrink=0.8)
+    fig.suptitle(
+        f"{card.get('name', '')}: attention on {card.get('probe_images', 256)} test images through training",
+        fontsize=10,
+    )
+    return fig
+
+
+def _score_panel(ax, log: list[dict]) -> None:
+    epochs = [e["epoch"] for e in log]
+    if "test_accuracy" in log[0]:
+        ax.plot(epochs, [100 * e["test_accuracy"] for e in log], "k.-")
+        ax.set_title("test accuracy (%)", fontsize=9)
+        return
+    for target in log[0]["r2"]:
+        ax.plot(epochs, [e["r2"][target] for e in log], ".-", label=target.replace("_", " "))
+    ax.axhline(0, color="grey", ls="--", lw=1)
+    ax.set_title("test R^2 (0 = predicting the mean)", fontsize=9)
+    ax.set_ylim(min(-0.1, math.floor(min(min(e["r2"].values()) for e in log) * 10) / 10), 1)
+    ax.legend(fontsize=7)

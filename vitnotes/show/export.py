@@ -114,6 +114,7 @@ def save_html(widget: Any, path: str | Path, *, title: str = "vitnotes", embed_j
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f'<title>{html.escape(title)}</title>\n<link rel="icon" href="data:,">\n'
         '<meta name="generator" content="vitnotes save_html">\n'
+        "<style>body { font-family: system-ui, sans-serif; margin: 1em; }</style>\n"
         f"<script>\n{script}\n</script>\n"
         f'<script type="application/vnd.jupyter.widget-state+json">{_json_in_script(data["manager_state"])}</script>\n'
         f"</head>\n<body>\n{views}\n</body>\n</html>\n"

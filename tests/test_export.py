@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import CHROMIUM, CHROMIUM_ARGS, make_vit
+from test_book import check_picker  # the book's own check of a picker page
 
 import vitnotes as vn
 from vitnotes.show.export import find_embed_js, save_html
@@ -99,28 +100,7 @@ def test_saved_picker_switches_heads_offline_from_disk(tmp_path):
         )
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(url, wait_until="load")
-        page.wait_for_selector(".widget-dropdown select", timeout=20_000)
-        box = page.query_selector_all(".widget-vbox")[0]
-        layer_menu, head_menu = box.query_selector_all("select")[:2]
-
-        def shown() -> bytes:
-            imgs = [i for i in box.query_selector_all("img") if i.is_visible()]
-            assert len(imgs) == 1, f"{len(imgs)} picker images visible"
-            assert imgs[0].get_attribute("src").startswith(("blob:", "data:"))
-            return imgs[0].screenshot()
-
-        first = shown()
-        head_menu.select_option(index=2)
-        page.wait_for_timeout(300)
-        other = shown()
-        assert other != first, "choosing another head did not change the image"
-        layer_menu.select_option(index=2)
-        page.wait_for_timeout(300)
-        assert shown() != other, "choosing another layer did not change the image"
-        head_menu.select_option(index=0)
-        layer_menu.select_option(index=0)
-        page.wait_for_timeout(300)
-        assert shown() == first, "going back to layer 0, head 0 did not show the first image again"
+        check_picker(page, "the saved picker")  # another head, then another layer: the image changes
         page.screenshot(path=str(tmp_path / "picker.png"))
         browser.close()
     assert not errors, f"the page raised: {errors[:3]}"

@@ -420,14 +420,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="{explain,sweep}", parser_class=_Parser)
     sub.required = True
 
-    ex = sub.add_parser(
+    ex = _command(
+        sub,
         "explain",
-        help="write an overlay PNG and a JSON of numbers per image",
-        description="Explain each image with a map method: one overlay PNG and one JSON per image.",
-        epilog=EXPLAIN_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "write an overlay PNG and a JSON of numbers per image",
+        "Explain each image with a map method: one overlay PNG and one JSON per image.",
+        EXPLAIN_EXAMPLES,
     )
-    ex.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, TIFF, ...)")
     ex.add_argument("--model", required=True, metavar="NAME", help="zoo name, local folder or hub id (required)")
     ex.add_argument(
         "--method",
@@ -462,14 +461,13 @@ def build_parser() -> argparse.ArgumentParser:
         f"({', '.join(n for n in names if _class_specific(n))}); default: the predicted class",
     )
 
-    sw = sub.add_parser(
+    sw = _command(
+        sub,
         "sweep",
-        help="write the per-head ablation table as CSV",
-        description="Ablate every attention head alone and write the loss table as CSV.",
-        epilog=SWEEP_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "write the per-head ablation table as CSV",
+        "Ablate every attention head alone and write the loss table as CSV.",
+        SWEEP_EXAMPLES,
     )
-    sw.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, TIFF, ...)")
     sw.add_argument(
         "--labels",
         nargs="+",
@@ -483,6 +481,19 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", required=True, metavar="FILE", help="CSV file to write (its folder is created if missing)")
     sw.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per forward pass (default: 64)")
     return parser
+
+
+def _command(sub, name: str, summary: str, description: str, examples: str) -> argparse.ArgumentParser:
+    """A subcommand that takes image files, with its examples under its options."""
+    cmd = sub.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cmd.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, TIFF, ...)")
+    return cmd
 
 
 def _class_specific(name: str) -> bool:

@@ -269,3 +269,40 @@ def test_a_failed_write_leaves_no_file(tmp_path):
     with pytest.raises(OSError):
         cli._atomic_write(target, boom)
     assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
+
+
+# ------------------------------------------------------------------ other model kinds
+def test_a_cnn_gets_grad_cam_and_a_clear_refusal_of_rollout(resnet, images, tmp_path, capsys):
+    folder = vn.save(resnet, tmp_path / "tiny-resnet", preprocessing=vn.Preprocessing(16, (0.5,) * 3, (0.25,) * 3, 3))
+    out = tmp_path / "maps"
+    assert cli.main(["explain", str(images[0]), "--model", str(folder), "--method", "grad-cam", "--out", str(out)]) == 0
+    rec = json.loads((out / "cat.json").read_text())
+    model, x, heat = expected(folder, images[0], "grad-cam")
+    assert rec["model_kind"] == "cnn"
+    assert np.allclose(np.asarray(rec["map"]["values"]), heat.numpy(), atol=1e-6)
+    capsys.readouterr()
+    assert cli.main(["explain", str(images[0]), "--model", str(folder), "--out", str(tmp_path / "other")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "does not explain a CNN" in err and "grad-cam" in err and "\n" not in err
+    assert not (tmp_path / "other").exists() or not any((tmp_path / "other").iterdir())
+
+
+def test_a_regression_model_reports_outputs_and_sweeps_with_number_labels(images, tmp_path):
+    from conftest import make_vit
+
+    net = make_vit(num_labels=3, problem_type="regression", id2label=None, label2id=None)
+    folder = vn.save(net, tmp_path / "tiny-reg", preprocessing=vn.Preprocessing(16, (0.5,) * 3, (0.25,) * 3, 3))
+    out = tmp_path / "maps"
+    assert cli.main(["explain", str(images[0]), "--model", str(folder), "--out", str(out)]) == 0
+    rec = json.loads((out / "cat.json").read_text())
+    model = vn.load(folder)
+    x = model.preprocess(vn.open_image(images[0]))
+    assert np.allclose(rec["outputs"], model.predict(x)[0].numpy(), atol=1e-6) and rec["top"] is None
+    table = tmp_path / "reg.csv"
+    labels = ["0.1,0.2,0.3", "0.4,0.5,0.6"]
+    assert cli.main(["sweep", *map(str, images), "--labels", *labels, "--model", str(folder), "--out", str(table)]) == 0
+    got = pd.read_csv(table)
+    y = torch.tensor([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]])
+    want = vn.sweep(model, model.preprocess([vn.open_image(p) for p in images]), y)
+    assert (got["loss_kind"] == "mse").all() and np.allclose(got["loss"], want["loss"], rtol=1e-6)
+    assert cli.main(["sweep", str(images[0]), "--labels", "big", "--model", str(folder), "--out", str(table)]) == 2

@@ -1,0 +1,543 @@
+"""The command line: ``python -m vitnotes explain ...`` and ``python -m vitnotes sweep ...``.
+
+``explain`` writes, per image, an overlay PNG (the map over the image the model saw, with a colour
+bar) and a JSON of its numbers (prediction, top classes, the map's entropy / log N and top-10
+share, the method and model). ``sweep`` writes the per-head ablation table as CSV. Every map comes
+from the method registry (``vn.explain``), every figure from ``show/``. Bad input is refused with
+one line on stderr and a non-zero exit before anything is written; every file is written to a
+temporary name and renamed, so none is ever half-written. The notebooks that introduce what the
+command line runs: 06 (rollout, the methods) and 08 (head ablation, the sweep).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CliError", "build_parser", "explain_images", "main", "sweep_table"]
+
+PROG = "python -m vitnotes"
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+TOP_K = 10  # the map's top-k share, k = 10 as in the seed paper (fewer when the grid is smaller)
+
+
+class CliError(Exception):
+    """Bad input: the message names the problem and the fix; the command exits with status 2."""
+
+
+# ------------------------------------------------------------------ helpers
+def _registry() -> list[str]:
+    from .methods import methods
+
+    return methods()
+
+
+def _method_name(text: str) -> str:
+    """``last-layer`` / ``last_layer`` / ``Last Layer`` -> the registry's ``last layer``."""
+    wanted = text.strip().lower().replace("-", " ").replace("_", " ")
+    for name in _registry():
+        if name.lower() == wanted:
+            return name
+    return text  # argparse's choices then refuse it with the list
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)`` to a temporary file beside ``path``, then rename it onto ``path``: readers
+    see the old file or the whole new one, never half of it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _out_folder(out: str | Path) -> Path:
+    folder = Path(out).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise CliError(f"--out {folder} is a file, not a folder; give a folder name (it is created if missing)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CliError(f"cannot create the output folder {folder} ({err.strerror}); choose another --out") from None
+    if not os.access(folder, os.W_OK):
+        raise CliError(f"the output folder {folder} is not writable; choose another --out")
+    return folder
+
+
+def _out_file(out: str | Path) -> Path:
+    path = Path(out).expanduser()
+    if path.is_dir():
+        raise CliError(f"--out {path} is a folder; give a file name, e.g. --out {path / 'heads.csv'}")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise CliError(f"--out {path}: {path.parent} is a file, not a folder; choose another --out")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CliError(f"cannot create the folder {path.parent} ({err.strerror}); choose another --out") from None
+    if not os.access(path.parent, os.W_OK):
+        raise CliError(f"the folder {path.parent} is not writable; choose another --out")
+    return path
+
+
+def _open_images(paths: Sequence[str | Path]) -> list:
+    """Every image opened (decoded) before any work; a bad one is named with the fix."""
+    from .core.images import open_image
+
+    if not paths:
+        raise CliError("no image given; pass one or more image files (PNG, JPEG, ...)")
+    images = []
+    for p in paths:
+        path = Path(p).expanduser()
+        if not path.exists():
+            raise CliError(f"image file {path} does not exist; check the path (globs like *.jpg must match files)")
+        try:
+            images.append(open_image(path))
+        except (ValueError, OSError) as err:
+            raise CliError(f"{_one_line(err)} (pass image files only)") from None
+    return images
+
+
+def _load_model(name: str):
+    from .zoo import load
+
+    try:
+        return load(name)
+    except (ValueError, OSError, TypeError) as err:
+        raise CliError(_one_line(err)) from None
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    if isinstance(err, KeyError) and text.startswith("'") and text.endswith("'"):
+        text = text[1:-1]
+    return text or type(err).__name__
+
+
+def _stems(paths: Sequence[str | Path]) -> list[str]:
+    """Output names, one per image: the file's stem, made unique (``cat``, ``cat-2``, ...)."""
+    seen: dict[str, int] = {}
+    names = []
+    for p in paths:
+        stem = Path(p).stem or "image"
+        seen[stem] = seen.get(stem, 0) + 1
+        names.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+    taken = set(names)
+    if len(taken) != len(names):  # e.g. "cat-2" given as a file as well as made up: number them all
+        names = [f"{i:03d}-{n}" for i, n in enumerate(names)]
+    return names
+
+
+def _regression(model) -> bool:
+    return getattr(model.net.config, "problem_type", None) == "regression"
+
+
+def _class_index(text: str | int, labels: Sequence[str], what: str) -> int:
+    """A class given as an index (``3``) or a label name (``cat``)."""
+    n = len(labels)
+    lowered = [str(label).lower() for label in labels]
+    if str(text).lower() in lowered:
+        return lowered.index(str(text).lower())
+    try:
+        idx = int(text)
+    except (TypeError, ValueError):
+        idx = None
+    if idx is None:
+        shown = ", ".join(labels[:12]) + (", ..." if n > 12 else "")
+        raise CliError(f"{what} {text!r} is not a class of this model; give an index 0..{n - 1} or a label ({shown})")
+    if not 0 <= idx < n:
+        raise CliError(f"{what} {idx} is out of range: this model has {n} classes; give an index 0..{n - 1}")
+    return idx
+
+
+# ------------------------------------------------------------------ explain
+def _check_options(name: str, layer: int | None, head: int | None, target: Any) -> dict:
+    """Which of --layer / --head / --target the method takes; refuse the ones it would ignore."""
+    from .methods import registered
+
+    m = registered(name)
+    takes_layer = "layer" in inspect.signature(m.fn).parameters
+    if head is not None and name != "last layer":
+        raise CliError(
+            f"--head picks one head of the 'last layer' map (CLS attention); use --method 'last layer', not {name!r}"
+        )
+    if layer is not None and not takes_layer and not (head is not None and name == "last layer"):
+        with_layer = [n for n in _registry() if "layer" in inspect.signature(registered(n).fn).parameters]
+        raise CliError(f"method {name!r} has no --layer option; drop --layer or use one of {with_layer}")
+    if target is not None and not m.class_specific:
+        specific = [n for n in _registry() if registered(n).class_specific]
+        raise CliError(f"method {name!r} does not depend on the class; drop --target or use one of {specific}")
+    return {"layer": layer} if layer is not None else {}
+
+
+def _map_for(model, x, name: str, layer: int | None, head: int | None, target: int | None, options: dict):
+    """The map ``[1, rows, cols]`` of one preprocessed image."""
+    from .core.capture import capture
+    from .methods import explain, registered
+
+    if head is not None:  # one head of the CLS attention instead of the mean over heads
+        lay = -1 if layer is None else layer
+        return capture(model, x, layers=[lay], cls_only=True).cls_grid(lay, head)
+    if not registered(name).takes_model:
+        return explain(capture(model, x), None, name, **options)
+    return explain(model, x, name, target=target, **options)
+
+
+def _map_numbers(heat) -> dict:
+    from .stats import entropy, normalized_entropy, topk_share
+
+    p = heat.detach().double().flatten()
+    n = p.numel()
+    k = min(TOP_K, n)
+    numbers: dict[str, Any] = {"grid": list(heat.shape), "patches": n, "top_k": k}
+    if (p < 0).any() or not bool(p.isfinite().all()) or float(p.sum()) <= 0 or n < 2:
+        numbers.update(entropy=None, entropy_over_log_n=None, top_k_share=None)
+        numbers["note"] = "the map is empty, negative or not finite: entropy and top-k share are undefined"
+    else:
+        numbers.update(
+            entropy=float(entropy(p)),
+            entropy_over_log_n=float(normalized_entropy(p)),
+            top_k_share=float(topk_share(p, k)),
+        )
+    numbers["log_n"] = math.log(n) if n > 0 else None
+    numbers["values"] = heat.detach().double().tolist()
+    return numbers
+
+
+def _prediction(model, logits) -> dict:
+    import torch
+
+    if _regression(model):
+        return {"outputs": [float(v) for v in logits[0]], "top": None}
+    probs = torch.softmax(logits[0].double(), -1)
+    top = probs.topk(min(5, probs.numel()))
+    rows = [
+        {"index": int(i), "label": model.labels[int(i)] if int(i) < len(model.labels) else f"class {int(i)}",
+         "probability": float(p)}
+        for p, i in zip(top.values, top.indices)
+    ]  # fmt: skip
+    return {"prediction": rows[0], "top": rows}
+
+
+def explain_images(
+    images: Sequence[str | Path],
+    model: str,
+    method: str = "rollout",
+    out: str | Path = "vitnotes-maps",
+    *,
+    layer: int | None = None,
+    head: int | None = None,
+    target: str | int | None = None,
+    progress: bool = False,
+) -> list[Path]:
+    """Write ``NAME.png`` (overlay with colour bar) and ``NAME.json`` (its numbers) in ``out`` for
+    every image; returns the paths written. Everything is checked before the first file is
+    written (``CliError`` names the problem and the fix). Introduced with notebook 06 (rollout)."""
+    from .methods import registered
+    from .show.figures import display_image, overlay
+
+    if method not in _registry():
+        raise CliError(f"unknown method {method!r}; choose one of {_registry()} (python -m vitnotes explain --help)")
+    options = _check_options(method, layer, head, target)
+    pictures = _open_images(images)
+    net = _load_model(model)
+    geom = net.geometry
+    if geom.kind not in registered(method).kinds:
+        raise CliError(
+            f"method {method!r} does not explain a {geom.kind.upper()} such as {model!r}; "
+            f"use one of {[n for n in _registry() if geom.kind in registered(n).kinds]}"
+        )
+    try:
+        if layer is not None:
+            geom.layer(layer)
+        if head is not None:
+            geom.head(head)
+    except (IndexError, TypeError) as err:
+        raise CliError(_one_line(err)) from None
+    t = None
+    if target is not None:
+        if _regression(net):
+            raise CliError(f"{model!r} is a regression model: it has no classes to pass as --target; drop --target")
+        t = _class_index(target, net.labels, "--target")
+    folder = _out_folder(out)
+
+    written: list[Path] = []
+    names = _stems(images)
+    steps = zip(images, pictures, names, strict=True)
+    if progress and len(pictures) > 1:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(list(steps), desc="explain", unit="image")
+    for path, picture, name in steps:
+        try:
+            x = net.preprocess(picture)
+            logits = net.predict(x)
+            heat = _map_for(net, x, method, layer, head, t, options)[0].float()
+        except (ValueError, TypeError, IndexError) as err:
+            raise CliError(f"{path}: {_one_line(err)}") from None
+        pred = _prediction(net, logits)
+        record = {
+            "image": str(path),
+            "model": model,
+            "model_kind": geom.kind,
+            "method": method,
+            "layer": layer,
+            "head": head,
+            "target": None if t is None else {"index": t, "label": net.labels[t]},
+            **pred,
+            "map": _map_numbers(heat),
+            "overlay": f"{name}.png",
+        }
+        title = method if head is None else f"layer {-1 if layer is None else layer}, head {head}"
+        if "prediction" in pred:
+            title += f" | {pred['prediction']['label']} {pred['prediction']['probability']:.0%}"
+        fig = overlay(display_image(x[0], net.preprocessing), heat, title=title)
+        png, js = folder / f"{name}.png", folder / f"{name}.json"
+        _atomic_write(png, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=100))
+        _atomic_write(js, lambda tmp, rec=record: tmp.write_text(json.dumps(rec, indent=2) + "\n"))
+        written += [png, js]
+    return written
+
+
+# ------------------------------------------------------------------ sweep
+def _targets(labels: Sequence[str], model, n_images: int):
+    import torch
+
+    if len(labels) != n_images:
+        raise CliError(
+            f"{len(labels)} labels for {n_images} images; give one --labels entry per image, in the same order"
+        )
+    if _regression(model):
+        rows = []
+        for text in labels:
+            try:
+                rows.append([float(v) for v in str(text).split(",")])
+            except ValueError:
+                raise CliError(
+                    f"label {text!r} is not a list of numbers; a regression model wants one comma-separated "
+                    "row per image, e.g. --labels 0.1,0.5,0.3"
+                ) from None
+        if len({len(r) for r in rows}) != 1:
+            raise CliError("the --labels rows have different lengths; give every image the same number of outputs")
+        return torch.tensor(rows, dtype=torch.float32)
+    return torch.tensor([_class_index(text, model.labels, "label") for text in labels])
+
+
+def sweep_table(
+    images: Sequence[str | Path],
+    labels: Sequence[str],
+    model: str,
+    out: str | Path,
+    *,
+    batch_size: int = 64,
+    progress: bool = False,
+) -> Path:
+    """Ablate every head alone over ``images`` (true ``labels``: class indices or names, or
+    comma-separated numbers for a regression model) and write the table (``vn.sweep``) as CSV to
+    ``out``: one row per (layer, head) with ``loss``, ``rel_increase``, and the intact loss and
+    image count. Introduced with notebook 08 (head ablation)."""
+    from .interventions.ablation import sweep
+
+    if batch_size < 1:
+        raise CliError(f"--batch-size must be at least 1, got {batch_size}")
+    path = _out_file(out)
+    pictures = _open_images(images)
+    if len(labels) != len(pictures):
+        raise CliError(
+            f"{len(labels)} labels for {len(pictures)} images; give one --labels entry per image, in the same order"
+        )
+    net = _load_model(model)
+    if net.geometry.kind != "vit":
+        raise CliError(f"{model!r} is a {net.geometry.kind.upper()}: it has no attention heads to ablate; use a ViT")
+    targets = _targets(labels, net, len(pictures))
+    try:
+        x = net.preprocess(pictures)
+        df = sweep(net, x, targets, batch_size=batch_size, progress=progress)
+    except (ValueError, TypeError, IndexError) as err:
+        raise CliError(_one_line(err)) from None
+    df["baseline_loss"] = df.attrs["baseline"]
+    df["n_images"] = df.attrs["n"]
+    df["loss_kind"] = df.attrs["loss"]
+    df["model"] = model
+    _atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, float_format="%.9g"))
+    return path
+
+
+# ------------------------------------------------------------------ the parser
+class _Parser(argparse.ArgumentParser):
+    """argparse with errors on one line: the problem, then where the help is."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+EXPLAIN_EXAMPLES = """examples:
+  python -m vitnotes explain cat.jpg dog.png --model fmnist-vit-p4 --out maps/
+  python -m vitnotes explain photo.jpg --model google/vit-base-patch16-224 --method "gradient rollout" --target 281
+  python -m vitnotes explain shirt.png --model fmnist-vit-p4 --method "last layer" --layer 5 --head 3 --out maps/
+  python -m vitnotes explain photo.jpg --model ./my-checkpoint --method grad-cam --layer -2 --out maps/
+
+Method names with a space may also be written with a dash (last-layer, gradient-rollout).
+Per image, the folder gets NAME.png (the map over the image the model saw, with a colour bar) and
+NAME.json: image, model, method, layer/head/target, prediction and top-5 classes with probabilities
+(outputs for a regression model), and the map: its grid, entropy (nats), entropy / log N, top-10
+share and values. Files are written whole (temporary name, then renamed); bad input writes nothing.
+Models: a zoo name, a local folder (config.json + model.safetensors) or a hub id (offline: only
+models already in the Hugging Face cache). Exit status: 0 done, 2 bad input, 1 failure."""
+
+SWEEP_EXAMPLES = """examples:
+  python -m vitnotes sweep a.png b.png c.png --labels 3 0 Sneaker --model fmnist-vit-p4 --out heads.csv
+  python -m vitnotes sweep s1.png s2.png --labels 0.1,0.4,0.7 0.3,0.2,0.9 --model spectro-vit --out heads.csv
+
+Each head is ablated alone (its output zeroed before the output projection, notebook 08) and the
+loss over the images measured: cross-entropy for classifiers, MSE for regression models. The CSV
+has one row per (layer, head): layer, head, loss, rel_increase (loss / intact loss - 1),
+baseline_loss, n_images, loss_kind, model. Written whole (temporary name, then renamed).
+Exit status: 0 done, 2 bad input, 1 failure."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m vitnotes`` parser; ``--method`` lists the registry's methods."""
+    names = _registry()
+    parser = _Parser(
+        prog=PROG,
+        description="What Vision Transformer attention looks at, from the command line: maps of your own "
+        "images (explain) and per-head ablation tables (sweep). Training the zoo: python -m vitnotes.train.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="run `python -m vitnotes explain --help` or `python -m vitnotes sweep --help` for their options",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="{explain,sweep}", parser_class=_Parser)
+    sub.required = True
+
+    ex = _command(
+        sub,
+        "explain",
+        "write an overlay PNG and a JSON of numbers per image",
+        "Explain each image with a map method: one overlay PNG and one JSON per image.",
+        EXPLAIN_EXAMPLES,
+    )
+    ex.add_argument("--model", required=True, metavar="NAME", help="zoo name, local folder or hub id (required)")
+    ex.add_argument(
+        "--method",
+        default="rollout",
+        type=_method_name,
+        choices=names,
+        metavar="METHOD",
+        help=f"map method from the registry, one of: {', '.join(names)} (default: rollout)",
+    )
+    ex.add_argument(
+        "--out",
+        default="vitnotes-maps",
+        metavar="DIR",
+        help="output folder, created if missing (default: vitnotes-maps)",
+    )
+    ex.add_argument(
+        "--layer",
+        type=int,
+        metavar="L",
+        help="layer for methods that take one ('last layer', grad-cam) and for --head; negative counts from the end",
+    )
+    ex.add_argument(
+        "--head",
+        type=int,
+        metavar="H",
+        help="with --method 'last layer': one head's CLS attention instead of the mean over heads",
+    )
+    ex.add_argument(
+        "--target",
+        metavar="T",
+        help="class to explain, an index or a label, for class-specific methods "
+        f"({', '.join(n for n in names if _class_specific(n))}); default: the predicted class",
+    )
+
+    sw = _command(
+        sub,
+        "sweep",
+        "write the per-head ablation table as CSV",
+        "Ablate every attention head alone and write the loss table as CSV.",
+        SWEEP_EXAMPLES,
+    )
+    sw.add_argument(
+        "--labels",
+        nargs="+",
+        required=True,
+        metavar="LABEL",
+        help="the true label of each image, in order: a class index or name (regression: comma-separated numbers)",
+    )
+    sw.add_argument(
+        "--model", required=True, metavar="NAME", help="zoo name, local folder or hub id of a ViT (required)"
+    )
+    sw.add_argument("--out", required=True, metavar="FILE", help="CSV file to write (its folder is created if missing)")
+    sw.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per forward pass (default: 64)")
+    return parser
+
+
+def _command(sub, name: str, summary: str, description: str, examples: str) -> argparse.ArgumentParser:
+    """A subcommand that takes image files, with its examples under its options."""
+    cmd = sub.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cmd.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, TIFF, ...)")
+    return cmd
+
+
+def _class_specific(name: str) -> bool:
+    from .methods import registered
+
+    return registered(name).class_specific
+
+
+# ------------------------------------------------------------------ entry point
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 done, 2 bad input, 1 failure)."""
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from . import setup, show_progress
+
+    setup(seed=0, style=False)
+    progress = show_progress()
+    try:
+        if args.command == "explain":
+            written = explain_images(
+                args.images,
+                args.model,
+                args.method,
+                args.out,
+                layer=args.layer,
+                head=args.head,
+                target=args.target,
+                progress=progress,
+            )
+            for path in written:
+                print(path)
+        else:
+            print(
+                sweep_table(
+                    args.images, args.labels, args.model, args.out, batch_size=args.batch_size, progress=progress
+                )
+            )
+    except CliError as err:
+        print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (OSError, RuntimeError, ValueError, TypeError, IndexError) as err:
+        print(f"{PROG} {args.command}: failed: {_one_line(err)}", file=sys.stderr)
+        if os.environ.get("VITNOTES_DEBUG"):
+            raise
+        return EXIT_FAILED
+    return 0

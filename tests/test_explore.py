@@ -64,6 +64,7 @@ def app(vit_dir):
 def test_upload_method_layer_and_head_change_the_picture(app):
     assert app.message.value == "" and app.picture.value, "the first example is drawn on start"
     assert app.method.options == tuple(vn.methods("vit"))
+    assert (app.layer.label, app.head.label) == ("default", "mean")
     start = app.picture.value
     app.upload.value = as_uploaded(png_bytes())
     uploaded = app.picture.value
@@ -221,7 +222,13 @@ def test_voila_app_in_a_browser(voila, tmp_path):
 
             src, shown = picture(None)
             seen = [shown]
-            steps = [("upload", lambda: page.set_input_files(".vn-upload input[type=file]", str(photo))),
+
+            def upload():  # ipywidgets' upload button opens the browser's file chooser
+                with page.expect_file_chooser(timeout=30_000) as chooser:
+                    page.click(".vn-upload")
+                chooser.value.set_files(str(photo))
+
+            steps = [("upload", upload),
                      ("method", lambda: page.select_option(".vn-method select", label="last layer")),
                      ("layer", lambda: page.select_option(".vn-layer select", label="layer 0"))]  # fmt: skip
             for what, act in steps:
@@ -232,6 +239,7 @@ def test_voila_app_in_a_browser(voila, tmp_path):
                 assert "prediction: c" in page.inner_text(".vn-prediction"), what
                 assert "%" in page.inner_text(".vn-prediction") and page.inner_text(".vn-message").strip() == ""
             assert "entropy / log N" in page.inner_text(".vn-numbers")
+            assert page.eval_on_selector(".vn-head select", "s => s.options[s.selectedIndex].text") == "mean"
             SHOT.parent.mkdir(exist_ok=True)
             page.screenshot(path=str(SHOT), full_page=True)
         finally:

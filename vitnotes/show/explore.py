@@ -37,6 +37,7 @@ TOP_CLASSES = 5
 HEAD_METHOD = "last layer"  # the one method whose map can be a single head's CLS attention
 LAYER_OPTIONS = {"vit": ("layer", "start_layer"), "cnn": ("stage",)}  # how each method names "the layer"
 EXAMPLES = 12
+DEFAULT, MEAN = "default", "mean"  # menu values (a Dropdown shows None as no choice at all)
 CONVERTIBLE = {"RGBA": "RGB", "P": "RGB", "CMYK": "RGB", "YCbCr": "RGB", "LA": "L", "1": "L"}
 
 
@@ -157,8 +158,8 @@ class Explorer:
         self.upload = W.FileUpload(accept="image/*", multiple=False, description="upload image")
         self.example = W.Dropdown(options=[], value=None, description="or example", layout=wide)
         self.method = W.Dropdown(options=[], description="method", layout=narrow)
-        self.layer = W.Dropdown(options=[("default", None)], value=None, description="layer", layout=narrow)
-        self.head = W.Dropdown(options=[("mean", None)], value=None, description="head", layout=narrow)
+        self.layer = W.Dropdown(options=[DEFAULT], value=DEFAULT, description="layer", layout=narrow)
+        self.head = W.Dropdown(options=[MEAN], value=MEAN, description="head", layout=narrow)
         self.status, self.message = W.HTML(), W.HTML()
         self.picture = W.Image(format="png", layout=W.Layout(max_width="640px"))
         self.prediction, self.numbers = W.HTML(), W.HTML()
@@ -209,7 +210,7 @@ class Explorer:
         try:
             yield
         finally:
-            self.status.value = f"<span>{html.escape(what)}: {time.perf_counter() - start:.2f} s</span>"
+            self.status.value = f"<span>{html.escape(what)}: done in {time.perf_counter() - start:.2f} s</span>"
 
     @contextlib.contextmanager
     def _still(self):
@@ -244,10 +245,10 @@ class Explorer:
         with self._still():
             keep = self.method.value if self.method.value in names else names[0]
             self.method.options, self.method.value = names, keep
-            self.layer.options = [("default", None)] + [(f"{unit} {i}", i) for i in range(g.layers)]
-            self.layer.value = None
-            self.head.options = [("mean", None)] + [(f"head {h}", h) for h in range(g.heads if g.kind == "vit" else 0)]
-            self.head.value = None
+            self.layer.options = [(DEFAULT, DEFAULT)] + [(f"{unit} {i}", i) for i in range(g.layers)]
+            self.layer.value = DEFAULT
+            self.head.options = [(MEAN, MEAN)] + [(f"head {h}", h) for h in range(g.heads if g.kind == "vit" else 0)]
+            self.head.value = MEAN
         self._enable()
 
     def _enable(self) -> None:
@@ -299,6 +300,7 @@ class Explorer:
     def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits ``[1, classes]``, map ``[rows, cols]``) of the current image, method, layer and head."""
         name, layer, head = self.method.value, self.layer.value, self.head.value
+        layer, head = (None if layer == DEFAULT else layer), (None if head == MEAN else head)
         x, model = self.pixels, self.model
         logits = model.predict(x)
         if name == HEAD_METHOD and head is not None:  # one head's CLS attention, not the mean over heads
@@ -332,9 +334,9 @@ class Explorer:
 
     def _title(self) -> str:
         parts = [self.method.value]
-        if not self.layer.disabled and self.layer.value is not None:
+        if not self.layer.disabled and self.layer.value != DEFAULT:
             parts.append(self.layer.label)
-        if not self.head.disabled and self.head.value is not None:
+        if not self.head.disabled and self.head.value != MEAN:
             parts.append(self.head.label)
         return ", ".join(parts)
 

@@ -101,12 +101,21 @@ def test_bad_files_and_models_are_readable_messages(app, vit_dir):
     assert app.message.value == "" and app.picture.value
 
 
-def test_colour_modes_are_converted_and_big_files_refused():
+def test_colour_modes_are_converted_and_paths_dropped():
     rgba = image_from_bytes(png_bytes(mode="RGBA"), "alpha.png")
     assert rgba.mode == "RGB" and rgba.size == (48, 40)
     assert image_from_bytes(png_bytes(mode="L"), "grey.png").mode == "L"
     with pytest.raises(ValueError, match=r"^x\.png is not an image file"):
         image_from_bytes(b"\x00" * 10, "../../x.png")  # only the file's name, never a path
+
+
+def test_default_examples_are_the_familys_images(vit_dir):
+    app = explore(str(vit_dir)).explorer  # the zoo family: one Fashion-MNIST test image per class
+    if not app.example.options:  # the data set is not installed: the app says so and still takes uploads
+        assert "no example images" in app.message.value
+        return
+    assert [label.split(" (#")[0] for label, _ in app.example.options] == list(vn.data.FASHION_MNIST_CLASSES)
+    assert app.example.index == 0 and app.picture.value and "prediction: c" in app.prediction.value
 
 
 def test_map_numbers_follow_the_books_definitions():
@@ -199,6 +208,37 @@ if MISSING and os.environ.get("CI"):  # in CI the served app must be checked, ne
     raise RuntimeError(f"CI needs {', '.join(MISSING)}; `make test` installs them")
 
 
+def _new_picture(page, prev: str | None) -> tuple[str, bytes]:
+    """Wait (bounded) until the app shows a picture other than ``prev``; its src and its pixels."""
+    src = page.wait_for_function(NEW_PICTURE, arg=prev, timeout=60_000).json_value()
+    return src, page.locator("img.vn-picture").screenshot()
+
+
+def _drive(page, photo: Path) -> None:
+    """Upload ``photo``, then change the method and the layer: each step must change the picture and
+    show the prediction, with no message."""
+
+    def upload():  # ipywidgets' upload button opens the browser's file chooser
+        with page.expect_file_chooser(timeout=30_000) as chooser:
+            page.click(".vn-upload")
+        chooser.value.set_files(str(photo))
+
+    src, shown = _new_picture(page, None)  # the first example, drawn on start
+    seen = [shown]
+    steps = [("upload", upload),
+             ("method", lambda: page.select_option(".vn-method select", label="last layer")),
+             ("layer", lambda: page.select_option(".vn-layer select", label="layer 0"))]  # fmt: skip
+    for what, act in steps:
+        act()
+        src, shown = _new_picture(page, src)
+        assert shown not in seen, f"changing the {what} did not change the picture"
+        seen.append(shown)
+        assert "prediction: c" in page.inner_text(".vn-prediction"), what
+        assert "%" in page.inner_text(".vn-prediction") and page.inner_text(".vn-message").strip() == ""
+    assert "entropy / log N" in page.inner_text(".vn-numbers")
+    assert page.eval_on_selector(".vn-head select", "s => s.options[s.selectedIndex].text") == "mean"
+
+
 @pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)}")
 def test_voila_app_in_a_browser(voila, tmp_path):
     from playwright.sync_api import sync_playwright
@@ -215,31 +255,7 @@ def test_voila_app_in_a_browser(voila, tmp_path):
             page.set_default_timeout(90_000)
             page.goto(url, timeout=90_000)
             page.wait_for_selector(".vn-method select", timeout=120_000)  # the kernel ran the notebook
-
-            def picture(prev):
-                src = page.wait_for_function(NEW_PICTURE, arg=prev, timeout=60_000).json_value()
-                return src, page.locator("img.vn-picture").screenshot()
-
-            src, shown = picture(None)
-            seen = [shown]
-
-            def upload():  # ipywidgets' upload button opens the browser's file chooser
-                with page.expect_file_chooser(timeout=30_000) as chooser:
-                    page.click(".vn-upload")
-                chooser.value.set_files(str(photo))
-
-            steps = [("upload", upload),
-                     ("method", lambda: page.select_option(".vn-method select", label="last layer")),
-                     ("layer", lambda: page.select_option(".vn-layer select", label="layer 0"))]  # fmt: skip
-            for what, act in steps:
-                act()
-                src, shown = picture(src)
-                assert shown not in seen, f"changing the {what} did not change the picture"
-                seen.append(shown)
-                assert "prediction: c" in page.inner_text(".vn-prediction"), what
-                assert "%" in page.inner_text(".vn-prediction") and page.inner_text(".vn-message").strip() == ""
-            assert "entropy / log N" in page.inner_text(".vn-numbers")
-            assert page.eval_on_selector(".vn-head select", "s => s.options[s.selectedIndex].text") == "mean"
+            _drive(page, photo)
             SHOT.parent.mkdir(exist_ok=True)
             page.screenshot(path=str(SHOT), full_page=True)
         finally:

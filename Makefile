@@ -114,3 +114,14 @@ zoo-promote:
 
 clean:
 	rm -rf _build .pytest_cache
+
+# The explorer (vn.explore, apps/explore.ipynb) as a standalone app served by Voilà on
+# http://127.0.0.1:$(EXPLORE_PORT), localhost only, no token. The template apps/voila/templates/vitnotes
+# is Voilà's lab template without its CDN links (Font Awesome, mermaid): the app fetches nothing from
+# outside. Hub models need the network: make explore EXPLORE_ENV=MPLBACKEND=Agg
+EXPLORE_PORT ?= 8866
+EXPLORE_ENV  ?= $(OFFLINE)
+.PHONY: explore
+explore: $(STAMP)
+	$(EXPLORE_ENV) JUPYTER_PATH=$(CURDIR)/apps $(VENV)/bin/voila apps/explore.ipynb --template=vitnotes \
+	  --no-browser --Voila.ip=127.0.0.1 --port=$(EXPLORE_PORT) --token=

@@ -43,8 +43,8 @@ def integrated_gradients(
     pixel_values = check_pixel_values(pixel_values, geom)
     if level not in ("pixels", "grid"):
         raise ValueError(f"level must be 'pixels' or 'grid', got {level!r}")
-    if n_steps < 1:
-        raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+    if n_steps < 2:
+        raise ValueError(f"n_steps must be >= 2, got {n_steps}")
     grid = geom.grid_for(*pixel_values.shape[-2:]) if level == "grid" else None
 
     def logits_of(x: torch.Tensor) -> torch.Tensor:

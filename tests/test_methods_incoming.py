@@ -146,8 +146,9 @@ def conservation_gap(net, x, activation):
             s = logits[0, logits[0].argmax()]
             params = bias_like(net)
             g = torch.autograd.grad(s, [xi, *params], allow_unused=True)  # q/k biases: behind the detached softmax
-            rows.append((float(s), float((xi * g[0]).sum()),
-                         float(sum((p * gp).sum() for p, gp in zip(params, g[1:]) if gp is not None))))
+            with torch.no_grad():
+                rows.append((float(s), float((xi * g[0]).sum()),
+                             float(sum((p * gp).sum() for p, gp in zip(params, g[1:]) if gp is not None))))
     return torch.tensor(rows, dtype=torch.float64)
 
 
@@ -170,7 +171,7 @@ def test_cp_lrp_conservation(x):
 
 
 def test_cp_lrp_regression_target():
-    net = wide_vit(num_labels=3, problem_type="regression")
+    net = wide_vit(num_labels=3, problem_type="regression", id2label=None, label2id=None)
     x = torch.randn(2, 3, 16, 16)
     want, _ = hand_cp_lrp(net, x, torch.tensor([1, 1]))
     assert rel_err(cp_lrp(net, x, target=1), want) < 1e-4
@@ -187,7 +188,7 @@ def test_integrated_gradients_completeness_and_riemann_sum(x):
     assert ig.shape == (3, 16, 16)
     with torch.no_grad():
         delta = (net(x).logits - net(base).logits).gather(1, t[:, None])[:, 0]
-    assert torch.allclose(ig.sum((1, 2)), delta, rtol=2e-2, atol=1e-4), (ig.sum((1, 2)), delta)
+    assert torch.allclose(ig.sum((1, 2)), delta, rtol=5e-3, atol=1e-5), (ig.sum((1, 2)), delta)  # measured 6e-4
     # a hand Riemann sum (midpoints, 8 steps)
     n = 8
     acc = torch.zeros_like(x)
@@ -347,3 +348,31 @@ def test_every_map_takes_the_common_signature(name, vit_folder, x):
     assert m.shape in ((3, 4, 4), (3, 16, 16)) and torch.isfinite(m).all()
     assert torch.allclose(m, fn(model.net, x, [0, 1, 2], batch_size=3, **opts), rtol=1e-4, atol=1e-6)
     assert model.net.config._attn_implementation == "sdpa" and not vitnotes_hooks(model.net)
+
+
+@pytest.mark.parametrize("name", sorted(MAPS))
+def test_every_map_runs_on_deit_regression_and_other_sizes(name, deit):
+    """DeiT (two prefix tokens), a regression ViT (target = output index) and a 24x24 input
+    (interpolated positions, a 6x6 grid) all go through the same signature."""
+    opts = {"n_steps": 4, "baseline": "zero", "level": "grid"} if name == "integrated_gradients" else {}
+    fn = MAPS[name]
+    x = torch.randn(2, 3, 16, 16)
+    m = fn(deit, x, batch_size=1, **opts)
+    assert m.shape == (2, 4, 4) and torch.isfinite(m).all()
+    reg = wide_vit(num_labels=3, problem_type="regression", id2label=None, label2id=None)
+    m = fn(reg, x, 2, **opts)
+    assert m.shape == (2, 4, 4) and torch.isfinite(m).all()
+    m = fn(wide_vit(), torch.randn(2, 3, 24, 24), **opts)
+    assert m.shape == (2, 6, 6) and torch.isfinite(m).all()
+
+
+def test_attribution_patching_regression_and_bad_targets(x):
+    net = wide_vit(num_labels=3, problem_type="regression", id2label=None, label2id=None)
+    y = torch.randn(3, 3)
+    est = attribution_patching(net, x, y, batch_size=2)
+    exact = exact_ablation(net, x, lambda logits: ((logits.double() - y.double()) ** 2).mean(-1))
+    assert spearman(est, exact) > 0.6 and est.shape == (3, 4)  # measured 0.82 on this wide model
+    with pytest.raises(ValueError, match="needs the targets"):
+        attribution_patching(net, x)
+    with pytest.raises(TypeError, match="integer class"):
+        attribution_patching(wide_vit(), x, torch.randn(3))

@@ -38,8 +38,8 @@ def attribution_patching(
     target score as the map methods define it (``target`` None = predicted class, an int or one
     per image; for a regression model an output index).
 
-    Peak memory per image: one training-style forward's activations (attention probabilities of
-    all layers among them) plus the kept head outputs, ``layers * tokens * hidden`` numbers.
+    Peak memory per image: one training-style forward's autograd graph (the head outputs it keeps
+    are part of it): measured ~8.5 MB per image on ``fmnist-vit-p4`` (CPU fp32).
     """
     net, geom = unwrap(model)
     geom.require_vit("attribution patching")

@@ -34,8 +34,9 @@ def integrated_gradients(
     predicted class, an int, or one per image; for a regression model an output index.
 
     captum's ``IntegratedGradients`` runs ``n_steps`` forward/backward passes per image, at most
-    ``batch_size`` interpolated images at a time: peak memory per image is one training-style
-    forward's activations, whatever ``n_steps`` is.
+    ``batch_size`` interpolated images at a time: peak memory per image in a forward is one
+    training-style forward's autograd graph, whatever ``n_steps`` is (measured ~9 MB per image on
+    ``fmnist-vit-p4``, CPU fp32).
     """
     from captum.attr import IntegratedGradients
 

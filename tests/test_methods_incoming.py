@@ -21,7 +21,7 @@ from vitnotes.methods_incoming import (
 
 # weights drawn with a larger spread than the default 0.02, so softmax, GELU and the layer norms
 # are far from linear and a method that skips a term shows it
-WIDE = dict(initializer_range=0.3)
+WIDE = {"initializer_range": 0.3}
 
 
 def wide_vit(attn="sdpa", seed=0, **kw):
@@ -133,7 +133,7 @@ def test_cp_lrp_matches_hand_forward(x, activation):
 
 def bias_like(net):
     return [p for n, p in net.named_parameters()
-            if n.endswith("bias") or n.endswith("cls_token") or n.endswith("position_embeddings")]
+            if n.endswith(("bias", "cls_token", "position_embeddings"))]
 
 
 def conservation_gap(net, x, activation):

@@ -7,8 +7,8 @@ the final layer norm (``ViTForImageClassification``, ``DeiTForImageClassificatio
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 import torch
 

@@ -1,7 +1,8 @@
 """What every incoming map method shares: targets and scores, chunks, pixel baselines, normalisation."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F

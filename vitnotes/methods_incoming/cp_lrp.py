@@ -3,8 +3,9 @@ input x gradient through a network whose softmax probabilities and layer-norm sc
 constant in the backward pass. For chapter 09 ("Which explanation can you trust?")."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 

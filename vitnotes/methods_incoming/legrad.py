@@ -2,7 +2,8 @@
 layer's attention. For chapter 09 ("Which explanation can you trust?")."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 

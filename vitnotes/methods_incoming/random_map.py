@@ -26,7 +26,7 @@ def random_map(
     map). The grid is the ViT's patch grid, or ``H/patch x W/patch`` for a CNN (``patch`` required
     there). ``batch_size`` is accepted for the common signature; memory is the map itself.
     """
-    net, geom = unwrap(model)
+    _, geom = unwrap(model)
     pixel_values = check_pixel_values(pixel_values, geom)
     h, w = pixel_values.shape[-2:]
     if patch is None:

@@ -7,7 +7,6 @@ from typing import Any
 
 import torch
 
-from ..attention import patch_grid
 from ..hooks import hooks
 from ..models import forward, vit_input
 from . import _arch
@@ -54,6 +53,8 @@ def legrad(
         if layers is not None else list(range(geom.layers))
     if not wanted:
         raise ValueError("layers is empty; pass None for all layers")
+    if normalise_to not in ("sum", "max", None):
+        raise ValueError(f"normalise_to must be 'sum', 'max' or None, got {normalise_to!r}")
     probs: dict[int, torch.Tensor] = {}
     states: dict[int, torch.Tensor] = {}
     last = max(wanted)
@@ -86,12 +87,8 @@ def legrad(
                 s = score(_arch.readout(net, states[l]), t).sum()
                 (g,) = torch.autograd.grad(s, probs[l], retain_graph=l != wanted[-1])
                 total += g.float().clamp_min(0).mean((1, 2)).double().cpu()  # [batch, keys]
-            maps.append(patch_grid(total / len(wanted), geom.prefix, grid).float() if normalise_to == "sum"
-                        else normalise(_drop_prefix(total, geom.prefix, grid).float(), normalise_to))
+            patches = (total / len(wanted))[:, geom.prefix:].reshape(-1, *grid)  # [batch, rows, cols]
+            maps.append(normalise(patches, normalise_to).float())
             probs.clear()
             states.clear()
     return torch.cat(maps)
-
-
-def _drop_prefix(rows: torch.Tensor, prefix: int, grid: tuple[int, int]) -> torch.Tensor:
-    return rows[..., prefix:].reshape(*rows.shape[:-1], *grid)

@@ -376,3 +376,41 @@ def test_attribution_patching_regression_and_bad_targets(x):
         attribution_patching(net, x)
     with pytest.raises(TypeError, match="integer class"):
         attribution_patching(wide_vit(), x, torch.randn(3))
+
+
+def test_methods_leave_parameters_and_model_as_they_were(x):
+    net = wide_vit()
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    for name, fn in MAPS.items():
+        fn(net, x, **({"n_steps": 2, "baseline": 0.0} if name == "integrated_gradients" else {}))
+    attribution_patching(net, x, [0, 1, 2])
+    assert all(p.grad is None for p in net.parameters())
+    assert all(torch.equal(p, before[n]) for n, p in net.named_parameters())
+    assert net.config._attn_implementation == "sdpa" and not vitnotes_hooks(net)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda n, x: legrad(n, x, normalise_to="l2"), ValueError, "normalise_to"),
+    (lambda n, x: legrad(n, x, layers=[]), ValueError, "layers is empty"),
+    (lambda n, x: legrad(n, x, layers=3), IndexError, "out of range"),
+    (lambda n, x: cp_lrp(n, x, level="tokens"), ValueError, "level"),
+    (lambda n, x: cp_lrp(n, x, activation="relu"), ValueError, "activation"),
+    (lambda n, x: cp_lrp(n, x, batch_size=0), ValueError, "batch_size"),
+    (lambda n, x: integrated_gradients(n, x, baseline=0.0, n_steps=1), ValueError, "n_steps"),
+    (lambda n, x: integrated_gradients(n, x, baseline="blue"), ValueError, "baseline"),
+    (lambda n, x: occlusion(n, x, patch=5), ValueError, "divide"),
+    (lambda n, x: occlusion(n, x, target=[0, 1]), ValueError, "one per image"),
+    (lambda n, x: value_weighted(n, x, layer=7), IndexError, "out of range"),
+    (lambda n, x: legrad(n, x, target=9), IndexError, "out of range"),
+    (lambda n, x: attribution_patching(n, x, [0, 1], batch_size=2), ValueError, "one per image"),
+    (lambda n, x: attribution_patching(n, x, metric="kl"), ValueError, "metric"),
+])
+def test_bad_options_fail_with_a_clear_message(x, call, error, match):
+    with pytest.raises(error, match=match):
+        call(wide_vit(), x)
+
+
+def test_vit_only_methods_refuse_a_cnn(resnet, x):
+    for fn in (legrad, cp_lrp, value_weighted, attribution_patching):
+        with pytest.raises(TypeError, match="ViT"):
+            fn(resnet, x)

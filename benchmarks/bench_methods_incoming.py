@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--model", default="fmnist-vit-p4")
     ap.add_argument("--images", type=int, default=64)
     ap.add_argument("--no-sweep", action="store_true")
+    ap.add_argument("--heads-only", action="store_true", help="time only attribution patching vs the sweep")
     args = ap.parse_args()
     model = vn.load(args.model)
     images, labels = vn.data.fashion_mnist_arrays("test")
@@ -41,7 +42,7 @@ def main() -> None:
     print(f"{args.model} | {x.shape[0]} images {tuple(x.shape[1:])} | torch {torch.__version__} | "
           f"{platform.machine()} | threads {torch.get_num_threads()}")
     print("| method | seconds | images/s | options |\n|---|---|---|---|")
-    for name, fn in MAPS.items():
+    for name, fn in ({} if args.heads_only else MAPS).items():
         opts = OPTIONS.get(name, {})
         t0 = time.perf_counter()
         m = fn(model, x, **opts)
@@ -61,6 +62,12 @@ def main() -> None:
         print(f"\nexact sweep: {t_sweep:.2f} s; attribution patching / sweep time = {t_atp / t_sweep:.3f}; "
               f"Spearman(estimate, exact) = {spearman(est.numpy(), exact):.3f}; "
               f"Pearson = {float(np.corrcoef(est.numpy().ravel(), exact.ravel())[0, 1]):.3f}")
+        e = est.numpy()
+        print("\nthe 8 heads whose ablation changes the loss most (exact), with the estimate:")
+        print("| layer, head | exact | estimate | estimate / exact |\n|---|---|---|---|")
+        for k in np.argsort(-np.abs(exact).ravel())[:8]:
+            i, h = divmod(int(k), e.shape[1])
+            print(f"| {i}, {h} | {exact[i, h]:+.4f} | {e[i, h]:+.4f} | {e[i, h] / exact[i, h]:.2f} |")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,68 @@
+"""Integrated gradients on pixels (Sundararajan et al. 2017), through captum. Chapter 09."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..models import check_pixel_values, forward, unwrap
+from ._base import chunked, pixel_baseline, targets_for
+
+__all__ = ["integrated_gradients"]
+
+
+def integrated_gradients(
+    model: Any,
+    pixel_values: torch.Tensor,
+    target: Any = None,
+    *,
+    baseline: Any = "black",
+    n_steps: int = 32,
+    method: str = "gausslegendre",
+    level: str = "pixels",
+    batch_size: int = 32,
+) -> torch.Tensor:
+    """Integrated gradients summed over channels: ``[batch, H, W]`` on the pixel grid (the default,
+    ``level="pixels"``), or summed per patch/cell ``[batch, rows, cols]`` (``level="grid"``, ViT).
+    Signed, not normalised: the sum of a map approximates ``S(x) - S(baseline)`` (completeness),
+    the better the more ``n_steps``.
+
+    ``baseline``: ``"black"`` (default; pixel value 0, needs a ``vn.Model`` for its normalisation),
+    ``"grey"``, ``"zero"`` (0 after normalisation), ``"mean"`` (each image's channel means), a number
+    or a tensor. ``method`` is captum's quadrature (``"gausslegendre"``, ``"riemann_left"``,
+    ``"riemann_right"``, ``"riemann_middle"``, ``"riemann_trapezoid"``). ``target``: None =
+    predicted class, an int, or one per image; for a regression model an output index.
+
+    captum's ``IntegratedGradients`` runs ``n_steps`` forward/backward passes per image, at most
+    ``batch_size`` interpolated images at a time: peak memory per image in a forward is one
+    training-style forward's autograd graph, whatever ``n_steps`` is (measured ~9 MB per image on
+    ``fmnist-vit-p4``, CPU fp32).
+    """
+    from captum.attr import IntegratedGradients
+
+    net, geom = unwrap(model)
+    pixel_values = check_pixel_values(pixel_values, geom)
+    if level not in ("pixels", "grid"):
+        raise ValueError(f"level must be 'pixels' or 'grid', got {level!r}")
+    if n_steps < 2:
+        raise ValueError(f"n_steps must be >= 2, got {n_steps}")
+    grid = geom.grid_for(*pixel_values.shape[-2:]) if level == "grid" else None
+
+    def logits_of(x: torch.Tensor) -> torch.Tensor:
+        return forward(net, x).logits.float()
+
+    ig = IntegratedGradients(logits_of)
+    out = []
+    for x, tgt in chunked(pixel_values, target, batch_size):
+        with torch.no_grad():
+            t = targets_for(net, tgt, logits_of(x))
+        base = pixel_baseline(model, x, baseline)
+        with torch.enable_grad():
+            a = ig.attribute(x, baselines=base, target=t, n_steps=n_steps, method=method,
+                             internal_batch_size=batch_size)
+        r = a.detach().sum(1).float().cpu()
+        if grid is not None:
+            p = geom.patch_size
+            r = r.reshape(r.shape[0], grid[0], p, grid[1], p).sum((2, 4))
+        out.append(r)
+    return torch.cat(out)

@@ -1,0 +1,70 @@
+"""Occlusion (patch-ablation importance, Zeiler & Fergus 2014): the causal reference map of chapter 09."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..models import check_pixel_values, forward, unwrap
+from ._base import chunked, pixel_baseline, score, targets_for
+
+__all__ = ["occlusion"]
+
+
+def occlusion(
+    model: Any,
+    pixel_values: torch.Tensor,
+    target: Any = None,
+    *,
+    baseline: Any = "mean",
+    patch: int | None = None,
+    batch_size: int = 64,
+) -> torch.Tensor:
+    """Drop in the target score when one cell of the grid is replaced by a baseline:
+    ``map[b, i, j] = S(x_b) - S(x_b with cell (i, j) replaced)``, ``[batch, rows, cols]``, signed
+    (negative where hiding the cell raises the score), not normalised.
+
+    Cells are the ViT's patches (``patch`` = its patch size), or ``patch x patch`` pixel squares
+    for any model (required for a CNN). ``baseline``: ``"mean"`` (default: each image's own
+    per-channel mean, a flat grey-ish fill), ``"grey"`` / ``"black"`` (pixel 0.5 / 0, need a
+    ``vn.Model``), ``"zero"`` (0 after normalisation), a number or a tensor the shape of an image.
+    ``target``: None = predicted class, an int, or one per image; for a regression model an
+    output index.
+
+    Cost: one forward per (image, cell) plus one per image. The occluded copies of all images
+    form one stream cut into forwards of ``batch_size`` copies, so peak memory is one inference
+    forward of ``batch_size`` images, whatever the grid (measured ~1 MB per copy on
+    ``fmnist-vit-p4``, CPU fp32), plus the chunk's baselines.
+    """
+    net, geom = unwrap(model)
+    pixel_values = check_pixel_values(pixel_values, geom)
+    h, w = pixel_values.shape[-2:]
+    if patch is None:
+        if geom.kind != "vit":
+            raise ValueError("a CNN has no patch grid: pass patch=<pixels per occluded square>")
+        patch = geom.patch_size
+    if patch < 1 or h % patch or w % patch:
+        raise ValueError(f"patch {patch} must be >= 1 and divide the image size {h}x{w}")
+    rows, cols = h // patch, w // patch
+    cells = rows * cols
+    masks = torch.zeros(cells, 1, h, w, dtype=torch.bool)  # [cell, 1, H, W]
+    for k in range(cells):
+        i, j = divmod(k, cols)
+        masks[k, :, i * patch:(i + 1) * patch, j * patch:(j + 1) * patch] = True
+
+    out = []
+    with torch.no_grad():
+        for x, tgt in chunked(pixel_values, target, max(1, batch_size)):
+            logits = forward(net, x).logits
+            t = targets_for(net, tgt, logits)
+            clean = score(logits, t).double().cpu()
+            base = pixel_baseline(model, x, baseline)
+            drops = torch.empty(x.shape[0] * cells, dtype=torch.float64)
+            for start in range(0, x.shape[0] * cells, batch_size):
+                idx = torch.arange(start, min(start + batch_size, x.shape[0] * cells))
+                img, cell = idx // cells, idx % cells
+                m = masks[cell].to(x.device)
+                copies = torch.where(m, base[img], x[img])
+                drops[idx] = clean[img] - score(forward(net, copies).logits, t[img]).double().cpu()
+            out.append(drops.reshape(x.shape[0], rows, cols).float())
+    return torch.cat(out)

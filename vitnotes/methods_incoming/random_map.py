@@ -1,0 +1,41 @@
+"""A random map: the control every attribution method must beat (chapter 09)."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..models import check_pixel_values, unwrap
+
+__all__ = ["random_map"]
+
+
+def random_map(
+    model: Any,
+    pixel_values: torch.Tensor,
+    target: Any = None,
+    *,
+    seed: int = 0,
+    patch: int | None = None,
+    batch_size: int = 64,
+) -> torch.Tensor:
+    """Uniform random values in [0, 1) on the patch grid, ``[batch, rows, cols]``.
+
+    Drawn from its own generator seeded by ``seed``: the same seed and batch size give the same
+    maps, and the global random state is untouched. ``target`` is ignored (any class gets the same
+    map). The grid is the ViT's patch grid, or ``H/patch x W/patch`` for a CNN (``patch`` required
+    there). ``batch_size`` is accepted for the common signature; memory is the map itself.
+    """
+    _, geom = unwrap(model)
+    pixel_values = check_pixel_values(pixel_values, geom)
+    h, w = pixel_values.shape[-2:]
+    if patch is None:
+        if geom.kind != "vit":
+            raise ValueError("a CNN has no patch grid: pass patch=<pixels per cell> for the random map's grid")
+        rows, cols = geom.grid_for(h, w)
+    else:
+        if patch < 1 or h % patch or w % patch:
+            raise ValueError(f"patch {patch} must be >= 1 and divide the image size {h}x{w}")
+        rows, cols = h // patch, w // patch
+    g = torch.Generator().manual_seed(int(seed))
+    return torch.rand(pixel_values.shape[0], rows, cols, generator=g)

@@ -1,0 +1,77 @@
+"""Value-weighted attention (Kobayashi et al. 2020, "Attention is not only a weight"): CLS attention
+times the norm of what each key actually writes. Chapter 09."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..attention import patch_grid
+from ..hooks import hooks
+from ..models import forward, vit_input
+from . import _arch
+from ._base import chunked
+
+__all__ = ["value_weighted"]
+
+
+class _Stop(Exception):
+    pass
+
+
+def value_weighted(
+    model: Any,
+    pixel_values: torch.Tensor,
+    target: Any = None,
+    *,
+    layer: int = -1,
+    batch_size: int = 64,
+) -> torch.Tensor:
+    """``[batch, rows, cols]`` on the patch grid, non-negative, each map summing to 1.
+
+    For block ``layer`` (the last by default; negatives count from the end):
+    ``w_j = mean_h alpha^h_{CLS, j} * || v^h_j W_O^h ||`` where ``alpha^h`` is head h's attention
+    probabilities, ``v^h_j`` token j's value vector for head h (bias included) and ``W_O^h`` head
+    h's slice of the output projection (its columns ``h*d:(h+1)*d``; the projection's bias, added
+    once after the heads are summed, is left out). Prefix tokens are dropped and the patch weights
+    renormalised to sum 1. ``target`` is ignored (the map is class-agnostic).
+
+    Works under any attention implementation: q, k and v are read from the projections with hooks
+    and the blocks after ``layer`` are not run. No gradients. Peak memory per image: one inference
+    forward up to block ``layer`` plus q, k, v of that block (measured under 1 MB per image on
+    ``fmnist-vit-p4``, CPU fp32).
+    """
+    net, geom, pixel_values = vit_input(model, pixel_values, batch_size, "value-weighted attention")
+    grid = geom.grid_for(*pixel_values.shape[-2:])
+    block = _arch.blocks(net)[geom.layer(layer)]
+    q_proj, k_proj, v_proj, o_proj = _arch.projections(block)
+    heads, d = geom.heads, geom.head_dim
+    scale = _arch.attention_scale(block, d)
+    w_o = o_proj.weight.detach().float().reshape(-1, heads, d)  # [hidden, head, d]
+    gram = torch.einsum("ehd,ehf->hdf", w_o, w_o)  # [head, d, d]: W_O^h^T W_O^h
+    kept: dict[str, torch.Tensor] = {}
+
+    def split(t: torch.Tensor) -> torch.Tensor:  # [B, T, H*d] -> [B, T, H, d]
+        return t.float().reshape(t.shape[0], t.shape[1], heads, d)
+
+    def keep(name: str):
+        def hook(_module, _inputs, out):
+            kept[name] = split(out)
+            if name == "v":
+                raise _Stop
+        return hook
+
+    maps = []
+    regs = [(q_proj, "forward", keep("q")), (k_proj, "forward", keep("k")), (v_proj, "forward", keep("v"))]
+    with hooks(regs), torch.no_grad():
+        for x, _ in chunked(pixel_values, None, batch_size):
+            kept.clear()
+            try:
+                forward(net, x)
+            except _Stop:
+                pass
+            q, k, v = kept["q"], kept["k"], kept["v"]  # [B, T, H, d]
+            alpha = (torch.einsum("bhd,bthd->bht", q[:, 0], k) * scale).softmax(-1)  # [B, H, T] CLS row
+            norms = torch.einsum("bthd,hdf,bthf->bht", v, gram.to(v.device), v).clamp_min(0).sqrt()  # [B, H, T]
+            maps.append(patch_grid((alpha * norms).mean(1).cpu(), geom.prefix, grid))
+    return torch.cat(maps)

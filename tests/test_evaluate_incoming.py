@@ -410,6 +410,27 @@ def test_evaluation_table_tidy_with_intervals():
     assert w[("ratio", "low")].notna().all()
 
 
+def test_object_restriction_by_name():
+    imgs = toy_images(3)
+    imgs[:, 5:] = 0  # a black lower half: never edited under restrict="object"
+    m = toy(R, np.arange(H * H).reshape(H, H) >= 50)
+    c = perturbation_curves(m, imgs, vn.random_maps(3, H, seed=1), restrict="object", steps=5, score="output",
+                            target=1, baseline="mean", mean=200)
+    np.testing.assert_array_equal(c.editable, (imgs > 0).reshape(3, -1).sum(1))
+    np.testing.assert_allclose(c.deletion.numpy(), 0.0, atol=1e-7)  # the black half stays black
+
+
+def test_ground_truth_only_table():
+    masks = hand_masks()
+    g = torch.zeros(2, 4, 4)
+    g[:, 0, 0] = 1.0
+    df = evaluation_table({"chirp cell": g}, masks=masks, n_boot=50)
+    assert set(df["family"]) == {"ground truth"} and set(df["method"]) == {"chirp cell"}
+    t = df.set_index("metric")
+    assert t.loc["mass_chirp", "value"] == pytest.approx(1.0) and t.loc["pointing", "value"] == 1
+    assert t.loc["pointing_chance", "value"] == pytest.approx((1 / 16 + 2 / 16) / 2)
+
+
 def test_evaluation_table_needs_something_to_do():
     with pytest.raises(ValueError, match="nothing to evaluate"):
         evaluation_table({"a": torch.rand(1, 2, 2)})

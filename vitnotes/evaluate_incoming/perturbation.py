@@ -277,7 +277,7 @@ def perturbation_curves(
     ``[batch, H, W(, C)]`` (uint8 as loaded, or float in 0..1); ``maps``: ``[batch, rows, cols]``
     (patch grid) or ``[batch, H, W]``, resized to the image with ``resize_mode`` (the existing
     deletion curves' bilinear by default). ``restrict``: ``[batch, H, W]`` bool, the only pixels
-    that may be edited (e.g. ``object_masks(images)``: delete within the garment only; the
+    that may be edited (``"object"`` = ``object_masks(images)``: delete within the garment only; the
     fractions are then fractions of each image's mask). ``baseline``, ``sigma``, ``mean``,
     ``score``, ``target``, ``truth``: see the module docstring. ``chunk`` images are perturbed at
     a time (memory ~ ``chunk x (2 steps) x H x W x C``); the model sees ``batch_size`` at a time.
@@ -301,6 +301,10 @@ def perturbation_curves(
     m = resize_maps(m, (h, w), resize_mode)
     if restrict is None:
         editable = np.ones((b, h, w), bool)
+    elif isinstance(restrict, str):
+        if restrict != "object":
+            raise ValueError(f"restrict must be a bool mask [batch, H, W], 'object' or None, got {restrict!r}")
+        editable = object_masks(imgs)
     else:
         editable = np.asarray(restrict).astype(bool)
         if editable.shape != (b, h, w):

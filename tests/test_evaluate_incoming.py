@@ -187,6 +187,13 @@ def test_chunks_do_not_change_the_curves():
     b = perturbation_curves(m, imgs, maps, steps=6, chunk=16, score="output", target=0)
     np.testing.assert_array_equal(a.deletion.numpy(), b.deletion.numpy())
     np.testing.assert_array_equal(a.deletion_lif.numpy(), b.deletion_lif.numpy())
+    # the mean grey is the mean of all images, whatever the chunk
+    a = perturbation_curves(m, imgs, maps, steps=6, chunk=1, baseline="mean", score="output", target=0)
+    b = perturbation_curves(m, imgs, maps, steps=6, chunk=16, baseline="mean", score="output", target=0)
+    np.testing.assert_array_equal(a.deletion.numpy(), b.deletion.numpy())
+    g = imgs.mean(dtype=np.float64) / 255
+    c = perturbation_curves(m, imgs, perfect_maps(n), steps=6, chunk=2, baseline="mean", score="output", target=0)
+    np.testing.assert_allclose(c.deletion[:, -1].numpy(), np.rint(g * 255) / 255, atol=1e-6)
 
 
 # ------------------------------------------------------------------ a tiny ViT classifier, naive loop

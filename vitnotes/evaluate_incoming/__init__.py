@@ -27,6 +27,19 @@ from .perturbation import (
 from .summary import evaluation_table, wide
 
 __all__ = [
-    "Curves", "DISTRACTORS", "Interval", "SCORES", "baseline_images", "bootstrap", "brightness_maps", "control_maps",
-    "evaluation_table", "ground_truth", "object_masks", "perturbation_curves", "region_stack", "srg", "wide",
+    "DISTRACTORS",
+    "SCORES",
+    "Curves",
+    "Interval",
+    "baseline_images",
+    "bootstrap",
+    "brightness_maps",
+    "control_maps",
+    "evaluation_table",
+    "ground_truth",
+    "object_masks",
+    "perturbation_curves",
+    "region_stack",
+    "srg",
+    "wide",
 ]  # fmt: skip

@@ -50,11 +50,26 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..faithfulness import _images, _maps, deletion_auc, deletion_order, random_maps, resize_maps
+from ..faithfulness import (
+    _images,
+    _maps,
+    deletion_auc,
+    deletion_order,
+    random_maps,
+    resize_maps,
+)
 from ..models import Model
 
-__all__ = ["Curves", "baseline_images", "brightness_maps", "control_maps", "object_masks", "perturbation_curves",
-           "srg", "SCORES"]
+__all__ = [
+    "SCORES",
+    "Curves",
+    "baseline_images",
+    "brightness_maps",
+    "control_maps",
+    "object_masks",
+    "perturbation_curves",
+    "srg",
+]
 
 SCORES = ("prob", "neg_sq_error", "output")
 
@@ -143,8 +158,7 @@ def baseline_images(images: Any, baseline: Any = "black", *, sigma: float = 5.0,
         if baseline == "black":
             out = np.zeros(imgs.shape, np.float64)
         elif baseline == "mean":
-            axes = (0, 1, 2)
-            m = imgs.astype(np.float64).mean(axes) if mean is None else np.asarray(mean, np.float64)
+            m = imgs.mean(axis=(0, 1, 2), dtype=np.float64) if mean is None else np.asarray(mean, np.float64)
             if m.ndim > 1 or (m.ndim == 1 and m.size not in (1, chans or 1)):
                 raise ValueError(f"mean must be a number or one per channel ({chans or 1}), got shape {m.shape}")
             out = np.broadcast_to(m.reshape(-1) if chans else m.reshape(()), imgs.shape).astype(np.float64)
@@ -172,7 +186,7 @@ def _ranks(maps: torch.Tensor, editable: np.ndarray, seed: int) -> tuple[np.ndar
     ed = editable.reshape(b, p)
     ed_sorted = np.take_along_axis(ed, order, 1)
     pos = np.cumsum(ed_sorted, 1) - 1
-    rank = np.full((b, p), p, np.int64)
+    rank = np.full((b, p), p, np.int32 if p < 2**31 - 1 else np.int64)
     rows = np.arange(b)[:, None]
     rank[rows, order] = np.where(ed_sorted, pos, p)
     return rank, ed.sum(1)
@@ -280,7 +294,8 @@ def perturbation_curves(
     that may be edited (``"object"`` = ``object_masks(images)``: delete within the garment only; the
     fractions are then fractions of each image's mask). ``baseline``, ``sigma``, ``mean``,
     ``score``, ``target``, ``truth``: see the module docstring. ``chunk`` images are perturbed at
-    a time (memory ~ ``chunk x (2 steps) x H x W x C``); the model sees ``batch_size`` at a time.
+    a time (memory ~ ``chunk x 2 steps x H x W x C`` in the images' dtype, plus one int32 rank per
+    pixel of every image); the model sees ``batch_size`` at a time.
 
     Cost: ``2 steps`` forwards per image (the unperturbed and the fully replaced images are
     shared by both orders). Returns a ``Curves``; ``curves.aucs()`` gives the per-image areas
@@ -311,16 +326,19 @@ def perturbation_curves(
             raise ValueError(f"restrict must be a bool mask [batch, H, W] = ({b}, {h}, {w}), got {editable.shape}")
     label = baseline if isinstance(baseline, str) else "custom"
     t0 = time.perf_counter()
-    base = baseline_images(imgs, baseline, sigma=sigma, mean=mean)
+    if isinstance(baseline, str) and baseline == "mean" and mean is None:
+        mean = imgs.mean(axis=(0, 1, 2), dtype=np.float64)  # over all images (per channel), not per chunk
+    per_image = not isinstance(baseline, str) and np.ndim(baseline) == imgs.ndim and np.shape(baseline)[0] == b
     rank, n = _ranks(m, editable, seed)
     ks = _counts(n, steps)  # [steps + 1, batch]
     scorer = _Scorer(model, score, target, truth)
     flat = imgs.reshape(b, h * w, -1)
-    bflat = base.reshape(b, h * w, -1)
     mif = np.empty((b, steps + 1))
     lif = np.empty((b, steps + 1))
     for lo in range(0, b, chunk):
         hi = min(b, lo + chunk)
+        bl = np.asarray(baseline)[lo:hi] if per_image else baseline
+        bflat = baseline_images(imgs[lo:hi], bl, sigma=sigma, mean=mean).reshape(hi - lo, h * w, -1)
         r = rank[lo:hi]  # [c, P]
         nn = n[lo:hi]
         # images at steps 0..steps, MIF then LIF for the inner steps: [2 steps, c, P] boolean "replaced"
@@ -328,7 +346,7 @@ def perturbation_curves(
         gone_mif = r[None] < kk[:, :, None]  # [steps + 1, c, P]
         gone_lif = (r[None] < nn[None, :, None]) & (r[None] >= (nn[None] - kk)[:, :, None])
         gone = np.concatenate([gone_mif, gone_lif[1:steps]])  # LIF shares steps 0 and `steps` with MIF
-        edited = np.where(gone[..., None], bflat[None, lo:hi], flat[None, lo:hi])
+        edited = np.where(gone[..., None], bflat[None], flat[None, lo:hi])
         edited = edited.reshape(-1, *imgs.shape[1:])
         out = _outputs(model, edited, batch_size).reshape(gone.shape[0], hi - lo, -1)
         scorer.fix(out[0], lo, hi)
@@ -341,5 +359,5 @@ def perturbation_curves(
     mif_t, lif_t = torch.from_numpy(mif), torch.from_numpy(lif)
     return Curves(fractions=fr, deletion=mif_t, deletion_lif=lif_t, insertion=lif_t.flip(1).clone(), editable=n,
                   baseline=label, score=scorer.score, seconds=seconds, forwards_per_image=2 * steps,
-                  settings=dict(steps=steps, sigma=sigma if label == "blur" else None, seed=seed,
-                                restricted=restrict is not None, resize_mode=resize_mode))
+                  settings={"steps": steps, "sigma": sigma if label == "blur" else None, "seed": seed,
+                                "restricted": restrict is not None, "resize_mode": resize_mode})

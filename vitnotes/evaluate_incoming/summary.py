@@ -5,7 +5,8 @@ Introduced in notebook 09 (which explanation can you trust?).
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -80,14 +81,14 @@ def evaluation_table(
     rows: list[dict] = []
     rate: dict[tuple[str, str], float] = {}
     secs: dict[tuple[str, str], float] = {}
-    boot = dict(n_boot=n_boot, seed=seed, level=level)
+    boot = {"n_boot": n_boot, "seed": seed, "level": level}
 
     def add(method: str, family: str, metric: str, base: str, values: Any) -> None:
         iv = bootstrap(values, **boot)
-        rows.append(dict(method=method, family=family, metric=metric, baseline=base, value=iv.value, low=iv.low,
-                         high=iv.high, n=iv.n))
+        rows.append({"method": method, "family": family, "metric": metric, "baseline": base, "value": iv.value, "low": iv.low,
+                         "high": iv.high, "n": iv.n})
 
-    jobs: list[tuple[str, Any, Any, str]] = []
+    jobs: list[tuple[Any, Any, str]] = []
     if model is not None:
         for bl in baselines:
             jobs.append((bl, None, bl if isinstance(bl, str) else "custom"))

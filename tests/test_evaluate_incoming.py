@@ -411,6 +411,8 @@ def test_evaluation_table_tidy_with_intervals():
     ok = df.dropna(subset=["value"])
     assert ((ok.low <= ok.value + 1e-9) & (ok.value <= ok.high + 1e-9)).all()
     assert all(v > 0 for v in df.attrs["images_per_s"].values())
+    mc = df.attrs["curves"][("perfect", "black")]
+    np.testing.assert_allclose(mc["deletion"], np.maximum(1 - np.asarray(mc["fractions"]) / 0.2, 0), atol=1e-6)
     w = wide(df)
     assert list(w.index) == ["perfect", "inverse", "random", "brightness"]
     assert w[("srg [black]", "value")]["perfect"] == pytest.approx(0.8, abs=1e-6)

@@ -65,8 +65,9 @@ def evaluation_table(
       ``pointing_chance`` and ``mass_<distractor>`` for text, colorbar and axes (``negative``
       and ``min_cover`` as in ``ground_truth``).
 
-    ``df.attrs``: ``images_per_s`` and ``seconds`` per (method, baseline), ``images``, and the
-    settings. ``wide(df)`` pivots it to method x metric. Introduced in notebook 09.
+    ``df.attrs``: ``images_per_s`` and ``seconds`` per (method, baseline), ``curves`` (per (method,
+    baseline): ``fractions`` and the mean ``deletion``, ``deletion_lif`` and ``insertion`` curves
+    over images, for the figures), ``images``, and the settings. ``wide(df)`` pivots it to method x metric. Introduced in notebook 09.
     """
     if not isinstance(maps, Mapping) or not maps:
         raise ValueError("maps must be a non-empty {method name: maps} mapping")
@@ -81,6 +82,7 @@ def evaluation_table(
     rows: list[dict] = []
     rate: dict[tuple[str, str], float] = {}
     secs: dict[tuple[str, str], float] = {}
+    mean_curves: dict[tuple[str, str], dict] = {}
     boot = {"n_boot": n_boot, "seed": seed, "level": level}
 
     def add(method: str, family: str, metric: str, base: str, values: Any) -> None:
@@ -107,6 +109,9 @@ def evaluation_table(
                                 batch_size=batch_size)
         for key, values in c.aucs().items():
             add(name, "faithfulness", _CURVE_METRICS[key], label, values)
+        mean_curves[(name, label)] = {"fractions": c.fractions.tolist(),
+                                      **{k: getattr(c, k).mean(0).tolist() for k in ("deletion", "deletion_lif",
+                                                                                     "insertion")}}
         rate[(name, label)] = c.images_per_s
         secs[(name, label)] = c.seconds
     if masks is not None:
@@ -118,7 +123,7 @@ def evaluation_table(
                     add(name, "ground truth", metric, "", gt[metric].to_numpy())
     df = pd.DataFrame(rows, columns=COLUMNS)
     n_img = int(np.asarray(images).shape[0]) if images is not None else int(np.asarray(masks).shape[0])
-    df.attrs.update(images=n_img, images_per_s=rate, seconds=secs, total_seconds=time.perf_counter() - t_all,
+    df.attrs.update(images=n_img, images_per_s=rate, seconds=secs, curves=mean_curves, total_seconds=time.perf_counter() - t_all,
                     steps=steps, n_boot=n_boot, seed=seed, level=level, negative=negative, min_cover=min_cover,
                     sigma=sigma, controls=controls)
     return df

@@ -1,0 +1,143 @@
+"""One table for chapter 09: every method x every metric, with bootstrap 95 % intervals over images.
+
+Introduced in notebook 09 (which explanation can you trust?).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .ground_truth import DISTRACTORS, ground_truth
+from .intervals import bootstrap
+from .perturbation import control_maps, perturbation_curves
+
+__all__ = ["evaluation_table", "wide"]
+
+COLUMNS = ["method", "family", "metric", "baseline", "value", "low", "high", "n"]
+_CURVE_METRICS = {"deletion": "deletion_auc", "deletion_lif": "deletion_lif_auc", "insertion": "insertion_auc",
+                  "srg": "srg"}
+
+
+def evaluation_table(
+    maps: Mapping[str, Any],
+    model: Any = None,
+    images: Any = None,
+    masks: Any = None,
+    *,
+    baselines: Sequence[Any] = ("black", "mean", "blur"),
+    restrict: Any = None,
+    restrict_name: str = "object",
+    restrict_baselines: Sequence[Any] | None = None,
+    controls: bool = True,
+    steps: int = 20,
+    score: str | None = None,
+    target: Any = None,
+    truth: Any = None,
+    sigma: float = 5.0,
+    mean: Any = None,
+    negative: str = "clip",
+    min_cover: float = 0.0,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    chunk: int = 16,
+    batch_size: int = 128,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """A tidy table, one row per (method, metric, baseline): ``value`` (mean over images), ``low``
+    and ``high`` (percentile-bootstrap ``level`` interval over images, ``n_boot`` resamples,
+    ``seed``; every method resampled identically) and ``n`` (images with a defined value).
+
+    ``maps``: ``{method name: [batch, rows, cols] or [batch, H, W] maps}`` of the same images.
+
+    - With ``model`` and ``images`` (raw, ``[batch, H, W(, C)]``): family ``"faithfulness"``,
+      metrics ``deletion_auc`` (most relevant first), ``deletion_lif_auc``, ``insertion_auc`` and
+      ``srg`` for each of ``baselines`` (see ``perturbation_curves`` for every convention), and
+      again with ``baseline = "<baseline>, <restrict_name>"`` for each of ``restrict_baselines``
+      (default: all) when ``restrict`` (``[batch, H, W]`` bool, e.g. ``object_masks(images)``)
+      is given. ``controls=True`` adds the ``random`` and ``brightness`` maps as methods.
+    - With ``masks`` (region codes ``[batch, H, W]``): family ``"ground truth"``, metrics
+      ``mass_chirp``, ``area_chirp`` (the uniform reference), ``ratio``, ``pointing``,
+      ``pointing_chance`` and ``mass_<distractor>`` for text, colorbar and axes (``negative``
+      and ``min_cover`` as in ``ground_truth``).
+
+    ``df.attrs``: ``images_per_s`` and ``seconds`` per (method, baseline), ``curves`` (per (method,
+    baseline): ``fractions`` and the mean ``deletion``, ``deletion_lif`` and ``insertion`` curves
+    over images, for the figures), ``images``, and the settings. ``wide(df)`` pivots it to method x metric. Introduced in notebook 09.
+    """
+    if not isinstance(maps, Mapping) or not maps:
+        raise ValueError("maps must be a non-empty {method name: maps} mapping")
+    if model is None and masks is None:
+        raise ValueError("nothing to evaluate: pass model and images (faithfulness), masks (ground truth), or both")
+    if model is not None and images is None:
+        raise ValueError("faithfulness needs the raw images the maps explain: pass images=")
+    methods = dict(maps)
+    if controls and images is not None:
+        for k, v in control_maps(images, seed).items():
+            methods.setdefault(k, v)
+    rows: list[dict] = []
+    rate: dict[tuple[str, str], float] = {}
+    secs: dict[tuple[str, str], float] = {}
+    mean_curves: dict[tuple[str, str], dict] = {}
+    boot = {"n_boot": n_boot, "seed": seed, "level": level}
+
+    def add(method: str, family: str, metric: str, base: str, values: Any) -> None:
+        iv = bootstrap(values, **boot)
+        rows.append({"method": method, "family": family, "metric": metric, "baseline": base, "value": iv.value, "low": iv.low,
+                         "high": iv.high, "n": iv.n})
+
+    jobs: list[tuple[Any, Any, str]] = []
+    if model is not None:
+        for bl in baselines:
+            jobs.append((bl, None, bl if isinstance(bl, str) else "custom"))
+        if restrict is not None:
+            for bl in (baselines if restrict_baselines is None else restrict_baselines):
+                jobs.append((bl, restrict, f"{bl if isinstance(bl, str) else 'custom'}, {restrict_name}"))
+    t_all = time.perf_counter()
+    todo = [(name, job) for name in methods for job in jobs]
+    if progress:
+        from tqdm.auto import tqdm
+
+        todo = tqdm(todo, desc="perturbation curves")
+    for name, (bl, rs, label) in todo:
+        c = perturbation_curves(model, images, methods[name], baseline=bl, sigma=sigma, mean=mean, restrict=rs,
+                                steps=steps, score=score, target=target, truth=truth, seed=seed, chunk=chunk,
+                                batch_size=batch_size)
+        for key, values in c.aucs().items():
+            add(name, "faithfulness", _CURVE_METRICS[key], label, values)
+        mean_curves[(name, label)] = {"fractions": c.fractions.tolist(),
+                                      **{k: getattr(c, k).mean(0).tolist() for k in ("deletion", "deletion_lif",
+                                                                                     "insertion")}}
+        rate[(name, label)] = c.images_per_s
+        secs[(name, label)] = c.seconds
+    if masks is not None:
+        for name, mp in methods.items():
+            gt = ground_truth(mp, masks, negative=negative, min_cover=min_cover)
+            for metric in ("mass_chirp", "area_chirp", "ratio", "pointing", "pointing_chance",
+                           *(f"mass_{d}" for d in DISTRACTORS)):
+                if metric in gt:
+                    add(name, "ground truth", metric, "", gt[metric].to_numpy())
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    n_img = int(np.asarray(images).shape[0]) if images is not None else int(np.asarray(masks).shape[0])
+    df.attrs.update(images=n_img, images_per_s=rate, seconds=secs, curves=mean_curves, total_seconds=time.perf_counter() - t_all,
+                    steps=steps, n_boot=n_boot, seed=seed, level=level, negative=negative, min_cover=min_cover,
+                    sigma=sigma, controls=controls)
+    return df
+
+
+def wide(table: pd.DataFrame) -> pd.DataFrame:
+    """``evaluation_table``'s long table as method x (metric [baseline]) with ``value``, ``low`` and
+    ``high`` under each column (a two-level column index), methods in their original order."""
+    t = table.copy()
+    t["column"] = np.where(t["baseline"] == "", t["metric"], t["metric"] + " [" + t["baseline"] + "]")
+    order = list(dict.fromkeys(t["method"]))
+    cols = list(dict.fromkeys(t["column"]))
+    out = t.pivot(index="method", columns="column", values=["value", "low", "high"])
+    out = out.swaplevel(0, 1, axis=1).reindex(columns=pd.MultiIndex.from_product([cols, ["value", "low", "high"]]))
+    out = out.reindex(order)
+    out.attrs.update(table.attrs)
+    return out

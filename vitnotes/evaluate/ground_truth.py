@@ -5,7 +5,7 @@ targets; the title, tick labels, colour bar and axes are distractors, and every 
 known (``vn.data.region_masks``, ``REGIONS``). Per image, for any map:
 
 - **mass on a region**: the share of the map's mass that lies in the region, a patch counting by
-  the fraction of its pixels inside (``vitnotes.metrics.mask_coverage`` / ``mask_mass``);
+  the fraction of its pixels inside (``vitnotes.stats.mask_coverage`` / ``mask_mass``);
 - **area of a region**: the region's share of the pixels, i.e. the mass a uniform map puts there
   (the reference); **ratio** = mass on the chirp / area of the chirp (1 = no better than uniform);
 - **pointing game** (Zhang et al. 2016, "Top-down neural attention by excitation backprop"): is
@@ -30,8 +30,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..faithfulness import _maps, resize_maps
-from ..metrics import mask_coverage, mask_mass
+from ..data.chirps import REGIONS, region_masks
+from ..stats import as_maps, mask_coverage, mask_mass
+from .agreement import resize_maps
 
 __all__ = ["DISTRACTORS", "NEGATIVE", "ground_truth", "region_stack"]
 
@@ -49,8 +50,6 @@ def region_stack(masks: Any) -> dict[str, np.ndarray]:
         if len(shapes) != 1 or len(next(iter(shapes))) != 3:
             raise ValueError(f"region masks must all be [batch, H, W] bool arrays of one shape, got {shapes}")
         return out
-    from ..spectro import REGIONS, region_masks
-
     m = np.asarray(masks)
     if m.ndim == 2:
         m = m[None]
@@ -77,7 +76,7 @@ def ground_truth(maps: Any, masks: Any, *, negative: str = "clip", target: str =
     if target not in regions:
         raise ValueError(f"target region {target!r} not among {sorted(regions)}")
     b, h, w = next(iter(regions.values())).shape
-    m = _maps(maps).double()
+    m = as_maps(maps).double()
     if m.shape[0] != b:
         raise ValueError(f"{m.shape[0]} maps for {b} masks; pass one map per image")
     rows, cols = m.shape[1:]

@@ -10,8 +10,8 @@ Conventions (stated once, used everywhere here):
   image with every editable pixel replaced.
 - **AUC.** Trapezoid rule over ``x`` from 0 to 1, both ends included (Chefer et al. 2021's
   perturbation tests and RISE's deletion/insertion, Petsiuk et al. 2018, use the same areas);
-  computed by ``vitnotes.faithfulness.deletion_auc``.
-- **Orders.** Most relevant first (MIF): ``vitnotes.faithfulness.deletion_order`` on the map
+  computed by ``vitnotes.evaluate.deletion.deletion_auc``.
+- **Orders.** Most relevant first (MIF): ``vitnotes.evaluate.deletion.deletion_order`` on the map
   resized to the image (ties broken at random with ``seed``); least relevant first (LIF): the
   exact reverse of that order (so ties are broken consistently between the two).
 - **Insertion.** Start from the baseline image and put back the most relevant pixels first.
@@ -50,15 +50,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..faithfulness import (
-    _images,
-    _maps,
-    deletion_auc,
-    deletion_order,
-    random_maps,
-    resize_maps,
-)
-from ..models import Model
+from ..core.images import image_stack
+from ..core.model import Model, resolve_targets
+from ..stats import as_maps
+from .agreement import random_maps, resize_maps
+from .deletion import deletion_auc, deletion_order
 
 __all__ = [
     "SCORES",
@@ -123,7 +119,7 @@ def srg(lif_auc: Any, mif_auc: Any) -> np.ndarray:
 def brightness_maps(images: Any) -> torch.Tensor:
     """The brightness control: each pixel's mean over channels ``[batch, H, W]`` (float). On
     Fashion-MNIST it ranks the garment before the black background: the confound to beat."""
-    imgs = _images(images)
+    imgs = image_stack(images)
     b = imgs.astype(np.float64)
     if b.ndim == 4:
         b = b.mean(-1)
@@ -133,14 +129,14 @@ def brightness_maps(images: Any) -> torch.Tensor:
 def control_maps(images: Any, seed: int = 0) -> dict[str, torch.Tensor]:
     """The two control maps for ``images``: ``random`` (``vn.random_maps``, uniform noise with
     ``seed``) and ``brightness`` (``brightness_maps``), both ``[batch, H, W]``."""
-    imgs = _images(images)
+    imgs = image_stack(images)
     return {"random": random_maps(imgs.shape[0], tuple(imgs.shape[1:3]), seed), "brightness": brightness_maps(imgs)}
 
 
 def object_masks(images: Any, threshold: float = 0) -> np.ndarray:
     """Pixels brighter than ``threshold`` in any channel, ``[batch, H, W]`` bool: the garment of a
     Fashion-MNIST image (its background is 0). Pass as ``restrict`` to delete only the object."""
-    imgs = _images(images)
+    imgs = image_stack(images)
     m = imgs > threshold
     return m.any(-1) if m.ndim == 4 else m
 
@@ -152,7 +148,7 @@ def baseline_images(images: Any, baseline: Any = "black", *, sigma: float = 5.0,
     of ``images`` per channel); ``"blur"``: Gaussian blur over H and W with ``sigma`` pixels; a
     number: that value; an array: itself (broadcast to the images). uint8 results are rounded.
     """
-    imgs = _images(images)
+    imgs = image_stack(images)
     chans = imgs.shape[3] if imgs.ndim == 4 else None
     if isinstance(baseline, str):
         if baseline == "black":
@@ -226,8 +222,6 @@ class _Scorer:
         """Resolve targets / references for images ``lo:hi`` from their unperturbed outputs."""
         b, n_out = out0.shape
         if self.score == "prob":
-            from ..models import resolve_targets
-
             t = self.target
             if t is not None and np.ndim(t) > 0 and np.size(t) > 1:
                 t = np.asarray(t)[lo:hi]
@@ -308,9 +302,9 @@ def perturbation_curves(
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise ValueError(f"chunk must be a positive int, got {chunk!r}")
-    imgs = _images(images)
+    imgs = image_stack(images)
     b, h, w = imgs.shape[:3]
-    m = _maps(maps)
+    m = as_maps(maps)
     if m.shape[0] != b:
         raise ValueError(f"{m.shape[0]} maps for {b} images; pass one map per image")
     m = resize_maps(m, (h, w), resize_mode)

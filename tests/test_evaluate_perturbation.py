@@ -1,4 +1,4 @@
-"""vitnotes.evaluate_incoming against independent computations: hand-computed trapezoids, a toy
+"""vitnotes.evaluate (perturbation, ground_truth, intervals, summary) against independent computations: hand-computed trapezoids, a toy
 model whose curves are known in closed form, a naive per-image loop through a tiny ViT, numpy's
 percentile of resampled means, and hand-made region masks."""
 from types import SimpleNamespace
@@ -9,22 +9,21 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 import vitnotes as vn
-from vitnotes.evaluate_incoming import (
+from vitnotes.core.geometry import Geometry
+from vitnotes.core.images import Preprocessing
+from vitnotes.core.model import Model
+from vitnotes.evaluate.ground_truth import ground_truth, region_stack
+from vitnotes.evaluate.intervals import bootstrap
+from vitnotes.evaluate.perturbation import (
     Curves,
     baseline_images,
-    bootstrap,
     brightness_maps,
     control_maps,
-    evaluation_table,
-    ground_truth,
     object_masks,
     perturbation_curves,
-    region_stack,
     srg,
-    wide,
 )
-from vitnotes.images import Preprocessing
-from vitnotes.models import Geometry, Model
+from vitnotes.evaluate.summary import evaluation_table, wide
 
 H = 10  # toy images are 10 x 10 = 100 pixels
 
@@ -298,7 +297,7 @@ def test_bootstrap_matches_numpy_percentile_of_resampled_means():
 
 
 def test_bootstrap_blocks_do_not_change_the_stream(monkeypatch):
-    import vitnotes.evaluate_incoming.intervals as iv_mod
+    import vitnotes.evaluate.intervals as iv_mod
 
     v = np.arange(50.0)
     a = bootstrap(v, n_boot=300, seed=3)

@@ -17,20 +17,38 @@ from .trainer import finetune_classifier, is_main_process, train_spectro
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m vitnotes.train", description="Train a zoo model and write its card. "
-                                "An interrupted run resumes from its last checkpoint when run again.")
+    p = argparse.ArgumentParser(
+        prog="python -m vitnotes.train",
+        description="Train a zoo model and write its card. "
+        "An interrupted run resumes from its last checkpoint when run again.",
+    )
     p.add_argument("name", choices=sorted(RECIPES))
     p.add_argument("--epochs", type=int, default=None, help="override the (last stage's) epochs")
     p.add_argument("--seed", type=int, default=0, help="training seed; the output folder gets a -sN suffix when N > 0")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: the zoo, or ~/.cache/vitnotes/NAME for hub recipes)")
-    p.add_argument("--work", type=Path, default=None, help="checkpoint folder (default: $VITNOTES_HOME/work/NAME-sSEED)")
-    p.add_argument("--start-from", type=Path, default=None,
-                   help="Fashion-MNIST recipes: take stage 1's result from this model folder instead of training it")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default: the zoo, or ~/.cache/vitnotes/NAME for hub recipes)",
+    )
+    p.add_argument(
+        "--work", type=Path, default=None, help="checkpoint folder (default: $VITNOTES_HOME/work/NAME-sSEED)"
+    )
+    p.add_argument(
+        "--start-from",
+        type=Path,
+        default=None,
+        help="Fashion-MNIST recipes: take stage 1's result from this model folder instead of training it",
+    )
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--limit", type=int, default=None, help="smoke run: use only this many images per split")
-    p.add_argument("--data", default=None, help="vit-b16-cifar10: another data set id or folder (datasets.load_dataset)")
+    p.add_argument(
+        "--data", default=None, help="vit-b16-cifar10: another data set id or folder (datasets.load_dataset)"
+    )
     p.add_argument("--base", default=None, help="vit-b16-cifar10: another starting model (hub id or folder)")
-    p.add_argument("--image-column", default=None, help="the data set's image column (default: the first Image feature)")
+    p.add_argument(
+        "--image-column", default=None, help="the data set's image column (default: the first Image feature)"
+    )
     p.add_argument("--label-column", default=None, help="the data set's label column (default: the first ClassLabel)")
     return p
 
@@ -40,11 +58,19 @@ def run(a: argparse.Namespace, out: Path) -> dict:
     if a.name == "spectro-vit-b16":
         return train_spectro(out, a.epochs, a.seed, a.limit, recipe=a.name)
     if "data" in RECIPES[a.name]:
-        return finetune_classifier(out, a.name, a.data, a.base, a.epochs, a.seed, a.limit,
-                                   image_column=a.image_column, label_column=a.label_column)
+        return finetune_classifier(
+            out,
+            a.name,
+            a.data,
+            a.base,
+            a.epochs,
+            a.seed,
+            a.limit,
+            image_column=a.image_column,
+            label_column=a.label_column,
+        )
     work = a.work or (out.parent / f".{out.name}.work" if a.out else work_folder(a.name, a.seed))
     return train_recipe(a.name, out, a.epochs, a.seed, a.limit, work=work, start_from=a.start_from)
-
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -78,10 +78,19 @@ def command(name: str, r: dict) -> str:
 def write_card(name: str, res: dict, out: Path) -> dict:
     """Write ``card.json`` and ``README.md`` into ``out`` from a finished run's result."""
     r, m = res["recipe"], res["metrics"]
-    info = dict(name=out.name, recipe_name=name, recipe=r, metrics=m, target=TARGETS.get(name),
-                target_met=target_met(name, m), train_seconds=round(res["train_seconds"]),
-                machine=machine(), date=f"{datetime.date.today()}", command=command(name, r),
-                parameters=sum(p.numel() for p in load(out).net.parameters()))
+    info = dict(
+        name=out.name,
+        recipe_name=name,
+        recipe=r,
+        metrics=m,
+        target=TARGETS.get(name),
+        target_met=target_met(name, m),
+        train_seconds=round(res["train_seconds"]),
+        machine=machine(),
+        date=f"{datetime.date.today()}",
+        command=command(name, r),
+        parameters=sum(p.numel() for p in load(out).net.parameters()),
+    )
     geom = load(out).geometry
     if geom.kind == "vit":
         info.update(patches=geom.grid[0] * geom.grid[1], patch_size=geom.patch_size, probe_images=PROBE_IMAGES)
@@ -116,12 +125,17 @@ def card_markdown(info: dict) -> str:
              "## Test metrics (float16 weights loaded in float32 through `vitnotes.load`)",
              *_metrics(name, info["metrics"]), "", "## Training", *_training(info)]  # fmt: skip
     if info.get("training_log"):
-        lines += ["", "## Training log", *_log_table(info["training_log"]), *_plateau(info.get("plateau", {}))]
+        lines += ["", "## Training log", *_log_table(info["training_log"])]
+        if any("layers" in e for e in info["training_log"]):
+            lines += _plateau(info.get("plateau", {}))
     if "stages" in RECIPES.get(name, {}) and "stages" not in info["recipe"]:
-        lines += ["", "## Superseded recipe",
-                  f"This model was made by the zoo's first recipe (above, one stage). `python -m vitnotes.train {name}` "
-                  "now runs the second recipe, whose first stage is this one; its model replaces this one when "
-                  "its run ends (`make zoo`, then `make zoo-promote`)."]
+        lines += [
+            "",
+            "## Superseded recipe",
+            f"This model was made by the zoo's first recipe (above, one stage). `python -m vitnotes.train {name}` "
+            "now runs the second recipe, whose first stage is this one; its model replaces this one when "
+            "its run ends (`make zoo`, then `make zoo-promote`).",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -153,13 +167,21 @@ def _what(name: str, r: dict) -> list[str]:
     stages = r.get("stages", [])
     text = [start + (f", in {len(stages)} stages:" if len(stages) > 1 else ".")]
     for i, s in enumerate(stages if len(stages) > 1 else [], 1):
-        extra = (f", soft distillation from `{s['teacher']}` (weight {s['distill']}, temperature {s['temperature']})"
-                 if s.get("teacher") else "")
-        text.append(f"{i}. {s['epochs']} epoch(s), AdamW lr {s['lr']} with warm-up + cosine, random crop (pad "
-                    f"{s['crop_pad']}) and flips, label smoothing {s['label_smoothing']}{extra}.")
+        extra = (
+            f", soft distillation from `{s['teacher']}` (weight {s['distill']}, temperature {s['temperature']})"
+            if s.get("teacher")
+            else ""
+        )
+        text.append(
+            f"{i}. {s['epochs']} epoch(s), AdamW lr {s['lr']} with warm-up + cosine, random crop (pad "
+            f"{s['crop_pad']}) and flips, label smoothing {s['label_smoothing']}{extra}."
+        )
     if r.get("stage1_from"):
-        text.append(f"\nStage 1 was not re-run: its weights are those of `{r['stage1_from']}`, which the same "
-                    "stage-1 recipe made (zoo v1); its training time is counted below.")
+        text.append(
+            f"\nStage 1 was not re-run: its weights are zoo v1's model of this name (in git until commit "
+            f"879c0a0, read from `{r['stage1_from']}`), which the same stage-1 recipe made; its training time "
+            "is counted below."
+        )
     return text + ["", "## Data", _DATA["fashion"]]
 
 
@@ -173,25 +195,41 @@ def _target(name: str, m: dict) -> str:
 
 def _metrics(name: str, m: dict) -> list[str]:
     if "test_accuracy" in m:
-        sub = (f"- Accuracy on the {m['test_subset']} (re-checked by the test suite): {100 * m['test_subset_accuracy']:.2f} %"
-               if "test_subset_accuracy" in m else f"- Test set: {m['test_subset']}")
-        return [f"- Test accuracy (all {m['test_images']:,} test images): **{100 * m['test_accuracy']:.2f} %**"
-                f"{_target(name, m)}", sub]
+        sub = (
+            f"- Accuracy on the {m['test_subset']} (re-checked by the test suite): "
+            f"{100 * m['test_subset_accuracy']:.2f} %"
+            if "test_subset_accuracy" in m
+            else f"- Test set: {m['test_subset']}"
+        )
+        return [
+            f"- Test accuracy (all {m['test_images']:,} test images): **{100 * m['test_accuracy']:.2f} %**"
+            f"{_target(name, m)}",
+            sub,
+        ]
     lines = [f"- Test set: {m['test_subset']} (re-checked by the test suite)",
              f"- MSE (z-scored targets): **{m['mse']:.4f}**; predicting the mean: {m['mse_mean_predictor']:.4f}; "
              f"**{m['improvement_over_mean']:.1f}x** lower",
-             "- R^2 per target: " + ", ".join(f"{k} {v:.3f}" for k, v in m["r2"].items()) + _target(name, m)]  # fmt: skip
+             "- R^2 per target: " + ", ".join(f"{k} {v:.3f}" for k, v in m["r2"].items())
+             + _target(name, m)]  # fmt: skip
     if m.get("log"):
         lines.append("- Validation MSE after each epoch: " + ", ".join(f"{h['eval_loss']:.3f}" for h in m["log"]))
     return lines
 
 
 def _training(info: dict) -> list[str]:
-    lines = [f"- Time: {info['train_seconds'] / 60:.1f} min of training on {info['machine']}",
-             f"- Date: {info['date']}; parameters: {info['parameters']:,}"]
+    lines = [
+        f"- Time: {info['train_seconds'] / 60:.1f} min of training on {info['machine']}",
+        f"- Date: {info['date']}; parameters: {info['parameters']:,}",
+    ]
     if target_met(info.get("recipe_name", info["name"]), info["metrics"]) is False:
-        lines.append("- The target was not reached with this schedule" + ("; the training log below shows whether the "
-                     "score was still rising at the end." if info.get("training_log") else "."))
+        lines.append(
+            "- The target was not reached with this schedule"
+            + (
+                "; the training log below shows whether the score was still rising at the end."
+                if info.get("training_log")
+                else "."
+            )
+        )
     return lines
 
 
@@ -207,9 +245,15 @@ def _log_table(log: list[dict]) -> list[str]:
     for e in log:
         value = " / ".join(f"{v:.3f}" for v in e["r2"].values()) if regress else f"{100 * e['test_accuracy']:.2f} %"
         L = e.get("layers")
-        stats = (f"{L['entropy_norm'][-1]:.3f} | {L['top10'][-1]:.3f} | {L['distance_px'][-1]:.2f} | "
-                 f"{L['rollout_entropy_norm'][-1]:.3f} | {L['norm_max'][-1]:.1f} |"
-                 + (f" {L['mass_chirp'][-1]:.3f} |" if regress else "")) if L else "– | " * (5 + bool(regress))
+        stats = (
+            (
+                f"{L['entropy_norm'][-1]:.3f} | {L['top10'][-1]:.3f} | {L['distance_px'][-1]:.2f} | "
+                f"{L['rollout_entropy_norm'][-1]:.3f} | {L['norm_max'][-1]:.1f} |"
+                + (f" {L['mass_chirp'][-1]:.3f} |" if regress else "")
+            )
+            if L
+            else "– | " * (5 + bool(regress))
+        )
         lines.append(f"| {e['epoch']:g} | {value} | {stats}")
     return lines
 
@@ -219,6 +263,9 @@ def _plateau(p: dict) -> list[str]:
         return ["", f"Plateau criterion not evaluated ({p.get('why', 'no probes')})."]
     changes = ", ".join(f"{k} {v:.3f}" for k, v in p["max_change"].items())
     verdict = "held" if p["held"] else "did NOT hold"
-    return ["", f"Plateau criterion (\"trained\"): between epoch {p['from_epoch']:g} (the last quarter's first probe) "
-            f"and epoch {p['to_epoch']:g}, no per-layer statistic moves by more than {p['tolerance']}: **{verdict}** "
-            f"(largest per-layer changes: {changes})."]
+    return [
+        "",
+        f'Plateau criterion ("trained"): between epoch {p["from_epoch"]:g} (the last quarter\'s first probe) '
+        f"and epoch {p['to_epoch']:g}, no per-layer statistic moves by more than {p['tolerance']}: **{verdict}** "
+        f"(largest per-layer changes: {changes}).",
+    ]

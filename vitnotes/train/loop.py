@@ -111,7 +111,7 @@ def load_state(work: Path, net, opt) -> dict:
         return {"stage": 0, "step": 0, "seconds": 0.0}
     with safe_open(str(f), "pt") as fh:
         meta = fh.metadata()
-        t = {k: fh.get_tensor(k) for k in fh.keys()}
+        t = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (a safetensors handle, not a dict)
     net.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
     opt_state = {k: v for k, v in t.items() if k.startswith("opt.")}
     if opt_state and opt is not None:
@@ -137,7 +137,9 @@ def fmnist_data(pre: Preprocessing, limit: int | None) -> dict:
     xte, yte = vdata.fashion_mnist_arrays("test")
     if limit:  # a smoke run: the first `limit` training and test images
         xtr, ytr, xte, yte = xtr[:limit], ytr[:limit], xte[:limit], yte[:limit]
-    return dict(x=tensors(pre, xtr), y=torch.from_numpy(ytr), xt=tensors(pre, xte), yt=torch.from_numpy(yte), masks=None)
+    return dict(
+        x=tensors(pre, xtr), y=torch.from_numpy(ytr), xt=tensors(pre, xte), yt=torch.from_numpy(yte), masks=None
+    )
 
 
 def spectro_data(pre: Preprocessing, r: dict, limit: int | None) -> dict:
@@ -173,8 +175,9 @@ def regression_metrics(model: Model, x: torch.Tensor, y: torch.Tensor, batch_siz
 class _Run:
     """One training run's data, network, teacher and log (what every step and probe needs)."""
 
-    def __init__(self, name: str, seed: int, limit: int | None, work: Path, init: str | None = None,
-                 quiet: bool = False):
+    def __init__(
+        self, name: str, seed: int, limit: int | None, work: Path, init: str | None = None, quiet: bool = False
+    ):
         self.name, self.seed, self.work, self.quiet = name, seed, work, quiet
         self.recipe = RECIPES[name]
         self.regress = self.recipe.get("task") == "regress"
@@ -189,7 +192,9 @@ class _Run:
 
     def model(self) -> Model:
         labels = vdata.TARGET_NAMES if self.regress else vdata.FASHION_MNIST_CLASSES
-        return Model(net=self.net, geometry=geometry(self.net), labels=list(labels), preprocessing=self.pre, name=self.name)
+        return Model(
+            net=self.net, geometry=geometry(self.net), labels=list(labels), preprocessing=self.pre, name=self.name
+        )
 
     def metrics(self, model: Model) -> dict:
         """Test metrics on the whole test split: accuracy, or MSE and R^2 per target."""
@@ -235,16 +240,26 @@ class _Run:
         teacher = self.teacher(stage["teacher"])
         size = teacher.config.image_size
         with torch.no_grad():  # the teacher sees the student's augmented batch at its own input size
-            xt = F.interpolate(xb, size=(size, size), mode="bilinear", align_corners=False) if xb.shape[-1] != size else xb
+            xt = (
+                F.interpolate(xb, size=(size, size), mode="bilinear", align_corners=False)
+                if xb.shape[-1] != size
+                else xb
+            )
             soft = teacher(pixel_values=xt).logits.float()
         temp = stage["temperature"]
-        kl = F.kl_div(F.log_softmax(logits / temp, -1), F.log_softmax(soft / temp, -1), reduction="batchmean",
-                      log_target=True) * temp**2
+        kl = (
+            F.kl_div(
+                F.log_softmax(logits / temp, -1), F.log_softmax(soft / temp, -1), reduction="batchmean", log_target=True
+            )
+            * temp**2
+        )
         return (1 - stage["distill"]) * ce + stage["distill"] * kl
 
 
 def _rounded(metrics: dict) -> dict:
-    return {k: (round(v, 5) if isinstance(v, float) else {a: round(b, 5) for a, b in v.items()}) for k, v in metrics.items()}
+    return {
+        k: (round(v, 5) if isinstance(v, float) else {a: round(b, 5) for a, b in v.items()}) for k, v in metrics.items()
+    }
 
 
 def _probe_points(name: str, stages: list[dict]) -> list[float]:
@@ -253,43 +268,57 @@ def _probe_points(name: str, stages: list[dict]) -> list[float]:
     return sorted({float(e) for e in RECIPES[name].get("probe_epochs", []) if e <= ends[-1]} | set(ends))
 
 
+def _batch(run: _Run, stage: dict, k: int, step: int, per_epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step ``step`` of stage ``k``'s batch: a seeded permutation per epoch, seeded augmentation per step
+    (so a resumed run sees the very batches an uninterrupted one would)."""
+    epoch, i = divmod(step, per_epoch)
+    perm = torch.randperm(len(run.x), generator=torch.Generator().manual_seed(run.seed * 1000 + 100 * k + epoch))
+    idx = perm[i * stage["batch"] : (i + 1) * stage["batch"]]
+    gen = torch.Generator().manual_seed(run.seed * 10_000_000 + 1_000_000 * k + step)
+    return augment(run.x[idx], stage["crop_pad"], stage["flip"], gen), run.y[idx]
+
+
+def _step(run: _Run, opt: torch.optim.Optimizer, stage: dict, xb: torch.Tensor, yb: torch.Tensor) -> float:
+    """One AdamW step (bfloat16 autocast when the stage asks for it, gradients clipped at norm 1)."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=stage["bf16"]):
+        logits = run.net(pixel_values=xb).logits
+    loss = run.loss(logits.float(), xb, yb, stage)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.net.parameters(), 1.0)
+    opt.step()
+    run.losses = (run.losses + [loss.item()])[-50:]
+    return loss.item()
+
+
 def train_stage(run: _Run, k: int, stages: list[dict], position: dict, probes: list[float]) -> float:
-    """Run stage ``k`` from ``position`` to its end; returns the training seconds so far."""
-    stage, net = stages[k], run.net
-    opt = torch.optim.AdamW(net.parameters(), lr=stage["lr"], weight_decay=stage["weight_decay"])
+    """Run stage ``k`` from ``position`` to its end, checkpointing every ``CHECKPOINT_SECONDS`` and at
+    every probe; returns the training seconds so far."""
+    stage = stages[k]
+    opt = torch.optim.AdamW(run.net.parameters(), lr=stage["lr"], weight_decay=stage["weight_decay"])
     step = 0
     if position["stage"] == k and position["step"]:
-        load_state(run.work, net, opt)
+        load_state(run.work, run.net, opt)
         step = position["step"]
         run.say(f"{run.name}: resuming stage {k + 1} at step {step}")
     per_epoch = steps_per_epoch(len(run.x), stage["batch"])
     total, offset = per_epoch * stage["epochs"], float(sum(s["epochs"] for s in stages[:k]))
     todo = [p for p in probes if offset < p <= offset + stage["epochs"]]
     t0, before, last = time.time(), position["seconds"], time.time()
-    net.train()
+    run.net.train()
     while step < total:
-        epoch, i = divmod(step, per_epoch)
-        perm = torch.randperm(len(run.x), generator=torch.Generator().manual_seed(run.seed * 1000 + 100 * k + epoch))
-        idx = perm[i * stage["batch"] : (i + 1) * stage["batch"]]
-        xb = augment(run.x[idx], stage["crop_pad"], stage["flip"], torch.Generator().manual_seed(run.seed * 10_000_000 + 1_000_000 * k + step))
         for g in opt.param_groups:
             g["lr"] = learning_rate(step, total, stage)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=stage["bf16"]):
-            logits = net(pixel_values=xb).logits
-        loss = run.loss(logits.float(), xb, run.y[idx], stage)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
+        loss = _step(run, opt, stage, *_batch(run, stage, k, step, per_epoch))
         step += 1
-        run.losses = (run.losses + [loss.item()])[-50:]
         seconds = before + time.time() - t0
         if step % 50 == 0 or step == total:
-            run.say(f"{run.name}: stage {k + 1} step {step}/{total} epoch {offset + step / per_epoch:.2f} loss {loss.item():.3f}")
-        at = offset + step / per_epoch
-        due = [p for p in todo if at >= p - 1e-9]
+            run.say(
+                f"{run.name}: stage {k + 1} step {step}/{total} epoch {offset + step / per_epoch:.2f} loss {loss:.3f}"
+            )
+        due = [p for p in todo if offset + step / per_epoch >= p - 1e-9]
         if due or time.time() - last > CHECKPOINT_SECONDS or step == total:
-            save_state(run.work, net, opt, {"stage": k, "step": step, "seconds": seconds})
+            save_state(run.work, run.net, opt, {"stage": k, "step": step, "seconds": seconds})
             last = time.time()
         if due:  # several points due at one step (a tiny run): probe once, at the latest
             todo = [p for p in todo if p not in due]
@@ -297,46 +326,73 @@ def train_stage(run: _Run, k: int, stages: list[dict], position: dict, probes: l
     return before + time.time() - t0
 
 
-def train_recipe(name: str, out: Path, epochs: int | None = None, seed: int = 0, limit: int | None = None,
-                 work: Path | None = None, start_from: Path | None = None, init: str | Path | None = None,
-                 quiet: bool = False) -> dict:
-    """Train a zoo recipe (Fashion-MNIST classification or spectrogram regression) stage by stage into ``out``. ``start_from`` takes the weights at the
-    end of stage 1 from an existing model folder (e.g. zoo v1, made by the same stage-1 recipe) instead
-    of training it again; ``init`` replaces the recipe's starting model; ``quiet`` prints nothing.
-    Returns the recipe as run, the test metrics, the training log and seconds."""
-    stages = staged(name, epochs)
-    r = dict(RECIPES[name], stages=stages, seed=seed, **({"limit": limit} if limit else {}))
+def _recipe_as_run(name: str, epochs, seed: int, limit, start_from, init) -> dict:
+    """The recipe as this run will train it (what its card records and its checkpoint is checked against)."""
+    r = dict(RECIPES[name], stages=staged(name, epochs), seed=seed, **({"limit": limit} if limit else {}))
     if start_from:
         r["stage1_from"] = str(start_from)
     if init is not None:
         r["init"] = str(init)
     if limit and r.get("task") == "regress":
         r.update(n_train=limit, n_test=limit)
-    work = work or out.parent / f".{out.name}.work"
+    return r
+
+
+def _work_for(work: Path, r: dict) -> None:
+    """Make the checkpoint folder; a checkpoint of another recipe there is dropped (never resumed)."""
     work.mkdir(parents=True, exist_ok=True)
     recipe_file = work / "recipe.json"
-    if recipe_file.is_file() and json.loads(recipe_file.read_text()) != r:  # another recipe's checkpoint
+    if recipe_file.is_file() and json.loads(recipe_file.read_text()) != r:
         for f in ("state.safetensors", "log.json"):
             (work / f).unlink(missing_ok=True)
     write_json(recipe_file, r)
+
+
+def _final_metrics(run: _Run, model: Model) -> dict:
+    metrics = run.metrics(model)
+    if run.regress:
+        size = run.recipe["input_size"]
+        metrics["test_subset"] = f"spectrograms(n={len(run.yt)}, seed={SPECTRO_SEEDS['test']}, size={size})"
+    else:
+        metrics.update(
+            test_subset_accuracy=accuracy(model, run.xt[:TEST_SUBSET], run.yt[:TEST_SUBSET]),
+            test_images=len(run.yt),
+            test_subset=f"first {TEST_SUBSET} test images",
+        )
+    return metrics
+
+
+def train_recipe(
+    name: str,
+    out: Path,
+    epochs: int | None = None,
+    seed: int = 0,
+    limit: int | None = None,
+    work: Path | None = None,
+    start_from: Path | None = None,
+    init: str | Path | None = None,
+    quiet: bool = False,
+) -> dict:
+    """Train a zoo recipe (Fashion-MNIST classification or spectrogram regression) stage by stage into
+    ``out``. ``start_from`` takes the weights at the end of stage 1 from an existing model folder (e.g. zoo
+    v1, made by the same stage-1 recipe) instead of training it again; ``init`` replaces the recipe's
+    starting model; ``quiet`` prints nothing. Returns the recipe as run, the test metrics, the training
+    log and seconds. Introduced in the book's page "How was the zoo trained"."""
+    r = _recipe_as_run(name, epochs, seed, limit, start_from, init)
+    work = work or out.parent / f".{out.name}.work"
+    _work_for(work, r)
     run = _Run(name, seed, limit, work, r.get("init"), quiet)
     position = _start(run, r, start_from)
-    probes = _probe_points(name, stages)
+    probes = _probe_points(name, r["stages"])
     if 0.0 in probes and position["stage"] == 0 and position["step"] == 0:
         run.probe(0.0, 0, 0.0)
     seconds = position["seconds"]
     with torch.enable_grad():  # a notebook may have switched gradients off globally
-        for k in range(position["stage"], len(stages)):
-            seconds = train_stage(run, k, stages, position, probes)
+        for k in range(position["stage"], len(r["stages"])):
+            seconds = train_stage(run, k, r["stages"], position, probes)
             position = {"stage": k + 1, "step": 0, "seconds": seconds}
     model = finish(name, run.net, run.pre, out)
-    metrics = run.metrics(model)
-    if run.regress:
-        metrics["test_subset"] = f"spectrograms(n={len(run.yt)}, seed={SPECTRO_SEEDS['test']}, size={run.recipe['input_size']})"
-    else:
-        metrics.update(test_subset_accuracy=accuracy(model, run.xt[:TEST_SUBSET], run.yt[:TEST_SUBSET]),
-                       test_images=len(run.yt), test_subset=f"first {TEST_SUBSET} test images")
-    return dict(recipe=r, metrics=metrics, train_seconds=seconds, work=work, log=run.log)
+    return dict(recipe=r, metrics=_final_metrics(run, model), train_seconds=seconds, work=work, log=run.log)
 
 
 def steps_per_epoch(n: int, batch: int) -> int:
@@ -359,7 +415,9 @@ def _start(run: _Run, r: dict, start_from: Path | None) -> dict:
     run.probe(0.0, 0, 0.0)  # random init, for reference
     run.net.load_state_dict(load(start_from).net.float().state_dict())
     seconds = float(_card_seconds(start_from))
-    run.probe(float(stages[0]["epochs"]), steps_per_epoch(len(run.x), stages[0]["batch"]) * stages[0]["epochs"], seconds)
+    run.probe(
+        float(stages[0]["epochs"]), steps_per_epoch(len(run.x), stages[0]["batch"]) * stages[0]["epochs"], seconds
+    )
     position = {"stage": 1, "step": 0, "seconds": seconds}
     save_state(run.work, run.net, torch.optim.AdamW(run.net.parameters()), position)
     return position

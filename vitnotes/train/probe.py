@@ -11,10 +11,10 @@ import numpy as np
 import torch
 
 from ..core.capture import capture
-from ..profile import mean_attention_distance
-from ..stats import mask_mass, normalized_entropy, topk_share
 from ..core.model import forward, unwrap
 from ..methods.rollout import rollout_grid
+from ..profile import mean_attention_distance
+from ..stats import mask_mass, normalized_entropy, topk_share
 
 # the statistics whose change over the last quarter of training decides "trained" (all in [0, 1])
 PLATEAU_STATS = ("entropy_norm", "top10", "rollout_entropy_norm")
@@ -22,8 +22,9 @@ PLATEAU_TOLERANCE = 0.02
 
 
 @torch.no_grad()
-def layer_statistics(model: Any, pixel_values: torch.Tensor, masks: dict[str, Any] | None = None,
-                     batch_size: int = 64) -> dict[str, list[float]]:
+def layer_statistics(
+    model: Any, pixel_values: torch.Tensor, masks: dict[str, Any] | None = None, batch_size: int = 64
+) -> dict[str, list[float]]:
     """Per-layer attention statistics of a ViT on a probe batch, each a list with one value per layer,
     averaged over images (and heads where a statistic is per head):
 
@@ -83,6 +84,10 @@ def plateau(log: list[dict], tolerance: float = PLATEAU_TOLERANCE) -> dict:
     if start is end:
         return {"held": None, "why": "no probe in the last quarter before the end"}
     change = {s: max(abs(a - b) for a, b in zip(start["layers"][s], end["layers"][s])) for s in PLATEAU_STATS}
-    return {"from_epoch": start["epoch"], "to_epoch": end["epoch"], "tolerance": tolerance,
-            "max_change": {k: round(v, 4) for k, v in change.items()}, "held": all(v <= tolerance for v in change.values())}
-
+    return {
+        "from_epoch": start["epoch"],
+        "to_epoch": end["epoch"],
+        "tolerance": tolerance,
+        "max_change": {k: round(v, 4) for k, v in change.items()},
+        "held": all(v <= tolerance for v in change.values()),
+    }

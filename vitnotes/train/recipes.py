@@ -18,11 +18,21 @@ PROBE_IMAGES = 256  # the first 256 test images: the probe set whose attention i
 SPECTRO_SIZE = 56
 SPECTRO_SEEDS = {"train": 1, "val": 2, "test": 3}
 
-_VIT = dict(hidden_size=192, num_hidden_layers=12, num_attention_heads=12, intermediate_size=768, image_size=28, num_channels=1)
+_VIT = dict(
+    hidden_size=192, num_hidden_layers=12, num_attention_heads=12, intermediate_size=768, image_size=28, num_channels=1
+)
 _FMNIST = dict(batch=128, weight_decay=0.05, label_smoothing=0.1, flip=True, bf16=False)
 # spectrograms: no flips or crops (they would move the chirp's start time and frequencies)
-_SPECTRO = dict(batch=32, weight_decay=0.05, label_smoothing=0.0, flip=False, crop_pad=0, bf16=True, n_train=8000,
-                n_test=TEST_SUBSET)
+_SPECTRO = dict(
+    batch=32,
+    weight_decay=0.05,
+    label_smoothing=0.0,
+    flip=False,
+    crop_pad=0,
+    bf16=True,
+    n_train=8000,
+    n_test=TEST_SUBSET,
+)
 # zoo v1's only stage; zoo v2 keeps it as stage 1 and adds a longer, distilled stage 2
 _P4_STAGE1 = dict(epochs=3, lr=1e-3, warmup=0.05, crop_pad=2)
 _RESNET_STAGE1 = dict(epochs=8, lr=2e-3, warmup=0.05, crop_pad=4)
@@ -44,7 +54,9 @@ RECIPES: dict[str, dict] = {
     "fmnist-vit-p2": dict(
         arch="vit", input_size=28, **dict(_FMNIST, bf16=True), config=dict(_VIT, patch_size=2),
         init="fmnist-vit-p4",  # patch embedding sum-pooled 4x4 -> 2x2, positions interpolated 7x7 -> 14x14
-        stages=[dict(epochs=2, lr=3e-4, warmup=0.05, crop_pad=2, teacher="fmnist-resnet", distill=0.5, temperature=2.0)],
+        stages=[
+            dict(epochs=2, lr=3e-4, warmup=0.05, crop_pad=2, teacher="fmnist-resnet", distill=0.5, temperature=2.0)
+        ],
         probe_epochs=[0, 0.25, 0.5, 1, 1.5, 2],
     ),
     "spectro-vit": dict(
@@ -71,8 +83,13 @@ RECIPES: dict[str, dict] = {
 }  # fmt: skip
 SPECTRO_RECIPES = ("spectro-vit", "spectro-resnet", "spectro-vit-b16")
 # the project's targets: (metric, the least value); for "r2" every target's R^2 must reach it
-TARGETS = {"fmnist-vit-p4": ("test_accuracy", 0.89), "fmnist-vit-p2": ("test_accuracy", 0.88),
-           "fmnist-resnet": ("test_accuracy", 0.93), "spectro-vit": ("r2", 0.9), "spectro-resnet": ("r2", 0.9)}
+TARGETS = {
+    "fmnist-vit-p4": ("test_accuracy", 0.89),
+    "fmnist-vit-p2": ("test_accuracy", 0.88),
+    "fmnist-resnet": ("test_accuracy", 0.93),
+    "spectro-vit": ("r2", 0.9),
+    "spectro-resnet": ("r2", 0.9),
+}
 
 
 def target_met(name: str, metrics: dict) -> bool | None:

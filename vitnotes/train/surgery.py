@@ -91,7 +91,9 @@ def spectro_net(init: str | Path, seed: int, size: int = SPECTRO_SIZE) -> torch.
 
     torch.manual_seed(seed)
     base = load(init).net
-    names = dict(id2label=dict(enumerate(vdata.TARGET_NAMES)), label2id={n: i for i, n in enumerate(vdata.TARGET_NAMES)})
+    names = dict(
+        id2label=dict(enumerate(vdata.TARGET_NAMES)), label2id={n: i for i, n in enumerate(vdata.TARGET_NAMES)}
+    )
     cfg = ViTConfig(**{**base.config.to_dict(), "image_size": size, "num_channels": 3, **names})
     cfg.problem_type = "regression"
     net = ViTForImageClassification(cfg)
@@ -114,8 +116,11 @@ def starting_point(init: str | Path | None = None, seed: int = 0, recipe: str = 
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int (the recipe uses 0), got {seed!r}")
     net = spectro_net(init, seed, r["input_size"]).eval()
-    return Model(net=net, geometry=geometry(net), labels=list(vdata.TARGET_NAMES),
-                 preprocessing=preprocessing(recipe), name=f"{Path(str(init)).name} -> spectro (start)",
-                 source="train.starting_point")
-
-
+    return Model(
+        net=net,
+        geometry=geometry(net),
+        labels=list(vdata.TARGET_NAMES),
+        preprocessing=preprocessing(recipe),
+        name=f"{Path(str(init)).name} -> spectro (start)",
+        source="train.starting_point",
+    )

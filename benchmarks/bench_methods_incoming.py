@@ -1,4 +1,4 @@
-"""Time issue 14's incoming map methods on a zoo model (64 test images by default).
+"""Time chapter 09's map methods (through the registry) on a zoo model (64 test images by default).
 
     OMP_NUM_THREADS=1 VITNOTES_THREADS=1 python benchmarks/bench_methods_incoming.py [--model fmnist-vit-p4]
 
@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 import vitnotes as vn
-from vitnotes.methods_incoming import MAPS, attribution_patching
 
+NEW = ("legrad", "cp-lrp", "integrated gradients", "occlusion", "random", "value-weighted")  # chapter 09's
 OPTIONS = {  # the options timed (defaults otherwise)
-    "integrated_gradients": {"n_steps": 32, "baseline": "black"},
+    "integrated gradients": {"n_steps": 32, "baseline": "black"},
     "occlusion": {"baseline": "mean"},
 }
 
@@ -42,15 +42,15 @@ def main() -> None:
     print(f"{args.model} | {x.shape[0]} images {tuple(x.shape[1:])} | torch {torch.__version__} | "
           f"{platform.machine()} | threads {torch.get_num_threads()}")
     print("| method | seconds | images/s | options |\n|---|---|---|---|")
-    for name, fn in ({} if args.heads_only else MAPS).items():
+    for name in () if args.heads_only else NEW:
         opts = OPTIONS.get(name, {})
         t0 = time.perf_counter()
-        m = fn(model, x, **opts)
+        m = vn.explain(model, x, name, **opts)
         dt = time.perf_counter() - t0
         assert torch.isfinite(m).all()
         print(f"| {name} | {dt:.2f} | {x.shape[0] / dt:.1f} | {opts or ''} |")
     t0 = time.perf_counter()
-    est = attribution_patching(model, x, y)
+    est = vn.attribution_patching(model, x, y)
     t_atp = time.perf_counter() - t0
     print(f"| attribution_patching (144 heads) | {t_atp:.2f} | {x.shape[0] / t_atp:.1f} | metric=loss |")
     if not args.no_sweep:

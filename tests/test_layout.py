@@ -24,24 +24,40 @@ INTERNALS = {
     "base_model", "stages", "pooler", "mlp", "scaling", "set_attn_implementation", "_attn_implementation",
     "model_type", "cls_token", "distillation_token", "register_tokens", "num_register_tokens",
 }  # fmt: skip
+# everyday words other objects have too (an ipywidget's ``.value``, a record's ``.key``): they name
+# transformers' q/k/v projections only as a step of a chain through the model (``attention.value``)
+SHARED = {"query", "key", "value"}
 
 
 def _library_files():
     return sorted(p for p in LIB.rglob("*.py") if "train" not in p.relative_to(LIB).parts)
 
 
+def _through_the_model(node: ast.AST) -> bool:
+    """Whether ``node`` (an attribute's object) is itself a step of a chain through transformers' internals."""
+    return isinstance(node, ast.Attribute) and node.attr in INTERNALS - SHARED
+
+
 def _internals_named(tree: ast.AST):
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr in INTERNALS:
-            yield node.lineno, node.attr
+            if node.attr not in SHARED or _through_the_model(node.value):
+                yield node.lineno, node.attr
         if (
             isinstance(node, ast.Call)
             and getattr(node.func, "id", None) in ("getattr", "hasattr", "setattr")
             and len(node.args) > 1
             and isinstance(node.args[1], ast.Constant)
             and node.args[1].value in INTERNALS
+            and (node.args[1].value not in SHARED or _through_the_model(node.args[0]))
         ):
             yield node.lineno, node.args[1].value
+
+
+def test_shared_words_count_only_through_the_model():
+    code = "w.value = 1\nrow.key\nblock.attention.value\ngetattr(m.attention, 'key')\ngetattr(w, 'value')"
+    found = sorted(_internals_named(ast.parse(code)))
+    assert found == [(3, "attention"), (3, "value"), (4, "attention"), (4, "key")]
 
 
 def test_only_the_adapter_names_transformers_internals():
@@ -69,8 +85,11 @@ def test_nothing_imports_a_notebook():
 
 
 def test_registry_lists_every_method_in_order():
-    assert vn.methods() == ["rollout", "last layer", "gradient rollout", "grad-cam", "attention flow"]
-    assert vn.methods("cnn") == ["grad-cam"]
+    assert vn.methods() == [
+        "rollout", "last layer", "gradient rollout", "grad-cam", "attention flow",
+        "legrad", "cp-lrp", "integrated gradients", "occlusion", "random", "value-weighted",
+    ]  # fmt: skip
+    assert vn.methods("cnn") == ["grad-cam", "integrated gradients", "occlusion", "random"]
     with pytest.raises(ValueError, match="unknown map method 'saliency'.*vn.methods"):
         vn.explain(None, None, "saliency")
 

@@ -39,22 +39,46 @@ from .evaluate.diagnosis import (
     pick_errors,
     predict_with_attention,
 )  # fmt: skip
+
+# which explanation can you trust? perturbation curves, ground truth, intervals, one table (notebook 09)
+from .evaluate.ground_truth import DISTRACTORS, ground_truth, region_stack
+from .evaluate.intervals import Interval, bootstrap
+from .evaluate.perturbation import (
+    SCORES,
+    Curves,
+    baseline_images,
+    brightness_maps,
+    control_maps,
+    object_masks,
+    perturbation_curves,
+    srg,
+)  # fmt: skip
 from .evaluate.sanity import cascading_randomization, explanation_maps
+from .evaluate.summary import evaluation_table, wide
 from .family import check, claim, claims, family, pick
 
 # interventions (notebooks 06, 08)
 from .interventions.ablation import ablate, evaluate_loss, sweep
+from .interventions.attribution_patching import attribution_patching
 from .interventions.randomisation import randomized
 
-# map methods, through one registry (notebooks 03, 06)
+# map methods, through one registry (notebooks 03, 06; LeGrad to value-weighted: notebook 09)
 from .methods import explain, method, methods
+from .methods.cp_lrp import cp_lrp, lrp_rules
 from .methods.flow import attention_flow, attention_flow_grid
 from .methods.gradcam import gradcam
 from .methods.gradient_rollout import gradient_rollout
+from .methods.integrated_gradients import integrated_gradients
+from .methods.legrad import legrad
+from .methods.occlusion import occlusion
+from .methods.random_map import random_map
 from .methods.rollout import capture_rollout, fuse_heads, rollout, rollout_grid
+from .methods.value_weighted import value_weighted
 from .profile import attention_profile, by_layer, cls_summary, head_types, mean_attention_distance
 
 # figures and widgets (every chapter)
+from .show.explore import explore
+from .show.export import save_html
 from .show.figures import before_after, display_image, head_grid, head_heatmap, layer_strip, metric_by_layer, overlay
 from .show.studies import (
     agreement_heatmap,
@@ -166,16 +190,20 @@ __all__ = [
     # map methods
     "explain", "method", "methods", "attention_flow", "attention_flow_grid", "capture_rollout", "eager_attention",
     "fuse_heads", "gradcam", "gradient_rollout", "rollout", "rollout_grid",
+    "cp_lrp", "integrated_gradients", "legrad", "lrp_rules", "occlusion", "random_map", "value_weighted",
     # interventions
-    "ablate", "evaluate_loss", "randomized", "sweep",
+    "ablate", "attribution_patching", "evaluate_loss", "randomized", "sweep",
     # studies
     "agreement", "method_maps", "random_maps", "resize_maps", "rollout_by_depth", "timed_predict", "vit_cost",
     "delete_pixels",
     "deletion_auc", "deletion_curve", "deletion_order", "deletion_study", "deletion_summary", "attention_stats",
     "compare_groups", "confusion_matrix", "confusion_pairs", "describe_error", "garment_mass", "pick_errors",
     "predict_with_attention", "cascading_randomization", "explanation_maps",
+    # which explanation can you trust?
+    "SCORES", "Curves", "baseline_images", "brightness_maps", "control_maps", "object_masks", "perturbation_curves",
+    "srg", "DISTRACTORS", "ground_truth", "region_stack", "Interval", "bootstrap", "evaluation_table", "wide",
     # figures and widgets
     "before_after", "display_image", "head_grid", "head_heatmap", "layer_strip", "metric_by_layer", "overlay",
     "agreement_heatmap", "cascade_panel", "cascade_plot", "deletion_plot", "group_distributions", "map_panel",
-    "show_regions", "head_picker", "render_png", "state_bytes",
+    "show_regions", "head_picker", "render_png", "state_bytes", "explore", "save_html",
 ]  # fmt: skip

@@ -7,6 +7,8 @@ Used by every chapter through ``core/capture.py``, the methods and the intervent
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -15,7 +17,8 @@ import torch.nn.functional as F
 __all__ = [
     "vit_layers", "cnn_stages", "prefix_tokens", "readout_tokens", "queries_keys", "attention_output",
     "attention_input", "attention_scale", "embeddings", "family_of", "eager_attention", "cls_head", "context",
-    "finish_block", "cls_block",
+    "finish_block", "cls_block", "blocks", "attention_module", "projections", "mlp_activation", "final_norm",
+    "classifier", "readout", "layer_norms", "is_regression", "use_attention_function",
 ]  # fmt: skip
 
 _QKO = ("q_proj", "k_proj", "o_proj")
@@ -140,3 +143,90 @@ def finish_block(block: torch.nn.Module, residual: torch.Tensor, ctx: torch.Tens
 def cls_block(block: torch.nn.Module, h: torch.Tensor) -> torch.Tensor:
     """A whole block computed for the CLS token only: ``(B, T, D) -> (B, 1, D)``."""
     return finish_block(block, h[:, :1], context(block, block.layernorm_before(h), queries=1))
+
+
+# ------------------------------------------------------------------ for the gradient methods (chapter 09)
+
+
+def blocks(net: torch.nn.Module) -> list[torch.nn.Module]:
+    """The transformer blocks in order; a model without them (a CNN) is refused."""
+    layers = vit_layers(net)
+    if layers is None:
+        raise TypeError(f"{type(net).__name__} has no transformer blocks that vitnotes knows (ViT, DeiT)")
+    return list(layers)
+
+
+def attention_module(block: torch.nn.Module) -> torch.nn.Module:
+    """A block's self-attention module (the ``module`` an attention function receives)."""
+    return block.attention
+
+
+def projections(block: torch.nn.Module) -> tuple[torch.nn.Linear, torch.nn.Linear, torch.nn.Linear, torch.nn.Linear]:
+    """(q, k, v, o) projections of a block. Heads are concatenated in order: head h owns features
+    ``h*d:(h+1)*d`` of q/k/v's output and of o's input."""
+    a = block.attention
+    return a.q_proj, a.k_proj, a.v_proj, a.o_proj
+
+
+def mlp_activation(block: torch.nn.Module) -> torch.nn.Module:
+    """The MLP's activation module (GELU for ViT)."""
+    return block.mlp.activation_fn
+
+
+def final_norm(net: torch.nn.Module) -> torch.nn.Module:
+    """The layer norm after the last block."""
+    return getattr(net, "base_model", net).layernorm
+
+
+def classifier(net: torch.nn.Module) -> torch.nn.Module:
+    """The linear head. Models with two heads (DeiT with teacher) are refused."""
+    if type(net).__name__.endswith("WithTeacher"):
+        raise TypeError(f"{type(net).__name__} averages two heads; use a model with one classifier")
+    head = getattr(net, "classifier", None)
+    if head is None:
+        raise TypeError(f"{type(net).__name__} has no classifier head; the methods explain an image classifier")
+    return head
+
+
+def readout(net: torch.nn.Module, cls: torch.Tensor) -> torch.Tensor:
+    """Outputs ``[batch, outputs]`` read from CLS-token states ``[batch, hidden]`` the way the model
+    reads its last one: final layer norm, then the classifier."""
+    return classifier(net)(final_norm(net)(cls))
+
+
+def layer_norms(net: torch.nn.Module) -> list[torch.nn.LayerNorm]:
+    """Every LayerNorm in the model (pre-attention, pre-MLP and the final one)."""
+    return [m for m in net.modules() if isinstance(m, torch.nn.LayerNorm)]
+
+
+def is_regression(net: torch.nn.Module) -> bool:
+    """Whether the model regresses (``problem_type == "regression"``) rather than classifies."""
+    return getattr(getattr(net, "config", None), "problem_type", None) == "regression"
+
+
+_names = itertools.count()
+
+
+@contextmanager
+def use_attention_function(net: torch.nn.Module, fn: Callable) -> Iterator[dict[int, int]]:
+    """Run ``net`` with ``fn`` as its attention function for the duration of a ``with`` block.
+
+    ``fn(module, query, key, value, attention_mask, scaling=..., dropout=..., **kwargs)`` gets
+    query/key/value as ``[batch, head, tokens, head_dim]`` and returns ``(output [batch, tokens,
+    head, head_dim], weights)``, like transformers' eager attention. It is registered with
+    ``transformers.AttentionInterface`` under a fresh name and selected with
+    ``set_attn_implementation``; the previous implementation is restored on exit, even on error.
+    Yields ``{id(attention module): layer index}`` so ``fn`` can tell the layers apart.
+    Introduced in notebook 09 (LeGrad, CP-LRP).
+    """
+    from transformers import AttentionInterface
+
+    name = f"vitnotes_{getattr(fn, '__name__', 'attention')}_{next(_names)}"
+    AttentionInterface.register(name, fn)
+    before = net.config._attn_implementation
+    net.set_attn_implementation(name)
+    try:
+        yield {id(attention_module(b)): i for i, b in enumerate(blocks(net))}
+    finally:
+        net.set_attn_implementation(before)
+        AttentionInterface._global_mapping.pop(name, None)

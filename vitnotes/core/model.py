@@ -4,6 +4,7 @@ starts with. Introduced in notebook 00 (attention math); ``vn.load`` (``zoo.py``
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,10 @@ from . import arch
 from .geometry import Geometry
 from .images import Preprocessing
 
-__all__ = ["Model", "geometry", "unwrap", "check_pixel_values", "vit_input", "forward", "resolve_targets"]
+__all__ = [
+    "Model", "geometry", "unwrap", "check_pixel_values", "vit_input", "forward", "resolve_targets", "targets_for",
+    "score", "chunked",
+]  # fmt: skip
 
 
 def _square(value: Any, what: str) -> int:
@@ -183,3 +187,38 @@ def resolve_targets(target: Any, logits: torch.Tensor) -> torch.Tensor:
     if ((t < 0) | (t >= n)).any():
         raise IndexError(f"target class {t.tolist()} out of range: the model has {n} classes (0..{n - 1})")
     return t.to(logits.device)
+
+
+def targets_for(net: torch.nn.Module, target: Any, logits: torch.Tensor) -> torch.Tensor:
+    """Output indices to explain, one per image (``resolve_targets``), for classifiers and regression
+    models alike: a regression model has no predicted class, so None is allowed only for a
+    single-output one (output 0); otherwise pass an output index, or one per image."""
+    if target is None and arch.is_regression(net):
+        if logits.shape[1] != 1:
+            raise ValueError(
+                f"this regression model has {logits.shape[1]} outputs and no predicted class: pass target=<output "
+                f"index> (0..{logits.shape[1] - 1}), or one per image"
+            )
+        target = 0
+    return resolve_targets(target, logits)
+
+
+def score(logits: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The explained score per image: the target logit, or the target output of a regression model."""
+    return logits.gather(1, t[:, None].to(logits.device))[:, 0]
+
+
+def chunked(pixel_values: torch.Tensor, target: Any, batch_size: int) -> Iterator[tuple[torch.Tensor, Any]]:
+    """(chunk, its slice of ``target``) for chunks of ``batch_size`` images: a per-image target list
+    is split with the images, a single class (or None) goes with every chunk."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    n = pixel_values.shape[0]
+    per_image = target is not None and torch.as_tensor(target).numel() > 1
+    if per_image:
+        target = torch.as_tensor(target).flatten()
+        if target.numel() != n:
+            raise ValueError(f"target has {target.numel()} entries for a batch of {n}; give one class or one per image")
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        yield pixel_values[start:stop], (target[start:stop] if per_image else target)

@@ -148,14 +148,17 @@ def rollout_by_depth(
 def method_maps(
     model: Any, pixel_values: torch.Tensor, target: Any = None, *, names: list[str] | None = None, size: Any = None
 ) -> dict[str, torch.Tensor]:
-    """Every registered map method that explains ``model`` from its input (``vn.methods(kind)``), or
-    the ``names`` given: ``{name: [batch, rows, cols]}``, for ``vn.agreement`` and
+    """The registered map methods in the studies' default set that explain ``model`` from its input
+    (``vn.methods(kind)`` registered without ``default=False``), or the ``names`` given (any of
+    ``vn.methods(kind)``): ``{name: [batch, rows, cols]}``, for ``vn.agreement`` and
     ``vn.deletion_study`` as they are. ``size`` (an int or (H, W)) brings every map onto one grid
     with ``resize_maps`` (``model=`` places a centre-crop model's maps where it looked).
     A new method in ``methods/`` joins both studies with no change here. Introduced in notebook 03.
     """
     _, geom = unwrap(model)
-    names = [n for n in methods(geom.kind) if registered(n).takes_model] if names is None else list(names)
+    if names is None:
+        names = [n for n in methods(geom.kind) if registered(n).takes_model and registered(n).default]
+    names = list(names)
     out = {n: explain(model, pixel_values, n, target) for n in names}
     place = model if isinstance(model, Model) else None
     return out if size is None else {n: resize_maps(m, size, model=place) for n, m in out.items()}

@@ -25,9 +25,10 @@ __all__ = ["cascading_randomization", "explanation_maps"]
 
 
 def _one_pass_methods() -> list[str]:
-    """The registered ViT methods that one eager forward and backward pass determines (in
-    registration order: rollout, last layer, gradient rollout, then any added since)."""
-    return [n for n in methods("vit") if registered(n).from_pass is not None]
+    """The registered ViT methods in the studies' default set that one eager forward and backward
+    pass determines (in registration order: rollout, last layer, gradient rollout, then any added
+    since with a ``from_pass`` and without ``default=False``)."""
+    return [n for n in methods("vit") if registered(n).from_pass is not None and registered(n).default]
 
 
 def explanation_maps(

@@ -37,6 +37,7 @@ class Method:
     class_specific: bool
     from_pass: FromPass | None = None
     takes_model: bool = True  # False: only a vn.capture result (attention flow)
+    default: bool = True  # in the studies' default set (vn.method_maps without names=)
 
     @property
     def summary(self) -> str:
@@ -53,14 +54,19 @@ def method(
     class_specific: bool = False,
     from_pass: FromPass | None = None,
     takes_model: bool = True,
+    default: bool = True,
 ) -> Callable:
     """Register a map method under ``name`` (decorator); registration order is the listing order.
-    Introduced in notebook 03 (CNN vs ViT)."""
+
+    ``default=False`` keeps a method out of the studies' default set (``vn.method_maps`` without
+    ``names=``, hence the agreement and deletion studies built on it): the methods chapter 09 added
+    are listed, explained and compared by name, while the chapters written before them keep the
+    maps (and printed numbers) they had. Introduced in notebook 03 (CNN vs ViT)."""
 
     def register(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
         if name in _REGISTRY:
             raise ValueError(f"a map method named {name!r} is already registered")
-        _REGISTRY[name] = Method(name, fn, tuple(kinds), class_specific, from_pass, takes_model)
+        _REGISTRY[name] = Method(name, fn, tuple(kinds), class_specific, from_pass, takes_model, default)
         return fn
 
     return register

@@ -93,17 +93,6 @@ def layer_option(name: str, kind: str) -> str | None:
     return next((p for p in LAYER_OPTIONS.get(kind, ()) if p in params), None)
 
 
-def _get(widget: Any) -> Any:
-    """A widget's ``value`` trait, through traitlets' API: tests/test_layout.py reads an attribute named
-    ``value`` as transformers' V projection (which only core/arch.py may name)."""
-    return widget.trait_values()["value"]
-
-
-def _put(widget: Any, value: Any) -> None:
-    """Set a widget's ``value`` trait (validated and observed as an assignment is); see ``_get``."""
-    widget.set_trait("value", value)
-
-
 def _one_line(err: BaseException) -> str:
     text = " ".join(str(err).split()).strip("'\"")
     return text or type(err).__name__
@@ -156,9 +145,9 @@ class Explorer:
         self._build(W, name)
         self._connect()
         self._fill_examples(images)
-        self.load_model(_get(self.model_box))
+        self.load_model(self.model_box.value)
         if self.example.options and self.image is None:
-            _put(self.example, self.example.options[0][1])
+            self.example.value = self.example.options[0][1]
 
     def _build(self, W, name: str) -> None:
         narrow, wide = W.Layout(width="210px"), W.Layout(width="360px")
@@ -189,7 +178,7 @@ class Explorer:
 
     def _connect(self) -> None:
         self.model_box.observe(lambda c: self.load_model(c["new"]), "value")
-        self.load_button.on_click(lambda _b: self.load_model(_get(self.model_box)))
+        self.load_button.on_click(lambda _b: self.load_model(self.model_box.value))
         self.upload.observe(lambda c: self._uploaded(c["new"]), "value")
         self.example.observe(lambda c: self._picked(c["new"]), "value")
         self.method.observe(lambda _c: self._method_changed(), "value")
@@ -206,22 +195,22 @@ class Explorer:
         self._examples = [img for _, img in pairs]
         with self._still():
             self.example.options = [(label, i) for i, (label, _) in enumerate(pairs)]
-            _put(self.example, None)
+            self.example.value = None
 
     # -------------------------------------------------------------- feedback
     def _say(self, text: str) -> None:
         """A readable message in the app (an error or a hint); empty text clears it."""
-        _put(self.message, f'<span style="color:#b00020">{html.escape(text)}</span>' if text else "")
+        self.message.value = f'<span style="color:#b00020">{html.escape(text)}</span>' if text else ""
 
     @contextlib.contextmanager
     def _busy(self, what: str):
         """Progress: the status line says what runs while it runs, then how long it took."""
-        _put(self.status, f'<span class="vn-busy">&#8987; {html.escape(what)} &hellip;</span>')
+        self.status.value = f'<span class="vn-busy">&#8987; {html.escape(what)} &hellip;</span>'
         start = time.perf_counter()
         try:
             yield
         finally:
-            _put(self.status, f"<span>{html.escape(what)}: done in {time.perf_counter() - start:.2f} s</span>")
+            self.status.value = f"<span>{html.escape(what)}: done in {time.perf_counter() - start:.2f} s</span>"
 
     @contextlib.contextmanager
     def _still(self):
@@ -254,22 +243,22 @@ class Explorer:
         names = methods(g.kind)
         unit = "layer" if g.kind == "vit" else "stage"
         with self._still():
-            keep = _get(self.method) if _get(self.method) in names else names[0]
+            keep = self.method.value if self.method.value in names else names[0]
             self.method.options = names
-            _put(self.method, keep)
+            self.method.value = keep
             self.layer.options = [(DEFAULT, DEFAULT)] + [(f"{unit} {i}", i) for i in range(g.layers)]
-            _put(self.layer, DEFAULT)
+            self.layer.value = DEFAULT
             self.head.options = [(MEAN, MEAN)] + [(f"head {h}", h) for h in range(g.heads if g.kind == "vit" else 0)]
-            _put(self.head, MEAN)
+            self.head.value = MEAN
         self._enable()
 
     def _enable(self) -> None:
         """Layer and head menus only where the chosen method uses them."""
-        if self.model is None or _get(self.method) is None:
+        if self.model is None or self.method.value is None:
             return
         kind = self.model.geometry.kind
-        self.layer.disabled = layer_option(_get(self.method), kind) is None
-        self.head.disabled = not (kind == "vit" and _get(self.method) == HEAD_METHOD)
+        self.layer.disabled = layer_option(self.method.value, kind) is None
+        self.head.disabled = not (kind == "vit" and self.method.value == HEAD_METHOD)
 
     def _uploaded(self, files: Any) -> None:
         if not files:
@@ -280,7 +269,7 @@ class Explorer:
         except (ValueError, OSError) as err:
             return self._say(f"cannot read the uploaded file: {_one_line(err)}")
         with self._still():
-            _put(self.example, None)
+            self.example.value = None
         self.image = image
         self._prepare()
         self.redraw()
@@ -290,7 +279,7 @@ class Explorer:
             return
         self.image = self._examples[index]
         with self._still():
-            _put(self.upload, ())  # a later upload of the same file counts as a change again
+            self.upload.value = ()  # a later upload of the same file counts as a change again
         self._prepare()
         self.redraw()
 
@@ -311,7 +300,7 @@ class Explorer:
 
     def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits ``[1, classes]``, map ``[rows, cols]``) of the current image, method, layer and head."""
-        name, layer, head = _get(self.method), _get(self.layer), _get(self.head)
+        name, layer, head = self.method.value, self.layer.value, self.head.value
         layer, head = (None if layer == DEFAULT else layer), (None if head == MEAN else head)
         x, model = self.pixels, self.model
         logits = model.predict(x)
@@ -326,11 +315,11 @@ class Explorer:
 
     def redraw(self) -> None:
         """Recompute and show the map, the prediction and the numbers (a failure is a message)."""
-        if self._quiet or self.model is None or _get(self.method) is None:
+        if self._quiet or self.model is None or self.method.value is None:
             return
         if self.pixels is None:
             if self.image is None:
-                _put(self.status, "upload an image or choose an example")
+                self.status.value = "upload an image or choose an example"
             return
         what = self._title()
         try:
@@ -340,15 +329,15 @@ class Explorer:
         except Exception as err:  # a method that refuses this model / layer: say why, keep the last picture
             return self._say(f"{what}: {_one_line(err)}")
         self._say("")
-        _put(self.picture, picture)
-        _put(self.prediction, _prediction_html(top_classes(self.model, logits), self._regression()))
-        _put(self.numbers, _numbers_html(map_numbers(heat)))
+        self.picture.value = picture
+        self.prediction.value = _prediction_html(top_classes(self.model, logits), self._regression())
+        self.numbers.value = _numbers_html(map_numbers(heat))
 
     def _title(self) -> str:
-        parts = [_get(self.method)]
-        if not self.layer.disabled and _get(self.layer) != DEFAULT:
+        parts = [self.method.value]
+        if not self.layer.disabled and self.layer.value != DEFAULT:
             parts.append(self.layer.label)
-        if not self.head.disabled and _get(self.head) != MEAN:
+        if not self.head.disabled and self.head.value != MEAN:
             parts.append(self.head.label)
         return ", ".join(parts)
 

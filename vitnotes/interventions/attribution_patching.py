@@ -6,10 +6,10 @@ from typing import Any
 
 import torch
 
-from ..hooks import hooks
-from ..models import check_pixel_values, forward, unwrap
-from . import _arch
-from ._base import chunked, losses, score, targets_for
+from ..core import arch
+from ..core.hooks import hooks
+from ..core.model import check_pixel_values, chunked, forward, score, targets_for, unwrap
+from .ablation import _check_targets, _loss_kind, _losses
 
 __all__ = ["attribution_patching"]
 
@@ -47,17 +47,11 @@ def attribution_patching(
     if metric not in ("loss", "score"):
         raise ValueError(f"metric must be 'loss' or 'score', got {metric!r}")
     if metric == "loss":
-        kind = loss or ("mse" if _arch.is_regression(net) else "ce")
-        if kind not in ("ce", "mse"):
-            raise ValueError(f"loss must be 'ce', 'mse' or None (from the model's problem_type), got {loss!r}")
+        kind = _loss_kind(net, loss)
         if target is None:
             raise ValueError("metric='loss' needs the targets (labels, or regression targets), one per image")
-        labels = torch.as_tensor(target)
-        if labels.shape[0] != pixel_values.shape[0]:
-            raise ValueError(f"{labels.shape[0]} targets for {pixel_values.shape[0]} images; give one per image")
-        if kind == "ce" and labels.is_floating_point():
-            raise TypeError("cross-entropy targets must be integer class indices; for regression pass loss='mse'")
-    blocks = _arch.blocks(net)
+        labels = _check_targets(target, pixel_values.shape[0], kind)
+    blocks = arch.blocks(net)
     d = geom.head_dim
     kept: dict[int, torch.Tensor] = {}
 
@@ -68,14 +62,14 @@ def attribution_patching(
 
     total = torch.zeros(geom.layers, geom.heads, dtype=torch.float64)
     n = pixel_values.shape[0]
-    regs = [(_arch.projections(b)[3], "forward_pre", keep(i)) for i, b in enumerate(blocks)]
+    regs = [(arch.projections(b)[3], "forward_pre", keep(i)) for i, b in enumerate(blocks)]
     with hooks(regs), torch.enable_grad():
         start = 0
         for x, tgt in chunked(pixel_values, None if metric == "loss" else target, batch_size):
             kept.clear()
             logits = forward(net, x).logits
             if metric == "loss":
-                m = losses(logits, labels[start:start + x.shape[0]], kind).sum()
+                m = _losses(logits, labels[start : start + x.shape[0]], kind).sum()
             else:
                 m = score(logits, targets_for(net, tgt, logits)).sum()
             zs = [kept[i] for i in range(geom.layers)]

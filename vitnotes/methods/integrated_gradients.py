@@ -5,12 +5,14 @@ from typing import Any
 
 import torch
 
-from ..models import check_pixel_values, forward, unwrap
-from ._base import chunked, pixel_baseline, targets_for
+from ..core.model import check_pixel_values, chunked, forward, targets_for, unwrap
+from ._common import pixel_baseline
+from .base import method
 
 __all__ = ["integrated_gradients"]
 
 
+@method("integrated gradients", kinds=("vit", "cnn"), class_specific=True, default=False)
 def integrated_gradients(
     model: Any,
     pixel_values: torch.Tensor,

@@ -5,11 +5,13 @@ from typing import Any
 
 import torch
 
-from ..models import check_pixel_values, unwrap
+from ..core.model import check_pixel_values, unwrap
+from .base import method
 
 __all__ = ["random_map"]
 
 
+@method("random", kinds=("vit", "cnn"), default=False)
 def random_map(
     model: Any,
     pixel_values: torch.Tensor,

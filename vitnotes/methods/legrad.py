@@ -7,14 +7,16 @@ from typing import Any
 
 import torch
 
-from ..hooks import hooks
-from ..models import forward, vit_input
-from . import _arch
-from ._base import chunked, normalise, score, targets_for
+from ..core import arch
+from ..core.hooks import hooks
+from ..core.model import chunked, forward, score, targets_for, vit_input
+from ._common import normalise
+from .base import method
 
 __all__ = ["legrad"]
 
 
+@method("legrad", class_specific=True, default=False)
 def legrad(
     model: Any,
     pixel_values: torch.Tensor,
@@ -48,7 +50,7 @@ def legrad(
     """
     net, geom, pixel_values = vit_input(model, pixel_values, batch_size, "LeGrad")
     grid = geom.grid_for(*pixel_values.shape[-2:])
-    all_blocks = _arch.blocks(net)
+    all_blocks = arch.blocks(net)
     wanted = sorted({geom.layer(l) for l in ([layers] if isinstance(layers, int) else layers)}) \
         if layers is not None else list(range(geom.layers))
     if not wanted:
@@ -75,7 +77,7 @@ def legrad(
         return hook
 
     maps = []
-    with _arch.use_attention_function(net, keep_probs) as layer_of, \
+    with arch.use_attention_function(net, keep_probs) as layer_of, \
             hooks((all_blocks[l], "forward", keep_state(l)) for l in wanted), torch.enable_grad():
         for x, tgt in chunked(pixel_values, target, batch_size):
             probs.clear()
@@ -84,7 +86,7 @@ def legrad(
             t = targets_for(net, tgt, out.logits)
             total = torch.zeros(x.shape[0], probs[last].shape[-1], dtype=torch.float64)
             for l in wanted:
-                s = score(_arch.readout(net, states[l]), t).sum()
+                s = score(arch.readout(net, states[l]), t).sum()
                 (g,) = torch.autograd.grad(s, probs[l], retain_graph=l != wanted[-1])
                 total += g.float().clamp_min(0).mean((1, 2)).double().cpu()  # [batch, keys]
             patches = (total / len(wanted))[:, geom.prefix:].reshape(-1, *grid)  # [batch, rows, cols]

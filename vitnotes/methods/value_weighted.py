@@ -6,11 +6,11 @@ from typing import Any
 
 import torch
 
-from ..attention import patch_grid
-from ..hooks import hooks
-from ..models import forward, vit_input
-from . import _arch
-from ._base import chunked
+from ..core import arch
+from ..core.capture import patch_grid
+from ..core.hooks import hooks
+from ..core.model import chunked, forward, vit_input
+from .base import method
 
 __all__ = ["value_weighted"]
 
@@ -19,6 +19,7 @@ class _Stop(Exception):
     pass
 
 
+@method("value-weighted", default=False)
 def value_weighted(
     model: Any,
     pixel_values: torch.Tensor,
@@ -43,10 +44,10 @@ def value_weighted(
     """
     net, geom, pixel_values = vit_input(model, pixel_values, batch_size, "value-weighted attention")
     grid = geom.grid_for(*pixel_values.shape[-2:])
-    block = _arch.blocks(net)[geom.layer(layer)]
-    q_proj, k_proj, v_proj, o_proj = _arch.projections(block)
+    block = arch.blocks(net)[geom.layer(layer)]
+    q_proj, k_proj, v_proj, o_proj = arch.projections(block)
     heads, d = geom.heads, geom.head_dim
-    scale = _arch.attention_scale(block, d)
+    scale = arch.attention_scale(block, d)
     w_o = o_proj.weight.detach().float().reshape(-1, heads, d)  # [hidden, head, d]
     gram = torch.einsum("ehd,ehf->hdf", w_o, w_o)  # [head, d, d]: W_O^h^T W_O^h
     kept: dict[str, torch.Tensor] = {}

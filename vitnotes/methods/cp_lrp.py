@@ -9,10 +9,10 @@ from typing import Any
 
 import torch
 
-from ..hooks import hooks
-from ..models import forward, vit_input
-from . import _arch
-from ._base import chunked, score, targets_for
+from ..core import arch
+from ..core.hooks import hooks
+from ..core.model import chunked, forward, score, targets_for, vit_input
+from .base import method
 
 __all__ = ["cp_lrp", "lrp_rules"]
 
@@ -56,17 +56,18 @@ def lrp_rules(net: torch.nn.Module, *, activation: str = "gradient") -> Iterator
     linear in (input, biases) for the backward pass. Forward values are unchanged (to rounding)."""
     if activation not in ("gradient", "identity"):
         raise ValueError(f"activation must be 'gradient' or 'identity', got {activation!r}")
-    regs = [(m, "forward", _layer_norm_detached_std) for m in _arch.layer_norms(net)]
-    if any(len(m.normalized_shape) != 1 for m in _arch.layer_norms(net)):
+    regs = [(m, "forward", _layer_norm_detached_std) for m in arch.layer_norms(net)]
+    if any(len(m.normalized_shape) != 1 for m in arch.layer_norms(net)):
         raise TypeError("CP-LRP supports layer norms over the last dimension only")
     if activation == "identity":
-        regs += [(_arch.activation(b), "forward", _activation_identity_rule) for b in _arch.blocks(net)]
+        regs += [(arch.mlp_activation(b), "forward", _activation_identity_rule) for b in arch.blocks(net)]
     with ExitStack() as stack:
-        stack.enter_context(_arch.use_attention_function(net, detached_softmax_attention))
+        stack.enter_context(arch.use_attention_function(net, detached_softmax_attention))
         stack.enter_context(hooks(regs))
         yield
 
 
+@method("cp-lrp", class_specific=True, default=False)
 def cp_lrp(
     model: Any,
     pixel_values: torch.Tensor,

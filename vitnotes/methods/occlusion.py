@@ -5,12 +5,14 @@ from typing import Any
 
 import torch
 
-from ..models import check_pixel_values, forward, unwrap
-from ._base import chunked, pixel_baseline, score, targets_for
+from ..core.model import check_pixel_values, chunked, forward, score, targets_for, unwrap
+from ._common import pixel_baseline
+from .base import method
 
 __all__ = ["occlusion"]
 
 
+@method("occlusion", kinds=("vit", "cnn"), class_specific=True, default=False)
 def occlusion(
     model: Any,
     pixel_values: torch.Tensor,

@@ -1,4 +1,5 @@
-"""Issue 14's map methods (vitnotes/methods_incoming), each against an independent computation on a
+"""Chapter 09's map methods (vitnotes/methods/: LeGrad, CP-LRP, integrated gradients, occlusion, the
+random map, value-weighted attention) and attribution patching (vitnotes/interventions/), each against an independent computation on a
 tiny random ViT: a naive autograd loop, a hand-written forward, a hand Riemann sum, a
 one-patch-at-a-time loop, exact head ablation."""
 import pytest
@@ -7,8 +8,7 @@ import torch.nn.functional as F
 from conftest import make_vit, vitnotes_hooks
 
 import vitnotes as vn
-from vitnotes.methods_incoming import (
-    MAPS,
+from vitnotes import (
     attribution_patching,
     cp_lrp,
     integrated_gradients,
@@ -18,6 +18,13 @@ from vitnotes.methods_incoming import (
     random_map,
     value_weighted,
 )
+from vitnotes.methods import registered
+
+# the registry's names of the methods this file tests, with their functions
+MAPS = {
+    n: registered(n).fn
+    for n in ("legrad", "cp-lrp", "integrated gradients", "occlusion", "random", "value-weighted")
+}
 
 # weights drawn with a larger spread than the default 0.02, so softmax, GELU and the layer norms
 # are far from linear and a method that skips a term shows it
@@ -343,10 +350,11 @@ def test_attribution_patching_ranks_heads_like_exact_ablation(x):
 def test_every_map_takes_the_common_signature(name, vit_folder, x):
     model = vn.load(vit_folder)
     fn = MAPS[name]
-    opts = {"n_steps": 4, "baseline": "zero"} if name == "integrated_gradients" else {}
+    opts = {"n_steps": 4, "baseline": "zero"} if name == "integrated gradients" else {}
     m = fn(model, x, [0, 1, 2], batch_size=2, **opts)
     assert m.shape in ((3, 4, 4), (3, 16, 16)) and torch.isfinite(m).all()
     assert torch.allclose(m, fn(model.net, x, [0, 1, 2], batch_size=3, **opts), rtol=1e-4, atol=1e-6)
+    assert torch.allclose(m, vn.explain(model, x, name, [0, 1, 2], batch_size=2, **opts), rtol=1e-4, atol=1e-6)
     assert model.net.config._attn_implementation == "sdpa" and not vitnotes_hooks(model.net)
 
 
@@ -354,7 +362,7 @@ def test_every_map_takes_the_common_signature(name, vit_folder, x):
 def test_every_map_runs_on_deit_regression_and_other_sizes(name, deit):
     """DeiT (two prefix tokens), a regression ViT (target = output index) and a 24x24 input
     (interpolated positions, a 6x6 grid) all go through the same signature."""
-    opts = {"n_steps": 4, "baseline": "zero", "level": "grid"} if name == "integrated_gradients" else {}
+    opts = {"n_steps": 4, "baseline": "zero", "level": "grid"} if name == "integrated gradients" else {}
     fn = MAPS[name]
     x = torch.randn(2, 3, 16, 16)
     m = fn(deit, x, batch_size=1, **opts)
@@ -382,7 +390,7 @@ def test_methods_leave_parameters_and_model_as_they_were(x):
     net = wide_vit()
     before = {n: p.detach().clone() for n, p in net.named_parameters()}
     for name, fn in MAPS.items():
-        fn(net, x, **({"n_steps": 2, "baseline": 0.0} if name == "integrated_gradients" else {}))
+        fn(net, x, **({"n_steps": 2, "baseline": 0.0} if name == "integrated gradients" else {}))
     attribution_patching(net, x, [0, 1, 2])
     assert all(p.grad is None for p in net.parameters())
     assert all(torch.equal(p, before[n]) for n, p in net.named_parameters())
@@ -402,7 +410,7 @@ def test_methods_leave_parameters_and_model_as_they_were(x):
     (lambda n, x: occlusion(n, x, target=[0, 1]), ValueError, "one per image"),
     (lambda n, x: value_weighted(n, x, layer=7), IndexError, "out of range"),
     (lambda n, x: legrad(n, x, target=9), IndexError, "out of range"),
-    (lambda n, x: attribution_patching(n, x, [0, 1], batch_size=2), ValueError, "one per image"),
+    (lambda n, x: attribution_patching(n, x, [0, 1], batch_size=2), ValueError, "per image"),
     (lambda n, x: attribution_patching(n, x, metric="kl"), ValueError, "metric"),
 ])
 def test_bad_options_fail_with_a_clear_message(x, call, error, match):

@@ -21,6 +21,7 @@ import torch
 from matplotlib import colormaps
 from PIL import Image
 
+from .export import save_html
 from .figures import display_image, upsample
 
 __all__ = ["head_picker", "render_png", "state_bytes"]
@@ -67,7 +68,8 @@ def head_picker(
     """A widget to browse ``maps`` ``[layer, head, rows, cols]`` of one image by layer and head.
 
     The head menu offers each head and, with ``mean=True``, the mean over heads. Returns an
-    ``ipywidgets.VBox``; its ``links`` attribute holds the client-side ``jslink`` s. Each view is
+    ``ipywidgets.VBox``; its ``links`` attribute holds the client-side ``jslink`` s, and
+    ``picker.save(path)`` writes it as one offline HTML file (``vn.save_html``). Each view is
     min-max scaled on its own (colours compare places within a view, not across views).
     Introduced in notebook 02 (heads).
     """
@@ -110,6 +112,12 @@ def head_picker(
     links += [W.jslink((head_menu, "index"), (stack, "selected_index")) for stack in inner]
     box = W.VBox([W.HBox([layer_menu, head_menu]), outer])
     box.links = links
+
+    def save(path: Any, **options: Any) -> Any:
+        """Write this picker as one self-contained, offline HTML file (``vn.save_html``); returns the path."""
+        return save_html(box, path, **options)
+
+    box.save = save
     return box
 
 

@@ -1,7 +1,8 @@
-"""Chapter 09's map methods (vitnotes/methods/: LeGrad, CP-LRP, integrated gradients, occlusion, the
-random map, value-weighted attention) and attribution patching (vitnotes/interventions/), each against an independent computation on a
-tiny random ViT: a naive autograd loop, a hand-written forward, a hand Riemann sum, a
-one-patch-at-a-time loop, exact head ablation."""
+"""Chapter 09's map methods (vitnotes/methods/: LeGrad, CP-LRP, integrated gradients, occlusion,
+the random map, value-weighted attention) and attribution patching (vitnotes/interventions/),
+each against an independent computation on a tiny random ViT: a naive autograd loop, a
+hand-written forward, a hand Riemann sum, a one-patch-at-a-time loop, exact head ablation."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -22,8 +23,7 @@ from vitnotes.methods import registered
 
 # the registry's names of the methods this file tests, with their functions
 MAPS = {
-    n: registered(n).fn
-    for n in ("legrad", "cp-lrp", "integrated gradients", "occlusion", "random", "value-weighted")
+    n: registered(n).fn for n in ("legrad", "cp-lrp", "integrated gradients", "occlusion", "random", "value-weighted")
 }
 
 # weights drawn with a larger spread than the default 0.02, so softmax, GELU and the layer norms
@@ -52,8 +52,12 @@ def naive_legrad(net, x, target=None):
     autograd.grad per layer."""
     maps = []
     for i in range(x.shape[0]):
-        out = net(x[i:i + 1], output_attentions=True, output_hidden_states=True)
-        t = int(out.logits.argmax()) if target is None else int(torch.as_tensor(target).flatten()[i % torch.as_tensor(target).numel()])
+        out = net(x[i : i + 1], output_attentions=True, output_hidden_states=True)
+        t = (
+            int(out.logits.argmax())
+            if target is None
+            else int(torch.as_tensor(target).flatten()[i % torch.as_tensor(target).numel()])
+        )
         layers = len(out.attentions)
         assert len(out.hidden_states) == layers + 1  # embeddings, then each block's output
         acc = 0
@@ -105,8 +109,10 @@ def hand_forward(net, x, *, identity_gelu=False):
     for blk in net.vit.layers:
         a = blk.attention
         z = ln(blk.layernorm_before, h)
-        q, k, v = (F.linear(z, p.weight, p.bias).reshape(*z.shape[:2], heads, d).transpose(1, 2)
-                   for p in (a.q_proj, a.k_proj, a.v_proj))
+        q, k, v = (
+            F.linear(z, p.weight, p.bias).reshape(*z.shape[:2], heads, d).transpose(1, 2)
+            for p in (a.q_proj, a.k_proj, a.v_proj)
+        )
         probs = (q @ k.transpose(-1, -2) / d**0.5).softmax(-1).detach()
         o = (probs @ v).transpose(1, 2).reshape(*z.shape)
         h = h + F.linear(o, a.o_proj.weight, a.o_proj.bias)
@@ -139,8 +145,7 @@ def test_cp_lrp_matches_hand_forward(x, activation):
 
 
 def bias_like(net):
-    return [p for n, p in net.named_parameters()
-            if n.endswith(("bias", "cls_token", "position_embeddings"))]
+    return [p for n, p in net.named_parameters() if n.endswith(("bias", "cls_token", "position_embeddings"))]
 
 
 def conservation_gap(net, x, activation):
@@ -148,14 +153,19 @@ def conservation_gap(net, x, activation):
     rows = []
     with lrp_rules(net, activation=activation), torch.enable_grad():
         for i in range(x.shape[0]):
-            xi = x[i:i + 1].clone().requires_grad_(True)
+            xi = x[i : i + 1].clone().requires_grad_(True)
             logits = net(xi).logits
             s = logits[0, logits[0].argmax()]
             params = bias_like(net)
             g = torch.autograd.grad(s, [xi, *params], allow_unused=True)  # q/k biases: behind the detached softmax
             with torch.no_grad():
-                rows.append((float(s), float((xi * g[0]).sum()),
-                             float(sum((p * gp).sum() for p, gp in zip(params, g[1:]) if gp is not None))))
+                rows.append(
+                    (
+                        float(s),
+                        float((xi * g[0]).sum()),
+                        float(sum((p * gp).sum() for p, gp in zip(params, g[1:]) if gp is not None)),
+                    )
+                )
     return torch.tensor(rows, dtype=torch.float64)
 
 
@@ -191,7 +201,7 @@ def test_integrated_gradients_completeness_and_riemann_sum(x):
     net = wide_vit()
     t = net(x).logits.argmax(-1)
     base = torch.full_like(x, -0.5)
-    ig = integrated_gradients(net, x, baseline=-0.5, n_steps=64, batch_size=2)
+    ig = integrated_gradients(net, x, baseline=-0.5, n_steps=64, batch_size=2, level="pixels")
     assert ig.shape == (3, 16, 16)
     with torch.no_grad():
         delta = (net(x).logits - net(base).logits).gather(1, t[:, None])[:, 0]
@@ -204,9 +214,9 @@ def test_integrated_gradients_completeness_and_riemann_sum(x):
         (g,) = torch.autograd.grad(net(xa).logits.gather(1, t[:, None]).sum(), xa)
         acc += g / n
     want = (acc * (x - base)).sum(1)
-    got = integrated_gradients(net, x, baseline=-0.5, n_steps=n, method="riemann_middle", batch_size=2)
+    got = integrated_gradients(net, x, baseline=-0.5, n_steps=n, method="riemann_middle", batch_size=2, level="pixels")
     assert rel_err(got, want) < 1e-5, rel_err(got, want)
-    grid = integrated_gradients(net, x, baseline=-0.5, n_steps=n, method="riemann_middle", level="grid")
+    grid = integrated_gradients(net, x, baseline=-0.5, n_steps=n, method="riemann_middle")  # a ViT: the patch grid
     assert rel_err(grid, want.reshape(3, 4, 4, 4, 4).sum((2, 4))) < 1e-5
 
 
@@ -225,12 +235,14 @@ def naive_occlusion(net, x, fill, target=None):
     out = torch.zeros(x.shape[0], 4, 4)
     with torch.no_grad():
         for b in range(x.shape[0]):
-            logits = net(x[b:b + 1]).logits[0]
+            logits = net(x[b : b + 1]).logits[0]
             t = int(logits.argmax()) if target is None else target
             for i in range(4):
                 for j in range(4):
-                    y = x[b:b + 1].clone()
-                    y[..., i * 4:(i + 1) * 4, j * 4:(j + 1) * 4] = fill(x[b:b + 1])[..., i * 4:(i + 1) * 4, j * 4:(j + 1) * 4]
+                    y = x[b : b + 1].clone()
+                    y[..., i * 4 : (i + 1) * 4, j * 4 : (j + 1) * 4] = fill(x[b : b + 1])[
+                        ..., i * 4 : (i + 1) * 4, j * 4 : (j + 1) * 4
+                    ]
                     out[b, i, j] = logits[t] - net(y).logits[0, t]
     return out
 
@@ -304,10 +316,12 @@ def exact_ablation(net, x, metric):
         out = torch.zeros(cfg.num_hidden_layers, heads, dtype=torch.float64)
         for layer, blk in enumerate(net.vit.layers):
             for hd in range(heads):
+
                 def zero(_m, args, hd=hd):
                     z = args[0].clone()
-                    z[..., hd * d:(hd + 1) * d] = 0
+                    z[..., hd * d : (hd + 1) * d] = 0
                     return (z,)
+
                 handle = blk.attention.o_proj.register_forward_pre_hook(zero)
                 try:
                     out[layer, hd] = (metric(net(x).logits) - base).mean()
@@ -397,22 +411,25 @@ def test_methods_leave_parameters_and_model_as_they_were(x):
     assert net.config._attn_implementation == "sdpa" and not vitnotes_hooks(net)
 
 
-@pytest.mark.parametrize("call, error, match", [
-    (lambda n, x: legrad(n, x, normalise_to="l2"), ValueError, "normalise_to"),
-    (lambda n, x: legrad(n, x, layers=[]), ValueError, "layers is empty"),
-    (lambda n, x: legrad(n, x, layers=3), IndexError, "out of range"),
-    (lambda n, x: cp_lrp(n, x, level="tokens"), ValueError, "level"),
-    (lambda n, x: cp_lrp(n, x, activation="relu"), ValueError, "activation"),
-    (lambda n, x: cp_lrp(n, x, batch_size=0), ValueError, "batch_size"),
-    (lambda n, x: integrated_gradients(n, x, baseline=0.0, n_steps=1), ValueError, "n_steps"),
-    (lambda n, x: integrated_gradients(n, x, baseline="blue"), ValueError, "baseline"),
-    (lambda n, x: occlusion(n, x, patch=5), ValueError, "divide"),
-    (lambda n, x: occlusion(n, x, target=[0, 1]), ValueError, "one per image"),
-    (lambda n, x: value_weighted(n, x, layer=7), IndexError, "out of range"),
-    (lambda n, x: legrad(n, x, target=9), IndexError, "out of range"),
-    (lambda n, x: attribution_patching(n, x, [0, 1], batch_size=2), ValueError, "per image"),
-    (lambda n, x: attribution_patching(n, x, metric="kl"), ValueError, "metric"),
-])
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda n, x: legrad(n, x, normalise_to="l2"), ValueError, "normalise_to"),
+        (lambda n, x: legrad(n, x, layers=[]), ValueError, "layers is empty"),
+        (lambda n, x: legrad(n, x, layers=3), IndexError, "out of range"),
+        (lambda n, x: cp_lrp(n, x, level="tokens"), ValueError, "level"),
+        (lambda n, x: cp_lrp(n, x, activation="relu"), ValueError, "activation"),
+        (lambda n, x: cp_lrp(n, x, batch_size=0), ValueError, "batch_size"),
+        (lambda n, x: integrated_gradients(n, x, baseline=0.0, n_steps=1), ValueError, "n_steps"),
+        (lambda n, x: integrated_gradients(n, x, baseline="blue"), ValueError, "baseline"),
+        (lambda n, x: occlusion(n, x, patch=5), ValueError, "divide"),
+        (lambda n, x: occlusion(n, x, target=[0, 1]), ValueError, "one per image"),
+        (lambda n, x: value_weighted(n, x, layer=7), IndexError, "out of range"),
+        (lambda n, x: legrad(n, x, target=9), IndexError, "out of range"),
+        (lambda n, x: attribution_patching(n, x, [0, 1], batch_size=2), ValueError, "per image"),
+        (lambda n, x: attribution_patching(n, x, metric="kl"), ValueError, "metric"),
+    ],
+)
 def test_bad_options_fail_with_a_clear_message(x, call, error, match):
     with pytest.raises(error, match=match):
         call(wide_vit(), x)
@@ -422,3 +439,16 @@ def test_vit_only_methods_refuse_a_cnn(resnet, x):
     for fn in (legrad, cp_lrp, value_weighted, attribution_patching):
         with pytest.raises(TypeError, match="ViT"):
             fn(resnet, x)
+
+
+def test_integrated_gradients_level_follows_the_model(resnet, x):
+    """A ViT's default is its patch grid (as every registered ViT method); a CNN's is the pixel grid."""
+    net = wide_vit()
+    grid = integrated_gradients(net, x, baseline=0.0, n_steps=4)
+    pixels = integrated_gradients(net, x, baseline=0.0, n_steps=4, level="pixels")
+    assert grid.shape == (3, 4, 4) and pixels.shape == (3, 16, 16)
+    torch.testing.assert_close(grid, pixels.reshape(3, 4, 4, 4, 4).sum((2, 4)))
+    xr = torch.randn(2, 3, 32, 32)
+    assert vn.explain(resnet, xr, "integrated gradients", baseline=0.0, n_steps=2).shape == (2, 32, 32)
+    with pytest.raises(TypeError, match="level='pixels'"):
+        integrated_gradients(resnet, xr, baseline=0.0, level="grid")

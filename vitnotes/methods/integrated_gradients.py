@@ -1,4 +1,5 @@
 """Integrated gradients on pixels (Sundararajan et al. 2017), through captum. Chapter 09."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -21,11 +22,12 @@ def integrated_gradients(
     baseline: Any = "black",
     n_steps: int = 32,
     method: str = "gausslegendre",
-    level: str = "pixels",
+    level: str | None = None,
     batch_size: int = 32,
 ) -> torch.Tensor:
-    """Integrated gradients summed over channels: ``[batch, H, W]`` on the pixel grid (the default,
-    ``level="pixels"``), or summed per patch/cell ``[batch, rows, cols]`` (``level="grid"``, ViT).
+    """Integrated gradients summed over channels: summed per patch ``[batch, rows, cols]``
+    (``level="grid"``, a ViT's default, the grid every registered ViT method returns), or
+    ``[batch, H, W]`` on the pixel grid (``level="pixels"``, a CNN's default and only choice).
     Signed, not normalised: the sum of a map approximates ``S(x) - S(baseline)`` (completeness),
     the better the more ``n_steps``.
 
@@ -44,8 +46,11 @@ def integrated_gradients(
 
     net, geom = unwrap(model)
     pixel_values = check_pixel_values(pixel_values, geom)
+    level = level or ("grid" if geom.kind == "vit" else "pixels")
     if level not in ("pixels", "grid"):
         raise ValueError(f"level must be 'pixels' or 'grid', got {level!r}")
+    if level == "grid":
+        geom.require_vit("integrated gradients with level='grid' (a CNN has no patch grid; use level='pixels')")
     if n_steps < 2:
         raise ValueError(f"n_steps must be >= 2, got {n_steps}")
     grid = geom.grid_for(*pixel_values.shape[-2:]) if level == "grid" else None
@@ -60,8 +65,9 @@ def integrated_gradients(
             t = targets_for(net, tgt, logits_of(x))
         base = pixel_baseline(model, x, baseline)
         with torch.enable_grad():
-            a = ig.attribute(x, baselines=base, target=t, n_steps=n_steps, method=method,
-                             internal_batch_size=batch_size)
+            a = ig.attribute(
+                x, baselines=base, target=t, n_steps=n_steps, method=method, internal_batch_size=batch_size
+            )
         r = a.detach().sum(1).float().cpu()
         if grid is not None:
             p = geom.patch_size

@@ -1,5 +1,6 @@
 """What several map methods share beyond ``core.model`` (targets, scores, chunks): a map's
-normalisation and pixel baselines in the model's normalised input space. Chapter 09."""
+normalisation, pixel baselines in the model's normalised input space, and the grid of cells a
+perturbation method works on. Chapter 09."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["normalise", "pixel_baseline"]
+from ..core.geometry import Geometry
+
+__all__ = ["cell_grid", "normalise", "pixel_baseline"]
 
 
 def normalise(maps: torch.Tensor, how: str | None) -> torch.Tensor:
@@ -54,6 +57,16 @@ def pixel_baseline(model: Any, pixel_values: torch.Tensor, baseline: Any) -> tor
         mean = torch.as_tensor(pre.mean, dtype=x.dtype, device=x.device).reshape(1, -1, 1, 1)
         std = torch.as_tensor(pre.std, dtype=x.dtype, device=x.device).reshape(1, -1, 1, 1)
         return ((level - mean) / std).expand_as(x).clone()
-    raise ValueError(
-        f"baseline must be 'black', 'grey', 'zero', 'mean', a number or a tensor, got {baseline!r}"
-    )
+    raise ValueError(f"baseline must be 'black', 'grey', 'zero', 'mean', a number or a tensor, got {baseline!r}")
+
+
+def cell_grid(geom: Geometry, height: int, width: int, patch: int | None, what: str) -> tuple[int, int, int]:
+    """(cell size, rows, cols) of the ``patch x patch`` squares tiling a ``height x width`` image:
+    ``patch`` None = the ViT's patch size (a CNN has none: ``what`` says what to pass instead)."""
+    if patch is None:
+        if geom.kind != "vit":
+            raise ValueError(f"a CNN has no patch grid: pass patch=<pixels per {what}>")
+        patch = geom.patch_size
+    if patch < 1 or height % patch or width % patch:
+        raise ValueError(f"patch {patch} must be >= 1 and divide the image size {height}x{width}")
+    return patch, height // patch, width // patch

@@ -1,4 +1,5 @@
 """Occlusion (patch-ablation importance, Zeiler & Fergus 2014): the causal reference map of chapter 09."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -6,7 +7,7 @@ from typing import Any
 import torch
 
 from ..core.model import check_pixel_values, chunked, forward, score, targets_for, unwrap
-from ._common import pixel_baseline
+from ._common import cell_grid, pixel_baseline
 from .base import method
 
 __all__ = ["occlusion"]
@@ -41,18 +42,12 @@ def occlusion(
     net, geom = unwrap(model)
     pixel_values = check_pixel_values(pixel_values, geom)
     h, w = pixel_values.shape[-2:]
-    if patch is None:
-        if geom.kind != "vit":
-            raise ValueError("a CNN has no patch grid: pass patch=<pixels per occluded square>")
-        patch = geom.patch_size
-    if patch < 1 or h % patch or w % patch:
-        raise ValueError(f"patch {patch} must be >= 1 and divide the image size {h}x{w}")
-    rows, cols = h // patch, w // patch
+    patch, rows, cols = cell_grid(geom, h, w, patch, "occluded square")
     cells = rows * cols
     masks = torch.zeros(cells, 1, h, w, dtype=torch.bool)  # [cell, 1, H, W]
     for k in range(cells):
         i, j = divmod(k, cols)
-        masks[k, :, i * patch:(i + 1) * patch, j * patch:(j + 1) * patch] = True
+        masks[k, :, i * patch : (i + 1) * patch, j * patch : (j + 1) * patch] = True
 
     out = []
     with torch.no_grad():

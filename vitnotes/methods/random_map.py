@@ -1,4 +1,5 @@
 """A random map: the control every attribution method must beat (chapter 09)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -6,6 +7,7 @@ from typing import Any
 import torch
 
 from ..core.model import check_pixel_values, unwrap
+from ._common import cell_grid
 from .base import method
 
 __all__ = ["random_map"]
@@ -30,14 +32,6 @@ def random_map(
     """
     _, geom = unwrap(model)
     pixel_values = check_pixel_values(pixel_values, geom)
-    h, w = pixel_values.shape[-2:]
-    if patch is None:
-        if geom.kind != "vit":
-            raise ValueError("a CNN has no patch grid: pass patch=<pixels per cell> for the random map's grid")
-        rows, cols = geom.grid_for(h, w)
-    else:
-        if patch < 1 or h % patch or w % patch:
-            raise ValueError(f"patch {patch} must be >= 1 and divide the image size {h}x{w}")
-        rows, cols = h // patch, w // patch
+    _, rows, cols = cell_grid(geom, *pixel_values.shape[-2:], patch, "cell of the random map's grid")
     g = torch.Generator().manual_seed(int(seed))
     return torch.rand(pixel_values.shape[0], rows, cols, generator=g)

@@ -87,6 +87,14 @@ def top_classes(model: Model, logits: torch.Tensor, k: int = TOP_CLASSES) -> lis
     ]
 
 
+def offered(kind: str) -> list[str]:
+    """The registered methods the app offers for a ``kind`` model: all of ``vn.methods(kind)`` that
+    run with their defaults. A CNN has no patch grid, so the methods that then need ``patch=`` (the
+    app has no menu for it: occlusion, the random map) are offered for ViTs only."""
+    needs_patch = {n for n in methods(kind) if "patch" in inspect.signature(registered(n).fn).parameters}
+    return [n for n in methods(kind) if kind == "vit" or n not in needs_patch]
+
+
 def layer_option(name: str, kind: str) -> str | None:
     """Which keyword of method ``name`` picks a layer for a ``kind`` model (None: it takes none)."""
     params = inspect.signature(registered(name).fn).parameters
@@ -240,7 +248,7 @@ class Explorer:
 
     def _fill_controls(self) -> None:
         g = self.model.geometry
-        names = methods(g.kind)
+        names = offered(g.kind)
         unit = "layer" if g.kind == "vit" else "stage"
         with self._still():
             keep = self.method.value if self.method.value in names else names[0]

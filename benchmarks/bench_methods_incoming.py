@@ -5,6 +5,7 @@
 Prints one row per method (seconds, images/s) and, for attribution patching, its time ratio and
 Spearman rank correlation against the exact head-ablation sweep (``vn.sweep``) on the same images.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,10 @@ def main() -> None:
     images, labels = vn.data.fashion_mnist_arrays("test")
     x = model.preprocess(list(images[: args.images]))
     y = torch.as_tensor(labels[: args.images]).long()
-    print(f"{args.model} | {x.shape[0]} images {tuple(x.shape[1:])} | torch {torch.__version__} | "
-          f"{platform.machine()} | threads {torch.get_num_threads()}")
+    print(
+        f"{args.model} | {x.shape[0]} images {tuple(x.shape[1:])} | torch {torch.__version__} | "
+        f"{platform.machine()} | threads {torch.get_num_threads()}"
+    )
     print("| method | seconds | images/s | options |\n|---|---|---|---|")
     for name in () if args.heads_only else NEW:
         opts = OPTIONS.get(name, {})
@@ -59,9 +62,11 @@ def main() -> None:
         t_sweep = time.perf_counter() - t0
         df = df.sort_values(["layer", "head"])
         exact = (df["loss"] - df.attrs["baseline"]).to_numpy().reshape(est.shape)
-        print(f"\nexact sweep: {t_sweep:.2f} s; attribution patching / sweep time = {t_atp / t_sweep:.3f}; "
-              f"Spearman(estimate, exact) = {spearman(est.numpy(), exact):.3f}; "
-              f"Pearson = {float(np.corrcoef(est.numpy().ravel(), exact.ravel())[0, 1]):.3f}")
+        print(
+            f"\nexact sweep: {t_sweep:.2f} s; attribution patching / sweep time = {t_atp / t_sweep:.3f}; "
+            f"Spearman(estimate, exact) = {spearman(est.numpy(), exact):.3f}; "
+            f"Pearson = {float(np.corrcoef(est.numpy().ravel(), exact.ravel())[0, 1]):.3f}"
+        )
         e = est.numpy()
         print("\nthe 8 heads whose ablation changes the loss most (exact), with the estimate:")
         print("| layer, head | exact | estimate | estimate / exact |\n|---|---|---|---|")

@@ -1,6 +1,8 @@
-"""vitnotes.evaluate (perturbation, ground_truth, intervals, summary) against independent computations: hand-computed trapezoids, a toy
-model whose curves are known in closed form, a naive per-image loop through a tiny ViT, numpy's
-percentile of resampled means, and hand-made region masks."""
+"""vitnotes.evaluate's perturbation, ground_truth, intervals and summary against independent
+computations: hand-computed trapezoids, a toy model whose curves are known in closed form, a
+naive per-image loop through a tiny ViT, numpy's percentile of resampled means, and hand-made
+region masks."""
+
 from types import SimpleNamespace
 
 import numpy as np
@@ -75,8 +77,17 @@ def test_trapezoid_on_a_three_point_curve_by_hand():
     # x = 0, 0.5, 1; y = 1, 0.4, 0: 0.5 * 0.5 * (1 + 0.4) + 0.5 * 0.5 * (0.4 + 0) = 0.45
     mif = torch.tensor([[1.0, 0.4, 0.0]], dtype=torch.float64)
     lif = torch.tensor([[1.0, 0.9, 0.0]], dtype=torch.float64)  # 0.25 * 1.9 + 0.25 * 0.9 = 0.7
-    c = Curves(fractions=np.array([0.0, 0.5, 1.0]), deletion=mif, deletion_lif=lif, insertion=lif.flip(1),
-               editable=np.array([2]), baseline="black", score="prob", seconds=1.0, forwards_per_image=4)
+    c = Curves(
+        fractions=np.array([0.0, 0.5, 1.0]),
+        deletion=mif,
+        deletion_lif=lif,
+        insertion=lif.flip(1),
+        editable=np.array([2]),
+        baseline="black",
+        score="prob",
+        seconds=1.0,
+        forwards_per_image=4,
+    )
     a = c.aucs()
     assert a["deletion"][0] == pytest.approx(0.45, abs=1e-7)
     assert a["deletion_lif"][0] == pytest.approx(0.70, abs=1e-7)
@@ -97,8 +108,9 @@ def test_perfect_map_black_baseline_closed_form(steps):
     m, imgs = toy(R), toy_images(n)
     c = perturbation_curves(m, imgs, perfect_maps(n), baseline="black", steps=steps, score="output", target=0)
     x = c.fractions
-    np.testing.assert_allclose(c.deletion.numpy(), np.broadcast_to(np.maximum(1 - x / 0.2, 0), (n, steps + 1)),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        c.deletion.numpy(), np.broadcast_to(np.maximum(1 - x / 0.2, 0), (n, steps + 1)), atol=1e-6
+    )
     a = c.aucs()
     np.testing.assert_allclose(a["deletion"], 0.1, atol=1e-6)
     np.testing.assert_allclose(a["deletion_lif"], 0.9, atol=1e-6)
@@ -219,13 +231,19 @@ def test_vit_classifier_curves_match_a_naive_loop(vit_folder):
     npx = side * side
     ks = [int(np.floor(j * npx / steps + 0.5)) for j in range(steps + 1)]
     for i in range(n):
-        blur = np.clip(np.rint(np.stack([gaussian_filter(imgs[i, ..., ch].astype(float), 2.0, mode="nearest")
-                                         for ch in range(3)], -1)), 0, 255).astype(np.uint8)
+        blur = np.clip(
+            np.rint(
+                np.stack([gaussian_filter(imgs[i, ..., ch].astype(float), 2.0, mode="nearest") for ch in range(3)], -1)
+            ),
+            0,
+            255,
+        ).astype(np.uint8)
         order = np.argsort(-up[i].numpy().reshape(-1), kind="stable")
         target = int(model.predict(model.preprocess([imgs[i]])).argmax())
         np.testing.assert_allclose(c.deletion[i].numpy(), _naive(model, imgs[i], blur, order, ks, target), atol=1e-6)
-        np.testing.assert_allclose(c.deletion_lif[i].numpy(), _naive(model, imgs[i], blur, order[::-1], ks, target),
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            c.deletion_lif[i].numpy(), _naive(model, imgs[i], blur, order[::-1], ks, target), atol=1e-6
+        )
         # insertion at x_j: the blurred image with the top (N - k_{steps-j}) pixels put back
         ins = []
         for j in range(steps + 1):
@@ -392,8 +410,19 @@ def test_evaluation_table_tidy_with_intervals():
     codes[:, 8:, :] = 3
     maps = {"perfect": perfect_maps(n), "inverse": 1 - perfect_maps(n)}
     keep = np.broadcast_to(R | S, (n, H, H))
-    df = evaluation_table(maps, m, imgs, codes, baselines=("black", "mean"), restrict=keep,
-                          restrict_baselines=("black",), steps=10, score="output", target=0, n_boot=200)
+    df = evaluation_table(
+        maps,
+        m,
+        imgs,
+        codes,
+        baselines=("black", "mean"),
+        restrict=keep,
+        restrict_baselines=("black",),
+        steps=10,
+        score="output",
+        target=0,
+        n_boot=200,
+    )
     assert list(df.columns) == ["method", "family", "metric", "baseline", "value", "low", "high", "n"]
     assert set(df["method"]) == {"perfect", "inverse", "random", "brightness"}
     assert set(df["baseline"]) == {"black", "mean", "black, object", ""}
@@ -422,8 +451,17 @@ def test_object_restriction_by_name():
     imgs = toy_images(3)
     imgs[:, 5:] = 0  # a black lower half: never edited under restrict="object"
     m = toy(R, np.arange(H * H).reshape(H, H) >= 50)
-    c = perturbation_curves(m, imgs, vn.random_maps(3, H, seed=1), restrict="object", steps=5, score="output",
-                            target=1, baseline="mean", mean=200)
+    c = perturbation_curves(
+        m,
+        imgs,
+        vn.random_maps(3, H, seed=1),
+        restrict="object",
+        steps=5,
+        score="output",
+        target=1,
+        baseline="mean",
+        mean=200,
+    )
     np.testing.assert_array_equal(c.editable, (imgs > 0).reshape(3, -1).sum(1))
     np.testing.assert_allclose(c.deletion.numpy(), 0.0, atol=1e-7)  # the black half stays black
 

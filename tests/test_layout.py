@@ -40,9 +40,12 @@ def _through_the_model(node: ast.AST) -> bool:
 
 def _internals_named(tree: ast.AST):
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and node.attr in INTERNALS:
-            if node.attr not in SHARED or _through_the_model(node.value):
-                yield node.lineno, node.attr
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in INTERNALS
+            and (node.attr not in SHARED or _through_the_model(node.value))
+        ):
+            yield node.lineno, node.attr
         if (
             isinstance(node, ast.Call)
             and getattr(node.func, "id", None) in ("getattr", "hasattr", "setattr")

@@ -22,6 +22,7 @@ Maps on a grid that divides the mask (a ViT's 8x8 patches on 64x64 masks) are co
 cell through the coverage; on other grids the map is first resized to the mask's pixels
 (nearest: every pixel takes its cell's value). Introduced in notebook 09.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -59,8 +60,9 @@ def region_stack(masks: Any) -> dict[str, np.ndarray]:
     return {r: np.stack([p[r] for p in per]) for r in REGIONS}
 
 
-def ground_truth(maps: Any, masks: Any, *, negative: str = "clip", target: str = "chirp",
-                 min_cover: float = 0.0) -> pd.DataFrame:
+def ground_truth(
+    maps: Any, masks: Any, *, negative: str = "clip", target: str = "chirp", min_cover: float = 0.0
+) -> pd.DataFrame:
     """Per-image ground-truth scores of ``maps`` (``[batch, rows, cols]`` or ``[batch, H, W]``)
     against ``masks`` (region codes ``[batch, H, W]`` or a dict of bool masks): one row per image.
 

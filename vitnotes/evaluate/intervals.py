@@ -9,6 +9,7 @@ with the same seed are resampled identically (paired). Images whose value is und
 e.g. a map with no positive mass) are left out before resampling; ``n`` says how many remained.
 Introduced in notebook 09 (which explanation can you trust?).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -41,6 +41,7 @@ Conventions (stated once, used everywhere here):
 
 Introduced in notebook 09 (which explanation can you trust?).
 """
+
 from __future__ import annotations
 
 import time
@@ -200,7 +201,9 @@ def _is_regression(model: Model) -> bool:
 
 
 def _outputs(model: Model, raw: np.ndarray, batch_size: int) -> torch.Tensor:
-    return model.predict(model.preprocess(list(raw)), batch_size=batch_size).double().cpu()  # a list: grey images fit colour models too
+    return (
+        model.predict(model.preprocess(list(raw)), batch_size=batch_size).double().cpu()
+    )  # a list: grey images fit colour models too
 
 
 class _Scorer:
@@ -212,8 +215,9 @@ class _Scorer:
         if score not in SCORES:
             raise ValueError(f"score must be one of {SCORES} (or None: from the model's problem_type), got {score!r}")
         if score == "prob" and self.regression:
-            raise ValueError("score='prob' needs a classifier; this model is a regression model "
-                             "(use 'neg_sq_error' or 'output')")
+            raise ValueError(
+                "score='prob' needs a classifier; this model is a regression model (use 'neg_sq_error' or 'output')"
+            )
         if score != "prob" and not self.regression:
             raise ValueError(f"score={score!r} is for regression models; a classifier's score is 'prob'")
         self.score, self.target, self.truth = score, target, truth
@@ -246,8 +250,9 @@ class _Scorer:
                     tr = tr[:, self.cols]
                 self.ref = tr[lo:hi]
                 if self.ref.shape != (b, len(self.cols)):
-                    raise ValueError(f"truth must be [batch, {n_out}] (or [batch] for one output), "
-                                     f"got {tuple(np.shape(self.truth))}")
+                    raise ValueError(
+                        f"truth must be [batch, {n_out}] (or [batch] for one output), got {tuple(np.shape(self.truth))}"
+                    )
 
     def __call__(self, out: torch.Tensor) -> torch.Tensor:
         """Outputs ``[steps, b, outputs]`` -> scores ``[steps, b]``."""
@@ -296,8 +301,10 @@ def perturbation_curves(
     and the SRG. Introduced in notebook 09.
     """
     if not isinstance(model, Model):
-        raise TypeError(f"perturbation curves need a vn.Model (it preprocesses the edited images), got "
-                        f"{type(model).__name__}; load it with vn.load(...)")
+        raise TypeError(
+            f"perturbation curves need a vn.Model (it preprocesses the edited images), got "
+            f"{type(model).__name__}; load it with vn.load(...)"
+        )
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
@@ -351,7 +358,21 @@ def perturbation_curves(
     seconds = time.perf_counter() - t0
     fr = np.linspace(0.0, 1.0, steps + 1)
     mif_t, lif_t = torch.from_numpy(mif), torch.from_numpy(lif)
-    return Curves(fractions=fr, deletion=mif_t, deletion_lif=lif_t, insertion=lif_t.flip(1).clone(), editable=n,
-                  baseline=label, score=scorer.score, seconds=seconds, forwards_per_image=2 * steps,
-                  settings={"steps": steps, "sigma": sigma if label == "blur" else None, "seed": seed,
-                                "restricted": restrict is not None, "resize_mode": resize_mode})
+    return Curves(
+        fractions=fr,
+        deletion=mif_t,
+        deletion_lif=lif_t,
+        insertion=lif_t.flip(1).clone(),
+        editable=n,
+        baseline=label,
+        score=scorer.score,
+        seconds=seconds,
+        forwards_per_image=2 * steps,
+        settings={
+            "steps": steps,
+            "sigma": sigma if label == "blur" else None,
+            "seed": seed,
+            "restricted": restrict is not None,
+            "resize_mode": resize_mode,
+        },
+    )

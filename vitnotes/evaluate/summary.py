@@ -2,6 +2,7 @@
 
 Introduced in notebook 09 (which explanation can you trust?).
 """
+
 from __future__ import annotations
 
 import time
@@ -18,8 +19,12 @@ from .perturbation import control_maps, perturbation_curves
 __all__ = ["evaluation_table", "wide"]
 
 COLUMNS = ["method", "family", "metric", "baseline", "value", "low", "high", "n"]
-_CURVE_METRICS = {"deletion": "deletion_auc", "deletion_lif": "deletion_lif_auc", "insertion": "insertion_auc",
-                  "srg": "srg"}
+_CURVE_METRICS = {
+    "deletion": "deletion_auc",
+    "deletion_lif": "deletion_lif_auc",
+    "insertion": "insertion_auc",
+    "srg": "srg",
+}
 
 
 def evaluation_table(
@@ -67,7 +72,8 @@ def evaluation_table(
 
     ``df.attrs``: ``images_per_s`` and ``seconds`` per (method, baseline), ``curves`` (per (method,
     baseline): ``fractions`` and the mean ``deletion``, ``deletion_lif`` and ``insertion`` curves
-    over images, for the figures), ``images``, and the settings. ``wide(df)`` pivots it to method x metric. Introduced in notebook 09.
+    over images, for the figures), ``images``, and the settings. ``wide(df)`` pivots it to method x
+    metric. Introduced in notebook 09.
     """
     if not isinstance(maps, Mapping) or not maps:
         raise ValueError("maps must be a non-empty {method name: maps} mapping")
@@ -87,15 +93,25 @@ def evaluation_table(
 
     def add(method: str, family: str, metric: str, base: str, values: Any) -> None:
         iv = bootstrap(values, **boot)
-        rows.append({"method": method, "family": family, "metric": metric, "baseline": base, "value": iv.value, "low": iv.low,
-                         "high": iv.high, "n": iv.n})
+        rows.append(
+            {
+                "method": method,
+                "family": family,
+                "metric": metric,
+                "baseline": base,
+                "value": iv.value,
+                "low": iv.low,
+                "high": iv.high,
+                "n": iv.n,
+            }
+        )
 
     jobs: list[tuple[Any, Any, str]] = []
     if model is not None:
         for bl in baselines:
             jobs.append((bl, None, bl if isinstance(bl, str) else "custom"))
         if restrict is not None:
-            for bl in (baselines if restrict_baselines is None else restrict_baselines):
+            for bl in baselines if restrict_baselines is None else restrict_baselines:
                 jobs.append((bl, restrict, f"{bl if isinstance(bl, str) else 'custom'}, {restrict_name}"))
     t_all = time.perf_counter()
     todo = [(name, job) for name in methods for job in jobs]
@@ -104,28 +120,60 @@ def evaluation_table(
 
         todo = tqdm(todo, desc="perturbation curves")
     for name, (bl, rs, label) in todo:
-        c = perturbation_curves(model, images, methods[name], baseline=bl, sigma=sigma, mean=mean, restrict=rs,
-                                steps=steps, score=score, target=target, truth=truth, seed=seed, chunk=chunk,
-                                batch_size=batch_size)
+        c = perturbation_curves(
+            model,
+            images,
+            methods[name],
+            baseline=bl,
+            sigma=sigma,
+            mean=mean,
+            restrict=rs,
+            steps=steps,
+            score=score,
+            target=target,
+            truth=truth,
+            seed=seed,
+            chunk=chunk,
+            batch_size=batch_size,
+        )
         for key, values in c.aucs().items():
             add(name, "faithfulness", _CURVE_METRICS[key], label, values)
-        mean_curves[(name, label)] = {"fractions": c.fractions.tolist(),
-                                      **{k: getattr(c, k).mean(0).tolist() for k in ("deletion", "deletion_lif",
-                                                                                     "insertion")}}
+        mean_curves[(name, label)] = {
+            "fractions": c.fractions.tolist(),
+            **{k: getattr(c, k).mean(0).tolist() for k in ("deletion", "deletion_lif", "insertion")},
+        }
         rate[(name, label)] = c.images_per_s
         secs[(name, label)] = c.seconds
     if masks is not None:
         for name, mp in methods.items():
             gt = ground_truth(mp, masks, negative=negative, min_cover=min_cover)
-            for metric in ("mass_chirp", "area_chirp", "ratio", "pointing", "pointing_chance",
-                           *(f"mass_{d}" for d in DISTRACTORS)):
+            for metric in (
+                "mass_chirp",
+                "area_chirp",
+                "ratio",
+                "pointing",
+                "pointing_chance",
+                *(f"mass_{d}" for d in DISTRACTORS),
+            ):
                 if metric in gt:
                     add(name, "ground truth", metric, "", gt[metric].to_numpy())
     df = pd.DataFrame(rows, columns=COLUMNS)
     n_img = int(np.asarray(images).shape[0]) if images is not None else int(np.asarray(masks).shape[0])
-    df.attrs.update(images=n_img, images_per_s=rate, seconds=secs, curves=mean_curves, total_seconds=time.perf_counter() - t_all,
-                    steps=steps, n_boot=n_boot, seed=seed, level=level, negative=negative, min_cover=min_cover,
-                    sigma=sigma, controls=controls)
+    df.attrs.update(
+        images=n_img,
+        images_per_s=rate,
+        seconds=secs,
+        curves=mean_curves,
+        total_seconds=time.perf_counter() - t_all,
+        steps=steps,
+        n_boot=n_boot,
+        seed=seed,
+        level=level,
+        negative=negative,
+        min_cover=min_cover,
+        sigma=sigma,
+        controls=controls,
+    )
     return df
 
 

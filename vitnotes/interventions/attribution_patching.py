@@ -1,5 +1,6 @@
 """Attribution patching (Nanda 2023; AtP, Kramar et al. 2024): every head's zero-ablation effect,
 estimated to first order from one forward and one backward pass. Chapter 09."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -58,6 +59,7 @@ def attribution_patching(
     def keep(layer: int):
         def hook(_module, args):
             kept[layer] = args[0]
+
         return hook
 
     total = torch.zeros(geom.layers, geom.heads, dtype=torch.float64)

@@ -1,6 +1,7 @@
 """Efficient attention-aware LRP in its CP-LRP form (Ali et al. 2022; Achtibat et al., ICML 2024):
 input x gradient through a network whose softmax probabilities and layer-norm scales are held
 constant in the backward pass. For chapter 09 ("Which explanation can you trust?")."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

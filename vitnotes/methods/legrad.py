@@ -1,5 +1,6 @@
 """LeGrad (Bousselham et al., ICCV 2025): how sensitive each layer's own class readout is to that
 layer's attention. For chapter 09 ("Which explanation can you trust?")."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -51,8 +52,11 @@ def legrad(
     net, geom, pixel_values = vit_input(model, pixel_values, batch_size, "LeGrad")
     grid = geom.grid_for(*pixel_values.shape[-2:])
     all_blocks = arch.blocks(net)
-    wanted = sorted({geom.layer(l) for l in ([layers] if isinstance(layers, int) else layers)}) \
-        if layers is not None else list(range(geom.layers))
+    wanted = (
+        sorted({geom.layer(i) for i in ([layers] if isinstance(layers, int) else layers)})
+        if layers is not None
+        else list(range(geom.layers))
+    )
     if not wanted:
         raise ValueError("layers is empty; pass None for all layers")
     if normalise_to not in ("sum", "max", None):
@@ -74,22 +78,26 @@ def legrad(
     def keep_state(layer):
         def hook(_module, _inputs, out):
             states[layer] = (out[0] if isinstance(out, tuple) else out)[:, 0]
+
         return hook
 
     maps = []
-    with arch.use_attention_function(net, keep_probs) as layer_of, \
-            hooks((all_blocks[l], "forward", keep_state(l)) for l in wanted), torch.enable_grad():
+    with (
+        arch.use_attention_function(net, keep_probs) as layer_of,
+        hooks((all_blocks[i], "forward", keep_state(i)) for i in wanted),
+        torch.enable_grad(),
+    ):
         for x, tgt in chunked(pixel_values, target, batch_size):
             probs.clear()
             states.clear()
             out = forward(net, x)
             t = targets_for(net, tgt, out.logits)
             total = torch.zeros(x.shape[0], probs[last].shape[-1], dtype=torch.float64)
-            for l in wanted:
-                s = score(arch.readout(net, states[l]), t).sum()
-                (g,) = torch.autograd.grad(s, probs[l], retain_graph=l != wanted[-1])
+            for i in wanted:
+                s = score(arch.readout(net, states[i]), t).sum()
+                (g,) = torch.autograd.grad(s, probs[i], retain_graph=i != wanted[-1])
                 total += g.float().clamp_min(0).mean((1, 2)).double().cpu()  # [batch, keys]
-            patches = (total / len(wanted))[:, geom.prefix:].reshape(-1, *grid)  # [batch, rows, cols]
+            patches = (total / len(wanted))[:, geom.prefix :].reshape(-1, *grid)  # [batch, rows, cols]
             maps.append(normalise(patches, normalise_to).float())
             probs.clear()
             states.clear()

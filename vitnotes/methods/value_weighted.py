@@ -1,5 +1,6 @@
 """Value-weighted attention (Kobayashi et al. 2020, "Attention is not only a weight"): CLS attention
 times the norm of what each key actually writes. Chapter 09."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -60,6 +61,7 @@ def value_weighted(
             kept[name] = split(out)
             if name == "v":
                 raise _Stop
+
         return hook
 
     maps = []

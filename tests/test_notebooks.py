@@ -51,3 +51,28 @@ def test_every_code_cell_executed_without_error(notebook):
     errors = [i for i, c in enumerate(code) for o in c.outputs if o.output_type == "error"]
     assert not errors, f"code cells {errors} of {notebook.name} stored an error"
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_first_code_cell_installs_vitnotes_only_when_missing(source, monkeypatch):
+    """Binder and Colab readers run the chapter as it is: its first code cell installs vitnotes when the
+    kernel lacks it, and does nothing here (subprocess is never called while vitnotes is importable)."""
+    import subprocess
+
+    first = next(c for c in jupytext.read(source).cells if c.cell_type == "code")
+    assert "remove-cell" in first.metadata.get("tags", []), "the install cell is hidden in the book"
+    assert 'find_spec("vitnotes") is None' in first.source and "pip" in first.source
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"the install cell ran {args}: it must be a no-op where vitnotes is installed")
+
+    monkeypatch.setattr(subprocess, "run", refuse)
+    exec(compile(first.source, str(source), "exec"), {})
+
+    import importlib.util
+
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda args, check: calls.append(args))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # a kernel without vitnotes
+    exec(compile(first.source, str(source), "exec"), {})
+    assert len(calls) == 1 and calls[0][1:4] == ["-m", "pip", "install"] and "vitnotes" in calls[0][-1]

@@ -55,7 +55,7 @@ def zoo_table(cards: dict[str, dict], targets: dict[str, tuple[str, float]]) -> 
                 "target": goal,
                 "target met": met,
                 "epochs": epochs,
-                "CPU minutes": round(card["train_seconds"] / 60, 1),
+                "training minutes": round(card["train_seconds"] / 60, 1),
                 "attention logged": "yes" if any("layers" in e for e in card.get("training_log", [])) else "no",
             }
         )
@@ -64,7 +64,7 @@ def zoo_table(cards: dict[str, dict], targets: dict[str, tuple[str, float]]) -> 
 
 def recipe_table(cards: dict[str, dict]) -> pd.DataFrame:
     """What each recipe reached and what it cost: one row per (model, stage) of every card with a
-    training log, read at the end of that stage: the recipe so far, the test score, CPU minutes."""
+    training log, read at the end of that stage: the recipe so far, the test score, training minutes (wall clock)."""
     rows = []
     for name, card in cards.items():
         log, stages = card.get("training_log"), card["recipe"].get("stages")
@@ -87,7 +87,7 @@ def recipe_table(cards: dict[str, dict]) -> pd.DataFrame:
                     "stages": " + ".join(_stage_text(s) for s in stages[: i + 1]),
                     "epochs": end,
                     "test score": score,
-                    "CPU minutes": round(entry["seconds"] / 60, 1),
+                    "training minutes": round(entry["seconds"] / 60, 1),
                 }
             )
     return pd.DataFrame(rows)

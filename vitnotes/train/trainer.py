@@ -120,11 +120,12 @@ def demo_finetune(
     transfer) on ``limit`` images per split, written to a temporary folder that is deleted afterwards:
     nothing is left on disk and the zoo is not touched. Prints nothing.
 
-    Returns ``recipe`` (as run), ``steps`` (optimiser steps), ``history`` (the training log: for the
-    zoo recipe one entry per probe with the training loss, the test MSE and R^2 and the attention
-    statistics; for the hub recipe the Trainer's log), ``metrics`` (test MSE and R^2 on ``limit`` test
-    images) and ``seconds``. The full run is ``python -m vitnotes.train spectro-vit``. Introduced in
-    notebook 07.
+    Returns ``recipe`` (as run), ``settings`` (training images, learning rate, batch size and epochs of
+    the run, whatever the recipe's form), ``steps`` (optimiser steps), ``train_loss`` (the mean training
+    loss of the last steps), ``history`` (the training log: for the zoo recipe one entry per probe with
+    the test MSE and R^2 and the attention statistics; for the hub recipe the Trainer's log),
+    ``metrics`` (test MSE and R^2 on ``limit`` test images) and ``seconds``. The full run is
+    ``python -m vitnotes.train spectro-vit``. Introduced in notebook 07.
     """
     import tempfile
 
@@ -144,8 +145,13 @@ def demo_finetune(
             res = train_recipe(recipe, Path(tmp) / recipe, epochs, seed, limit, init=init, quiet=True)
             res.update(steps=res["log"][-1]["step"] if res["log"] else 0, history=res["log"])
         seconds = time.time() - t
+    r, history = res["recipe"], res["history"]
+    stage = r["stages"][-1] if "stages" in r else r
+    settings = dict(n_train=r["n_train"], lr=stage["lr"], batch=stage["batch"], epochs=stage["epochs"])
+    train_loss = next(h["train_loss"] for h in reversed(history) if "train_loss" in h)
     metrics = {k: v for k, v in res["metrics"].items() if k != "log"}
-    return dict(recipe=res["recipe"], steps=res["steps"], history=res["history"], metrics=metrics, seconds=seconds)
+    return dict(recipe=r, settings=settings, steps=res["steps"], train_loss=train_loss, history=history,
+                metrics=metrics, seconds=seconds)  # fmt: skip
 
 
 # ------------------------------------------------------------------------- any hub image data set

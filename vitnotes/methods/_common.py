@@ -10,7 +10,7 @@ import torch
 
 from ..core.geometry import Geometry
 
-__all__ = ["cell_grid", "normalise", "pixel_baseline"]
+__all__ = ["attention_probs", "cell_grid", "normalise", "pixel_baseline"]
 
 
 def normalise(maps: torch.Tensor, how: str | None) -> torch.Tensor:
@@ -70,3 +70,12 @@ def cell_grid(geom: Geometry, height: int, width: int, patch: int | None, what: 
     if patch < 1 or height % patch or width % patch:
         raise ValueError(f"patch {patch} must be >= 1 and divide the image size {height}x{width}")
     return patch, height // patch, width // patch
+
+
+def attention_probs(query: torch.Tensor, key: torch.Tensor, attention_mask: Any, scaling: float | None) -> torch.Tensor:
+    """Eager attention probabilities ``softmax(Q K^T s + mask)`` ``[batch, head, query, key]`` from an
+    attention function's ``query``/``key`` ``[batch, head, tokens, head_dim]`` (softmax in float32)."""
+    w = query @ key.transpose(-1, -2) * (query.shape[-1] ** -0.5 if scaling is None else scaling)
+    if attention_mask is not None:
+        w = w + attention_mask
+    return w.softmax(-1, dtype=torch.float32).to(query.dtype)

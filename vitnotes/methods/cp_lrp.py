@@ -13,6 +13,7 @@ import torch
 from ..core import arch
 from ..core.hooks import hooks
 from ..core.model import chunked, forward, score, targets_for, vit_input
+from ._common import attention_probs
 from .base import method
 
 __all__ = ["cp_lrp", "lrp_rules"]
@@ -20,10 +21,7 @@ __all__ = ["cp_lrp", "lrp_rules"]
 
 def detached_softmax_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **_):
     """Eager attention whose probabilities are constants for autograd: out = stopgrad(softmax(QK^T s)) V."""
-    w = query @ key.transpose(-1, -2) * (query.shape[-1] ** -0.5 if scaling is None else scaling)
-    if attention_mask is not None:
-        w = w + attention_mask
-    w = w.softmax(-1, dtype=torch.float32).to(query.dtype).detach()
+    w = attention_probs(query, key, attention_mask, scaling).detach()
     return (w @ value).transpose(1, 2).contiguous(), w
 
 

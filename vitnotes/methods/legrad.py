@@ -9,9 +9,10 @@ from typing import Any
 import torch
 
 from ..core import arch
+from ..core.geometry import layer_indices
 from ..core.hooks import hooks
 from ..core.model import chunked, forward, score, targets_for, vit_input
-from ._common import normalise
+from ._common import attention_probs, normalise
 from .base import method
 
 __all__ = ["legrad"]
@@ -52,27 +53,17 @@ def legrad(
     net, geom, pixel_values = vit_input(model, pixel_values, batch_size, "LeGrad")
     grid = geom.grid_for(*pixel_values.shape[-2:])
     all_blocks = arch.blocks(net)
-    wanted = (
-        sorted({geom.layer(i) for i in ([layers] if isinstance(layers, int) else layers)})
-        if layers is not None
-        else list(range(geom.layers))
-    )
-    if not wanted:
-        raise ValueError("layers is empty; pass None for all layers")
+    wanted = sorted(layer_indices(geom, layers))
     if normalise_to not in ("sum", "max", None):
         raise ValueError(f"normalise_to must be 'sum', 'max' or None, got {normalise_to!r}")
-    probs: dict[int, torch.Tensor] = {}
-    states: dict[int, torch.Tensor] = {}
-    last = max(wanted)
+    probs: dict[int, torch.Tensor] = {}  # layer -> attention probabilities [batch, head, query, key]
+    states: dict[int, torch.Tensor] = {}  # layer -> its output's CLS state [batch, hidden]
+    layer_of = {id(arch.attention_module(b)): i for i, b in enumerate(all_blocks)}
 
     def keep_probs(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **_):
-        w = query @ key.transpose(-1, -2) * (query.shape[-1] ** -0.5 if scaling is None else scaling)
-        if attention_mask is not None:
-            w = w + attention_mask
-        w = w.softmax(-1, dtype=torch.float32).to(query.dtype)
-        layer = layer_of[id(module)]
-        if layer in wanted:
-            probs[layer] = w
+        w = attention_probs(query, key, attention_mask, scaling)
+        if layer_of[id(module)] in wanted:
+            probs[layer_of[id(module)]] = w
         return (w @ value).transpose(1, 2).contiguous(), w
 
     def keep_state(layer):
@@ -83,22 +74,27 @@ def legrad(
 
     maps = []
     with (
-        arch.use_attention_function(net, keep_probs) as layer_of,
+        arch.use_attention_function(net, keep_probs),
         hooks((all_blocks[i], "forward", keep_state(i)) for i in wanted),
         torch.enable_grad(),
     ):
         for x, tgt in chunked(pixel_values, target, batch_size):
-            probs.clear()
-            states.clear()
             out = forward(net, x)
-            t = targets_for(net, tgt, out.logits)
-            total = torch.zeros(x.shape[0], probs[last].shape[-1], dtype=torch.float64)
-            for i in wanted:
-                s = score(arch.readout(net, states[i]), t).sum()
-                (g,) = torch.autograd.grad(s, probs[i], retain_graph=i != wanted[-1])
-                total += g.float().clamp_min(0).mean((1, 2)).double().cpu()  # [batch, keys]
-            patches = (total / len(wanted))[:, geom.prefix :].reshape(-1, *grid)  # [batch, rows, cols]
-            maps.append(normalise(patches, normalise_to).float())
+            total = _mean_relu_grads(net, probs, states, wanted, targets_for(net, tgt, out.logits))  # [batch, keys]
+            maps.append(normalise(total[:, geom.prefix :].reshape(-1, *grid), normalise_to).float())
             probs.clear()
             states.clear()
     return torch.cat(maps)
+
+
+def _mean_relu_grads(
+    net: torch.nn.Module, probs: dict, states: dict, wanted: list[int], t: torch.Tensor
+) -> torch.Tensor:
+    """``mean_l mean_{head, query} relu(d s_l / d A_l)`` ``[batch, keys]`` (float64): one short backward
+    per layer, from its CLS readout ``s_l`` to its attention ``A_l``."""
+    total = torch.zeros(t.shape[0], probs[wanted[-1]].shape[-1], dtype=torch.float64)
+    for i in wanted:
+        s = score(arch.readout(net, states[i]), t).sum()
+        (g,) = torch.autograd.grad(s, probs[i], retain_graph=i != wanted[-1])
+        total += g.float().clamp_min(0).mean((1, 2)).double().cpu()
+    return total / len(wanted)

@@ -85,85 +85,22 @@ def evaluation_table(
     if controls and images is not None:
         for k, v in control_maps(images, seed).items():
             methods.setdefault(k, v)
-    rows: list[dict] = []
-    rate: dict[tuple[str, str], float] = {}
-    secs: dict[tuple[str, str], float] = {}
-    mean_curves: dict[tuple[str, str], dict] = {}
     boot = {"n_boot": n_boot, "seed": seed, "level": level}
-
-    def add(method: str, family: str, metric: str, base: str, values: Any) -> None:
-        iv = bootstrap(values, **boot)
-        rows.append(
-            {
-                "method": method,
-                "family": family,
-                "metric": metric,
-                "baseline": base,
-                "value": iv.value,
-                "low": iv.low,
-                "high": iv.high,
-                "n": iv.n,
-            }
-        )
-
-    jobs: list[tuple[Any, Any, str]] = []
-    if model is not None:
-        for bl in baselines:
-            jobs.append((bl, None, bl if isinstance(bl, str) else "custom"))
-        if restrict is not None:
-            for bl in baselines if restrict_baselines is None else restrict_baselines:
-                jobs.append((bl, restrict, f"{bl if isinstance(bl, str) else 'custom'}, {restrict_name}"))
     t_all = time.perf_counter()
-    todo = [(name, job) for name in methods for job in jobs]
-    if progress:
-        from tqdm.auto import tqdm
-
-        todo = tqdm(todo, desc="perturbation curves")
-    for name, (bl, rs, label) in todo:
-        c = perturbation_curves(
-            model,
-            images,
-            methods[name],
-            baseline=bl,
-            sigma=sigma,
-            mean=mean,
-            restrict=rs,
-            steps=steps,
-            score=score,
-            target=target,
-            truth=truth,
-            seed=seed,
-            chunk=chunk,
-            batch_size=batch_size,
-        )
-        for key, values in c.aucs().items():
-            add(name, "faithfulness", _CURVE_METRICS[key], label, values)
-        mean_curves[(name, label)] = {
-            "fractions": c.fractions.tolist(),
-            **{k: getattr(c, k).mean(0).tolist() for k in ("deletion", "deletion_lif", "insertion")},
-        }
-        rate[(name, label)] = c.images_per_s
-        secs[(name, label)] = c.seconds
+    rows: list[dict] = []
+    timing: dict[str, dict] = {"images_per_s": {}, "seconds": {}, "curves": {}}
+    if model is not None:
+        jobs = _jobs(baselines, restrict, restrict_name, restrict_baselines)
+        curve_options = dict(sigma=sigma, mean=mean, steps=steps, score=score, target=target, truth=truth, seed=seed)
+        curve_options.update(chunk=chunk, batch_size=batch_size)
+        rows += _faithfulness_rows(methods, model, images, jobs, curve_options, boot, timing, progress)
     if masks is not None:
-        for name, mp in methods.items():
-            gt = ground_truth(mp, masks, negative=negative, min_cover=min_cover)
-            for metric in (
-                "mass_chirp",
-                "area_chirp",
-                "ratio",
-                "pointing",
-                "pointing_chance",
-                *(f"mass_{d}" for d in DISTRACTORS),
-            ):
-                if metric in gt:
-                    add(name, "ground truth", metric, "", gt[metric].to_numpy())
+        rows += _ground_truth_rows(methods, masks, negative, min_cover, boot)
     df = pd.DataFrame(rows, columns=COLUMNS)
     n_img = int(np.asarray(images).shape[0]) if images is not None else int(np.asarray(masks).shape[0])
     df.attrs.update(
         images=n_img,
-        images_per_s=rate,
-        seconds=secs,
-        curves=mean_curves,
+        **timing,
         total_seconds=time.perf_counter() - t_all,
         steps=steps,
         n_boot=n_boot,
@@ -175,6 +112,56 @@ def evaluation_table(
         controls=controls,
     )
     return df
+
+
+def _row(method: str, family: str, metric: str, base: str, values: Any, boot: dict) -> dict:
+    """One row of the table: the mean of ``values`` over images and its bootstrap interval."""
+    iv = bootstrap(values, **boot)
+    return dict(
+        method=method, family=family, metric=metric, baseline=base, value=iv.value, low=iv.low, high=iv.high, n=iv.n
+    )
+
+
+def _jobs(baselines: Sequence[Any], restrict: Any, restrict_name: str, restrict_baselines: Any) -> list[tuple]:
+    """(baseline, restriction mask or None, label) for every curve each method gets."""
+    label = lambda bl: bl if isinstance(bl, str) else "custom"
+    jobs = [(bl, None, label(bl)) for bl in baselines]
+    if restrict is not None:
+        chosen = baselines if restrict_baselines is None else restrict_baselines
+        jobs += [(bl, restrict, f"{label(bl)}, {restrict_name}") for bl in chosen]
+    return jobs
+
+
+def _faithfulness_rows(
+    methods: dict, model: Any, images: Any, jobs: list, options: dict, boot: dict, timing: dict, progress: bool
+) -> list[dict]:
+    """The perturbation curves' AUC rows per (method, job); fills ``timing`` (rates, seconds, mean curves)."""
+    todo = [(name, job) for name in methods for job in jobs]
+    if progress:
+        from tqdm.auto import tqdm
+
+        todo = tqdm(todo, desc="perturbation curves")
+    rows = []
+    for name, (bl, rs, label) in todo:
+        c = perturbation_curves(model, images, methods[name], baseline=bl, restrict=rs, **options)
+        rows += [_row(name, "faithfulness", _CURVE_METRICS[k], label, v, boot) for k, v in c.aucs().items()]
+        timing["curves"][(name, label)] = {
+            "fractions": c.fractions.tolist(),
+            **{k: getattr(c, k).mean(0).tolist() for k in ("deletion", "deletion_lif", "insertion")},
+        }
+        timing["images_per_s"][(name, label)] = c.images_per_s
+        timing["seconds"][(name, label)] = c.seconds
+    return rows
+
+
+def _ground_truth_rows(methods: dict, masks: Any, negative: str, min_cover: float, boot: dict) -> list[dict]:
+    """The ground-truth rows per method: mass on the chirp vs its area, pointing game, distractor masses."""
+    metrics = ("mass_chirp", "area_chirp", "ratio", "pointing", "pointing_chance", *(f"mass_{d}" for d in DISTRACTORS))
+    rows = []
+    for name, mp in methods.items():
+        gt = ground_truth(mp, masks, negative=negative, min_cover=min_cover)
+        rows += [_row(name, "ground truth", m, "", gt[m].to_numpy(), boot) for m in metrics if m in gt]
+    return rows
 
 
 def wide(table: pd.DataFrame) -> pd.DataFrame:

@@ -266,6 +266,35 @@ class _Scorer:
 
 
 # --------------------------------------------------------------------------- curves
+def _positive_int(value: Any, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{what} must be a positive int, got {value!r}")
+
+
+def _editable(restrict: Any, imgs: np.ndarray) -> np.ndarray:
+    """The pixels that may be edited, ``[batch, H, W]`` bool: all, the object's (``"object"``) or a mask."""
+    b, h, w = imgs.shape[:3]
+    if restrict is None:
+        return np.ones((b, h, w), bool)
+    if isinstance(restrict, str):
+        if restrict != "object":
+            raise ValueError(f"restrict must be a bool mask [batch, H, W], 'object' or None, got {restrict!r}")
+        return object_masks(imgs)
+    editable = np.asarray(restrict).astype(bool)
+    if editable.shape != (b, h, w):
+        raise ValueError(f"restrict must be a bool mask [batch, H, W] = ({b}, {h}, {w}), got {editable.shape}")
+    return editable
+
+
+def _replaced(r: np.ndarray, nn: np.ndarray, kk: np.ndarray, steps: int) -> np.ndarray:
+    """Which pixels are replaced in the images at steps 0..steps (most relevant first), then the inner
+    steps least relevant first: ``[2 steps, c, P]`` bool, from ranks ``r`` ``[c, P]``, editable counts
+    ``nn`` ``[c]`` and counts per step ``kk`` ``[steps + 1, c]``."""
+    gone_mif = r[None] < kk[:, :, None]  # [steps + 1, c, P]
+    gone_lif = (r[None] < nn[None, :, None]) & (r[None] >= (nn[None] - kk)[:, :, None])
+    return np.concatenate([gone_mif, gone_lif[1:steps]])  # LIF shares steps 0 and `steps` with MIF
+
+
 def perturbation_curves(
     model: Model,
     images: Any,
@@ -305,26 +334,15 @@ def perturbation_curves(
             f"perturbation curves need a vn.Model (it preprocesses the edited images), got "
             f"{type(model).__name__}; load it with vn.load(...)"
         )
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
-        raise ValueError(f"chunk must be a positive int, got {chunk!r}")
+    _positive_int(steps, "steps")
+    _positive_int(chunk, "chunk")
     imgs = image_stack(images)
     b, h, w = imgs.shape[:3]
     m = as_maps(maps)
     if m.shape[0] != b:
         raise ValueError(f"{m.shape[0]} maps for {b} images; pass one map per image")
     m = resize_maps(m, (h, w), resize_mode)
-    if restrict is None:
-        editable = np.ones((b, h, w), bool)
-    elif isinstance(restrict, str):
-        if restrict != "object":
-            raise ValueError(f"restrict must be a bool mask [batch, H, W], 'object' or None, got {restrict!r}")
-        editable = object_masks(imgs)
-    else:
-        editable = np.asarray(restrict).astype(bool)
-        if editable.shape != (b, h, w):
-            raise ValueError(f"restrict must be a bool mask [batch, H, W] = ({b}, {h}, {w}), got {editable.shape}")
+    editable = _editable(restrict, imgs)
     label = baseline if isinstance(baseline, str) else "custom"
     t0 = time.perf_counter()
     if isinstance(baseline, str) and baseline == "mean" and mean is None:
@@ -340,15 +358,8 @@ def perturbation_curves(
         hi = min(b, lo + chunk)
         bl = np.asarray(baseline)[lo:hi] if per_image else baseline
         bflat = baseline_images(imgs[lo:hi], bl, sigma=sigma, mean=mean).reshape(hi - lo, h * w, -1)
-        r = rank[lo:hi]  # [c, P]
-        nn = n[lo:hi]
-        # images at steps 0..steps, MIF then LIF for the inner steps: [2 steps, c, P] boolean "replaced"
-        kk = ks[:, lo:hi]
-        gone_mif = r[None] < kk[:, :, None]  # [steps + 1, c, P]
-        gone_lif = (r[None] < nn[None, :, None]) & (r[None] >= (nn[None] - kk)[:, :, None])
-        gone = np.concatenate([gone_mif, gone_lif[1:steps]])  # LIF shares steps 0 and `steps` with MIF
-        edited = np.where(gone[..., None], bflat[None], flat[None, lo:hi])
-        edited = edited.reshape(-1, *imgs.shape[1:])
+        gone = _replaced(rank[lo:hi], n[lo:hi], ks[:, lo:hi], steps)  # [2 steps, c, P]
+        edited = np.where(gone[..., None], bflat[None], flat[None, lo:hi]).reshape(-1, *imgs.shape[1:])
         out = _outputs(model, edited, batch_size).reshape(gone.shape[0], hi - lo, -1)
         scorer.fix(out[0], lo, hi)
         s = scorer(out).numpy()  # [2 steps, c]

@@ -295,6 +295,19 @@ def _replaced(r: np.ndarray, nn: np.ndarray, kk: np.ndarray, steps: int) -> np.n
     return np.concatenate([gone_mif, gone_lif[1:steps]])  # LIF shares steps 0 and `steps` with MIF
 
 
+def _step_scores(
+    model: Model, scorer: _Scorer, imgs: np.ndarray, base: np.ndarray, gone: np.ndarray, lo: int, batch_size: int
+) -> np.ndarray:
+    """Scores ``[2 steps, c]`` of a chunk's images ``imgs`` (the batch's images ``lo:lo + c``) with the
+    pixels ``gone`` ``[2 steps, c, P]`` replaced by those of their ``base`` images; the unperturbed
+    step (0) fixes the targets."""
+    c, p = imgs.shape[0], gone.shape[-1]
+    edited = np.where(gone[..., None], base.reshape(c, p, -1)[None], imgs.reshape(c, p, -1)[None])
+    out = _outputs(model, edited.reshape(-1, *imgs.shape[1:]), batch_size).reshape(gone.shape[0], c, -1)
+    scorer.fix(out[0], lo, lo + c)
+    return scorer(out).numpy()
+
+
 def perturbation_curves(
     model: Model,
     images: Any,
@@ -351,39 +364,19 @@ def perturbation_curves(
     rank, n = _ranks(m, editable, seed)
     ks = _counts(n, steps)  # [steps + 1, batch]
     scorer = _Scorer(model, score, target, truth)
-    flat = imgs.reshape(b, h * w, -1)
-    mif = np.empty((b, steps + 1))
-    lif = np.empty((b, steps + 1))
+    mif, lif = np.empty((b, steps + 1)), np.empty((b, steps + 1))
     for lo in range(0, b, chunk):
         hi = min(b, lo + chunk)
         bl = np.asarray(baseline)[lo:hi] if per_image else baseline
-        bflat = baseline_images(imgs[lo:hi], bl, sigma=sigma, mean=mean).reshape(hi - lo, h * w, -1)
         gone = _replaced(rank[lo:hi], n[lo:hi], ks[:, lo:hi], steps)  # [2 steps, c, P]
-        edited = np.where(gone[..., None], bflat[None], flat[None, lo:hi]).reshape(-1, *imgs.shape[1:])
-        out = _outputs(model, edited, batch_size).reshape(gone.shape[0], hi - lo, -1)
-        scorer.fix(out[0], lo, hi)
-        s = scorer(out).numpy()  # [2 steps, c]
+        base = baseline_images(imgs[lo:hi], bl, sigma=sigma, mean=mean)
+        s = _step_scores(model, scorer, imgs[lo:hi], base, gone, lo, batch_size)  # [2 steps, c]
         mif[lo:hi] = s[: steps + 1].T
         lif[lo:hi, 0], lif[lo:hi, steps] = s[0], s[steps]
         lif[lo:hi, 1:steps] = s[steps + 1 :].T
     seconds = time.perf_counter() - t0
-    fr = np.linspace(0.0, 1.0, steps + 1)
     mif_t, lif_t = torch.from_numpy(mif), torch.from_numpy(lif)
-    return Curves(
-        fractions=fr,
-        deletion=mif_t,
-        deletion_lif=lif_t,
-        insertion=lif_t.flip(1).clone(),
-        editable=n,
-        baseline=label,
-        score=scorer.score,
-        seconds=seconds,
-        forwards_per_image=2 * steps,
-        settings={
-            "steps": steps,
-            "sigma": sigma if label == "blur" else None,
-            "seed": seed,
-            "restricted": restrict is not None,
-            "resize_mode": resize_mode,
-        },
-    )
+    settings = {"steps": steps, "sigma": sigma if label == "blur" else None, "seed": seed}
+    settings.update(restricted=restrict is not None, resize_mode=resize_mode)
+    fr = np.linspace(0.0, 1.0, steps + 1)
+    return Curves(fr, mif_t, lif_t, lif_t.flip(1).clone(), n, label, scorer.score, seconds, 2 * steps, settings)

@@ -144,3 +144,13 @@ def test_method_maps_feed_the_studies_from_the_registry(vit, resnet, pixels):
 def test_resize_maps_with_a_bare_module_is_a_clear_error(vit):
     with pytest.raises(TypeError, match=r"model= needs a vn.Model.*vn.load"):
         vn.resize_maps(torch.rand(2, 4, 4), 8, model=vit)
+
+
+def test_chapter_09_methods_stay_out_of_the_studies_defaults(vit, pixels):
+    """The notebooks' studies keep the maps they had: the methods added for chapter 09 are listed and
+    explained by name, but neither method_maps' default set nor the sanity check's one-pass maps grow."""
+    from vitnotes.methods import registered
+
+    added = ["legrad", "cp-lrp", "integrated gradients", "occlusion", "random", "value-weighted"]
+    assert [n for n in vn.methods() if not registered(n).default] == added
+    assert list(vn.explanation_maps(vit, pixels)) == ["rollout", "last layer", "gradient rollout"]

@@ -35,6 +35,12 @@
 # "attention maps" of later chapters are that row, without its first entry, laid out on the
 # patch grid.
 
+# %% tags=["remove-cell"]
+# Binder and Colab: install vitnotes when it is missing (here, and wherever it is installed, a no-op).
+import importlib.util, subprocess, sys  # noqa: E401
+if importlib.util.find_spec("vitnotes") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "vitnotes @ git+https://github.com/vitnotes/vitnotes"], check=True)
+
 # %%
 import torch
 

@@ -20,6 +20,12 @@
 # - **mean attention distance**: how far, in pixels, each patch reaches when it attends to
 #   other patches (local heads have small distances, global heads large ones).
 
+# %% tags=["remove-cell"]
+# Binder and Colab: install vitnotes when it is missing (here, and wherever it is installed, a no-op).
+import importlib.util, subprocess, sys  # noqa: E401
+if importlib.util.find_spec("vitnotes") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "vitnotes @ git+https://github.com/vitnotes/vitnotes"], check=True)
+
 # %%
 import numpy as np
 import pandas as pd

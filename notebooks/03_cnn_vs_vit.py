@@ -25,6 +25,12 @@
 #    the pixels it ranks highest hurts the model it explains. Deletion curves measure that, with
 #    a random order as the control.
 
+# %% tags=["remove-cell"]
+# Binder and Colab: install vitnotes when it is missing (here, and wherever it is installed, a no-op).
+import importlib.util, subprocess, sys  # noqa: E401
+if importlib.util.find_spec("vitnotes") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "vitnotes @ git+https://github.com/vitnotes/vitnotes"], check=True)
+
 # %%
 import numpy as np
 import torch

@@ -26,6 +26,12 @@
 # We compare the same test images under both models: the maps (granularity), accuracy, how spread
 # out the CLS attention is per layer, how far heads look, and what the finer grid costs.
 
+# %% tags=["remove-cell"]
+# Binder and Colab: install vitnotes when it is missing (here, and wherever it is installed, a no-op).
+import importlib.util, subprocess, sys  # noqa: E401
+if importlib.util.find_spec("vitnotes") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "vitnotes @ git+https://github.com/vitnotes/vitnotes"], check=True)
+
 # %%
 import pandas as pd
 import torch

@@ -26,6 +26,12 @@
 # move it, how it compares with attention flow, and whether it passes a basic sanity check —
 # does it change when the weights it claims to explain are replaced by random ones?
 
+# %% tags=["remove-cell"]
+# Binder and Colab: install vitnotes when it is missing (here, and wherever it is installed, a no-op).
+import importlib.util, subprocess, sys  # noqa: E401
+if importlib.util.find_spec("vitnotes") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "vitnotes @ git+https://github.com/vitnotes/vitnotes"], check=True)
+
 # %%
 import pandas as pd
 import torch

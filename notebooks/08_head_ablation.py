@@ -24,6 +24,12 @@
 # same experiment on `spectro-vit`, sort its heads with the ground-truth masks, and then
 # repeat the sweep on the Fashion-MNIST classifier it was fine-tuned from.
 
+# %% tags=["remove-cell"]
+# Binder and Colab: install vitnotes when it is missing (here, and wherever it is installed, a no-op).
+import importlib.util, subprocess, sys  # noqa: E401
+if importlib.util.find_spec("vitnotes") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "vitnotes @ git+https://github.com/vitnotes/vitnotes"], check=True)
+
 # %%
 import numpy as np
 import pandas as pd

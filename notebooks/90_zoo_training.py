@@ -27,6 +27,12 @@
 #
 # This page is about the offline zoo, so it reads the zoo whatever `VITNOTES_MODELS` says.
 
+# %% tags=["remove-cell"]
+# Binder and Colab: install vitnotes when it is missing (here, and wherever it is installed, a no-op).
+import importlib.util, subprocess, sys  # noqa: E401
+if importlib.util.find_spec("vitnotes") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "vitnotes @ git+https://github.com/vitnotes/vitnotes"], check=True)
+
 # %%
 import vitnotes as vn
 from vitnotes import train
@@ -50,8 +56,9 @@ models
 # ## What each recipe bought, and what it cost
 #
 # One row per stage of every staged recipe: the recipe up to that stage, the test score at its end
-# and the CPU minutes spent so far (the first stage of a model continued from zoo v1 is v1's run,
-# with v1's time). A distilled stage learns from `fmnist-resnet`'s soft predictions on the same
+# and the training minutes spent so far, wall clock (the first stage of a model continued from zoo v1
+# is v1's run, with v1's time). The minutes are those of a 2-core CPU that was often shared with
+# other jobs (tests, other runs): read them as an upper bound, and compare rows of one model. A distilled stage learns from `fmnist-resnet`'s soft predictions on the same
 # augmented batch (DeiT's soft distillation).
 
 # %%

@@ -127,10 +127,10 @@ def test_map_numbers_follow_the_books_definitions():
     assert map_numbers(torch.zeros(4, 4))["entropy"] is None  # an empty grad-cam map
 
 
-def test_a_cnn_gets_grad_cam_only(resnet, tmp_path):
+def test_a_cnn_gets_the_cnn_methods_that_run_with_defaults(resnet, tmp_path):
     folder = vn.save(resnet, tmp_path / "tiny-resnet", preprocessing=PRE)
     app = explore(str(folder), images=[np.full((32, 32, 3), 100, np.uint8)]).explorer
-    assert app.method.options == ("grad-cam",) and app.head.disabled and not app.layer.disabled
+    assert app.method.options == ("grad-cam", "integrated gradients") and app.head.disabled and not app.layer.disabled
     assert app.message.value == "" and "prediction:" in app.prediction.value
     before = app.picture.value
     app.layer.value = 0

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "vit_layers", "cnn_stages", "prefix_tokens", "readout_tokens", "queries_keys", "attention_output",
-    "attention_input", "attention_scale", "embeddings", "family_of", "eager_attention", "cls_head", "context",
+    "attention_input", "mlp_input", "attention_scale", "embeddings", "family_of", "eager_attention", "cls_head", "context",
     "finish_block", "cls_block", "blocks", "attention_module", "projections", "mlp_activation", "final_norm",
     "classifier", "readout", "layer_norms", "is_regression", "use_attention_function",
 ]  # fmt: skip
@@ -46,12 +46,24 @@ def cnn_stages(net: torch.nn.Module):
 
 
 def prefix_tokens(config) -> int:
-    """Tokens before the patches: CLS, plus DeiT's distillation token."""
-    return 2 if config.model_type == "deit" else 1
+    """Tokens before the patches: CLS, plus DeiT's distillation token, plus DINOv2's register tokens
+    (``num_register_tokens`` of them, after CLS). The grid and every statistic drop all of them."""
+    if config.model_type == "deit":
+        return 2
+    if config.model_type == "dinov2_with_registers":
+        return 1 + int(config.num_register_tokens)
+    return 1
+
+
+# Classifiers that read CLS concatenated with the mean of the patch tokens (registers excluded).
+_CLS_MEAN_HEADS = ("Dinov2ForImageClassification", "Dinov2WithRegistersForImageClassification")
 
 
 def readout_tokens(config) -> int:
-    """Tokens the classifier reads: DeiT averages its CLS and distillation heads, ViT reads CLS."""
+    """The classifier's input width in hidden sizes: DeiT averages its CLS and distillation heads
+    (2), DINOv2 reads CLS concatenated with the patch mean (2), ViT reads CLS (1)."""
+    if config.model_type in ("dinov2", "dinov2_with_registers"):
+        return 2
     return prefix_tokens(config) if config.model_type == "deit" else 1
 
 
@@ -70,9 +82,26 @@ def attention_scale(block: torch.nn.Module, head_dim: int) -> float:
     return getattr(block.attention, "scaling", head_dim**-0.5)
 
 
+def _norm_names(block: torch.nn.Module) -> tuple[str, str]:
+    """(pre-attention, pre-MLP) norm names: ViT/DeiT say ``layernorm_before/after``, DINOv2 ``norm1/2``."""
+    return ("layernorm_before", "layernorm_after") if hasattr(block, "layernorm_before") else ("norm1", "norm2")
+
+
 def attention_input(block: torch.nn.Module) -> torch.nn.Module:
     """The norm whose output a block's attention reads (``[batch, T, hidden]``)."""
-    return block.layernorm_before
+    return getattr(block, _norm_names(block)[0])
+
+
+def mlp_input(block: torch.nn.Module) -> torch.nn.Module:
+    """The norm whose output a block's MLP reads (``[batch, T, hidden]``)."""
+    return getattr(block, _norm_names(block)[1])
+
+
+def _layer_scale(block: torch.nn.Module, which: int, x: torch.Tensor) -> torch.Tensor:
+    """DINOv2's per-channel layer scale on a branch's output (``layer_scale1``: attention,
+    ``layer_scale2``: MLP); families without one return ``x`` unchanged."""
+    scale = getattr(block, f"layer_scale{which}", None)
+    return x if scale is None else scale(x)
 
 
 def family_of(net: torch.nn.Module) -> str:
@@ -108,7 +137,9 @@ _CLS_HEADS = ("ViTForImageClassification", "DeiTForImageClassification")
 
 
 def cls_head(net: torch.nn.Module):
-    """(embeddings, blocks, final norm, classifier) when the logits read the CLS token alone, else None."""
+    """(embeddings, blocks, final norm, classifier) when the logits read the CLS token alone, else None
+    (DINOv2's classifier also reads the patch mean, so the fast ablation sweep's CLS-only last layer
+    would be wrong there: ``sweep`` falls back to one full forward per head)."""
     if type(net).__name__ not in _CLS_HEADS:
         return None
     base = net.base_model
@@ -136,13 +167,13 @@ def context(block: torch.nn.Module, x: torch.Tensor, queries: int | None = None)
 
 def finish_block(block: torch.nn.Module, residual: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
     """The rest of a block from its attention context: output projection, residual, MLP, residual."""
-    h = block.attention.o_proj(ctx) + residual
-    return block.mlp(block.layernorm_after(h)) + h
+    h = _layer_scale(block, 1, block.attention.o_proj(ctx)) + residual
+    return _layer_scale(block, 2, block.mlp(mlp_input(block)(h))) + h
 
 
 def cls_block(block: torch.nn.Module, h: torch.Tensor) -> torch.Tensor:
     """A whole block computed for the CLS token only: ``(B, T, D) -> (B, 1, D)``."""
-    return finish_block(block, h[:, :1], context(block, block.layernorm_before(h), queries=1))
+    return finish_block(block, h[:, :1], context(block, attention_input(block)(h), queries=1))
 
 
 # ------------------------------------------------------------------ for the gradient methods (chapter 09)
@@ -152,7 +183,7 @@ def blocks(net: torch.nn.Module) -> list[torch.nn.Module]:
     """The transformer blocks in order; a model without them (a CNN) is refused."""
     layers = vit_layers(net)
     if layers is None:
-        raise TypeError(f"{type(net).__name__} has no transformer blocks that vitnotes knows (ViT, DeiT)")
+        raise TypeError(f"{type(net).__name__} has no transformer blocks that vitnotes knows (ViT, DeiT, DINOv2)")
     return list(layers)
 
 
@@ -188,10 +219,16 @@ def classifier(net: torch.nn.Module) -> torch.nn.Module:
     return head
 
 
-def readout(net: torch.nn.Module, cls: torch.Tensor) -> torch.Tensor:
-    """Outputs ``[batch, outputs]`` read from CLS-token states ``[batch, hidden]`` the way the model
-    reads its last one: final layer norm, then the classifier."""
-    return classifier(net)(final_norm(net)(cls))
+def readout(net: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """Outputs ``[batch, outputs]`` read from token states ``[batch, T, hidden]`` the way the model
+    reads its last ones: final layer norm, then the classifier on the CLS token (ViT, DeiT) or on
+    CLS concatenated with the mean of the patch tokens, every prefix token dropped (DINOv2, with
+    or without registers)."""
+    normed = final_norm(net)(tokens)
+    if type(net).__name__ in _CLS_MEAN_HEADS:
+        prefix = prefix_tokens(net.config)
+        return classifier(net)(torch.cat([normed[:, 0], normed[:, prefix:].mean(1)], dim=-1))
+    return classifier(net)(normed[:, 0])
 
 
 def layer_norms(net: torch.nn.Module) -> list[torch.nn.LayerNorm]:

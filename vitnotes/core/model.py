@@ -30,7 +30,7 @@ def _square(value: Any, what: str) -> int:
 
 
 def geometry(net: torch.nn.Module) -> Geometry:
-    """Geometry of a transformers image model (ViT / DeiT / ResNet family).
+    """Geometry of a transformers image model (ViT / DeiT / DINOv2 / ResNet / ConvNeXt family).
     Introduced in notebook 00 (attention math)."""
     if isinstance(net, Model):
         return net.geometry
@@ -69,7 +69,7 @@ def geometry(net: torch.nn.Module) -> Geometry:
         )
     raise TypeError(
         f"{type(net).__name__} (model_type={arch.family_of(net)!r}) is neither a ViT-family model with "
-        "q/k/o projections (ViT, DeiT) nor a CNN with encoder stages (ResNet); vitnotes supports those"
+        "q/k/o projections (ViT, DeiT, DINOv2) nor a CNN with encoder stages (ResNet, ConvNeXt); vitnotes supports those"
     )
 
 

@@ -31,8 +31,8 @@ def legrad(
     """LeGrad map on the patch grid, ``[batch, rows, cols]``, non-negative.
 
     For each layer l (all by default, or ``layers``; negatives count from the end):
-    ``s_l`` = the target score read from layer l's CLS token the way the model reads its last one
-    (final layer norm, then classifier); ``E_l = mean_{head, query} relu(d s_l / d A_l)`` with
+    ``s_l`` = the target score read from layer l's tokens the way the model reads its last ones
+    (final layer norm, then classifier on CLS, or on CLS and the patch mean for DINOv2); ``E_l = mean_{head, query} relu(d s_l / d A_l)`` with
     ``A_l`` layer l's attention probabilities ``[batch, head, query, key]`` (all queries, CLS
     included); prefix keys dropped. The map is the mean of ``E_l`` over layers, normalised per map
     (``normalise_to="sum"``: sums to 1, the default; ``"max"``: largest patch 1; None: raw
@@ -57,7 +57,7 @@ def legrad(
     if normalise_to not in ("sum", "max", None):
         raise ValueError(f"normalise_to must be 'sum', 'max' or None, got {normalise_to!r}")
     probs: dict[int, torch.Tensor] = {}  # layer -> attention probabilities [batch, head, query, key]
-    states: dict[int, torch.Tensor] = {}  # layer -> its output's CLS state [batch, hidden]
+    states: dict[int, torch.Tensor] = {}  # layer -> its output's token states [batch, T, hidden]
     layer_of = {id(arch.attention_module(b)): i for i, b in enumerate(all_blocks)}
 
     def keep_probs(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **_):
@@ -68,7 +68,7 @@ def legrad(
 
     def keep_state(layer):
         def hook(_module, _inputs, out):
-            states[layer] = (out[0] if isinstance(out, tuple) else out)[:, 0]
+            states[layer] = out[0] if isinstance(out, tuple) else out
 
         return hook
 

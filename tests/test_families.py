@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import LABELS
 from transformers import (
     ConvNextConfig,
     ConvNextForImageClassification,
@@ -19,8 +20,6 @@ from transformers import (
 import vitnotes as vn
 from vitnotes.core import arch
 from vitnotes.methods.base import registered
-
-from conftest import LABELS
 
 REGISTERS = 3
 DINO_COMMON = dict(

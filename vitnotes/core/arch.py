@@ -16,8 +16,8 @@ import torch.nn.functional as F
 
 __all__ = [
     "vit_layers", "cnn_stages", "prefix_tokens", "readout_tokens", "queries_keys", "attention_output",
-    "attention_input", "mlp_input", "attention_scale", "embeddings", "family_of", "eager_attention", "cls_head", "context",
-    "finish_block", "cls_block", "blocks", "attention_module", "projections", "mlp_activation", "final_norm",
+    "attention_input", "mlp_input", "attention_scale", "embeddings", "family_of", "eager_attention", "cls_head",
+    "context", "finish_block", "cls_block", "blocks", "attention_module", "projections", "mlp_activation", "final_norm",
     "classifier", "readout", "layer_norms", "is_regression", "use_attention_function",
 ]  # fmt: skip
 

@@ -69,7 +69,8 @@ def geometry(net: torch.nn.Module) -> Geometry:
         )
     raise TypeError(
         f"{type(net).__name__} (model_type={arch.family_of(net)!r}) is neither a ViT-family model with "
-        "q/k/o projections (ViT, DeiT, DINOv2) nor a CNN with encoder stages (ResNet, ConvNeXt); vitnotes supports those"
+        "q/k/o projections (ViT, DeiT, DINOv2) nor a CNN with encoder stages (ResNet, ConvNeXt); "
+        "vitnotes supports those"
     )
 
 

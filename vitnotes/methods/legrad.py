@@ -32,7 +32,8 @@ def legrad(
 
     For each layer l (all by default, or ``layers``; negatives count from the end):
     ``s_l`` = the target score read from layer l's tokens the way the model reads its last ones
-    (final layer norm, then classifier on CLS, or on CLS and the patch mean for DINOv2); ``E_l = mean_{head, query} relu(d s_l / d A_l)`` with
+    (final layer norm, then the classifier on CLS, or on CLS and the patch mean for DINOv2);
+    ``E_l = mean_{head, query} relu(d s_l / d A_l)`` with
     ``A_l`` layer l's attention probabilities ``[batch, head, query, key]`` (all queries, CLS
     included); prefix keys dropped. The map is the mean of ``E_l`` over layers, normalised per map
     (``normalise_to="sum"``: sums to 1, the default; ``"max"``: largest patch 1; None: raw

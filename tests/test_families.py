@@ -280,3 +280,24 @@ def test_convnext_gradcam_matches_hand_computation(convnext_folder):
         handle.remove()
     expected = (g.mean((-2, -1), keepdim=True) * kept["act"]).sum(1).clamp_min(0).detach()
     torch.testing.assert_close(vn.explain(m, x, "grad-cam", target=2), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_dino_value_weighted_includes_layer_scale(dino):
+    """Value-weighted attention on DINOv2: ``alpha^h_{CLS,j} * ||layer_scale1(v^h_j W_O^h)||`` (the vector
+    the head writes to the residual stream), computed here from the eager attentions and the block's
+    own modules, prefix tokens dropped and renormalised."""
+    m, folder, prefix = dino
+    x = _pixels()
+    out = _eager(folder, x)
+    block = arch.blocks(m.net)[-1]
+    _, _, v_proj, o_proj = arch.projections(block)
+    heads, d = m.geometry.heads, m.geometry.head_dim
+    with torch.no_grad():
+        v = v_proj(arch.attention_input(block)(out.hidden_states[-2]))  # [B, T, H*d]
+        norms = []
+        for h in range(heads):
+            written = v[..., h * d : (h + 1) * d] @ o_proj.weight[:, h * d : (h + 1) * d].T  # [B, T, hidden]
+            norms.append(block.layer_scale1(written).norm(dim=-1))
+        w = (out.attentions[-1][:, :, 0] * torch.stack(norms, 1)).mean(1)[:, prefix:]
+    expected = (w / w.sum(-1, keepdim=True)).reshape(-1, 4, 4)
+    torch.testing.assert_close(vn.explain(m, x, "value-weighted"), expected, atol=1e-5, rtol=1e-4)

@@ -16,9 +16,10 @@ import torch.nn.functional as F
 
 __all__ = [
     "vit_layers", "cnn_stages", "prefix_tokens", "readout_tokens", "queries_keys", "attention_output",
-    "attention_input", "mlp_input", "attention_scale", "embeddings", "family_of", "eager_attention", "cls_head",
-    "context", "finish_block", "cls_block", "blocks", "attention_module", "projections", "mlp_activation", "final_norm",
-    "classifier", "readout", "layer_norms", "is_regression", "use_attention_function",
+    "attention_input", "mlp_input", "attention_layer_scale", "attention_scale", "embeddings", "family_of",
+    "eager_attention", "cls_head", "context", "finish_block", "cls_block", "blocks", "attention_module",
+    "projections", "mlp_activation", "final_norm", "classifier", "readout", "layer_norms", "is_regression",
+    "use_attention_function",
 ]  # fmt: skip
 
 _QKO = ("q_proj", "k_proj", "o_proj")
@@ -95,6 +96,13 @@ def attention_input(block: torch.nn.Module) -> torch.nn.Module:
 def mlp_input(block: torch.nn.Module) -> torch.nn.Module:
     """The norm whose output a block's MLP reads (``[batch, T, hidden]``)."""
     return getattr(block, _norm_names(block)[1])
+
+
+def attention_layer_scale(block: torch.nn.Module) -> torch.Tensor | None:
+    """The per-channel factor ``[hidden]`` on a block's attention output before the residual add
+    (DINOv2's ``layer_scale1``), or None where the family has none (ViT, DeiT)."""
+    scale = getattr(block, "layer_scale1", None)
+    return None if scale is None else scale.lambda1
 
 
 def _layer_scale(block: torch.nn.Module, which: int, x: torch.Tensor) -> torch.Tensor:

@@ -35,8 +35,10 @@ def value_weighted(
     ``w_j = mean_h alpha^h_{CLS, j} * || v^h_j W_O^h ||`` where ``alpha^h`` is head h's attention
     probabilities, ``v^h_j`` token j's value vector for head h (bias included) and ``W_O^h`` head
     h's slice of the output projection (its columns ``h*d:(h+1)*d``; the projection's bias, added
-    once after the heads are summed, is left out). Prefix tokens are dropped and the patch weights
-    renormalised to sum 1. ``target`` is ignored (the map is class-agnostic).
+    once after the heads are summed, is left out; DINOv2's layer scale on the attention output is
+    folded into ``W_O^h``, so the norm is that of what the head writes to the residual stream).
+    Prefix tokens are dropped and the patch weights renormalised to sum 1. ``target`` is ignored
+    (the map is class-agnostic).
 
     Works under any attention implementation: q, k and v are read from the projections with hooks
     and the blocks after ``layer`` are not run. No gradients. Peak memory per image: one inference
@@ -49,7 +51,11 @@ def value_weighted(
     q_proj, k_proj, v_proj, o_proj = arch.projections(block)
     heads, d = geom.heads, geom.head_dim
     scale = arch.attention_scale(block, d)
-    w_o = o_proj.weight.detach().float().reshape(-1, heads, d)  # [hidden, head, d]
+    w_o = o_proj.weight.detach().float()  # [hidden, head * d]
+    layer_scale = arch.attention_layer_scale(block)  # DINOv2 scales what attention writes, per channel
+    if layer_scale is not None:
+        w_o = w_o * layer_scale.detach().float()[:, None]
+    w_o = w_o.reshape(-1, heads, d)  # [hidden, head, d]
     gram = torch.einsum("ehd,ehf->hdf", w_o, w_o)  # [head, d, d]: W_O^h^T W_O^h
     kept: dict[str, torch.Tensor] = {}
 

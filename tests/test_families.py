@@ -301,3 +301,20 @@ def test_dino_value_weighted_includes_layer_scale(dino):
         w = (out.attentions[-1][:, :, 0] * torch.stack(norms, 1)).mean(1)[:, prefix:]
     expected = (w / w.sum(-1, keepdim=True)).reshape(-1, 4, 4)
     torch.testing.assert_close(vn.explain(m, x, "value-weighted"), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_dino_statistics_drop_every_prefix_token(dino):
+    """The per-head statistics read the patches only: entropy over the renormalised CLS -> patch row
+    (registers dropped), the prefix share = weight the query patches give to CLS and the registers."""
+    m, _, prefix = dino
+    x = _pixels()
+    attn = vn.capture(m, x)
+    df = vn.cls_summary(attn)
+    row = attn.probs[..., 0, prefix:].double()
+    p = row / row.sum(-1, keepdim=True)
+    entropy = -(p * p.log()).sum(-1).mean(1)  # [layer, head], mean over the batch
+    got = torch.tensor(df.sort_values(["layer", "head"])["entropy"].to_numpy()).reshape(2, 2)
+    torch.testing.assert_close(got, entropy, atol=1e-5, rtol=1e-4)
+    _, share = vn.mean_attention_distance(attn)
+    expected = attn.probs[..., prefix:, :prefix].sum(-1).mean(-1)  # [layer, batch, head]
+    torch.testing.assert_close(share, expected.to(share.dtype), atol=1e-5, rtol=1e-4)

@@ -32,7 +32,9 @@ def gradient_rollout(
 
     For each layer, ``Abar = mean_h( relu(dy_c/dA * A) )`` and ``R <- R + Abar R`` starting from
     ``R = I`` (Chefer et al. 2021); the CLS row over the patches is returned, renormalised.
-    ``target`` is a class index (or one per image); None explains the predicted class.
+    ``target`` is a class index (or one per image); None explains the predicted class. The
+    gradients come from the model's own logits, whatever its classifier reads (DINOv2 reads CLS and
+    the patch mean); the map is the CLS row, as Chefer et al. define it, every prefix token dropped.
     Introduced in notebook 03 (CNN vs ViT).
     """
     net, geom = unwrap(model)

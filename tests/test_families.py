@@ -318,3 +318,16 @@ def test_dino_statistics_drop_every_prefix_token(dino):
     _, share = vn.mean_attention_distance(attn)
     expected = attn.probs[..., prefix:, :prefix].sum(-1).mean(-1)  # [layer, batch, head]
     torch.testing.assert_close(share, expected.to(share.dtype), atol=1e-5, rtol=1e-4)
+
+
+def test_swiglu_dino_refuses_the_identity_activation_rule(tmp_path):
+    """DINOv2 with a SwiGLU MLP (the giant models): CP-LRP's default gradient rule runs; the identity
+    activation rule has no single activation to hook and is refused with the reason."""
+    torch.manual_seed(14)
+    net = Dinov2ForImageClassification(Dinov2Config(**DINO_COMMON, use_swiglu_ffn=True)).eval()
+    m = vn.load(_save(net, tmp_path / "tiny-dinov2-swiglu"))
+    x = _pixels()
+    got = vn.explain(m, x, "cp-lrp", target=0)
+    assert got.shape == (2, 4, 4) and torch.isfinite(got).all()
+    with pytest.raises(TypeError, match="gated MLP"):
+        vn.explain(m, x, "cp-lrp", target=0, activation="identity")

@@ -208,8 +208,15 @@ def projections(block: torch.nn.Module) -> tuple[torch.nn.Linear, torch.nn.Linea
 
 
 def mlp_activation(block: torch.nn.Module) -> torch.nn.Module:
-    """The MLP's activation module (GELU for ViT)."""
-    return block.mlp.activation_fn
+    """The MLP's activation module (GELU for ViT, DeiT and DINOv2). A gated MLP (DINOv2's SwiGLU,
+    ``use_swiglu_ffn``) has no single activation to give a rule to, and is refused."""
+    act = getattr(block.mlp, "activation_fn", None)
+    if act is None:
+        raise TypeError(
+            f"{type(block.mlp).__name__} is a gated MLP (SwiGLU): its output multiplies two branches, so no single "
+            "activation carries the rule; use activation='gradient' (the default)"
+        )
+    return act
 
 
 def final_norm(net: torch.nn.Module) -> torch.nn.Module:

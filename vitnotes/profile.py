@@ -63,8 +63,10 @@ def cls_summary(
         if data is None:
             raise TypeError("pass a vn.capture result, or a model and its images: vn.cls_summary(model, data)")
         df = attention_profile(attn, data, full=full, k=k, batch_size=batch_size)
-        del df.attrs["area"]
-        return df
+        order = ["layer", "head", "entropy", "entropy_norm", f"top{k}", "top5pct", "distance_px", "cls_share"]
+        out = df[[c for c in order if c in df.columns]]
+        out.attrs.update({key: v for key, v in df.attrs.items() if key != "area"})
+        return out
     if data is not None:
         raise TypeError("a vn.capture result already holds its images: call vn.cls_summary(attn) without data")
     grids = attn.cls_grids()  # [layer, batch, head, rows, cols]

@@ -4,7 +4,7 @@ An analysis that accepts a ``datasets.Dataset`` (or an ``IterableDataset``) read
 at a time, never whole: images from a ``pixel_values`` column, or from an image column through the
 model's own preprocessing (``vn.load`` reads it from the checkpoint's ``preprocessor_config.json``).
 Under ``accelerate launch`` (or ``torchrun``) each process takes one contiguous part of the images
-(``datasets.distributed.split_dataset_by_node``; a tensor is split the same way) and the analysis
+(``datasets.distributed.split_dataset_by_node``'s split; a tensor is split the same way) and the analysis
 adds up its per-process sums with ``gather``, so every process returns the table one process would.
 Introduced in the book's page "Whole data sets, many processes" (``book/scale.md``).
 """
@@ -121,12 +121,15 @@ def _dataset_part(ds: Any, model: Any, roles: Mapping[str, Any], batch_size: int
     image = _image_column(ds, model, raw, what, roles)
     columns = {r: _column(ds, spec, r, what, image) for r, spec in roles.items() if spec is not None}
     rank, world = processes()
-    stream = isinstance(ds, datasets.IterableDataset)
-    total = None if stream else len(ds)
-    if world > 1:
-        ds = split_dataset_by_node(ds, rank=rank, world_size=world)
-    size = None if stream else len(ds)
-    start = 0 if world == 1 else None if stream else sum(gather(size)[:rank])
+    start = size = total = None
+    if isinstance(ds, datasets.IterableDataset):
+        start = 0 if world == 1 else None  # a stream's parts: its shards, or every world-th row
+        ds = ds if world == 1 else split_dataset_by_node(ds, rank=rank, world_size=world)
+    else:  # contiguous rows, as split_dataset_by_node would take them (it fails with fewer rows than processes)
+        total = len(ds)
+        start, stop = span(total, rank, world)
+        size = stop - start
+        ds = ds if world == 1 else ds.select(range(start, stop))
     reader = ds.select_columns(list(dict.fromkeys([image, *columns.values()]))).with_format("numpy")
 
     def batches() -> Iterator[dict[str, Any]]:

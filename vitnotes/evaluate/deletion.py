@@ -250,7 +250,7 @@ def _batch_maps(spec: Any, batch: dict, kind: str) -> torch.Tensor:
     if callable(spec):
         return as_maps(spec(batch["images"]))
     if isinstance(spec, str):
-        return as_maps(np.asarray(batch[f"map {kind}"]))
+        return as_maps(np.stack([np.asarray(m, dtype=np.float32) for m in batch[f"map {kind}"]]))
     lo = batch["index"]
     return as_maps(spec)[lo : lo + len(batch["images"])]
 

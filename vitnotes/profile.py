@@ -64,8 +64,8 @@ def cls_summary(
             raise TypeError("pass a vn.capture result, or a model and its images: vn.cls_summary(model, data)")
         df = attention_profile(attn, data, full=full, k=k, batch_size=batch_size)
         order = ["layer", "head", "entropy", "entropy_norm", f"top{k}", "top5pct", "distance_px", "cls_share"]
-        out = df[[c for c in order if c in df.columns]]
-        out.attrs.update({key: v for key, v in df.attrs.items() if key != "area"})
+        out = df[[c for c in order if c in df.columns]].copy()
+        out.attrs = {key: v for key, v in df.attrs.items() if key != "area"}
         return out
     if data is not None:
         raise TypeError("a vn.capture result already holds its images: call vn.cls_summary(attn) without data")

@@ -183,7 +183,8 @@ def _profile_batch(model, geom, x, cover, layers, sums, *, full: bool, k: int, b
     (``sums[layer, name]``: ``[head]`` float64), and each region's covered patch area to ``sums["area_<region>"]``."""
     grid = geom.grid_for(*x.shape[-2:])
     k5 = max(1, round(0.05 * grid[0] * grid[1]))
-    dist = patch_distances(grid, geom.patch_size).float()  # [patches, patches] in pixels
+    device = next(unwrap(model)[0].parameters()).device  # where the captured probabilities lie
+    dist = patch_distances(grid, geom.patch_size).float().to(device)  # [patches, patches] in pixels
     seen = dict.fromkeys(layers, 0)
 
     def on_layer(layer: int, probs: torch.Tensor) -> None:
@@ -192,9 +193,9 @@ def _profile_batch(model, geom, x, cover, layers, sums, *, full: bool, k: int, b
         maps = patch_grid(probs[:, :, 0] if full else probs, geom.prefix, grid)  # [chunk, head, rows, cols]
         stats = _chunk_stats(maps, probs if full else None, geom.prefix, k, k5, dist)
         for name, cov in cover.items():
-            stats[f"mass_{name}"] = (maps.double() * cov[lo : lo + probs.shape[0], None]).sum((-2, -1))
+            stats[f"mass_{name}"] = (maps.double() * cov[lo : lo + probs.shape[0], None].to(device)).sum((-2, -1))
         for name, value in stats.items():  # value [chunk, head] -> summed over images
-            sums[layer, name] = sums.get((layer, name), 0) + value.double().sum(0).numpy()
+            sums[layer, name] = sums.get((layer, name), 0) + value.double().sum(0).cpu().numpy()
 
     stream(model, x, layers, on_layer, cls_only=not full, batch_size=batch_size)
     for name, cov in cover.items():

@@ -130,7 +130,9 @@ def _dataset_part(ds: Any, model: Any, roles: Mapping[str, Any], batch_size: int
         start, stop = span(total, rank, world)
         size = stop - start
         ds = ds if world == 1 else ds.select(range(start, stop))
-    reader = ds.select_columns(list(dict.fromkeys([image, *columns.values()]))).with_format("numpy")
+    reader = ds.select_columns(list(dict.fromkeys([image, *columns.values()])))
+    if raw or image == PIXELS:  # arrays; images for preprocessing stay PIL images (their modes checked there)
+        reader = reader.with_format("numpy")
 
     def batches() -> Iterator[dict[str, Any]]:
         at = start
@@ -144,7 +146,7 @@ def _dataset_part(ds: Any, model: Any, roles: Mapping[str, Any], batch_size: int
 
 def _images(values: Any, column: str, model: Any, raw: bool, what: str) -> Any:
     """One batch of a dataset's image column as raw images or ``pixel_values``."""
-    uneven = values.dtype == object  # numpy formatting gives an object array when sizes differ
+    uneven = isinstance(values, np.ndarray) and values.dtype.kind == "O"  # numpy formatting: sizes differ
     if uneven and (raw or column == PIXELS):
         raise ValueError(
             f"{what}: the rows of column {column!r} differ in size within a batch; "
@@ -157,7 +159,7 @@ def _images(values: Any, column: str, model: Any, raw: bool, what: str) -> Any:
         )
     if column == PIXELS:
         return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
-    return image_stack(values) if raw else model.preprocess(list(values))
+    return image_stack(values) if raw else model.preprocess(list(values))  # the checkpoint's own recipe
 
 
 def _columns_help(ds: Any, need: str, what: str) -> ValueError:

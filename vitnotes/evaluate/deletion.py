@@ -65,7 +65,7 @@ def _check_model(model: Any) -> Model:
 
 def _probs(model: Model, edited: np.ndarray, batch_size: int) -> torch.Tensor:
     """Softmax probabilities ``[n, classes]`` of raw images through the model's own preprocessing."""
-    return model.predict(model.preprocess(edited), batch_size=batch_size).float().softmax(-1)
+    return model.predict(model.preprocess(edited), batch_size=batch_size).float().softmax(-1).cpu()
 
 
 def _deletion(

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .core.batches import Part, add_up, gather, is_dataset, part
 from .core.capture import Attention, patch_grid, stream
 from .core.geometry import Geometry, layer_indices
 from .core.model import check_pixel_values, unwrap
@@ -41,14 +42,33 @@ def mean_attention_distance(
     return attention_distance(full, geometry.prefix, grid or geometry.grid, geometry.patch_size)
 
 
-def cls_summary(attn: Attention, k: int = 10) -> pd.DataFrame:
-    """Per (layer, head) CLS-attention statistics averaged over the batch, one row each.
+def cls_summary(
+    attn: Attention | Any, data: Any = None, *, k: int = 10, full: bool = True, batch_size: int = 16
+) -> pd.DataFrame:
+    """Per (layer, head) CLS-attention statistics averaged over the images, one row each.
 
     Columns: ``entropy`` (nats), ``entropy_norm`` (/ log N), ``top{k}`` share, ``top5pct``
     (share of the top 5 % of patches, at least one), and, for full captures,
     ``distance_px`` (mean attention distance) and ``cls_share``.
+
+    ``vn.cls_summary(vn.capture(model, x))`` summarises a capture held in memory;
+    ``vn.cls_summary(model, data)`` streams ``data`` (a tensor, or a ``datasets.Dataset`` /
+    ``IterableDataset`` with a ``pixel_values`` or ``image`` column) through the capture
+    ``batch_size`` images at a time and returns the same table (``vn.attention_profile`` without
+    masks; ``full=False`` captures only the CLS rows: no distance). Under ``accelerate launch`` each
+    process takes a part of the images and the sums are added over processes (``book/scale.md``).
     Introduced in notebook 01 (layers).
     """
+    if not isinstance(attn, Attention):
+        if data is None:
+            raise TypeError("pass a vn.capture result, or a model and its images: vn.cls_summary(model, data)")
+        df = attention_profile(attn, data, full=full, k=k, batch_size=batch_size)
+        order = ["layer", "head", "entropy", "entropy_norm", f"top{k}", "top5pct", "distance_px", "cls_share"]
+        out = df[[c for c in order if c in df.columns]].copy()
+        out.attrs = {key: v for key, v in df.attrs.items() if key != "area"}
+        return out
+    if data is not None:
+        raise TypeError("a vn.capture result already holds its images: call vn.cls_summary(attn) without data")
     grids = attn.cls_grids()  # [layer, batch, head, rows, cols]
     p = grids.flatten(-2)
     n = p.shape[-1]
@@ -92,24 +112,79 @@ def attention_profile(
     region, a patch counting by the fraction of its pixels inside. ``df.attrs["area"]`` holds each
     region's mean pixel share: the mass a uniform map would put there.
 
-    Streams the attention chunk by chunk (``batch_size`` images), so memory holds one layer's
-    matrices for one chunk, not ``[layer, batch, head, T, T]``; ``full=False`` computes only the CLS
-    rows (faster, no distance). Introduced in notebook 07.
+    ``pixel_values`` may be a tensor or a ``datasets.Dataset`` / ``IterableDataset`` (its
+    ``pixel_values`` column, or its ``image`` column through the model's preprocessing); ``masks`` is
+    then the name of its mask column (e.g. ``"mask"``). Streams the attention chunk by chunk
+    (``batch_size`` images), so memory holds one layer's matrices for one chunk, not ``[layer, batch,
+    head, T, T]``; ``full=False`` computes only the CLS rows (faster, no distance). Every statistic is
+    summed over images (float64) and divided by the image count at the end; under ``accelerate
+    launch`` each process sums its part of the images and the sums are added over processes
+    (``book/scale.md``). Introduced in notebook 07.
     """
     _, geom = unwrap(model)
     geom.require_vit("an attention profile")
-    x = check_pixel_values(pixel_values, geom)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    grid = geom.grid_for(*x.shape[-2:])
-    n, npatch = x.shape[0], grid[0] * grid[1]
-    if not 1 <= k <= npatch:
-        raise ValueError(f"k must lie in 1..{npatch} (the number of patches), got {k}")
-    cover = _region_cover(masks, n, grid)
-    k5 = max(1, round(0.05 * npatch))
-    dist = patch_distances(grid, geom.patch_size).float()  # [patches, patches] in pixels
+    data = _masked(model, geom, pixel_values, masks, batch_size)
     layers = layer_indices(geom, None)
-    sums: dict[int, dict[str, torch.Tensor]] = {layer: {} for layer in layers}
+    sums: dict[Any, Any] = {"n": 0}
+    grid = None
+    for b in data.batches:
+        x = check_pixel_values(b["pixel_values"], geom)
+        grid = _same_grid(grid, geom.grid_for(*x.shape[-2:]), k)
+        cover = _region_cover(b["masks"], x.shape[0], grid) if masks is not None else {}
+        _profile_batch(model, geom, x, cover, layers, sums, full=full, k=k, batch_size=batch_size)
+    parts = gather((sums, grid))
+    total, grid = add_up([s for s, _ in parts]), next((g for _, g in parts if g is not None), None)
+    n = total.pop("n")
+    if n == 0:
+        raise ValueError("the data set has no images; pass at least one")
+    npatch = grid[0] * grid[1]
+    rows = [
+        {"layer": layer, "head": h, **{c: float(total[layer, c][h]) / n for c in _stat_names(total, layer)}}
+        for layer in layers
+        for h in range(geom.heads)
+    ]
+    area = {name[5:]: float(v) / (n * npatch) for name, v in total.items() if isinstance(name, str)}
+    df = pd.DataFrame(rows)
+    df.attrs.update(images=n, patches=npatch, k=k, k5=max(1, round(0.05 * npatch)), area=area, processes=len(parts))
+    return df
+
+
+def _stat_names(total: dict, layer: int) -> list[str]:
+    """The statistics summed for ``layer``, in the order they were first added."""
+    return [c for key, c in (k for k in total if isinstance(k, tuple)) if key == layer]
+
+
+def _same_grid(grid: tuple[int, int] | None, new: tuple[int, int], k: int) -> tuple[int, int]:
+    """The patch grid of a batch; every batch must have the first one's, and ``k`` must fit in it."""
+    if grid is not None and new != grid:
+        raise ValueError(f"images of two sizes (grids {grid} and {new}); give pixel_values of one size")
+    if not 1 <= k <= new[0] * new[1]:
+        raise ValueError(f"k must lie in 1..{new[0] * new[1]} (the number of patches), got {k}")
+    return new
+
+
+def _masked(model: Any, geom: Any, data: Any, masks: Any, batch_size: int) -> Part:
+    """This process's part of a profile's images and masks (a tensor and a mask stack, or a dataset)."""
+    if is_dataset(data):
+        if masks is not None and not isinstance(masks, str):
+            raise TypeError(
+                f"with a dataset, masks names its mask column (a str, e.g. 'mask'), got {type(masks).__name__}"
+            )
+        return part(data, model, {"masks": masks}, batch_size=batch_size, what="vn.attention_profile")
+    x = check_pixel_values(data, geom)
+    if masks is not None:
+        _region_cover(masks, x.shape[0], geom.grid_for(*x.shape[-2:]))  # refuse bad masks before any work
+        masks = np.asarray(masks)
+    return part(x, model, {"masks": masks}, batch_size=batch_size, what="vn.attention_profile")
+
+
+def _profile_batch(model, geom, x, cover, layers, sums, *, full: bool, k: int, batch_size: int) -> None:
+    """Add one batch's per-(layer, head) statistics, summed over its images, to ``sums``
+    (``sums[layer, name]``: ``[head]`` float64), and each region's covered patch area to ``sums["area_<region>"]``."""
+    grid = geom.grid_for(*x.shape[-2:])
+    k5 = max(1, round(0.05 * grid[0] * grid[1]))
+    device = next(unwrap(model)[0].parameters()).device  # where the captured probabilities lie
+    dist = patch_distances(grid, geom.patch_size).float().to(device)  # [patches, patches] in pixels
     seen = dict.fromkeys(layers, 0)
 
     def on_layer(layer: int, probs: torch.Tensor) -> None:
@@ -118,20 +193,14 @@ def attention_profile(
         maps = patch_grid(probs[:, :, 0] if full else probs, geom.prefix, grid)  # [chunk, head, rows, cols]
         stats = _chunk_stats(maps, probs if full else None, geom.prefix, k, k5, dist)
         for name, cov in cover.items():
-            stats[f"mass_{name}"] = (maps.double() * cov[lo : lo + probs.shape[0], None]).sum((-2, -1))
-        acc = sums[layer]
+            stats[f"mass_{name}"] = (maps.double() * cov[lo : lo + probs.shape[0], None].to(device)).sum((-2, -1))
         for name, value in stats.items():  # value [chunk, head] -> summed over images
-            acc[name] = acc.get(name, 0) + value.double().sum(0)
+            sums[layer, name] = sums.get((layer, name), 0) + value.double().sum(0).cpu().numpy()
 
     stream(model, x, layers, on_layer, cls_only=not full, batch_size=batch_size)
-    rows = [
-        {"layer": layer, "head": h, **{c: float(v[h]) / n for c, v in sums[layer].items()}}
-        for layer in layers
-        for h in range(geom.heads)
-    ]
-    df = pd.DataFrame(rows)
-    df.attrs.update(images=n, patches=npatch, k=k, k5=k5, area={name: float(cov.mean()) for name, cov in cover.items()})
-    return df
+    for name, cov in cover.items():
+        sums[f"area_{name}"] = sums.get(f"area_{name}", 0) + float(cov.double().sum())
+    sums["n"] += x.shape[0]
 
 
 def _region_cover(masks: Any, n: int, grid: tuple[int, int]) -> dict[str, torch.Tensor]:

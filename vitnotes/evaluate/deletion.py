@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..core.batches import Part, gather, is_dataset, part
 from ..core.images import image_stack
 from ..core.model import Model, resolve_targets
 from ..stats import as_maps
@@ -21,15 +22,17 @@ from .agreement import resize_maps
 __all__ = ["delete_pixels", "deletion_auc", "deletion_curve", "deletion_order", "deletion_study", "deletion_summary"]
 
 
-def deletion_order(maps: Any, seed: int = 0) -> torch.Tensor:
+def deletion_order(maps: Any, seed: int = 0, *, generator: torch.Generator | None = None) -> torch.Tensor:
     """Pixel indices (raster order) from most to least attributed, ``[batch, pixels]``.
 
     Ties (e.g. the zeros of a Grad-CAM after its ReLU, or the pixels of one patch) are broken at
-    random with ``seed``, so a tie never favours the top of the image.
+    random with ``seed``, so a tie never favours the top of the image: one random permutation per
+    image, drawn in order. ``generator`` (instead of ``seed``) continues a sequence, so images
+    ordered batch by batch with one generator get the orders of one call on all of them.
     Introduced in notebook 03 (CNN vs ViT).
     """
     m = as_maps(maps).flatten(1)
-    g = torch.Generator().manual_seed(seed)
+    g = generator if generator is not None else torch.Generator().manual_seed(seed)
     perm = torch.stack([torch.randperm(m.shape[1], generator=g) for _ in range(m.shape[0])])  # random tie order
     ranked = torch.argsort(-m.gather(1, perm), dim=1, stable=True)
     return perm.gather(1, ranked)
@@ -62,25 +65,22 @@ def _check_model(model: Any) -> Model:
 
 def _probs(model: Model, edited: np.ndarray, batch_size: int) -> torch.Tensor:
     """Softmax probabilities ``[n, classes]`` of raw images through the model's own preprocessing."""
-    return model.predict(model.preprocess(edited), batch_size=batch_size).float().softmax(-1)
+    return model.predict(model.preprocess(edited), batch_size=batch_size).float().softmax(-1).cpu()
 
 
 def _deletion(
     model: Model,
     imgs: np.ndarray,
-    maps: Any,
+    order: torch.Tensor,
     steps: int,
     background: float,
     target: Any,
-    seed: int,
     batch_size: int,
     ends: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, np.ndarray]:
+    """Curves ``[batch, steps + 1]`` of raw images ``imgs`` deleted in ``order``, and the fractions;
+    ``ends``: the probabilities of the intact and the fully deleted images when already known."""
     b, h, w = imgs.shape[:3]
-    m = as_maps(maps)
-    if m.shape[0] != b:
-        raise ValueError(f"{m.shape[0]} maps for {b} images; pass one map per image")
-    order = deletion_order(resize_maps(m, (h, w)), seed)
     fractions = np.linspace(0.0, 1.0, steps + 1)
     ks = [int(round(f * h * w)) for f in fractions]
     if ends is None:  # the intact and the fully deleted images do not depend on the order
@@ -97,6 +97,14 @@ def _deletion(
     t = resolve_targets(target, probs[0])
     curves = probs.gather(2, t[None, :, None].expand(len(fractions), b, 1))[..., 0].T  # [batch, steps + 1]
     return curves.contiguous(), fractions
+
+
+def _order(imgs: np.ndarray, maps: Any, seed: int = 0, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The deletion order of each image from its map, resized to the image's pixels."""
+    m = as_maps(maps)
+    if m.shape[0] != imgs.shape[0]:
+        raise ValueError(f"{m.shape[0]} maps for {imgs.shape[0]} images; pass one map per image")
+    return deletion_order(resize_maps(m, tuple(imgs.shape[1:3])), seed, generator=generator)
 
 
 def deletion_curve(
@@ -123,7 +131,8 @@ def deletion_curve(
     model = _check_model(model)
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    return _deletion(model, image_stack(images), maps, steps, background, target, seed, batch_size)
+    imgs = image_stack(images)
+    return _deletion(model, imgs, _order(imgs, maps, seed), steps, background, target, batch_size)
 
 
 def deletion_auc(curves: torch.Tensor, fractions: Sequence[float]) -> torch.Tensor:
@@ -155,30 +164,108 @@ def deletion_study(
     of the probability of the model's originally predicted class. ``aucs``: one row per (model,
     map, image) with ``auc``. Each map kind's deletion order is tie-broken with the same ``seed``.
     Add ``vn.random_maps`` as a map kind for the random control. Introduced in notebook 03.
+
+    ``images``: raw images ``[batch, H, W(, C)]``, or a ``datasets.Dataset`` whose ``image`` column
+    holds them (all of one size). Images go ``batch_size`` at a time, so memory holds ``steps``
+    edited copies of one batch. Each map kind is per-image maps ``[images, rows, cols]`` in the
+    images' order, a function of a batch of raw images returning its maps (e.g. ``lambda imgs:
+    vn.explain(vit, vit.preprocess(imgs), "rollout")``), or, with a dataset, the name of a column
+    holding them. Under ``accelerate launch`` each process deletes its part of the images; the
+    per-image curves are gathered in image order, so every process returns one process's tables
+    (``book/scale.md``).
     """
-    jobs = [(mn, kn) for mn in models for kn in maps]
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    for m in models.values():
+        _check_model(m)
+    data = _deletion_input(images, maps, batch_size)
+    curves, size = _study_curves(models, data, maps, steps, background, seed, batch_size, progress)
+    parts = gather((curves, size))
+    if len({s for _, s in parts if s is not None}) > 1:
+        raise ValueError(f"images of several sizes {sorted({s for _, s in parts if s})}; resize them to one")
+    fr = np.linspace(0.0, 1.0, steps + 1)
+    whole = {job: torch.cat([c[job] for c, _ in parts]) for job in parts[0][0]}
+    n = next(iter(whole.values())).shape[0]
+    if n == 0:
+        raise ValueError("the data set has no images; pass at least one")
+    tables = _study_tables(whole, fr)
+    for df in tables:
+        df.attrs.update(images=int(n), steps=steps, background=background, processes=len(parts))
+    return tables
+
+
+def _deletion_input(images: Any, maps: Mapping[str, Any], batch_size: int) -> Part:
+    """This process's part of a deletion study's raw images (and the map columns of a dataset)."""
+    stream = is_dataset(images)
+    if not stream:
+        images = image_stack(images)
+    roles = {f"map {k}": v for k, v in maps.items() if isinstance(v, str)}
+    if roles and not stream:
+        raise TypeError(f"map kinds {sorted(roles)} name columns; that needs a datasets.Dataset of images")
+    data = part(images, None, roles, batch_size=batch_size, what="vn.deletion_study", raw=True)
+    if data.start is None:
+        raise ValueError(
+            "the deletion study breaks ties by each image's position, which a stream split over processes "
+            "does not know: pass a map-style datasets.Dataset (not streaming), or run it in one process"
+        )
+    for kind, v in maps.items():
+        if not (isinstance(v, str) or callable(v)) and data.total is not None and as_maps(v).shape[0] != data.total:
+            raise ValueError(f"{as_maps(v).shape[0]} {kind!r} maps for {data.total} images; pass one map per image")
+    return data
+
+
+def _study_curves(models, data: Part, maps, steps, background, seed, batch_size, progress):
+    """Each (model, map kind)'s curves on this process's images, ``{(model, map): [images, steps + 1]}``,
+    and the images' (height, width) (None without images)."""
+    gens = {kind: torch.Generator().manual_seed(seed) for kind in maps}
+    curves: dict[tuple[str, str], list[torch.Tensor]] = {(mn, kind): [] for mn in models for kind in maps}
+    size = None
+    batches = data.batches
     if progress:
         from tqdm.auto import tqdm
 
-        jobs = tqdm(jobs, desc="deletion curves")
-    imgs = image_stack(images)
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    blank = np.full_like(imgs, background)
-    ends = {mn: (_probs(_check_model(m), imgs, batch_size), _probs(m, blank, batch_size)) for mn, m in models.items()}
+        batches = tqdm(batches, total=None if data.size is None else -(-data.size // batch_size), desc="deletion")
+    for b in batches:
+        imgs = b["images"]
+        if size is None:  # one random tie order per image, in image order: skip the earlier processes' images
+            size = tuple(imgs.shape[1:3])
+            for g in gens.values():
+                for _ in range(data.start):
+                    torch.randperm(size[0] * size[1], generator=g)
+        if tuple(imgs.shape[1:3]) != size:
+            raise ValueError(f"images of two sizes ({size} and {tuple(imgs.shape[1:3])}); resize them to one")
+        orders = {kind: _order(imgs, _batch_maps(v, b, kind), generator=gens[kind]) for kind, v in maps.items()}
+        blank = np.full_like(imgs, background)
+        for mn, model in models.items():
+            ends = (_probs(model, imgs, batch_size), _probs(model, blank, batch_size))
+            for kind, order in orders.items():
+                curves[mn, kind].append(_deletion(model, imgs, order, steps, background, None, batch_size, ends)[0])
+    empty = torch.zeros(0, steps + 1)
+    return {job: torch.cat(c) if c else empty for job, c in curves.items()}, size
+
+
+def _batch_maps(spec: Any, batch: dict, kind: str) -> torch.Tensor:
+    """One batch's maps of one kind: from a function of the raw images, a dataset column, or the
+    per-image maps at the batch's position."""
+    if callable(spec):
+        return as_maps(spec(batch["images"]))
+    if isinstance(spec, str):
+        return as_maps(np.stack([np.asarray(m, dtype=np.float32) for m in batch[f"map {kind}"]]))
+    lo = batch["index"]
+    return as_maps(spec)[lo : lo + len(batch["images"])]
+
+
+def _study_tables(curves: dict[tuple[str, str], torch.Tensor], fr: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The curve table (mean and standard error per fraction) and the per-image AUC table."""
     curve_rows, auc_rows = [], []
-    for mn, kn in jobs:
-        c, fr = _deletion(models[mn], imgs, maps[kn], steps, background, None, seed, batch_size, ends[mn])
+    for (mn, kn), c in curves.items():
         for j, f in enumerate(fr):
             col = c[:, j].double()
             sem = float(col.std(unbiased=True) / np.sqrt(len(col))) if len(col) > 1 else float("nan")
             curve_rows.append({"model": mn, "map": kn, "fraction": float(f), "prob": float(col.mean()), "sem": sem})
         for i, a in enumerate(deletion_auc(c, fr).tolist()):
             auc_rows.append({"model": mn, "map": kn, "image": i, "auc": a})
-    curves, aucs = pd.DataFrame(curve_rows), pd.DataFrame(auc_rows)
-    for df in (curves, aucs):
-        df.attrs.update(images=int(imgs.shape[0]), steps=steps, background=background)
-    return curves, aucs
+    return pd.DataFrame(curve_rows), pd.DataFrame(auc_rows)
 
 
 def deletion_summary(aucs: pd.DataFrame, control: str = "random") -> pd.DataFrame:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core import arch
+from ..core.batches import Part, add_up, gather, is_dataset, part, processes
 from ..core.geometry import Geometry
 from ..core.hooks import hooks
 from ..core.model import check_pixel_values, forward, unwrap
@@ -110,8 +111,8 @@ def evaluate_loss(
 
 def sweep(
     model: Any,
-    pixel_values: torch.Tensor,
-    targets: Any,
+    pixel_values: Any,
+    targets: Any = None,
     *,
     heads: Iterable | None = None,
     loss: str | None = None,
@@ -121,7 +122,16 @@ def sweep(
 ) -> pd.DataFrame:
     """Ablate each head alone and measure the loss: one row per (layer, head) with ``loss`` and
     ``rel_increase`` (loss / intact loss - 1). ``df.attrs`` holds ``baseline`` (intact loss),
-    ``n`` (images) and ``loss`` (kind). ``heads`` defaults to every head of every layer.
+    ``n`` (images), ``loss`` (kind), ``method`` and ``processes``. ``heads`` defaults to every head
+    of every layer.
+
+    ``pixel_values``: a tensor (batch, C, H, W) with ``targets`` one per image, or a
+    ``datasets.Dataset`` / ``IterableDataset`` read ``batch_size`` rows at a time (never whole): its
+    ``pixel_values`` column, or its ``image`` column through the model's preprocessing, and the
+    targets from the column ``targets`` names (default ``label`` or ``labels``). Under ``accelerate
+    launch`` each process sweeps its part of the images and the per-head loss sums (over images, in
+    float64) are added over processes before dividing by the image count: every process returns
+    the table of one process (``book/scale.md``).
 
     ``method="fast"`` (default) gives the same losses as ``"naive"`` (one full forward per head)
     at under half the cost: the residual stream entering layer l is computed once and shared by
@@ -136,35 +146,58 @@ def sweep(
     if method not in ("fast", "naive"):
         raise ValueError(f"method must be 'fast' or 'naive', got {method!r}")
     kind = _loss_kind(net, loss)
-    pixel_values = check_pixel_values(pixel_values, geom)
-    t = _check_targets(targets, pixel_values.shape[0], kind)
-    if heads is None:
-        chosen = {layer: list(range(geom.heads)) for layer in range(geom.layers)}
-    else:
-        chosen = _head_pairs(geom, heads)
+    chosen = (
+        {layer: list(range(geom.heads)) for layer in range(geom.layers)} if heads is None else _head_pairs(geom, heads)
+    )
     pairs = [(layer, h) for layer, hs in chosen.items() for h in hs]
     if method == "fast" and arch.cls_head(net) is None:
         method = "naive"  # the classifier reads more than the CLS token: no shortcut is exact
-    if method == "fast":
-        base, losses = _fast_sweep(net, geom, pixel_values, t, kind, chosen, batch_size, progress)
-    else:
-        base = evaluate_loss(model, pixel_values, t, loss=kind, batch_size=batch_size)
-        losses = {}
-        it = pairs
-        if progress:
-            from tqdm.auto import tqdm
-
-            it = tqdm(pairs, desc="ablation sweep")
-        for layer, h in it:
-            with ablate(model, [(layer, h)]):
-                losses[layer, h] = evaluate_loss(model, pixel_values, t, loss=kind, batch_size=batch_size)
-    rows = [
-        {"layer": layer, "head": h, "loss": losses[layer, h], "rel_increase": losses[layer, h] / base - 1.0}
-        for layer, h in pairs
-    ]
-    df = pd.DataFrame(rows)
-    df.attrs.update(baseline=base, n=int(pixel_values.shape[0]), loss=kind, method=method)
+    data = _labelled(model, geom, pixel_values, targets, kind, batch_size)
+    total = add_up(gather(_sums(model, geom, data, kind, chosen, batch_size, method, progress)))
+    if total["n"] == 0:
+        raise ValueError("the data set has no images; pass at least one")
+    n, base = total["n"], total["base"] / total["n"]
+    rows = [{"layer": layer, "head": h, "loss": total[layer, h] / n} for layer, h in pairs]
+    df = pd.DataFrame(rows).assign(rel_increase=lambda d: d["loss"] / base - 1.0)
+    df.attrs.update(baseline=base, n=int(n), loss=kind, method=method, processes=processes()[1])
     return df
+
+
+def _sums(model, geom: Geometry, data: Part, kind: str, chosen: dict, batch_size: int, method: str, progress: bool):
+    """This process's loss sums over its images: per ablated head, ``base`` (intact) and ``n`` (images)."""
+    pairs = [(layer, h) for layer, hs in chosen.items() for h in hs]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=None if data.size is None else len(pairs) * -(-data.size // batch_size), desc="ablation sweep")
+    sums: dict[Any, float] = {**dict.fromkeys(pairs, 0.0), "base": 0.0, "n": 0}
+    run = _fast_batch if method == "fast" else _naive_batch
+    for b in data.batches:
+        x = check_pixel_values(b["pixel_values"], geom)
+        sums["base"] += run(
+            model, geom, x, _check_targets(b["targets"], x.shape[0], kind), kind, chosen, batch_size, sums, bar
+        )
+        sums["n"] += x.shape[0]
+    if bar is not None:
+        bar.close()
+    return sums
+
+
+def _labelled(model: Any, geom: Geometry, data: Any, targets: Any, kind: str, batch_size: int) -> Part:
+    """This process's part of a sweep's images and targets (a tensor and its targets, or a dataset)."""
+    if is_dataset(data):
+        if targets is not None and not isinstance(targets, str):
+            raise TypeError(
+                f"with a dataset, targets names its column (a str, default 'label'), got {type(targets).__name__}"
+            )
+        roles = {"targets": targets or ("label", "labels")}
+        return part(data, model, roles, batch_size=batch_size, what="vn.sweep")
+    x = check_pixel_values(data, geom)
+    if targets is None:
+        raise TypeError("pass targets, one per image (class indices; outputs for a regression model)")
+    roles = {"targets": _check_targets(targets, x.shape[0], kind)}
+    return part(x, model, roles, batch_size=batch_size, what="vn.sweep")
 
 
 def _losses(logits: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
@@ -176,59 +209,54 @@ def _losses(logits: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _fast_sweep(
-    net,
-    geom: Geometry,
-    pixel_values: torch.Tensor,
-    t: torch.Tensor,
-    kind: str,
-    chosen: dict[int, list[int]],
-    batch_size: int,
-    progress: bool,
-):
-    embeddings, blocks, norm, classifier = arch.cls_head(net)
-    d, last = geom.head_dim, len(blocks) - 1
-    param = next(net.parameters())
-    interpolate = tuple(pixel_values.shape[-2:]) != (geom.image_size,) * 2
-    totals = {(layer, h): 0.0 for layer, hs in chosen.items() for h in hs}
-    base_total = 0.0
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+def _naive_batch(model, geom, x, y, kind, chosen, batch_size, sums, bar) -> float:
+    """One full forward per ablated head on batch ``x``: adds each head's loss sum to ``sums``,
+    returns the intact loss sum."""
+    net = unwrap(model)[0]
+    for layer, hs in chosen.items():
+        for h in hs:
+            with ablate(model, [(layer, h)]):
+                sums[layer, h] += _losses(forward(net, x).logits, y, kind).sum().item()
+            if bar is not None:
+                bar.update(1)
+    return _losses(forward(net, x).logits, y, kind).sum().item()
 
-        bar = tqdm(total=len(totals) * -(-pixel_values.shape[0] // batch_size), desc="ablation sweep")
-    for x, y in zip(pixel_values.split(batch_size), t.split(batch_size), strict=True):
-        b = x.shape[0]
-        group = max(1, batch_size // b)  # several heads per forward when the image chunk is small
-        h = embeddings(x.to(device=param.device, dtype=param.dtype), interpolate_pos_encoding=interpolate)
-        for layer, block in enumerate(blocks):
-            for start in range(0, len(chosen.get(layer, [])), group):
-                hs = chosen[layer][start : start + group]
-                k = len(hs)
-                # the layer's context once, then one copy per ablated head: (k*B, Q, H*d)
-                queries = 1 if layer == last else None
-                ctx = arch.context(block, arch.attention_input(block)(h), queries).repeat(k, 1, 1)
-                for i, head in enumerate(hs):
-                    ctx[i * b : (i + 1) * b, :, head * d : (head + 1) * d] = 0
-                resid = h[:, : ctx.shape[1]].repeat(k, 1, 1)
-                out = arch.finish_block(block, resid, ctx)
-                for later in blocks[layer + 1 : last]:
-                    out = later(out)
-                if layer < last:
-                    out = arch.cls_block(blocks[last], out)
-                per = (
-                    _losses(classifier(norm(out)[:, 0]), y.repeat(k, *([1] * (y.dim() - 1))), kind)
-                    .reshape(k, b)
-                    .sum(-1)
-                )
-                for head, value in zip(hs, per.tolist()):
-                    totals[layer, head] += value
-                if bar is not None:
-                    bar.update(k)
-            if layer < last:
-                h = block(h)
-        base_total += _losses(classifier(norm(arch.cls_block(blocks[last], h))[:, 0]), y, kind).sum().item()
-    if bar is not None:
-        bar.close()
-    n = pixel_values.shape[0]
-    return base_total / n, {key: v / n for key, v in totals.items()}
+
+@torch.no_grad()
+def _fast_batch(model, geom: Geometry, x, y, kind: str, chosen: dict[int, list[int]], batch_size: int, sums, bar):
+    """The fast sweep of batch ``x`` (see ``sweep``): adds each head's loss sum to ``sums``, returns
+    the intact loss sum."""
+    net = unwrap(model)[0]
+    embeddings, blocks, norm, classifier = arch.cls_head(net)
+    last, b = len(blocks) - 1, x.shape[0]
+    param = next(net.parameters())
+    interpolate = tuple(x.shape[-2:]) != (geom.image_size,) * 2
+    group = max(1, batch_size // b)  # several heads per forward when the image chunk is small
+    h = embeddings(x.to(device=param.device, dtype=param.dtype), interpolate_pos_encoding=interpolate)
+    for layer, block in enumerate(blocks):
+        for start in range(0, len(chosen.get(layer, [])), group):
+            hs = chosen[layer][start : start + group]
+            out = _ablated_cls(blocks, layer, h, hs, geom.head_dim)
+            per = _losses(classifier(norm(out)[:, 0]), y.repeat(len(hs), *([1] * (y.dim() - 1))), kind)
+            for head, value in zip(hs, per.reshape(len(hs), b).sum(-1).tolist()):
+                sums[layer, head] += value
+            if bar is not None:
+                bar.update(len(hs))
+        if layer < last:
+            h = block(h)
+    return _losses(classifier(norm(arch.cls_block(blocks[last], h))[:, 0]), y, kind).sum().item()
+
+
+def _ablated_cls(blocks, layer: int, h: torch.Tensor, hs: list[int], d: int) -> torch.Tensor:
+    """The tokens leaving the last block (CLS only, ``[k*B, 1, hidden]``) with each head of ``hs`` zeroed
+    in block ``layer`` in turn, from the residual stream ``h`` entering it: the layer's context once,
+    then one copy per ablated head."""
+    last, b, k = len(blocks) - 1, h.shape[0], len(hs)
+    block = blocks[layer]
+    ctx = arch.context(block, arch.attention_input(block)(h), 1 if layer == last else None).repeat(k, 1, 1)
+    for i, head in enumerate(hs):
+        ctx[i * b : (i + 1) * b, :, head * d : (head + 1) * d] = 0  # (k*B, Q, H*d)
+    out = arch.finish_block(block, h[:, : ctx.shape[1]].repeat(k, 1, 1), ctx)
+    for later in blocks[layer + 1 : last]:
+        out = later(out)
+    return arch.cls_block(blocks[last], out) if layer < last else out

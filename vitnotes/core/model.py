@@ -41,36 +41,42 @@ def geometry(net: torch.nn.Module) -> Geometry:
         )
     layers = arch.vit_layers(net)
     if layers is not None:
-        heads = cfg.num_attention_heads
-        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
-        prefix = arch.prefix_tokens(cfg)
-        return Geometry(
-            kind="vit",
-            layers=len(layers),
-            heads=heads,
-            head_dim=head_dim,
-            hidden=cfg.hidden_size,
-            patch_size=_square(cfg.patch_size, "patch_size"),
-            image_size=_square(cfg.image_size, "image_size"),
-            channels=int(cfg.num_channels),
-            prefix=prefix,
-        )
+        return _vit_geometry(cfg, len(layers))
     stages = arch.cnn_stages(net)
     if stages is not None:
-        return Geometry(
-            kind="cnn",
-            layers=len(stages),
-            heads=0,
-            head_dim=0,
-            hidden=int(cfg.hidden_sizes[-1]),
-            patch_size=None,
-            image_size=_square(getattr(cfg, "image_size", 224) or 224, "image_size"),
-            channels=int(cfg.num_channels),
-        )
+        return _cnn_geometry(cfg, len(stages))
     raise TypeError(
         f"{type(net).__name__} (model_type={arch.family_of(net)!r}) is neither a ViT-family model with "
         "q/k/o projections (ViT, DeiT, DINOv2) nor a CNN with encoder stages (ResNet, ConvNeXt); "
         "vitnotes supports those"
+    )
+
+
+def _vit_geometry(cfg: Any, layers: int) -> Geometry:
+    heads = cfg.num_attention_heads
+    return Geometry(
+        kind="vit",
+        layers=layers,
+        heads=heads,
+        head_dim=getattr(cfg, "head_dim", None) or cfg.hidden_size // heads,
+        hidden=cfg.hidden_size,
+        patch_size=_square(cfg.patch_size, "patch_size"),
+        image_size=_square(cfg.image_size, "image_size"),
+        channels=int(cfg.num_channels),
+        prefix=arch.prefix_tokens(cfg),
+    )
+
+
+def _cnn_geometry(cfg: Any, stages: int) -> Geometry:
+    return Geometry(
+        kind="cnn",
+        layers=stages,
+        heads=0,
+        head_dim=0,
+        hidden=int(cfg.hidden_sizes[-1]),
+        patch_size=None,
+        image_size=_square(getattr(cfg, "image_size", 224) or 224, "image_size"),
+        channels=int(cfg.num_channels),
     )
 
 

@@ -145,21 +145,13 @@ def _regression(model) -> bool:
 
 
 def _class_index(text: str | int, labels: Sequence[str], what: str) -> int:
-    """A class given as an index (``3``) or a label name (``cat``)."""
-    n = len(labels)
-    lowered = [str(label).lower() for label in labels]
-    if str(text).lower() in lowered:
-        return lowered.index(str(text).lower())
+    """A class given as an index (``3``) or a label name (``cat``), as ``vn.explain`` reads targets."""
+    from .core.model import class_indices
+
     try:
-        idx = int(text)
-    except (TypeError, ValueError):
-        idx = None
-    if idx is None:
-        shown = ", ".join(labels[:12]) + (", ..." if n > 12 else "")
-        raise CliError(f"{what} {text!r} is not a class of this model; give an index 0..{n - 1} or a label ({shown})")
-    if not 0 <= idx < n:
-        raise CliError(f"{what} {idx} is out of range: this model has {n} classes; give an index 0..{n - 1}")
-    return idx
+        return class_indices(str(text), len(labels), list(labels), what)[0]
+    except (ValueError, TypeError) as err:
+        raise CliError(_one_line(err)) from None
 
 
 # ------------------------------------------------------------------ explain

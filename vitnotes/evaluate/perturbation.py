@@ -52,7 +52,7 @@ import numpy as np
 import torch
 
 from ..core.images import image_stack
-from ..core.model import Model, resolve_targets
+from ..core.model import Model, class_labels, resolve_targets
 from ..stats import as_maps
 from .agreement import random_maps, resize_maps
 from .deletion import deletion_auc, deletion_order
@@ -220,7 +220,7 @@ class _Scorer:
             )
         if score != "prob" and not self.regression:
             raise ValueError(f"score={score!r} is for regression models; a classifier's score is 'prob'")
-        self.score, self.target, self.truth = score, target, truth
+        self.score, self.target, self.truth, self.labels = score, target, truth, class_labels(model)
 
     def fix(self, out0: torch.Tensor, lo: int, hi: int) -> None:
         """Resolve targets / references for images ``lo:hi`` from their unperturbed outputs."""
@@ -229,7 +229,7 @@ class _Scorer:
             t = self.target
             if t is not None and np.ndim(t) > 0 and np.size(t) > 1:
                 t = np.asarray(t)[lo:hi]
-            self.cols = resolve_targets(t, out0).cpu()
+            self.cols = resolve_targets(t, out0, self.labels).cpu()
             return
         if self.target is None:
             if self.score == "output" and n_out != 1:

@@ -19,6 +19,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -144,21 +145,13 @@ def _regression(model) -> bool:
 
 
 def _class_index(text: str | int, labels: Sequence[str], what: str) -> int:
-    """A class given as an index (``3``) or a label name (``cat``)."""
-    n = len(labels)
-    lowered = [str(label).lower() for label in labels]
-    if str(text).lower() in lowered:
-        return lowered.index(str(text).lower())
+    """A class given as an index (``3``) or a label name (``cat``), as ``vn.explain`` reads targets."""
+    from .core.model import class_indices
+
     try:
-        idx = int(text)
-    except (TypeError, ValueError):
-        idx = None
-    if idx is None:
-        shown = ", ".join(labels[:12]) + (", ..." if n > 12 else "")
-        raise CliError(f"{what} {text!r} is not a class of this model; give an index 0..{n - 1} or a label ({shown})")
-    if not 0 <= idx < n:
-        raise CliError(f"{what} {idx} is out of range: this model has {n} classes; give an index 0..{n - 1}")
-    return idx
+        return class_indices(str(text), len(labels), list(labels), what)[0]
+    except (ValueError, TypeError) as err:
+        raise CliError(_one_line(err)) from None
 
 
 # ------------------------------------------------------------------ explain
@@ -230,6 +223,18 @@ def _prediction(model, logits) -> dict:
     return {"prediction": rows[0], "top": rows}
 
 
+@dataclass(frozen=True)
+class _Request:
+    """One ``explain`` run's settings, checked: the model's name, the method, its options and the class."""
+
+    model: str
+    method: str
+    layer: int | None
+    head: int | None
+    target: int | None
+    options: dict
+
+
 def explain_images(
     images: Sequence[str | Path],
     model: str,
@@ -244,14 +249,29 @@ def explain_images(
     """Write ``NAME.png`` (overlay with colour bar) and ``NAME.json`` (its numbers) in ``out`` for
     every image; returns the paths written. Everything is checked before the first file is
     written (``CliError`` names the problem and the fix). Introduced with notebook 06 (rollout)."""
-    from .methods import registered
-    from .show.figures import display_image, overlay
-
     if method not in _registry():
         raise CliError(f"unknown method {method!r}; choose one of {_registry()} (python -m vitnotes explain --help)")
     options = _check_options(method, layer, head, target)
     pictures = _open_images(images)
     net = _load_model(model)
+    _check_fit(net, model, method, layer, head)
+    req = _Request(model, method, layer, head, _target_index(net, model, target), options)
+    folder = _out_folder(out)
+    steps = zip(images, pictures, _stems(images), strict=True)
+    if progress and len(pictures) > 1:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(list(steps), desc="explain", unit="image")
+    written: list[Path] = []
+    for path, picture, name in steps:
+        written += _explain_one(net, req, path, picture, folder, name)
+    return written
+
+
+def _check_fit(net, model: str, method: str, layer: int | None, head: int | None) -> None:
+    """Refuse a method that does not explain this kind of model, and a layer or head it does not have."""
+    from .methods import registered
+
     geom = net.geometry
     if geom.kind not in registered(method).kinds:
         raise CliError(
@@ -265,49 +285,53 @@ def explain_images(
             geom.head(head)
     except (IndexError, TypeError) as err:
         raise CliError(_one_line(err)) from None
-    t = None
-    if target is not None:
-        if _regression(net):
-            raise CliError(f"{model!r} is a regression model: it has no classes to pass as --target; drop --target")
-        t = _class_index(target, net.labels, "--target")
-    folder = _out_folder(out)
 
-    written: list[Path] = []
-    names = _stems(images)
-    steps = zip(images, pictures, names, strict=True)
-    if progress and len(pictures) > 1:
-        from tqdm.auto import tqdm
 
-        steps = tqdm(list(steps), desc="explain", unit="image")
-    for path, picture, name in steps:
-        try:
-            x = net.preprocess(picture)
-            logits = net.predict(x)
-            heat = _map_for(net, x, method, layer, head, t, options)[0].float()
-        except (ValueError, TypeError, IndexError) as err:
-            raise CliError(f"{path}: {_one_line(err)}") from None
-        pred = _prediction(net, logits)
-        record = {
-            "image": str(path),
-            "model": model,
-            "model_kind": geom.kind,
-            "method": method,
-            "layer": layer,
-            "head": head,
-            "target": None if t is None else {"index": t, "label": net.labels[t]},
-            **pred,
-            "map": _map_numbers(heat),
-            "overlay": f"{name}.png",
-        }
-        title = method if head is None else f"layer {-1 if layer is None else layer}, head {head}"
-        if "prediction" in pred:
-            title += f" | {pred['prediction']['label']} {pred['prediction']['probability']:.0%}"
-        fig = overlay(display_image(x[0], net.preprocessing), heat, title=title)
-        png, js = folder / f"{name}.png", folder / f"{name}.json"
-        _atomic_write(png, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=100))
-        _atomic_write(js, lambda tmp, rec=record: tmp.write_text(json.dumps(rec, indent=2) + "\n"))
-        written += [png, js]
-    return written
+def _target_index(net, model: str, target: str | int | None) -> int | None:
+    """``--target`` as a class index (None: the predicted class); refused for a regression model."""
+    if target is None:
+        return None
+    if _regression(net):
+        raise CliError(f"{model!r} is a regression model: it has no classes to pass as --target; drop --target")
+    return _class_index(target, net.labels, "--target")
+
+
+def _explain_one(net, req: _Request, path, picture, folder: Path, name: str) -> list[Path]:
+    """Map one image and write ``NAME.png`` and ``NAME.json`` into ``folder``; returns both paths."""
+    from .show.figures import display_image, overlay
+
+    try:
+        x = net.preprocess(picture)
+        logits = net.predict(x)
+        heat = _map_for(net, x, req.method, req.layer, req.head, req.target, req.options)[0].float()
+    except (ValueError, TypeError, IndexError) as err:
+        raise CliError(f"{path}: {_one_line(err)}") from None
+    pred = _prediction(net, logits)
+    record = {
+        "image": str(path),
+        "model": req.model,
+        "model_kind": net.geometry.kind,
+        "method": req.method,
+        "layer": req.layer,
+        "head": req.head,
+        "target": None if req.target is None else {"index": req.target, "label": net.labels[req.target]},
+        **pred,
+        "map": _map_numbers(heat),
+        "overlay": f"{name}.png",
+    }
+    fig = overlay(display_image(x[0], net.preprocessing), heat, title=_overlay_title(req, pred))
+    png, js = folder / f"{name}.png", folder / f"{name}.json"
+    _atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    _atomic_write(js, lambda tmp: tmp.write_text(json.dumps(record, indent=2) + "\n"))
+    return [png, js]
+
+
+def _overlay_title(req: _Request, pred: dict) -> str:
+    """The method (or layer and head) and, for a classifier, the predicted label with its probability."""
+    title = req.method if req.head is None else f"layer {-1 if req.layer is None else req.layer}, head {req.head}"
+    if "prediction" in pred:
+        title += f" | {pred['prediction']['label']} {pred['prediction']['probability']:.0%}"
+    return title
 
 
 # ------------------------------------------------------------------ sweep
@@ -419,7 +443,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="{explain,sweep}", parser_class=_Parser)
     sub.required = True
+    _add_explain(sub, names)
+    _add_sweep(sub)
+    return parser
 
+
+def _add_explain(sub, names: list[str]) -> None:
+    """The ``explain`` subcommand and its options; ``names``: the registry's methods."""
     ex = _command(
         sub,
         "explain",
@@ -436,12 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="METHOD",
         help=f"map method from the registry, one of: {', '.join(names)} (default: rollout)",
     )
-    ex.add_argument(
-        "--out",
-        default="vitnotes-maps",
-        metavar="DIR",
-        help="output folder, created if missing (default: vitnotes-maps)",
-    )
+    ex.add_argument("--out", default="vitnotes-maps", metavar="DIR", help="output folder (default: vitnotes-maps)")
     ex.add_argument(
         "--layer",
         type=int,
@@ -461,6 +486,9 @@ def build_parser() -> argparse.ArgumentParser:
         f"({', '.join(n for n in names if _class_specific(n))}); default: the predicted class",
     )
 
+
+def _add_sweep(sub) -> None:
+    """The ``sweep`` subcommand and its options."""
     sw = _command(
         sub,
         "sweep",
@@ -480,7 +508,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sw.add_argument("--out", required=True, metavar="FILE", help="CSV file to write (its folder is created if missing)")
     sw.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per forward pass (default: 64)")
-    return parser
 
 
 def _command(sub, name: str, summary: str, description: str, examples: str) -> argparse.ArgumentParser:

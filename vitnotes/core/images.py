@@ -5,18 +5,19 @@ resize / crop / normalise recipe a checkpoint ships. Introduced in notebook 00.
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 if TYPE_CHECKING:
     from .geometry import Geometry
 
-__all__ = ["Preprocessing", "open_image", "to_pil"]
+__all__ = ["Preprocessing", "as_shown", "open_image", "to_pil"]
 
 
 @dataclass(frozen=True)
@@ -136,8 +137,9 @@ MAX_PIXELS = 100_000_000  # larger image files are refused before decoding (PIL 
 def open_image(path: str | Path) -> Image.Image:
     """Open an image file completely (decoded now, so a truncated or corrupt file fails here with a
     clear message, not later inside a model). Refuses files that are missing, folders, not images,
-    or over ``MAX_PIXELS`` pixels (a decompression bomb). Returns the PIL image as stored (any mode:
-    ``preprocess`` says how to convert unsupported ones). Introduced in notebook 00 (attention math)."""
+    or over ``MAX_PIXELS`` pixels (a decompression bomb). Returns the image as a viewer shows it, in
+    mode L or RGB (``as_shown``: a phone photo's EXIF orientation applied; palette, CMYK, 16-bit and
+    transparent images converted). Introduced in notebook 00 (attention math)."""
     import warnings
 
     from PIL import UnidentifiedImageError
@@ -158,7 +160,8 @@ def open_image(path: str | Path) -> Image.Image:
                         "downscale it first (e.g. with PIL's Image.thumbnail)"
                     )
                 img.load()
-                return img.copy()
+                shown = as_shown(img, str(path))
+                return img.copy() if shown is img else shown
     except UnidentifiedImageError:
         raise ValueError(f"{path} is not an image file PIL can read (PNG, JPEG, TIFF, ...)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -170,64 +173,123 @@ def open_image(path: str | Path) -> Image.Image:
 def to_pil(img: Any, channels: int, where: str = "image") -> Image.Image:
     """Validate one image and return it as a PIL image with ``channels`` channels (1 -> L, 3 -> RGB).
 
-    Accepted: PIL images in mode L or RGB; numpy arrays (H, W), (H, W, 1) or (H, W, 3) of uint8
-    (0..255) or float (0..1). Grey images given to a colour model are replicated to RGB and
-    colour images given to a grey model are converted to luminance (PIL's ``convert("L")``).
-    Anything else raises an error that says how to convert it.
+    Accepted: PIL images (``as_shown``: turned upright by their EXIF orientation; palette, CMYK,
+    16-bit grey and transparent ones converted as a viewer shows them); numpy arrays (H, W),
+    (H, W, 1) or (H, W, 3) of uint8 (0..255) or float (0..1); image file paths (``open_image``).
+    Grey images given to a colour model are replicated to RGB and colour images given to a grey
+    model are converted to luminance (PIL's ``convert("L")``). Anything else raises an error that
+    says how to convert it. Introduced in notebook 00 (attention math).
     """
     if isinstance(img, Image.Image):
-        if img.mode not in _OK_MODES:
-            hint = {
-                "RGBA": "img.convert('RGB') (drops the alpha channel)",
-                "LA": "img.convert('L')",
-                "P": "img.convert('RGB') (expands the palette)",
-                "I;16": "np.asarray(img) / 65535 (a float array in [0, 1])",
-                "I": "np.asarray(img) scaled to floats in [0, 1]",
-                "F": "np.asarray(img) scaled to floats in [0, 1]",
-                "CMYK": "img.convert('RGB')",
-                "1": "img.convert('L')",
-            }.get(img.mode, "img.convert('RGB')")
-            raise ValueError(f"{where}: PIL mode {img.mode!r} is not supported (use L or RGB); convert it with {hint}")
-        pil = img
+        pil = as_shown(img, where)
     elif isinstance(img, np.ndarray):
-        arr = img
-        if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3):
-            raise ValueError(
-                f"{where}: array of shape {arr.shape} looks channels-first; "
-                "pass (height, width, channels), e.g. arr.transpose(1, 2, 0)"
-            )
-        if arr.ndim == 3 and arr.shape[-1] == 1:
-            arr = arr[..., 0]
-        if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] == 3)):
-            raise ValueError(
-                f"{where}: array of shape {img.shape} is not an image; expected (H, W), (H, W, 1) or (H, W, 3)"
-                + ("; drop the alpha channel with arr[..., :3]" if arr.ndim == 3 and arr.shape[-1] == 4 else "")
-            )
-        if min(arr.shape[:2]) < 1:
-            raise ValueError(f"{where}: image of shape {img.shape} has no pixels")
-        if arr.dtype == np.uint8:
-            pass
-        elif np.issubdtype(arr.dtype, np.floating):
-            if not np.isfinite(arr).all():
-                raise ValueError(f"{where}: image contains NaN or inf; clean it (np.nan_to_num) before use")
-            lo, hi = float(arr.min()), float(arr.max())
-            if lo < 0 or hi > 1:
-                raise ValueError(
-                    f"{where}: float image values must lie in [0, 1], got {lo:.3g}..{hi:.3g}; "
-                    "rescale it (e.g. arr / 255 for 0..255 data)"
-                )
-            arr = np.round(arr * 255).astype(np.uint8)
-        else:
-            raise TypeError(
-                f"{where}: image dtype {arr.dtype} is not supported; use uint8 (0..255) or float (0..1)"
-                + (", e.g. (arr / 65535).astype('float32') for 16-bit data" if arr.dtype == np.uint16 else "")
-            )
-        pil = Image.fromarray(arr)
+        pil = Image.fromarray(_uint8_array(img, where))
     elif isinstance(img, (str, Path)):
         return to_pil(open_image(img), channels, where=f"{where} ({img})")
     else:
         raise TypeError(f"{where}: expected a PIL image, a numpy array or an image file path, got {type(img).__name__}")
     return pil.convert("L" if channels == 1 else "RGB")
+
+
+def _uint8_array(img: np.ndarray, where: str) -> np.ndarray:
+    """A numpy image ``(H, W)`` or ``(H, W, 3)`` as uint8; float images must lie in [0, 1]."""
+    arr = img
+    if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3):
+        raise ValueError(
+            f"{where}: array of shape {arr.shape} looks channels-first; "
+            "pass (height, width, channels), e.g. arr.transpose(1, 2, 0)"
+        )
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] == 3)):
+        raise ValueError(
+            f"{where}: array of shape {img.shape} is not an image; expected (H, W), (H, W, 1) or (H, W, 3)"
+            + ("; drop the alpha channel with arr[..., :3]" if arr.ndim == 3 and arr.shape[-1] == 4 else "")
+        )
+    if min(arr.shape[:2]) < 1:
+        raise ValueError(f"{where}: image of shape {img.shape} has no pixels")
+    if arr.dtype == np.uint8:
+        return arr
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise TypeError(
+            f"{where}: image dtype {arr.dtype} is not supported; use uint8 (0..255) or float (0..1)"
+            + (", e.g. (arr / 65535).astype('float32') for 16-bit data" if arr.dtype == np.uint16 else "")
+        )
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{where}: image contains NaN or inf; clean it (np.nan_to_num) before use")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < 0 or hi > 1:
+        raise ValueError(
+            f"{where}: float image values must lie in [0, 1], got {lo:.3g}..{hi:.3g}; "
+            "rescale it (e.g. arr / 255 for 0..255 data)"
+        )
+    return np.round(arr * 255).astype(np.uint8)
+
+
+_ORIENTATION = 0x0112  # the EXIF tag a camera writes instead of rotating the pixels
+_WIDE_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # 16-bit grey (PNG, TIFF), and 32-bit integer grey
+
+
+def as_shown(img: Image.Image, where: str = "image") -> Image.Image:
+    """A PIL image as an image viewer shows it, in mode L or RGB.
+
+    - an EXIF orientation tag (a phone photo taken upright is stored sideways with tag 6) is applied
+      (PIL's ``ImageOps.exif_transpose``, which also drops the tag, so it is never applied twice);
+    - transparency (RGBA, LA, PA, a palette or grey image with a transparent colour) is composited
+      onto white, as a page shows it (and as transformers' ``convert_to_rgb`` does);
+    - a palette image is expanded, CMYK and YCbCr are converted to RGB (PIL's conversion, no colour
+      profile), a 1-bit image becomes L (0 or 255);
+    - 16-bit grey (``I;16``, or ``I`` with values in 0..65535) is scaled to 8 bits: ``round(v / 257)``.
+
+    L and RGB images with no orientation tag come back unchanged (the same object). Floating-point
+    images (mode F) are refused with the fix. Introduced in notebook 00 (attention math).
+    """
+    img = _upright(img)
+    if img.mode in _OK_MODES and "transparency" not in img.info:
+        return img
+    if img.mode in _WIDE_GREY:
+        return _eight_bit(img, where)
+    if img.mode == "F":
+        raise ValueError(
+            f"{where}: PIL mode 'F' (32-bit float) has no fixed range; pass np.asarray(img) scaled to floats in [0, 1]"
+        )
+    if "A" in img.getbands() or "a" in img.getbands() or "transparency" in img.info:
+        return _over_white(img)
+    try:
+        return img.convert("L" if img.mode == "1" else "RGB")
+    except ValueError:
+        raise ValueError(
+            f"{where}: PIL mode {img.mode!r} is not supported; convert it with img.convert('RGB')"
+        ) from None
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """``img`` turned as its EXIF orientation says (unchanged without one, or when the EXIF is unreadable)."""
+    try:
+        orientation = img.getexif().get(_ORIENTATION, 1)
+    except (OSError, ValueError, SyntaxError, TypeError, KeyError, IndexError, struct.error):
+        return img  # a broken EXIF block: the image as stored, as most viewers show it
+    return img if orientation in (None, 1) else ImageOps.exif_transpose(img)
+
+
+def _over_white(img: Image.Image) -> Image.Image:
+    """Alpha-composite onto white: ``c * a + 255 * (1 - a)`` per channel, ``a`` = alpha / 255; L or RGB."""
+    grey = img.mode in ("LA", "La")
+    arr = np.asarray(img.convert("LA" if grey else "RGBA"), dtype=np.float64)
+    alpha = arr[..., -1:] / 255.0
+    out = np.rint(arr[..., :-1] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    return Image.fromarray(out[..., 0] if grey else out)
+
+
+def _eight_bit(img: Image.Image, where: str) -> Image.Image:
+    """16-bit grey scaled to 8 bits (``round(v / 257)``, so 65535 -> 255), mode L."""
+    arr = np.asarray(img)
+    if arr.size and (int(arr.min()) < 0 or int(arr.max()) > 65535):
+        raise ValueError(
+            f"{where}: PIL mode {img.mode!r} with values {int(arr.min())}..{int(arr.max())} is not 16-bit grey; "
+            "pass np.asarray(img) scaled to floats in [0, 1]"
+        )
+    return Image.fromarray(np.rint(arr.astype(np.float64) / 257.0).astype(np.uint8))
 
 
 def image_stack(images: Any) -> np.ndarray:

@@ -5,9 +5,11 @@ starts with. Introduced in notebook 00 (attention math); ``vn.load`` (``zoo.py``
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from . import arch
@@ -15,8 +17,8 @@ from .geometry import Geometry
 from .images import Preprocessing
 
 __all__ = [
-    "Model", "geometry", "unwrap", "check_pixel_values", "vit_input", "forward", "resolve_targets", "targets_for",
-    "score", "chunked",
+    "Model", "TargetError", "class_indices", "class_labels", "geometry", "unwrap", "check_pixel_values", "vit_input",
+    "evaluation", "forward", "resolve_targets", "targets_for", "score", "chunked",
 ]  # fmt: skip
 
 
@@ -41,36 +43,42 @@ def geometry(net: torch.nn.Module) -> Geometry:
         )
     layers = arch.vit_layers(net)
     if layers is not None:
-        heads = cfg.num_attention_heads
-        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
-        prefix = arch.prefix_tokens(cfg)
-        return Geometry(
-            kind="vit",
-            layers=len(layers),
-            heads=heads,
-            head_dim=head_dim,
-            hidden=cfg.hidden_size,
-            patch_size=_square(cfg.patch_size, "patch_size"),
-            image_size=_square(cfg.image_size, "image_size"),
-            channels=int(cfg.num_channels),
-            prefix=prefix,
-        )
+        return _vit_geometry(cfg, len(layers))
     stages = arch.cnn_stages(net)
     if stages is not None:
-        return Geometry(
-            kind="cnn",
-            layers=len(stages),
-            heads=0,
-            head_dim=0,
-            hidden=int(cfg.hidden_sizes[-1]),
-            patch_size=None,
-            image_size=_square(getattr(cfg, "image_size", 224) or 224, "image_size"),
-            channels=int(cfg.num_channels),
-        )
+        return _cnn_geometry(cfg, len(stages))
     raise TypeError(
         f"{type(net).__name__} (model_type={arch.family_of(net)!r}) is neither a ViT-family model with "
         "q/k/o projections (ViT, DeiT, DINOv2) nor a CNN with encoder stages (ResNet, ConvNeXt); "
         "vitnotes supports those"
+    )
+
+
+def _vit_geometry(cfg: Any, layers: int) -> Geometry:
+    heads = cfg.num_attention_heads
+    return Geometry(
+        kind="vit",
+        layers=layers,
+        heads=heads,
+        head_dim=getattr(cfg, "head_dim", None) or cfg.hidden_size // heads,
+        hidden=cfg.hidden_size,
+        patch_size=_square(cfg.patch_size, "patch_size"),
+        image_size=_square(cfg.image_size, "image_size"),
+        channels=int(cfg.num_channels),
+        prefix=arch.prefix_tokens(cfg),
+    )
+
+
+def _cnn_geometry(cfg: Any, stages: int) -> Geometry:
+    return Geometry(
+        kind="cnn",
+        layers=stages,
+        heads=0,
+        head_dim=0,
+        hidden=int(cfg.hidden_sizes[-1]),
+        patch_size=None,
+        image_size=_square(getattr(cfg, "image_size", 224) or 224, "image_size"),
+        channels=int(cfg.num_channels),
     )
 
 
@@ -165,35 +173,134 @@ def vit_input(
     return net, geom, pixel_values
 
 
+@contextmanager
+def evaluation(net: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Evaluation mode for the duration (dropout off, batch norm on its running statistics), then every
+    submodule back in the mode it was in, even on error: a model the user left in training mode gives
+    the same results as in evaluation mode, and stays in training mode. Introduced in notebook 00."""
+    training = [m for m in net.modules() if m.training]
+    if not training:
+        yield net
+        return
+    net.eval()
+    try:
+        yield net
+    finally:
+        for m in training:
+            m.training = True
+
+
 def forward(net: torch.nn.Module, pixel_values: torch.Tensor, **kwargs):
-    """Run ``net`` on a batch; a ViT given another image size uses interpolated positions."""
+    """Run ``net`` on a batch in evaluation mode (``evaluation``); a ViT given another image size uses
+    interpolated positions."""
     cfg = net.config
     if getattr(cfg, "patch_size", None) is not None and tuple(pixel_values.shape[-2:]) != (cfg.image_size,) * 2:
         kwargs.setdefault("interpolate_pos_encoding", True)
     param = next(net.parameters())
-    return net(pixel_values.to(device=param.device, dtype=param.dtype), **kwargs)
+    with evaluation(net):
+        return net(pixel_values.to(device=param.device, dtype=param.dtype), **kwargs)
 
 
-def resolve_targets(target: Any, logits: torch.Tensor) -> torch.Tensor:
-    """Class indices to explain, one per image: None -> the predicted class; an int -> that
-    class for every image; a list -> one per image. Used by gradient rollout and Grad-CAM."""
+class TargetError(IndexError, ValueError):
+    """A class index that is negative or out of range: an ``IndexError``, as layer and head indices
+    raise, that ``except ValueError`` catches too."""
+
+
+def class_labels(net: Any) -> list[str] | None:
+    """A model's class names by index (``config.id2label``; a ``vn.Model``'s ``labels``), or None."""
+    if isinstance(net, Model):
+        return list(net.labels)
+    id2label = getattr(getattr(net, "config", None), "id2label", None) or {}
+    n = int(getattr(net.config, "num_labels", 0) or 0) if id2label else 0
+    return [str(id2label.get(i, id2label.get(str(i), f"class {i}"))) for i in range(n)] or None
+
+
+def class_indices(target: Any, n: int | None = None, labels: list[str] | None = None, what: str = "target") -> list:
+    """Class indices from a target in whatever form a user holds it: an int, a numpy integer, a 0-d or
+    1-D tensor or array of integers, a class name (``labels``: ``config.id2label``; case-insensitive,
+    or one of a label's comma-separated names, e.g. ``"tabby cat"``), or a list of any of these (one
+    per image). Checked against ``n`` classes: floats, bools, negative and out-of-range indices and
+    unknown names are refused with an error naming the fix. Introduced in notebook 03 (CNN vs ViT)."""
+    if isinstance(target, (torch.Tensor, np.ndarray)) and target.ndim > 0:
+        target = target.reshape(-1).tolist()
+    entries = list(target) if isinstance(target, (list, tuple)) else [target]
+    return [_class_index(v, n, labels, what) for v in entries]
+
+
+def _class_index(value: Any, n: int | None, labels: list[str] | None, what: str) -> int:
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        if value.ndim != 0:
+            raise ValueError(f"{what} has a nested entry of shape {tuple(value.shape)}; give one class per image")
+        value = value.item()
+    if isinstance(value, str):
+        return _label_index(value, n, labels, what)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        kind = "a float" if isinstance(value, (float, np.floating)) else f"a {type(value).__name__}"
+        raise TypeError(
+            f"{what} {value!r} is {kind}; give a class index (an int, e.g. 3) or a class name "
+            "(model.labels), or one per image"
+        )
+    idx = int(value)
+    span = "" if n is None else f": the model has {n} classes (0..{n - 1})"
+    if idx < 0:
+        raise TargetError(
+            f"{what} {idx} is negative{span}; class indices count from 0 (a label of -1 or -100 usually "
+            "marks an image to skip: leave such images out)"
+        )
+    if n is not None and idx >= n:
+        raise TargetError(f"{what} {idx} is out of range{span}; give an index 0..{n - 1} or a class name")
+    return idx
+
+
+def _label_index(name: str, n: int | None, labels: list[str] | None, what: str) -> int:
+    """A class name's index: exact, then case-insensitive, then one of a label's comma-separated names;
+    a string of digits that names no class is taken as an index."""
+    if labels is not None:
+        key = name.strip().lower()
+        for match in (
+            lambda label: label == name,
+            lambda label: label.strip().lower() == key,
+            lambda label: key in (part.strip().lower() for part in label.split(",")),
+        ):
+            hits = [i for i, label in enumerate(labels) if match(label)]
+            if len(hits) == 1:
+                return hits[0]
+            if hits:
+                raise ValueError(f"{what} {name!r} names several classes {hits}; give the class index")
+    if name.strip().lstrip("-").isdigit():
+        return _class_index(int(name), n, labels, what)
+    if labels is None:
+        raise TypeError(
+            f"{what} {name!r} is a class name, and no class names are known here; give its index "
+            f"(e.g. model.labels.index({name!r}))"
+        )
+    shown = ", ".join(repr(label) for label in labels[:10]) + (", ..." if len(labels) > 10 else "")
+    raise ValueError(
+        f"{what} {name!r} is not a class of this model; give an index 0..{len(labels) - 1} or one of its "
+        f"names (model.labels: {shown})"
+    )
+
+
+def resolve_targets(target: Any, logits: torch.Tensor, labels: list[str] | None = None) -> torch.Tensor:
+    """Class indices to explain, one per image: None -> the predicted class; one class (``class_indices``:
+    an int, a numpy integer, a 0-d tensor, a name in ``labels``) -> that class for every image; a list,
+    array or tensor -> one per image. Used by every class-specific method."""
     b, n = logits.shape
     if target is None:
         return logits.argmax(-1)
-    t = torch.as_tensor(target, dtype=torch.long).flatten()
+    t = torch.tensor(class_indices(target, n, labels), dtype=torch.long)
     if t.numel() == 1:
         t = t.expand(b)
     if t.numel() != b:
         raise ValueError(f"target has {t.numel()} entries for a batch of {b}; give one class or one per image")
-    if ((t < 0) | (t >= n)).any():
-        raise IndexError(f"target class {t.tolist()} out of range: the model has {n} classes (0..{n - 1})")
     return t.to(logits.device)
 
 
 def targets_for(net: torch.nn.Module, target: Any, logits: torch.Tensor) -> torch.Tensor:
-    """Output indices to explain, one per image (``resolve_targets``), for classifiers and regression
-    models alike: a regression model has no predicted class, so None is allowed only for a
-    single-output one (output 0); otherwise pass an output index, or one per image."""
+    """Output indices to explain, one per image (``resolve_targets``, class names from the model's
+    ``id2label``), for classifiers and regression models alike: a regression model has no predicted
+    class, so None is allowed only for a single-output one (output 0); otherwise pass an output index,
+    or one per image."""
     if target is None and arch.is_regression(net):
         if logits.shape[1] != 1:
             raise ValueError(
@@ -201,7 +308,7 @@ def targets_for(net: torch.nn.Module, target: Any, logits: torch.Tensor) -> torc
                 f"index> (0..{logits.shape[1] - 1}), or one per image"
             )
         target = 0
-    return resolve_targets(target, logits)
+    return resolve_targets(target, logits, class_labels(net))
 
 
 def score(logits: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -215,11 +322,18 @@ def chunked(pixel_values: torch.Tensor, target: Any, batch_size: int) -> Iterato
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     n = pixel_values.shape[0]
-    per_image = target is not None and torch.as_tensor(target).numel() > 1
+    per_image = target is not None and _entries(target) > 1
     if per_image:
-        target = torch.as_tensor(target).flatten()
-        if target.numel() != n:
-            raise ValueError(f"target has {target.numel()} entries for a batch of {n}; give one class or one per image")
+        target = target.reshape(-1) if isinstance(target, (torch.Tensor, np.ndarray)) else list(target)
+        if len(target) != n:
+            raise ValueError(f"target has {len(target)} entries for a batch of {n}; give one class or one per image")
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         yield pixel_values[start:stop], (target[start:stop] if per_image else target)
+
+
+def _entries(target: Any) -> int:
+    """How many classes ``target`` gives: 1 for a single one (an int, a name, a 0-d tensor)."""
+    if isinstance(target, (torch.Tensor, np.ndarray)):
+        return int(np.prod(target.shape))
+    return len(target) if isinstance(target, (list, tuple)) else 1

@@ -8,6 +8,7 @@ pixels are chirp and which are distractors. Introduced in notebook 07 (fine-tuni
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -121,18 +122,15 @@ def _levels(p: np.ndarray, rngs: list, noise: bool) -> np.ndarray:
     return np.clip((db[:, ::-1] - DB_RANGE[0]) / (DB_RANGE[1] - DB_RANGE[0]), 0, 1).astype(np.float32)
 
 
-def _draw(level, p, u, size: int, text: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One image: (RGB uint8 [S, S, 3], mask codes [S, S], spectrogram level per pixel [S, S], 0 off-plot)."""
-    k = max(2, -(-256 // size))  # canvas is k x the output size
-    c = size * k
-    pick = lambda seq, v: seq[min(int(v * len(seq)), len(seq) - 1)]
-    lut = _lut(pick(_CMAPS, u[0]))
-    fsz = max(8, round(c * (0.045 + 0.012 * u[1])))  # tick label font size
-    lw, tick = max(1, c // 128), max(2, round(c * 0.02))
-    gap = max(1, tick // 2)
-    margin = [round(c * (0.01 + 0.025 * v)) for v in u[2:6]]  # left, top, right, bottom
+def _pick(seq: tuple, v: float) -> Any:
+    """The element of ``seq`` that a uniform ``v`` in [0, 1) falls on."""
+    return seq[min(int(v * len(seq)), len(seq) - 1)]
+
+
+def _title(u: np.ndarray) -> str:
+    """A plot title drawn from ``_TITLES`` with its numbers and letter from the layout uniforms."""
     n = (u[17:20] * 10000).astype(int)
-    title = pick(_TITLES, u[11]).format(
+    return _pick(_TITLES, u[11]).format(
         n4=1000 + n[0] % 9000,
         n3=100 + n[0] % 900,
         n2=10 + n[1] % 90,
@@ -140,86 +138,184 @@ def _draw(level, p, u, size: int, text: bool = True) -> tuple[np.ndarray, np.nda
         m1=1 + n[2] % 8,
         c="ABCDEFGHKLMNPRS"[n[2] % 15],
     )
-    tsz = round(fsz * (1.2 + 0.3 * u[13]))
-    ylabel, xlabel = pick(_YLABELS, u[14]), pick(_XLABELS, u[15])
-    hgt = lambda s, size_=fsz: _glyphs(s, size_, False).shape[0]
-    # Tight layout: the margins hold the labels, the plot takes the rest (the same whether text is drawn or not).
-    x0 = margin[0] + (hgt(ylabel) + gap if ylabel else 0) + _glyphs("4", fsz, False).shape[1] + gap + tick + lw
-    y0 = margin[1] + max(hgt(title, tsz), hgt("dB")) + 2 * gap
-    cx1 = c - margin[2] - _glyphs("-60", fsz, False).shape[1] - gap - tick - lw
+
+
+def _text_h(s: str, size: int) -> int:
+    return _glyphs(s, size, False).shape[0]
+
+
+def _text_w(s: str, size: int) -> int:
+    return _glyphs(s, size, False).shape[1]
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where one image's parts go, in pixels of the canvas (``k`` x the output size ``c / k``).
+
+    Plot box ``[y0:y1, x0:x1]``, colour bar ``[y0:y1, cx0:cx1]``; line width ``lw``, tick length
+    ``tick``, text gap ``gap``, margins (left, top, right, bottom), font sizes ``fsz`` (ticks and
+    axis labels) and ``tsz`` (title), background grey ``bg`` and ink grey ``ink``.
+    """
+
+    k: int
+    c: int
+    lut: np.ndarray
+    fsz: int
+    tsz: int
+    lw: int
+    tick: int
+    gap: int
+    margin: list
+    title: str
+    ylabel: str | None
+    xlabel: str | None
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    cx0: int
+    cx1: int
+    bg: int
+    ink: np.uint8
+
+
+def _layout(u: np.ndarray, size: int) -> _Layout:
+    """The layout drawn from the 20 layout uniforms ``u``: tight, the margins hold the labels and the plot takes
+    the rest (the same whether text is drawn or not)."""
+    k = max(2, -(-256 // size))  # canvas is k x the output size
+    c = size * k
+    fsz = max(8, round(c * (0.045 + 0.012 * u[1])))  # tick label font size
+    lw, tick = max(1, c // 128), max(2, round(c * 0.02))
+    gap = max(1, tick // 2)
+    margin = [round(c * (0.01 + 0.025 * v)) for v in u[2:6]]  # left, top, right, bottom
+    title, tsz = _title(u), round(fsz * (1.2 + 0.3 * u[13]))
+    ylabel, xlabel = _pick(_YLABELS, u[14]), _pick(_XLABELS, u[15])
+    x0 = margin[0] + (_text_h(ylabel, fsz) + gap if ylabel else 0) + _text_w("4", fsz) + gap + tick + lw
+    y0 = margin[1] + max(_text_h(title, tsz), _text_h("dB", fsz)) + 2 * gap
+    cx1 = c - margin[2] - _text_w("-60", fsz) - gap - tick - lw
     cx0 = cx1 - round(c * (0.03 + 0.015 * u[7]))
     x1 = cx0 - lw - round(c * (0.025 + 0.02 * u[6]))
-    y1 = c - margin[3] - (hgt(xlabel) + gap if xlabel else 0) - hgt("0") - gap - tick - lw
-    bg, ink = round(236 + 19 * u[8]), np.uint8(60 * u[9])
-    canvas = np.full((c, c, 3), bg, np.uint8)
-    rank = np.zeros((c, c), np.uint8)
-    levels = np.zeros((c, c), np.float32)
+    y1 = c - margin[3] - (_text_h(xlabel, fsz) + gap if xlabel else 0) - _text_h("0", fsz) - gap - tick - lw
+    return _Layout(
+        k, c, _lut(_pick(_CMAPS, u[0])), fsz, tsz, lw, tick, gap, margin, title, ylabel, xlabel,
+        x0, y0, x1, y1, cx0, cx1, round(236 + 19 * u[8]), np.uint8(60 * u[9]),
+    )  # fmt: skip
 
-    # Plot: the spectrogram resampled to the plot box, coloured, and the analytic chirp band.
-    ph, pw = y1 - y0, x1 - x0
-    lv = np.asarray(Image.fromarray(level).resize((pw, ph), Image.BILINEAR))
-    levels[y0:y1, x0:x1] = lv
-    canvas[y0:y1, x0:x1] = lut[np.rint(lv * 255).astype(np.intp)]
+
+class _Canvas:
+    """The k x larger canvas being drawn: RGB pixels, the region rank under each pixel, the spectrogram level."""
+
+    def __init__(self, lay: _Layout):
+        self.c, self.ink = lay.c, lay.ink
+        self.rgb = np.full((lay.c, lay.c, 3), lay.bg, np.uint8)
+        self.rank = np.zeros((lay.c, lay.c), np.uint8)
+        self.levels = np.zeros((lay.c, lay.c), np.float32)
+
+    def line(self, ya: int, yb: int, xa: int, xb: int, r: int) -> None:
+        """Fill the box ``[ya:yb, xa:xb]`` with ink, rank ``r``."""
+        self.rgb[ya:yb, xa:xb], self.rank[ya:yb, xa:xb] = self.ink, r
+
+    def put(self, x: float, y: float, s: str, size: int, ax: float, ay: float, rotate: bool = False) -> None:
+        """Blend the glyph coverage of ``s`` in ink with its anchor (``ax``, ``ay`` of its box) at (x, y); rank 5
+        wherever the coverage is > 0. Parts off the canvas are clipped."""
+        g = _glyphs(s, size, rotate)
+        h, w = g.shape
+        x, y = round(x - ax * w), round(y - ay * h)
+        xa, ya, xb, yb = max(x, 0), max(y, 0), min(x + w, self.c), min(y + h, self.c)
+        if xa >= xb or ya >= yb:
+            return
+        g = g[ya - y : yb - y, xa - x : xb - x]
+        a = g[..., None].astype(np.float32) / 255
+        box = self.rgb[ya:yb, xa:xb]
+        box[:] = np.rint(box * (1 - a) + float(self.ink) * a).astype(np.uint8)
+        self.rank[ya:yb, xa:xb][g > 0] = 5
+
+
+def _chirp_band(p: np.ndarray, ph: int, pw: int) -> np.ndarray:
+    """Bool ``[ph, pw]``: the plot pixels within the analytic chirp band (the Hann main lobe plus the sweep over
+    half a window) after the chirp starts."""
     tt = _T_LO + (np.arange(pw) + 0.5) / pw * (_T_HI - _T_LO)
     ff = _F_HI - (np.arange(ph) + 0.5) / ph * (_F_HI - _F_LO)
     ts, f0, f1 = p[:3]
     rate = (f1 - f0) / (SECONDS - ts)
     band = _BAND_BINS * FS / NPERSEG + abs(rate) * NPERSEG / FS / 2
-    on = (np.abs(ff[:, None] - (f0 + rate * (tt - ts))[None]) <= band) & (tt >= ts)[None]
-    rank[y0:y1, x0:x1] = np.where(on, 2, 1)
-    # Colour bar: gradient with frame and outward ticks (all rank 3), top = DB_RANGE[1].
-    canvas[y0:y1, cx0:cx1] = lut[np.rint(np.linspace(255, 0, ph)).astype(np.intp)][:, None]
-    rank[y0:y1, cx0:cx1] = 3
+    return (np.abs(ff[:, None] - (f0 + rate * (tt - ts))[None]) <= band) & (tt >= ts)[None]
 
-    def line(ya, yb, xa, xb, r):
-        canvas[ya:yb, xa:xb], rank[ya:yb, xa:xb] = ink, r
 
-    for (a, b), r in (((x0, x1), 4), ((cx0, cx1), 3)):  # frames just outside the boxes
-        line(y0 - lw, y1 + lw, a - lw, a, r), line(y0 - lw, y1 + lw, b, b + lw, r)
-        line(y0 - lw, y0, a - lw, b + lw, r), line(y1, y1 + lw, a - lw, b + lw, r)
-    ypos = lambda f: round(y0 + (_F_HI - f) / (_F_HI - _F_LO) * ph)
-    xpos = lambda s: round(x0 + (s - _T_LO) / (_T_HI - _T_LO) * pw)
+def _draw_plot(cv: _Canvas, lay: _Layout, level: np.ndarray, p: np.ndarray) -> None:
+    """The spectrogram resampled to the plot box and coloured (rank 1, the chirp band rank 2), and the colour bar's
+    gradient beside it (rank 3, top = ``DB_RANGE[1]``)."""
+    (y0, y1, x0, x1), ph, pw = (lay.y0, lay.y1, lay.x0, lay.x1), lay.y1 - lay.y0, lay.x1 - lay.x0
+    lv = np.asarray(Image.fromarray(level).resize((pw, ph), Image.BILINEAR))
+    cv.levels[y0:y1, x0:x1] = lv
+    cv.rgb[y0:y1, x0:x1] = lay.lut[np.rint(lv * 255).astype(np.intp)]
+    cv.rank[y0:y1, x0:x1] = np.where(_chirp_band(p, ph, pw), 2, 1)
+    cv.rgb[y0:y1, lay.cx0 : lay.cx1] = lay.lut[np.rint(np.linspace(255, 0, ph)).astype(np.intp)][:, None]
+    cv.rank[y0:y1, lay.cx0 : lay.cx1] = 3
+
+
+def _ticks(lay: _Layout, u: np.ndarray) -> tuple[list, list, list]:
+    """``(position, label)`` of the frequency ticks (y, kHz), the time ticks (x, s) and the colour bar's (y, dB)."""
+    ph, pw = lay.y1 - lay.y0, lay.x1 - lay.x0
     step = 0.2 if u[10] < 0.6 else 0.25
-    yticks = [(ypos(1000 * f), str(f)) for f in range(5)]
-    xticks = [(xpos(s), f"{s:.1f}" if step == 0.2 else f"{s:g}") for s in np.arange(0, SECONDS + 1e-9, step)]
-    cticks = [(round(y0 + (DB_RANGE[1] - d) / (DB_RANGE[1] - DB_RANGE[0]) * ph), f"{d:g}") for d in (0, -20, -40, -60)]
+    yticks = [(round(lay.y0 + (_F_HI - 1000 * f) / (_F_HI - _F_LO) * ph), str(f)) for f in range(5)]
+    xticks = [
+        (round(lay.x0 + (s - _T_LO) / (_T_HI - _T_LO) * pw), f"{s:.1f}" if step == 0.2 else f"{s:g}")
+        for s in np.arange(0, SECONDS + 1e-9, step)
+    ]
+    span = DB_RANGE[1] - DB_RANGE[0]
+    cticks = [(round(lay.y0 + (DB_RANGE[1] - d) / span * ph), f"{d:g}") for d in (0, -20, -40, -60)]
+    return yticks, xticks, cticks
+
+
+def _draw_frames(cv: _Canvas, lay: _Layout, ticks: tuple[list, list, list]) -> None:
+    """Frames just outside the plot (rank 4) and the colour bar (rank 3), and their outward tick marks."""
+    y0, y1, lw, tick = lay.y0, lay.y1, lay.lw, lay.tick
+    for (a, b), r in (((lay.x0, lay.x1), 4), ((lay.cx0, lay.cx1), 3)):
+        cv.line(y0 - lw, y1 + lw, a - lw, a, r), cv.line(y0 - lw, y1 + lw, b, b + lw, r)
+        cv.line(y0 - lw, y0, a - lw, b + lw, r), cv.line(y1, y1 + lw, a - lw, b + lw, r)
+    yticks, xticks, cticks = ticks
     for y, _ in yticks:
-        line(y - lw // 2, y - lw // 2 + lw, x0 - lw - tick, x0 - lw, 4)
+        cv.line(y - lw // 2, y - lw // 2 + lw, lay.x0 - lw - tick, lay.x0 - lw, 4)
     for x, _ in xticks:
-        line(y1 + lw, y1 + lw + tick, x - lw // 2, x - lw // 2 + lw, 4)
+        cv.line(y1 + lw, y1 + lw + tick, x - lw // 2, x - lw // 2 + lw, 4)
     for y, _ in cticks:
-        line(y - lw // 2, y - lw // 2 + lw, cx1 + lw, cx1 + lw + tick, 3)
-    if not text:
-        return _finish(canvas, rank, levels, k)
+        cv.line(y - lw // 2, y - lw // 2 + lw, lay.cx1 + lw, lay.cx1 + lw + tick, 3)
 
-    # Text: glyph coverage is blended onto the canvas in the ink colour and marks rank 5 wherever it is > 0.
-    def put(x, y, s, size_, ax, ay, rotate=False):
-        g = _glyphs(s, size_, rotate)
-        h, w = g.shape
-        x, y = round(x - ax * w), round(y - ay * h)
-        xa, ya, xb, yb = max(x, 0), max(y, 0), min(x + w, c), min(y + h, c)
-        if xa >= xb or ya >= yb:
-            return
-        g = g[ya - y : yb - y, xa - x : xb - x]
-        a = g[..., None].astype(np.float32) / 255
-        box = canvas[ya:yb, xa:xb]
-        box[:] = np.rint(box * (1 - a) + float(ink) * a).astype(np.uint8)
-        rank[ya:yb, xa:xb][g > 0] = 5
 
+def _draw_text(cv: _Canvas, lay: _Layout, ticks: tuple[list, list, list], u: np.ndarray) -> None:
+    """Tick labels, the title, the axis labels the layout has, and (half the time) "dB" over the colour bar."""
+    x0, y0, x1, y1, cx0, cx1 = lay.x0, lay.y0, lay.x1, lay.y1, lay.cx0, lay.cx1
+    fsz, off = lay.fsz, lay.lw + lay.tick + lay.gap  # off: a tick label's distance from its frame
+    yticks, xticks, cticks = ticks
     for y, s in yticks:
-        put(x0 - lw - tick - gap, y, s, fsz, 1, 0.5)
+        cv.put(x0 - off, y, s, fsz, 1, 0.5)
     for x, s in xticks:
-        put(x, y1 + lw + tick + gap, s, fsz, 0.5, 0)
+        cv.put(x, y1 + off, s, fsz, 0.5, 0)
     for y, s in cticks:
-        put(cx1 + lw + tick + gap, y, s, fsz, 0, 0.5)
-    put((x0 + x1) / 2 + c * 0.06 * (u[12] - 0.5), margin[1], title, tsz, 0.5, 0)
-    if ylabel:
-        put(margin[0], (y0 + y1) / 2, ylabel, fsz, 0, 0.5, rotate=True)
-    if xlabel:
-        put((x0 + x1) / 2, c - margin[3], xlabel, fsz, 0.5, 1)
+        cv.put(cx1 + off, y, s, fsz, 0, 0.5)
+    cv.put((x0 + x1) / 2 + lay.c * 0.06 * (u[12] - 0.5), lay.margin[1], lay.title, lay.tsz, 0.5, 0)
+    if lay.ylabel:
+        cv.put(lay.margin[0], (y0 + y1) / 2, lay.ylabel, fsz, 0, 0.5, rotate=True)
+    if lay.xlabel:
+        cv.put((x0 + x1) / 2, lay.c - lay.margin[3], lay.xlabel, fsz, 0.5, 1)
     if u[16] < 0.5:
-        put((cx0 + cx1) / 2, y0 - lw - gap, "dB", fsz, 0.5, 1)
-    return _finish(canvas, rank, levels, k)
+        cv.put((cx0 + cx1) / 2, y0 - lay.lw - lay.gap, "dB", fsz, 0.5, 1)
+
+
+def _draw(level, p, u, size: int, text: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image: (RGB uint8 [S, S, 3], mask codes [S, S], spectrogram level per pixel [S, S], 0 off-plot).
+
+    Drawn on a canvas k x the output size (:func:`_layout`), in this order: the plot and colour bar, their frames
+    and tick marks, then the text (skipped with ``text=False``); :func:`_finish` box-filters it down."""
+    lay = _layout(u, size)
+    cv = _Canvas(lay)
+    _draw_plot(cv, lay, level, p)
+    ticks = _ticks(lay, u)
+    _draw_frames(cv, lay, ticks)
+    if text:
+        _draw_text(cv, lay, ticks, u)
+    return _finish(cv.rgb, cv.rank, cv.levels, lay.k)
 
 
 def _finish(canvas, rank, levels, k):

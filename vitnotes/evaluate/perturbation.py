@@ -52,7 +52,7 @@ import numpy as np
 import torch
 
 from ..core.images import image_stack
-from ..core.model import Model, resolve_targets
+from ..core.model import Model, class_labels, resolve_targets
 from ..stats import as_maps
 from .agreement import random_maps, resize_maps
 from .deletion import deletion_auc, deletion_order
@@ -220,7 +220,7 @@ class _Scorer:
             )
         if score != "prob" and not self.regression:
             raise ValueError(f"score={score!r} is for regression models; a classifier's score is 'prob'")
-        self.score, self.target, self.truth = score, target, truth
+        self.score, self.target, self.truth, self.labels = score, target, truth, class_labels(model)
 
     def fix(self, out0: torch.Tensor, lo: int, hi: int) -> None:
         """Resolve targets / references for images ``lo:hi`` from their unperturbed outputs."""
@@ -229,7 +229,7 @@ class _Scorer:
             t = self.target
             if t is not None and np.ndim(t) > 0 and np.size(t) > 1:
                 t = np.asarray(t)[lo:hi]
-            self.cols = resolve_targets(t, out0).cpu()
+            self.cols = resolve_targets(t, out0, self.labels).cpu()
             return
         if self.target is None:
             if self.score == "output" and n_out != 1:
@@ -342,41 +342,70 @@ def perturbation_curves(
     shared by both orders). Returns a ``Curves``; ``curves.aucs()`` gives the per-image areas
     and the SRG. Introduced in notebook 09.
     """
-    if not isinstance(model, Model):
-        raise TypeError(
-            f"perturbation curves need a vn.Model (it preprocesses the edited images), got "
-            f"{type(model).__name__}; load it with vn.load(...)"
-        )
+    _require_model(model)
     _positive_int(steps, "steps")
     _positive_int(chunk, "chunk")
     imgs = image_stack(images)
-    b, h, w = imgs.shape[:3]
-    m = as_maps(maps)
-    if m.shape[0] != b:
-        raise ValueError(f"{m.shape[0]} maps for {b} images; pass one map per image")
-    m = resize_maps(m, (h, w), resize_mode)
+    m = _maps_on(imgs, maps, resize_mode)
     editable = _editable(restrict, imgs)
     label = baseline if isinstance(baseline, str) else "custom"
     t0 = time.perf_counter()
-    if isinstance(baseline, str) and baseline == "mean" and mean is None:
+    if label == "mean" and mean is None:
         mean = imgs.mean(axis=(0, 1, 2), dtype=np.float64)  # over all images (per channel), not per chunk
-    per_image = not isinstance(baseline, str) and np.ndim(baseline) == imgs.ndim and np.shape(baseline)[0] == b
     rank, n = _ranks(m, editable, seed)
-    ks = _counts(n, steps)  # [steps + 1, batch]
     scorer = _Scorer(model, score, target, truth)
-    mif, lif = np.empty((b, steps + 1)), np.empty((b, steps + 1))
-    for lo in range(0, b, chunk):
-        hi = min(b, lo + chunk)
-        bl = np.asarray(baseline)[lo:hi] if per_image else baseline
-        gone = _replaced(rank[lo:hi], n[lo:hi], ks[:, lo:hi], steps)  # [2 steps, c, P]
-        base = baseline_images(imgs[lo:hi], bl, sigma=sigma, mean=mean)
-        s = _step_scores(model, scorer, imgs[lo:hi], base, gone, lo, batch_size)  # [2 steps, c]
-        mif[lo:hi] = s[: steps + 1].T
-        lif[lo:hi, 0], lif[lo:hi, steps] = s[0], s[steps]
-        lif[lo:hi, 1:steps] = s[steps + 1 :].T
+    baseline_options = {"sigma": sigma, "mean": mean}
+    mif, lif = _chunked_scores(model, scorer, imgs, baseline, baseline_options, rank, n, steps, chunk, batch_size)
     seconds = time.perf_counter() - t0
     mif_t, lif_t = torch.from_numpy(mif), torch.from_numpy(lif)
     settings = {"steps": steps, "sigma": sigma if label == "blur" else None, "seed": seed}
     settings.update(restricted=restrict is not None, resize_mode=resize_mode)
     fr = np.linspace(0.0, 1.0, steps + 1)
     return Curves(fr, mif_t, lif_t, lif_t.flip(1).clone(), n, label, scorer.score, seconds, 2 * steps, settings)
+
+
+def _require_model(model: Any) -> None:
+    if not isinstance(model, Model):
+        raise TypeError(
+            f"perturbation curves need a vn.Model (it preprocesses the edited images), got "
+            f"{type(model).__name__}; load it with vn.load(...)"
+        )
+
+
+def _maps_on(imgs: np.ndarray, maps: Any, resize_mode: str) -> torch.Tensor:
+    """``maps`` (one per image) resized to the images' ``H x W``."""
+    b, h, w = imgs.shape[:3]
+    m = as_maps(maps)
+    if m.shape[0] != b:
+        raise ValueError(f"{m.shape[0]} maps for {b} images; pass one map per image")
+    return resize_maps(m, (h, w), resize_mode)
+
+
+def _chunked_scores(
+    model: Model,
+    scorer: _Scorer,
+    imgs: np.ndarray,
+    baseline: Any,
+    baseline_options: dict,
+    rank: np.ndarray,
+    n: np.ndarray,
+    steps: int,
+    chunk: int,
+    batch_size: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The MIF and LIF deletion scores, each ``[batch, steps + 1]``, ``chunk`` images at a time (both orders share
+    the unperturbed and the fully replaced image)."""
+    b = imgs.shape[0]
+    per_image = not isinstance(baseline, str) and np.ndim(baseline) == imgs.ndim and np.shape(baseline)[0] == b
+    ks = _counts(n, steps)  # [steps + 1, batch]
+    mif, lif = np.empty((b, steps + 1)), np.empty((b, steps + 1))
+    for lo in range(0, b, chunk):
+        hi = min(b, lo + chunk)
+        bl = np.asarray(baseline)[lo:hi] if per_image else baseline
+        gone = _replaced(rank[lo:hi], n[lo:hi], ks[:, lo:hi], steps)  # [2 steps, c, P]
+        base = baseline_images(imgs[lo:hi], bl, **baseline_options)
+        s = _step_scores(model, scorer, imgs[lo:hi], base, gone, lo, batch_size)  # [2 steps, c]
+        mif[lo:hi] = s[: steps + 1].T
+        lif[lo:hi, 0], lif[lo:hi, steps] = s[0], s[steps]
+        lif[lo:hi, 1:steps] = s[steps + 1 :].T
+    return mif, lif

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..core.model import check_pixel_values, forward, resolve_targets, unwrap, vit_input
+from ..core.model import check_pixel_values, class_labels, forward, resolve_targets, unwrap, vit_input
 from ..interventions.randomisation import randomized
 from ..methods.base import methods, registered
 from ..methods.gradient_rollout import attention_with_grads
@@ -52,7 +52,8 @@ def _maps_and_logits(
     net, geom, pixel_values = vit_input(model, pixel_values, batch_size, "explanation maps")
     grid = geom.grid_for(*pixel_values.shape[-2:])
     n_classes = int(getattr(net.config, "num_labels", 0) or 1)
-    targets = None if target is None else resolve_targets(target, torch.zeros(len(pixel_values), n_classes))
+    labels = class_labels(net)
+    targets = None if target is None else resolve_targets(target, torch.zeros(len(pixel_values), n_classes), labels)
     out: dict[str, list[torch.Tensor]] = {m: [] for m in _one_pass_methods()}
     logits = []
     for i, chunk in enumerate(pixel_values.split(batch_size)):
@@ -132,7 +133,7 @@ def _fixed_targets(net: torch.nn.Module, pixel_values: torch.Tensor, target: Any
             logits = torch.cat([forward(net, c).logits for c in pixel_values.split(batch_size)])
     else:
         logits = torch.zeros(len(pixel_values), int(getattr(net.config, "num_labels", 0) or 1))
-    return resolve_targets(target, logits)
+    return resolve_targets(target, logits, class_labels(net))
 
 
 def _cascade(model: Any, layers: int, from_layers: Any, fully_random: bool) -> list[tuple[str, int, Any]]:

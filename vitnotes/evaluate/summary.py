@@ -28,31 +28,14 @@ _CURVE_METRICS = {
 
 
 def evaluation_table(
-    maps: Mapping[str, Any],
-    model: Any = None,
-    images: Any = None,
-    masks: Any = None,
-    *,
-    baselines: Sequence[Any] = ("black", "mean", "blur"),
-    restrict: Any = None,
-    restrict_name: str = "object",
-    restrict_baselines: Sequence[Any] | None = None,
-    controls: bool = True,
-    steps: int = 20,
-    score: str | None = None,
-    target: Any = None,
-    truth: Any = None,
-    sigma: float = 5.0,
-    mean: Any = None,
-    negative: str = "clip",
-    min_cover: float = 0.0,
-    n_boot: int = 1000,
-    seed: int = 0,
-    level: float = 0.95,
-    chunk: int = 16,
-    batch_size: int = 128,
-    progress: bool = False,
-) -> pd.DataFrame:
+    maps: Mapping[str, Any], model: Any = None, images: Any = None, masks: Any = None, *,
+    baselines: Sequence[Any] = ("black", "mean", "blur"), restrict: Any = None, restrict_name: str = "object",
+    restrict_baselines: Sequence[Any] | None = None, controls: bool = True,
+    steps: int = 20, score: str | None = None, target: Any = None, truth: Any = None, sigma: float = 5.0,
+    mean: Any = None, chunk: int = 16, batch_size: int = 128,
+    negative: str = "clip", min_cover: float = 0.0,
+    n_boot: int = 1000, seed: int = 0, level: float = 0.95, progress: bool = False,
+) -> pd.DataFrame:  # fmt: skip
     """A tidy table, one row per (method, metric, baseline): ``value`` (mean over images), ``low``
     and ``high`` (percentile-bootstrap ``level`` interval over images, ``n_boot`` resamples,
     ``seed``; every method resampled identically) and ``n`` (images with a defined value).
@@ -75,12 +58,7 @@ def evaluation_table(
     over images, for the figures), ``images``, and the settings. ``wide(df)`` pivots it to method x
     metric. Introduced in notebook 09.
     """
-    if not isinstance(maps, Mapping) or not maps:
-        raise ValueError("maps must be a non-empty {method name: maps} mapping")
-    if model is None and masks is None:
-        raise ValueError("nothing to evaluate: pass model and images (faithfulness), masks (ground truth), or both")
-    if model is not None and images is None:
-        raise ValueError("faithfulness needs the raw images the maps explain: pass images=")
+    _check_inputs(maps, model, images, masks)
     methods = dict(maps)
     if controls and images is not None:
         for k, v in control_maps(images, seed).items():
@@ -98,20 +76,20 @@ def evaluation_table(
         rows += _ground_truth_rows(methods, masks, negative, min_cover, boot)
     df = pd.DataFrame(rows, columns=COLUMNS)
     n_img = int(np.asarray(images).shape[0]) if images is not None else int(np.asarray(masks).shape[0])
-    df.attrs.update(
-        images=n_img,
-        **timing,
-        total_seconds=time.perf_counter() - t_all,
-        steps=steps,
-        n_boot=n_boot,
-        seed=seed,
-        level=level,
-        negative=negative,
-        min_cover=min_cover,
-        sigma=sigma,
-        controls=controls,
-    )
+    settings = dict(steps=steps, n_boot=n_boot, seed=seed, level=level, negative=negative, min_cover=min_cover)
+    df.attrs.update(images=n_img, **timing, total_seconds=time.perf_counter() - t_all, **settings)
+    df.attrs.update(sigma=sigma, controls=controls)
     return df
+
+
+def _check_inputs(maps: Any, model: Any, images: Any, masks: Any) -> None:
+    """Refuse empty maps, nothing to evaluate, and a model without the raw images."""
+    if not isinstance(maps, Mapping) or not maps:
+        raise ValueError("maps must be a non-empty {method name: maps} mapping")
+    if model is None and masks is None:
+        raise ValueError("nothing to evaluate: pass model and images (faithfulness), masks (ground truth), or both")
+    if model is not None and images is None:
+        raise ValueError("faithfulness needs the raw images the maps explain: pass images=")
 
 
 def _row(method: str, family: str, metric: str, base: str, values: Any, boot: dict) -> dict:

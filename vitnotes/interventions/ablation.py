@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,7 @@ from ..core import arch
 from ..core.batches import Part, add_up, gather, is_dataset, part, processes
 from ..core.geometry import Geometry
 from ..core.hooks import hooks
-from ..core.model import check_pixel_values, forward, unwrap
+from ..core.model import TargetError, check_pixel_values, class_indices, forward, unwrap
 
 __all__ = ["ablate", "evaluate_loss", "sweep"]
 
@@ -85,12 +86,28 @@ def _loss_kind(net: torch.nn.Module, loss: str | None) -> str:
 
 
 def _check_targets(targets: Any, n: int, kind: str) -> torch.Tensor:
-    t = torch.as_tensor(targets)
-    if t.shape[0] != n:
-        raise ValueError(f"{t.shape[0]} targets for {n} images; give one target per image")
-    if kind == "ce" and t.is_floating_point():
+    """One target per image: class indices for cross-entropy (``class_indices``: ints, numpy
+    integers, tensors; floats, negative indices and names refused with the fix), numbers for MSE."""
+    t = _class_targets(targets) if kind == "ce" else _numbers(targets)
+    if t.ndim == 0 or t.shape[0] != n:
+        raise ValueError(f"{1 if t.ndim == 0 else t.shape[0]} targets for {n} images; give one target per image")
+    return t
+
+
+def _class_targets(targets: Any) -> torch.Tensor:
+    floating = targets.is_floating_point() if torch.is_tensor(targets) else np.asarray(targets).dtype.kind == "f"
+    if floating:
         raise TypeError("cross-entropy targets must be integer class indices; for regression pass loss='mse'")
-    return t.long() if kind == "ce" else t.float()
+    return torch.tensor(class_indices(targets, what="label"), dtype=torch.long)
+
+
+def _numbers(targets: Any) -> torch.Tensor:
+    if torch.is_tensor(targets):
+        return targets.float()
+    try:
+        return torch.as_tensor(np.asarray(targets, np.float32))
+    except (TypeError, ValueError):
+        raise TypeError("regression targets must be numbers, one row of outputs per image") from None
 
 
 @torch.no_grad()
@@ -204,6 +221,11 @@ def _losses(logits: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
     """Per-image loss in float64: cross-entropy, or MSE averaged over outputs."""
     logits = logits.double().cpu()
     if kind == "ce":
+        if y.numel() and int(y.max()) >= logits.shape[1]:
+            raise TargetError(
+                f"label {int(y.max())} is out of range: the model has {logits.shape[1]} classes "
+                f"(0..{logits.shape[1] - 1}); give one class index per image"
+            )
         return F.cross_entropy(logits, y, reduction="none")
     return F.mse_loss(logits, y.double().reshape(logits.shape), reduction="none").mean(-1)
 

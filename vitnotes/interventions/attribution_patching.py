@@ -45,15 +45,8 @@ def attribution_patching(
     net, geom = unwrap(model)
     geom.require_vit("attribution patching")
     pixel_values = check_pixel_values(pixel_values, geom)
-    if metric not in ("loss", "score"):
-        raise ValueError(f"metric must be 'loss' or 'score', got {metric!r}")
-    if metric == "loss":
-        kind = _loss_kind(net, loss)
-        if target is None:
-            raise ValueError("metric='loss' needs the targets (labels, or regression targets), one per image")
-        labels = _check_targets(target, pixel_values.shape[0], kind)
+    kind, labels = _loss_targets(net, metric, loss, target, pixel_values.shape[0])
     blocks = arch.blocks(net)
-    d = geom.head_dim
     kept: dict[int, torch.Tensor] = {}
 
     def keep(layer: int):
@@ -63,7 +56,6 @@ def attribution_patching(
         return hook
 
     total = torch.zeros(geom.layers, geom.heads, dtype=torch.float64)
-    n = pixel_values.shape[0]
     regs = [(arch.projections(b)[3], "forward_pre", keep(i)) for i, b in enumerate(blocks)]
     with hooks(regs), torch.enable_grad():
         start = 0
@@ -75,11 +67,29 @@ def attribution_patching(
             else:
                 m = score(logits, targets_for(net, tgt, logits)).sum()
             zs = [kept[i] for i in range(geom.layers)]
-            grads = torch.autograd.grad(m, zs)
-            for i, (z, g) in enumerate(zip(zs, grads)):
-                # -(g . z) per head: [B, T, H*d] -> [H]
-                prod = (g.detach().double() * z.detach().double()).reshape(*z.shape[:-1], geom.heads, d)
-                total[i] -= prod.sum(dim=tuple(range(prod.ndim - 2)) + (prod.ndim - 1,)).cpu()
+            total += _first_order(zs, torch.autograd.grad(m, zs), geom.heads)
             start += x.shape[0]
             kept.clear()
-    return total / n
+    return total / pixel_values.shape[0]
+
+
+def _loss_targets(net: torch.nn.Module, metric: str, loss: str | None, target: Any, n: int):
+    """(loss kind, labels one per image) for ``metric="loss"``; (None, None) for ``metric="score"``."""
+    if metric not in ("loss", "score"):
+        raise ValueError(f"metric must be 'loss' or 'score', got {metric!r}")
+    if metric == "score":
+        return None, None
+    kind = _loss_kind(net, loss)
+    if target is None:
+        raise ValueError("metric='loss' needs the targets (labels, or regression targets), one per image")
+    return kind, _check_targets(target, n, kind)
+
+
+def _first_order(zs: list[torch.Tensor], grads: tuple[torch.Tensor, ...], heads: int) -> torch.Tensor:
+    """``-(dM/dz . z)`` per head of every layer, ``[layer, head]`` float64, summed over images and tokens
+    (``z``: the output projection's input ``[B, T, H*d]``)."""
+    out = torch.zeros(len(zs), heads, dtype=torch.float64)
+    for i, (z, g) in enumerate(zip(zs, grads)):
+        prod = (g.detach().double() * z.detach().double()).reshape(*z.shape[:-1], heads, -1)  # [B, T, H, d]
+        out[i] = -prod.sum(dim=tuple(range(prod.ndim - 2)) + (prod.ndim - 1,)).cpu()
+    return out

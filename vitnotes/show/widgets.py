@@ -75,39 +75,12 @@ def head_picker(
     """
     import ipywidgets as W
 
-    maps = torch.as_tensor(maps, dtype=torch.float32)
-    if maps.ndim != 4:
-        raise ValueError(f"head_picker expects maps [layer, head, rows, cols] for one image, got {tuple(maps.shape)}")
-    n_l, n_h = maps.shape[:2]
-    if n_l == 0 or n_h == 0:
-        raise ValueError("head_picker got no layers or no heads to show")
-    layers = list(layers) if layers is not None else list(range(n_l))
-    if len(layers) != n_l:
-        raise ValueError(f"{len(layers)} layer labels for {n_l} layers of maps")
-    head_names = [f"head {h}" for h in range(n_h)] + (["mean of heads"] if mean else [])
-    inner = []
-    for i in range(n_l):
-        views = [maps[i, h] for h in range(n_h)] + ([maps[i].mean(0)] if mean else [])
-        pics = [
-            W.Image(
-                value=render_png(image, v, size=size, alpha=alpha, cmap=cmap), format="png", width=size, height=size
-            )
-            for v in views
-        ]
-        inner.append(W.Stack(pics, selected_index=0))
+    maps, layers = _picker_maps(maps, layers)
+    head_names = [f"head {h}" for h in range(maps.shape[1])] + (["mean of heads"] if mean else [])
+    inner = [W.Stack(_view_images(image, m, mean, size, alpha, cmap), selected_index=0) for m in maps]
     outer = W.Stack(inner, selected_index=0)
-    layer_menu = W.Dropdown(
-        options=[(f"layer {layer}", k) for k, layer in enumerate(layers)],
-        value=0,
-        description="layer",
-        layout=W.Layout(width="180px"),
-    )
-    head_menu = W.Dropdown(
-        options=[(name, k) for k, name in enumerate(head_names)],
-        value=0,
-        description="head",
-        layout=W.Layout(width="220px"),
-    )
+    layer_menu = _menu([f"layer {layer}" for layer in layers], "layer", "180px")
+    head_menu = _menu(head_names, "head", "220px")
     links = [W.jslink((layer_menu, "index"), (outer, "selected_index"))]
     links += [W.jslink((head_menu, "index"), (stack, "selected_index")) for stack in inner]
     box = W.VBox([W.HBox([layer_menu, head_menu]), outer])
@@ -119,6 +92,43 @@ def head_picker(
 
     box.save = save
     return box
+
+
+def _picker_maps(maps: Any, layers: Sequence[int] | None) -> tuple[torch.Tensor, list]:
+    """``maps`` as float32 ``[layer, head, rows, cols]`` (checked) and one label per layer."""
+    maps = torch.as_tensor(maps, dtype=torch.float32)
+    if maps.ndim != 4:
+        raise ValueError(f"head_picker expects maps [layer, head, rows, cols] for one image, got {tuple(maps.shape)}")
+    n_l, n_h = maps.shape[:2]
+    if n_l == 0 or n_h == 0:
+        raise ValueError("head_picker got no layers or no heads to show")
+    layers = list(layers) if layers is not None else list(range(n_l))
+    if len(layers) != n_l:
+        raise ValueError(f"{len(layers)} layer labels for {n_l} layers of maps")
+    return maps, layers
+
+
+def _view_images(image: Any, layer_maps: torch.Tensor, mean: bool, size: int, alpha: float, cmap: str) -> list:
+    """One ``ipywidgets.Image`` per head of one layer (``[head, rows, cols]``), then the mean over heads."""
+    import ipywidgets as W
+
+    views = list(layer_maps) + ([layer_maps.mean(0)] if mean else [])
+    return [
+        W.Image(value=render_png(image, v, size=size, alpha=alpha, cmap=cmap), format="png", width=size, height=size)
+        for v in views
+    ]
+
+
+def _menu(names: list[str], description: str, width: str):
+    """A dropdown whose ``index`` picks one of ``names`` (linked to a Stack's ``selected_index``)."""
+    import ipywidgets as W
+
+    return W.Dropdown(
+        options=[(name, k) for k, name in enumerate(names)],
+        value=0,
+        description=description,
+        layout=W.Layout(width=width),
+    )
 
 
 def state_bytes(widget) -> int:

@@ -155,6 +155,11 @@ def _what(name: str, r: dict) -> list[str]:
                 "(the setup of the spectrogram paper in the book's references), at 56 px with patch 4: a "
                 "14x14 grid whose position embeddings were interpolated (bicubic) from the 7x7 grid, and "
                 "a patch embedding expanded from 1 to 3 input channels.", "", "## Data", _DATA["spectro"]]  # fmt: skip
+    return _fmnist_what(r)
+
+
+def _fmnist_what(r: dict) -> list[str]:
+    """A Fashion-MNIST zoo model: its architecture, where it started, its stages, the data."""
     if r["arch"] == "resnet":
         arch = "ResNet (HF `ResNetForImageClassification`)"
     else:
@@ -166,16 +171,7 @@ def _what(name: str, r: dict) -> list[str]:
              else f"{arch} trained from scratch on Fashion-MNIST")  # fmt: skip
     stages = r.get("stages", [])
     text = [start + (f", in {len(stages)} stages:" if len(stages) > 1 else ".")]
-    for i, s in enumerate(stages if len(stages) > 1 else [], 1):
-        extra = (
-            f", soft distillation from `{s['teacher']}` (weight {s['distill']}, temperature {s['temperature']})"
-            if s.get("teacher")
-            else ""
-        )
-        text.append(
-            f"{i}. {s['epochs']} epoch(s), AdamW lr {s['lr']} with warm-up + cosine, random crop (pad "
-            f"{s['crop_pad']}) and flips, label smoothing {s['label_smoothing']}{extra}."
-        )
+    text += [_stage_line(i, s) for i, s in enumerate(stages if len(stages) > 1 else [], 1)]
     if r.get("stage1_from"):
         text.append(
             f"\nStage 1 was not re-run: its weights are zoo v1's model of this name (in git until commit "
@@ -183,6 +179,19 @@ def _what(name: str, r: dict) -> list[str]:
             "is counted below."
         )
     return text + ["", "## Data", _DATA["fashion"]]
+
+
+def _stage_line(i: int, s: dict) -> str:
+    """Stage ``i`` of a recipe as one numbered line: epochs, optimiser, augmentation, distillation."""
+    extra = (
+        f", soft distillation from `{s['teacher']}` (weight {s['distill']}, temperature {s['temperature']})"
+        if s.get("teacher")
+        else ""
+    )
+    return (
+        f"{i}. {s['epochs']} epoch(s), AdamW lr {s['lr']} with warm-up + cosine, random crop (pad "
+        f"{s['crop_pad']}) and flips, label smoothing {s['label_smoothing']}{extra}."
+    )
 
 
 def _target(name: str, m: dict) -> str:

@@ -108,11 +108,6 @@ def test_training_mode_naive_sweep(model, x):
     assert modes(model.net) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the fast sweep runs the blocks itself, outside core.model.forward: it needs core.model.evaluation "
-    "around its loop (interventions/ablation.py, being rewritten for issue 17)",
-)
 def test_training_mode_fast_sweep(model, x):
     model.net.eval()
     want = vn.sweep(model, x, [0, 1, 2])

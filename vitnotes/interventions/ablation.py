@@ -20,7 +20,7 @@ from ..core import arch
 from ..core.batches import Part, add_up, gather, is_dataset, part, processes
 from ..core.geometry import Geometry
 from ..core.hooks import hooks
-from ..core.model import TargetError, check_pixel_values, class_indices, forward, unwrap
+from ..core.model import TargetError, check_pixel_values, class_indices, evaluation, forward, unwrap
 
 __all__ = ["ablate", "evaluate_loss", "sweep"]
 
@@ -190,12 +190,13 @@ def _sums(model, geom: Geometry, data: Part, kind: str, chosen: dict, batch_size
         bar = tqdm(total=None if data.size is None else len(pairs) * -(-data.size // batch_size), desc="ablation sweep")
     sums: dict[Any, float] = {**dict.fromkeys(pairs, 0.0), "base": 0.0, "n": 0}
     run = _fast_batch if method == "fast" else _naive_batch
-    for b in data.batches:
-        x = check_pixel_values(b["pixel_values"], geom)
-        sums["base"] += run(
-            model, geom, x, _check_targets(b["targets"], x.shape[0], kind), kind, chosen, batch_size, sums, bar
-        )
-        sums["n"] += x.shape[0]
+    with evaluation(unwrap(model)[0]):  # the fast path runs the blocks itself, outside core.model.forward
+        for b in data.batches:
+            x = check_pixel_values(b["pixel_values"], geom)
+            sums["base"] += run(
+                model, geom, x, _check_targets(b["targets"], x.shape[0], kind), kind, chosen, batch_size, sums, bar
+            )
+            sums["n"] += x.shape[0]
     if bar is not None:
         bar.close()
     return sums

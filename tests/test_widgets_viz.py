@@ -59,8 +59,8 @@ def test_figures(vit, pixels, tmp_path):
     assert image.shape == (16, 16, 3) and image.min() >= 0 and image.max() <= 1
     figs = [
         vn.overlay(image, att.cls_grid(-1)[0].mean(0)),
-        vn.layer_strip(image, att.cls_grids()[:, 0].mean(1)),
-        vn.head_grid(image, att.cls_grids()[:, 0]),
+        vn.layer_strip(image, att.cls_grids()[:, 0].mean(1), shared=False),
+        vn.head_grid(image, att.cls_grids()[:, 0], shared=False),
         vn.before_after(image, att.cls_grid(0)[0, 0], att.cls_grid(-1)[0, 0]),
         vn.metric_by_layer(vn.cls_summary(att), "entropy"),
         vn.layer_strip(image, att.cls_grids()[:, 0].mean(1), shared=True),
@@ -68,10 +68,18 @@ def test_figures(vit, pixels, tmp_path):
     ]
     axes = [len(f.axes) for f in figs]
     assert all(isinstance(f, Figure) for f in figs)
-    assert axes[:4] == [3, 3, 12, 4]  # colour bars: overlay's, and before/after's difference
+    assert axes[:4] == [3, 3 + 3, 12, 4]  # colour bars: overlay's, one per strip panel, before/after's difference
     assert axes[5:] == [3 + 1, 12 + 1]  # shared scale: one colour bar
     strip = figs[5].axes[0].images[1]
     assert strip.get_clim() == (0.0, float(att.cls_grids()[:, 0].mean(1).max()))
+    default = vn.layer_strip(image, att.cls_grids()[:, 0].mean(1))
+    assert len(default.axes) == 3 + 1 and default.axes[0].images[1].get_clim() == strip.get_clim()
+    p = att.cls_grids()[0, 0].mean(0).flatten().double()  # layer 0, image 0, mean over heads
+    p = p / p.sum()
+    hand = float(-(p * p.log()).sum() / np.log(p.numel()))
+    assert default.axes[0].get_title() == f"layer 0\nH/logN {hand:.2f}"
+    signed = vn.layer_strip(image, att.cls_grids()[:, 0].mean(1) - 0.5)
+    assert signed.axes[0].get_title() == "layer 0"  # a signed map has no entropy
     for i, f in enumerate(figs):
         f.savefig(tmp_path / f"{i}.png")
         assert (tmp_path / f"{i}.png").stat().st_size > 1000

@@ -43,8 +43,9 @@ def build_figure() -> tuple[Figure, dict]:
     cam = vn.gradcam(net, x)[0]
     table = vn.by_layer(vn.cls_summary(att))
     shown = vn.display_image(x[0], pre)
-    labels = [f"CLS attn L{i}\nH={h:.2f} log N" for i, h in enumerate(table.entropy_norm)] + ["rollout", "ViT Grad-CAM"]
-    fig = vn.layer_strip(shown, torch.cat([strip, roll[None], cam[None]]), labels=labels)
+    labels = [f"CLS attn L{i}" for i in range(len(strip))] + ["rollout", "ViT Grad-CAM"]
+    # attention, rollout and Grad-CAM are on different scales: a colour bar per panel
+    fig = vn.layer_strip(shown, torch.cat([strip, roll[None], cam[None]]), labels=labels, shared=False)
     fig.suptitle("vitnotes demo: a ViT with RANDOM weights (the trained zoo comes with the book)", fontsize=10)
     return fig, {"layers": len(strip), "entropy_norm_last": float(table.entropy_norm.iloc[-1])}
 

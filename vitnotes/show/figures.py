@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from ..core.images import Preprocessing, to_pil
+from ..stats import normalized_entropy
 
 __all__ = [
     "before_after", "display_image", "head_grid", "head_heatmap", "layer_strip", "metric_by_layer", "overlay",
@@ -90,6 +91,16 @@ def _shared_max(maps: torch.Tensor, shared: bool) -> float | None:
     return float(maps.max()) if shared else None
 
 
+def _with_entropy(title: str | None, heat: torch.Tensor) -> str | None:
+    """``title`` and the map's H / log N (its entropy over the patches divided by the uniform map's):
+    1 is uniform, 0 is one patch. Signed maps (gradients) have no entropy and keep the bare title."""
+    h = torch.as_tensor(heat, dtype=torch.float64).flatten()
+    if h.numel() < 2 or (h < 0).any() or not torch.isfinite(h).all() or h.sum() <= 0:
+        return title
+    value = f"H/logN {float(normalized_entropy(h)):.2f}"
+    return f"{title}\n{value}" if title else value
+
+
 def overlay(
     image: Any,
     heat: torch.Tensor,
@@ -118,15 +129,17 @@ def layer_strip(
     alpha: float = 0.55,
     cmap: str = "inferno",
     smooth: bool = False,
-    shared: bool = False,
+    shared: bool = True,
+    entropy: bool = True,
     size: float = 1.8,
 ) -> Figure:
     """Maps ``[n, rows, cols]`` (e.g. one per layer) side by side over the same image, or over one
     image each when ``image`` is a list of ``n`` images (e.g. one head on several images).
 
-    By default each panel spans its own colour range (shows where, not how much: nearly
-    uniform maps look busy); ``shared=True`` puts every panel on one 0..max scale with a colour bar.
-    Introduced in notebook 01 (layers).
+    By default every panel is on one 0..max scale with a colour bar, and each title gives the map's
+    H / log N (``entropy=False`` drops it), so a nearly uniform map looks nearly uniform;
+    ``shared=False`` gives each panel its own colour range (where, not how much: nearly uniform
+    maps then look busy) and a colour bar of its own. Introduced in notebook 01 (layers).
     """
     maps = torch.as_tensor(maps)
     if maps.ndim != 3:
@@ -144,7 +157,9 @@ def layer_strip(
     axes = np.atleast_1d(fig.subplots(1, len(maps)))
     vmax = _shared_max(maps, shared)
     for ax, img, m, label in zip(axes, imgs, maps, labels, strict=True):
-        im = _draw(ax, img, m, alpha, cmap, smooth, label, vmax)
+        im = _draw(ax, img, m, alpha, cmap, smooth, _with_entropy(label, m) if entropy else label, vmax)
+        if not shared:
+            fig.colorbar(im, ax=ax, shrink=0.7)
     if shared:
         fig.colorbar(im, ax=list(axes), shrink=0.8)
     return fig
@@ -158,11 +173,12 @@ def head_grid(
     alpha: float = 0.6,
     cmap: str = "inferno",
     smooth: bool = False,
-    shared: bool = False,
+    shared: bool = True,
     size: float = 1.0,
 ) -> Figure:
     """Maps ``[layer, head, rows, cols]`` (or ``[head, rows, cols]``) as a grid: a row per layer.
-    Colour ranges as in ``layer_strip`` (``shared=True``: one scale and a colour bar).
+    By default one 0..max scale and a colour bar for the whole grid; ``shared=False`` gives each
+    panel its own range (no common bar: only where each map is large, not how much).
     Introduced in notebook 00 (attention math)."""
     maps = torch.as_tensor(maps)
     if maps.ndim == 3:

@@ -153,7 +153,8 @@ def _lens_by_hand(net, x, y):
     with torch.no_grad():
         states = net(x, output_hidden_states=True).hidden_states
         probs = [net.classifier(net.vit.layernorm(h)[:, 0]).softmax(-1) for h in states]
-    return [(p.argmax(-1) == y).float().mean().item() for p in probs], [p[range(len(y)), y].mean().item() for p in probs]
+    accuracy = [(p.argmax(-1) == y).float().mean().item() for p in probs]
+    return accuracy, [p[range(len(y)), y].mean().item() for p in probs]
 
 
 def test_logit_lens_matches_a_hand_readout_and_the_models_own_outputs():

@@ -50,6 +50,7 @@ _ = torch.set_grad_enabled(False)  # gradients are switched on inside the functi
 # %%
 vit = vn.load(vn.pick("fmnist-vit-p2", hub="google/vit-base-patch16-224"))
 resnet = vn.load(vn.pick("fmnist-resnet", hub="microsoft/resnet-50"))
+vit4 = vn.load(vn.pick("fmnist-vit-p4", hub="google/vit-base-patch32-224"))  # a second ViT, for the CKA reference
 vit, resnet
 
 # %% [markdown]
@@ -214,6 +215,51 @@ beats_random = [m for m in vit_maps if auc.loc["ViT", m] < auc.loc["ViT", "rando
 print(f"ViT maps that beat random on the ViT at p < 0.05: {beats_random}")
 vn.check(not beats_random, "no ViT map beats random on the ViT at p < 0.05")
 
+# %% [markdown]
+# ## Do the layers compute alike?
+#
+# The maps compare where the two models look. Their layers can also be compared directly, by
+# what they compute: two layers are alike if they lay out the same images alike, whatever the
+# units. **Linear CKA** (centred kernel alignment, Kornblith et al. 2019) measures that from each
+# layer's representation of the same images: 1 = the same up to a rotation and a scale, 0 =
+# unrelated. Raghu et al. (2021) used it to compare ViTs with ResNets layer by layer.
+#
+# One vector per image and layer: for the ViTs the mean of the patch tokens after each block
+# (`emb` = the embeddings), for the ResNet its stem and each residual block averaged over space
+# (global average pooling, what its classifier reads). With about as many features as images,
+# the plain CKA estimate is biased upwards (two unrelated wide representations score well above
+# 0), so we use the **debiased** estimator (Song et al.'s unbiased HSIC), which may dip slightly
+# below 0. As a reference for "alike", the second ViT (`fmnist-vit-p4`, patch 4) is compared with
+# the first, and the first with itself.
+
+# %%
+N_CKA = vn.pick(256, hub=32)  # the hub models' photos are too few: the Fashion-MNIST test images there too
+cka_images = vn.data.fashion_mnist_arrays("test")[0][:N_CKA]  # [256, 28, 28] uint8
+reps = {name: vn.representations(m, m.preprocess(cka_images))  # {layer: [256, features]}, in forward order
+        for name, m in (("ViT", vit), ("ViT p4", vit4), ("ResNet", resnet))}
+name_vit4 = vn.pick("ViT p4", hub="ViT-B/32")
+panels = {"ViT vs itself": vn.cka(reps["ViT"], reps["ViT"], debiased=True, names=("ViT", "ViT")),
+          f"ViT vs {name_vit4}": vn.cka(reps["ViT"], reps["ViT p4"], debiased=True, names=("ViT", name_vit4)),
+          "ViT vs ResNet": vn.cka(reps["ViT"], reps["ResNet"], debiased=True, names=("ViT", "ResNet"))}
+plain = vn.cka(reps["ViT"], reps["ResNet"])  # the biased estimate, for comparison
+print(f"{N_CKA} test images | layers: ViT {len(reps['ViT'])}, {name_vit4} {len(reps['ViT p4'])}, ResNet {len(reps['ResNet'])} "
+      f"| plain minus debiased CKA, ViT vs ResNet: mean {(plain - panels['ViT vs ResNet']).to_numpy().mean():.3f}")
+vn.cka_heatmap(panels)
+
+# %%
+cross = panels["ViT vs ResNet"]
+match = cross.idxmax()  # for each ResNet layer, the ViT layer most like it
+best_resnet = cross.max()  # ... and how alike they are
+best_vit4 = panels[f"ViT vs {name_vit4}"].max()  # for each layer of the second ViT, its best match in the first
+in_order = bool(pd.Series([cross.index.get_loc(v) for v in match]).is_monotonic_increasing)
+vits_closer = bool(best_vit4.mean() > best_resnet.mean())
+self_vit = panels["ViT vs itself"].to_numpy()
+neighbours = np.diag(self_vit, 1)  # CKA between each ViT layer and the next
+print(pd.DataFrame({"most alike ViT layer": match, "CKA": best_resnet.round(3)}).T.to_string())
+print(f"mean best-match CKA: {name_vit4} -> ViT {best_vit4.mean():.3f}, ResNet -> ViT {best_resnet.mean():.3f}")
+print(f"ViT with itself: neighbouring layers {neighbours.min():.3f} to {neighbours.max():.3f}, "
+      f"first vs last block {self_vit[1, -1]:.3f}")
+
 # %% tags=["hide-input"]
 from IPython.display import Markdown
 
@@ -264,6 +310,14 @@ On {len(idx)} {sample}, with a ResNet at
   attention ({auc.loc['ViT', 'ViT CLS attention']:.3f}, p = {p_vit['ViT CLS attention']:.3f}) is {"*worse" if cls_worse else "not worse"}
   than random{"*" if cls_worse else ""}.
 - {third}
+- **Layer by layer** ({N_CKA} test images, debiased linear CKA on mean-pooled representations): each ResNet layer's
+  closest ViT layer is {", ".join(f"{r} -> {v}" for r, v in match.items())}, {vn.claim(in_order, "in the same
+  order through both networks", "not in the same order through both networks")} (best-match CKA {best_resnet.min():.2f} to
+  {best_resnet.max():.2f}). {vn.claim(vits_closer, f"Two ViTs are more alike than a ViT and a ResNet: the second ViT's
+  layers find a match in the first at CKA {best_vit4.mean():.2f} on average, the ResNet's at {best_resnet.mean():.2f}.",
+  f"A ViT and a ResNet are as alike as two ViTs here: the ResNet's layers find a match in the ViT at CKA
+  {best_resnet.mean():.2f} on average, the second ViT's at {best_vit4.mean():.2f}.")} Within the ViT, neighbouring layers
+  are at {neighbours.min():.2f} to {neighbours.max():.2f} and the first block's output against the last's at {self_vit[1, -1]:.2f}.
 
 {verdict} Two caveats: {caveat}, and deletion produces images neither model saw in
 training (random deletion already costs a lot), so the AUCs compare maps with each other
@@ -279,3 +333,5 @@ rather than measure a model's reasoning in absolute terms.
 #    head's map through `vn.deletion_curve`. Is there a head whose map beats random on the ViT?
 # 3. Use `vn.gradcam(vit, x, layer=L)` for earlier layers `L`. At which depth is the ViT's
 #    Grad-CAM most faithful, and does it then agree better with the ResNet's?
+# 4. Compute the CKA heatmaps with the CLS token instead of the mean patch token
+#    (`vn.representations(vit, x, pool="cls")`), and with `debiased=False`. Which conclusions change?

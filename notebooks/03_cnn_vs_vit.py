@@ -235,7 +235,7 @@ vn.check(not beats_random, "no ViT map beats random on the ViT at p < 0.05")
 # %%
 N_CKA = vn.pick(256, hub=32)  # the hub models' photos are too few: the Fashion-MNIST test images there too
 cka_images = vn.data.fashion_mnist_arrays("test")[0][:N_CKA]  # [256, 28, 28] uint8
-reps = {name: vn.representations(m, m.preprocess(cka_images))  # {layer: [256, features]}, in forward order
+reps = {name: vn.representations(m, m.preprocess(list(cka_images)))  # {layer: [256, features]}, in forward order
         for name, m in (("ViT", vit), ("ViT p4", vit4), ("ResNet", resnet))}
 name_vit4 = vn.pick("ViT p4", hub="ViT-B/32")
 panels = {"ViT vs itself": vn.cka(reps["ViT"], reps["ViT"], debiased=True, names=("ViT", "ViT")),
@@ -247,18 +247,20 @@ print(f"{N_CKA} test images | layers: ViT {len(reps['ViT'])}, {name_vit4} {len(r
 vn.cka_heatmap(panels)
 
 # %%
-cross = panels["ViT vs ResNet"]
-match = cross.idxmax()  # for each ResNet layer, the ViT layer most like it
-best_resnet = cross.max()  # ... and how alike they are
+cross = panels["ViT vs ResNet"]  # [ViT layer, ResNet layer]
+match, best_resnet = cross.idxmax(), cross.max()  # for each ResNet layer, the ViT layer most like it, and its CKA
 best_vit4 = panels[f"ViT vs {name_vit4}"].max()  # for each layer of the second ViT, its best match in the first
-in_order = bool(pd.Series([cross.index.get_loc(v) for v in match]).is_monotonic_increasing)
 vits_closer = bool(best_vit4.mean() > best_resnet.mean())
+blocks = cross.iloc[1:, 1:]  # ViT blocks x ResNet blocks: the embeddings and the stem left out
+spread = float((blocks.max() - blocks.min()).max())  # how much a ResNet block's CKA varies over the ViT's blocks
 self_vit = panels["ViT vs itself"].to_numpy()
-neighbours = np.diag(self_vit, 1)  # CKA between each ViT layer and the next
+first_step, neighbours = self_vit[0, 1], np.diag(self_vit, 1)[1:]  # embeddings -> L0; then block -> next block
 print(pd.DataFrame({"most alike ViT layer": match, "CKA": best_resnet.round(3)}).T.to_string())
 print(f"mean best-match CKA: {name_vit4} -> ViT {best_vit4.mean():.3f}, ResNet -> ViT {best_resnet.mean():.3f}")
-print(f"ViT with itself: neighbouring layers {neighbours.min():.3f} to {neighbours.max():.3f}, "
-      f"first vs last block {self_vit[1, -1]:.3f}")
+print(f"a ResNet block's CKA varies by at most {spread:.3f} over the ViT's blocks ({blocks.min().min():.3f} to "
+      f"{blocks.max().max():.3f})")
+print(f"ViT with itself: embeddings vs L0 {first_step:.3f}; neighbouring blocks {neighbours.min():.3f} to "
+      f"{neighbours.max():.3f}; any two blocks at least {self_vit[1:, 1:].min():.3f}")
 
 # %% tags=["hide-input"]
 from IPython.display import Markdown
@@ -285,6 +287,27 @@ else:
   deletes the ViT's evidence faster than the best of the ViT's own maps.** On the ViT: the ResNet's Grad-CAM
   {auc.loc['ViT', 'ResNet Grad-CAM']:.3f}, plain brightness {auc.loc['ViT', 'brightness']:.3f}, {best_vit}
   {auc.loc['ViT', best_vit]:.3f}."""
+pairs = ", ".join(f"{r} -> {v}" for r, v in match.iloc[1:].items())
+flat_said = vn.claim(
+    spread < 0.1,
+    f"Past them, each ResNet block is about as alike to one ViT block as to any other (its CKA varies by at most "
+    f"{spread:.2f} over the ViT's blocks, {blocks.min().min():.2f} to {blocks.max().max():.2f} in all), so the two "
+    "hierarchies do not line up block by block.",
+    f"Past them, each ResNet block has ViT blocks it is most like ({pairs}; its CKA varies by up to {spread:.2f} "
+    "over the ViT's blocks).")
+step_said = vn.claim(
+    first_step < neighbours.min(),
+    f"the first block changes the representation most (CKA {first_step:.2f} between the embeddings and its output); "
+    f"after it, neighbouring blocks are at {neighbours.min():.2f} to {neighbours.max():.2f}, and any two blocks at "
+    f"least {self_vit[1:, 1:].min():.2f}",
+    f"the embeddings and the first block's output are at CKA {first_step:.2f}, neighbouring blocks at "
+    f"{neighbours.min():.2f} to {neighbours.max():.2f}")
+alike_said = vn.claim(
+    vits_closer,
+    f"Two ViTs are more alike than a ViT and a ResNet: the second ViT's layers find a match in the first at CKA "
+    f"{best_vit4.mean():.2f} on average, the ResNet's at {best_resnet.mean():.2f}.",
+    f"A ViT and a ResNet are as alike as two ViTs here: the ResNet's layers find a match in the ViT at CKA "
+    f"{best_resnet.mean():.2f} on average, the second ViT's at {best_vit4.mean():.2f}.")
 verdict = ("This contradicts the usual reading of attention maps as explanations." if all(findings) else
            "Not all of the zoo's findings hold for these models (see the statements above and the notes).")
 caveat = vn.pick("these\nmodels are small and under-trained", hub=f"{len(idx)} images\nare a small sample")
@@ -310,14 +333,8 @@ On {len(idx)} {sample}, with a ResNet at
   attention ({auc.loc['ViT', 'ViT CLS attention']:.3f}, p = {p_vit['ViT CLS attention']:.3f}) is {"*worse" if cls_worse else "not worse"}
   than random{"*" if cls_worse else ""}.
 - {third}
-- **Layer by layer** ({N_CKA} test images, debiased linear CKA on mean-pooled representations): each ResNet layer's
-  closest ViT layer is {", ".join(f"{r} -> {v}" for r, v in match.items())}, {vn.claim(in_order, "in the same
-  order through both networks", "not in the same order through both networks")} (best-match CKA {best_resnet.min():.2f} to
-  {best_resnet.max():.2f}). {vn.claim(vits_closer, f"Two ViTs are more alike than a ViT and a ResNet: the second ViT's
-  layers find a match in the first at CKA {best_vit4.mean():.2f} on average, the ResNet's at {best_resnet.mean():.2f}.",
-  f"A ViT and a ResNet are as alike as two ViTs here: the ResNet's layers find a match in the ViT at CKA
-  {best_resnet.mean():.2f} on average, the second ViT's at {best_vit4.mean():.2f}.")} Within the ViT, neighbouring layers
-  are at {neighbours.min():.2f} to {neighbours.max():.2f} and the first block's output against the last's at {self_vit[1, -1]:.2f}.
+- **Layer by layer** ({N_CKA} test images, debiased linear CKA on mean-pooled representations): the ResNet's stem is
+  most like the ViT's {match.iloc[0]} (CKA {best_resnet.iloc[0]:.2f}). {flat_said} {alike_said} Within the ViT, {step_said}.
 
 {verdict} Two caveats: {caveat}, and deletion produces images neither model saw in
 training (random deletion already costs a lot), so the AUCs compare maps with each other

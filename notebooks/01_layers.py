@@ -37,7 +37,8 @@ vn.setup(seed=0)
 
 # %%
 vit = vn.load(vn.pick("fmnist-vit-p2", hub="google/vit-base-patch16-224"))
-vit
+vit4 = vn.load(vn.pick("fmnist-vit-p4", hub="google/vit-base-patch32-224"))  # the last section's model
+vit, vit4
 
 # %% [markdown]
 # We use the first 256 Fashion-MNIST test images for the CLS statistics, and the first 16 of
@@ -137,6 +138,75 @@ print("layers that favour the background (ratio > 1):", bg_layers)
 # model attends to in the image. The bright patches in the late layers of the strips above
 # are few and sit at the garment's edges or off it.
 
+# %% [markdown]
+# ## When does the class become readable?
+#
+# Attention maps show where the CLS token reads from, not what it knows by then. Two standard
+# tools ask each layer's CLS token directly which class the image belongs to:
+#
+# - the **logit lens** (nostalgebraist 2020) hands the residual stream after a layer to the
+#   model's own final layer norm and classifier, as if the blocks above were skipped. It trains
+#   nothing, and it can only read a class that the layer writes in the directions the classifier
+#   reads at the end;
+# - a **linear probe** (Alain & Bengio 2016) fits a new linear classifier (a multinomial logistic
+#   regression on the standardised CLS token) per layer on training images, and is scored on test
+#   images. It finds the class in whatever directions that layer keeps it.
+#
+# `emb` is the token sequence entering the first block; `L11` is the last block's output, which
+# the classifier reads. We use `fmnist-vit-p4` here (50 tokens instead of 197, so a forward pass is
+# cheap); the intervals are percentile-bootstrap 95 % intervals over the test images.
+
+# %%
+N_TRAIN, N_TEST = vn.pick((1000, 500), hub=(200, 100))
+train_images, train_labels = vn.data.fashion_mnist_arrays("train")
+test_images, test_labels = vn.data.fashion_mnist_arrays("test")
+# a list of grey images: a colour model (the hub's) gets each replicated to three channels
+x_train, y_train = vit4.preprocess(list(train_images[:N_TRAIN])), train_labels[:N_TRAIN]  # [1000, 1, 28, 28]
+x_test, y_test = vit4.preprocess(list(test_images[:N_TEST])), test_labels[:N_TEST]  # [500, 1, 28, 28]
+# the lens needs the model's own classes: ImageNet's for the hub models, so there it reads the labelled photos
+lens_x, lens_y = vn.pick((x_test, y_test), hub=(vit4.preprocess(images), labels))
+lens = vn.logit_lens(vit4, lens_x, lens_y)  # one row per layer: accuracy, low, high, p_true
+probes = vn.linear_probes(vit4, x_train, y_train, x_test, y_test)  # adds last_probe, chance
+def with_interval(t):  # "accuracy [low, high]"
+    return [f"{a:.3f} [{lo:.3f}, {hi:.3f}]" for a, lo, hi in zip(t["accuracy"], t["low"], t["high"])]
+
+readable = pd.DataFrame({"lens accuracy [95 % interval]": with_interval(lens), "lens p(true)": lens["p_true"].round(3),
+                         "probe accuracy [95 % interval]": with_interval(probes),
+                         "last layer's probe": probes["last_probe"].round(3)}, index=lens.index)
+print(f"lens: {len(lens_y)} {vn.pick('test images', hub='labelled photos')} | probes: fitted on {N_TRAIN} training "
+      f"images, scored on {N_TEST} test images | every probe converged: {bool(probes['converged'].all())}")
+readable
+
+# %%
+vn.readability_plot({"logit lens": lens, "linear probe": probes,
+                     "last layer's probe, read at each layer": probes["last_probe"]},
+                    chance=float(probes["chance"].iloc[0]), ylabel="accuracy (shaded: 95 % interval)")
+
+# %% [markdown]
+# The third line is the disagreement's explanation. It takes the probe fitted on the last layer
+# and reads every earlier layer with it (each layer's features standardised by their own mean and
+# s.d.), which is what the lens does with the model's classifier. Where a layer's own probe reads
+# the class and the last layer's probe does not, the class is there, written in other directions
+# than the ones the final readout uses: the lens then reports a layer as knowing less than it does.
+
+# %%
+def first_readable(t):  # the first layer reaching 90 % of that readout's accuracy at the last layer
+    return t.index[int(np.argmax(t["accuracy"].to_numpy() >= 0.9 * t["accuracy"].iloc[-1]))]
+
+gap = probes["accuracy"] - lens["accuracy"]
+gap_at = gap.idxmax()  # the layer where the two disagree most
+apart = bool(probes.loc[gap_at, "low"] > lens.loc[gap_at, "high"])  # the intervals do not overlap
+basis = bool(probes.loc[gap_at, "last_probe"] < probes.loc[gap_at, "low"])
+order = list(lens.index)
+probe_first = order.index(first_readable(probes)) < order.index(first_readable(lens))
+same_time = first_readable(probes) == first_readable(lens)
+print(f"readable (90 % of the last layer's accuracy) from: probe {first_readable(probes)}, lens {first_readable(lens)}")
+print(f"largest gap at {gap_at}: probe {probes.loc[gap_at, 'accuracy']:.3f} "
+      f"[{probes.loc[gap_at, 'low']:.3f}, {probes.loc[gap_at, 'high']:.3f}], lens {lens.loc[gap_at, 'accuracy']:.3f} "
+      f"[{lens.loc[gap_at, 'low']:.3f}, {lens.loc[gap_at, 'high']:.3f}], last layer's probe {probes.loc[gap_at, 'last_probe']:.3f}")
+print(f"before the first block (emb): lens {lens.loc['emb', 'accuracy']:.3f}, probe {probes.loc['emb', 'accuracy']:.3f}, "
+      f"chance {probes['chance'].iloc[0]:.3f}")
+
 # %% tags=["hide-input"]
 from IPython.display import Markdown
 
@@ -161,6 +231,20 @@ Markdown(f"""
 - The CLS token gives the {obj} more than its area's share {"only in " + where(garment_layers) if garment_layers else "in no layer"}; in
   {where(bg_layers)} it gives {vn.pick("empty background", hub="background")} patches more than their share (they cover {area:.0%} of
   the patches, and receive up to {bg.iloc[:, 0].max():.0%} of the CLS attention).
+- **When the class becomes readable** ({vn.pick("fmnist-vit-p4", hub="the ViT-B/32")}; probes fitted on {N_TRAIN} training images and
+  scored on {N_TEST} test images, the lens on {len(lens_y)} {vn.pick("test images", hub="labelled photos")}): a linear probe on the CLS token
+  reaches 90 % of its last-layer accuracy from layer {first_readable(probes)}, the logit lens from
+  {first_readable(lens)}: {"at the same layer" if same_time else vn.claim(probe_first, "the probe reads the class earlier",
+  "the lens reads the class earlier")}. Before the first block neither can do better than name one class for
+  every image ({lens.loc['emb', 'accuracy']:.2f} and {probes.loc['emb', 'accuracy']:.2f}): the CLS token is then the same learnt vector
+  for every image. The two
+  {vn.claim(apart, "disagree most", "differ most, though their intervals overlap,")} at {gap_at} (probe {probes.loc[gap_at, 'accuracy']:.2f}, lens
+  {lens.loc[gap_at, 'accuracy']:.2f}), where the last layer's probe reads only {probes.loc[gap_at, 'last_probe']:.2f}: {vn.claim(basis,
+  "the class is there, in directions the final readout does not use; the lens reads a layer only once the class is "
+  "written where the last layer writes it",
+  "a readout fitted on the last layer reads that layer about as well as its own probe, so the lens's shortfall "
+  "there is not a matter of directions")}. The lens's probability of the true class {vn.claim(lens["p_true"].iloc[1:].is_monotonic_increasing,
+  "rises with every layer", "does not rise with every layer")} from {lens.index[1]} to {lens.index[-1]} ({lens['p_true'].iloc[1]:.2f} to {lens['p_true'].iloc[-1]:.2f}).
 """)
 
 # %% [markdown]
@@ -172,3 +256,5 @@ Markdown(f"""
 #    the same?
 # 3. The CLS share of the patches' own attention (`cls_share` in the table) rises or falls with
 #    depth? What would it mean for patches to read from CLS?
+# 4. Probe the mean patch token instead of CLS (`vn.linear_probes(..., pool="mean")`). Is the
+#    class readable earlier from the patches than from the CLS token?

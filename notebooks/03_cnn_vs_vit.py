@@ -50,6 +50,7 @@ _ = torch.set_grad_enabled(False)  # gradients are switched on inside the functi
 # %%
 vit = vn.load(vn.pick("fmnist-vit-p2", hub="google/vit-base-patch16-224"))
 resnet = vn.load(vn.pick("fmnist-resnet", hub="microsoft/resnet-50"))
+vit4 = vn.load(vn.pick("fmnist-vit-p4", hub="google/vit-base-patch32-224"))  # a second ViT, for the CKA reference
 vit, resnet
 
 # %% [markdown]
@@ -214,6 +215,53 @@ beats_random = [m for m in vit_maps if auc.loc["ViT", m] < auc.loc["ViT", "rando
 print(f"ViT maps that beat random on the ViT at p < 0.05: {beats_random}")
 vn.check(not beats_random, "no ViT map beats random on the ViT at p < 0.05")
 
+# %% [markdown]
+# ## Do the layers compute alike?
+#
+# The maps compare where the two models look. Their layers can also be compared directly, by
+# what they compute: two layers are alike if they lay out the same images alike, whatever the
+# units. **Linear CKA** (centred kernel alignment, Kornblith et al. 2019) measures that from each
+# layer's representation of the same images: 1 = the same up to a rotation and a scale, 0 =
+# unrelated. Raghu et al. (2021) used it to compare ViTs with ResNets layer by layer.
+#
+# One vector per image and layer: for the ViTs the mean of the patch tokens after each block
+# (`emb` = the embeddings), for the ResNet its stem and each residual block averaged over space
+# (global average pooling, what its classifier reads). With about as many features as images,
+# the plain CKA estimate is biased upwards (two unrelated wide representations score well above
+# 0), so we use the **debiased** estimator (Song et al.'s unbiased HSIC), which may dip slightly
+# below 0. As a reference for "alike", the second ViT (`fmnist-vit-p4`, patch 4) is compared with
+# the first, and the first with itself.
+
+# %%
+N_CKA = vn.pick(256, hub=32)  # the hub models' photos are too few: the Fashion-MNIST test images there too
+cka_images = vn.data.fashion_mnist_arrays("test")[0][:N_CKA]  # [256, 28, 28] uint8
+reps = {name: vn.representations(m, m.preprocess(list(cka_images)))  # {layer: [256, features]}, in forward order
+        for name, m in (("ViT", vit), ("ViT p4", vit4), ("ResNet", resnet))}
+name_vit4 = vn.pick("ViT p4", hub="ViT-B/32")
+panels = {"ViT vs itself": vn.cka(reps["ViT"], reps["ViT"], debiased=True, names=("ViT", "ViT")),
+          f"ViT vs {name_vit4}": vn.cka(reps["ViT"], reps["ViT p4"], debiased=True, names=("ViT", name_vit4)),
+          "ViT vs ResNet": vn.cka(reps["ViT"], reps["ResNet"], debiased=True, names=("ViT", "ResNet"))}
+plain = vn.cka(reps["ViT"], reps["ResNet"])  # the biased estimate, for comparison
+print(f"{N_CKA} test images | layers: ViT {len(reps['ViT'])}, {name_vit4} {len(reps['ViT p4'])}, ResNet {len(reps['ResNet'])} "
+      f"| plain minus debiased CKA, ViT vs ResNet: mean {(plain - panels['ViT vs ResNet']).to_numpy().mean():.3f}")
+vn.cka_heatmap(panels)
+
+# %%
+cross = panels["ViT vs ResNet"]  # [ViT layer, ResNet layer]
+match, best_resnet = cross.idxmax(), cross.max()  # for each ResNet layer, the ViT layer most like it, and its CKA
+best_vit4 = panels[f"ViT vs {name_vit4}"].max()  # for each layer of the second ViT, its best match in the first
+vits_closer = bool(best_vit4.mean() > best_resnet.mean())
+blocks = cross.iloc[1:, 1:]  # ViT blocks x ResNet blocks: the embeddings and the stem left out
+spread = float((blocks.max() - blocks.min()).max())  # how much a ResNet block's CKA varies over the ViT's blocks
+self_vit = panels["ViT vs itself"].to_numpy()
+first_step, neighbours = self_vit[0, 1], np.diag(self_vit, 1)[1:]  # embeddings -> L0; then block -> next block
+print(pd.DataFrame({"most alike ViT layer": match, "CKA": best_resnet.round(3)}).T.to_string())
+print(f"mean best-match CKA: {name_vit4} -> ViT {best_vit4.mean():.3f}, ResNet -> ViT {best_resnet.mean():.3f}")
+print(f"a ResNet block's CKA varies by at most {spread:.3f} over the ViT's blocks ({blocks.min().min():.3f} to "
+      f"{blocks.max().max():.3f})")
+print(f"ViT with itself: embeddings vs L0 {first_step:.3f}; neighbouring blocks {neighbours.min():.3f} to "
+      f"{neighbours.max():.3f}; any two blocks at least {self_vit[1:, 1:].min():.3f}")
+
 # %% tags=["hide-input"]
 from IPython.display import Markdown
 
@@ -239,6 +287,27 @@ else:
   deletes the ViT's evidence faster than the best of the ViT's own maps.** On the ViT: the ResNet's Grad-CAM
   {auc.loc['ViT', 'ResNet Grad-CAM']:.3f}, plain brightness {auc.loc['ViT', 'brightness']:.3f}, {best_vit}
   {auc.loc['ViT', best_vit]:.3f}."""
+pairs = ", ".join(f"{r} -> {v}" for r, v in match.iloc[1:].items())
+flat_said = vn.claim(
+    spread < 0.1,
+    f"Past them, each ResNet block is about as alike to one ViT block as to any other (its CKA varies by at most "
+    f"{spread:.2f} over the ViT's blocks, {blocks.min().min():.2f} to {blocks.max().max():.2f} in all), so the two "
+    "hierarchies do not line up block by block.",
+    f"Past them, each ResNet block has ViT blocks it is most like ({pairs}; its CKA varies by up to {spread:.2f} "
+    "over the ViT's blocks).")
+step_said = vn.claim(
+    first_step < neighbours.min(),
+    f"the first block changes the representation most (CKA {first_step:.2f} between the embeddings and its output); "
+    f"after it, neighbouring blocks are at {neighbours.min():.2f} to {neighbours.max():.2f}, and any two blocks at "
+    f"least {self_vit[1:, 1:].min():.2f}",
+    f"the embeddings and the first block's output are at CKA {first_step:.2f}, neighbouring blocks at "
+    f"{neighbours.min():.2f} to {neighbours.max():.2f}")
+alike_said = vn.claim(
+    vits_closer,
+    f"Two ViTs are more alike than a ViT and a ResNet: the second ViT's layers find a match in the first at CKA "
+    f"{best_vit4.mean():.2f} on average, the ResNet's at {best_resnet.mean():.2f}.",
+    f"A ViT and a ResNet are as alike as two ViTs here: the ResNet's layers find a match in the ViT at CKA "
+    f"{best_resnet.mean():.2f} on average, the second ViT's at {best_vit4.mean():.2f}.")
 verdict = ("This contradicts the usual reading of attention maps as explanations." if all(findings) else
            "Not all of the zoo's findings hold for these models (see the statements above and the notes).")
 caveat = vn.pick("these\nmodels are small and under-trained", hub=f"{len(idx)} images\nare a small sample")
@@ -264,6 +333,8 @@ On {len(idx)} {sample}, with a ResNet at
   attention ({auc.loc['ViT', 'ViT CLS attention']:.3f}, p = {p_vit['ViT CLS attention']:.3f}) is {"*worse" if cls_worse else "not worse"}
   than random{"*" if cls_worse else ""}.
 - {third}
+- **Layer by layer** ({N_CKA} test images, debiased linear CKA on mean-pooled representations): the ResNet's stem is
+  most like the ViT's {match.iloc[0]} (CKA {best_resnet.iloc[0]:.2f}). {flat_said} {alike_said} Within the ViT, {step_said}.
 
 {verdict} Two caveats: {caveat}, and deletion produces images neither model saw in
 training (random deletion already costs a lot), so the AUCs compare maps with each other
@@ -279,3 +350,5 @@ rather than measure a model's reasoning in absolute terms.
 #    head's map through `vn.deletion_curve`. Is there a head whose map beats random on the ViT?
 # 3. Use `vn.gradcam(vit, x, layer=L)` for earlier layers `L`. At which depth is the ViT's
 #    Grad-CAM most faithful, and does it then agree better with the ResNet's?
+# 4. Compute the CKA heatmaps with the CLS token instead of the mean patch token
+#    (`vn.representations(vit, x, pool="cls")`), and with `debiased=False`. Which conclusions change?

@@ -53,6 +53,7 @@ from .evaluate.perturbation import (
     perturbation_curves,
     srg,
 )  # fmt: skip
+from .evaluate.representations import cka, linear_probes, logit_lens, probe_predictions, representations
 from .evaluate.sanity import cascading_randomization, explanation_maps
 from .evaluate.summary import evaluation_table, wide
 from .family import check, claim, claims, family, pick
@@ -80,6 +81,7 @@ from .profile import attention_profile, by_layer, cls_summary, head_types, mean_
 from .show.explore import explore
 from .show.export import save_html
 from .show.figures import before_after, display_image, head_grid, head_heatmap, layer_strip, metric_by_layer, overlay
+from .show.representations import cka_heatmap, readability_plot
 from .show.studies import (
     agreement_heatmap,
     cascade_panel,
@@ -93,7 +95,9 @@ from .show.widgets import head_picker, render_png, state_bytes
 
 # statistics on plain tensors and per-(layer, head) tables (notebooks 01, 02, 05, 07)
 from .stats import (
+    cka_matrix,
     entropy,
+    linear_cka,
     map_consistency,
     mask_coverage,
     mask_mass,
@@ -202,6 +206,9 @@ __all__ = [
     # which explanation can you trust?
     "SCORES", "Curves", "baseline_images", "brightness_maps", "control_maps", "object_masks", "perturbation_curves",
     "srg", "DISTRACTORS", "ground_truth", "region_stack", "Interval", "bootstrap", "evaluation_table", "wide",
+    # what the layers hold: logit lens, linear probes, CKA (notebooks 01, 03)
+    "representations", "logit_lens", "linear_probes", "probe_predictions", "cka", "cka_matrix", "linear_cka",
+    "readability_plot", "cka_heatmap",
     # figures and widgets
     "before_after", "display_image", "head_grid", "head_heatmap", "layer_strip", "metric_by_layer", "overlay",
     "agreement_heatmap", "cascade_panel", "cascade_plot", "deletion_plot", "group_distributions", "map_panel",

@@ -8,7 +8,9 @@ numbers out. The definitions are stated in the book's metric definitions (``book
   ``d`` in pixels between patch centres (ViT paper, Fig. 11), prefix tokens dropped and rows
   renormalised; the prefix (CLS) share is reported separately;
 - mask mass: the attention that falls inside a pixel mask;
-- rank agreement: Spearman rank correlation and top-k overlap of two maps.
+- rank agreement: Spearman rank correlation and top-k overlap of two maps;
+- linear CKA (Kornblith et al. 2019) between two representations of the same images, plain or
+  debiased (Song et al.'s unbiased HSIC estimator).
 
 Introduced in notebook 01 (layers); used by 02-07.
 """
@@ -16,6 +18,7 @@ Introduced in notebook 01 (layers); used by 02-07.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -24,6 +27,7 @@ import torch
 __all__ = [
     "entropy", "normalized_entropy", "topk_share", "patch_distances", "uniform_distance", "attention_distance",
     "mask_coverage", "mask_mass", "map_consistency", "as_maps", "rank_correlation", "topk_overlap",
+    "linear_gram", "linear_cka", "cka_matrix",
 ]  # fmt: skip
 
 
@@ -226,3 +230,69 @@ def topk_overlap(a: Any, b: Any, frac: float = 0.1) -> torch.Tensor:
     ia = torch.zeros(a.shape[0], n, dtype=torch.bool).scatter_(1, _top(a, k), True)
     ib = torch.zeros(b.shape[0], n, dtype=torch.bool).scatter_(1, _top(b, k), True)
     return ((ia & ib).sum(1).double() / k).float()
+
+
+def linear_gram(x: Any) -> torch.Tensor:
+    """The linear kernel of a representation: ``[n, features]`` -> ``X_c X_c^T`` ``[n, n]`` (float64),
+    with ``X_c`` the features centred over the ``n`` images. Higher-dimensional inputs ``[n, ...]`` are
+    flattened per image. Introduced in notebook 03 (CNN vs ViT)."""
+    x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).detach()
+    if x.ndim < 2 or x.shape[0] < 2:
+        raise ValueError(f"a representation is [images, features] with at least 2 images, got shape {tuple(x.shape)}")
+    x = x.reshape(x.shape[0], -1).double().cpu()
+    if not torch.isfinite(x).all():
+        raise ValueError("the representation contains NaN or inf; check the model's activations")
+    x = x - x.mean(0, keepdim=True)
+    return x @ x.T
+
+
+def _hsic(grams_a: torch.Tensor, grams_b: torch.Tensor, debiased: bool) -> torch.Tensor:
+    """HSIC between every pair of linear kernels ``[A, n, n]`` x ``[B, n, n]`` -> ``[A, B]``, up to a factor
+    common to all pairs (it cancels in CKA). Plain: ``tr(K H L H)`` with ``H = I - 11^T / n`` (the kernels are
+    already centred, so ``tr(K L)``). Debiased: Song et al. (2012)'s unbiased estimator, with the diagonals
+    of ``K`` and ``L`` set to zero: ``tr(KL) + 1'K1 1'L1 / ((n-1)(n-2)) - 2 / (n-2) 1'KL1``."""
+    n = grams_a.shape[-1]
+    if not debiased:
+        return grams_a.flatten(1) @ grams_b.flatten(1).T
+    if n < 4:
+        raise ValueError(f"debiased CKA needs at least 4 images (its estimator divides by n - 3), got {n}")
+    eye = torch.eye(n, dtype=torch.bool)
+    ka, kb = grams_a.masked_fill(eye, 0.0), grams_b.masked_fill(eye, 0.0)
+    trace = ka.flatten(1) @ kb.flatten(1).T
+    sums = ka.sum((1, 2))[:, None] * kb.sum((1, 2))[None, :] / ((n - 1) * (n - 2))
+    cross = ka.sum(2) @ kb.sum(2).T  # 1'K L 1 = (K 1) . (L 1), K and L symmetric
+    return trace + sums - 2.0 / (n - 2) * cross
+
+
+def cka_matrix(reps_a: Sequence[Any], reps_b: Sequence[Any], *, debiased: bool = False) -> torch.Tensor:
+    """Linear CKA between every representation in ``reps_a`` and every one in ``reps_b`` (each
+    ``[n, features]``, the same ``n`` images in the same order; widths may differ): ``[A, B]``.
+
+    ``CKA(K, L) = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))`` with linear kernels of the centred features
+    (Kornblith et al. 2019). 1 = the same representation up to a rotation and a scale, 0 = unrelated.
+    ``debiased=True`` uses the unbiased HSIC estimator: the plain one is biased upwards when the
+    features are many for the images (two unrelated wide representations score well above 0); the
+    debiased one may come out slightly below 0. Introduced in notebook 03 (CNN vs ViT).
+    """
+    if len(reps_a) == 0 or len(reps_b) == 0:
+        raise ValueError("cka_matrix needs at least one representation on each side")
+    grams_a = torch.stack([linear_gram(r) for r in reps_a])  # [A, n, n]
+    grams_b = torch.stack([linear_gram(r) for r in reps_b])  # [B, n, n]
+    if grams_a.shape[-1] != grams_b.shape[-1]:
+        raise ValueError(
+            f"{grams_a.shape[-1]} images on one side and {grams_b.shape[-1]} on the other: CKA compares two "
+            "representations of the same images"
+        )
+    cross = _hsic(grams_a, grams_b, debiased)
+    self_a = torch.stack([_hsic(g[None], g[None], debiased)[0, 0] for g in grams_a])
+    self_b = torch.stack([_hsic(g[None], g[None], debiased)[0, 0] for g in grams_b])
+    den = (self_a[:, None] * self_b[None, :]).sqrt()
+    if (den <= 0).any() or not torch.isfinite(den).all():
+        raise ValueError("a representation is constant over the images (zero variance): CKA is undefined for it")
+    return (cross / den).float()
+
+
+def linear_cka(x: Any, y: Any, *, debiased: bool = False) -> float:
+    """Linear CKA between two representations ``[n, features]`` of the same ``n`` images (see
+    ``cka_matrix``). Introduced in notebook 03 (CNN vs ViT)."""
+    return float(cka_matrix([x], [y], debiased=debiased)[0, 0])

@@ -19,7 +19,7 @@ __all__ = [
     "attention_input", "mlp_input", "attention_layer_scale", "attention_scale", "embeddings", "family_of",
     "eager_attention", "cls_head", "context", "finish_block", "cls_block", "blocks", "attention_module",
     "projections", "mlp_activation", "final_norm", "classifier", "readout", "layer_norms", "is_regression",
-    "use_attention_function",
+    "use_attention_function", "cnn_blocks",
 ]  # fmt: skip
 
 _QKO = ("q_proj", "k_proj", "o_proj")
@@ -44,6 +44,15 @@ def cnn_stages(net: torch.nn.Module):
     base = getattr(net, "base_model", net)
     encoder = getattr(base, "encoder", None)
     return getattr(encoder, "stages", None)
+
+
+def cnn_blocks(net: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    """A CNN's residual blocks in forward order, named ``S<stage>.B<block>`` (ResNet, ConvNeXt: the
+    ``layers`` of each encoder stage); a model without stages is refused. Introduced in notebook 03."""
+    stages = cnn_stages(net)
+    if stages is None:
+        raise TypeError(f"{type(net).__name__} has no encoder stages that vitnotes knows (ResNet, ConvNeXt)")
+    return [(f"S{s}.B{b}", block) for s, stage in enumerate(stages) for b, block in enumerate(stage.layers)]
 
 
 def prefix_tokens(config) -> int:

@@ -124,6 +124,6 @@ def test_blocks_tile_each_chunk_in_order(monkeypatch):
     x = torch.randn(7, 3, 16, 16)
     sizes: dict[int, list[int]] = {}
     capture_module.stream(
-        net, x, [0, 1, 2], lambda l, p: sizes.setdefault(l, []).append(p.shape[0]), batch_size=5, blocks=True
+        net, x, [0, 1, 2], lambda layer, p: sizes.setdefault(layer, []).append(p.shape[0]), batch_size=5, blocks=True
     )
     assert sizes == {layer: [2, 2, 1, 2] for layer in range(3)}

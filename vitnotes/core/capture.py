@@ -1,8 +1,8 @@
 """Attention capture that works under any attention implementation (SDPA, eager, ...).
 
-The model keeps running its own attention kernel. Hooks on each block's query and key
-projections keep Q and K, and vitnotes recomputes ``softmax(Q K^T * scale)`` itself: the full
-matrices, or only the CLS query rows when that is all that is asked for. Introduced in
+While capturing, the model's attention function is swapped for one that computes
+``softmax(Q K^T * scale)`` once and uses it both for the block's output and for what is kept: the
+full matrices, or only the CLS query rows (then SDPA computes the output beside them). Introduced in
 notebook 01 (attention across layers); notebook 00 checks it against the formula by hand.
 """
 
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from . import arch
 from .geometry import Geometry, layer_indices
@@ -83,6 +84,9 @@ def patch_grid(rows: torch.Tensor, prefix: int, grid: tuple[int, int]) -> torch.
     return p.reshape(*p.shape[:-1], *grid)
 
 
+_BLOCK_BYTES = 2**21  # one block's probabilities: about a core's L2 cache (ViT-B/16: one image, 12 x 197^2 x 4 B)
+
+
 def stream(
     model: Any,
     pixel_values: torch.Tensor,
@@ -93,26 +97,36 @@ def stream(
     batch_size: int = 64,
     to_end: bool = False,
     progress: bool = False,
+    blocks: bool = False,
 ) -> list[torch.Tensor]:
     """The shared mechanism under ``capture``, ``capture_rollout`` and ``predict_with_attention``:
     for each chunk of ``batch_size`` images, in order, call ``on_layer(layer, probs)`` for each
     requested layer, with ``probs`` of shape (chunk, head, query, key) in float32, or (chunk, head,
-    key) for ``cls_only``.
+    key) for ``cls_only``. ``blocks=True`` (full matrices) calls ``on_layer`` once per block of
+    consecutive images instead: the blocks tile each chunk in order, are the same in every layer and
+    hold about ``_BLOCK_BYTES`` of probabilities, so a consumer that folds them away (rollout) never
+    holds a whole chunk's matrices.
 
-    Q and K are taken from the projections (whatever attention implementation the model runs)
-    and ``softmax(Q K^T * scale)`` is recomputed; only one layer's probabilities exist at a time.
+    While it runs, the model's attention function is swapped (``arch.use_attention_function``) for
+    one that computes each requested layer's probabilities once, ``softmax(Q K^T * scale)`` in
+    float32 (what eager attention returns), and uses them both for the block's output and for what
+    is captured, a block of images at a time so they stay in the cache; ``cls_only`` keeps the SDPA
+    kernel for the output and computes only the CLS query's row beside it; other layers run SDPA.
     Layers after the last requested one are not run, unless ``to_end=True``: then the forward pass
     runs through the classifier and the list of each chunk's logits (float32, CPU) is returned.
+    The model's attention implementation is restored on exit, even on error.
     """
-    net, geom = unwrap(model)
-    regs = _qk_hooks(arch.vit_layers(net), layers, geom, on_layer, cls_only, stop=None if to_end else max(layers))
+    net, _ = unwrap(model)
     chunks = pixel_values.split(batch_size)
     if progress:
         from tqdm.auto import tqdm
 
         chunks = tqdm(chunks, desc="forward")
+    layer_of: dict[int, int] = {}  # id(attention module) -> layer, filled once the function is in place
+    attend = _capturing(layer_of, set(layers), on_layer, cls_only, blocks, None if to_end else max(layers))
     logits = []
-    with hooks(regs), torch.no_grad():
+    with arch.use_attention_function(net, attend) as mapping, torch.no_grad():
+        layer_of.update(mapping)
         for chunk in chunks:
             try:
                 out = forward(net, chunk)
@@ -122,44 +136,84 @@ def stream(
     return logits
 
 
-def _qk_hooks(
-    blocks: Any,
-    layers: list[int],
-    geom: Geometry,
+def _capturing(
+    layer_of: dict[int, int],
+    wanted: set[int],
     on_layer: Callable[[int, torch.Tensor], None],
     cls_only: bool,
+    blocks: bool,
     stop: int | None,
-) -> list:
-    """Forward hooks on each layer's query and key projections that recompute its attention
-    probabilities and hand them to ``on_layer``; after layer ``stop`` the forward pass stops."""
-    queries: dict[int, torch.Tensor] = {}
+) -> Callable:
+    """The attention function ``stream`` installs (transformers' attention-function signature:
+    query/key/value ``[batch, head, T, head_dim]`` in, ``([batch, T, head, head_dim], None)`` out)."""
 
-    def split_heads(t: torch.Tensor) -> torch.Tensor:  # (B, T, H*d) -> (B, H, T, d)
-        b, n, _ = t.shape
-        return t.reshape(b, n, geom.heads, -1).transpose(1, 2).float()
+    def attend(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **_kwargs):
+        layer = layer_of[id(module)]
+        scale = query.shape[-1] ** -0.5 if scaling is None else scaling
+        if layer not in wanted or cls_only:
+            out = F.scaled_dot_product_attention(query, key, value, attention_mask, dropout, scale=scale).transpose(
+                1, 2
+            )
+            if layer in wanted:
+                on_layer(layer, _cls_rows(query, key, attention_mask, scale))
+        else:
+            out = _attend_in_blocks(
+                query, key, value, attention_mask, scale, dropout, lambda p: on_layer(layer, p), blocks
+            )
+        if layer == stop:
+            raise _Stop
+        return out, None
 
-    def on_q(layer: int):
-        def hook(_module, _inputs, out):
-            queries[layer] = split_heads(out[:, :1] if cls_only else out)
+    return attend
 
-        return hook
 
-    def on_k(layer: int):
-        def hook(_module, _inputs, out):
-            scale = arch.attention_scale(blocks[layer], geom.head_dim)
-            scores = queries.pop(layer) @ split_heads(out).transpose(-1, -2) * scale  # (B, H, Q, T)
-            probs = scores.softmax(-1)
-            on_layer(layer, probs[:, :, 0] if cls_only else probs)
-            if layer == stop:
-                raise _Stop
+def _scores_mask(mask: torch.Tensor | None, lo: int, hi: int) -> torch.Tensor | None:
+    """Images ``lo:hi`` of an additive attention mask (one broadcast over the batch stays whole)."""
+    return mask if mask is None or mask.shape[0] == 1 else mask[lo:hi]
 
-        return hook
 
-    regs = []
-    for layer in layers:
-        q_proj, k_proj = arch.queries_keys(blocks[layer])
-        regs += [(q_proj, "forward", on_q(layer)), (k_proj, "forward", on_k(layer))]
-    return regs
+def _cls_rows(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, scale: float) -> torch.Tensor:
+    """The CLS query's attention row ``[batch, head, key]`` (float32)."""
+    scores = query[:, :, :1].float() @ key.float().transpose(-1, -2) * scale  # [batch, head, 1, T]
+    if mask is not None:
+        scores = scores + mask[..., :1, :]
+    return scores.softmax(-1)[:, :, 0]
+
+
+def _attend_in_blocks(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None,
+    scale: float,
+    dropout: float,
+    emit: Callable[[torch.Tensor], None],
+    blocks: bool,
+) -> torch.Tensor:
+    """Attention output ``[batch, T, head, head_dim]`` from probabilities computed once, a block of
+    images at a time; ``emit`` gets each block's probabilities ``[block, head, T, T]`` (``blocks``)
+    or, at the end, the whole batch's (float32)."""
+    b, h, t, d = query.shape
+    step = max(1, _BLOCK_BYTES // (h * t * key.shape[2] * 4))
+    out = value.new_empty(b, t, h, d)
+    whole = None if blocks else query.new_empty(b, h, t, key.shape[2], dtype=torch.float32)
+    for lo in range(0, b, step):
+        hi = min(b, lo + step)
+        q = query[lo:hi].float().reshape(-1, t, d) * scale  # [block * head, T, head_dim]
+        scores = torch.bmm(q, key[lo:hi].float().reshape(-1, key.shape[2], d).transpose(1, 2))  # [block * head, T, T]
+        scores = scores.view(hi - lo, h, t, -1)
+        if mask is not None:
+            scores += _scores_mask(mask, lo, hi)
+        probs = scores.softmax(-1)
+        used = F.dropout(probs, dropout) if dropout else probs
+        torch.matmul(used.to(value.dtype), value[lo:hi], out=out[lo:hi].transpose(1, 2))
+        if blocks:
+            emit(probs)
+        else:
+            whole[lo:hi] = probs
+    if whole is not None:
+        emit(whole)
+    return out
 
 
 def capture(
@@ -172,9 +226,9 @@ def capture(
 ) -> Attention:
     """Capture attention probabilities for ``pixel_values`` (batch, C, H, W).
 
-    Works whatever attention implementation the model was loaded with (SDPA by default): Q and
-    K are taken from the projections and ``softmax(Q K^T * scale)`` is recomputed in float32,
-    which equals what eager attention returns. ``cls_only=True`` computes only the CLS query rows
+    Works whatever attention implementation the model was loaded with (SDPA by default): while it
+    runs, attention is computed by vitnotes' own function (``stream``), whose ``softmax(Q K^T *
+    scale)`` in float32 equals what eager attention returns. ``cls_only=True`` computes only the CLS query rows
     (``[layer, batch, head, key]``), which costs a fraction of the full matrices. Layers after
     the last requested one are not run. Introduced in notebook 00 (attention math).
     """

@@ -92,9 +92,9 @@ def cp_lrp(
 
     ``target``: None = predicted class, an int, or one per image; for a regression model an output
     index. One forward and one backward per chunk of ``batch_size`` images; peak memory per image
-    is one training-style forward's autograd graph: measured ~10 MB per image on ``fmnist-vit-p4``
-    (50 tokens, hidden 192, 12 x 12; CPU fp32), growing as ``layers * tokens * (hidden + heads *
-    tokens)``.
+    is one training-style forward's autograd graph: measured 7.3 MiB per image on ``fmnist-vit-p4``
+    (50 tokens, hidden 192, 12 x 12; CPU fp32, ``benchmarks/bench_memory.py``), growing as
+    ``layers * tokens * (hidden + heads * tokens)``.
     """
     net, geom, pixel_values = vit_input(model, pixel_values, batch_size, "CP-LRP")
     if level not in ("grid", "pixels"):

@@ -39,8 +39,8 @@ def integrated_gradients(
 
     captum's ``IntegratedGradients`` runs ``n_steps`` forward/backward passes per image, at most
     ``batch_size`` interpolated images at a time: peak memory per image in a forward is one
-    training-style forward's autograd graph, whatever ``n_steps`` is (measured ~9 MB per image on
-    ``fmnist-vit-p4``, CPU fp32).
+    training-style forward's autograd graph, whatever ``n_steps`` is (measured 7.3 MiB per
+    interpolated image on ``fmnist-vit-p4``, CPU fp32, ``benchmarks/bench_memory.py``).
     """
     from captum.attr import IntegratedGradients
 

@@ -47,9 +47,9 @@ def legrad(
     was loaded with; the model is restored afterwards.
 
     Peak memory per image: the autograd graph of one forward (every layer's activations and
-    attention probabilities), measured at ~11 MB per image on ``fmnist-vit-p4`` (50 tokens, hidden
-    192, 12 layers x 12 heads; resident-memory growth from batch 8 to 128, CPU, fp32); it grows
-    as ``layers * tokens * (hidden + heads * tokens)``.
+    attention probabilities), measured 9.0 MiB per image on ``fmnist-vit-p4`` (50 tokens, hidden
+    192, 12 layers x 12 heads; peak resident memory over the start, CPU fp32,
+    ``benchmarks/bench_memory.py``); it grows as ``layers * tokens * (hidden + heads * tokens)``.
     """
     net, geom, pixel_values = vit_input(model, pixel_values, batch_size, "LeGrad")
     grid = geom.grid_for(*pixel_values.shape[-2:])

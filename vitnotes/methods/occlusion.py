@@ -36,8 +36,8 @@ def occlusion(
 
     Cost: one forward per (image, cell) plus one per image. The occluded copies of all images
     form one stream cut into forwards of ``batch_size`` copies, so peak memory is one inference
-    forward of ``batch_size`` images, whatever the grid (measured ~1 MB per copy on
-    ``fmnist-vit-p4``, CPU fp32), plus the chunk's baselines.
+    forward of ``batch_size`` images, whatever the grid (measured 0.46 MiB per copy on
+    ``fmnist-vit-p4``, CPU fp32, ``benchmarks/bench_memory.py``), plus the chunk's baselines.
     """
     net, geom = unwrap(model)
     pixel_values = check_pixel_values(pixel_values, geom)

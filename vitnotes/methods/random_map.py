@@ -28,7 +28,7 @@ def random_map(
     Drawn from its own generator seeded by ``seed``: the same seed and batch size give the same
     maps, and the global random state is untouched. ``target`` is ignored (any class gets the same
     map). The grid is the ViT's patch grid, or ``H/patch x W/patch`` for a CNN (``patch`` required
-    there). ``batch_size`` is accepted for the common signature; memory is the map itself.
+    there). ``batch_size`` is accepted for the common signature; memory is the map itself (4 bytes per cell).
     """
     _, geom = unwrap(model)
     pixel_values = check_pixel_values(pixel_values, geom)

@@ -126,26 +126,77 @@ def capture_rollout(
 ) -> torch.Tensor:
     """Rollout straight from the model, ``[batch, T, T]``: equal to ``rollout(capture(model, x), ...)``
     but each layer's head-fused matrix is folded into the running product as soon as it is
-    computed, so only one layer's attention (one chunk of ``batch_size`` images) exists at a
-    time instead of every layer's ``[batch, head, T, T]``. ``start_layer`` indexes model layers.
-    Introduced in notebook 03 (CNN vs ViT).
+    computed, a few images at a time (``stream(blocks=True)``), so only one block's attention and
+    one chunk's running product exist at a time instead of every layer's ``[batch, head, T, T]``.
+    The probabilities are computed once, for the block's output and the product alike; with mean
+    fusion and no discarding the step is one fused ``R <- residual R + (1 - residual) mean_h(A) R``.
+    ``start_layer`` indexes model layers. Peak memory per image: one inference forward's
+    activations for ``batch_size`` images plus the ``[T, T]`` product; the result itself is
+    ``4 T^2`` bytes per image (155 kB at 197 tokens). Introduced in notebook 03 (CNN vs ViT).
     """
+    return torch.cat(
+        _rollout_chunks(
+            model,
+            pixel_values,
+            head_fusion=head_fusion,
+            discard_ratio=discard_ratio,
+            start_layer=start_layer,
+            residual=residual,
+            batch_size=batch_size,
+        )
+    )
+
+
+def _rollout_chunks(
+    model: Any,
+    pixel_values: torch.Tensor,
+    *,
+    head_fusion: str = "mean",
+    discard_ratio: float = 0.0,
+    start_layer: int = 0,
+    residual: float = 0.5,
+    batch_size: int = 64,
+    row: int | None = None,
+) -> list[torch.Tensor]:
+    """Each block's rollout ``[block, T, T]`` (or its row ``row``, ``[block, T]``), in image order."""
     net, geom, pixel_values = vit_input(model, pixel_values, batch_size, "attention rollout")
     if not 0.0 <= residual <= 1.0:
         raise ValueError(f"residual must lie in [0, 1], got {residual}")
     fuse_heads(torch.zeros(1, 1, 1), head_fusion)  # validate the arguments before any work
     _discard(torch.zeros(1, 1), discard_ratio)
     layers = layer_indices(geom, None)[geom.layer(start_layer) :]
+    seen: dict[int, int] = {}  # layer -> images folded so far
+    running: dict[int, torch.Tensor] = {}  # first image of a block -> its product so far [block, T, T]
     done: list[torch.Tensor] = []
-    running: list[torch.Tensor] = []
 
     def fold(layer: int, probs: torch.Tensor) -> None:
-        step = _augmented(_discard(fuse_heads(probs, head_fusion), discard_ratio), residual)
-        r = step if layer == layers[0] else step @ running.pop()
-        (done if layer == layers[-1] else running).append(r)
+        lo = seen.get(layer, 0)
+        seen[layer] = lo + probs.shape[0]
+        r = _rollout_step(probs, running.pop(lo, None), head_fusion, discard_ratio, residual)
+        if layer == layers[-1]:
+            done.append(r if row is None else r[:, row].clone())
+        else:
+            running[lo] = r
 
-    stream(model, pixel_values, layers, fold, batch_size=batch_size)
-    return torch.cat(done)
+    stream(model, pixel_values, layers, fold, batch_size=batch_size, blocks=True)
+    return done
+
+
+def _rollout_step(
+    probs: torch.Tensor, r: torch.Tensor | None, head_fusion: str, discard_ratio: float, residual: float
+) -> torch.Tensor:
+    """``A r`` (or ``A`` when ``r`` is None) for ``probs`` ``[block, head, T, T]``, ``A`` the augmented
+    head-fused step. With mean fusion and no discarding A's rows already sum to 1, and the step is
+    one ``baddbmm``: ``residual r + (1 - residual) / heads * sum_h(probs) r``."""
+    if head_fusion != "mean" or discard_ratio:
+        step = _augmented(_discard(fuse_heads(probs, head_fusion), discard_ratio), residual)
+        return step if r is None else step @ r
+    summed = probs.sum(1)  # [block, T, T]
+    weight = (1.0 - residual) / probs.shape[1]
+    if r is None:
+        summed.mul_(weight).diagonal(dim1=-2, dim2=-1).add_(residual)
+        return summed
+    return torch.baddbmm(r, summed, r, beta=residual, alpha=weight)
 
 
 def _from_pass(maps: list[torch.Tensor], grads: list[torch.Tensor], prefix: int, grid: tuple[int, int]) -> torch.Tensor:
@@ -158,9 +209,12 @@ def rollout_map(
 ) -> torch.Tensor:
     """Rollout's CLS row over the patches on the grid, ``[batch, rows, cols]``: every prefix token
     dropped, renormalised to sum to 1. ``model`` may be a ``vn.capture`` result (then ``options`` go
-    to ``rollout``) or a model (``capture_rollout``); ``target`` is ignored. Introduced in notebook 06."""
+    to ``rollout``) or a model (``capture_rollout``'s options; only each image's CLS row of the
+    product is kept: peak memory per image is one inference forward plus the ``[T, T]`` product,
+    measured 0.41 MiB on ``fmnist-vit-p4``, CPU fp32, ``benchmarks/bench_memory.py``); ``target``
+    is ignored. Introduced in notebook 06."""
     if isinstance(model, Attention):
         return rollout_grid(model, **options)
     _, geom, pixel_values = vit_input(model, pixel_values, options.get("batch_size", 64), "attention rollout")
-    r = capture_rollout(model, pixel_values, **options)
-    return patch_grid(r[:, 0], geom.prefix, geom.grid_for(*pixel_values.shape[-2:]))
+    rows = _rollout_chunks(model, pixel_values, row=0, **options)  # only the CLS row of each [T, T] is kept
+    return patch_grid(torch.cat(rows), geom.prefix, geom.grid_for(*pixel_values.shape[-2:]))

@@ -42,45 +42,52 @@ def value_weighted(
 
     Works under any attention implementation: q, k and v are read from the projections with hooks
     and the blocks after ``layer`` are not run. No gradients. Peak memory per image: one inference
-    forward up to block ``layer`` plus q, k, v of that block (measured under 1 MB per image on
-    ``fmnist-vit-p4``, CPU fp32).
+    forward up to block ``layer`` plus q, k, v of that block (measured 0.44 MiB per image on
+    ``fmnist-vit-p4``, CPU fp32, ``benchmarks/bench_memory.py``).
     """
     net, geom, pixel_values = vit_input(model, pixel_values, batch_size, "value-weighted attention")
     grid = geom.grid_for(*pixel_values.shape[-2:])
     block = arch.blocks(net)[geom.layer(layer)]
-    q_proj, k_proj, v_proj, o_proj = arch.projections(block)
-    heads, d = geom.heads, geom.head_dim
-    scale = arch.attention_scale(block, d)
-    w_o = o_proj.weight.detach().float()  # [hidden, head * d]
+    gram = _head_grams(block, geom.heads, geom.head_dim)  # [head, d, d]
+    scale = arch.attention_scale(block, geom.head_dim)
+    maps = []
+    for x, _ in chunked(pixel_values, None, batch_size):
+        q, k, v = _queries_keys_values(net, block, x, geom.heads)  # [B, T, H, d]
+        alpha = (torch.einsum("bhd,bthd->bht", q[:, 0], k) * scale).softmax(-1)  # [B, H, T] CLS row
+        norms = torch.einsum("bthd,hdf,bthf->bht", v, gram.to(v.device), v).clamp_min(0).sqrt()  # [B, H, T]
+        maps.append(patch_grid((alpha * norms).mean(1).cpu(), geom.prefix, grid))
+    return torch.cat(maps)
+
+
+def _head_grams(block: torch.nn.Module, heads: int, d: int) -> torch.Tensor:
+    """``W_O^h^T W_O^h`` per head ``[head, d, d]``, DINOv2's layer scale folded into ``W_O``."""
+    w_o = arch.projections(block)[3].weight.detach().float()  # [hidden, head * d]
     layer_scale = arch.attention_layer_scale(block)  # DINOv2 scales what attention writes, per channel
     if layer_scale is not None:
         w_o = w_o * layer_scale.detach().float()[:, None]
     w_o = w_o.reshape(-1, heads, d)  # [hidden, head, d]
-    gram = torch.einsum("ehd,ehf->hdf", w_o, w_o)  # [head, d, d]: W_O^h^T W_O^h
-    kept: dict[str, torch.Tensor] = {}
+    return torch.einsum("ehd,ehf->hdf", w_o, w_o)
 
-    def split(t: torch.Tensor) -> torch.Tensor:  # [B, T, H*d] -> [B, T, H, d]
-        return t.float().reshape(t.shape[0], t.shape[1], heads, d)
+
+def _queries_keys_values(
+    net: torch.nn.Module, block: torch.nn.Module, x: torch.Tensor, heads: int
+) -> tuple[torch.Tensor, ...]:
+    """Block ``block``'s q, k, v ``[B, T, head, d]`` (float32) for images ``x``; later blocks do not run."""
+    kept: dict[str, torch.Tensor] = {}
 
     def keep(name: str):
         def hook(_module, _inputs, out):
-            kept[name] = split(out)
+            kept[name] = out.float().reshape(out.shape[0], out.shape[1], heads, -1)
             if name == "v":
                 raise _Stop
 
         return hook
 
-    maps = []
+    q_proj, k_proj, v_proj, _ = arch.projections(block)
     regs = [(q_proj, "forward", keep("q")), (k_proj, "forward", keep("k")), (v_proj, "forward", keep("v"))]
     with hooks(regs), torch.no_grad():
-        for x, _ in chunked(pixel_values, None, batch_size):
-            kept.clear()
-            try:
-                forward(net, x)
-            except _Stop:
-                pass
-            q, k, v = kept["q"], kept["k"], kept["v"]  # [B, T, H, d]
-            alpha = (torch.einsum("bhd,bthd->bht", q[:, 0], k) * scale).softmax(-1)  # [B, H, T] CLS row
-            norms = torch.einsum("bthd,hdf,bthf->bht", v, gram.to(v.device), v).clamp_min(0).sqrt()  # [B, H, T]
-            maps.append(patch_grid((alpha * norms).mean(1).cpu(), geom.prefix, grid))
-    return torch.cat(maps)
+        try:
+            forward(net, x)
+        except _Stop:
+            pass
+    return kept["q"], kept["k"], kept["v"]

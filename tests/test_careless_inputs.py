@@ -24,8 +24,6 @@ PRE = vn.Preprocessing(size=16, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), ch
 GREY = vn.Preprocessing(size=16, mean=(0.5,), std=(0.25,), channels=1)
 MODEL_METHODS = [n for n in vn.methods("vit") if registered(n).takes_model]
 CLASS_METHODS = [n for n in MODEL_METHODS if registered(n).class_specific]
-# methods whose target goes through core.model.targets_for, which knows the model's class names
-NAMED = {"legrad", "cp-lrp", "integrated gradients", "occlusion"}
 
 
 def dropout_model(seed: int = 0) -> vn.Model:
@@ -145,18 +143,12 @@ def test_target_types_give_the_int_result(model, x, method):
 
 
 @pytest.mark.parametrize("method", CLASS_METHODS)
-def test_class_names_give_the_index_result_or_say_how(model, x, method):
+def test_class_names_give_the_index_result(model, x, method):
     for what, (name, index) in NAMES.items():
         want = vn.explain(model, x, method, target=index)
-        try:
-            got = vn.explain(model, x, method, target=name)
-        except TypeError as err:  # a method that reads targets without the model's names
-            assert method not in NAMED and "model.labels.index" in str(err), what
-            continue
-        torch.testing.assert_close(got, want, rtol=0, atol=0, msg=what)
-    if method in NAMED:  # names and indices mixed, one per image
-        got = vn.explain(model, x, method, target=["Bag", 1, "TABBY"])
-        torch.testing.assert_close(got, vn.explain(model, x, method, target=[3, 1, 0]), rtol=0, atol=0)
+        torch.testing.assert_close(vn.explain(model, x, method, target=name), want, rtol=0, atol=0, msg=what)
+    got = vn.explain(model, x, method, target=["Bag", 1, "TABBY"])  # names and indices mixed, one per image
+    torch.testing.assert_close(got, vn.explain(model, x, method, target=[3, 1, 0]), rtol=0, atol=0)
 
 
 BAD_TARGETS = {  # target: (error type, words the message must hold)
@@ -178,8 +170,6 @@ BAD_TARGETS = {  # target: (error type, words the message must hold)
 @pytest.mark.parametrize("method", ["gradient rollout", "grad-cam", "legrad", "occlusion"])
 def test_bad_targets_are_refused_with_the_fix(model, x, method, case):
     target, kind, words = BAD_TARGETS[case]
-    if case == "unknown name" and method not in NAMED:  # no names known there: it says how to get the index
-        kind, words = TypeError, ["zebra", "model.labels.index"]
     with pytest.raises(kind) as err:
         vn.explain(model, x, method, target=target)
     for word in words:

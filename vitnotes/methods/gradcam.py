@@ -13,7 +13,7 @@ import torch
 
 from ..core import arch
 from ..core.hooks import hooks
-from ..core.model import check_pixel_values, chunked, forward, resolve_targets, unwrap
+from ..core.model import check_pixel_values, chunked, class_labels, forward, resolve_targets, unwrap
 from .base import method
 
 __all__ = ["gradcam"]
@@ -65,7 +65,7 @@ def gradcam(
     with hooks([(module, "forward", keep)]), torch.enable_grad():
         for x, tgt in chunked(pixel_values, target, batch_size):
             out = forward(net, x)
-            t = resolve_targets(tgt, out.logits)
+            t = resolve_targets(tgt, out.logits, class_labels(net))
             (grad,) = torch.autograd.grad(out.logits.gather(1, t[:, None]).sum(), kept["act"])
             act, grad = to_map(kept.pop("act").detach()).float(), to_map(grad).float()
             weights = grad.mean((-2, -1), keepdim=True)  # [chunk, C, 1, 1]

@@ -10,7 +10,7 @@ import torch
 
 from ..core import arch
 from ..core.capture import patch_grid
-from ..core.model import chunked, forward, resolve_targets, vit_input
+from ..core.model import chunked, class_labels, forward, resolve_targets, vit_input
 from .base import method
 
 __all__ = ["attention_with_grads", "gradient_rollout"]
@@ -64,7 +64,7 @@ def attention_with_grads(
     with arch.eager_attention(net), torch.enable_grad():
         out = forward(net, pixel_values, output_attentions=True)
         maps = out.attentions
-        t = resolve_targets(target, out.logits)
+        t = resolve_targets(target, out.logits, class_labels(net))
         score = out.logits.gather(1, t[:, None]).sum()
         grads = torch.autograd.grad(score, maps)
     return out.logits.detach(), [m.detach() for m in maps], list(grads)

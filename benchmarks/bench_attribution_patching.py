@@ -81,7 +81,8 @@ def where_wrong(exact: np.ndarray, est: np.ndarray, top: int = 8) -> None:
     """Print the heads where the first-order estimate is furthest from the exact sweep."""
     heads = exact.shape[1]
     print(f"\nthe {top} heads whose ablation changes the loss most (exact), with the estimate:")
-    print("| layer, head | exact | estimate | estimate / exact | rank exact | rank estimate |\n|---|---|---|---|---|---|")
+    print("| layer, head | exact | estimate | estimate / exact | rank exact | rank estimate |")
+    print("|---|---|---|---|---|---|")
     r_ex = exact.size + 1 - ranks(exact)  # 1 = the largest increase
     r_est = est.size + 1 - ranks(est)
     for k in np.argsort(-np.abs(exact).ravel())[:top]:
@@ -124,7 +125,8 @@ def run(name: str, n: int, batch: int, intervals: bool) -> None:
     if intervals:
         t0 = time.perf_counter()
         lo, hi = interval(*per_image(model, x, y, batch))
-        line += f" (95 % bootstrap interval over images {lo:.3f} to {hi:.3f}; per-image runs {time.perf_counter() - t0:.0f} s)"
+        seconds = time.perf_counter() - t0
+        line += f" (95 % bootstrap interval over images {lo:.3f} to {hi:.3f}; per-image runs {seconds:.0f} s)"
     print(line + f"; Pearson = {pearson:.3f}")
     where_wrong(exact, est)
 

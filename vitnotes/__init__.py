@@ -55,6 +55,15 @@ from .evaluate.perturbation import (
 )  # fmt: skip
 from .evaluate.sanity import cascading_randomization, explanation_maps
 from .evaluate.summary import evaluation_table, wide
+from .evaluate.trust import (
+    BETTER,
+    column_label,
+    every_map,
+    metric_disagreements,
+    randomisation_check,
+    scorecard,
+    verdicts,
+)  # fmt: skip
 from .family import check, claim, claims, family, pick
 
 # interventions (notebooks 06, 08)
@@ -89,6 +98,7 @@ from .show.studies import (
     map_panel,
     show_regions,
 )  # fmt: skip
+from .show.trust import curve_plot, interval_plot, metric_scatter, shared_maps
 from .show.widgets import head_picker, render_png, state_bytes
 
 # statistics on plain tensors and per-(layer, head) tables (notebooks 01, 02, 05, 07)
@@ -202,8 +212,10 @@ __all__ = [
     # which explanation can you trust?
     "SCORES", "Curves", "baseline_images", "brightness_maps", "control_maps", "object_masks", "perturbation_curves",
     "srg", "DISTRACTORS", "ground_truth", "region_stack", "Interval", "bootstrap", "evaluation_table", "wide",
+    "BETTER", "column_label", "every_map", "metric_disagreements", "randomisation_check", "scorecard", "verdicts",
     # figures and widgets
     "before_after", "display_image", "head_grid", "head_heatmap", "layer_strip", "metric_by_layer", "overlay",
     "agreement_heatmap", "cascade_panel", "cascade_plot", "deletion_plot", "group_distributions", "map_panel",
-    "show_regions", "head_picker", "render_png", "state_bytes", "explore", "save_html",
+    "show_regions", "curve_plot", "interval_plot", "metric_scatter", "shared_maps",
+    "head_picker", "render_png", "state_bytes", "explore", "save_html",
 ]  # fmt: skip

@@ -43,6 +43,22 @@ def test_every_map_equals_each_method_called_alone(tiny, x4):
         torch.testing.assert_close(m, ref, rtol=1e-5, atol=1e-7, msg=name)
     assert list(cost["method"]) == list(maps) and (cost["images_per_s"] > 0).all()
     np.testing.assert_allclose(cost["images_per_s"], 4 / cost["seconds"].clip(lower=1e-9))
+    # forwards per image, counted at the embeddings: by hand from what each method runs
+    forwards = cost.set_index("method")["forwards"]
+    assert forwards["random"] == 0 and forwards["last layer"] == 1 and forwards["rollout"] == 1
+    assert forwards["occlusion"] == 4 * 4 + 1  # one per patch of the 4x4 grid, plus the intact image
+    assert forwards["integrated gradients"] == 8 + 1  # n_steps interpolated images, plus the prediction
+
+
+def test_every_map_counts_a_cnns_forwards(resnet, x4):
+    opts = {
+        "occlusion": {"patch": 8},
+        "random": {"patch": 8},
+        "integrated gradients": {"baseline": "zero", "n_steps": 4},
+    }
+    maps, cost = every_map(resnet, x4, options=opts)
+    assert list(maps) == vn.methods("cnn")
+    assert cost.set_index("method").loc["occlusion", "forwards"] == 2 * 2 + 1
 
 
 def test_every_map_leaves_flow_out_of_large_models_and_refuses_bad_options(tiny, x4):

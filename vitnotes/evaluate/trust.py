@@ -32,7 +32,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..core import arch
 from ..core.capture import capture
+from ..core.hooks import hooks
 from ..core.model import unwrap
 from ..interventions.randomisation import randomized
 from ..methods.base import explain, methods, registered
@@ -72,8 +74,10 @@ def every_map(
     flow_tokens: int = 64,
 ) -> tuple[dict[str, torch.Tensor], pd.DataFrame]:
     """The maps of every registered method that explains ``model`` (``vn.methods(kind)``), or of
-    ``names``: ``{name: [batch, rows, cols]}``, and their cost, one row per method with ``seconds``
-    and ``images_per_s`` (wall clock: it depends on the machine and on what else runs there).
+    ``names``: ``{name: [batch, rows, cols]}``, and their cost, one row per method: ``forwards``
+    (images through the model's first module per image explained: a count, the same on every
+    machine; a backward pass costs about two more), ``seconds`` and ``images_per_s`` (wall clock:
+    they depend on the machine and on what else runs there).
 
     ``target`` goes to every method (None = the predicted class; a regression model needs an
     output index for its class-specific methods); ``options``: ``{name: {option: value}}``.
@@ -81,24 +85,29 @@ def every_map(
     more than ``flow_tokens`` tokens (a max-flow per token: 50 tokens take ~0.1 s per image, 197
     far longer), and ``cost.attrs["skipped"]`` says so. Introduced in notebook 09.
     """
-    _, geom = unwrap(model)
+    net, geom = unwrap(model)
     options = dict(options or {})
     unknown = sorted(set(options) - set(methods()))
     if unknown:
         raise ValueError(f"options for unknown methods {unknown}; choose from {methods()}")
     chosen = list(methods(geom.kind) if names is None else names)
     skipped = [] if names is not None or geom.kind != "vit" or geom.tokens <= flow_tokens else ["attention flow"]
-    maps, rows = {}, []
+    maps, rows, seen = {}, [], [0]
+    first = arch.embeddings(net) if geom.kind == "vit" else arch.cnn_stages(net)[0]
+    count = lambda _module, _args, out: seen.__setitem__(0, seen[0] + int(out.shape[0]))  # noqa: E731
     for name in (n for n in chosen if n not in skipped):
-        m = registered(name)
-        t0 = time.perf_counter()
-        if m.takes_model:
-            maps[name] = explain(model, pixel_values, name, target, **options.get(name, {}))
-        else:
-            maps[name] = explain(capture(model, pixel_values), None, name, target, **options.get(name, {}))
-        seconds = time.perf_counter() - t0
-        rows.append({"method": name, "seconds": seconds, "images_per_s": len(pixel_values) / max(seconds, 1e-9)})
-    cost = pd.DataFrame(rows, columns=["method", "seconds", "images_per_s"])
+        m, opts = registered(name), options.get(name, {})
+        seen[0], t0 = 0, time.perf_counter()
+        with hooks([(first, "forward", count)]):
+            if m.takes_model:
+                maps[name] = explain(model, pixel_values, name, target, **opts)
+            else:
+                maps[name] = explain(capture(model, pixel_values), None, name, target, **opts)
+        seconds, n = time.perf_counter() - t0, len(pixel_values)
+        rows.append(
+            {"method": name, "forwards": seen[0] / n, "seconds": seconds, "images_per_s": n / max(seconds, 1e-9)}
+        )
+    cost = pd.DataFrame(rows, columns=["method", "forwards", "seconds", "images_per_s"])
     cost.attrs.update(skipped=skipped, images=len(pixel_values))
     return maps, cost
 

@@ -13,6 +13,8 @@ from vitnotes.evaluate.summary import COLUMNS
 from vitnotes.evaluate.trust import (
     BETTER,
     every_map,
+    interval_table,
+    method_table,
     metric_disagreements,
     randomisation_check,
     scorecard,
@@ -177,3 +179,35 @@ def test_metric_disagreements_find_the_opposite_orders():
             "better by second": "b",
         }
     ]
+
+
+def test_interval_table_formats_value_and_interval():
+    t = hand_table(
+        [
+            ("a", "faithfulness", "deletion_auc", "black", 0.12345, 0.1, 0.2),
+            ("b", "faithfulness", "deletion_auc", "black", float("nan"), float("nan"), float("nan")),
+            ("a", "sanity", "randomisation_spearman", "", -0.5, -0.61, -0.4),
+        ]
+    )
+    out = interval_table(t)
+    assert list(out.index) == ["a", "b"] and out.index.name == "method"
+    assert list(out.columns) == ["deletion_auc [black]", "randomisation_spearman"]
+    assert out.loc["a", "deletion_auc [black]"] == "0.123 [0.100, 0.200]"
+    assert out.loc["a", "randomisation_spearman"] == "-0.500 [-0.610, -0.400]"
+    assert out.loc["b", "deletion_auc [black]"] == "" and out.loc["b", "randomisation_spearman"] == ""
+    two = interval_table(
+        pd.concat([t.assign(model="m1"), t.assign(model="m2")]),
+        index=("model", "method"),
+        columns=[("randomisation_spearman", "")],
+        digits=1,
+    )
+    assert two.loc[("m2", "a"), "randomisation_spearman"] == "-0.5 [-0.6, -0.4]"
+    with pytest.raises(ValueError, match="not in the table"):
+        interval_table(t, [("srg", "black")])
+
+
+def test_method_table_lists_the_registry():
+    t = method_table()
+    assert list(t.index) == vn.methods()
+    assert t.loc["occlusion", "models"] == "VIT/CNN" and bool(t.loc["legrad", "class-specific"])
+    assert not t.loc["rollout", "class-specific"] and t["what it computes"].str.len().gt(0).all()

@@ -44,8 +44,8 @@ from .sanity import _fixed_targets
 from .summary import COLUMNS
 
 __all__ = [
-    "BETTER", "CONTROLS", "column_label", "every_map", "metric_disagreements", "randomisation_check", "scorecard",
-    "verdicts",
+    "BETTER", "CONTROLS", "column_label", "every_map", "interval_table", "method_table", "metric_disagreements",
+    "randomisation_check", "scorecard", "verdicts",
 ]  # fmt: skip
 
 # +1: higher is better, -1: lower is better (the metrics of evaluation_table and randomisation_check)
@@ -61,6 +61,51 @@ _WORDS = {1: "better", -1: "worse", 0: "tied"}
 def column_label(metric: str, baseline: str = "") -> str:
     """``"metric [baseline]"``, or the metric alone when it has no baseline (``vn.wide``'s column names)."""
     return f"{metric} [{baseline}]" if baseline else metric
+
+
+def method_table(kind: str | None = None) -> pd.DataFrame:
+    """The registered map methods (for models of ``kind``, or all), one row each: the model kinds it
+    explains, whether the target class changes its map, and the first line of its docstring."""
+    rows = []
+    for name in methods(kind):
+        m = registered(name)
+        rows.append(
+            {
+                "method": name,
+                "models": "/".join(m.kinds).upper(),
+                "class-specific": m.class_specific,
+                "what it computes": m.summary,
+            }
+        )
+    return pd.DataFrame(rows).set_index("method")
+
+
+def interval_table(
+    table: pd.DataFrame,
+    columns: Sequence[tuple[str, str]] | None = None,
+    *,
+    digits: int = 3,
+    index: Sequence[str] = ("method",),
+) -> pd.DataFrame:
+    """``table`` (``evaluation_table``'s columns, and any of ``index``) as one row per ``index`` and one
+    column per ``(metric, baseline)`` (``columns``: those, in that order; None: all, in the table's
+    order), each cell ``"value [low, high]"`` rounded to ``digits`` decimals; "" where undefined."""
+    t = table.assign(column=[column_label(m, b) for m, b in zip(table["metric"], table["baseline"])])
+    cell = lambda r: (
+        "" if pd.isna(r["value"]) else f"{r['value']:.{digits}f} [{r['low']:.{digits}f}, {r['high']:.{digits}f}]"
+    )  # noqa: E731
+    t = t.assign(cell=[cell(r) for _, r in t.iterrows()])
+    order = list(dict.fromkeys(t["column"])) if columns is None else [column_label(*c) for c in columns]
+    missing = sorted(set(order) - set(t["column"]))
+    if missing:
+        raise ValueError(f"columns {missing} are not in the table; it has {sorted(set(t['column']))}")
+    keys = list(index)
+    rows = list(dict.fromkeys(map(tuple, t[keys].to_numpy())))
+    out = t.pivot_table(index=keys, columns="column", values="cell", aggfunc="first")
+    out = out.reindex(columns=order)
+    out = out.reindex(pd.MultiIndex.from_tuples(rows, names=keys) if len(keys) > 1 else pd.Index([r[0] for r in rows]))
+    out.index.names, out.columns.name = keys, None
+    return out.fillna("")
 
 
 # --------------------------------------------------------------------------- maps and their cost

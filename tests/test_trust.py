@@ -14,6 +14,7 @@ from vitnotes.evaluate.trust import (
     BETTER,
     every_map,
     interval_table,
+    leaders,
     method_table,
     metric_disagreements,
     randomisation_check,
@@ -211,3 +212,19 @@ def test_method_table_lists_the_registry():
     assert list(t.index) == vn.methods()
     assert t.loc["occlusion", "models"] == "VIT/CNN" and bool(t.loc["legrad", "class-specific"])
     assert not t.loc["rollout", "class-specific"] and t["what it computes"].str.len().gt(0).all()
+
+
+def test_leaders_pick_the_best_side_and_say_if_it_is_clear():
+    t = hand_table(
+        [
+            ("a", "faithfulness", "deletion_auc", "black", 0.1, 0.05, 0.15),
+            ("b", "faithfulness", "deletion_auc", "black", 0.5, 0.45, 0.55),
+            ("random", "faithfulness", "deletion_auc", "black", 0.05, 0.0, 0.5),
+            ("a", "faithfulness", "srg", "black", 0.3, 0.1, 0.5),
+            ("b", "faithfulness", "srg", "black", 0.4, 0.2, 0.6),
+        ]
+    )
+    lead = leaders(t, exclude=("random",))
+    assert lead.loc["deletion_auc [black]", "best"] == "a" and lead.loc["deletion_auc [black]", "clear"]
+    assert lead.loc["srg [black]", "best"] == "b" and not lead.loc["srg [black]", "clear"]
+    assert leaders(t).loc["deletion_auc [black]", "best"] == "random"

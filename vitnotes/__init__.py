@@ -60,6 +60,7 @@ from .evaluate.trust import (
     column_label,
     every_map,
     interval_table,
+    leaders,
     method_table,
     metric_disagreements,
     randomisation_check,
@@ -214,7 +215,7 @@ __all__ = [
     # which explanation can you trust?
     "SCORES", "Curves", "baseline_images", "brightness_maps", "control_maps", "object_masks", "perturbation_curves",
     "srg", "DISTRACTORS", "ground_truth", "region_stack", "Interval", "bootstrap", "evaluation_table", "wide",
-    "BETTER", "column_label", "every_map", "interval_table", "method_table", "metric_disagreements",
+    "BETTER", "column_label", "every_map", "interval_table", "leaders", "method_table", "metric_disagreements",
     "randomisation_check", "scorecard", "verdicts",
     # figures and widgets
     "before_after", "display_image", "head_grid", "head_heatmap", "layer_strip", "metric_by_layer", "overlay",

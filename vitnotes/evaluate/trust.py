@@ -44,13 +44,15 @@ from .sanity import _fixed_targets
 from .summary import COLUMNS
 
 __all__ = [
-    "BETTER", "CONTROLS", "column_label", "every_map", "interval_table", "method_table", "metric_disagreements",
+    "BETTER", "CONTROLS", "column_label", "every_map", "interval_table", "leaders", "method_table",
+    "metric_disagreements",
     "randomisation_check", "scorecard", "verdicts",
 ]  # fmt: skip
 
-# +1: higher is better, -1: lower is better (the metrics of evaluation_table and randomisation_check)
+# +1: higher is better, -1: lower is better (the metrics of evaluation_table and randomisation_check).
+# deletion_lif_auc is left out: it equals insertion_auc by construction (vitnotes.evaluate.perturbation).
 BETTER = {
-    "deletion_auc": -1, "deletion_lif_auc": 1, "insertion_auc": 1, "srg": 1,
+    "deletion_auc": -1, "insertion_auc": 1, "srg": 1,
     "mass_chirp": 1, "ratio": 1, "pointing": 1, "mass_text": -1, "mass_colorbar": -1, "mass_axes": -1,
     "randomisation_spearman": -1,
 }  # fmt: skip
@@ -302,6 +304,31 @@ def metric_disagreements(
         for c2 in cols[i + 1 :]:
             rows += _contradictions(by[c1], by[c2], c1, c2)
     return agree, pd.DataFrame(rows, columns=["first", "second", "better by first", "better by second"])
+
+
+def leaders(table: pd.DataFrame, *, family: str | None = None, exclude: Sequence[str] = ()) -> pd.DataFrame:
+    """The best method on every "metric [baseline]" column (of ``family``, or all) with a direction
+    (``BETTER``), ``exclude``d methods left out: one row per column with ``best``, ``value``,
+    ``runner-up`` and ``clear`` (True when the best's interval does not overlap the runner-up's).
+    Introduced in notebook 09."""
+    t = table[table["metric"].isin(list(BETTER)) & ~table["method"].isin(exclude)]
+    if family is not None:
+        t = t[t["family"] == family]
+    rows = []
+    for (metric, baseline), g in t.dropna(subset=["value"]).groupby(["metric", "baseline"], sort=False):
+        g = g.sort_values("value", ascending=BETTER[metric] < 0)
+        best, second = g.iloc[0], g.iloc[1] if len(g) > 1 else None
+        clear = second is not None and bool(_side(best["low"], best["high"], second["low"], second["high"]) != 0)
+        rows.append(
+            {
+                "column": column_label(metric, baseline),
+                "best": best["method"],
+                "value": best["value"],
+                "runner-up": None if second is None else second["method"],
+                "clear": clear,
+            }
+        )
+    return pd.DataFrame(rows, columns=["column", "best", "value", "runner-up", "clear"]).set_index("column")
 
 
 def _contradictions(a: pd.DataFrame, b: pd.DataFrame, ca: str, cb: str) -> list[dict]:

@@ -145,6 +145,8 @@ def test_scorecard_counts_and_sanity_words():
             ("a", "sanity", "other_image_spearman", "", 0.5, 0.4, 0.6),
             ("random", "sanity", "randomisation_spearman", "", 1.0, 1.0, 1.0),
             ("random", "sanity", "other_image_spearman", "", 0.0, -0.1, 0.1),
+            ("b", "sanity", "randomisation_spearman", "", 0.3, 0.2, 0.4),  # above 0, overlapping the reference
+            ("b", "sanity", "other_image_spearman", "", 0.3, 0.1, 0.5),
             ("a", "ground truth", "mass_chirp", "", 0.5, 0.4, 0.6),
             ("uniform", "ground truth", "mass_chirp", "", 0.1, 0.1, 0.1),
         ]
@@ -154,6 +156,7 @@ def test_scorecard_counts_and_sanity_words():
     assert s.loc["a", "better than random"] == 1 and s.loc["a", "worse than random"] == 1
     assert s.loc["a", "faithfulness columns"] == 2
     assert s.loc["a", "sanity"] == "passes" and s.loc["random", "sanity"] == "fails"
+    assert s.loc["b", "sanity"] == "keeps some"
     assert s.loc["a", "mass_chirp vs uniform"] == "better" and s.loc["a", "images/s"] == 10.0
 
 
@@ -228,3 +231,46 @@ def test_leaders_pick_the_best_side_and_say_if_it_is_clear():
     assert lead.loc["deletion_auc [black]", "best"] == "a" and lead.loc["deletion_auc [black]", "clear"]
     assert lead.loc["srg [black]", "best"] == "b" and not lead.loc["srg [black]", "clear"]
     assert leaders(t).loc["deletion_auc [black]", "best"] == "random"
+
+
+# ------------------------------------------------------------------ the chapter's figures
+def test_shared_maps_one_scale_per_row_with_a_colour_bar():
+    from matplotlib.figure import Figure
+
+    imgs = np.random.default_rng(0).integers(0, 256, (3, 8, 8), dtype=np.uint8)
+    pos = torch.rand(3, 4, 4) * torch.tensor([1.0, 5.0, 2.0])[:, None, None]  # images of different ranges
+    signed = torch.randn(3, 4, 4)
+    fig = vn.shared_maps(imgs, {"pos": pos, "signed": signed}, outline=imgs > 128, titles=["a", "b", "c"])
+    assert isinstance(fig, Figure)
+    grid = fig.axes[:12]  # 3 rows x 3 columns of panels... then the 2 colour bars
+    assert len(fig.axes) == 3 * 3 + 2
+    rows = [grid[3:6], grid[6:9]]
+    lims = [{ax.images[0].get_clim() for ax in row} for row in rows]
+    assert lims[0] == {(0.0, float(pos.max()))}  # one scale for the row: 0 .. the row's maximum
+    top = float(signed.abs().max())
+    assert lims[1] == {(-top, top)}  # signed: symmetric about 0
+    with pytest.raises(ValueError, match="one map per image"):
+        vn.shared_maps(imgs, {"pos": pos[:2]})
+
+
+def test_interval_curve_and_scatter_figures_draw_every_method():
+    t = hand_table(
+        [
+            ("a", "faithfulness", "deletion_auc", "black", 0.1, 0.05, 0.15),
+            ("random", "faithfulness", "deletion_auc", "black", 0.5, 0.4, 0.6),
+            ("a", "faithfulness", "srg", "black", 0.3, 0.2, 0.4),
+            ("random", "faithfulness", "srg", "black", 0.0, -0.1, 0.1),
+        ]
+    )
+    fig = vn.interval_plot(t, [("deletion_auc", "black"), ("srg", "black")])
+    assert len(fig.axes) == 2 and [tl.get_text() for tl in fig.axes[0].get_yticklabels()] == ["a", "random"]
+    assert "lower is better" in fig.axes[0].get_title() and "higher is better" in fig.axes[1].get_title()
+    fig = vn.metric_scatter(t, ("deletion_auc", "black"), ("srg", "black"))
+    assert fig.axes[0].xaxis_inverted() and not fig.axes[0].yaxis_inverted()  # both axes point to "better"
+    curves = {("a", "black"): {"fractions": [0, 1], "deletion": [1, 0], "insertion": [0, 1]}}
+    fig = vn.curve_plot(curves, "black")
+    assert len(fig.axes[0].lines) == 1 and len(fig.axes[1].lines) == 1
+    with pytest.raises(ValueError, match="no curves"):
+        vn.curve_plot(curves, "mean")
+    with pytest.raises(ValueError, match="no rows"):
+        vn.interval_plot(t, [("insertion_auc", "black")])

@@ -65,7 +65,10 @@ def shared_maps(
         for j in range(n):
             im = axes[i, j].imshow(m[j], extent=(0, w, h, 0), interpolation="nearest", **scale)
             if outline is not None:
-                axes[i, j].contour(np.asarray(outline)[j].astype(float), levels=[0.5], colors="cyan", linewidths=0.6)
+                mask = np.asarray(outline)[j].astype(float)  # pixel centres at k + 0.5 on the maps' extent
+                axes[i, j].contour(
+                    np.arange(w) + 0.5, np.arange(h) + 0.5, mask, levels=[0.5], colors="cyan", linewidths=0.6
+                )
         fig.colorbar(im, ax=list(axes[i]), shrink=0.85, pad=0.01).ax.tick_params(labelsize=6)
         axes[i, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
     for ax in axes.ravel():

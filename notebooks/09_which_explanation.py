@@ -253,9 +253,9 @@ print(f"passes: {', '.join(passes) or 'none'} | keeps some: {', '.join(keeps) or
 # bar):
 
 # %%
-pick3 = ["rollout", "gradient rollout", "cp-lrp"]
-vn.shared_maps(imgs[:SHOW], {f"{m}{s}": (maps if s == "" else randomised)[m][:SHOW] for m in pick3
-                             for s in ("", ", random model")}, outline=obj[:SHOW])
+pick3, shown = ["rollout", "gradient rollout", "cp-lrp"], min(SHOW, N_SANITY)
+vn.shared_maps(imgs[:shown], {f"{m}{s}": (maps if s == "" else randomised)[m][:shown] for m in pick3
+                              for s in ("", ", random model")}, outline=obj[:shown])
 
 # %% [markdown]
 # ## Ground truth on the spectrograms
@@ -358,6 +358,7 @@ Markdown(" ".join([
 # %%
 R_OPTIONS = {**OPTIONS, "occlusion": {"patch": vn.pick(8, hub=32)}, "random": {"patch": vn.pick(8, hub=32)}}
 cmaps, rcost = vn.every_map(resnet, resnet.preprocess(imgs), options=R_OPTIONS)
+cmaps = {k: vn.resize_maps(v, imgs.shape[1:3], model=resnet) for k, v in cmaps.items()}  # where the CNN looked
 cmaps["brightness"] = maps["brightness"]
 rtable = vn.evaluation_table(cmaps, resnet, imgs, baselines=("black", "mean", "blur"), mean=MEAN, restrict=obj,
                              restrict_name="object", restrict_baselines=("black",), steps=STEPS,

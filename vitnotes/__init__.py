@@ -56,6 +56,18 @@ from .evaluate.perturbation import (
 from .evaluate.representations import cka, linear_probes, logit_lens, probe_predictions, representations
 from .evaluate.sanity import cascading_randomization, explanation_maps
 from .evaluate.summary import evaluation_table, wide
+from .evaluate.trust import (
+    BETTER,
+    column_label,
+    every_map,
+    interval_table,
+    leaders,
+    method_table,
+    metric_disagreements,
+    randomisation_check,
+    scorecard,
+    verdicts,
+)  # fmt: skip
 from .family import check, claim, claims, family, pick
 
 # interventions (notebooks 06, 08)
@@ -91,6 +103,7 @@ from .show.studies import (
     map_panel,
     show_regions,
 )  # fmt: skip
+from .show.trust import curve_plot, interval_plot, metric_scatter, shared_maps
 from .show.widgets import head_picker, render_png, state_bytes
 
 # statistics on plain tensors and per-(layer, head) tables (notebooks 01, 02, 05, 07)
@@ -209,8 +222,11 @@ __all__ = [
     # what the layers hold: logit lens, linear probes, CKA (notebooks 01, 03)
     "representations", "logit_lens", "linear_probes", "probe_predictions", "cka", "cka_matrix", "linear_cka",
     "readability_plot", "cka_heatmap",
+    "BETTER", "column_label", "every_map", "interval_table", "leaders", "method_table", "metric_disagreements",
+    "randomisation_check", "scorecard", "verdicts",
     # figures and widgets
     "before_after", "display_image", "head_grid", "head_heatmap", "layer_strip", "metric_by_layer", "overlay",
     "agreement_heatmap", "cascade_panel", "cascade_plot", "deletion_plot", "group_distributions", "map_panel",
-    "show_regions", "head_picker", "render_png", "state_bytes", "explore", "save_html",
+    "show_regions", "curve_plot", "interval_plot", "metric_scatter", "shared_maps",
+    "head_picker", "render_png", "state_bytes", "explore", "save_html",
 ]  # fmt: skip

@@ -1,9 +1,10 @@
 """Time chapter 09's map methods (through the registry) on a zoo model (64 test images by default).
 
-    OMP_NUM_THREADS=1 VITNOTES_THREADS=1 python benchmarks/bench_methods_incoming.py [--model fmnist-vit-p4]
+    OMP_NUM_THREADS=1 VITNOTES_THREADS=1 python benchmarks/bench_methods.py [--model fmnist-vit-p4]
 
 Prints one row per method (seconds, images/s) and, for attribution patching, its time ratio and
-Spearman rank correlation against the exact head-ablation sweep (``vn.sweep``) on the same images.
+Spearman rank correlation against the exact head-ablation sweep (``vn.sweep``) on the same images
+(``bench_attribution_patching.py`` compares the two in more depth, on fmnist-vit-p2 and spectro-vit).
 """
 
 from __future__ import annotations

@@ -1,0 +1,472 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 09 · Which explanation can you trust?
+#
+# The question readers ask most often of every attribution tool is "which map is right?". The
+# earlier chapters compared a few maps with one test, deletion to black, and on Fashion-MNIST that
+# test is confounded: about half of every image is already black, so deleting background pixels
+# changes nothing, and any map that ranks the bright garment first looks good. Here every map
+# method in the library goes through four tests at once, each with controls that an explanation
+# must beat:
+#
+# 1. **Faithfulness.** Delete the pixels a map ranks highest: how fast does the model's score fall
+#    (*deletion*)? Start from a blank image and put the highest-ranked pixels back first: how fast
+#    does it recover (*insertion*)? "Deleted" means replaced by a **baseline**: black, the data
+#    set's mean grey, or a blurred copy of the image, because the ranking of the methods can change
+#    with it. A fourth run deletes only the **object's pixels**, so that the black background
+#    cannot help. The **Symmetric Relevance Gain** (SRG; Blücher et al. 2024) is the area between
+#    the curves of deleting the least and the most relevant pixels first: 0 for a random order.
+# 2. **Sanity.** Replace the model's weights with random ones (Adebayo et al. 2018): a map that
+#    stays the same cannot be explaining what the model learned.
+# 3. **Ground truth.** On the spectrograms only the chirp carries information, and every pixel's
+#    region is known: does a map put its mass on the chirp, its top patch on the chirp, and how
+#    much on the text, colour bar and axes?
+# 4. **Cost.** Forward passes per image (a count, the same on every machine) and images per
+#    second (on this machine).
+#
+# The **controls** are a *random* map and the image's *brightness* (a "map" that knows nothing of
+# the model), and on the spectrograms a *uniform* map. Every number is a mean over images with a
+# 95 % bootstrap interval over the images, and every verdict compares intervals: a method "beats
+# random" only where its interval excludes the random map's. Areas under the curves use the
+# trapezoid rule over the fraction of pixels replaced, from 0 (the unperturbed image, included)
+# to 1.
+
+# %% tags=["remove-cell"]
+# Binder and Colab: install vitnotes when it is missing (here, and wherever it is installed, a no-op).
+import importlib.util, subprocess, sys  # noqa: E401
+if importlib.util.find_spec("vitnotes") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "vitnotes @ git+https://github.com/vitnotes/vitnotes"], check=True)
+
+# %%
+import numpy as np
+import pandas as pd
+import torch
+from IPython.display import Markdown
+
+import vitnotes as vn
+from vitnotes import train
+
+vn.setup(seed=0)
+_ = torch.set_grad_enabled(False)  # the methods switch gradients on where they need them
+
+# %% [markdown]
+# Three models: the Fashion-MNIST ViT with a 7x7 patch grid (50 tokens, so that every method,
+# attention flow included, runs in seconds), the ResNet on the same images (for the methods that
+# explain a CNN), and `spectro-vit`, the ViT fine-tuned on the spectrograms, for the ground truth.
+
+# %%
+vit = vn.load(vn.pick("fmnist-vit-p4", hub="google/vit-base-patch32-224"))
+resnet = vn.load(vn.pick("fmnist-resnet", hub="microsoft/resnet-50"))
+RECIPE = vn.pick("spectro-vit", hub="spectro-vit-b16")
+spectro = train.trained(RECIPE)
+vit, resnet, spectro
+
+# %% [markdown]
+# ## The methods
+#
+# Every method is one file in `vitnotes/methods/` and takes one signature; `vn.method_table` lists
+# the registry. Attention-based maps (rollout, the last layer's CLS attention, attention flow,
+# value-weighted attention) never look at the class; the gradient-based ones (gradient rollout,
+# Grad-CAM, LeGrad, CP-LRP, integrated gradients) and occlusion explain one class. Occlusion, the
+# drop in the score when one patch is replaced by the image's mean, is the causal reference: it
+# measures directly what the model uses, patch by patch, at the price of one forward pass per
+# patch.
+
+# %%
+vn.method_table()
+
+# %% [markdown]
+# The sample sizes are set by the time the book may take (every chapter re-executes on two CPU
+# cores): every Fashion-MNIST metric uses the same first test images, the randomisation check a
+# subset of them, the perturbation curves a few steps (the fractions 0, 1/4, ... 1 of the pixels),
+# and integrated gradients few interpolation steps. The intervals say what these sample sizes
+# can and cannot resolve.
+
+# %%
+N_F = vn.pick(16, hub=8)  # test images for every map and every metric
+N_SANITY = vn.pick(8, hub=4)  # the first of them, for the randomisation check
+N_S = vn.pick(6, hub=2)  # test spectrograms
+STEPS = 4  # perturbation curves at the fractions 0, 1/4, 1/2, 3/4, 1 of the pixels
+MEAN = vn.pick(0.2860 * 255, hub=None)  # the mean-grey baseline: Fashion-MNIST's training mean (photos: their own)
+OPTIONS = {"integrated gradients": {"n_steps": 8}}
+images, labels, objects = vn.data.examples()
+imgs, y, obj = images[:N_F], labels[:N_F], objects[:N_F]  # raw [N, 28, 28] uint8, labels, garment pixels
+x = vit.preprocess(imgs)  # [N, 1, 28, 28]
+maps, cost = vn.every_map(vit, x, options=OPTIONS)  # every registered ViT method: {name: [N, 7, 7]}
+maps["brightness"] = vn.brightness_maps(imgs)  # the control: each pixel's brightness, [N, 28, 28]
+print(f"{N_F} images, {len(maps)} maps each: {', '.join(maps)}")
+
+# %% [markdown]
+# Six of the images, a row per method. Each row has **one colour scale** shared by its images,
+# with its colour bar: within a row, brighter means more. Maps with negative values (CP-LRP,
+# integrated gradients and occlusion can say "against") are drawn red for and blue against, about
+# 0. The cyan line outlines the garment.
+
+# %%
+SHOW = 6
+vn.shared_maps(imgs[:SHOW], {k: v[:SHOW] for k, v in maps.items()}, outline=obj[:SHOW],
+               titles=[vit.labels[c] for c in y[:SHOW]])
+
+# %% [markdown]
+# ## Faithfulness
+#
+# `vn.evaluation_table` runs deletion (most relevant first and least relevant first) and insertion
+# for every map with each baseline, and deletion inside the garment with the black baseline. The
+# score is the probability of the class the model predicts on the intact image. Lower deletion
+# AUC, higher insertion AUC and higher SRG are better. The random map and the brightness control
+# join every run.
+
+# %%
+table = vn.evaluation_table(maps, vit, imgs, baselines=("black", "mean", "blur"), mean=MEAN, restrict=obj,
+                            restrict_name="object", restrict_baselines=("black",), steps=STEPS,
+                            progress=vn.show_progress())
+FAITH = [(m, b) for b in ("black", "mean", "blur") for m in ("deletion_auc", "insertion_auc", "srg")]
+FAITH += [("deletion_auc", "black, object"), ("srg", "black, object")]
+vn.interval_table(table, FAITH)
+
+# %% [markdown]
+# The mean curves with the black baseline (left: deleting the most relevant pixels first; right:
+# putting them back first):
+
+# %%
+vn.curve_plot(table.attrs["curves"], "black", ylabel="p(predicted class)")
+
+# %% [markdown]
+# Every method's interval on four of the columns; the grey band is the random map's interval, the
+# controls are grey. A bar clear of the band on the better side beats random.
+
+# %%
+vn.interval_plot(table, [("deletion_auc", "black"), ("deletion_auc", "black, object"), ("srg", "mean"),
+                         ("srg", "blur")])
+
+# %%
+v = vn.verdicts(table).set_index(["method", "metric", "baseline"])
+CONTROLS = ("random", "brightness", "uniform")
+methods_only = [m for m in maps if m not in CONTROLS]
+beats = {c: [m for m in methods_only if v.loc[(m, *c), "vs random"] == "better"] for c in FAITH}
+bright = {c: v.loc[("brightness", *c), "vs random"] for c in FAITH}
+lead = vn.leaders(table, family="faithfulness")  # the controls compete too
+lead.loc[[vn.column_label(*c) for c in FAITH]]
+
+# %%
+confound = bright[("deletion_auc", "black")] == "better" and bright[("deletion_auc", "mean")] != "better"
+bright_top_black = lead.loc["deletion_auc [black]", "best"] == "brightness" or \
+    lead.loc["deletion_auc [black]", "runner-up"] == "brightness"
+every_column = [m for m in methods_only if all(m in beats[c] for c in FAITH)]
+no_column = [m for m in methods_only if not any(m in beats[c] for c in FAITH)]
+leaders_differ = lead.loc[[vn.column_label(*c) for c in FAITH], "best"].nunique()
+print("beats random on deletion [black]:", ", ".join(beats[("deletion_auc", "black")]) or "none")
+print("beats random on deletion inside the garment:", ", ".join(beats[("deletion_auc", "black, object")]) or "none")
+print("brightness against random, column by column:", {vn.column_label(*c): w for c, w in bright.items()})
+print(f"{leaders_differ} different maps lead the {len(FAITH)} columns")
+
+# %%
+Markdown(" ".join([
+    vn.claim(confound,
+             "The confound is there: brightness, which knows nothing of the model, beats the random map on "
+             "deletion to black but not with the mean-grey baseline, where deleting a bright pixel is no longer "
+             "the largest possible change.",
+             "Brightness does not show the black baseline's confound here: it does not beat random on deletion to "
+             "black while failing with the mean-grey baseline."),
+    vn.claim(bright_top_black, "With black, brightness is among the two best maps of all.",
+             "With black, brightness is not among the two best maps."),
+    vn.claim(every_column, f"Only {', '.join(every_column)} beat{'s' if len(every_column) == 1 else ''} the random "
+             f"map on every one of the {len(FAITH)} columns.",
+             f"No method beats the random map on all {len(FAITH)} columns."),
+    vn.claim(no_column, f"{', '.join(no_column).capitalize()} beat{'s' if len(no_column) == 1 else ''} it on none.",
+             "Every method beats it on at least one column."),
+    vn.claim(leaders_differ > 1, f"The best map changes with the baseline and the metric: {leaders_differ} "
+             "different maps lead the columns.", "One map leads every column."),
+]))
+
+# %% [markdown]
+# ## Where two metrics disagree
+#
+# If the metrics measured one thing, they would rank the methods alike. `vn.metric_disagreements`
+# gives the Spearman correlation over the methods (controls left out) between every two columns,
+# each oriented so that higher is better, and lists every pair of methods that two columns order
+# in opposite ways *with separated intervals in both*: contradictions, not noise.
+
+# %%
+agree, contradictions = vn.metric_disagreements(table)
+labels9 = [vn.column_label(*c) for c in FAITH]
+agree.loc[labels9, labels9].round(2)
+
+# %%
+print(f"{len(contradictions)} contradictions between two columns (separated intervals both ways)")
+contradictions.head(12)
+
+# %%
+pair = agree.loc[labels9, labels9].stack()
+pair = pair[[a < b for a, b in pair.index]]
+worst = pair.idxmin()  # the two columns that rank the methods least alike
+print(f"least alike: {worst[0]} and {worst[1]} (Spearman over methods {pair.min():.2f})")
+split = lambda label: (label.split(" [")[0], label.split(" [")[1].rstrip("]"))  # noqa: E731
+vn.metric_scatter(table, split(worst[0]), split(worst[1]))
+
+# %% [markdown]
+# In the scatter, two metrics that agree would put the methods along the rising diagonal (both
+# axes point towards "better"). The black and the mean-grey baselines ask different questions:
+# black asks "which pixels must stay lit?", mean grey "which pixels must differ from the average
+# garment?", and the object-restricted deletion asks the first question only where there is
+# something to delete. A method's faithfulness score is an answer to one of these questions, not a
+# property of the method.
+
+# %% [markdown]
+# ## Sanity: randomise the model
+#
+# `vn.randomisation_check` redraws every weight of the ViT (blocks, classifier and embeddings) and
+# computes each method's map again, for the class the trained model predicted. The Spearman rank
+# correlation between the trained and the randomised map of the same image should be near 0. A
+# method **passes** when its interval reaches 0 (its randomised map cannot be told from an
+# unrelated map); it **fails** when its interval lies wholly above that of the Spearman between the
+# trained maps of two *different* images (it follows the image more than the model); otherwise it
+# **keeps some** of its ranking. The random map and brightness do not depend on the model at all,
+# so they fail by construction.
+
+# %%
+sanity, randomised = vn.randomisation_check(vit, x[:N_SANITY], {k: v[:N_SANITY] for k, v in maps.items()},
+                                            options=OPTIONS)
+sanity_words = vn.scorecard(sanity)["sanity"]
+vn.interval_table(sanity).assign(verdict=sanity_words)
+
+# %%
+t = sanity.set_index(["method", "metric"])["value"]
+vn.check(t[("random", "randomisation_spearman")] == 1 and t[("brightness", "randomisation_spearman")] == 1,
+         "the random map and brightness are unchanged by randomising the model")
+passes = [m for m in methods_only if sanity_words[m] == "passes"]
+fails = [m for m in methods_only if sanity_words[m] == "fails"]
+keeps = [m for m in methods_only if sanity_words[m] == "keeps some"]
+print(f"passes: {', '.join(passes) or 'none'} | keeps some: {', '.join(keeps) or 'none'} | fails: {', '.join(fails) or 'none'}")
+
+# %% [markdown]
+# Three of the maps on the trained model and on the randomised one (each row with its own colour
+# bar):
+
+# %%
+pick3, shown = ["rollout", "gradient rollout", "cp-lrp"], min(SHOW, N_SANITY)
+vn.shared_maps(imgs[:shown], {f"{m}{s}": (maps if s == "" else randomised)[m][:shown] for m in pick3
+                              for s in ("", ", random model")}, outline=obj[:shown])
+
+# %% [markdown]
+# ## Ground truth on the spectrograms
+#
+# `spectro-vit` regresses the chirp's start time, start frequency and end frequency from a
+# spectrogram drawn with a title, tick labels, a colour bar and axes around it. We explain the
+# output it predicts best (by its card's $R^2$). The chirp is a thin line, a few per cent of the
+# pixels, so a uniform map is the reference: its mass on a region is the region's share of the
+# pixels, and its pointing game is chance. Occlusion here replaces 8x8-pixel squares (2x2
+# patches), a quarter of the forward passes of patch-by-patch occlusion on this 14x14 grid.
+
+# %%
+ds = vn.data.spectrograms(N_S, seed=3, size=spectro.geometry.image_size)  # the test split's first N_S
+simgs, masks = np.stack(ds["image"]), np.stack(ds["mask"])  # [N_S, 56, 56, 3] uint8, region codes
+xs = spectro.preprocess(list(simgs))
+r2 = vn.card(spectro.name)["metrics"]["r2"]
+TARGET = int(np.argmax([r2[k] for k in vn.data.TARGET_NAMES]))
+S_OPTIONS = {**OPTIONS, "occlusion": {"patch": 2 * spectro.geometry.patch_size}}
+smaps, scost = vn.every_map(spectro, xs, TARGET, options=S_OPTIONS)  # 197 tokens: attention flow is left out
+smaps["brightness"] = vn.brightness_maps(simgs)
+smaps["uniform"] = torch.ones_like(smaps["random"])
+chirp = vn.region_stack(masks)["chirp"]
+print(f"explaining output {TARGET} ({vn.data.TARGET_NAMES[TARGET]}, R^2 {r2[vn.data.TARGET_NAMES[TARGET]]:.2f}); "
+      f"{N_S} spectrograms; left out: {', '.join(scost.attrs['skipped']) or 'none'}")
+
+# %%
+vn.shared_maps(simgs[:SHOW], {k: v[:SHOW] for k, v in smaps.items() if k != "uniform"}, outline=chirp[:SHOW])
+
+# %% [markdown]
+# The cyan line outlines the chirp. `vn.evaluation_table` with the masks gives, per method, the
+# share of its (positive) mass on the chirp against the chirp's share of the pixels, the pointing
+# game (is the top cell on the chirp?) against chance, and the mass on each distractor.
+
+# %%
+gt = vn.evaluation_table(smaps, masks=masks)
+GT = [(m, "") for m in ("mass_chirp", "area_chirp", "ratio", "pointing", "pointing_chance", "mass_text",
+                        "mass_colorbar", "mass_axes")]
+vn.interval_table(gt, GT)
+
+# %%
+vn.interval_plot(gt, [("mass_chirp", ""), ("pointing", ""), ("mass_text", ""), ("mass_colorbar", ""),
+                      ("mass_axes", "")], reference="uniform")
+
+# %%
+sv = vn.verdicts(gt, against=("uniform", "occlusion")).set_index(["method", "metric"])
+smethods = [m for m in smaps if m not in CONTROLS]
+on_chirp = [m for m in smethods if sv.loc[(m, "mass_chirp"), "vs uniform"] == "better"]
+points = [m for m in smethods if sv.loc[(m, "pointing"), "vs uniform"] == "better"]
+bar_used = sv.loc[("occlusion", "mass_colorbar"), "vs uniform"] == "worse"  # occlusion: more than uniform
+bar_lit = [m for m in smethods if sv.loc[(m, "mass_colorbar"), "vs uniform"] == "worse"]
+bar_over_occ = [m for m in bar_lit if sv.loc[(m, "mass_colorbar"), "vs occlusion"] == "worse"]
+print(f"more mass on the chirp than uniform: {', '.join(on_chirp) or 'none'}")
+print(f"top cell on the chirp more often than chance: {', '.join(points) or 'none'}")
+print(f"more mass on the colour bar than uniform: {', '.join(bar_lit) or 'none'} "
+      f"(of those, more than occlusion: {', '.join(bar_over_occ) or 'none'})")
+
+# %% [markdown]
+# Faithfulness on the spectrograms, with the blurred image as the baseline (it erases the thin
+# chirp and keeps the colours) and the score minus the squared change of the explained output:
+
+# %%
+sfaith = vn.evaluation_table({k: v for k, v in smaps.items() if k != "uniform"}, spectro, simgs,
+                             baselines=("blur",), steps=STEPS, target=TARGET, progress=vn.show_progress())
+vn.interval_table(sfaith, [("deletion_auc", "blur"), ("insertion_auc", "blur"), ("srg", "blur")])
+
+# %%
+both = pd.concat([gt, sfaith]).assign(family="spectrograms")
+sagree, scontra = vn.metric_disagreements(both, family="spectrograms")
+gt_vs_srg = sagree.loc["mass_chirp", "srg [blur]"]
+sbeats = [m for m in smethods if vn.verdicts(sfaith).set_index(["method", "metric"]).loc[(m, "srg"), "vs random"] == "better"]
+print(f"Spearman over methods between mass on the chirp and SRG [blur]: {gt_vs_srg:.2f}; "
+      f"SRG [blur] better than random: {', '.join(sbeats) or 'none'}")
+scontra[scontra["first"].eq("mass_chirp") | scontra["second"].eq("mass_chirp")]
+
+# %%
+Markdown(" ".join([
+    vn.claim(on_chirp, f"{', '.join(on_chirp).capitalize()} put{'s' if len(on_chirp) == 1 else ''} more mass on the "
+             "chirp than a uniform map does;", "No method puts more mass on the chirp than a uniform map does;"),
+    vn.claim(points, f"{', '.join(points)} point{'s' if len(points) == 1 else ''} at the chirp more often than chance.",
+             "none points at the chirp more often than chance."),
+    vn.claim(bar_used, "Occlusion finds that the model uses the colour bar (more of its mass there than uniform),",
+             "Occlusion finds no use of the colour bar beyond its area,"),
+    vn.claim(bar_over_occ, f"and {', '.join(bar_over_occ)} light{'s' if len(bar_over_occ) == 1 else ''} it up more "
+             "than occlusion does: more than the model's use of it warrants.",
+             "and no method lights it up more than occlusion does."),
+    vn.claim(gt_vs_srg < 0.5, f"The ground truth and the faithfulness score rank the methods differently "
+             f"(Spearman {gt_vs_srg:.2f} between mass on the chirp and SRG): a map can sit on the chirp without "
+             "ranking the pixels the output is most sensitive to, and the other way round.",
+             f"The ground truth and the faithfulness score rank the methods alike (Spearman {gt_vs_srg:.2f})."),
+]))
+
+# %% [markdown]
+# ## The ResNet
+#
+# Four of the methods explain a CNN: Grad-CAM (on the last stage), integrated gradients,
+# occlusion (8x8-pixel squares of its 56-pixel input) and the random map (on the same squares).
+# The same images, baselines and metrics. (`vn.randomized` redraws ViT blocks; the ResNet has no
+# randomisation check here.)
+
+# %%
+R_OPTIONS = {**OPTIONS, "occlusion": {"patch": vn.pick(8, hub=32)}, "random": {"patch": vn.pick(8, hub=32)}}
+cmaps, rcost = vn.every_map(resnet, resnet.preprocess(imgs), options=R_OPTIONS)
+cmaps = {k: vn.resize_maps(v, imgs.shape[1:3], model=resnet) for k, v in cmaps.items()}  # where the CNN looked
+cmaps["brightness"] = maps["brightness"]
+rtable = vn.evaluation_table(cmaps, resnet, imgs, baselines=("black", "mean", "blur"), mean=MEAN, restrict=obj,
+                             restrict_name="object", restrict_baselines=("black",), steps=STEPS,
+                             progress=vn.show_progress())
+vn.interval_table(rtable, FAITH)
+
+# %% [markdown]
+# ## Everything in one table
+#
+# One row per model and map, one column per metric: faithfulness (every baseline and the
+# object-restricted deletion), sanity (the randomisation Spearman and its reference), ground truth
+# and the forward passes per image (each backward pass costs about two more).
+
+# %%
+everything = pd.concat([pd.concat([table, sanity]).assign(model=vit.name),
+                        pd.concat([gt, sfaith]).assign(model=spectro.name), rtable.assign(model=resnet.name)])
+COLUMNS = FAITH + [("randomisation_spearman", ""), ("other_image_spearman", "")] + GT
+one = vn.interval_table(everything, [c for c in COLUMNS if vn.column_label(*c) in
+                                     set(vn.column_label(m, b) for m, b in zip(everything.metric, everything.baseline))],
+                        index=("model", "method"), digits=2)
+forwards = pd.concat({vit.name: cost, spectro.name: scost, resnet.name: rcost}).droplevel(1).set_index("method",
+                                                                                                     append=True)
+one["forwards / image"] = forwards["forwards"].reindex(one.index).map(lambda f: "" if pd.isna(f) else f"{f:g}")
+one
+
+# %% [markdown]
+# And the verdicts, computed from the intervals: on how many faithfulness columns a method is
+# better or worse than the random map and than brightness, the sanity check, and on the
+# spectrograms whether its mass on the chirp, its pointing game and its mass on each distractor
+# are better, worse or tied against the uniform map.
+
+# %%
+scorecards = pd.concat({vit.name: vn.scorecard(pd.concat([table, sanity])),
+                        spectro.name: vn.scorecard(pd.concat([gt, sfaith])),
+                        resnet.name: vn.scorecard(rtable)})
+scorecards.astype(object).where(scorecards.notna(), "")
+
+# %% [markdown]
+# What each map cost on this machine (wall clock, so it varies from run to run; the perturbation
+# curves cost `2 x steps` forward passes per image and map and baseline):
+
+# %% tags=["nbval-ignore-output"]
+pd.concat({vit.name: cost, spectro.name: scost, resnet.name: rcost}).droplevel(1).set_index("method", append=True).round(
+    {"seconds": 2, "images_per_s": 1})
+
+# %% [markdown]
+# ```{admonition} Why is my attention map empty or wrong?
+# :class: tip
+#
+# - **SDPA returns no weights.** transformers runs attention through PyTorch's fused
+#   `scaled_dot_product_attention` by default, which never forms the probability matrix: asking for
+#   `output_attentions=True` then returns an empty tuple, with only a log line. Switch the model to
+#   eager attention (`model.set_attn_implementation("eager")`), or read the queries and keys with
+#   hooks and compute the rows you need, as `vn.capture` does.
+# - **The last block's patch tokens never reach a CLS classifier.** A ViT classifier reads the CLS
+#   token after the last block and nothing else, so the gradient of the class score with respect to
+#   the patch tokens the last block *outputs* is exactly zero: Grad-CAM there is an empty map. Use
+#   the tokens *entering* the last block's attention (what `vn.gradcam` does), or a method that
+#   follows the attention (gradient rollout, LeGrad).
+# - **Per-panel colour scales.** `imshow` stretches every map to its own minimum and maximum, so a
+#   map that is uniform to three decimals (a random block's CLS map, chapter 06) draws as
+#   crisply as a peaked one. Share one scale per method and add a colour bar, as this chapter's
+#   figures do, or print the map's entropy next to it.
+# - **Prefix tokens.** The CLS token is a key too, and DeiT adds a distillation token, DINOv2 with
+#   registers four more: a row of attention has prefix + patches entries. Drop every prefix column
+#   (and renormalise) before laying the row out on the patch grid; `[:, 1:]` on a model with
+#   registers shifts the whole map by four patches without an error.
+# - **Hooks on the wrong module.** A hook on the attention module returns its output after the
+#   output projection, not the probabilities; a hook on `q_proj` sees the queries before they are
+#   split into heads; a module that a fused kernel replaced is never called. Check the shape of what
+#   you capture: attention probabilities are `[batch, heads, tokens, tokens]` and each row sums to 1.
+# ```
+
+# %% tags=["hide-input"]
+card_vit = scorecards.loc[vit.name]
+best_sanity = [m for m in passes if m in every_column]
+Markdown(f"""
+## What we found
+
+On `{vit.name}` ({N_F} test images; the randomisation check on {N_SANITY}), `{spectro.name}` ({N_S} test
+spectrograms) and `{resnet.name}` (the same {N_F} images), with perturbation curves of {STEPS} steps and
+95 % bootstrap intervals over images:
+
+- Faithfulness depends on the question asked. {vn.claim(confound, "Brightness beats the random map on deletion to black and not with a mean-grey baseline: deletion to black on Fashion-MNIST rewards ranking the garment first.", "Brightness does not show the confound of the black baseline on these images.")}
+  {vn.claim(leaders_differ > 1, f"{leaders_differ} different maps lead the {len(FAITH)} faithfulness columns, and", "One map leads every faithfulness column, and")}
+  {vn.claim(len(contradictions) > 0, f"{len(contradictions)} pairs of columns order two methods oppositely with separated intervals.", "no two columns order two methods oppositely with separated intervals.")}
+- {vn.claim(every_column, f"Beating the random map on every column: {', '.join(every_column)}.", "No method beats the random map on every faithfulness column.")}
+  {vn.claim(no_column, f"On none: {', '.join(no_column)}.", "Every method beats it on at least one column.")}
+- Sanity: {vn.claim(passes, f"{', '.join(passes)} pass{'es' if len(passes) == 1 else ''}", "no method passes")};
+  {vn.claim(fails, f"{', '.join(fails)} fail{'s' if len(fails) == 1 else ''}", "no method fails")};
+  {vn.claim(keeps, f"{', '.join(keeps)} keep{'s' if len(keeps) == 1 else ''} some of {'its' if len(keeps) == 1 else 'their'} ranking on a random model", "none keeps part of its ranking on a random model")}.
+  {vn.claim(best_sanity, f"Both faithful on every column and passing the sanity check: {', '.join(best_sanity)}.", "No method is both faithful on every column and passes the sanity check.")}
+- Ground truth: {vn.claim(on_chirp, f"{', '.join(on_chirp)} put more mass on the chirp than a uniform map", "no method puts more mass on the chirp than a uniform map")}
+  and {vn.claim(points, f"{', '.join(points)} point at it more often than chance", "none points at it more often than chance")}.
+  {vn.claim(bar_over_occ, f"{', '.join(bar_over_occ)} light up the colour bar more than occlusion does.", "No method lights up the colour bar more than occlusion does.")}
+  Mass on the chirp and SRG rank the methods with a Spearman of {gt_vs_srg:.2f}.
+- The cost spans {cost['forwards'].min():g} to {cost['forwards'].max():g} forward passes per image on `{vit.name}`:
+  attention maps need one, integrated gradients one per step, occlusion one per patch.
+""")
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Re-run the faithfulness table with `steps=10` and twice the images. Which verdicts change,
+#    and which intervals shrink the most?
+# 2. Occlusion is the causal reference, but with its own baseline (the image's mean) and cell size.
+#    Compute it with `baseline="black"` and with `patch=2` on the spectrograms
+#    (`vn.explain(spectro, xs, "occlusion", TARGET, patch=2)`): does its mass on the colour bar
+#    change?
+# 3. Randomise only the classifier head (`vn.randomisation_check(..., from_layer=12)`). Which maps
+#    cannot change, whatever they explain, and why?

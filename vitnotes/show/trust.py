@@ -1,0 +1,182 @@
+"""Figures of chapter 09 (which explanation can you trust?): maps on one colour scale per method with
+colour bars, every method's interval per metric, the mean perturbation curves, and two metrics
+against each other (where they disagree).
+
+Introduced in notebook 09.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ..core.images import image_stack
+from ..evaluate.trust import BETTER, CONTROLS, column_label
+from ..stats import as_maps
+from .figures import display_image
+
+__all__ = ["curve_plot", "interval_plot", "metric_scatter", "shared_maps"]
+
+
+def _row_scale(m: np.ndarray, cmap: str, diverging: str) -> dict:
+    """One colour scale for a row of maps: 0..max for non-negative maps, symmetric about 0 otherwise."""
+    top = float(np.abs(m).max()) or 1.0
+    if m.min() < 0:
+        return {"cmap": diverging, "vmin": -top, "vmax": top}
+    return {"cmap": cmap, "vmin": 0.0, "vmax": top}
+
+
+def shared_maps(
+    images: Any,
+    maps: Mapping[str, Any],
+    *,
+    outline: Any = None,
+    titles: Sequence[str] | None = None,
+    size: float = 1.05,
+    cmap: str = "magma",
+    diverging: str = "RdBu_r",
+) -> Figure:
+    """A column per image, a row per map kind (the first row: the images), each row on ONE colour
+    scale shared by its images, with its colour bar: within a row, brighter means more, across
+    images. Non-negative maps run from 0 (``cmap``); maps with negative values run symmetrically
+    about 0 (``diverging``: red for, blue against). Maps are drawn as their cells (no smoothing).
+    ``outline``: ``[n, H, W]`` bool masks (e.g. the chirp) drawn as a contour on every map.
+    Introduced in notebook 09."""
+    imgs = image_stack(images)
+    n, h, w = imgs.shape[:3]
+    rows = {k: as_maps(v, k).numpy() for k, v in maps.items()}
+    if any(v.shape[0] != n for v in rows.values()):
+        raise ValueError(
+            f"every map kind needs one map per image ({n}): { ({k: v.shape[0] for k, v in rows.items()}) }"
+        )
+    fig = Figure(figsize=(size * n + 1.9, size * (len(rows) + 1) + 0.3), layout="constrained")
+    axes = np.asarray(fig.subplots(len(rows) + 1, n, squeeze=False))
+    for j in range(n):
+        img = display_image(imgs[j])
+        axes[0, j].imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
+        if titles is not None:
+            axes[0, j].set_title(titles[j], fontsize=8)
+    for i, (name, m) in enumerate(rows.items(), start=1):
+        scale = _row_scale(m, cmap, diverging)
+        for j in range(n):
+            im = axes[i, j].imshow(m[j], extent=(0, w, h, 0), interpolation="nearest", **scale)
+            if outline is not None:
+                mask = np.asarray(outline)[j].astype(float)  # pixel centres at k + 0.5 on the maps' extent
+                axes[i, j].contour(
+                    np.arange(w) + 0.5, np.arange(h) + 0.5, mask, levels=[0.5], colors="cyan", linewidths=0.6
+                )
+        fig.colorbar(im, ax=list(axes[i]), shrink=0.85, pad=0.01).ax.tick_params(labelsize=6)
+        axes[i, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig
+
+
+def _pick(table: pd.DataFrame, metric: str, baseline: str) -> pd.DataFrame:
+    t = table[(table["metric"] == metric) & (table["baseline"] == baseline)]
+    if t.empty:
+        raise ValueError(f"no rows for metric {metric!r} with baseline {baseline!r} in the table")
+    return t.set_index("method")
+
+
+def _direction(metric: str) -> str:
+    return {1: "higher is better", -1: "lower is better"}.get(BETTER.get(metric, 0), "")
+
+
+def interval_plot(
+    table: pd.DataFrame,
+    columns: Sequence[tuple[str, str]],
+    *,
+    reference: str = "random",
+    controls: Sequence[str] = CONTROLS,
+    width: float = 2.3,
+) -> Figure:
+    """Every method's mean and 95 % interval, a panel per ``(metric, baseline)`` of ``columns``, the
+    methods in the table's order; the ``reference`` method's interval is the grey band, the controls
+    are grey. A method "beats" the reference where its bar stays out of the band on the better side
+    (the panel's title says which side). Introduced in notebook 09."""
+    methods = list(dict.fromkeys(table["method"]))
+    fig = Figure(figsize=(width * len(columns) + 1.4, 0.24 * len(methods) + 0.9), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(columns), sharey=True))
+    y = {m: i for i, m in enumerate(methods)}
+    for ax, (metric, baseline) in zip(axes, columns):
+        t = _pick(table, metric, baseline)
+        if reference in t.index:
+            ax.axvspan(t.at[reference, "low"], t.at[reference, "high"], color="0.85", zorder=0)
+        for m, r in t.iterrows():
+            colour = "0.5" if m in controls else "C0"
+            err = [[r["value"] - r["low"]], [r["high"] - r["value"]]]
+            ax.errorbar(r["value"], y[m], xerr=err, fmt="o", ms=3.5, color=colour, capsize=2, lw=1)
+        ax.set_title(f"{column_label(metric, baseline)}\n({_direction(metric)})", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(axis="x", lw=0.3)
+    axes[0].set_yticks(range(len(methods)), methods, fontsize=8)
+    axes[0].invert_yaxis()
+    return fig
+
+
+def curve_plot(
+    curves: Mapping[tuple[str, str], dict],
+    baseline: str,
+    *,
+    methods: Sequence[str] | None = None,
+    controls: Sequence[str] = CONTROLS,
+    ylabel: str = "score",
+    size: tuple[float, float] = (3.4, 2.8),
+) -> Figure:
+    """Mean deletion (most relevant first) and insertion curves for one ``baseline``, from
+    ``evaluation_table(...).attrs["curves"]``: two panels on one y axis, a line per method (the
+    controls dashed grey). Introduced in notebook 09."""
+    names = [m for (m, b) in curves if b == baseline and (methods is None or m in methods)]
+    if not names:
+        raise ValueError(f"no curves for baseline {baseline!r}; baselines: {sorted({b for _, b in curves})}")
+    fig = Figure(figsize=(2 * size[0] + 1.6, size[1]), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    for k, m in enumerate(names):
+        c = curves[(m, baseline)]
+        style = {"color": "0.5", "ls": "--"} if m in controls else {"color": f"C{k % 10}"}
+        for ax, kind in zip(axes, ("deletion", "insertion")):
+            ax.plot(c["fractions"], c[kind], label=m, lw=1.2, **style)
+    axes[0].set_title(f"deletion, most relevant first [{baseline}]", fontsize=9)
+    axes[1].set_title(f"insertion, most relevant first [{baseline}]", fontsize=9)
+    axes[0].set_xlabel("fraction of pixels replaced by the baseline")
+    axes[1].set_xlabel("fraction of pixels put back")
+    axes[0].set_ylabel(ylabel)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", fontsize=7, frameon=False)
+    return fig
+
+
+def metric_scatter(
+    table: pd.DataFrame,
+    x: tuple[str, str],
+    y: tuple[str, str],
+    *,
+    controls: Sequence[str] = CONTROLS,
+    size: tuple[float, float] = (4.6, 3.8),
+) -> Figure:
+    """Two ``(metric, baseline)`` columns against each other, a point per method with its two
+    intervals as a cross; the axes point towards "better" (a lower-is-better axis is reversed), so
+    two metrics that agree put the methods along the rising diagonal. Introduced in notebook 09."""
+    a, b = _pick(table, *x), _pick(table, *y)
+    fig = Figure(figsize=size, layout="constrained")
+    ax = fig.subplots()
+    for m in (m for m in a.index if m in b.index):
+        colour = "0.5" if m in controls else "C0"
+        ex = [[a.at[m, "value"] - a.at[m, "low"]], [a.at[m, "high"] - a.at[m, "value"]]]
+        ey = [[b.at[m, "value"] - b.at[m, "low"]], [b.at[m, "high"] - b.at[m, "value"]]]
+        ax.errorbar(a.at[m, "value"], b.at[m, "value"], xerr=ex, yerr=ey, fmt="o", ms=3.5, color=colour, lw=0.8)
+        ax.annotate(m, (a.at[m, "value"], b.at[m, "value"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    if BETTER.get(x[0]) == -1:
+        ax.invert_xaxis()
+    if BETTER.get(y[0]) == -1:
+        ax.invert_yaxis()
+    ax.set_xlabel(f"{column_label(*x)} ({_direction(x[0])}, to the right)", fontsize=8)
+    ax.set_ylabel(f"{column_label(*y)} ({_direction(y[0])}, upwards)", fontsize=8)
+    ax.grid(lw=0.3)
+    return fig

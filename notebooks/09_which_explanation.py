@@ -411,8 +411,8 @@ pd.concat({vit.name: cost, spectro.name: scost, resnet.name: rcost}).droplevel(1
 # - **SDPA returns no weights.** transformers runs attention through PyTorch's fused
 #   `scaled_dot_product_attention` by default, which never forms the probability matrix: asking for
 #   `output_attentions=True` then returns an empty tuple, with only a log line. Switch the model to
-#   eager attention (`model.set_attn_implementation("eager")`), or read the queries and keys with
-#   hooks and compute the rows you need, as `vn.capture` does.
+#   eager attention (`model.set_attn_implementation("eager")`), or register an attention function
+#   that hands over the probabilities it computes anyway, as `vn.capture` does.
 # - **The last block's patch tokens never reach a CLS classifier.** A ViT classifier reads the CLS
 #   token after the last block and nothing else, so the gradient of the class score with respect to
 #   the patch tokens the last block *outputs* is exactly zero: Grad-CAM there is an empty map. Use

@@ -154,3 +154,21 @@ def test_chapter_09_methods_stay_out_of_the_studies_defaults(vit, pixels):
     added = ["legrad", "cp-lrp", "integrated gradients", "occlusion", "random", "value-weighted"]
     assert [n for n in vn.methods() if not registered(n).default] == added
     assert list(vn.explanation_maps(vit, pixels)) == ["rollout", "last layer", "gradient rollout"]
+
+
+def test_a_method_is_one_file():
+    """Every file in vitnotes/methods/ registers its method without being named anywhere else in the
+    package: value-weighted attention, added as one file, is found by the folder's discovery."""
+    import importlib
+    import pkgutil
+
+    from vitnotes.methods.base import _REGISTRY
+
+    package = importlib.import_module("vitnotes.methods")  # the package (vn.methods is the listing function)
+
+    init = Path(package.__file__).read_text()
+    assert "value_weighted" not in init.split("for _found")[0]  # not imported by name
+    homes = {m.fn.__module__.rsplit(".", 1)[-1] for m in _REGISTRY.values()}
+    files = {f.name for f in pkgutil.iter_modules(package.__path__) if not f.name.startswith("_") and f.name != "base"}
+    assert files <= homes, f"method files that registered nothing: {files - homes}"
+    assert "value-weighted" in vn.methods()

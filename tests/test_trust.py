@@ -270,6 +270,12 @@ def test_interval_curve_and_scatter_figures_draw_every_method():
     curves = {("a", "black"): {"fractions": [0, 1], "deletion": [1, 0], "insertion": [0, 1]}}
     fig = vn.curve_plot(curves, "black")
     assert len(fig.axes[0].lines) == 1 and len(fig.axes[1].lines) == 1
+    names = [f"m{i}" for i in range(11)] + ["random", "brightness"]  # as many maps as chapter 09 draws
+    many = {(m, "black"): {"fractions": [0, 1], "deletion": [1, 0], "insertion": [0, 1]} for m in names}
+    lines = vn.curve_plot(many, "black").axes[0].lines
+    styles = {(str(ln.get_color()), str(ln.get_linestyle())) for ln in lines}
+    assert len(styles) == len(names), "two lines share a colour and a dash"
+    assert all(ln.get_color() != "C7" for ln in lines)  # grey is the controls' colour
     with pytest.raises(ValueError, match="no curves"):
         vn.curve_plot(curves, "mean")
     with pytest.raises(ValueError, match="no rows"):

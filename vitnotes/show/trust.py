@@ -120,6 +120,15 @@ def interval_plot(
     return fig
 
 
+# the colour cycle without its grey (grey is for the controls); after nine methods, dotted lines
+_COLOURS = [f"C{i}" for i in range(10) if i != 7]
+_CONTROL_STYLES = [{"color": "0.25", "ls": "--"}, {"color": "0.55", "ls": ":"}, {"color": "0.4", "ls": "-."}]
+
+
+def _line_style(k: int) -> dict:
+    return {"color": _COLOURS[k % len(_COLOURS)], "ls": "-" if k < len(_COLOURS) else (0, (1, 1))}
+
+
 def curve_plot(
     curves: Mapping[tuple[str, str], dict],
     baseline: str,
@@ -130,16 +139,20 @@ def curve_plot(
     size: tuple[float, float] = (3.4, 2.8),
 ) -> Figure:
     """Mean deletion (most relevant first) and insertion curves for one ``baseline``, from
-    ``evaluation_table(...).attrs["curves"]``: two panels on one y axis, a line per method (the
-    controls dashed grey). Introduced in notebook 09."""
+    ``evaluation_table(...).attrs["curves"]``: two panels on one y axis, a line per method, each
+    its own colour or colour and dash (the controls in grey, dashed, dotted). Introduced in notebook 09."""
     names = [m for (m, b) in curves if b == baseline and (methods is None or m in methods)]
     if not names:
         raise ValueError(f"no curves for baseline {baseline!r}; baselines: {sorted({b for _, b in curves})}")
     fig = Figure(figsize=(2 * size[0] + 1.6, size[1]), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
-    for k, m in enumerate(names):
+    methods_drawn = [m for m in names if m not in controls]
+    controls_drawn = [m for m in names if m in controls]
+    for m in names:
         c = curves[(m, baseline)]
-        style = {"color": "0.5", "ls": "--"} if m in controls else {"color": f"C{k % 10}"}
+        style = (
+            _line_style(methods_drawn.index(m)) if m not in controls else _CONTROL_STYLES[controls_drawn.index(m) % 3]
+        )
         for ax, kind in zip(axes, ("deletion", "insertion")):
             ax.plot(c["fractions"], c[kind], label=m, lw=1.2, **style)
     axes[0].set_title(f"deletion, most relevant first [{baseline}]", fontsize=9)

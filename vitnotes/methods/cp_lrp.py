@@ -84,7 +84,7 @@ def cp_lrp(
     patch embedding's input) and the gradient of the target score ``S`` is taken with softmax
     probabilities and layer-norm 1/std treated as constants (``lrp_rules``). ``activation``:
     ``"gradient"`` (CP-LRP: GELU's ordinary gradient) or ``"identity"`` (AttnLRP's identity rule
-    for GELU). What is conserved (measured in tests/test_methods_incoming.py): with
+    for GELU). What is conserved (measured in tests/test_methods_new.py): with
     ``activation="identity"`` the relevance of the pixels plus that of every bias-like parameter
     (conv/linear/LN biases, CLS token, position embeddings; ``p * dS/dp``) equals the score to
     float rounding, so the map's sum = score - bias contributions. With ``"gradient"`` that sum is

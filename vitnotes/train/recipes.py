@@ -29,7 +29,7 @@ _SPECTRO = dict(
     label_smoothing=0.0,
     flip=False,
     crop_pad=0,
-    bf16=True,
+    bf16=False,  # bf16 autocast does not pay on this project's Xeon (AMX): 0.85x at batch 32, 1.03x at 128
     n_train=8000,
     n_test=TEST_SUBSET,
 )
@@ -52,7 +52,7 @@ RECIPES: dict[str, dict] = {
         probe_epochs=[0, 0.25, 0.5, 1, 2, 3, 3.5, 4, 5, 7, 11, 12, 13, 14, 15],
     ),
     "fmnist-vit-p2": dict(
-        arch="vit", input_size=28, **dict(_FMNIST, bf16=True), config=dict(_VIT, patch_size=2),
+        arch="vit", input_size=28, **_FMNIST, config=dict(_VIT, patch_size=2),
         init="fmnist-vit-p4",  # patch embedding sum-pooled 4x4 -> 2x2, positions interpolated 7x7 -> 14x14
         stages=[
             dict(epochs=2, lr=3e-4, warmup=0.05, crop_pad=2, teacher="fmnist-resnet", distill=0.5, temperature=2.0)
@@ -66,7 +66,7 @@ RECIPES: dict[str, dict] = {
     ),
     # the same regression learned by a small CNN from scratch: the reference for what the task allows
     "spectro-resnet": dict(
-        arch="resnet", task="regress", input_size=SPECTRO_SIZE, **dict(_SPECTRO, batch=64, bf16=False),
+        arch="resnet", task="regress", input_size=SPECTRO_SIZE, **dict(_SPECTRO, batch=64),
         config=dict(embedding_size=32, hidden_sizes=[64, 128], depths=[2, 2], layer_type="basic"),
         stages=[dict(epochs=8, lr=2e-3, warmup=0.05)], probe_epochs=[1, 2, 4],
     ),

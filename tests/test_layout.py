@@ -173,3 +173,22 @@ def test_a_method_is_one_file():
     files = {f.name for f in pkgutil.iter_modules(package.__path__) if not f.name.startswith("_") and f.name != "base"}
     assert files <= homes, f"method files that registered nothing: {files - homes}"
     assert "value-weighted" in vn.methods()
+
+
+def test_every_method_says_what_it_is_in_one_sentence():
+    """The method tables print ``Method.summary``: a reader's sentence, not a docstring's first line
+    cut mid-sentence; a method without ``what`` falls back to its docstring's first whole sentence."""
+    from vitnotes.evaluate.trust import method_table
+    from vitnotes.methods.base import Method
+
+    table = method_table()
+    assert list(table.index) == vn.methods()
+    for name, text in table["what it computes"].items():
+        assert text.endswith(".") and "``" not in text and text.count(". ") == 0, (name, text)
+
+    def fn():
+        """First sentence over
+        two lines. Second sentence."""
+
+    assert Method("x", fn, ("vit",), False).summary == "First sentence over two lines."
+    assert Method("x", fn, ("vit",), False, what="Mine.").summary == "Mine."

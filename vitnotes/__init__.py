@@ -127,8 +127,9 @@ __version__ = "0.1.0"
 
 
 def setup(seed: int = 0, threads: int | None = None, style: bool = True) -> dict:
-    """Seed Python, NumPy and PyTorch, fix the number of CPU threads, set the plotting style, and
-    report the model family the notebook runs on (``VITNOTES_MODELS``: ``zoo`` or ``hub``).
+    """Seed Python, NumPy and PyTorch, fix the number of CPU threads, set the plotting style (and
+    pandas' to print whole cells), and report the model family the notebook runs on
+    (``VITNOTES_MODELS``: ``zoo`` or ``hub``).
 
     ``threads`` defaults to the machine's cores (at most 8); ``VITNOTES_THREADS`` overrides it.
     Returns what was set, for the notebook to show. Introduced in notebook 00.
@@ -151,6 +152,9 @@ def setup(seed: int = 0, threads: int | None = None, style: bool = True) -> dict
         sns.set_theme(context="notebook", style="white", font_scale=0.9)
         mpl.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "savefig.bbox": "tight"})
         _inline_figures()
+        import pandas as pd
+
+        pd.set_option("display.max_colwidth", None)  # the book's tables show whole sentences
     import transformers
 
     return {

@@ -38,10 +38,15 @@ class Method:
     from_pass: FromPass | None = None
     takes_model: bool = True  # False: only a vn.capture result (attention flow)
     default: bool = True  # in the studies' default set (vn.method_maps without names=)
+    what: str = ""  # one sentence for readers: what the map is (method tables print it)
 
     @property
     def summary(self) -> str:
-        return (self.fn.__doc__ or "").strip().splitlines()[0] if self.fn.__doc__ else ""
+        """``what``, else the docstring's first sentence (joined over its lines)."""
+        if self.what:
+            return self.what
+        text = " ".join((self.fn.__doc__ or "").split())
+        return text.split(". ")[0].rstrip(".") + "." if text else ""
 
 
 _REGISTRY: dict[str, Method] = {}
@@ -55,18 +60,20 @@ def method(
     from_pass: FromPass | None = None,
     takes_model: bool = True,
     default: bool = True,
+    what: str = "",
 ) -> Callable:
     """Register a map method under ``name`` (decorator); registration order is the listing order.
 
     ``default=False`` keeps a method out of the studies' default set (``vn.method_maps`` without
     ``names=``, hence the agreement and deletion studies built on it): the methods chapter 09 added
     are listed, explained and compared by name, while the chapters written before them keep the
-    maps (and printed numbers) they had. Introduced in notebook 03 (CNN vs ViT)."""
+    maps (and printed numbers) they had. ``what``: one plain sentence for readers (the method tables
+    print it; without it, the docstring's first sentence). Introduced in notebook 03 (CNN vs ViT)."""
 
     def register(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
         if name in _REGISTRY:
             raise ValueError(f"a map method named {name!r} is already registered")
-        _REGISTRY[name] = Method(name, fn, tuple(kinds), class_specific, from_pass, takes_model, default)
+        _REGISTRY[name] = Method(name, fn, tuple(kinds), class_specific, from_pass, takes_model, default, what)
         return fn
 
     return register

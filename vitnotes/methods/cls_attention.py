@@ -18,7 +18,11 @@ def _from_pass(maps: list[torch.Tensor], grads: list[torch.Tensor], prefix: int,
     return patch_grid(maps[-1][:, :, 0].float(), prefix, grid).mean(1)
 
 
-@method("last layer", from_pass=_from_pass)
+@method(
+    "last layer",
+    from_pass=_from_pass,
+    what="The last layer's attention from the CLS token to each patch, averaged over heads.",
+)
 def cls_attention(
     model: Any, pixel_values: torch.Tensor | None = None, target: Any = None, *, layer: int = -1, batch_size: int = 64
 ) -> torch.Tensor:

@@ -66,7 +66,15 @@ def lrp_rules(net: torch.nn.Module, *, activation: str = "gradient") -> Iterator
         yield
 
 
-@method("cp-lrp", class_specific=True, default=False)
+@method(
+    "cp-lrp",
+    class_specific=True,
+    default=False,
+    what=(
+        "Input times gradient with the softmax and the layer-norm scale held constant (a fast AttnLRP), "
+        "pooled per patch; signed."
+    ),
+)
 def cp_lrp(
     model: Any,
     pixel_values: torch.Tensor,

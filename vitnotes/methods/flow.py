@@ -69,7 +69,14 @@ def attention_flow(
     return torch.from_numpy(out).float()
 
 
-@method("attention flow", takes_model=False)
+@method(
+    "attention flow",
+    takes_model=False,
+    what=(
+        "The maximum flow from each patch to the CLS token through the graph of every layer's attention plus "
+        "the residual."
+    ),
+)
 def attention_flow_grid(attn: Attention, pixel_values: Any = None, target: Any = None, **kwargs: Any) -> torch.Tensor:
     """Attention flow into the CLS token over the patches on the grid, ``[batch, rows, cols]``
     (prefix tokens dropped, renormalised to sum to 1). Keywords go to ``attention_flow``.

@@ -19,7 +19,14 @@ from .base import method
 __all__ = ["gradcam"]
 
 
-@method("grad-cam", kinds=("vit", "cnn"), class_specific=True)
+@method(
+    "grad-cam",
+    kinds=("vit", "cnn"),
+    class_specific=True,
+    what=(
+        "A layer's activations weighted by the class score's mean gradient per channel, summed, negatives set to zero."
+    ),
+)
 def gradcam(
     model: Any,
     pixel_values: torch.Tensor,

@@ -20,7 +20,12 @@ def _from_pass(maps: list[torch.Tensor], grads: list[torch.Tensor], prefix: int,
     return _gradient_rollout_from(maps, grads, 0, prefix, grid)
 
 
-@method("gradient rollout", class_specific=True, from_pass=_from_pass)
+@method(
+    "gradient rollout",
+    class_specific=True,
+    from_pass=_from_pass,
+    what="Rollout of each layer's attention times its gradient for the class (negatives dropped, heads averaged).",
+)
 def gradient_rollout(
     model: Any,
     pixel_values: torch.Tensor,

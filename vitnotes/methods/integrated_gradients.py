@@ -13,7 +13,16 @@ from .base import method
 __all__ = ["integrated_gradients"]
 
 
-@method("integrated gradients", kinds=("vit", "cnn"), class_specific=True, default=False)
+@method(
+    "integrated gradients",
+    kinds=("vit", "cnn"),
+    class_specific=True,
+    default=False,
+    what=(
+        "Gradients of the class score averaged on the straight path from a baseline image, times the "
+        "difference, per patch; signed."
+    ),
+)
 def integrated_gradients(
     model: Any,
     pixel_values: torch.Tensor,

@@ -18,7 +18,15 @@ from .base import method
 __all__ = ["legrad"]
 
 
-@method("legrad", class_specific=True, default=False)
+@method(
+    "legrad",
+    class_specific=True,
+    default=False,
+    what=(
+        "The gradient of the class score with respect to each layer's attention, negatives dropped, averaged "
+        "over heads, queries and layers."
+    ),
+)
 def legrad(
     model: Any,
     pixel_values: torch.Tensor,

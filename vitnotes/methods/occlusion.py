@@ -13,7 +13,13 @@ from .base import method
 __all__ = ["occlusion"]
 
 
-@method("occlusion", kinds=("vit", "cnn"), class_specific=True, default=False)
+@method(
+    "occlusion",
+    kinds=("vit", "cnn"),
+    class_specific=True,
+    default=False,
+    what="How much the class score drops when one patch is replaced by a baseline (the image's mean by default).",
+)
 def occlusion(
     model: Any,
     pixel_values: torch.Tensor,

@@ -13,7 +13,9 @@ from .base import method
 __all__ = ["random_map"]
 
 
-@method("random", kinds=("vit", "cnn"), default=False)
+@method(
+    "random", kinds=("vit", "cnn"), default=False, what="Uniform random values: the control every method has to beat."
+)
 def random_map(
     model: Any,
     pixel_values: torch.Tensor,

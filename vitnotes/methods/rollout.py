@@ -203,7 +203,14 @@ def _from_pass(maps: list[torch.Tensor], grads: list[torch.Tensor], prefix: int,
     return patch_grid(rollout(torch.stack(maps).float())[:, 0], prefix, grid)
 
 
-@method("rollout", from_pass=_from_pass)
+@method(
+    "rollout",
+    from_pass=_from_pass,
+    what=(
+        "The CLS row of the product of every layer's head-averaged attention, each mixed half-and-half with "
+        "the residual."
+    ),
+)
 def rollout_map(
     model: Any, pixel_values: torch.Tensor | None = None, target: Any = None, **options: Any
 ) -> torch.Tensor:

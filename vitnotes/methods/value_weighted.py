@@ -20,7 +20,14 @@ class _Stop(Exception):
     pass
 
 
-@method("value-weighted", default=False)
+@method(
+    "value-weighted",
+    default=False,
+    what=(
+        "The last layer's CLS attention times the norm of what each patch's value writes through the output "
+        "projection, averaged over heads."
+    ),
+)
 def value_weighted(
     model: Any,
     pixel_values: torch.Tensor,

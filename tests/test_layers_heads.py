@@ -132,6 +132,10 @@ def test_content_following_matches_a_naive_loop(vit, pixels):
     assert np.allclose(got["shift"]["fixed"].numpy(), fixed, atol=1e-5)
     assert np.allclose(got["shift"]["moved"].numpy(), moved, atol=1e-5)
     assert got["flip"]["fixed"].shape == (3, 3, 4)
+    reused = vn.content_following(vit, pixels, shift=1, base=vn.capture(vit, pixels, cls_only=True).cls_grids())
+    assert torch.equal(reused["shift"]["moved"], got["shift"]["moved"])
+    with pytest.raises(ValueError, match="base must be"):
+        vn.content_following(vit, pixels, base=torch.zeros(3, 2, 4, 4, 4))
 
 
 def test_without_position_embeddings_every_map_moves_with_the_content(pixels):
@@ -196,6 +200,9 @@ def test_query_picker_holds_one_view_per_query_and_layer(vit, pixels):
     outer = picker.children[1]
     assert len(outer.children) == 3 and all(len(s.children) == 3 for s in outer.children)
     assert vn.state_bytes(picker) > 0
+    assert len(picker.children) == 3  # menus, views, the shared colour bar
+    alone = vn.query_picker(pixels[0].mean(0).clamp(0, 1).numpy(), maps, queries=[0], size=32, shared=False)
+    assert len(alone.children) == 2
     with pytest.raises(ValueError, match="patch indices"):
         vn.query_picker(pixels[0].mean(0).clamp(0, 1).numpy(), maps, queries=[16])
     with pytest.raises(ValueError, match="one per patch"):

@@ -49,16 +49,24 @@ def _move_back(grids: torch.Tensor, kind: str, patches: int) -> torch.Tensor:
 
 
 def content_following(
-    model: Any, pixel_values: torch.Tensor, *, shift: int = 1, batch_size: int = 64
+    model: Any, pixel_values: torch.Tensor, *, shift: int = 1, base: torch.Tensor | None = None, batch_size: int = 64
 ) -> dict[str, dict[str, torch.Tensor]]:
     """For each move (``"shift"`` by ``shift`` whole patches to the right, ``"flip"``), the correlations
     ``{"fixed": [layer, batch, head], "moved": [layer, batch, head]}`` of every head's CLS map on the moved
     image with its map on the original image: as it is, and moved back (module docstring). NaN where a map
-    is constant. Introduced in notebook 02 (heads)."""
+    is constant. ``base`` may hold the CLS maps of the unmoved images if they are already captured
+    (``vn.capture(model, pixel_values, cls_only=True).cls_grids()``), to save one forward pass.
+    Introduced in notebook 02 (heads)."""
     net, geom, x = vit_input(model, pixel_values, batch_size, "content_following")
     if isinstance(shift, bool) or not isinstance(shift, int) or not 0 < shift < geom.grid_for(*x.shape[-2:])[1]:
         raise ValueError(f"shift is a whole number of patches between 1 and the grid's width - 1, got {shift!r}")
-    base = capture(model, x, cls_only=True, batch_size=batch_size).cls_grids()  # [layer, batch, head, rows, cols]
+    if base is None:
+        base = capture(model, x, cls_only=True, batch_size=batch_size).cls_grids()  # [layer, batch, head, rows, cols]
+    elif base.ndim != 5 or base.shape[1] != x.shape[0]:
+        raise ValueError(
+            f"base must be the CLS maps [layer, batch, head, rows, cols] of these {x.shape[0]} images, "
+            f"got shape {tuple(base.shape)}"
+        )
     out = {}
     for kind in TRANSFORMS:
         moved = move_images(x, kind, shift * geom.patch_size)

@@ -82,7 +82,8 @@ def attention_matrix(
     for at in (prefix - 0.5,):
         ax.axhline(at, color="cyan", lw=0.6)
         ax.axvline(at, color="cyan", lw=0.6)
-    ax.set_xlabel(f"key token (0..{prefix - 1}: prefix, then patches in raster order)")
+    first = "0: CLS" if prefix == 1 else f"0..{prefix - 1}: prefix tokens"
+    ax.set_xlabel(f"key token ({first}, then the patches in raster order)")
     ax.set_ylabel("query token")
     if title:
         ax.set_title(title, fontsize=9)

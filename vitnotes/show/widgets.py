@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
 from PIL import Image
 
 from .export import save_html
@@ -36,18 +37,20 @@ def render_png(
     cmap: str = "inferno",
     colors: int | None = 64,
     mark: tuple[int, int, int, int] | None = None,
+    vmax: float | None = None,
 ) -> bytes:
     """A map over its image as PNG bytes, ``size`` pixels square (nearest upsampling), with an
     adaptive palette of ``colors`` colours (None: full 24-bit colour). ``mark=(row, col, rows, cols)``
-    outlines that patch of a ``rows x cols`` grid in cyan. Introduced in notebook 02 (heads)."""
+    outlines that patch of a ``rows x cols`` grid in cyan. The map is scaled to its own min..max, or to
+    0..``vmax`` when given (a scale shared by several views). Introduced in notebook 02 (heads)."""
     img = display_image(image)
     rgb = np.repeat(img[..., None], 3, -1) if img.ndim == 2 else img[..., :3]
     pil = Image.fromarray((rgb * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR)
     rgb = np.asarray(pil, dtype=np.float32) / 255.0
     if heat is not None:
         h = upsample(heat, (size, size))
-        lo, hi = float(h.min()), float(h.max())
-        h = (h - lo) / (hi - lo) if hi > lo else np.zeros_like(h)
+        lo, hi = (float(h.min()), float(h.max())) if vmax is None else (0.0, float(vmax))
+        h = np.clip((h - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(h)
         rgb = (1 - alpha) * rgb + alpha * colormaps[cmap](h)[..., :3]
     buf = io.BytesIO()
     out = Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8))
@@ -109,11 +112,14 @@ def query_picker(
     alpha: float = 0.55,
     cmap: str = "inferno",
     colors: int = 32,
+    shared: bool = True,
 ):
     """A widget to choose a query patch and a layer and see where that patch looks: ``maps`` ``[layer,
     query patch, rows, cols]`` for one image (each patch's attention over the patches, e.g. the mean over
     heads of ``vn.query_grids``, or one head), ``queries`` the patches offered (raster indices; default
-    every patch). The chosen patch is outlined in cyan; each view is min-max scaled on its own. Like
+    every patch). The chosen patch is outlined in cyan. With ``shared=True`` every view is on one
+    0..max scale, drawn as a colour bar under the views; ``shared=False`` scales each view to its own
+    min..max (where, not how much). Like
     ``head_picker``, the views are PNGs in ``Stack`` s switched by ``jslink`` ed menus: it works in the
     static HTML book with no kernel; ``picker.save(path)`` writes one offline HTML file. The page
     weight grows with ``len(queries) x layers``: offer a subset of patches on a large grid.
@@ -130,9 +136,11 @@ def query_picker(
     if not queries or not all(0 <= q < rows * cols for q in queries):
         raise ValueError(f"queries must be patch indices in 0..{rows * cols - 1} (raster order), got {queries}")
 
+    vmax = float(maps[:, queries].max()) if shared else None
+
     def view(q: int, layer_maps: torch.Tensor):
         png = render_png(image, layer_maps[q], size=size, alpha=alpha, cmap=cmap, colors=colors,
-                         mark=(q // cols, q % cols, rows, cols))  # fmt: skip
+                         mark=(q // cols, q % cols, rows, cols), vmax=vmax)  # fmt: skip
         return W.Image(value=png, format="png", width=size, height=size)
 
     inner = [W.Stack([view(q, m) for m in maps], selected_index=0) for q in queries]
@@ -141,7 +149,24 @@ def query_picker(
     layer_menu = _menu([f"layer {layer}" for layer in layers], "layer", "180px")
     links = [W.jslink((query_menu, "index"), (outer, "selected_index"))]
     links += [W.jslink((layer_menu, "index"), (stack, "selected_index")) for stack in inner]
-    return _with_save(W.VBox([W.HBox([query_menu, layer_menu]), outer]), links)
+    parts = [W.HBox([query_menu, layer_menu]), outer]
+    if shared:
+        parts.append(W.Image(value=_colour_bar_png(vmax, cmap, size), format="png"))
+    return _with_save(W.VBox(parts), links)
+
+
+def _colour_bar_png(vmax: float, cmap: str, width: int) -> bytes:
+    """A horizontal colour bar from 0 to ``vmax`` as PNG bytes, about ``width`` pixels wide."""
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(max(width, 160) / 100, 0.55), dpi=100, layout="constrained")
+    ax = fig.subplots()
+    fig.colorbar(ScalarMappable(Normalize(0, vmax), cmap), cax=ax, orientation="horizontal", label="attention")
+    ax.tick_params(labelsize=7)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
 
 
 def _with_save(box, links: list):

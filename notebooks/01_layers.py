@@ -11,14 +11,21 @@
 # %% [markdown]
 # # 01 · How does attention change from layer to layer?
 #
-# A ViT has 12 layers, and each one lets the CLS token read from the patches again. Does the
-# CLS token look at the same places all the way up, or does it start broad and narrow down
-# onto the object? We draw the CLS row of every layer over the same images and measure two
-# things per layer (definitions in the introduction):
+# A ViT {cite:p}`dosovitskiy2021vit` has 12 layers, and each one lets the {term}`CLS token` read
+# from the {term}`patch tokens <patch token>` again. Does the CLS token look at the same places all
+# the way up, or does it start broad and narrow down onto the object? We draw the CLS row of every
+# layer over the same Fashion-MNIST {cite:p}`xiao2017fmnist` images and measure, per layer
+# (definitions in the introduction):
 #
-# - **entropy** of the CLS row over the patches, and entropy divided by $\log N$ (1 = uniform);
-# - **mean attention distance**: how far, in pixels, each patch reaches when it attends to
-#   other patches (local heads have small distances, global heads large ones).
+# - **entropy** of the CLS row over the patches, divided by $\log N$: the
+#   {term}`normalised entropy` (1 = uniform), and the {term}`top-10 share`;
+# - **{term}`mean attention distance`**: how far, in pixels, each patch reaches when it attends to
+#   other patches (local heads have small distances, global heads large ones);
+# - what the tokens themselves hold: the **position embeddings** the model learnt, and whether some
+#   patch tokens grow an outsized norm and collect attention ({term}`register tokens <register token>`).
+#
+# Every headline number comes with a {term}`bootstrap interval <bootstrap interval>` over images
+# (95 %, percentile bootstrap, `vn.bootstrap`).
 
 # %% tags=["remove-cell"]
 # Binder and Colab: install vitnotes when it is missing (here, and wherever it is installed, a no-op).
@@ -41,24 +48,25 @@ vit4 = vn.load(vn.pick("fmnist-vit-p4", hub="google/vit-base-patch32-224"))  # t
 vit, vit4
 
 # %% [markdown]
-# We use the first 256 Fashion-MNIST test images for the CLS statistics, and the first 16 of
+# We use the first 256 Fashion-MNIST test images for the CLS statistics, and the first `N_DIST` of
 # them for the statistics that need the full $T \times T$ matrices (12 layers x 12 heads x
-# $197^2$ numbers per image).
+# $197^2$ numbers per image, streamed a few images at a time by `vn.attention_distances`).
 
 # %%
 images, labels, objects = vn.data.examples()
 x = vit.preprocess(images[:256])  # pixel_values [256, 1, 28, 28]
 cls = vn.capture(vit, x, cls_only=True)  # CLS rows: [layer, batch, head, key]
-full = vn.capture(vit, x[:16])  # full matrices: [layer, batch, head, query, key]
+N_DIST = vn.pick(64, hub=8)
+dist, cls_share = vn.attention_distances(vit, x[:N_DIST])  # from the full matrices: [layer, N_DIST, head] each
 print(cls)
-print(full)
+print(f"distances and CLS shares: {tuple(dist.shape)} (layer, image, head)")
 
 # %% [markdown]
 # ## The CLS row, layer by layer
 #
-# Each strip is one image; each panel is one layer's CLS attention averaged over the 12
-# heads, drawn over the image. Colours are scaled per panel, so look at *where* the bright
-# patches are, and at the numbers below for *how concentrated* they are.
+# Each strip is one image; each panel is one layer's CLS {term}`attention map <attention map>`
+# averaged over the 12 heads, drawn over the image, all panels on one colour scale (the bar on the
+# right); each title gives the map's H / log N.
 
 # %%
 maps = cls.cls_grids().mean(2)  # mean over heads: [layer, batch, 14, 14]
@@ -75,33 +83,120 @@ for i in vn.pick((0, 2, 9), hub=(0, 4, 7)):
 
 # %%
 heads_cls = vn.cls_summary(cls)  # 256 images, CLS statistics
-heads_full = vn.cls_summary(full)  # 16 images, adds distance_px and cls_share
 table = vn.by_layer(heads_cls)[["entropy", "entropy_norm", "top10"]]
-table = table.join(vn.by_layer(heads_full)[["distance_px", "cls_share"]])
+table["distance_px"] = dist.mean((1, 2)).numpy()  # N_DIST images
+table["cls_share"] = cls_share.mean((1, 2)).numpy()
 table.round(3)
+
+# %% [markdown]
+# The same numbers per image give intervals: for each image, the mean over heads of its H / log N
+# and top-10 share (256 images), and of its mean attention distance (`N_DIST` images: the full
+# matrices hold a row per token where the CLS statistics need one, so this is a runtime choice).
+
+# %%
+p = cls.cls_grids().flatten(-2)  # [layer, batch, head, patches]
+per_image = {"entropy_norm": vn.normalized_entropy(p).mean(-1), "top10": vn.topk_share(p, 10).mean(-1),
+             "distance_px": dist.mean(-1)}  # each [layer, image]
+iv = {name: vn.interval_frame(v, cls.layers) for name, v in per_image.items()}
+def fmt(t, layer, f=".3f"):  # "value [low, high]"
+    return f"{t.loc[layer, 'value']:{f}} [{t.loc[layer, 'low']:{f}}, {t.loc[layer, 'high']:{f}}]"
+
+pd.DataFrame({f"{name} [95 % interval] (n={int(t['n'].iloc[0])})": [fmt(t, layer) for layer in cls.layers]
+              for name, t in iv.items()}, index=pd.Index(cls.layers, name="layer"))
 
 # %%
 vn.metric_by_layer(heads_cls, "entropy_norm", ylabel="CLS entropy / log N (1 = uniform)")
 
 # %% [markdown]
-# For the distance, the grey line is what uniform attention over the 14x14 grid would give. In
-# large ViTs trained on ImageNet, the ViT paper found *local* heads in the early layers (small
-# distances) next to global ones; this is where to look for them.
+# ## How far does each head reach?
+#
+# The ViT paper's Fig. 11 {cite:p}`dosovitskiy2021vit`: every head's mean attention distance as one
+# dot per layer. The dashed line is the {term}`uniform reference`: what attention spread evenly over
+# the 14x14 grid would give. In large ViTs trained on ImageNet the paper found *local* heads in the
+# early layers (dots far below the line) next to global ones.
+#
+# ```{admonition} Predict before you run
+# :class: tip
+# This model sees 28-pixel images through 2-pixel patches. Will its first layer have heads that
+# reach much less far than uniform attention, as ImageNet ViTs do?
+# ```
 
 # %%
 uniform_px = vn.uniform_distance(vit.geometry.grid, vit.geometry.patch_size)
-fig = vn.metric_by_layer(heads_full, "distance_px", ylabel="mean attention distance (pixels)")
-fig.axes[0].axhline(uniform_px, color="grey", lw=1, ls="--")
-fig
+heads_dist = heads_cls[["layer", "head"]].assign(distance_px=dist.mean(1).flatten().numpy())  # N_DIST images
+vn.distance_dots(heads_dist, uniform_px)
 
 # %%
-spread = heads_full.groupby("layer")["distance_px"].agg(["min", "max"])
-closest = heads_full.loc[heads_full["distance_px"].idxmin()]
+closest = heads_dist.loc[heads_dist["distance_px"].idxmin()]
+cl, ch = int(closest["layer"]), int(closest["head"])
+closest_iv = vn.bootstrap(dist[cl, :, ch].numpy())
 print(f"mean distance under uniform attention: {uniform_px:.2f} pixels (image diagonal {np.hypot(*images.shape[1:3]):.1f})")
-print(f"most local head: layer {int(closest['layer'])}, head {int(closest['head'])}, {closest['distance_px']:.2f} pixels "
-      f"({closest['distance_px'] / uniform_px:.0%} of uniform)")
-local = bool(closest['distance_px'] < 0.5 * uniform_px)
-print("any head reaching on average less than half as far as uniform attention:", local)
+print(f"most local head: layer {cl}, head {ch}, {closest_iv.value:.2f} pixels [{closest_iv.low:.2f}, {closest_iv.high:.2f}] "
+      f"({closest_iv.value / uniform_px:.0%} of uniform; {closest_iv.n} images)")
+local = bool(closest_iv.high < 0.5 * uniform_px)
+print("a head reaching less than half as far as uniform attention (interval below half):", local)
+
+# %% [markdown]
+# ## What did the position embeddings learn?
+#
+# A ViT is told where each patch sits only by a learnt vector added to it, its position embedding.
+# Nothing in training forces those vectors to encode a 2-D layout; the ViT paper's Fig. 7
+# {cite:p}`dosovitskiy2021vit` shows that they do: each small map below is one patch's cosine
+# similarity with every other patch's embedding, drawn at that patch's place on the grid, all on one
+# -1..1 scale.
+
+# %%
+sim = vn.position_similarity(vn.position_embeddings(vit), vit.geometry.grid)  # [rows, cols, rows, cols]
+vn.position_similarity_plot(sim)
+
+# %%
+steps = vn.patch_distances(vit.geometry.grid, 1).reshape(sim.shape)  # distance in patches, [rows, cols, rows, cols]
+near, far = float(sim[steps == 1].mean()), float(sim[steps >= vit.geometry.grid[0] / 2].mean())
+print(f"mean cosine similarity: neighbours {near:.3f}, patches at least {vit.geometry.grid[0] // 2} apart {far:.3f}")
+layout = near > far + 0.1
+
+# %% [markdown]
+# ## Do some tokens become registers?
+#
+# {cite:t}`darcet2024registers` found that large ViTs turn a few background patch tokens into
+# scratch space: those tokens' norms grow far above the rest, and attention piles onto them, so
+# attention maps light up on empty background. Three things have to hold together: high-norm tokens
+# exist, they sit on background patches, and the CLS token gives them much more than their share of
+# the tokens.
+#
+# The rule for "high norm": a token whose norm is more than **twice the median** norm of the patch
+# tokens of the same image and layer. The registers Darcet et al. describe form a separate mode of
+# norms far above the rest; a multiple of the median finds such a mode and stays silent when there is
+# none, whereas a rule like median + k MAD flags a share of ordinary tokens in any skewed distribution
+# (the column `max_over_median` shows how far the largest token of an image gets). The norm is
+# that of the tokens the layer's attention reads (the residual stream entering the block). A patch is
+# background when more than half its pixels are 0. "Enrichment" is the CLS mass on the high-norm
+# tokens divided by their share of the tokens (1 = what uniform attention gives), per image.
+#
+# ```{admonition} Predict before you run
+# :class: tip
+# Registers appeared in ViT-L and ViT-g trained for long on large data sets, not in small ones.
+# Will a 12-layer, 192-wide ViT trained for minutes on Fashion-MNIST grow them?
+# ```
+
+# %%
+norms = vn.token_norms(vit, x)  # [layer, batch, patches]: the stream each layer's attention reads
+patch_bg = vn.mask_coverage(torch.from_numpy(~objects[:256]), vit.geometry.grid)  # [256, 14, 14]
+reg = vn.register_table(norms, maps, patch_bg, factor=2.0, layers=cls.layers)
+bg_patches = float((patch_bg > 0.5).double().mean())
+print(f"{reg.attrs['images']} images, {reg.attrs['patches']} patches each; background patches: {bg_patches:.3f} of all")
+reg[["median_norm", "max_norm", "max_over_median", "outliers", "images_with", "on_background",
+     "cls_mass", "token_share", "enrichment", "enrichment_low", "enrichment_high", "n_enrichment"]].round(3)
+
+# %%
+def register_layer(row) -> bool:  # high-norm tokens in a quarter of the images, mostly on background, CLS mass >= 2x share
+    return bool(row["images_with"] >= 0.25 and row["on_background"] > 0.5 and row["enrichment_low"] > 2)
+
+register_layers = [layer for layer in cls.layers if register_layer(reg.loc[layer])]
+peak = reg["max_over_median"].idxmax()
+print("layers with a register effect:", register_layers)
+print(f"largest norm / median in one image: {reg.loc[peak, 'max_over_median']:.2f} (layer {peak}); "
+      f"images with a high-norm token, most in one layer: {reg['images_with'].max():.3f}")
 
 # %% [markdown]
 # ## Does the CLS token look at the garment?
@@ -113,30 +208,30 @@ print("any head reaching on average less than half as far as uniform attention:"
 
 # %%
 background = torch.from_numpy(~objects[:256])  # [256, 28, 28] bool: the pixels that are 0 (hub: outside the box)
-area = float(vn.mask_coverage(background, vit.geometry.grid).mean())
-on_bg = vn.mask_mass(maps, background, batch_axis=1).mean(1)  # [layer]
-bg = pd.DataFrame({"layer": cls.layers, "CLS attention on background": on_bg.numpy(),
+area_i = vn.mask_coverage(background, vit.geometry.grid).mean((-2, -1))  # [256] each image's background share
+area = float(area_i.mean())
+mass_bg = vn.mask_mass(maps, background, batch_axis=1)  # [layer, 256] CLS attention on the background
+excess = vn.interval_frame(mass_bg - area_i, cls.layers)  # per image: mass minus the area's share
+bg = pd.DataFrame({"layer": cls.layers, "CLS attention on background": mass_bg.mean(1).numpy(),
                    "background share of the patches": area}).set_index("layer")
 bg["ratio"] = bg.iloc[:, 0] / area
+bg["excess [95 % interval]"] = [fmt(excess, layer) for layer in cls.layers]
 bg.round(3)
 
 # %%
 low, high = int(table["entropy_norm"].idxmin()), int(table["entropy_norm"].idxmax())
-garment_layers = [layer for layer in cls.layers if bg.loc[layer, "ratio"] < 1]
-bg_layers = [layer for layer in cls.layers if bg.loc[layer, "ratio"] > 1]
-vn.check(table["entropy_norm"].max() < 1, "every layer's CLS attention is more focused than uniform")
+garment_layers = [layer for layer in cls.layers if excess.loc[layer, "high"] < 0]  # interval below the area's share
+bg_layers = [layer for layer in cls.layers if excess.loc[layer, "low"] > 0]
+vn.check(iv["entropy_norm"]["high"].max() < 1, "every layer's CLS attention is more focused than uniform")
 obj = vn.pick("garment", hub="object")
-print(f"layers that favour the {obj} (ratio < 1):", garment_layers)
-print("layers that favour the background (ratio > 1):", bg_layers)
+print(f"layers that favour the {obj} (interval of the excess below 0):", garment_layers)
+print("layers that favour the background (interval above 0):", bg_layers)
 
 # %% [markdown]
 # Where the ratio exceeds 1, the CLS token reads *more* from empty black patches than their
-# area would give them. That is not the model "looking at" the background in the everyday
-# sense: empty patches carry no garment, so heads can use their tokens as scratch space to
-# collect and pass on information (the "register" behaviour described for large ViTs by
-# Darcet et al.). A map from such a layer shows where information is stored, not what the
-# model attends to in the image. The bright patches in the late layers of the strips above
-# are few and sit at the garment's edges or off it.
+# area would give them. That alone is not the register effect of the previous section: a
+# background patch's token also carries where the garment is *not*, and its position. Whether
+# the background attention goes to a few outsized tokens is what the register table measures.
 
 # %% [markdown]
 # ## When does the class become readable?
@@ -144,11 +239,11 @@ print("layers that favour the background (ratio > 1):", bg_layers)
 # Attention maps show where the CLS token reads from, not what it knows by then. Two standard
 # tools ask each layer's CLS token directly which class the image belongs to:
 #
-# - the **logit lens** (nostalgebraist 2020) hands the residual stream after a layer to the
+# - the {term}`logit lens` {cite:p}`nostalgebraist2020lens` hands the residual stream after a layer to the
 #   model's own final layer norm and classifier, as if the blocks above were skipped. It trains
 #   nothing, and it can only read a class that the layer writes in the directions the classifier
 #   reads at the end;
-# - a **linear probe** (Alain & Bengio 2016) fits a new linear classifier (a multinomial logistic
+# - a {term}`linear probe` {cite:p}`alain2016probes` fits a new linear classifier (a multinomial logistic
 #   regression on the standardised CLS token) per layer on training images, and is scored on test
 #   images. It finds the class in whatever directions that layer keeps it.
 #
@@ -211,26 +306,43 @@ print(f"before the first block (emb): lens {lens.loc['emb', 'accuracy']:.3f}, pr
 from IPython.display import Markdown
 
 first, last = cls.layers[0], cls.layers[-1]
-trend = "falls steadily" if table["entropy_norm"].is_monotonic_decreasing else "does not fall steadily"
-focused = "is" if table["entropy_norm"].max() < 1 else "is not"
+en, t10, dpx = iv["entropy_norm"], iv["top10"], iv["distance_px"]
+trend = vn.claim(table["entropy_norm"].is_monotonic_decreasing, "falls steadily", "does not fall steadily")
+focused = vn.claim(en["high"].max() < 1, "is", "is not")
 def where(layers): return f"layers {layers}" if layers else "no layer"
+def pm(t, layer, f=".2f"): return f"{t.loc[layer, 'value']:{f}} [{t.loc[layer, 'low']:{f}}, {t.loc[layer, 'high']:{f}}]"
+common = reg["images_with"].idxmax()  # the layer where high-norm tokens are most frequent
+rc = reg.loc[common]
+reg_text = vn.claim(register_layers, f"Layers {register_layers} show the register effect: high-norm tokens in at least a quarter "
+    "of the images, mostly on background, and CLS attention on them at least twice their share of the tokens (lower end of "
+    "the interval).", "There is no register effect by that test. " + vn.claim(rc["images_with"] >= 0.25,
+    f"Tokens over twice the median norm are most frequent entering layer {common} ({rc['images_with']:.0%} of the images, "
+    f"{rc['outliers']:.1f} per image), but {rc['on_background']:.0%} of them lie on background patches and the CLS token gives "
+    f"them {rc['enrichment']:.2f} [{rc['enrichment_low']:.2f}, {rc['enrichment_high']:.2f}] times their share of the tokens.",
+    f"Tokens over twice the median norm are rare, in at most {rc['images_with']:.0%} of the images in any layer; the largest "
+    f"token of an image reaches {reg['max_over_median'].max():.2f} times its median.") + f" After layer 0 the largest token of "
+    f"an image reaches at most {reg['max_over_median'].iloc[1:].max():.2f} times the median.")
 Markdown(f"""
 ## What we found
 
-- CLS attention {focused} more concentrated than uniform in every layer, and its entropy {trend} with
-  depth: normalised entropy is {table.loc[first, 'entropy_norm']:.2f} in layer {first},
-  highest in layer {high} ({table.loc[high, 'entropy_norm']:.2f}) and lowest in layer {low}
-  ({table.loc[low, 'entropy_norm']:.2f}); the last layer sits at {table.loc[last, 'entropy_norm']:.2f}.
-  The ten most-attended patches (of {cls.grid[0] * cls.grid[1]}) take
-  {table.loc[first, 'top10']:.0%} of the CLS weight in layer {first} and {table.loc[last, 'top10']:.0%}
-  in layer {last}.
-- Mean attention distance is {table.loc[first, 'distance_px']:.2f} pixels in layer {first} and
-  {table.loc[last, 'distance_px']:.2f} in layer {last}, against {uniform_px:.2f} for uniform attention; the
-  most local head (layer {int(closest['layer'])}, head {int(closest['head'])}) reaches {closest['distance_px']:.2f} pixels.
-  {"There are local heads, as in the ViT paper." if local else "Unlike the large ImageNet ViTs of the ViT paper, this model has no local heads: patches attend about as far as uniform attention would, although (chapter 02) not uniformly."}
-- The CLS token gives the {obj} more than its area's share {"only in " + where(garment_layers) if garment_layers else "in no layer"}; in
-  {where(bg_layers)} it gives {vn.pick("empty background", hub="background")} patches more than their share (they cover {area:.0%} of
-  the patches, and receive up to {bg.iloc[:, 0].max():.0%} of the CLS attention).
+Intervals are 95 % bootstrap intervals over images: {int(en['n'].iloc[0])} images for the CLS statistics, {N_DIST}
+for the attention distances.
+
+- CLS attention {focused} more concentrated than uniform in every layer, and its normalised entropy {trend} with
+  depth: {pm(en, first)} in layer {first}, highest in layer {high} ({pm(en, high)}) and lowest in layer {low}
+  ({pm(en, low)}); the last layer sits at {pm(en, last)}. The ten most-attended patches (of {cls.grid[0] * cls.grid[1]})
+  take {pm(t10, first)} of the CLS weight in layer {first} and {pm(t10, last)} in layer {last}.
+- Mean attention distance is {pm(dpx, first)} pixels in layer {first} and {pm(dpx, last)} in layer {last}, against
+  {uniform_px:.2f} for uniform attention; the most local head (layer {cl}, head {ch}) reaches
+  {closest_iv.value:.2f} [{closest_iv.low:.2f}, {closest_iv.high:.2f}] pixels.
+  {vn.claim(local, "There are local heads, as in the ViT paper.", "Unlike the large ImageNet ViTs of the ViT paper, no head reaches less than half as far as uniform attention: patches attend about as far as uniform attention would, although (chapter 02) not uniformly.")}
+- The position embeddings {vn.claim(layout, "learnt the grid", "did not clearly learn the grid")}: neighbouring patches'
+  embeddings have a mean cosine similarity of {near:.2f}, patches at least {vit.geometry.grid[0] // 2} apart {far:.2f}.
+- The CLS token gives the {obj} more than its area's share in {where(garment_layers)}, and the
+  {vn.pick("empty background", hub="background")} more than its share in {where(bg_layers)} (the background covers {area:.0%} of
+  the patches and receives up to {bg.iloc[:, 0].max():.0%} of the CLS attention; a layer counts when the interval of
+  the per-image difference excludes 0).
+- {reg_text}
 - **When the class becomes readable** ({vn.pick("fmnist-vit-p4", hub="the ViT-B/32")}; probes fitted on {N_TRAIN} training images and
   scored on {N_TEST} test images, the lens on {len(lens_y)} {vn.pick("test images", hub="labelled photos")}): a linear probe on the CLS token
   reaches 90 % of its last-layer accuracy from layer {first_readable(probes)}, the logit lens from
@@ -252,9 +364,62 @@ Markdown(f"""
 #
 # 1. Repeat the background analysis per class (use `labels[:256]`). Do sandals, with the most
 #    background, behave differently?
+#
+# ````{admonition} Solution
+# :class: dropdown
+# Divide each image's CLS mass on the background by that image's background share, and average per class:
+# ```python
+# ratio = (mass_bg / area_i).numpy()  # [layer, 256]
+# per_class = pd.DataFrame(ratio.T, columns=[f"L{layer}" for layer in cls.layers])
+# per_class["class"] = [vit.labels[i] for i in labels[:256]]
+# per_class.groupby("class").mean().round(2)
+# ```
+# Read the Sandal row against the others: a ratio above 1 means the CLS token reads the background
+# more than its area; the sandals' background share is the largest, so the same attention gives them
+# a smaller ratio unless the heads really prefer the background there.
+# ````
+#
 # 2. Plot `top5pct` by layer for `fmnist-vit-p4`. Is the layer at which attention is sharpest
 #    the same?
+#
+# ````{admonition} Solution
+# :class: dropdown
+# ```python
+# heads4 = vn.cls_summary(vn.capture(vit4, vit4.preprocess(images[:256]), cls_only=True))
+# display(vn.metric_by_layer(heads4, "top5pct", ylabel="top-5 % share (p4)"))
+# print("sharpest layer, p4:", vn.by_layer(heads4)["top5pct"].idxmax(),
+#       "| p2:", vn.by_layer(heads_cls)["top5pct"].idxmax())
+# ```
+# The top 5 % of patches is 2 patches on the 7x7 grid and 10 on the 14x14 one, so the shares
+# compare across grids; whether the sharpest layer is the same is what the last line prints.
+# ````
+#
 # 3. The CLS share of the patches' own attention (`cls_share` in the table) rises or falls with
 #    depth? What would it mean for patches to read from CLS?
+#
+# ````{admonition} Solution
+# :class: dropdown
+# ```python
+# table["cls_share"].round(3)
+# ```
+# The column is the weight each query patch gives the CLS token, averaged over patches. Where it is
+# large, patch tokens copy what the CLS token has gathered (a summary of the whole image) back into
+# themselves: the information flows both ways, so a patch's token in a late layer no longer holds
+# only its own pixels.
+# ````
+#
 # 4. Probe the mean patch token instead of CLS (`vn.linear_probes(..., pool="mean")`). Is the
 #    class readable earlier from the patches than from the CLS token?
+#
+# ````{admonition} Solution
+# :class: dropdown
+# ```python
+# mean_probes = vn.linear_probes(vit4, x_train, y_train, x_test, y_test, pool="mean")
+# print("probe on CLS:", first_readable(probes), "| probe on the mean patch token:", first_readable(mean_probes))
+# pd.DataFrame({"CLS": probes["accuracy"], "mean patch": mean_probes["accuracy"]}).round(3)
+# ```
+# Before the first block the CLS token is the same vector for every image (the accuracy of naming one
+# class), while the mean patch token already carries the pixels: compare the two columns at `emb`.
+# After it, the CLS probe can read the class only once attention has moved it into the CLS token;
+# whether that happens in the first block is what the first printed line says.
+# ````

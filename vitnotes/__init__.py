@@ -42,7 +42,7 @@ from .evaluate.diagnosis import (
 
 # which explanation can you trust? perturbation curves, ground truth, intervals, one table (notebook 09)
 from .evaluate.ground_truth import DISTRACTORS, ground_truth, region_stack
-from .evaluate.intervals import Interval, bootstrap
+from .evaluate.intervals import Interval, bootstrap, interval_frame
 from .evaluate.perturbation import (
     SCORES,
     Curves,
@@ -53,6 +53,8 @@ from .evaluate.perturbation import (
     perturbation_curves,
     srg,
 )  # fmt: skip
+from .evaluate.positional import TRANSFORMS, content_following, following_table, move_images
+from .evaluate.registers import register_table, token_norms
 from .evaluate.representations import cka, linear_probes, logit_lens, probe_predictions, representations
 from .evaluate.sanity import cascading_randomization, explanation_maps
 from .evaluate.summary import evaluation_table, wide
@@ -87,12 +89,22 @@ from .methods.occlusion import occlusion
 from .methods.random_map import random_map
 from .methods.rollout import capture_rollout, fuse_heads, rollout, rollout_grid
 from .methods.value_weighted import value_weighted
-from .profile import attention_profile, by_layer, cls_summary, head_types, mean_attention_distance
+from .profile import (
+    attention_distances,
+    attention_profile,
+    by_layer,
+    cls_summary,
+    head_types,
+    mean_attention_distance,
+    position_embeddings,
+    query_grids,
+)  # fmt: skip
 
 # figures and widgets (every chapter)
 from .show.explore import explore
 from .show.export import save_html
 from .show.figures import before_after, display_image, head_grid, head_heatmap, layer_strip, metric_by_layer, overlay
+from .show.heads import attention_matrix, distance_dots, following_plot, position_similarity_plot
 from .show.representations import cka_heatmap, readability_plot
 from .show.studies import (
     agreement_heatmap,
@@ -104,18 +116,21 @@ from .show.studies import (
     show_regions,
 )  # fmt: skip
 from .show.trust import curve_plot, interval_plot, metric_scatter, shared_maps
-from .show.widgets import head_picker, render_png, state_bytes
+from .show.widgets import head_picker, query_picker, render_png, state_bytes
 
 # statistics on plain tensors and per-(layer, head) tables (notebooks 01, 02, 05, 07)
 from .stats import (
     cka_matrix,
     entropy,
+    high_norm_tokens,
     linear_cka,
     map_consistency,
+    map_correlation,
     mask_coverage,
     mask_mass,
     normalized_entropy,
     patch_distances,
+    position_similarity,
     rank_correlation,
     topk_overlap,
     topk_share,
@@ -233,4 +248,9 @@ __all__ = [
     "agreement_heatmap", "cascade_panel", "cascade_plot", "deletion_plot", "group_distributions", "map_panel",
     "show_regions", "curve_plot", "interval_plot", "metric_scatter", "shared_maps",
     "head_picker", "render_png", "state_bytes", "explore", "save_html",
+    # chapters 01-02: registers, position embeddings, distances per image, where a patch looks, moved content
+    "token_norms", "register_table", "high_norm_tokens", "position_embeddings", "position_similarity",
+    "attention_distances", "interval_frame", "query_grids", "map_correlation", "TRANSFORMS", "move_images",
+    "content_following", "following_table", "position_similarity_plot", "distance_dots", "attention_matrix",
+    "following_plot", "query_picker",
 ]  # fmt: skip

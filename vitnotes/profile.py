@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .core import arch
 from .core.batches import Part, add_up, gather, is_dataset, part
 from .core.capture import Attention, patch_grid, stream
 from .core.geometry import Geometry, layer_indices
@@ -19,7 +20,10 @@ from .core.model import check_pixel_values, unwrap
 from .data.chirps import REGIONS
 from .stats import attention_distance, entropy, mask_coverage, normalized_entropy, patch_distances, topk_share
 
-__all__ = ["attention_profile", "by_layer", "cls_summary", "head_types", "mean_attention_distance"]
+__all__ = [
+    "attention_profile", "by_layer", "cls_summary", "head_types", "mean_attention_distance", "attention_distances",
+    "query_grids", "position_embeddings",
+]  # fmt: skip
 
 
 def mean_attention_distance(
@@ -40,6 +44,50 @@ def mean_attention_distance(
     if geometry is None:
         raise ValueError("pass the model's geometry (model.geometry) with a bare attention tensor")
     return attention_distance(full, geometry.prefix, grid or geometry.grid, geometry.patch_size)
+
+
+def attention_distances(
+    model: Any, pixel_values: torch.Tensor, *, batch_size: int = 16
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean attention distance (pixels) and CLS share of every layer, image and head, ``[layer, batch,
+    head]`` twice, with the definitions of ``mean_attention_distance``, streamed a few images at a time so
+    that the full matrices of many images never sit in memory (for intervals over images).
+    Introduced in notebook 01 (layers)."""
+    net, geom = unwrap(model)
+    geom.require_vit("attention_distances")
+    x = check_pixel_values(pixel_values, geom)
+    grid = geom.grid_for(*x.shape[-2:])
+    kept: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+
+    def on_layer(layer: int, probs: torch.Tensor) -> None:
+        kept.setdefault(layer, []).append(attention_distance(probs, geom.prefix, grid, geom.patch_size))
+
+    layers = list(range(geom.layers))
+    stream(model, x, layers, on_layer, batch_size=batch_size, blocks=True)
+    dist = torch.stack([torch.cat([d for d, _ in kept[layer]]) for layer in layers])
+    share = torch.stack([torch.cat([s for _, s in kept[layer]]) for layer in layers])
+    return dist, share
+
+
+def position_embeddings(model: Any) -> torch.Tensor:
+    """A ViT's learnt position embeddings, ``[tokens, hidden]`` (the patches' rows last; for
+    ``vn.position_similarity``). Introduced in notebook 01 (layers)."""
+    net, geom = unwrap(model)
+    geom.require_vit("position_embeddings")
+    table = arch.position_embeddings(net)
+    if table is None:
+        raise TypeError(f"{type(net).__name__} has no learnt table of position embeddings that vitnotes can read")
+    return table
+
+
+def query_grids(attn: Attention, layer: int, image: int = 0) -> torch.Tensor:
+    """Where each patch looks: the attention rows of every query patch of one image and layer, prefix columns
+    dropped and renormalised, on the grid: ``[head, query patch, rows, cols]`` (query patches in raster
+    order). Needs a full capture. Introduced in notebook 02 (heads)."""
+    if attn.cls_only:
+        raise ValueError("query_grids needs the full matrices; capture with cls_only=False")
+    a = attn.get(layer)[image]  # [head, query, key]
+    return patch_grid(a[:, attn.geometry.prefix :], attn.geometry.prefix, attn.grid)
 
 
 def cls_summary(

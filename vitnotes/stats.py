@@ -27,7 +27,7 @@ import torch
 __all__ = [
     "entropy", "normalized_entropy", "topk_share", "patch_distances", "uniform_distance", "attention_distance",
     "mask_coverage", "mask_mass", "map_consistency", "as_maps", "rank_correlation", "topk_overlap",
-    "linear_gram", "linear_cka", "cka_matrix",
+    "linear_gram", "linear_cka", "cka_matrix", "map_correlation", "position_similarity", "high_norm_tokens",
 ]  # fmt: skip
 
 
@@ -146,13 +146,14 @@ def mask_mass(probs: torch.Tensor, mask: torch.Tensor, batch_axis: int | None = 
     return (probs.double() * cov).sum((-2, -1)).float()
 
 
-def map_consistency(grids: torch.Tensor) -> torch.Tensor:
+def map_consistency(grids: torch.Tensor, per_image: bool = False) -> torch.Tensor:
     """How much a head's map stays the same from image to image: the mean, over images, of the
     Pearson correlation between an image's map and the head's mean map over all images.
 
     ``grids`` is ``[layer, batch, head, rows, cols]`` (e.g. ``attn.cls_grids()``); returns
     ``[layer, head]``. Near 1: a *positional* head that looks at the same places whatever the
     image; near 0: a head whose map follows the content. Needs at least two images.
+    ``per_image=True`` returns each image's correlation, ``[layer, batch, head]`` (for intervals).
     Introduced in notebook 02 (heads).
     """
     g = torch.as_tensor(grids)
@@ -165,7 +166,53 @@ def map_consistency(grids: torch.Tensor) -> torch.Tensor:
     xc, mc = x - x.mean(-1, keepdim=True), mean - mean.mean(-1, keepdim=True)
     num = (xc * mc).sum(-1)
     den = (xc.norm(dim=-1) * mc.norm(dim=-1)).clamp_min(1e-300)
-    return (num / den).mean(1).float()
+    r = (num / den).float()
+    return r if per_image else r.mean(1)
+
+
+def map_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation of two sets of maps over their last two axes: ``[..., rows, cols]`` twice ->
+    ``[...]``. A constant map has no correlation: NaN there. Introduced in notebook 02 (heads)."""
+    a, b = torch.as_tensor(a), torch.as_tensor(b)
+    if a.shape != b.shape or a.ndim < 2:
+        raise ValueError(
+            f"map_correlation needs two sets of maps [..., rows, cols] of one shape, got "
+            f"{tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    x, y = a.double().flatten(-2), b.double().flatten(-2)
+    x, y = x - x.mean(-1, keepdim=True), y - y.mean(-1, keepdim=True)
+    den = x.norm(dim=-1) * y.norm(dim=-1)
+    r = (x * y).sum(-1) / den.clamp_min(1e-300)
+    return torch.where(den > 1e-12, r, torch.full_like(r, float("nan"))).float()
+
+
+def position_similarity(table: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """Cosine similarity of every patch's position embedding with every other's (ViT paper, Fig. 7):
+    ``table`` ``[tokens, hidden]`` (the patch rows last, prefix rows before them, as models store it)
+    -> ``[rows, cols, rows, cols]``: entry ``[i, j]`` is patch (i, j)'s map over the grid.
+    Introduced in notebook 01 (layers)."""
+    t = torch.as_tensor(table).detach().double()
+    n = grid[0] * grid[1]
+    if t.ndim != 2 or t.shape[0] < n:
+        raise ValueError(
+            f"position embeddings must be [tokens, hidden] with at least {n} rows for a "
+            f"{grid[0]}x{grid[1]} grid, got shape {tuple(t.shape)}"
+        )
+    p = t[-n:]
+    p = p / p.norm(dim=-1, keepdim=True).clamp_min(1e-300)
+    return (p @ p.T).reshape(*grid, *grid).float()
+
+
+def high_norm_tokens(norms: torch.Tensor, factor: float = 2.0) -> torch.Tensor:
+    """Which tokens are outliers by norm: ``norms`` ``[..., tokens]`` -> bool ``[..., tokens]``, True where a
+    token's norm exceeds ``factor`` times the median norm of its own row (image and layer).
+    Introduced in notebook 01 (layers: register tokens)."""
+    n = torch.as_tensor(norms)
+    if n.ndim == 0 or n.shape[-1] < 2:
+        raise ValueError(f"norms must be [..., tokens] with at least two tokens, got shape {tuple(n.shape)}")
+    if not factor > 1:
+        raise ValueError(f"factor must exceed 1 (a token above `factor` x the median), got {factor}")
+    return n > factor * n.median(-1, keepdim=True).values
 
 
 def as_maps(maps: Any, what: str = "maps") -> torch.Tensor:

@@ -19,7 +19,7 @@ __all__ = [
     "attention_input", "mlp_input", "attention_layer_scale", "attention_scale", "embeddings", "family_of",
     "eager_attention", "cls_head", "context", "finish_block", "cls_block", "blocks", "attention_module",
     "projections", "mlp_activation", "final_norm", "classifier", "readout", "layer_norms", "is_regression",
-    "use_attention_function", "cnn_blocks",
+    "use_attention_function", "cnn_blocks", "position_embeddings",
 ]  # fmt: skip
 
 _QKO = ("q_proj", "k_proj", "o_proj")
@@ -129,6 +129,15 @@ def family_of(net: torch.nn.Module) -> str:
 def embeddings(net: torch.nn.Module) -> torch.nn.Module | None:
     """The patch and position embeddings (with the prefix tokens), or None."""
     return getattr(getattr(net, "base_model", net), "embeddings", None)
+
+
+def position_embeddings(net: torch.nn.Module) -> torch.Tensor | None:
+    """The learnt position embeddings ``[tokens, hidden]`` as stored (float32, detached; the patch
+    tokens' rows last), or None for a model without a learnt table. Introduced in notebook 01."""
+    table = getattr(embeddings(net), "position_embeddings", None)
+    if not isinstance(table, torch.Tensor) or table.ndim != 3:
+        return None
+    return table.detach().float()[0]
 
 
 @contextmanager

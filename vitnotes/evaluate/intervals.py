@@ -12,12 +12,14 @@ Introduced in notebook 09 (which explanation can you trust?).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-__all__ = ["Interval", "bootstrap"]
+__all__ = ["Interval", "bootstrap", "interval_frame"]
 
 _BLOCK = 1 << 22  # indices drawn per block: memory stays ~32 MiB whatever n_boot x n
 
@@ -66,3 +68,27 @@ def bootstrap(values: Any, *, n_boot: int = 1000, seed: int = 0, level: float = 
         means[lo:hi] = v[idx].mean(1)
     low, high = np.percentile(means, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
     return Interval(float(v.mean()), float(low), float(high), int(n), int(n_boot), level, seed)
+
+
+def interval_frame(
+    values: Any, index: Sequence | None = None, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> pd.DataFrame:
+    """``bootstrap`` for several quantities at once: ``values`` is ``[quantity, image]`` (array or tensor,
+    e.g. a per-layer statistic ``[layer, image]``) or a mapping ``{name: per-image values}``; one row per
+    quantity (labelled by ``index``, or the mapping's keys) with ``value``, ``low``, ``high`` and ``n``.
+    Every row is resampled with the same ``seed`` (paired). Introduced in notebook 01 (layers)."""
+    if isinstance(values, Mapping):
+        index, rows = list(values), [np.asarray(v, dtype=np.float64) for v in values.values()]
+    else:
+        arr = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=np.float64)
+        if arr.ndim != 2:
+            raise ValueError(f"values must be [quantity, image] (2-D) or a mapping, got shape {arr.shape}")
+        rows = list(arr)
+        index = list(index) if index is not None else list(range(len(rows)))
+    if len(index) != len(rows):
+        raise ValueError(f"{len(index)} labels for {len(rows)} quantities; give one label per row")
+    out = []
+    for v in rows:
+        iv = bootstrap(v, n_boot=n_boot, seed=seed, level=level)
+        out.append({"value": iv.value, "low": iv.low, "high": iv.high, "n": iv.n})
+    return pd.DataFrame(out, index=pd.Index(index))

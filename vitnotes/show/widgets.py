@@ -19,12 +19,13 @@ from typing import Any
 import numpy as np
 import torch
 from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
 from PIL import Image
 
 from .export import save_html
 from .figures import display_image, upsample
 
-__all__ = ["head_picker", "render_png", "state_bytes"]
+__all__ = ["head_picker", "query_picker", "render_png", "state_bytes"]
 
 
 def render_png(
@@ -35,24 +36,39 @@ def render_png(
     alpha: float = 0.55,
     cmap: str = "inferno",
     colors: int | None = 64,
+    mark: tuple[int, int, int, int] | None = None,
+    vmax: float | None = None,
 ) -> bytes:
     """A map over its image as PNG bytes, ``size`` pixels square (nearest upsampling), with an
-    adaptive palette of ``colors`` colours (None: full 24-bit colour). Introduced in notebook 02 (heads)."""
+    adaptive palette of ``colors`` colours (None: full 24-bit colour). ``mark=(row, col, rows, cols)``
+    outlines that patch of a ``rows x cols`` grid in cyan. The map is scaled to its own min..max, or to
+    0..``vmax`` when given (a scale shared by several views). Introduced in notebook 02 (heads)."""
     img = display_image(image)
     rgb = np.repeat(img[..., None], 3, -1) if img.ndim == 2 else img[..., :3]
     pil = Image.fromarray((rgb * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR)
     rgb = np.asarray(pil, dtype=np.float32) / 255.0
     if heat is not None:
         h = upsample(heat, (size, size))
-        lo, hi = float(h.min()), float(h.max())
-        h = (h - lo) / (hi - lo) if hi > lo else np.zeros_like(h)
+        lo, hi = (float(h.min()), float(h.max())) if vmax is None else (0.0, float(vmax))
+        h = np.clip((h - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(h)
         rgb = (1 - alpha) * rgb + alpha * colormaps[cmap](h)[..., :3]
     buf = io.BytesIO()
     out = Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+    if mark is not None:
+        _outline(out, mark, size)
     if colors:  # an adaptive palette: a few times smaller than 24-bit PNG, hard to tell apart
         out = out.quantize(colors=colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     out.save(buf, format="PNG", optimize=True)
     return buf.getvalue()
+
+
+def _outline(pil: Image.Image, mark: tuple[int, int, int, int], size: int) -> None:
+    """Draw a cyan box around patch ``(row, col)`` of a ``rows x cols`` grid on a ``size``-pixel image."""
+    from PIL import ImageDraw
+
+    row, col, rows, cols = mark
+    box = (col * size / cols, row * size / rows, (col + 1) * size / cols - 1, (row + 1) * size / rows - 1)
+    ImageDraw.Draw(pil).rectangle(box, outline=(0, 255, 255), width=max(1, size // 100))
 
 
 def head_picker(
@@ -83,7 +99,78 @@ def head_picker(
     head_menu = _menu(head_names, "head", "220px")
     links = [W.jslink((layer_menu, "index"), (outer, "selected_index"))]
     links += [W.jslink((head_menu, "index"), (stack, "selected_index")) for stack in inner]
-    box = W.VBox([W.HBox([layer_menu, head_menu]), outer])
+    return _with_save(W.VBox([W.HBox([layer_menu, head_menu]), outer]), links)
+
+
+def query_picker(
+    image: Any,
+    maps: torch.Tensor,
+    *,
+    queries: Sequence[int] | None = None,
+    layers: Sequence[int] | None = None,
+    size: int = 112,
+    alpha: float = 0.55,
+    cmap: str = "inferno",
+    colors: int = 32,
+    shared: bool = True,
+):
+    """A widget to choose a query patch and a layer and see where that patch looks: ``maps`` ``[layer,
+    query patch, rows, cols]`` for one image (each patch's attention over the patches, e.g. the mean over
+    heads of ``vn.query_grids``, or one head), ``queries`` the patches offered (raster indices; default
+    every patch). The chosen patch is outlined in cyan. With ``shared=True`` every view is on one
+    0..max scale, drawn as a colour bar under the views; ``shared=False`` scales each view to its own
+    min..max (where, not how much). Like
+    ``head_picker``, the views are PNGs in ``Stack`` s switched by ``jslink`` ed menus: it works in the
+    static HTML book with no kernel; ``picker.save(path)`` writes one offline HTML file. The page
+    weight grows with ``len(queries) x layers``: offer a subset of patches on a large grid.
+    Introduced in notebook 02 (heads)."""
+    import ipywidgets as W
+
+    maps, layers = _picker_maps(maps, layers, "query_picker", "[layer, query, rows, cols]")
+    rows, cols = maps.shape[-2:]
+    if maps.shape[1] != rows * cols:
+        raise ValueError(
+            f"{maps.shape[1]} query maps for a {rows}x{cols} grid; give one per patch ([layer, query, ...])"
+        )
+    queries = list(range(rows * cols)) if queries is None else [int(q) for q in queries]
+    if not queries or not all(0 <= q < rows * cols for q in queries):
+        raise ValueError(f"queries must be patch indices in 0..{rows * cols - 1} (raster order), got {queries}")
+
+    vmax = float(maps[:, queries].max()) if shared else None
+
+    def view(q: int, layer_maps: torch.Tensor):
+        png = render_png(image, layer_maps[q], size=size, alpha=alpha, cmap=cmap, colors=colors,
+                         mark=(q // cols, q % cols, rows, cols), vmax=vmax)  # fmt: skip
+        return W.Image(value=png, format="png", width=size, height=size)
+
+    inner = [W.Stack([view(q, m) for m in maps], selected_index=0) for q in queries]
+    outer = W.Stack(inner, selected_index=0)
+    query_menu = _menu([f"patch row {q // cols}, col {q % cols}" for q in queries], "query", "240px")
+    layer_menu = _menu([f"layer {layer}" for layer in layers], "layer", "180px")
+    links = [W.jslink((query_menu, "index"), (outer, "selected_index"))]
+    links += [W.jslink((layer_menu, "index"), (stack, "selected_index")) for stack in inner]
+    parts = [W.HBox([query_menu, layer_menu]), outer]
+    if shared:
+        parts.append(W.Image(value=_colour_bar_png(vmax, cmap, size), format="png"))
+    return _with_save(W.VBox(parts), links)
+
+
+def _colour_bar_png(vmax: float, cmap: str, width: int) -> bytes:
+    """A horizontal colour bar from 0 to ``vmax`` as PNG bytes, about ``width`` pixels wide."""
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(max(width, 160) / 100, 0.55), dpi=100, layout="constrained")
+    ax = fig.subplots()
+    fig.colorbar(ScalarMappable(Normalize(0, vmax), cmap), cax=ax, orientation="horizontal", label="attention")
+    ax.tick_params(labelsize=7)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _with_save(box, links: list):
+    """Attach the client-side ``links`` and a ``save(path)`` method (``vn.save_html``) to a picker."""
     box.links = links
 
     def save(path: Any, **options: Any) -> Any:
@@ -94,14 +181,16 @@ def head_picker(
     return box
 
 
-def _picker_maps(maps: Any, layers: Sequence[int] | None) -> tuple[torch.Tensor, list]:
+def _picker_maps(
+    maps: Any, layers: Sequence[int] | None, what: str = "head_picker", shape: str = "[layer, head, rows, cols]"
+) -> tuple[torch.Tensor, list]:
     """``maps`` as float32 ``[layer, head, rows, cols]`` (checked) and one label per layer."""
     maps = torch.as_tensor(maps, dtype=torch.float32)
     if maps.ndim != 4:
-        raise ValueError(f"head_picker expects maps [layer, head, rows, cols] for one image, got {tuple(maps.shape)}")
+        raise ValueError(f"{what} expects maps {shape} for one image, got {tuple(maps.shape)}")
     n_l, n_h = maps.shape[:2]
     if n_l == 0 or n_h == 0:
-        raise ValueError("head_picker got no layers or no heads to show")
+        raise ValueError(f"{what} got no layers or no maps to show")
     layers = list(layers) if layers is not None else list(range(n_l))
     if len(layers) != n_l:
         raise ValueError(f"{len(layers)} layer labels for {n_l} layers of maps")

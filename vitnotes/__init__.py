@@ -39,9 +39,10 @@ from .evaluate.diagnosis import (
     pick_errors,
     predict_with_attention,
 )  # fmt: skip
+from .evaluate.ground_truth import DISTRACTORS, ground_truth, region_stack
 
 # which explanation can you trust? perturbation curves, ground truth, intervals, one table (notebook 09)
-from .evaluate.ground_truth import DISTRACTORS, ground_truth, region_stack
+from .evaluate.heads import head_intervals, sweep_agreement, sweep_subset
 from .evaluate.intervals import Interval, bootstrap
 from .evaluate.perturbation import (
     SCORES,
@@ -71,7 +72,7 @@ from .evaluate.trust import (
 from .family import check, claim, claims, family, pick
 
 # interventions (notebooks 06, 08)
-from .interventions.ablation import ablate, evaluate_loss, sweep
+from .interventions.ablation import ablate, evaluate_loss, head_means, sweep
 from .interventions.attribution_patching import attribution_patching
 from .interventions.randomisation import randomized
 
@@ -209,7 +210,8 @@ __all__ = [
     "fuse_heads", "gradcam", "gradient_rollout", "rollout", "rollout_grid",
     "cp_lrp", "integrated_gradients", "legrad", "lrp_rules", "occlusion", "random_map", "value_weighted",
     # interventions
-    "ablate", "attribution_patching", "evaluate_loss", "randomized", "sweep",
+    "ablate", "attribution_patching", "evaluate_loss", "head_means", "randomized", "sweep",
+    "head_intervals", "sweep_agreement", "sweep_subset",
     # studies
     "agreement", "method_maps", "random_maps", "resize_maps", "rollout_by_depth", "timed_predict", "vit_cost",
     "delete_pixels",

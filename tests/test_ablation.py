@@ -3,6 +3,7 @@
 import copy
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import vitnotes_hooks
@@ -145,12 +146,12 @@ def test_mean_ablation_equals_a_naive_hook(method):
     assert sorted(means) == [0, 1, 2] and means[1].shape == (17, 24)
     assert torch.allclose(means[1], _recorded_inputs(net, ref, 1).mean(0), atol=1e-6)
     df = vn.sweep(net, x, y, batch_size=2, method=method, means=means, per_image=True)
-    assert df.attrs["ablation"] == "mean" and df.attrs["image_losses"].shape == (12, 5)
+    assert df.attrs["ablation"] == "mean" and df.attrs["per_image"].losses.shape == (12, 5)
     base = torch.nn.functional.cross_entropy(net(x).logits, y, reduction="none").detach().double().numpy()
-    assert np.allclose(df.attrs["image_baseline"], base, atol=1e-6)
+    assert np.allclose(df.attrs["per_image"].baseline, base, atol=1e-6)
     for row, (layer, head) in enumerate(zip(df.layer, df["head"])):
         manual = _mean_ablated_loss(net, x, y, layer, head, _recorded_inputs(net, ref, layer).mean(0)).double().numpy()
-        assert np.allclose(df.attrs["image_losses"][row], manual, atol=1e-5), (layer, head)
+        assert np.allclose(df.attrs["per_image"].losses[row], manual, atol=1e-5), (layer, head)
         assert abs(df.loss.iloc[row] - manual.mean()) < 1e-5
     zero = vn.sweep(net, x, y, batch_size=2, method=method)
     assert zero.attrs["ablation"] == "zero" and (zero.loss - df.loss).abs().max() > 1e-4  # not the same ablation
@@ -165,6 +166,8 @@ def test_mean_ablation_equals_a_naive_hook(method):
 
 def test_per_image_losses_average_to_the_table(vit, pixels):
     df = vn.sweep(vit, pixels, torch.tensor([0, 3, 1]), batch_size=2, per_image=True)
-    assert np.allclose(df.attrs["image_losses"].mean(1), df.loss, atol=1e-9)
-    assert abs(df.attrs["image_baseline"].mean() - df.attrs["baseline"]) < 1e-9
-    assert "image_losses" not in vn.sweep(vit, pixels, torch.tensor([0, 3, 1])).attrs
+    assert np.allclose(df.attrs["per_image"].losses.mean(1), df.loss, atol=1e-9)
+    assert abs(df.attrs["per_image"].baseline.mean() - df.attrs["baseline"]) < 1e-9
+    assert "per_image" not in vn.sweep(vit, pixels, torch.tensor([0, 3, 1])).attrs
+    both = pd.concat([df, df.copy()])  # tables with per-image losses still concatenate
+    assert both.attrs["per_image"] == df.attrs["per_image"]

@@ -43,7 +43,7 @@ def test_agreement_by_hand():
 
 def test_intervals_equal_a_naive_resampling_loop(swept):
     _, _, _, df = swept
-    losses, base = df.attrs["image_losses"], df.attrs["image_baseline"]
+    losses, base = df.attrs["per_image"].losses, df.attrs["per_image"].baseline
     contrasts = {
         "layer 1": {(1, h): 0.25 for h in range(4)},
         "head (0, 2) vs its layer": {(0, 2): 1.0, **{(0, h): -1 / 3 for h in (0, 1, 3)}},

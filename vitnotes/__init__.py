@@ -19,7 +19,7 @@ from .core.images import Preprocessing, open_image
 from .core.model import Model, geometry
 
 # studies (notebooks 03-06, 08)
-from .evaluate.agreement import agreement, method_maps, random_maps, resize_maps, rollout_by_depth
+from .evaluate.agreement import agreement, agreement_intervals, method_maps, random_maps, resize_maps, rollout_by_depth
 from .evaluate.cost import timed_predict, vit_cost
 from .evaluate.deletion import (
     delete_pixels,
@@ -55,7 +55,7 @@ from .evaluate.perturbation import (
     srg,
 )  # fmt: skip
 from .evaluate.representations import cka, linear_probes, logit_lens, probe_predictions, representations
-from .evaluate.sanity import cascading_randomization, explanation_maps
+from .evaluate.sanity import cascade_intervals, cascading_randomization, explanation_maps
 from .evaluate.summary import evaluation_table, wide
 from .evaluate.trust import (
     BETTER,
@@ -213,11 +213,12 @@ __all__ = [
     "ablate", "attribution_patching", "evaluate_loss", "head_means", "randomized", "sweep",
     "head_intervals", "sweep_agreement", "sweep_subset",
     # studies
-    "agreement", "method_maps", "random_maps", "resize_maps", "rollout_by_depth", "timed_predict", "vit_cost",
+    "agreement", "agreement_intervals", "method_maps", "random_maps", "resize_maps", "rollout_by_depth",
+    "timed_predict", "vit_cost",
     "delete_pixels",
     "deletion_auc", "deletion_curve", "deletion_order", "deletion_study", "deletion_summary", "attention_stats",
     "compare_groups", "confusion_matrix", "confusion_pairs", "describe_error", "garment_mass", "pick_errors",
-    "predict_with_attention", "cascading_randomization", "explanation_maps",
+    "predict_with_attention", "cascade_intervals", "cascading_randomization", "explanation_maps",
     # which explanation can you trust?
     "SCORES", "Curves", "baseline_images", "brightness_maps", "control_maps", "object_masks", "perturbation_curves",
     "srg", "DISTRACTORS", "ground_truth", "region_stack", "Interval", "bootstrap", "evaluation_table", "wide",

@@ -17,14 +17,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..interventions.ablation import ImageLosses
+
 __all__ = ["head_intervals", "sweep_agreement", "sweep_subset"]
 
 
 def _per_image(sweep: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """The sweep's per-image losses ``[heads, n]`` and intact losses ``[n]``, or a clear error."""
-    if "image_losses" not in sweep.attrs or "image_baseline" not in sweep.attrs:
+    per = sweep.attrs.get("per_image")
+    if not isinstance(per, ImageLosses):
         raise ValueError("the sweep has no per-image losses: run it with vn.sweep(..., per_image=True)")
-    losses, base = np.asarray(sweep.attrs["image_losses"]), np.asarray(sweep.attrs["image_baseline"])
+    losses, base = np.asarray(per.losses), np.asarray(per.baseline)
     if losses.shape != (len(sweep), base.shape[0]):
         raise ValueError(
             f"per-image losses of shape {losses.shape} do not match {len(sweep)} heads x {base.shape[0]} images; "
@@ -47,7 +50,7 @@ def sweep_subset(sweep: pd.DataFrame, images: Any) -> pd.DataFrame:
     out["loss"] = sub.mean(1)
     out["rel_increase"] = out["loss"] / b.mean() - 1.0
     out.attrs.update({**sweep.attrs, "baseline": float(b.mean()), "n": int(idx.size)})
-    out.attrs.update(image_losses=sub, image_baseline=b)
+    out.attrs["per_image"] = ImageLosses(sub, b)
     return out
 
 

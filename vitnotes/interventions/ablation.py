@@ -24,7 +24,7 @@ from ..core.geometry import Geometry
 from ..core.hooks import hooks
 from ..core.model import TargetError, check_pixel_values, class_indices, evaluation, forward, unwrap
 
-__all__ = ["ablate", "evaluate_loss", "head_means", "sweep"]
+__all__ = ["ImageLosses", "ablate", "evaluate_loss", "head_means", "sweep"]
 
 
 def _head_pairs(geom: Geometry, heads: Any) -> dict[int, list[int]]:
@@ -204,9 +204,9 @@ def sweep(
 
     ``means`` (from ``vn.head_means`` on reference images): mean-ablation, each head's output
     replaced by its reference mean instead of zero. ``per_image=True`` also keeps every image's
-    loss: ``df.attrs["image_losses"]`` ``[heads (the table's rows), images]`` and
-    ``df.attrs["image_baseline"]`` ``[images]`` (float64 numpy arrays; what ``vn.head_intervals``
-    resamples).
+    loss in ``df.attrs["per_image"]``, an ``ImageLosses`` (``losses`` ``[heads (the table's rows),
+    images]``, ``baseline`` ``[images]``, float64): what ``vn.sweep_subset`` and
+    ``vn.head_intervals`` resample.
 
     ``pixel_values``: a tensor (batch, C, H, W) with ``targets`` one per image, or a
     ``datasets.Dataset`` / ``IterableDataset`` read ``batch_size`` rows at a time (never whole): its
@@ -248,8 +248,27 @@ def sweep(
     df.attrs.update(baseline=base, n=int(n), loss=kind, method=method, ablation=ablation, processes=processes()[1])
     if per_image:
         image = [np.concatenate([np.concatenate(p[1][k]) for p in parts if p[1].get(k)]) for k in [*pairs, "base"]]
-        df.attrs.update(image_losses=np.stack(image[:-1]), image_baseline=image[-1])
+        df.attrs["per_image"] = ImageLosses(np.stack(image[:-1]), image[-1])
     return df
+
+
+@dataclass(frozen=True, eq=False)
+class ImageLosses:
+    """Every image's loss in a sweep: ``losses`` ``[heads (the table's rows), images]`` with the head
+    ablated, ``baseline`` ``[images]`` intact (float64). Compares by value, so tables that carry it
+    in their ``attrs`` can still be concatenated. Introduced in notebook 08 (head ablation)."""
+
+    losses: np.ndarray
+    baseline: np.ndarray
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, ImageLosses)
+            and np.array_equal(self.losses, other.losses)
+            and np.array_equal(self.baseline, other.baseline)
+        )
+
+    __hash__ = None  # mutable arrays inside: not hashable
 
 
 @dataclass

@@ -58,7 +58,7 @@ spectro, fmnist
 # and returns the loss and its relative increase over the intact model. Its fast path
 # computes the residual stream entering a layer once for all of that layer's heads and runs
 # only the rest of the network per head, with the same losses as one full forward per head.
-# That is still about 66 full forward passes per image (about 2.6 s per image on one core), so we
+# That is still about 66 full forward passes per image, the slowest computation of the book, so we
 # use a modest number of test spectrograms, 32, and keep every image's loss (`per_image=True`) for
 # the intervals and the noise floor below.
 
@@ -339,16 +339,15 @@ top5.round(3)
 
 # %%
 chirpiest = types.loc[types.groupby("layer")["enrich_chirp"].idxmax(), ["layer", "head", "enrich_chirp", "type"]]
+chirpiest = chirpiest.set_index("layer")  # one row per layer: its head most enriched on the chirp
 within = {f"layer {la}": {(la, h): (1.0 if h == hd else -1.0 / (H - 1)) for h in range(H)}
-          for la, hd in zip(chirpiest["layer"], chirpiest["head"])}
+          for la, hd in chirpiest["head"].items()}
 within_iv = vn.head_intervals(sweep, within)
-chirpiest = chirpiest.set_index("layer").assign(
-    **{"effect (%)": [sweep.set_index(["layer", "head"]).loc[(la, hd), "increase (%)"]
-                      for la, hd in zip(chirpiest.index, chirpiest["head"])]},
-    **{"minus layer's others (%)": within_iv["value"].to_numpy(), "low": within_iv["low"].to_numpy(),
-       "high": within_iv["high"].to_numpy()},
-    rank_in_layer=[int((sweep.query("layer == @la")["increase (%)"] > sweep.set_index(["layer", "head"]).loc[
-        (la, hd), "increase (%)"]).sum()) + 1 for la, hd in zip(chirpiest.index, chirpiest["head"])])
+effect = sweep.set_index(["layer", "head"])["increase (%)"]
+chirpiest["effect (%)"] = [effect[(la, hd)] for la, hd in chirpiest["head"].items()]
+chirpiest["minus layer's others (%)"] = within_iv["value"].to_numpy()
+chirpiest["low"], chirpiest["high"] = within_iv["low"].to_numpy(), within_iv["high"].to_numpy()
+chirpiest["rank in layer"] = [int((effect.loc[la] > effect[(la, hd)]).sum()) + 1 for la, hd in chirpiest["head"].items()]
 chirpiest.round(3)
 
 # %%
@@ -378,7 +377,7 @@ print(within_said)
 # loss. Does it need its heads in the same layers?
 
 # %%
-N_FMNIST = 64  # 64 images keep the chapter's runtime: the 12 x 12 sweep costs about 0.3 s per image
+N_FMNIST = 64  # 64 images keep the chapter's runtime small (the sweep's cost grows with the images)
 images, labels, objects = vn.data.examples()
 xf = fmnist.preprocess(images[:N_FMNIST])  # pixel_values [N, 1, 28, 28]
 sweep_f = vn.sweep(fmnist, xf, labels[:len(xf)], batch_size=512, progress=vn.show_progress())  # 4 heads per pass
@@ -491,7 +490,7 @@ Markdown(f"""
 # :class: dropdown
 # ```python
 # helps = sweep[sweep["rel_increase"] < 0]
-# iv = vn.head_intervals(sweep, {(int(la), int(h)): {(int(la), int(h)): 1.0} for la, h in zip(helps["layer"], helps["head"])})
+# iv = vn.head_intervals(sweep, {f"layer {la}, head {h}": {(la, h): 1.0} for la, h in zip(helps["layer"], helps["head"])})
 # print(f"{int((iv['high'] < 0).sum())} of {len(iv)} heads that lower the MSE do so with an interval below 0:",
 #       list(iv.index[iv["high"] < 0]))
 # ```

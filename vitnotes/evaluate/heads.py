@@ -114,5 +114,6 @@ def head_intervals(
     value = scale * weights @ (losses.mean(1) / base.mean() - 1.0)
     low, high = np.percentile(boot, [100 * (1 - level) / 2, 100 * (1 + level) / 2], axis=1)
     return pd.DataFrame(
-        {"value": value, "low": low, "high": high, "n": n}, index=pd.Index(list(contrasts), name="contrast")
+        {"value": value, "low": low, "high": high, "n": n},
+        index=pd.Index(list(contrasts), name="contrast", tupleize_cols=False),
     )

@@ -87,7 +87,7 @@ def _fill(mean: torch.Tensor, x: torch.Tensor, h: int, d: int) -> torch.Tensor:
             f"the reference means cover {mean.shape[0]} tokens, the input has {x.shape[-2]}: compute "
             "vn.head_means on images of the size you ablate"
         )
-    return mean[: x.shape[-2], h * d : (h + 1) * d].to(x.dtype)
+    return mean[: x.shape[-2], h * d : (h + 1) * d].to(device=x.device, dtype=x.dtype)
 
 
 def _check_means(means: Any, geom: Geometry, chosen: Mapping[int, list[int]]) -> dict[int, torch.Tensor] | None:

@@ -74,7 +74,7 @@ def shared_maps(
         bar = fig.colorbar(im, ax=list(axes[i]), shrink=0.85, pad=0.01)
         bar.ax.tick_params(labelsize=6)
         if reference is not None:
-            bar.ax.axhline(reference, color="cyan", lw=1.2)
+            bar.ax.axhline(reference, color="cyan", lw=2.5)
         axes[i, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
     for ax in axes.ravel():
         ax.set_xticks([])

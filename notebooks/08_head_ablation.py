@@ -235,8 +235,8 @@ print(floor_said)
 # %% [markdown]
 # Our model disagrees with the paper: its early heads matter *more* than its deep ones, not
 # three times less. The mean increase falls with depth, from layer 0 (where a few heads carry the
-# task) to a few hundredths of a percent in the second half of the network, and the intervals over
-# images keep that order. The deep layers' spread across heads is also much larger than the paper's
+# task) to a few hundredths of a percent in the second half of the network; how sure each reading
+# is, the intervals over images above say. The deep layers' spread across heads is also much larger than the paper's
 # 0.02 %, relative to their mean. (The paper's sd is across heads; ours, as the noise floor shows,
 # also contains a sizeable share of image noise.)
 

@@ -2,6 +2,8 @@
 
 import copy
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import vitnotes_hooks
@@ -102,3 +104,70 @@ def test_fast_sweep_regression_deit_subset_and_other_size(deit):
     _same_sweep(vn.sweep(deit, x[..., :16, :16], yc), vn.sweep(deit, x[..., :16, :16], yc, method="naive"))
     with pytest.raises(ValueError, match="method must be"):
         vn.sweep(net, x, y, method="quick")
+
+
+def _recorded_inputs(net, x, layer):
+    """Independent: the o_proj input of ``layer`` for every image, by a hook of this test's own."""
+    seen = []
+    handle = net.vit.layers[layer].attention.o_proj.register_forward_pre_hook(lambda _m, a: seen.append(a[0].clone()))
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        handle.remove()
+    return torch.cat(seen)  # [B, T, H*d]
+
+
+def _mean_ablated_loss(net, x, y, layer, head, mean):
+    """Independent mean-ablation: a hook that writes the head's reference mean into the o_proj input."""
+    d = net.config.hidden_size // net.config.num_attention_heads
+
+    def hook(_m, args):
+        z = args[0].clone()
+        z[:, :, head * d : (head + 1) * d] = mean[:, head * d : (head + 1) * d]
+        return (z,)
+
+    handle = net.vit.layers[layer].attention.o_proj.register_forward_pre_hook(hook)
+    try:
+        with torch.no_grad():
+            return torch.nn.functional.cross_entropy(net(x).logits, y, reduction="none")
+    finally:
+        handle.remove()
+
+
+@pytest.mark.parametrize("method", ["fast", "naive"])
+def test_mean_ablation_equals_a_naive_hook(method):
+    from conftest import make_vit
+
+    net = make_vit(seed=3)
+    torch.manual_seed(2)
+    ref, x, y = torch.randn(6, 3, 16, 16), torch.randn(5, 3, 16, 16), torch.randint(0, 5, (5,))
+    means = vn.head_means(net, ref, batch_size=4)  # two chunks: the mean is over all six images
+    assert sorted(means) == [0, 1, 2] and means[1].shape == (17, 24)
+    assert torch.allclose(means[1], _recorded_inputs(net, ref, 1).mean(0), atol=1e-6)
+    df = vn.sweep(net, x, y, batch_size=2, method=method, means=means, per_image=True)
+    assert df.attrs["ablation"] == "mean" and df.attrs["per_image"].losses.shape == (12, 5)
+    base = torch.nn.functional.cross_entropy(net(x).logits, y, reduction="none").detach().double().numpy()
+    assert np.allclose(df.attrs["per_image"].baseline, base, atol=1e-6)
+    for row, (layer, head) in enumerate(zip(df.layer, df["head"])):
+        manual = _mean_ablated_loss(net, x, y, layer, head, _recorded_inputs(net, ref, layer).mean(0)).double().numpy()
+        assert np.allclose(df.attrs["per_image"].losses[row], manual, atol=1e-5), (layer, head)
+        assert abs(df.loss.iloc[row] - manual.mean()) < 1e-5
+    zero = vn.sweep(net, x, y, batch_size=2, method=method)
+    assert zero.attrs["ablation"] == "zero" and (zero.loss - df.loss).abs().max() > 1e-4  # not the same ablation
+    with vn.ablate(net, [(2, 1)], means=means):
+        ablated = net(x).logits
+    assert not torch.allclose(ablated, net(x).logits, atol=1e-6)
+    with pytest.raises(ValueError, match="no entry for layer"):
+        vn.sweep(net, x, y, means={0: means[0]})
+    with pytest.raises(ValueError, match="reference means cover"), vn.ablate(net, [(0, 0)], means=means):
+        net(torch.randn(2, 3, 24, 24), interpolate_pos_encoding=True)
+
+
+def test_per_image_losses_average_to_the_table(vit, pixels):
+    df = vn.sweep(vit, pixels, torch.tensor([0, 3, 1]), batch_size=2, per_image=True)
+    assert np.allclose(df.attrs["per_image"].losses.mean(1), df.loss, atol=1e-9)
+    assert abs(df.attrs["per_image"].baseline.mean() - df.attrs["baseline"]) < 1e-9
+    assert "per_image" not in vn.sweep(vit, pixels, torch.tensor([0, 3, 1])).attrs
+    both = pd.concat([df, df.copy()])  # tables with per-image losses still concatenate
+    assert both.attrs["per_image"] == df.attrs["per_image"]

@@ -219,3 +219,53 @@ def test_cascading_randomization_bad_input(vit, pixels):
         vn.cascading_randomization(vit, pixels, topk_frac=0)
     with pytest.raises(ValueError, match="column"):
         vn.cascade_plot(vn.cls_summary(vn.capture(vit, pixels)))
+
+
+def test_cascade_intervals_against_single_cascades(vit):
+    """Each seed's per-image values equal that seed's own cascade; the table averages over seeds
+    per image, then bootstraps over images; the reference row compares each image with the next."""
+    torch.manual_seed(0)
+    x = torch.randn(5, 3, 16, 16)
+    table, per_image, maps = vn.cascade_intervals(vit, x, 1, from_layers=[3, 1], seeds=[0, 4], n_boot=300)
+    assert table.attrs["images"] == 5 and table.attrs["seeds"] == [0, 4]
+    for seed in (0, 4):
+        _, own = vn.cascading_randomization(vit, x, 1, from_layers=[3, 1], seed=seed)
+        for step in ("head", "head + blocks 1-2", "all + embeddings"):
+            got = per_image.query("seed == @seed and step == @step and method == 'rollout'")["spearman"].to_numpy()
+            want = vn.rank_correlation(own[step]["rollout"], own["trained"]["rollout"]).numpy()
+            assert np.allclose(got, want, atol=1e-6), (seed, step)
+    g = per_image.query("step == 'head + blocks 1-2' and method == 'last layer'")
+    per_img = g.groupby("image")["spearman"].mean().to_numpy()
+    row = table.query("step == 'head + blocks 1-2' and method == 'last layer'").iloc[0]
+    iv = vn.bootstrap(per_img, n_boot=300)
+    assert (row.spearman, row.low, row.high, row.n) == pytest.approx((iv.value, iv.low, iv.high, 5))
+    by_seed = g.groupby("seed")["spearman"].mean()
+    assert (row.seed_min, row.seed_max) == pytest.approx((by_seed.min(), by_seed.max()))
+    head = table.query("step == 'head' and method == 'rollout'").iloc[0]  # a map that never reads the head
+    assert head.spearman == pytest.approx(1.0) and head.seed_min == pytest.approx(1.0)
+    ref = table.query("step == 'trained, another image' and method == 'rollout'").iloc[0]
+    t = maps["trained"]["rollout"]
+    assert ref.spearman == pytest.approx(float(vn.rank_correlation(t, t.roll(1, 0)).mean()), abs=1e-6)
+    assert set(maps) == {"trained", "head", "head + blocks 1-2", "all + embeddings"}
+    with pytest.raises(ValueError, match="seeds"):
+        vn.cascade_intervals(vit, x, seeds=[1, 1])
+
+
+def test_agreement_intervals_by_hand():
+    torch.manual_seed(1)
+    ref = torch.rand(6, 4, 4)
+    maps = {"close": ref + 0.1 * torch.rand(6, 4, 4), "noise": torch.rand(6, 4, 4)}
+    t = vn.agreement_intervals(maps, ref, against="noise", n_boot=400)
+    close = vn.rank_correlation(maps["close"], ref).numpy()
+    noise = vn.rank_correlation(maps["noise"], ref).numpy()
+    iv, d = vn.bootstrap(close, n_boot=400), vn.bootstrap(close - noise, n_boot=400)
+    r = t.set_index("map")
+    assert (r.loc["close", "spearman"], r.loc["close", "low"], r.loc["close", "high"]) == pytest.approx(
+        (iv.value, iv.low, iv.high)
+    )
+    assert (r.loc["close", "diff"], r.loc["close", "diff_low"], r.loc["close", "diff_high"]) == pytest.approx(
+        (d.value, d.low, d.high)
+    )
+    assert np.isnan(r.loc["noise", "diff"]) and r.loc["close", "n"] == 6
+    with pytest.raises(ValueError, match="is not one of the maps"):
+        vn.agreement_intervals(maps, ref, against="random")

@@ -19,7 +19,7 @@ from .core.images import Preprocessing, open_image
 from .core.model import Model, geometry
 
 # studies (notebooks 03-06, 08)
-from .evaluate.agreement import agreement, method_maps, random_maps, resize_maps, rollout_by_depth
+from .evaluate.agreement import agreement, agreement_intervals, method_maps, random_maps, resize_maps, rollout_by_depth
 from .evaluate.cost import timed_predict, vit_cost
 from .evaluate.deletion import (
     delete_pixels,
@@ -39,9 +39,10 @@ from .evaluate.diagnosis import (
     pick_errors,
     predict_with_attention,
 )  # fmt: skip
+from .evaluate.ground_truth import DISTRACTORS, ground_truth, region_stack
 
 # which explanation can you trust? perturbation curves, ground truth, intervals, one table (notebook 09)
-from .evaluate.ground_truth import DISTRACTORS, ground_truth, region_stack
+from .evaluate.heads import head_intervals, sweep_agreement, sweep_subset
 from .evaluate.intervals import Interval, bootstrap, interval_frame
 from .evaluate.perturbation import (
     SCORES,
@@ -56,7 +57,7 @@ from .evaluate.perturbation import (
 from .evaluate.positional import TRANSFORMS, content_following, following_table, move_images
 from .evaluate.registers import register_table, token_norms
 from .evaluate.representations import cka, linear_probes, logit_lens, probe_predictions, representations
-from .evaluate.sanity import cascading_randomization, explanation_maps
+from .evaluate.sanity import cascade_intervals, cascading_randomization, explanation_maps
 from .evaluate.summary import evaluation_table, wide
 from .evaluate.trust import (
     BETTER,
@@ -73,7 +74,7 @@ from .evaluate.trust import (
 from .family import check, claim, claims, family, pick
 
 # interventions (notebooks 06, 08)
-from .interventions.ablation import ablate, evaluate_loss, sweep
+from .interventions.ablation import ablate, evaluate_loss, head_means, sweep
 from .interventions.attribution_patching import attribution_patching
 from .interventions.randomisation import randomized
 
@@ -228,13 +229,15 @@ __all__ = [
     "fuse_heads", "gradcam", "gradient_rollout", "rollout", "rollout_grid",
     "cp_lrp", "integrated_gradients", "legrad", "lrp_rules", "occlusion", "random_map", "value_weighted",
     # interventions
-    "ablate", "attribution_patching", "evaluate_loss", "randomized", "sweep",
+    "ablate", "attribution_patching", "evaluate_loss", "head_means", "randomized", "sweep",
+    "head_intervals", "sweep_agreement", "sweep_subset",
     # studies
-    "agreement", "method_maps", "random_maps", "resize_maps", "rollout_by_depth", "timed_predict", "vit_cost",
+    "agreement", "agreement_intervals", "method_maps", "random_maps", "resize_maps", "rollout_by_depth",
+    "timed_predict", "vit_cost",
     "delete_pixels",
     "deletion_auc", "deletion_curve", "deletion_order", "deletion_study", "deletion_summary", "attention_stats",
     "compare_groups", "confusion_matrix", "confusion_pairs", "describe_error", "garment_mass", "pick_errors",
-    "predict_with_attention", "cascading_randomization", "explanation_maps",
+    "predict_with_attention", "cascade_intervals", "cascading_randomization", "explanation_maps",
     # which explanation can you trust?
     "SCORES", "Curves", "baseline_images", "brightness_maps", "control_maps", "object_masks", "perturbation_curves",
     "srg", "DISTRACTORS", "ground_truth", "region_stack", "Interval", "bootstrap", "evaluation_table", "wide",

@@ -20,8 +20,9 @@ from ..core.model import Model, unwrap
 from ..methods.base import explain, methods, registered
 from ..methods.rollout import _augmented, _discard, _full, fuse_heads
 from ..stats import as_maps, normalized_entropy, rank_correlation, topk_overlap
+from .intervals import bootstrap
 
-__all__ = ["agreement", "method_maps", "random_maps", "resize_maps", "rollout_by_depth"]
+__all__ = ["agreement", "agreement_intervals", "method_maps", "random_maps", "resize_maps", "rollout_by_depth"]
 
 _MODES = ("bilinear", "nearest", "area", "bicubic")
 
@@ -87,6 +88,43 @@ def agreement(maps: Mapping[str, Any], metric: str = "spearman", frac: float = 0
             v = float(np.nanmean(fn(maps[a], maps[b]).numpy()))
             table.loc[a, b] = table.loc[b, a] = v
     table.attrs.update(images=shapes[names[0]][0], metric=metric, frac=frac)
+    return table
+
+
+def agreement_intervals(
+    maps: Mapping[str, Any],
+    reference: Any,
+    *,
+    against: str | None = None,
+    n_boot: int = 1000,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Each map kind's per-image Spearman with a ``reference`` map (e.g. occlusion, the causal
+    reference of Abnar & Zuidema's own validation of rollout), as a mean over images with its
+    percentile-bootstrap ``level`` interval (``vn.bootstrap``, resampling seed 0).
+
+    ``maps``: name -> ``[batch, H, W]`` on the reference's grid (``resize_maps``). ``against``: a
+    name in ``maps`` (a control); each other kind then also gets the paired difference from it,
+    image by image (``diff``, ``diff_low``, ``diff_high``: the same resamples for both). Rows in
+    ``maps``' order: ``map``, ``spearman``, ``low``, ``high``, ``n`` (images with a defined
+    correlation; a constant map has none). Introduced in notebook 06 (rollout).
+    """
+    if against is not None and against not in maps:
+        raise ValueError(f"against={against!r} is not one of the maps {list(maps)}")
+    ref = as_maps(reference, "reference")
+    rho = {name: rank_correlation(m, ref).numpy() for name, m in maps.items()}
+    boot = {"n_boot": n_boot, "level": level, "seed": 0}
+    rows = []
+    for name, r in rho.items():
+        iv = bootstrap(r, **boot)
+        row = {"map": name, "spearman": iv.value, "low": iv.low, "high": iv.high, "n": iv.n}
+        if against is not None:
+            d = bootstrap(r - rho[against], **boot) if name != against else None
+            nan = float("nan")
+            row.update(diff=d.value if d else nan, diff_low=d.low if d else nan, diff_high=d.high if d else nan)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table.attrs.update(images=ref.shape[0], against=against)
     return table
 
 

@@ -20,8 +20,9 @@ from ..interventions.randomisation import randomized
 from ..methods.base import methods, registered
 from ..methods.gradient_rollout import attention_with_grads
 from ..stats import rank_correlation, topk_overlap
+from .intervals import bootstrap
 
-__all__ = ["cascading_randomization", "explanation_maps"]
+__all__ = ["cascade_intervals", "cascading_randomization", "explanation_maps"]
 
 
 def _one_pass_methods() -> list[str]:
@@ -160,3 +161,111 @@ def _compare(maps: torch.Tensor, trained: torch.Tensor, method: str, topk_frac: 
         "spearman_min": float(np.nanmin(rho)),
         "topk_overlap": float(topk_overlap(maps, trained, topk_frac).mean()),
     }
+
+
+def cascade_intervals(
+    model: Any,
+    pixel_values: torch.Tensor,
+    target: int | list[int] | None = None,
+    *,
+    from_layers: list[int] | None = None,
+    seeds: tuple[int, ...] | list[int] = (0, 1, 2),
+    fully_random: bool = True,
+    topk_frac: float = 0.1,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict[str, torch.Tensor]]]:
+    """The cascading randomisation of ``cascading_randomization`` repeated for several random
+    draws (``seeds``), with intervals: how sure is the verdict, over images and over draws?
+
+    For each step and method, every image's Spearman with its trained map is averaged over the
+    seeds; the table gives the mean over images (``spearman``) with its percentile-bootstrap
+    ``level`` interval over the images (``low``, ``high``; ``vn.bootstrap``, resampling seed 0),
+    ``seed_min`` and ``seed_max`` (the lowest and highest of the per-seed means: the spread over
+    random draws), the mean ``topk_overlap`` and ``accuracy`` (over seeds), and ``n`` (images).
+    A last step per method, ``"trained, another image"``, is the reference: the trained maps of
+    two different images (each image against the next). Returns ``(table, per_image, maps)``:
+    ``per_image`` has one row per (seed, step, method, image) with ``spearman`` and ``topk_overlap``;
+    ``maps`` are those of the first seed, as ``cascading_randomization`` returns them.
+    Introduced in notebook 06 (rollout).
+    """
+    seeds = _check_seeds(seeds)
+    net, geom = unwrap(model)
+    geom.require_vit("cascading randomisation")
+    pixel_values = check_pixel_values(pixel_values, geom)
+    if not 0.0 < topk_frac <= 1.0:
+        raise ValueError(f"topk_frac must lie in (0, 1], got {topk_frac}")
+    fixed = _fixed_targets(net, pixel_values, target, batch_size).tolist()
+    steps = _cascade(model, geom.layers, from_layers, fully_random)[1:]
+    trained = _maps_and_logits(model, pixel_values, fixed, batch_size)[0]
+    jobs = [(seed, step) for seed in seeds for step in steps]
+    if progress:
+        from tqdm.auto import tqdm
+
+        jobs = tqdm(jobs, desc="randomisation cascades")
+    rows, first = [], {"trained": trained}
+    for seed, (label, f, _) in jobs:
+        rand = randomized(model, 0 if f == -1 else f, seed, embeddings=f == -1)
+        maps, logits = _maps_and_logits(rand, pixel_values, fixed, batch_size)
+        correct = (logits.argmax(-1).cpu() == torch.as_tensor(fixed)).double().numpy()
+        rows += [_per_image_rows(seed, label, k, maps[k], trained[k], topk_frac, correct) for k in maps]
+        if seed == seeds[0]:
+            first[label] = maps
+    rows += [
+        _per_image_rows(-1, "trained, another image", k, m.roll(1, 0), m, topk_frac, None) for k, m in trained.items()
+    ]
+    per_image = pd.concat(rows, ignore_index=True)
+    table = _seed_summary(per_image, n_boot, level)
+    table.attrs.update(images=len(pixel_values), seeds=list(seeds))
+    return table, per_image, first
+
+
+def _check_seeds(seeds: Any) -> list[int]:
+    seeds = list(seeds) if isinstance(seeds, (list, tuple)) else None
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in seeds):
+        raise ValueError("seeds must be a non-empty list of non-negative ints, e.g. (0, 1, 2)")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds repeat: {seeds}; each seed is one random draw")
+    return [int(s) for s in seeds]
+
+
+def _per_image_rows(seed, step, method, maps, trained, topk_frac, correct) -> pd.DataFrame:
+    """One method's per-image agreement with the trained maps at one (seed, step)."""
+    rho = rank_correlation(maps, trained).numpy()
+    return pd.DataFrame(
+        {
+            "seed": seed,
+            "step": step,
+            "method": method,
+            "image": np.arange(len(rho)),
+            "spearman": rho,
+            "topk_overlap": topk_overlap(maps, trained, topk_frac).numpy(),
+            "correct": np.nan if correct is None else correct,
+        }
+    )
+
+
+def _seed_summary(per_image: pd.DataFrame, n_boot: int, level: float) -> pd.DataFrame:
+    """Per (step, method): the seed-averaged per-image Spearman's mean and bootstrap interval, and
+    the spread of the per-seed means."""
+    rows = []
+    for (step, method), g in per_image.groupby(["step", "method"], sort=False):
+        per_seed = g.groupby("seed")["spearman"].mean()
+        iv = bootstrap(g.groupby("image")["spearman"].mean().to_numpy(), n_boot=n_boot, level=level)
+        rows.append(
+            {
+                "step": step,
+                "method": method,
+                "spearman": iv.value,
+                "low": iv.low,
+                "high": iv.high,
+                "seed_min": float(per_seed.min()),
+                "seed_max": float(per_seed.max()),
+                "topk_overlap": float(g["topk_overlap"].mean()),
+                "accuracy": float(g["correct"].mean()),
+                "n": iv.n,
+            }
+        )
+    return pd.DataFrame(rows)

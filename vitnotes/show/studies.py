@@ -127,6 +127,8 @@ def cascade_plot(
     order from the trained model to the fully random one). ``metric``: a column of the table
     (``"spearman"`` or ``"topk_overlap"``). ``baseline``: method -> a reference value drawn as a
     dashed line of the same colour (e.g. the agreement between trained maps of different images).
+    A table with ``low`` and ``high`` columns (``vn.cascade_intervals``) gets its intervals drawn
+    as error bars, and with ``seed_min`` and ``seed_max`` the spread over seeds as a band.
     Introduced in notebook 06 (rollout)."""
     for col in ("step", "method", metric):
         if col not in table.columns:
@@ -135,19 +137,22 @@ def cascade_plot(
     fig = Figure(figsize=size, layout="constrained")
     ax = fig.subplots()
     colours = {}
-    for method, group in table.groupby("method", sort=False):
-        y = group.set_index("step").loc[steps, metric].to_numpy()
-        (line,) = ax.plot(range(len(steps)), y, marker="o", label=method)
+    for k, (method, group) in enumerate(table.groupby("method", sort=False)):
+        g = group.set_index("step").loc[steps]
+        x = np.arange(len(steps)) + 0.06 * (k - 1)  # a small offset keeps overlapping bars apart
+        (line,) = ax.plot(x, g[metric].to_numpy(), marker="o", ms=4, label=method)
         colours[method] = line.get_color()
+        if metric == "spearman" and {"low", "high"} <= set(g.columns):
+            err = np.stack([g[metric] - g["low"], g["high"] - g[metric]]).clip(min=0)
+            ax.errorbar(x, g[metric], yerr=err, fmt="none", ecolor=line.get_color(), capsize=2, lw=1)
+        if metric == "spearman" and {"seed_min", "seed_max"} <= set(g.columns):
+            ax.fill_between(x, g["seed_min"], g["seed_max"], color=line.get_color(), alpha=0.15, lw=0)
     for method, value in (baseline or {}).items():
         ax.axhline(value, ls="--", lw=1, color=colours.get(method, "grey"), alpha=0.8)
     ax.axhline(0, color="black", lw=0.6)
     ax.set_xticks(range(len(steps)), steps, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel(
-        {"spearman": "Spearman with trained map", "topk_overlap": "top-patch overlap with trained map"}.get(
-            metric, metric
-        )
-    )
+    labels = {"spearman": "Spearman with trained map", "topk_overlap": "top-patch overlap with trained map"}
+    ax.set_ylabel(labels.get(metric, metric))
     ax.set_xlabel("randomised (cascading from the top)")
     ax.set_ylim(-0.3, 1.05)
     ax.legend(fontsize=8, loc="lower left")
@@ -158,7 +163,11 @@ def cascade_panel(
     image: Any, maps: dict[str, dict[str, torch.Tensor]], index: int = 0, *, size: float = 1.15
 ) -> Figure:
     """One image's maps along the cascade: a column per step, a row per method (the second result
-    of ``cascading_randomization``; ``index`` picks the image in the batch). Introduced in notebook 06 (rollout)."""
+    of ``cascading_randomization``; ``index`` picks the image in the batch). Each row shares one
+    colour scale from 0, with its colour bar and the uniform reference (1 / patches) marked on it:
+    a map that is flat on that scale is uniform, however clean its shape would look scaled on its
+    own. Introduced in notebook 06 (rollout)."""
+    from .trust import shared_maps
 
     steps = list(maps)
     if not steps:
@@ -166,8 +175,13 @@ def cascade_panel(
     methods = list(maps[steps[0]])
     img = np.asarray(image)
     rows = {m: torch.stack([maps[s][m][index] for s in steps]) for m in methods}
-    return map_panel(
-        np.repeat(img[None], len(steps), 0), rows, titles=[s.replace(" + ", "\n+ ") for s in steps], size=size
+    cells = int(np.prod(next(iter(rows.values())).shape[-2:]))
+    return shared_maps(
+        np.repeat(img[None], len(steps), 0),
+        rows,
+        titles=[s.replace(" + ", "\n+ ") for s in steps],
+        size=size,
+        reference=1.0 / cells,
     )
 
 

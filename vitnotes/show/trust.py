@@ -39,13 +39,15 @@ def shared_maps(
     size: float = 1.05,
     cmap: str = "magma",
     diverging: str = "RdBu_r",
+    reference: float | None = None,
 ) -> Figure:
     """A column per image, a row per map kind (the first row: the images), each row on ONE colour
     scale shared by its images, with its colour bar: within a row, brighter means more, across
     images. Non-negative maps run from 0 (``cmap``); maps with negative values run symmetrically
     about 0 (``diverging``: red for, blue against). Maps are drawn as their cells (no smoothing).
     ``outline``: ``[n, H, W]`` bool masks (e.g. the chirp) drawn as a contour on every map.
-    Introduced in notebook 09."""
+    ``reference``: a value marked on every colour bar (e.g. the uniform reference ``1 / patches``
+    of maps that sum to 1). Introduced in notebook 09."""
     imgs = image_stack(images)
     n, h, w = imgs.shape[:3]
     rows = {k: as_maps(v, k).numpy() for k, v in maps.items()}
@@ -69,7 +71,10 @@ def shared_maps(
                 axes[i, j].contour(
                     np.arange(w) + 0.5, np.arange(h) + 0.5, mask, levels=[0.5], colors="cyan", linewidths=0.6
                 )
-        fig.colorbar(im, ax=list(axes[i]), shrink=0.85, pad=0.01).ax.tick_params(labelsize=6)
+        bar = fig.colorbar(im, ax=list(axes[i]), shrink=0.85, pad=0.01)
+        bar.ax.tick_params(labelsize=6)
+        if reference is not None:
+            bar.ax.axhline(reference, color="cyan", lw=2.5)
         axes[i, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
     for ax in axes.ravel():
         ax.set_xticks([])
@@ -112,7 +117,8 @@ def interval_plot(
             colour = "0.5" if m in controls else "C0"
             err = [[r["value"] - r["low"]], [r["high"] - r["value"]]]
             ax.errorbar(r["value"], y[m], xerr=err, fmt="o", ms=3.5, color=colour, capsize=2, lw=1)
-        ax.set_title(f"{column_label(metric, baseline)}\n({_direction(metric)})", fontsize=8)
+        direction = _direction(metric)
+        ax.set_title(column_label(metric, baseline) + (f"\n({direction})" if direction else ""), fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(axis="x", lw=0.3)
     axes[0].set_yticks(range(len(methods)), methods, fontsize=8)

@@ -39,13 +39,15 @@ def shared_maps(
     size: float = 1.05,
     cmap: str = "magma",
     diverging: str = "RdBu_r",
+    together: Sequence[Sequence[str]] = (),
 ) -> Figure:
     """A column per image, a row per map kind (the first row: the images), each row on ONE colour
     scale shared by its images, with its colour bar: within a row, brighter means more, across
     images. Non-negative maps run from 0 (``cmap``); maps with negative values run symmetrically
     about 0 (``diverging``: red for, blue against). Maps are drawn as their cells (no smoothing).
     ``outline``: ``[n, H, W]`` bool masks (e.g. the chirp) drawn as a contour on every map.
-    Introduced in notebook 09."""
+    ``together``: groups of row names that share one scale (e.g. one method's maps for two classes),
+    so that their rows compare across rows too. Introduced in notebook 09."""
     imgs = image_stack(images)
     n, h, w = imgs.shape[:3]
     rows = {k: as_maps(v, k).numpy() for k, v in maps.items()}
@@ -53,6 +55,13 @@ def shared_maps(
         raise ValueError(
             f"every map kind needs one map per image ({n}): { ({k: v.shape[0] for k, v in rows.items()}) }"
         )
+    unknown = sorted({k for g in together for k in g} - set(rows))
+    if unknown:
+        raise ValueError(f"together names rows {unknown} that are not among the maps {list(rows)}")
+    scales = {k: _row_scale(v, cmap, diverging) for k, v in rows.items()}
+    for group in together:
+        shared = _row_scale(np.concatenate([rows[k] for k in group]), cmap, diverging)
+        scales.update(dict.fromkeys(group, shared))
     fig = Figure(figsize=(size * n + 1.9, size * (len(rows) + 1) + 0.3), layout="constrained")
     axes = np.asarray(fig.subplots(len(rows) + 1, n, squeeze=False))
     for j in range(n):
@@ -61,7 +70,7 @@ def shared_maps(
         if titles is not None:
             axes[0, j].set_title(titles[j], fontsize=8)
     for i, (name, m) in enumerate(rows.items(), start=1):
-        scale = _row_scale(m, cmap, diverging)
+        scale = scales[name]
         for j in range(n):
             im = axes[i, j].imshow(m[j], extent=(0, w, h, 0), interpolation="nearest", **scale)
             if outline is not None:

@@ -19,3 +19,25 @@ def test_rows_together_share_one_scale_others_keep_their_own():
     assert lims[2] == {(0.0, float(c.max()))}  # c: its own
     with pytest.raises(ValueError, match="not among the maps"):
         vn.shared_maps(imgs, {"a": a}, together=[("a", "x")])
+
+
+def test_metric_by_layer_draws_the_reference_and_starts_at_zero():
+    import pandas as pd
+
+    df = pd.DataFrame({"layer": [0, 0, 1, 1], "head": [0, 1, 0, 1], "entropy": [2.0, 3.0, 2.5, 3.5]})
+    fig = vn.metric_by_layer(df, "entropy", reference=4.0, zero=True)
+    ax = fig.axes[0]
+    assert ax.get_ylim()[0] == 0
+    ref = [ln for ln in ax.get_lines() if ln.get_label() == "uniform map"]
+    assert len(ref) == 1 and list(ref[0].get_ydata()) == [4.0, 4.0]
+    assert ax.get_ylim()[1] >= 4.0
+
+
+def test_group_distributions_from_zero_with_references():
+    import pandas as pd
+
+    df = pd.DataFrame({"ok": [True, False] * 5, "h": np.linspace(5.1, 5.2, 10), "d": np.linspace(-1, 1, 10)})
+    fig = vn.group_distributions(df, "ok", ["h", "d"], zero=True, references={"h": 5.28})
+    h, d = fig.axes[:2]
+    assert h.get_ylim()[0] == 0 and d.get_ylim()[0] == -1.0  # negative values keep their range
+    assert any(list(ln.get_ydata()) == [5.28, 5.28] for ln in h.get_lines())

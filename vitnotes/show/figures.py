@@ -263,10 +263,15 @@ def metric_by_layer(
     hue: str | None = None,
     heads: bool = True,
     ylabel: str | None = None,
+    reference: float | None = None,
+    reference_label: str = "uniform map",
+    zero: bool = False,
     size: tuple[float, float] = (5.0, 3.0),
 ) -> Figure:
     """A per-(layer, head) metric against depth: the mean over heads as a line (one per ``hue``
-    value), each head as a faint dot. Introduced in notebook 01 (layers)."""
+    value), each head as a faint dot. ``reference``: a value to draw as a dashed grey line (e.g. the
+    uniform map's entropy ``log N``), labelled ``reference_label``; ``zero=True`` starts the y axis
+    at 0. Introduced in notebook 01 (layers)."""
     import seaborn as sns
 
     for col in ("layer", metric) + ((hue,) if hue else ()):
@@ -289,6 +294,11 @@ def metric_by_layer(
             jitter=0.15,
         )
     sns.lineplot(data=df, x="layer", y=metric, hue=hue, ax=ax, errorbar=None, marker="o")
+    if reference is not None:
+        ax.axhline(reference, color="0.4", ls="--", lw=1, label=reference_label)
+        ax.legend(fontsize=8)
+    if zero:
+        ax.set_ylim(bottom=0)
     ax.set_ylabel(ylabel or metric)
     ax.set_xlabel("layer")
     return fig

@@ -383,13 +383,13 @@ Markdown(f"""
 # and with twelve heads tested, one interval in twenty excluding 0 by chance is to be expected.
 # ````
 #
-# 2. Take the errors the model makes with confidence above 0.9. Look at the images themselves:
-#    how many would you call label noise?
+# 2. Take the eight errors the model makes with the highest confidence. Look at the images
+#    themselves: how many would you call label noise?
 #
 # ````{admonition} Solution
 # :class: dropdown
 # ```python
-# sure = np.flatnonzero(~correct & (stats["confidence"].to_numpy() > 0.9))[:8]
+# sure = np.argsort(-np.where(correct, 0, stats["confidence"].to_numpy()))[:8]  # the 8 most confident errors
 # vn.shared_maps(imgs[sure], {"CLS attention": cls[sure].mean(1)}, outline=obj[sure],
 #                titles=[f"{names[y[i]]}\n→ {names[pred[i]]}" for i in sure])
 # ```

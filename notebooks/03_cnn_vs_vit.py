@@ -410,8 +410,8 @@ bright_said = vn.claim(
     bool(bright_vit),
     f"Brightness, which knows nothing of either model, still beats the random map on the ViT on "
     f"{len(bright_vit)} column{'s' if len(bright_vit) != 1 else ''} ({', '.join(vn.column_label(*c) for c in bright_vit)}).",
-    "Brightness, which knows nothing of either model, beats the random map on none of these columns: the tests no "
-    "longer reward ranking the garment first.")
+    "Brightness, which knows nothing of either model, beats the random map on the ViT on none of these columns: the "
+    "tests no longer reward ranking the garment first.")
 flat_said = vn.claim(
     spread < 0.1,
     f"Past them, each ResNet block is about as alike to one ViT block as to any other (its CKA varies by at most "
@@ -442,7 +442,7 @@ caveat = vn.pick("these models are small and under-trained", hub=f"{len(idx)} im
 Markdown(f"""
 ## What we found
 
-On {len(idx)} {sample} (the perturbation tests on the ViT on {min(N_FAITH_VIT, len(idx))} of them), with the ResNet right on
+On {len(idx)} {sample}, the perturbation tests on the ViT on {min(N_FAITH_VIT, len(idx))} of them, with the ResNet right on
 {cell(acc_t.loc['ResNet'])} and the ViT on {cell(acc_t.loc['ViT'])} of them; every number is a mean over images with
 its 95 % bootstrap interval:
 
@@ -452,7 +452,7 @@ its 95 % bootstrap interval:
 - **Layer by layer** ({N_CKA} test images, debiased linear CKA on mean-pooled representations): the ResNet's stem is
   most like the ViT's {match.iloc[0]} (CKA {best_resnet.iloc[0]:.2f}). {flat_said} {alike_said} Within the ViT, {step_said}.
 
-{vn.claim(all(findings) and not vit_explaining, "Attention maps are a poor account of what this ViT uses, while Grad-CAM is a fair one of the CNN.",
+{vn.claim(all(findings) and not vit_explaining, "None of the ViT's maps is shown to be faithful to the ViT on these images, while Grad-CAM is shown to be faithful to the CNN: a map that looks like an explanation is not one until it beats the random map.",
           "Not all of the zoo's findings hold for these models (see the statements above and the notes).")}
 Two caveats: {caveat}, and every baseline makes images neither model saw in training, so the AUCs and SRGs
 compare maps with each other rather than measure a model's reasoning in absolute terms.

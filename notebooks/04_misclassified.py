@@ -16,12 +16,15 @@
 # attention:
 #
 # 1. **Is attention different when the prediction is wrong?** We compare the spread of the
-#    last layer's CLS attention (its entropy and the share of its 10 largest weights), the
-#    spread of attention rollout, and how much of the attention falls on the garment, between
-#    right and wrong predictions.
+#    last layer's {term}`CLS token` attention (its entropy and its {term}`top-10 share`), the
+#    spread of {term}`attention rollout` {cite:p}`abnar2020rollout`, and how much of the attention
+#    falls on the garment, between right and wrong predictions.
 # 2. **What do single errors look like?** For a few errors we draw the attention maps next to
-#    class-specific maps for the predicted and for the true class, and write a short diagnosis
-#    from the measured numbers.
+#    class-specific maps ({term}`gradient rollout` {cite:p}`chefer2021generic`) for the predicted and
+#    for the true class, and write a short diagnosis from the measured numbers.
+#
+# Every headline number comes with a 95 % {term}`bootstrap interval <bootstrap interval>` over the
+# images it is a mean of, and the sample size beside it.
 
 # %% tags=["remove-cell"]
 # Binder and Colab: install vitnotes when it is missing (here, and wherever it is installed, a no-op).
@@ -65,7 +68,9 @@ probs = logits.softmax(-1)
 pred = logits.argmax(-1).numpy()
 correct = pred == y
 names = vit.labels
-print(f"{N} images: accuracy {correct.mean():.3f}, {int((~correct).sum())} errors")
+accuracy = vn.interval_rows({"accuracy": correct}, "share of the images").iloc[0]
+print(f"{N} images: accuracy {accuracy['value']:.3f} [{accuracy['low']:.3f}, {accuracy['high']:.3f}], "
+      f"{int((~correct).sum())} errors")
 
 # %%
 cm = vn.confusion_matrix(y, pred, names)  # rows: true class, columns: predicted class
@@ -89,11 +94,17 @@ in_upper = (pairs.apply(lambda r: r["true"] in upper and r["predicted"] in upper
 is_upper = np.isin(y, [names.index(c) for c in upper])
 upper_share = (float(np.mean(is_upper[~correct] & np.isin(pred[~correct], [names.index(c) for c in upper])))
                if (~correct).any() else float("nan"))
-print(f"recall per class: {per_class.round(3).to_dict()}")
-if upper:
-    print(f"errors with both the true and the predicted class in {sorted(upper)}: {upper_share:.3f}")
+upper_errors = is_upper[~correct] & np.isin(pred[~correct], [names.index(c) for c in upper])  # [errors] bool
+recall = vn.interval_rows({n: correct[y == names.index(n)] for n in per_class.index}, "recall")
+r_int = recall.set_index("method")
+if upper and (~correct).any():
+    u = vn.bootstrap(upper_errors)
+    print(f"errors with both the true and the predicted class in {sorted(upper)}: {u.value:.3f} "
+          f"[{u.low:.3f}, {u.high:.3f}] of {u.n}")
 vn.check(len(in_upper) > 0 and in_upper.iloc[:3].all(), "the three largest confusions are between upper-body garments")
+shirt_lowest = per_class.idxmin() == "Shirt" and r_int.loc["Shirt", "high"] < r_int.drop("Shirt")["low"].min()
 vn.check(per_class.idxmin() == "Shirt", "shirts are the class with the lowest recall")
+vn.interval_table(recall).T  # recall per class, with its interval over the class's images
 
 # %% [markdown]
 # As expected for Fashion-MNIST, the model mixes up the garments worn on the upper body — shirts,
@@ -115,14 +126,23 @@ vn.check(per_class.idxmin() == "Shirt", "shirts are the class with the lowest re
 #
 # Rollout needs every layer's full attention matrices and costs more than a plain forward
 # pass, so its two statistics (`rollout_entropy`, `rollout_on_garment`) are computed on a
-# subset: the first 60 errors and the first 60 correct predictions.
+# subset: the first `N_ROLL` errors and the first `N_ROLL` correct predictions.
+
+# %% [markdown]
+# ```{admonition} Predict before you run
+# :class: tip
+# When the ViT gets an image wrong, is its last-layer CLS attention more spread out (higher
+# entropy) than when it gets it right? Which of the statistics above will separate the two groups
+# best?
+# ```
 
 # %%
 stats = vn.attention_stats(cls, logits, k=10)
 stats["cls_on_garment"] = vn.garment_mass(cls.mean(1), obj).numpy()
 stats["garment_area"] = obj.mean((1, 2))
-sub = np.concatenate([np.flatnonzero(~correct)[:60], np.flatnonzero(correct)[:60]])
-roll = vn.explain(vit, x[sub], "rollout")  # CLS row over the patches, renormalised: [120, 14, 14]
+N_ROLL = vn.pick(128, hub=8)  # per group
+sub = np.concatenate([np.flatnonzero(~correct)[:N_ROLL], np.flatnonzero(correct)[:N_ROLL]])
+roll = vn.explain(vit, x[sub], "rollout")  # CLS row over the patches, renormalised: [len(sub), 14, 14]
 stats.loc[sub, "rollout_entropy"] = vn.entropy(roll.flatten(1)).numpy()
 stats.loc[sub, "rollout_on_garment"] = vn.garment_mass(roll, obj[sub]).numpy()
 stats["correct"] = correct
@@ -146,6 +166,14 @@ comparison = compared(stats)
 shown(comparison) if comparison is not None else None
 
 # %% [markdown]
+# The same means with their 95 % bootstrap intervals (each group resampled on its own), and the
+# difference correct minus wrong: an interval that excludes 0 is a difference these images resolve.
+
+# %%
+groups = vn.group_intervals(stats, "correct", columns) if comparison is not None else None
+vn.interval_table(groups, index=("method",)) if groups is not None else None
+
+# %% [markdown]
 # `rank_biserial` is an effect size for the Mann-Whitney test: the probability that a correct
 # prediction's value exceeds a wrong one's, rescaled to $[-1, 1]$ (0 = no difference). Wrong
 # predictions are not a random sample of images, though: they come mostly from the upper-body
@@ -156,7 +184,11 @@ within = compared(stats[is_upper]) if upper else None
 shown(within) if within is not None else None
 
 # %%
-vn.group_distributions(stats, "correct", columns, labels=("correct", "wrong"))
+# every axis from 0; the dashed lines: the uniform map's entropy (log 196) and top-10 share (10/196)
+patches = cls[0, 0].numel()
+vn.group_distributions(stats, "correct", columns, labels=("correct", "wrong"), zero=True,
+                       references={"cls_entropy": np.log(patches), "rollout_entropy": np.log(patches),
+                                   "cls_top10": 10 / patches})
 
 # %%
 attention_cols = ["cls_entropy", "cls_top10", "cls_on_garment", "rollout_entropy", "rollout_on_garment"]
@@ -185,7 +217,10 @@ if within is not None:
 # For each of the three largest confusions we take the most confident error and the least
 # confident one (`vn.pick_errors`). Rows: the last layer's CLS attention (mean over heads),
 # rollout, and gradient-weighted rollout (chapter 03) for the **predicted** class and for the
-# **true** class. Each panel has its own colour scale.
+# **true** class. Each row has one colour scale shared by its six images, with its colour bar, so
+# that brighter means more across the row; the two gradient-rollout rows share one scale between
+# them too, so the predicted and the true class's maps compare directly. The cyan line outlines the
+# garment. The maps are drawn as their 14x14 cells.
 
 # %%
 err = vn.pick_errors(y, pred, stats["confidence"], pairs.head(3), names, per_pair=2)
@@ -198,7 +233,9 @@ if len(err):  # (a few photos may bring no errors at all)
         "grad. rollout: true": vn.gradient_rollout(vit, xe, target=y[err].tolist()),
     }
     titles = [f"{names[y[i]]}\n→ {names[pred[i]]} ({probs[i, pred[i]]:.2f})" for i in err]
-vn.map_panel(imgs[err], maps, titles=titles, size=1.6) if len(err) else print(f"no errors among the {N} images")
+(vn.shared_maps(imgs[err], maps, outline=obj[err], titles=titles, size=1.3,
+                together=[("grad. rollout: predicted", "grad. rollout: true")])
+ if len(err) else print(f"no errors among the {N} images"))
 
 # %% [markdown]
 # The diagnoses below are written by `vn.describe_error` from the measured numbers: the
@@ -224,22 +261,36 @@ which = vn.pick("test image", hub="photo")
 (Markdown("\n".join(f"{j + 1}. ({which} {i}) {note}" for j, (i, note) in enumerate(zip(err, notes))))
  if len(err) else print("no errors to describe"))
 
+# %% [markdown]
+# Six errors are anecdotes. The overlap between the predicted- and the true-class maps is measured
+# on the first `N_OV` errors, with its interval; two unrelated maps share 0.1 of their top-10 %
+# pixels on average.
+
 # %%
-if len(err):
-    print(f"top-10 % overlap of the predicted- and true-class maps: mean {overlap.mean():.3f} "
-          f"(unrelated maps: 0.1); CLS attention on the {thing} for these errors: "
-          f"{stats.loc[err, 'cls_on_garment'].mean():.3f}, {thing} area {obj[err].mean():.3f}")
-    vn.check(overlap.mean() < 0.5, "the evidence for the predicted and the true class sits mostly on different pixels")
+N_OV = vn.pick(32, hub=8)  # gradient rollout costs several forward passes per image and class
+ev = np.flatnonzero(~correct)[:N_OV]  # the first errors
+if len(ev):
+    ov = vn.topk_overlap(vn.gradient_rollout(vit, x[ev], target=pred[ev].tolist()),
+                         vn.gradient_rollout(vit, x[ev], target=y[ev].tolist()), frac=0.1)  # [len(ev)]
+    ov_iv = vn.bootstrap(ov.numpy())
+    on_err = vn.bootstrap(stats.loc[ev, "cls_on_garment"].to_numpy())
+    print(f"{ov_iv.n} errors: top-10 % overlap of the predicted- and true-class maps {ov_iv.value:.3f} "
+          f"[{ov_iv.low:.3f}, {ov_iv.high:.3f}] (unrelated maps: 0.1); CLS attention on the {thing} "
+          f"{on_err.value:.3f} [{on_err.low:.3f}, {on_err.high:.3f}], {thing} area {obj[ev].mean():.3f}")
+    apart = ov_iv.high < 0.5
+    print(vn.claim(apart, "The evidence for the predicted and the true class sits mostly on different pixels (interval < 0.5).", "Not so: the evidence for the predicted and the true class sits mostly on different pixels (interval < 0.5)."))
 
 # %% tags=["hide-input"]
 # every sentence that states a finding follows the numbers: on other models a claim may not hold
 n_err = int((~correct).sum())
+ci = lambda r, f=".2f": f"{r['value']:{f}} [{r['low']:{f}}, {r['high']:{f}}]"  # noqa: E731
+g = groups.set_index(["method", "metric"]) if groups is not None else None
 lowest = "shirts have" if per_class.idxmin() == "Shirt" else f"{per_class.idxmin()} has"
 if n_err and upper:
-    errors_text = f""" {upper_share:.0%} of
+    errors_text = f""" {u.value:.0%} [{u.low:.0%}, {u.high:.0%}] of
   its {n_err} errors are confusions among shirts, T-shirts, pullovers and coats; the
   largest pair is {pairs.loc[0, 'true']} -> {pairs.loc[0, 'predicted']} ({int(pairs.loc[0, 'count'])} images),
-  and {lowest} the lowest recall ({per_class.min():.0%})."""
+  and {lowest} the lowest recall ({ci(r_int.loc[per_class.idxmin()], '.0%')}{", clear of every other class's interval" if shirt_lowest else ""})."""
 elif n_err:
     errors_text = f" Its {n_err} errors: " + ", ".join(
         f"{t} -> {q}" + (f" ({c} images)" if c > 1 else "") for t, q, c in pairs[["true", "predicted", "count"]].values
@@ -247,7 +298,7 @@ elif n_err:
 else:
     errors_text = " It makes no errors, so there is nothing to diagnose."
 bullets = [f"- On {vn.pick(f'the first {N} test images', hub=f'the {N} labelled photos')} the ViT is right "
-           f"{correct.mean():.1%} of the time.{errors_text}"]
+           f"{ci(accuracy, '.1%')} of the time.{errors_text}"]
 claims = []
 if comparison is not None:
     c, r = comparison, comparison["rank_biserial"]
@@ -257,13 +308,14 @@ if comparison is not None:
             + ("the spread of attention does not" if spread_same else "so does the spread of attention" if conf_sep
                else "the spread of attention does"))
     bullets.append(f"""- **{head}.** Correct predictions
-  are {"more" if c.loc['confidence', 'difference'] > 0 else "less"} confident (mean {c.loc['confidence', 'mean (correct)']:.2f} vs
-  {c.loc['confidence', 'mean (not correct)']:.2f}, rank-biserial {r['confidence']:.2f}). The
-  last layer's CLS entropy ({c.loc['cls_entropy', 'mean (correct)']:.2f} vs
-  {c.loc['cls_entropy', 'mean (not correct)']:.2f} nats, p = {c.loc['cls_entropy', 'p_mannwhitney']:.2f}),
-  its top-10 share ({c.loc['cls_top10', 'mean (correct)']:.2f} vs
-  {c.loc['cls_top10', 'mean (not correct)']:.2f}) and rollout's entropy
-  ({c.loc['rollout_entropy', 'mean (correct)']:.2f} vs {c.loc['rollout_entropy', 'mean (not correct)']:.2f},
+  are {"more" if c.loc['confidence', 'difference'] > 0 else "less"} confident (mean {ci(g.loc[('confidence', 'mean (correct)')])} vs
+  {ci(g.loc[('confidence', 'mean (not correct)')])}, rank-biserial {r['confidence']:.2f}). The
+  last layer's CLS entropy ({ci(g.loc[('cls_entropy', 'mean (correct)')])} vs
+  {ci(g.loc[('cls_entropy', 'mean (not correct)')])} nats, p = {c.loc['cls_entropy', 'p_mannwhitney']:.2f}),
+  its top-10 share ({ci(g.loc[('cls_top10', 'mean (correct)')])} vs
+  {ci(g.loc[('cls_top10', 'mean (not correct)')])}) and rollout's entropy
+  ({ci(g.loc[('rollout_entropy', 'mean (correct)')])} vs {ci(g.loc[('rollout_entropy', 'mean (not correct)')])}, on
+  {int(g.loc[('rollout_entropy', 'mean (correct)'), 'n'])} and {int(g.loc[('rollout_entropy', 'mean (not correct)'), 'n'])} images,
   close to the uniform {np.log(cls[0, 0].numel()):.2f}) {"are indistinguishable between the groups" if spread_same else "do not all agree between the groups"}.""")
     claims += [conf_sep, spread_same, r[attention_cols].abs().max() < r["confidence"]]
     if within is not None:
@@ -272,8 +324,8 @@ if comparison is not None:
         claims.append(follows)
     if within is not None and follows:
         bullets.append(f"""- **Where the attention falls follows the class, not the error.** Over all classes, wrong predictions
-  put *more* of their CLS attention on the garment ({c.loc['cls_on_garment', 'mean (not correct)']:.0%}
-  vs {c.loc['cls_on_garment', 'mean (correct)']:.0%}, rank-biserial {r['cls_on_garment']:.2f}), because
+  put *more* of their CLS attention on the garment ({ci(g.loc[('cls_on_garment', 'mean (not correct)')], '.0%')}
+  vs {ci(g.loc[('cls_on_garment', 'mean (correct)')], '.0%')}, rank-biserial {r['cls_on_garment']:.2f}), because
   errors come from large upper-body garments (garment area rank-biserial {r['garment_area']:.2f}). Within those
   four classes both signs flip (attention on the garment {r_in['cls_on_garment']:.2f}, garment area
   {r_in['garment_area']:.2f}): the share of attention on the garment tracks how much garment there is,
@@ -287,22 +339,22 @@ if comparison is not None:
 else:
     bullets.append(f"- **Right and wrong predictions cannot be compared here:** "
                    f"{'every' if correct.all() else 'no'} prediction is right.")
-if len(err):
-    apart = overlap.mean() < 0.5
+if len(ev):
     claims.append(apart)
-    bullets.append(f"""- On the {len(err)} errors shown, the class-specific maps for the predicted and the true class share
-  {overlap.mean():.0%} of their top-10 % pixels (unrelated maps share 10 %): the evidence the model finds
-  for the two classes sits {"mostly in different places" if apart else "largely in the same places"}.""")
-zoo_findings = within is not None and len(err) > 0 and all(claims)
+    bullets.append(f"""- On the first {ov_iv.n} errors, the class-specific maps for the predicted and the true class share
+  {ov_iv.value:.0%} [{ov_iv.low:.0%}, {ov_iv.high:.0%}] of their top-10 % pixels (unrelated maps share 10 %): """
+                   + vn.claim(apart, "the evidence the model finds for the two classes sits mostly in different places.",
+                              "the evidence the model finds for the two classes sits largely in the same places."))
+zoo_findings = within is not None and len(ev) > 0 and all(claims)
 closing = ("""This disagrees with the common advice to "look at the attention to see why the model failed":
 on this model the spread of attention does not flag an error and its placement follows the
-class and the garment's size, while the plain softmax confidence does. Chapter 03 found this ViT's maps to be poor explanations of what
-it uses (deleting their top pixels first hurts it no more than a random order), so every map
-here should be read with that caveat; the model is also under-trained, and some of its errors
-are simply those of a weak classifier.""" if zoo_findings else
+class and the garment's size, while the plain softmax confidence does. Chapter 03 tests how far
+this ViT's maps explain what it uses (with baselines that do not reward the black background), so
+read every map here with its verdict there in mind; the model is also under-trained, and some of
+its errors are simply those of a weak classifier.""" if zoo_findings else
            f"""On {N} images these comparisons are too small to confirm or refute the zoo's findings (the notes
 above name the claims that fail): read the numbers as a description of these images only. Chapter 03's
-deletion test says how far this model's maps explain what it uses.""")
+perturbation tests say how far this model's maps explain what it uses.""")
 newline = "\n"
 Markdown(f"""
 ## What we found
@@ -317,6 +369,43 @@ Markdown(f"""
 #
 # 1. Repeat the comparison per head: which head's CLS entropy differs most between right and
 #    wrong predictions? (`cls[:, h]` is head `h`.)
-# 2. Take the errors the model makes with confidence above 0.9. Look at the images themselves:
-#    how many would you call label noise?
+#
+# ````{admonition} Solution
+# :class: dropdown
+# ```python
+# heads = pd.DataFrame({f"head {h}": vn.entropy(cls[:, h].flatten(1)).numpy() for h in range(cls.shape[1])})
+# heads["correct"] = correct
+# d = vn.group_intervals(heads, "correct", [c for c in heads if c != "correct"])
+# d = d[d["metric"] == "difference"].set_index("method")
+# d.loc[d["value"].abs().sort_values(ascending=False).index[:3], ["value", "low", "high"]]
+# ```
+# The head with the largest difference is the candidate; it counts only if its interval excludes 0,
+# and with twelve heads tested, one interval in twenty excluding 0 by chance is to be expected.
+# ````
+#
+# 2. Take the eight errors the model makes with the highest confidence. Look at the images
+#    themselves: how many would you call label noise?
+#
+# ````{admonition} Solution
+# :class: dropdown
+# ```python
+# sure = np.argsort(-np.where(correct, 0, stats["confidence"].to_numpy()))[:8]  # the 8 most confident errors
+# vn.shared_maps(imgs[sure], {"CLS attention": cls[sure].mean(1)}, outline=obj[sure],
+#                titles=[f"{names[y[i]]}\n→ {names[pred[i]]}" for i in sure])
+# ```
+# There is no computed answer: it is a judgement per image. Look for shirts labelled as T-shirts
+# or the reverse, where the 28-pixel image does not show the collar or buttons that decide the
+# label, and count those you cannot decide yourself.
+# ````
+#
 # 3. Run the same analysis on `fmnist-vit-p4` (a 7x7 grid). Are its confusions the same pairs?
+#
+# ````{admonition} Solution
+# :class: dropdown
+# ```python
+# vit4 = vn.load(vn.pick("fmnist-vit-p4", hub="google/vit-base-patch32-224"))
+# pred4 = vit4.predict(vit4.preprocess(imgs)).argmax(-1).numpy()
+# vn.confusion_pairs(vn.confusion_matrix(y, pred4, names), top=5)
+# ```
+# Compare the `true` / `predicted` columns with the table at the top of this chapter.
+# ````

@@ -11,21 +11,28 @@
 # %% [markdown]
 # # 07 · How does fine-tuning change attention?
 #
-# A common story about fine-tuning a pretrained ViT goes like this: after fine-tuning, the CLS
-# token's attention in the last layer becomes much more concentrated (lower entropy, most of
-# it on a handful of patches), the late layers change most while the early ones barely move,
-# the late layers become more local, and attention rollout, which mixes all layers, hardly
-# changes. One public write-up (a ViT-B/16 fine-tuned on galaxy images, in the book's seeds)
-# reports exactly this, with numbers we quote below.
+# A common story about {term}`fine-tuning` a pretrained ViT {cite:p}`dosovitskiy2021vit` goes like
+# this: after fine-tuning, the {term}`CLS token`'s attention in the last layer becomes much more
+# concentrated (lower entropy, most of it on a handful of patches: a higher {term}`top-10 share`),
+# the late layers change most while the early ones barely move, the late layers become more local
+# (a shorter {term}`mean attention distance`), and {term}`attention rollout` {cite:p}`abnar2020rollout`,
+# which mixes all layers, hardly changes. One public write-up (a ViT-B/16 fine-tuned on galaxy
+# images, in the book's seeds, {cite:p}`galaxyzoo2025finetune`) reports exactly this, with numbers
+# we quote below.
 #
 # We test it on this book's own fine-tuning: `fmnist-vit-p4`, trained on Fashion-MNIST, was
 # fine-tuned into `spectro-vit`, which reads a rendered spectrogram (a chirp plus a title,
 # axis labels and a colour bar that carry no information) and regresses three numbers: the
-# chirp's start time, start frequency and end frequency. Both models see the same 196-patch
+# chirp's start time, start frequency and end frequency (the task of {cite:t}`bahador2025spectro`,
+# rebuilt with ground truth). Both models see the same 196-patch
 # grid (14x14, as ViT-B/16 does), so entropies compare directly with the quoted ones. And
 # since every spectrogram comes with a pixel mask of where the chirp and each distractor
 # are, we can also ask the question the story implies: does fine-tuning move attention onto
 # the part of the image that matters?
+#
+# Every headline number is a mean with a 95 % {term}`bootstrap interval <bootstrap interval>` over
+# the test spectrograms, or, once the zoo holds several fine-tuning runs of the same recipe (seeds),
+# an interval over the runs.
 
 # %% tags=["remove-cell"]
 # Binder and Colab: install vitnotes when it is missing (here, and wherever it is installed, a no-op).
@@ -34,6 +41,8 @@ if importlib.util.find_spec("vitnotes") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "vitnotes @ git+https://github.com/vitnotes/vitnotes"], check=True)
 
 # %%
+import re
+
 import numpy as np
 import pandas as pd
 import torch
@@ -56,6 +65,10 @@ RECIPE = vn.pick("spectro-vit", hub="spectro-vit-b16")  # the hub recipe starts 
 before = train.starting_point(recipe=RECIPE)
 after = train.trained(RECIPE)
 models = {"before": before, "after": after}
+# further fine-tuning runs of the same recipe with other seeds, when the zoo holds them (spectro-vit-s1, ...)
+RUNS = [RECIPE] + [n for n in vn.zoo_names() if re.fullmatch(rf"{re.escape(RECIPE)}-s\d+", n)]
+afters = [after] + [vn.load(n) for n in RUNS[1:]]
+print(f"fine-tuning runs of {RECIPE}: {len(RUNS)} ({', '.join(RUNS)})")
 before, after
 
 # %% [markdown]
@@ -126,7 +139,7 @@ vn.check(m["improvement_over_mean"] > 1.5, "the model beats predicting the mean 
 # (frame and ticks) and the background.
 
 # %%
-N = 64
+N = vn.pick(128, hub=32)
 x, y = train.spectro_split("test", N, RECIPE)  # pixel_values [N, 3, 56, 56], z-scored targets [N, 3]
 ds = vn.data.spectrograms(N, seed=3, size=after.geometry.image_size)
 masks = np.stack(ds["mask"])  # [N, 56, 56] region codes
@@ -150,15 +163,15 @@ patches = prof["after"].attrs["patches"]
 print(f"{N} images, {patches} patches; uniform entropy log {patches} = {np.log(patches):.3f} nats")
 
 # %%
-vn.metric_by_layer(both, "entropy", hue="model", ylabel="CLS entropy (nats)")
+vn.metric_by_layer(both, "entropy", hue="model", ylabel="CLS entropy (nats)", reference=np.log(patches),
+                   reference_label=f"uniform map: log {patches}", zero=True)
 
 # %% [markdown]
-# Each dot is one head, each line the mean over heads. The two curves share their shape:
-# near-uniform attention in layers 1-5 and more concentrated attention in layer 0 and the
-# late layers. Fine-tuning lowers the entropy in most layers, but it does not reshape the
-# profile. The table adds the top-10 share and the mean attention distance (over all query
-# patches, not just CLS): the late layers become more local by about a pixel, layers 1-4
-# slightly more global, on patches whose attention reaches about half the image's width.
+# Each dot is one head, each line the mean over heads; the dashed line is the uniform map's
+# entropy, the top of the scale. Compare the two curves' shapes, then how far
+# apart they are layer by layer. The table adds the top-10 share and the mean attention distance
+# (over all query patches, not just CLS); the printed lines under it name the layers that change
+# most.
 
 # %%
 table = pd.DataFrame({
@@ -176,7 +189,7 @@ biggest = int(change.abs().idxmax())
 early, late = change.loc[0:3].abs().mean(), change.loc[8:11].abs().mean()
 dist = table["distance change (px)"]
 vn.check((change < 0).sum() >= 9, "lower entropy in most layers")
-vn.check((dist.loc[8:11] < 0).all() and (dist.loc[1:4] > 0).all(), "layers 8-11 become more local, layers 1-4 more global")
+print(vn.claim((dist.loc[8:11] < 0).all() and (dist.loc[1:4] > 0).all(), "Layers 8-11 become more local, layers 1-4 more global.", "Not so: layers 8-11 become more local, layers 1-4 more global."))
 print(f"largest entropy change: layer {biggest} ({change[biggest]:+.3f} nats); last layer {change[11]:+.3f}")
 print(f"mean |entropy change|: layers 0-3 {early:.3f}, layers 8-11 {late:.3f}")
 print(f"distance change: layers 0-1 {dist.loc[0:1].mean():+.2f} px, layers 10-11 {dist.loc[10:11].mean():+.2f} px")
@@ -186,46 +199,68 @@ print(f"distance change: layers 0-1 {dist.loc[0:1].mean():+.2f} px, layers 10-11
 #
 # The seed's numbers are for a ViT-B/16 fine-tuned on galaxy images (entropy in nats over 196
 # patches, like ours). Rollout is Abnar & Zuidema's (mean over heads, half identity for the
-# residual), its CLS row over the patches. "Last layer" values are means over the 12 heads
-# and the $N$ images.
-
-# %%
-roll = {name: vn.explain(model, x, "rollout").flatten(1) for name, model in models.items()}  # [N, 196] CLS rows
-ours = {name: {
-    "last-layer CLS entropy (nats)": layer[name].loc[11, "entropy"],
-    "last-layer top-10 share": layer[name].loc[11, "top10"],
-    "rollout CLS entropy (nats)": float(vn.entropy(roll[name]).mean()),
-} for name in models}
-seed = {"last-layer CLS entropy (nats)": (4.81, 3.09), "last-layer top-10 share": (0.208, 0.794),
-        "rollout CLS entropy (nats)": (4.85, 4.74)}
-seed_table = pd.DataFrame({
-    "seed before": {k: v[0] for k, v in seed.items()}, "seed after": {k: v[1] for k, v in seed.items()},
-    "ours before": {k: ours["before"][k] for k in seed}, "ours after": {k: ours["after"][k] for k in seed},
-})
-seed_table["seed change"] = seed_table["seed after"] - seed_table["seed before"]
-seed_table["our change"] = seed_table["ours after"] - seed_table["ours before"]
-seed_table.round(3)
+# residual), its CLS row over the patches. "Last layer" values are means over the 12 heads.
+# `vn.finetune_table` computes each statistic per image, for the starting point and for every
+# fine-tuning run, and gives the mean with its interval: over the $N$ images when there is one
+# run, over the runs when the zoo holds several (a Student-t interval over the runs' means: with
+# two or three runs the bootstrap cannot make an interval). The last row is layer 0's CLS mass on
+# the chirp over the chirp's area, which the next section looks at layer by layer.
 
 # %% [markdown]
-# The direction agrees (the last layer gets more concentrated, rollout barely moves), the
-# size does not: our last layer loses a fraction of the entropy the seed reports and its
-# top-10 share rises by a few points, not from a fifth to four fifths. Our "before" model is
-# also already far from uniform in its last layer, unlike the seed's ImageNet model on galaxy
-# images. The layer that changes most is not the last one either.
+# ```{admonition} Predict before you run
+# :class: tip
+# The seed's last layer goes from a top-10 share of about a fifth to about four fifths. Our
+# "before" model has already been trained on Fashion-MNIST; will its last-layer change be larger
+# or smaller than the seed's, and will rollout's entropy move more or less than the last layer's?
+# ```
 
 # %%
-d_last = seed_table.loc["last-layer CLS entropy (nats)", "our change"]
-d_top = seed_table.loc["last-layer top-10 share", "our change"]
-d_roll = seed_table.loc["rollout CLS entropy (nats)", "our change"]
-same_direction = d_last < 0 and d_top > 0
-smaller = abs(d_last) < 0.5 * abs(seed["last-layer CLS entropy (nats)"][1] - seed["last-layer CLS entropy (nats)"][0]) \
-    and d_top < 0.5 * (seed["last-layer top-10 share"][1] - seed["last-layer top-10 share"][0])
-vn.check(same_direction, "the last layer changes in the seed's direction (entropy down, top-10 share up)")
-vn.check(smaller, "the change is less than half the seed's")
-vn.check(abs(d_roll) < abs(d_last) and biggest != 11, "rollout moves less than the last layer; the last layer is not the one that changes most")
-vn.check(ours["before"]["last-layer CLS entropy (nats)"] < np.log(patches) - 1, '"before" is far from uniform already')
-print(f"last-layer entropy change: ours {d_last:+.3f} vs seed {seed_table.loc['last-layer CLS entropy (nats)', 'seed change']:+.3f}")
-print(f"rollout entropy change: ours {d_roll:+.3f} vs seed {seed_table.loc['rollout CLS entropy (nats)', 'seed change']:+.3f}")
+ft = vn.finetune_table(before, afters, x, masks)
+over = ft.loc[ft["metric"] == "after", "over"].iloc[0]
+print(f"{N} test spectrograms; {len(afters)} fine-tuning run(s): intervals of 'after' and 'change' are over {over}")
+vn.interval_table(ft, index=("statistic",))
+
+# %%
+seed = {"last-layer CLS entropy (nats)": (4.81, 3.09), "last-layer top-10 share": (0.208, 0.794),
+        "rollout CLS entropy (nats)": (4.85, 4.74)}
+ours = ft.set_index(["statistic", "metric"])
+seed_table = pd.DataFrame({
+    "seed before": {k: v[0] for k, v in seed.items()}, "seed after": {k: v[1] for k, v in seed.items()},
+    "ours before": {k: ours.loc[(k, "before"), "value"] for k in seed},
+    "ours after": {k: ours.loc[(k, "after"), "value"] for k in seed},
+})
+seed_table["seed change"] = seed_table["seed after"] - seed_table["seed before"]
+seed_table["our change"] = [ours.loc[(k, "change"), "value"] for k in seed]
+seed_table["our change: low"] = [ours.loc[(k, "change"), "low"] for k in seed]
+seed_table["our change: high"] = [ours.loc[(k, "change"), "high"] for k in seed]
+seed_table.round(3)
+
+# %%
+chg = {k: ours.loc[(k, "change")] for k in seed}
+ci = lambda k, m, f=".2f": (f"{ours.loc[(k, m), 'value']:{f}} [{ours.loc[(k, m), 'low']:{f}}, "  # noqa: E731
+                            f"{ours.loc[(k, m), 'high']:{f}}]")
+C = "chirp mass / area"
+E, T, R = "last-layer CLS entropy (nats)", "last-layer top-10 share", "rollout CLS entropy (nats)"
+d_last, d_top, d_roll = (chg[k]["value"] for k in (E, T, R))
+same_direction = bool(chg[E]["high"] < 0 and chg[T]["low"] > 0)  # intervals clear of 0 on the seed's side
+seed_d = {k: seed[k][1] - seed[k][0] for k in seed}
+smaller = bool(abs(chg[E]["low"]) < 0.5 * abs(seed_d[E]) and chg[T]["high"] < 0.5 * seed_d[T])
+roll_less = bool(abs(d_roll) < abs(d_last) and max(abs(chg[R]["low"]), abs(chg[R]["high"])) < abs(chg[E]["high"]))
+far_before = bool(ours.loc[(E, "before"), "high"] < np.log(patches) - 1)
+print(vn.claim(same_direction, "The last layer changes in the seed's direction (entropy down, top-10 share up; "
+               "intervals clear of 0).", "The last layer does not clearly change in the seed's direction."))
+print(vn.claim(smaller, "The change is less than half the seed's (the whole interval).",
+               "The change is not clearly less than half the seed's."))
+print(vn.claim(far_before, '"Before" is far from uniform already (last-layer entropy more than 1 nat below log N).',
+               '"Before" is close to uniform in its last layer.'))
+print(f"last-layer entropy change: ours {d_last:+.3f} [{chg[E]['low']:+.3f}, {chg[E]['high']:+.3f}] vs seed {seed_d[E]:+.3f}")
+print(f"rollout entropy change: ours {d_roll:+.3f} [{chg[R]['low']:+.3f}, {chg[R]['high']:+.3f}] vs seed {seed_d[R]:+.3f}")
+
+# %% [markdown]
+# The lines above compare the direction and the size of our change with the seed's, from the
+# intervals; "What we found" collects them. The seed's "before" was an ImageNet model seeing galaxy
+# images for the first time; ours has been trained on Fashion-MNIST, so how far its last layer
+# already is from uniform matters when the two changes are compared.
 
 # %% [markdown]
 # ## Does attention move onto the chirp?
@@ -255,24 +290,21 @@ pd.concat([mass, ratio], axis=1).round(3)
 
 # %%
 both["chirp / area"] = both["mass_chirp"] / area["chirp"]
-vn.metric_by_layer(both, "chirp / area", hue="model", ylabel="chirp mass / chirp area")
+vn.metric_by_layer(both, "chirp / area", hue="model", ylabel="chirp mass / chirp area", reference=1.0, zero=True)
 
 # %% [markdown]
-# One layer stands out: after fine-tuning, layer 0's CLS attention puts several times the
-# chirp's area share on the chirp (a few of its heads more than ten times), where before it
-# was near 1. In every other layer, before and after, the CLS token gives the chirp about
-# what a uniform map would. The distractors show no consistent shift: they lose attention in
-# layer 0 and in some late layers and gain a little in layers 1-5. Note that the starting
-# point already gave the distractors less than their area share in its late layers.
+# Each dot is one head, each line the mean over heads; the dashed line at 1 is the uniform map's
+# ratio. The checks below, and "What we found", say which layers move onto the chirp and how the distractors fare
+# (layer 0's ratio has its interval in the table above).
 
 # %%
 r_after, r_before = ratio["chirp / area after"], ratio["chirp / area before"]
 vn.check(r_after[0] > 2 * max(1.0, r_before[0]), "layer 0 moves onto the chirp")
-vn.check(r_after.loc[1:11].between(0.5, 2.0).all(), "layers 1-11 give the chirp about its area share")
+print(vn.claim(r_after.loc[1:11].between(0.5, 2.0).all(), "Layers 1-11 give the chirp about its area share.", "Not so: layers 1-11 give the chirp about its area share."))
 lost = ratio["distractors / area after"] < ratio["distractors / area before"]
 d_before = ratio["distractors / area before"]
-vn.check(lost[0] and 3 <= lost.sum() <= 9, "layer 0 loses distractor attention; no consistent shift elsewhere")
-vn.check((d_before.loc[8:11] < 0.85).all(), "the starting point already under-weights distractors in layers 8-11")
+print(vn.claim(lost[0] and 3 <= lost.sum() <= 9, "Layer 0 loses distractor attention; no consistent shift elsewhere.", "Not so: layer 0 loses distractor attention; no consistent shift elsewhere."))
+print(vn.claim((d_before.loc[8:11] < 0.85).all(), "The starting point already under-weights distractors in layers 8-11.", "Not so: the starting point already under-weights distractors in layers 8-11."))
 print(f"chirp / area in layer 0: {r_before[0]:.2f} before, {r_after[0]:.2f} after; "
       f"layers 1-11 after: {r_after.loc[1:11].min():.2f} to {r_after.loc[1:11].max():.2f}")
 print(f"distractors lose attention in {int(lost.sum())} of 12 layers: {lost[lost].index.tolist()}")
@@ -282,54 +314,152 @@ print(f"distractors lose attention in {int(lost.sum())} of 12 layers: {lost[lost
 #
 # The last layer's CLS map (mean over heads) on the first two test spectrograms, before and
 # after fine-tuning, and the difference (red: gained, blue: lost). Then layer 0, the layer
-# whose attention moved onto the chirp.
+# whose attention moved onto the chirp. The spectrogram is drawn in grey so that the map's
+# colours (viridis: dark blue = little, yellow = much) cannot be mistaken for the spectrogram's
+# own; before and after share one colour scale with its bar, the difference has its own; each
+# title gives the map's H / log N (1 = uniform). The white line outlines the chirp, from the
+# ground-truth mask.
 
 # %%
 cls = {name: vn.capture(model, x[:2], cls_only=True) for name, model in models.items()}
+chirp = [m == vn.data.REGIONS.index("chirp") for m in masks[:2]]  # [56, 56] bool each
+look = dict(grey=True, cmap="viridis", alpha=0.7, outline_colour="white")
 vn.before_after(ds[0]["image"], cls["before"].cls_grid(-1)[0].mean(0), cls["after"].cls_grid(-1)[0].mean(0),
-                titles=("before, layer 11", "after, layer 11"))
+                titles=("before, layer 11", "after, layer 11"), outline=chirp[0], **look)
 
 # %%
 vn.before_after(ds[1]["image"], cls["before"].cls_grid(0)[1].mean(0), cls["after"].cls_grid(0)[1].mean(0),
-                titles=("before, layer 0", "after, layer 0"))
+                titles=("before, layer 0", "after, layer 0"), outline=chirp[1], **look)
+
+# %% [markdown]
+# Two images are two samples, not the average: here is how much of layer 0's CLS attention these two
+# give the chirp, against the mean over all $N$ images.
+
+# %%
+two = {name: vn.finetune_stats(m, x[:2], masks[:2])["chirp mass / area"].to_numpy() for name, m in models.items()}
+for i in range(2):
+    print(f"image {i}: layer 0's chirp mass / area {two['before'][i]:.2f} before, {two['after'][i]:.2f} after")
+print(f"mean over the {N} images: {ci(C, 'before')} before, {ci(C, 'after')} after")
 
 # %% tags=["hide-input"]
 from IPython.display import Markdown
 
-st = seed_table
+runs_said = vn.claim(
+    len(afters) >= 2,
+    f"{len(afters)} fine-tuning runs of the recipe ({', '.join(RUNS)}); 'after' and 'change' are means over the runs "
+    "with a Student-t 95 % interval over the runs, 'before' a mean over images with its bootstrap interval.",
+    f"Only one fine-tuning run is in the zoo ({RUNS[0]}, seed 0), so every interval is a bootstrap over the {N} "
+    "images: it says how precisely these images measure this run's change, not how much a run with another seed "
+    "would differ.")
+direction_said = vn.claim(
+    same_direction, "Same direction as the seed, both intervals clear of 0,",
+    "Not clearly the seed's direction (an interval reaches 0 or lies on the other side),")
+size_said = vn.claim(smaller, "and less than half the seed's change.", "and not clearly smaller than the seed's change.")
+roll_said = vn.claim(
+    roll_less, f"Rollout's entropy moves less than the last layer's ({ci(R, 'change', '+.3f')} nats; seed "
+    f"{seed_d[R]:+.2f}), as the seed found.",
+    f"Rollout's entropy does not clearly move less than the last layer's ({ci(R, 'change', '+.3f')} nats; seed "
+    f"{seed_d[R]:+.2f}).")
+layer_said = vn.claim(
+    biggest != 11, f"The layer whose mean entropy changes most is layer {biggest} ({change[biggest]:+.2f} nats), not the "
+    "last one;", f"The layer whose mean entropy changes most is the last one ({change[biggest]:+.2f} nats);")
+early_said = vn.claim(
+    abs(change[0]) > late, f'layer 0 changes by {change[0]:+.2f} nats, more than layers 8-11 on average ({late:.2f}), '
+    'so "early layers barely change" does not hold for it.',
+    f"layers 0-3 change by {early:.2f} nats on average and layers 8-11 by {late:.2f}.")
+chirp_moves = bool(ours.loc[(C, "change"), "low"] > 0 and ours.loc[(C, "after"), "low"] > 1)
+chirp_said = vn.claim(
+    chirp_moves,
+    f"**Layer 0 moves onto the chirp**: its CLS attention gives the chirp {ci(C, 'after', '.1f')}x its area share after "
+    f"fine-tuning, from {ci(C, 'before', '.1f')}x before (a uniform map gives 1x);",
+    f"Layer 0's CLS attention gives the chirp {ci(C, 'after', '.1f')}x its area share after fine-tuning and "
+    f"{ci(C, 'before', '.1f')}x before: no clear move onto the chirp;")
+rest_said = vn.claim(
+    bool(r_after.loc[1:11].between(0.5, 2.0).all()),
+    f"in layers 1-11 it gets {r_after.loc[1:11].min():.1f}x to {r_after.loc[1:11].max():.1f}x, about what a uniform "
+    "map gives.", f"in layers 1-11 it gets {r_after.loc[1:11].min():.1f}x to {r_after.loc[1:11].max():.1f}x.")
+lost_said = vn.claim(
+    bool(lost.sum() <= 9),
+    f"The distractors lose attention in only {int(lost.sum())} of 12 layers: fine-tuning did not teach the CLS token "
+    "to ignore them.", f"The distractors lose attention in {int(lost.sum())} of 12 layers.")
+trained_said = vn.claim(
+    r2["start_time"] < 0.5,
+    f"R^2 for the start time is {r2['start_time']:.2f}, so `{RECIPE}` is under-trained and these are the changes of a "
+    "partly fine-tuned model.", f"R^2 for the start time is {r2['start_time']:.2f}.")
 Markdown(f"""
 ## What we found
 
-On {N} test spectrograms, comparing the fine-tuning run's starting point with `{RECIPE}`:
+On {N} test spectrograms, comparing the fine-tuning run's starting point with `{RECIPE}`. {runs_said}
 
-- The last layer's CLS entropy {"falls" if d_last < 0 else "rises"} from {st.loc['last-layer CLS entropy (nats)', 'ours before']:.2f} to
-  {st.loc['last-layer CLS entropy (nats)', 'ours after']:.2f} nats ({d_last:+.2f}; the seed reports
-  {st.loc['last-layer CLS entropy (nats)', 'seed change']:+.2f}), and its top-10 share {"rises" if d_top > 0 else "falls"} from
-  {st.loc['last-layer top-10 share', 'ours before']:.1%} to {st.loc['last-layer top-10 share', 'ours after']:.1%}
-  (seed: {seed['last-layer top-10 share'][0]:.1%} to {seed['last-layer top-10 share'][1]:.1%}).
-  {"Same direction" if same_direction else "Not the seed's direction"}, {"a much smaller effect" if smaller else "an effect of comparable size"}.
-- Rollout entropy {"barely moves" if abs(d_roll) < abs(d_last) else "moves more than the last layer's"} ({d_roll:+.3f} nats; seed
-  {st.loc['rollout CLS entropy (nats)', 'seed change']:+.2f}){", as the seed found" if abs(d_roll) < abs(d_last) else ""}.
-- The layer that changes most is layer {biggest} ({change[biggest]:+.2f} nats){", not the last one" if biggest != 11 else ""}; layers 0-3
-  change by {early:.2f} nats on average and layers 8-11 by {late:.2f}{', so "early layers barely change" does not hold for layer 0' if abs(change[0]) > late else ""}.
+- The last layer's CLS entropy goes from {ci(E, 'before')} to {ci(E, 'after')} nats (change
+  {ci(E, 'change', '+.2f')}; the seed reports {seed_d[E]:+.2f}), and its top-10 share from {ci(T, 'before', '.1%')}
+  to {ci(T, 'after', '.1%')} (seed: {seed[T][0]:.1%} to {seed[T][1]:.1%}). {direction_said} {size_said}
+- {roll_said}
+- {layer_said} {early_said}
 - Mean attention distance changes by at most {dist.abs().max():.1f} px (out of about
   {table['distance after (px)'].mean():.0f} px): {dist.loc[10:11].mean():+.2f} px in layers 10-11 (the seed: more
   local), {dist.loc[1:4].mean():+.2f} px in layers 1-4, and {dist[0]:+.2f} px in layer 0 (the seed: layers 0-1
   slightly more global).
-- In layer 0 the chirp gets {r_after[0]:.1f}x its area share of the CLS attention after fine-tuning, from
-  {r_before[0]:.1f}x before; in layers 1-11 it gets {r_after.loc[1:11].min():.1f}x to
-  {r_after.loc[1:11].max():.1f}x (a uniform map gives 1x). The distractors lose attention in
-  {int(lost.sum())} of 12 layers{": fine-tuning did not teach the CLS token to ignore them" if lost.sum() <= 9 else ""}.
-- R^2 for the start time is {r2['start_time']:.2f}{f", so `{RECIPE}` is under-trained and these are the changes of a partly fine-tuned model" if r2['start_time'] < 0.5 else ""}.
+- {chirp_said} {rest_said} {lost_said}
+- {trained_said}
 """)
 
 # %% [markdown]
 # ## Exercises
 #
-# 1. Fine-tune longer (`python -m vitnotes.train spectro-vit --epochs 10 --out /tmp/spectro-long`) and load
-#    the result with `vn.load("/tmp/spectro-long")`. Does the last-layer entropy keep falling, and does the
-#    chirp's share grow beyond layer 0?
-# 2. The CLS row is only one query. Use `vn.capture` to measure how much attention the *chirp patches* (as
-#    queries) give to the chirp, before and after.
-# 3. Our "before" model has never seen a spectrogram. Compute the same table for `fmnist-vit-p4` on its own
-#    Fashion-MNIST images: is its last layer already as concentrated as on spectrograms?
+# 1. `vn.finetune_table` measures the chirp's share in layer 0. Measure it in the last layer
+#    (`chirp_layer=-1`): does the last layer move onto the chirp too?
+#
+# ````{admonition} Solution
+# :class: dropdown
+# ```python
+# last = vn.finetune_table(before, afters, x, masks, chirp_layer=-1)
+# vn.interval_table(last, index=("statistic",)).loc[["chirp mass / area"]]
+# ```
+# Compare the "change" interval with 0 and the "after" interval with 1 (the uniform map's ratio).
+# The per-layer table of the section "Does attention move onto the chirp?" already shows the
+# means layer by layer; the interval says whether the last layer's change is more than these
+# images' noise.
+# ````
+#
+# 2. The CLS row is only one query. Use `vn.capture` to measure how much attention the *chirp
+#    patches* (as queries) give to the chirp, before and after, in layer 0.
+#
+# ````{admonition} Solution
+# :class: dropdown
+# ```python
+# def chirp_to_chirp(model, x, masks, layer=0):
+#     att = vn.capture(model, x, layers=[layer])  # full attention: probs [1, batch, head, T, T]
+#     chirp = vn.mask_coverage(torch.from_numpy(masks == vn.data.REGIONS.index("chirp")), att.grid)
+#     cover = chirp.flatten(1).float()  # [batch, patches]: each patch's share of chirp pixels
+#     q = att.probs[0][:, :, 1:, 1:]  # patch queries -> patch keys, CLS dropped
+#     q = q / q.sum(-1, keepdim=True)
+#     to_chirp = (q * cover[:, None, None, :]).sum(-1).mean(1)  # [batch, patches]: each query's mass on the chirp
+#     weight = cover / cover.sum(1, keepdim=True)  # queries weighted by their chirp pixels
+#     return (to_chirp * weight).sum(1)  # [batch]
+#
+# for name, model in models.items():
+#     iv = vn.bootstrap(chirp_to_chirp(model, x[:32], masks[:32]).numpy())
+#     print(f"{name}: {iv.value:.3f} [{iv.low:.3f}, {iv.high:.3f}] of the chirp patches' attention on the chirp")
+# ```
+# A uniform map would give the chirp's area share of the pixels (printed above, under the mass
+# table); values well above it mean the chirp patches look at each other.
+# ````
+#
+# 3. Our "before" model has never seen a spectrogram. Compute the same statistics for
+#    `fmnist-vit-p4` on its own Fashion-MNIST images: is its last layer already as concentrated as
+#    on spectrograms? (Its grid there is 7x7, so compare entropies as H / log N.)
+#
+# ````{admonition} Solution
+# :class: dropdown
+# ```python
+# p4 = vn.load("fmnist-vit-p4")
+# fm = vn.data.examples()[0][:128]
+# own = vn.finetune_stats(p4, p4.preprocess(fm))
+# spec = vn.finetune_stats(before, x)
+# print(f"H / log N, last layer: on Fashion-MNIST {own.iloc[:, 0].mean() / np.log(49):.2f}, "
+#       f"on spectrograms (before) {spec.iloc[:, 0].mean() / np.log(196):.2f}")
+# ```
+# The ratio divides out the grid size (49 and 196 patches). A lower value on Fashion-MNIST means the
+# model's own data draws more concentrated attention than the unfamiliar spectrograms do.
+# ````

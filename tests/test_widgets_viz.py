@@ -68,7 +68,7 @@ def test_figures(vit, pixels, tmp_path):
     ]
     axes = [len(f.axes) for f in figs]
     assert all(isinstance(f, Figure) for f in figs)
-    assert axes[:4] == [3, 3 + 3, 12, 4]  # colour bars: overlay's, one per strip panel, before/after's difference
+    assert axes[:4] == [3, 3 + 3, 12, 5]  # colour bars: overlay's, one per strip, before/after's pair and difference
     assert axes[5:] == [3 + 1, 12 + 1]  # shared scale: one colour bar
     strip = figs[5].axes[0].images[1]
     assert strip.get_clim() == (0.0, float(att.cls_grids()[:, 0].mean(1).max()))
@@ -83,6 +83,25 @@ def test_figures(vit, pixels, tmp_path):
     for i, f in enumerate(figs):
         f.savefig(tmp_path / f"{i}.png")
         assert (tmp_path / f"{i}.png").stat().st_size > 1000
+
+
+def test_before_after_shares_one_scale_greys_and_outlines():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, size=(8, 8, 3)).astype(np.uint8)
+    b, a = torch.rand(4, 4), 2 * torch.rand(4, 4)
+    mask = np.zeros((8, 8), bool)
+    mask[2:5, 3:6] = True
+    fig = vn.before_after(image, b, a, grey=True, outline=mask, cmap="viridis")
+    left, right = fig.axes[0].images, fig.axes[1].images
+    top = float(max(b.max(), a.max()))
+    assert left[1].get_clim() == right[1].get_clim() == (0.0, top)  # one scale for before and after
+    grey = image.astype(np.float64) / 255 @ np.array([0.299, 0.587, 0.114])
+    np.testing.assert_allclose(left[0].get_array(), grey, atol=1e-6)  # the image in grey, under the map
+    p = b.flatten().double() / b.sum()
+    assert fig.axes[0].get_title() == f"before\nH/logN {float(-(p * p.log()).sum() / np.log(16)):.2f}"
+    assert all(len(ax.collections) == 1 for ax in fig.axes[:3])  # the outline's contour on each panel
+    with pytest.raises(ValueError, match="outline must be a mask"):
+        vn.before_after(image, b, a, outline=np.zeros((4, 4), bool))
 
 
 def test_figure_errors():

@@ -36,9 +36,11 @@ from .evaluate.diagnosis import (
     confusion_pairs,
     describe_error,
     garment_mass,
+    group_intervals,
     pick_errors,
     predict_with_attention,
 )  # fmt: skip
+from .evaluate.finetune import finetune_stats, finetune_table, run_interval
 from .evaluate.ground_truth import DISTRACTORS, ground_truth, region_stack
 
 # which explanation can you trust? perturbation curves, ground truth, intervals, one table (notebook 09)
@@ -58,7 +60,7 @@ from .evaluate.positional import TRANSFORMS, content_following, following_table,
 from .evaluate.registers import register_table, token_norms
 from .evaluate.representations import cka, linear_probes, logit_lens, probe_predictions, representations
 from .evaluate.sanity import cascade_intervals, cascading_randomization, explanation_maps
-from .evaluate.summary import evaluation_table, wide
+from .evaluate.summary import evaluation_table, interval_rows, wide
 from .evaluate.trust import (
     BETTER,
     column_label,
@@ -236,11 +238,13 @@ __all__ = [
     "timed_predict", "vit_cost",
     "delete_pixels",
     "deletion_auc", "deletion_curve", "deletion_order", "deletion_study", "deletion_summary", "attention_stats",
-    "compare_groups", "confusion_matrix", "confusion_pairs", "describe_error", "garment_mass", "pick_errors",
-    "predict_with_attention", "cascade_intervals", "cascading_randomization", "explanation_maps",
+    "compare_groups", "confusion_matrix", "confusion_pairs", "describe_error", "garment_mass", "group_intervals",
+    "pick_errors", "predict_with_attention", "cascade_intervals", "cascading_randomization", "explanation_maps",
+    "finetune_stats", "finetune_table", "run_interval",
     # which explanation can you trust?
     "SCORES", "Curves", "baseline_images", "brightness_maps", "control_maps", "object_masks", "perturbation_curves",
-    "srg", "DISTRACTORS", "ground_truth", "region_stack", "Interval", "bootstrap", "evaluation_table", "wide",
+    "srg", "DISTRACTORS", "ground_truth", "region_stack", "Interval", "bootstrap", "evaluation_table", "interval_rows",
+    "wide",
     # what the layers hold: logit lens, linear probes, CKA (notebooks 01, 03)
     "representations", "logit_lens", "linear_probes", "probe_predictions", "cka", "cka_matrix", "linear_cka",
     "readability_plot", "cka_heatmap",

@@ -20,7 +20,7 @@ from ..stats import entropy, mask_mass, topk_share
 
 __all__ = [
     "attention_stats", "compare_groups", "confusion_matrix", "confusion_pairs", "describe_error", "garment_mass",
-    "pick_errors", "predict_with_attention",
+    "group_intervals", "pick_errors", "predict_with_attention",
 ]  # fmt: skip
 
 
@@ -156,6 +156,42 @@ def compare_groups(df: pd.DataFrame, by: str, columns: Sequence[str] | None = No
             }
         )
     return pd.DataFrame(rows).set_index("statistic")
+
+
+def group_intervals(
+    df: pd.DataFrame, by: str, columns: Sequence[str] | None = None, *,
+    n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+) -> pd.DataFrame:  # fmt: skip
+    """Two groups (``by`` a boolean column) compared on each column with percentile-bootstrap
+    intervals, in ``evaluation_table``'s long format (``vn.interval_table`` shows it): per column
+    (``method``), the rows ``mean (<by>)``, ``mean (not <by>)`` and ``difference`` (the first minus the
+    second). The groups are resampled separately (stratified): resample ``b`` draws
+    ``rng.integers(0, n_true, n_true)`` then ``rng.integers(0, n_false, n_false)`` from
+    ``rng = numpy.random.default_rng(seed)``; NaNs are left out first. Introduced in notebook 04."""
+    if by not in df.columns or df[by].dtype != bool:
+        raise ValueError(f"column {by!r} must exist and be boolean (e.g. correct = pred == label)")
+    columns = [c for c in df.columns if c != by] if columns is None else list(columns)
+    q = [100 * (1 - level) / 2, 100 * (1 + level) / 2]
+    rows = []
+    for c in columns:
+        a = df.loc[df[by], c].dropna().to_numpy(float)
+        b = df.loc[~df[by], c].dropna().to_numpy(float)
+        if len(a) == 0 or len(b) == 0:
+            raise ValueError(f"column {c!r}: one group is empty ({len(a)} {by}, {len(b)} not {by})")
+        rng = np.random.default_rng(seed)
+        ma, mb = np.empty(n_boot), np.empty(n_boot)
+        for i in range(n_boot):
+            ma[i] = a[rng.integers(0, len(a), len(a))].mean()
+            mb[i] = b[rng.integers(0, len(b), len(b))].mean()
+        for metric, value, boot, n in (
+            (f"mean ({by})", a.mean(), ma, len(a)),
+            (f"mean (not {by})", b.mean(), mb, len(b)),
+            ("difference", a.mean() - b.mean(), ma - mb, len(a) + len(b)),
+        ):
+            low, high = np.percentile(boot, q)
+            rows.append(dict(method=c, family="groups", metric=metric, baseline="", value=float(value),
+                             low=float(low), high=float(high), n=int(n)))  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def garment_mass(maps: torch.Tensor, images: Any, threshold: int = 0) -> torch.Tensor:

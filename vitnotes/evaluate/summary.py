@@ -16,7 +16,7 @@ from .ground_truth import DISTRACTORS, ground_truth
 from .intervals import bootstrap
 from .perturbation import control_maps, perturbation_curves
 
-__all__ = ["evaluation_table", "wide"]
+__all__ = ["evaluation_table", "interval_rows", "wide"]
 
 COLUMNS = ["method", "family", "metric", "baseline", "value", "low", "high", "n"]
 _CURVE_METRICS = {
@@ -140,6 +140,21 @@ def _ground_truth_rows(methods: dict, masks: Any, negative: str, min_cover: floa
         gt = ground_truth(mp, masks, negative=negative, min_cover=min_cover)
         rows += [_row(name, "ground truth", m, "", gt[m].to_numpy(), boot) for m in metrics if m in gt]
     return rows
+
+
+def interval_rows(
+    values: Mapping[str, Any], metric: str, *, family: str = "", baseline: str = "",
+    n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+) -> pd.DataFrame:  # fmt: skip
+    """Per-image values of any measurement as rows of ``evaluation_table``'s long table: one row per
+    ``{method: [images] values}`` entry with the mean over images and its percentile-bootstrap
+    interval (``vn.bootstrap``; every method resampled identically), so that ``vn.interval_table``,
+    ``vn.verdicts`` and ``vn.interval_plot`` take them. Introduced in notebook 03 (CNN vs ViT)."""
+    if not isinstance(values, Mapping) or not values:
+        raise ValueError("values must be a non-empty {method name: per-image values} mapping")
+    boot = {"n_boot": n_boot, "seed": seed, "level": level}
+    rows = [_row(name, family, metric, baseline, np.asarray(v, dtype=np.float64), boot) for name, v in values.items()]
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def wide(table: pd.DataFrame) -> pd.DataFrame:

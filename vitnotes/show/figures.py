@@ -200,6 +200,17 @@ def head_grid(
     return fig
 
 
+def _grey(img: np.ndarray) -> np.ndarray:
+    """A colour image ``[H, W, 3]`` in [0, 1] as its luminance ``[H, W]`` (grey images unchanged)."""
+    return img @ np.array([0.299, 0.587, 0.114]) if img.ndim == 3 else img
+
+
+def _outline(ax, mask: Any, colour: str) -> None:
+    """The contour of a bool mask ``[H, W]`` on an image axis (pixel centres at integer positions)."""
+    m = np.asarray(mask, dtype=float)
+    ax.contour(np.arange(m.shape[1]), np.arange(m.shape[0]), m, levels=[0.5], colors=colour, linewidths=0.9)
+
+
 def before_after(
     image: Any,
     before: torch.Tensor,
@@ -209,18 +220,29 @@ def before_after(
     alpha: float = 0.55,
     cmap: str = "inferno",
     smooth: bool = False,
+    grey: bool = False,
+    outline: Any = None,
+    outline_colour: str = "cyan",
     size: float = 2.4,
 ) -> Figure:
-    """Two maps of one image and their difference (after - before, blue = lost, red = gained).
-    Introduced in notebook 07 (fine-tuning)."""
+    """Two maps of one image on ONE 0..max colour scale with its colour bar (titles give each map's
+    H / log N), and their difference (after - before, blue = lost, red = gained) with its own bar.
+    ``grey=True`` draws the image in grey under the maps, so that a colourful map stays readable over a
+    colourful image (a spectrogram); ``outline``: a bool mask ``[H, W]`` (e.g. the chirp) drawn as a
+    contour on all three panels. Introduced in notebook 07 (fine-tuning)."""
     before, after = torch.as_tensor(before, dtype=torch.float32), torch.as_tensor(after, dtype=torch.float32)
     if before.shape != after.shape:
         raise ValueError(f"before {tuple(before.shape)} and after {tuple(after.shape)} maps differ in shape")
     img = display_image(image)
-    fig = Figure(figsize=(3 * size + 0.6, size + 0.3), layout="constrained")
+    img = _grey(img) if grey else img
+    if outline is not None and np.shape(outline) != img.shape[:2]:
+        raise ValueError(f"outline must be a mask of the image's size {img.shape[:2]}, got {np.shape(outline)}")
+    fig = Figure(figsize=(3 * size + 1.2, size + 0.5), layout="constrained")
     axes = fig.subplots(1, 3)
-    _draw(axes[0], img, before, alpha, cmap, smooth, titles[0])
-    _draw(axes[1], img, after, alpha, cmap, smooth, titles[1])
+    vmax = float(torch.maximum(before.max(), after.max()))
+    for ax, m, title in zip(axes[:2], (before, after), titles):
+        im = _draw(ax, img, m, alpha, cmap, smooth, _with_entropy(title, m), vmax)
+    fig.colorbar(im, ax=list(axes[:2]), shrink=0.8)
     diff = (after - before).numpy()
     lim = float(np.abs(diff).max()) or 1.0
     im = axes[2].imshow(upsample(after - before, img.shape[:2], smooth), cmap="RdBu_r", vmin=-lim, vmax=lim)
@@ -228,6 +250,9 @@ def before_after(
     axes[2].set_yticks([])
     axes[2].set_title(f"{titles[1]} - {titles[0]}", fontsize=9)
     fig.colorbar(im, ax=axes[2], shrink=0.8)
+    if outline is not None:
+        for ax in axes:
+            _outline(ax, outline, outline_colour)
     return fig
 
 
@@ -238,10 +263,15 @@ def metric_by_layer(
     hue: str | None = None,
     heads: bool = True,
     ylabel: str | None = None,
+    reference: float | None = None,
+    reference_label: str = "uniform map",
+    zero: bool = False,
     size: tuple[float, float] = (5.0, 3.0),
 ) -> Figure:
     """A per-(layer, head) metric against depth: the mean over heads as a line (one per ``hue``
-    value), each head as a faint dot. Introduced in notebook 01 (layers)."""
+    value), each head as a faint dot. ``reference``: a value to draw as a dashed grey line (e.g. the
+    uniform map's entropy ``log N``), labelled ``reference_label``; ``zero=True`` starts the y axis
+    at 0. Introduced in notebook 01 (layers)."""
     import seaborn as sns
 
     for col in ("layer", metric) + ((hue,) if hue else ()):
@@ -264,6 +294,11 @@ def metric_by_layer(
             jitter=0.15,
         )
     sns.lineplot(data=df, x="layer", y=metric, hue=hue, ax=ax, errorbar=None, marker="o")
+    if reference is not None:
+        ax.axhline(reference, color="0.4", ls="--", lw=1, label=reference_label)
+        ax.legend(fontsize=8)
+    if zero:
+        ax.set_ylim(bottom=0)
     ax.set_ylabel(ylabel or metric)
     ax.set_xlabel("layer")
     return fig

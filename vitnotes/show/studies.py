@@ -192,11 +192,16 @@ def group_distributions(
     *,
     labels: tuple[str, str] = ("yes", "no"),
     ncols: int = 4,
+    zero: bool = False,
+    references: Mapping[str, float] | None = None,
     size: tuple[float, float] = (2.0, 2.2),
 ):
     """One small box plot per column (``ncols`` to a row), the two groups of the boolean column
     ``by`` side by side (``labels`` name the True and the False group, drawn blue and red).
-    Returns a matplotlib ``Figure``. Introduced in notebook 04 (misclassified images)."""
+    ``zero=True`` starts every y axis at 0 (or below, for negative values), so that a narrow range
+    is not blown up to the panel's height; ``references``: ``{column: value}`` drawn as a dashed grey
+    line (e.g. the uniform map's entropy). Returns a matplotlib ``Figure``. Introduced in notebook 04
+    (misclassified images)."""
     import seaborn as sns
     from matplotlib.figure import Figure
 
@@ -228,6 +233,10 @@ def group_distributions(
         ax.set_xlabel("")
         ax.set_title(c, fontsize=9)
         ax.set_ylabel("")
+        if references and c in references:
+            ax.axhline(references[c], color="0.4", ls="--", lw=1)
+        if zero:
+            ax.set_ylim(bottom=min(0.0, float(df[c].min())))
     return fig
 
 

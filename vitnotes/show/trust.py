@@ -40,6 +40,7 @@ def shared_maps(
     cmap: str = "magma",
     diverging: str = "RdBu_r",
     reference: float | None = None,
+    together: Sequence[Sequence[str]] = (),
 ) -> Figure:
     """A column per image, a row per map kind (the first row: the images), each row on ONE colour
     scale shared by its images, with its colour bar: within a row, brighter means more, across
@@ -47,7 +48,9 @@ def shared_maps(
     about 0 (``diverging``: red for, blue against). Maps are drawn as their cells (no smoothing).
     ``outline``: ``[n, H, W]`` bool masks (e.g. the chirp) drawn as a contour on every map.
     ``reference``: a value marked on every colour bar (e.g. the uniform reference ``1 / patches``
-    of maps that sum to 1). Introduced in notebook 09."""
+    of maps that sum to 1). ``together``: groups of row names that share one scale (e.g. one
+    method's maps for two classes), so that their rows compare across rows too. Introduced in
+    notebook 09."""
     imgs = image_stack(images)
     n, h, w = imgs.shape[:3]
     rows = {k: as_maps(v, k).numpy() for k, v in maps.items()}
@@ -55,6 +58,13 @@ def shared_maps(
         raise ValueError(
             f"every map kind needs one map per image ({n}): { ({k: v.shape[0] for k, v in rows.items()}) }"
         )
+    unknown = sorted({k for g in together for k in g} - set(rows))
+    if unknown:
+        raise ValueError(f"together names rows {unknown} that are not among the maps {list(rows)}")
+    scales = {k: _row_scale(v, cmap, diverging) for k, v in rows.items()}
+    for group in together:
+        shared = _row_scale(np.concatenate([rows[k] for k in group]), cmap, diverging)
+        scales.update(dict.fromkeys(group, shared))
     fig = Figure(figsize=(size * n + 1.9, size * (len(rows) + 1) + 0.3), layout="constrained")
     axes = np.asarray(fig.subplots(len(rows) + 1, n, squeeze=False))
     for j in range(n):
@@ -63,23 +73,27 @@ def shared_maps(
         if titles is not None:
             axes[0, j].set_title(titles[j], fontsize=8)
     for i, (name, m) in enumerate(rows.items(), start=1):
-        scale = _row_scale(m, cmap, diverging)
-        for j in range(n):
-            im = axes[i, j].imshow(m[j], extent=(0, w, h, 0), interpolation="nearest", **scale)
-            if outline is not None:
-                mask = np.asarray(outline)[j].astype(float)  # pixel centres at k + 0.5 on the maps' extent
-                axes[i, j].contour(
-                    np.arange(w) + 0.5, np.arange(h) + 0.5, mask, levels=[0.5], colors="cyan", linewidths=0.6
-                )
-        bar = fig.colorbar(im, ax=list(axes[i]), shrink=0.85, pad=0.01)
-        bar.ax.tick_params(labelsize=6)
-        if reference is not None:
-            bar.ax.axhline(reference, color="cyan", lw=2.5)
+        _map_row(fig, axes[i], m, scales[name], outline, reference)
         axes[i, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
     return fig
+
+
+def _map_row(fig: Figure, axes: Any, maps: np.ndarray, scale: dict, outline: Any, reference: float | None) -> None:
+    """One row of ``shared_maps``: each image's map on the row's scale (cells, no smoothing), the
+    outline's contour on each, and the row's colour bar with ``reference`` marked."""
+    n, h, w = maps.shape
+    for j in range(n):
+        im = axes[j].imshow(maps[j], extent=(0, w, h, 0), interpolation="nearest", **scale)
+        if outline is not None:
+            mask = np.asarray(outline)[j].astype(float)  # pixel centres at k + 0.5 on the maps' extent
+            axes[j].contour(np.arange(w) + 0.5, np.arange(h) + 0.5, mask, levels=[0.5], colors="cyan", linewidths=0.6)
+    bar = fig.colorbar(im, ax=list(axes), shrink=0.85, pad=0.01)
+    bar.ax.tick_params(labelsize=6)
+    if reference is not None:
+        bar.ax.axhline(reference, color="cyan", lw=2.5)
 
 
 def _pick(table: pd.DataFrame, metric: str, baseline: str) -> pd.DataFrame:

@@ -112,19 +112,22 @@ Markdown(
 #
 # ````{admonition} Solution
 # :class: dropdown
-# The second run prints `resuming stage 1 at step N`, the last step of stage 1, and goes on with
-# stage 2; the steps trained after that checkpoint are trained again, on the same batches, because
-# each epoch's order and each step's augmentation are seeded by the epoch and the step. The loop
-# writes a checkpoint (weights, optimiser state, stage, step and seconds so far) at the end of
-# every stage, at every point of the training log and every five minutes, so a run stopped before
-# the first of these starts again from step 0. The ResNet's recipe logs only at the end of each
-# stage; the ViTs' recipes log attention at many points, so they lose less when interrupted.
+# The second run skips stage 1: it loads the checkpoint written at the end of stage 1, starts
+# stage 2 at step 0, and its first progress line is `stage 2 step 50/...` with the very loss the
+# first run printed at that step, because each epoch's order and each step's augmentation are
+# seeded by the epoch and the step (the stage-2 steps trained before Ctrl-C are trained again, on
+# the same batches). The loop writes a checkpoint (weights, optimiser state, stage, step and
+# seconds so far) at the end of every stage, at every point of the training log and every five
+# minutes; a run stopped after a checkpoint in the middle of a stage prints
+# `resuming stage S at step N` instead, and a run stopped before the first checkpoint starts
+# again from step 0. The ResNet's recipe logs only at the end of each stage; the ViTs' recipes
+# log attention at many points, so they lose less when interrupted.
 #
 # ```text
 # python -m vitnotes.train fmnist-resnet --limit 2000 --out /tmp/r --work /tmp/r-work
 # # ... stage 1 step N/N ... then Ctrl-C, and again:
 # python -m vitnotes.train fmnist-resnet --limit 2000 --out /tmp/r --work /tmp/r-work
-# # ... resuming stage 1 at step N
+# # ... stage 2 step 50/... (the same loss as the first run's)
 # ```
 # ````
 #

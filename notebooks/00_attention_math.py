@@ -16,9 +16,10 @@
 # the scaled softmax, the heads and the output projection — and check that it matches what
 # the model itself computes and what `vitnotes` captures.
 #
-# For one image, a ViT turns the picture into $N$ patches, embeds each as a vector, and puts
-# a learned CLS token in front: $T = N + 1$ tokens of width $D$. Layer $\ell$ normalises them
-# ($X = \mathrm{LN}(h)$) and, for each of its $H$ heads with width $d = D / H$, computes
+# For one image, a ViT {cite:p}`dosovitskiy2021vit` turns the picture into $N$ patches, embeds each
+# as a vector (a {term}`patch token`), and puts a learned {term}`CLS token` in front: $T = N + 1$
+# tokens of width $D$. Layer $\ell$ normalises them ($X = \mathrm{LN}(h)$) and, for each of its $H$
+# {term}`heads <attention head>` with width $d = D / H$, computes
 #
 # $$
 # Q_h = X W^Q_h + b^Q_h,\quad K_h = X W^K_h + b^K_h,\quad V_h = X W^V_h + b^V_h,
@@ -32,8 +33,8 @@
 # tokens (each row sums to 1). The heads' outputs $A_h V_h$ are concatenated and mixed by
 # the output projection: $\mathrm{out} = [A_1 V_1, \dots, A_H V_H]\, W^O + b^O$.
 # Row 0 of $A_h$ is the **CLS row**: where the token that feeds the classifier looks. The
-# "attention maps" of later chapters are that row, without its first entry, laid out on the
-# patch grid.
+# {term}`attention maps <attention map>` of later chapters are that row, without its first entry,
+# laid out on the patch grid.
 
 # %% tags=["remove-cell"]
 # Binder and Colab: install vitnotes when it is missing (here, and wherever it is installed, a no-op).
@@ -51,7 +52,7 @@ _ = torch.set_grad_enabled(False)  # we only read the model here
 
 # %% [markdown]
 # The model is the book's main ViT, `fmnist-vit-p2`: 12 layers of 12 heads, width 192, on
-# 28-pixel Fashion-MNIST images cut into 2x2 patches, a 14x14 grid like ViT-B/16 on
+# 28-pixel Fashion-MNIST images {cite:p}`xiao2017fmnist` cut into 2x2 patches, a 14x14 grid like ViT-B/16 on
 # 224-pixel photos (see [the zoo](../book/zoo.md)).
 
 # %%
@@ -98,6 +99,14 @@ print("Q, K, V", tuple(Q.shape), "| A", tuple(A.shape))
 # SDPA kernel, which never materialises $A$; `vn.capture` recomputes it from the model's
 # own $Q$ and $K$.) The asserts make the notebook fail loudly if any of this stops being true.
 
+# %% [markdown]
+# ```{admonition} Predict before you run
+# :class: tip
+# The model computes attention with a fused kernel in a different order of floating-point
+# operations. Will our hand-made $A$ match it exactly (bit for bit), or only to some tolerance, and
+# how large a difference would still count as "the same"?
+# ```
+
 # %%
 captured = vn.capture(vit, x, layers=[LAYER]).get(LAYER)  # [batch, H, T, T]
 row_sums = A.sum(-1)
@@ -124,8 +133,16 @@ vn.head_grid(images[0], maps[None], layers=[LAYER], size=1.1)
 # %% [markdown]
 # How much of the CLS row lands on CLS itself, and how spread out is the rest? Entropy
 # $H = -\sum_j p_j \log p_j$ (in nats) of the renormalised patch weights is $\log N$ for
-# uniform attention and 0 when one patch takes everything; dividing by $\log N$ gives a
-# number in $[0, 1]$ that compares grids of different sizes (chapter 05).
+# {term}`uniform attention <uniform reference>` and 0 when one patch takes everything; dividing by
+# $\log N$ gives the {term}`normalised entropy`, a number in $[0, 1]$ that compares grids of
+# different sizes (chapter 05).
+
+# %% [markdown]
+# ```{admonition} Predict before you run
+# :class: tip
+# Look at the twelve maps above. Layer 3 is early in the network: will the CLS row's normalised
+# entropy be close to 1 (nearly uniform) or close to 0 (a few patches take everything)?
+# ```
 
 # %%
 cls_self = A[:, :, 0, 0]  # [batch, H]
@@ -156,5 +173,59 @@ Markdown(f"""
 # ## Exercises
 #
 # 1. Remove the $1/\sqrt{d}$ scaling and recompute $A$. How does the CLS entropy change, and why?
+#
+# ````{admonition} Solution
+# :class: dropdown
+# The entropy falls. Without the scaling every score is $\sqrt{d}$ times larger
+# (`g.head_dim ** 0.5`), and a softmax of scores multiplied by a factor above 1 is sharper: the
+# largest weights grow at the expense of the others. The entropy of $\mathrm{softmax}(\beta z)$ never
+# increases with $\beta$, and dropping CLS and renormalising leaves a softmax over the patch
+# scores alone, so the same holds for the CLS row over the patches.
+#
+# ```python
+# A_unscaled = (Q @ K.transpose(-1, -2)).softmax(-1)
+# with_scaling = vn.entropy(A[:, :, 0, 1:]).mean()
+# without = vn.entropy(A_unscaled[:, :, 0, 1:]).mean()
+# print(f"CLS entropy: {with_scaling:.3f} nats with the scaling, {without:.3f} without")
+# ```
+# ````
+#
 # 2. Recompute layer 0 and layer 11. Which has the more spread-out CLS row?
+#
+# ````{admonition} Solution
+# :class: dropdown
+# Wrap the hand computation in a function of the layer and compare the normalised entropies
+# (closer to 1 is more spread out); the captured matrices must agree with it.
+#
+# ```python
+# def cls_spread(layer):
+#     X, _ = vn.attention_io(vit, x, layer)
+#     attn = vit.net.vit.layers[layer].attention
+#     Q = heads(X @ attn.q_proj.weight.T + attn.q_proj.bias)
+#     K = heads(X @ attn.k_proj.weight.T + attn.k_proj.bias)
+#     A = (Q @ K.transpose(-1, -2) / g.head_dim**0.5).softmax(-1)
+#     captured = vn.capture(vit, x, layers=[layer]).get(layer)
+#     assert (A - captured).abs().max() < 1e-5
+#     return vn.normalized_entropy(A[:, :, 0, 1:]).mean().item()
+#
+#
+# spread = {layer: cls_spread(layer) for layer in (0, 11)}
+# print({layer: round(h, 3) for layer, h in spread.items()},
+#       "-> more spread out: layer", max(spread, key=spread.get))
+# ```
+#
+# Which layer spreads more is a property of the trained model, not of the architecture; chapter 01
+# measures it for every layer, with intervals.
+# ````
+#
 # 3. The model's `attn.scaling` holds the scale it uses. Check that it equals $d^{-1/2}$.
+#
+# ````{admonition} Solution
+# :class: dropdown
+# ```python
+# print(attn.scaling, g.head_dim**-0.5)
+# assert abs(attn.scaling - g.head_dim**-0.5) < 1e-12
+# ```
+# With $d = D / H$, the scale is $1/\sqrt{d}$, not $1/\sqrt{D}$: each head's scores are
+# dot products of $d$-dimensional vectors.
+# ````

@@ -19,24 +19,28 @@
 # must beat:
 #
 # 1. **Faithfulness.** Delete the pixels a map ranks highest: how fast does the model's score fall
-#    (*deletion*)? Start from a blank image and put the highest-ranked pixels back first: how fast
-#    does it recover (*insertion*)? "Deleted" means replaced by a **baseline**: black, the data
+#    ({term}`deletion <deletion curve>`)? Start from a blank image and put the highest-ranked pixels
+#    back first: how fast does it recover ({term}`insertion <insertion curve>`)
+#    {cite:p}`petsiuk2018rise`? "Deleted" means replaced by a **baseline**: black, the data
 #    set's mean grey, or a blurred copy of the image, because the ranking of the methods can change
 #    with it. A fourth run deletes only the **object's pixels**, so that the black background
-#    cannot help. The **Symmetric Relevance Gain** (SRG; Blücher et al. 2024) is the area between
-#    the curves of deleting the least and the most relevant pixels first: 0 for a random order.
-# 2. **Sanity.** Replace the model's weights with random ones (Adebayo et al. 2018): a map that
-#    stays the same cannot be explaining what the model learned.
+#    cannot help. The **{term}`Symmetric Relevance Gain <symmetric relevance gain>`** (SRG)
+#    {cite:p}`blucher2024srg` is the area between the curves of deleting the least and the most
+#    relevant pixels first: 0 for a random order.
+# 2. **Sanity.** Replace the model's weights with random ones, the {term}`sanity check` of
+#    {cite:t}`adebayo2018sanity`: a map that stays the same cannot be explaining what the model
+#    learned.
 # 3. **Ground truth.** On the spectrograms only the chirp carries information, and every pixel's
-#    region is known: does a map put its mass on the chirp, its top patch on the chirp, and how
+#    region is known: does a map put its mass on the chirp, its top patch on the chirp (the
+#    {term}`pointing game`), and how
 #    much on the text, colour bar and axes?
 # 4. **Cost.** Forward passes per image (a count, the same on every machine) and images per
 #    second (on this machine).
 #
 # The **controls** are a *random* map and the image's *brightness* (a "map" that knows nothing of
 # the model), and on the spectrograms a *uniform* map. Every number is a mean over images with a
-# 95 % bootstrap interval over the images, and every verdict compares intervals: a method "beats
-# random" only where its interval excludes the random map's. Areas under the curves use the
+# 95 % {term}`bootstrap interval` over the images, and every verdict compares intervals: a method
+# "beats random" only where its interval excludes the random map's. Areas under the curves use the
 # trapezoid rule over the fraction of pixels replaced, from 0 (the unperturbed image, included)
 # to 1.
 
@@ -59,9 +63,9 @@ vn.setup(seed=0)
 _ = torch.set_grad_enabled(False)  # the methods switch gradients on where they need them
 
 # %% [markdown]
-# Three models: the Fashion-MNIST ViT with a 7x7 patch grid (50 tokens, so that every method,
-# attention flow included, runs in seconds), the ResNet on the same images (for the methods that
-# explain a CNN), and `spectro-vit`, the ViT fine-tuned on the spectrograms, for the ground truth.
+# Three models: the Fashion-MNIST {cite:p}`xiao2017fmnist` ViT with a 7x7 patch grid (50 tokens,
+# so that every method, attention flow included, runs in seconds), the ResNet {cite:p}`he2016resnet`
+# on the same images (for the methods that explain a CNN), and `spectro-vit`, the ViT fine-tuned on the spectrograms, for the ground truth.
 
 # %%
 vit = vn.load(vn.pick("fmnist-vit-p4", hub="google/vit-base-patch32-224"))
@@ -74,10 +78,15 @@ vit, resnet, spectro
 # ## The methods
 #
 # Every method is one file in `vitnotes/methods/` and takes one signature; `vn.method_table` lists
-# the registry. Attention-based maps (rollout, the last layer's CLS attention, attention flow,
-# value-weighted attention) never look at the class; the gradient-based ones (gradient rollout,
-# Grad-CAM, LeGrad, CP-LRP, integrated gradients) and occlusion explain one class. Occlusion, the
-# drop in the score when one patch is replaced by the image's mean, is the causal reference: it
+# the registry. Attention-based maps ({term}`attention rollout` and attention flow
+# {cite:p}`abnar2020rollout`, the last layer's CLS attention, value-weighted attention
+# {cite:p}`kobayashi2020norm`) never look at the class; the gradient-based ones
+# ({term}`gradient rollout` {cite:p}`chefer2021generic`, {term}`Grad-CAM`
+# {cite:p}`selvaraju2017gradcam`,
+# LeGrad {cite:p}`bousselham2025legrad`, CP-LRP {cite:p}`achtibat2024attnlrp`,
+# {term}`integrated gradients` {cite:p}`sundararajan2017ig`) and {term}`occlusion`
+# {cite:p}`zeiler2014occlusion` explain one class. Occlusion, the drop in the score when one patch
+# is replaced by the image's mean, is the causal reference: it
 # measures directly what the model uses, patch by patch, at the price of one forward pass per
 # patch.
 
@@ -124,6 +133,13 @@ vn.shared_maps(imgs[:SHOW], {k: v[:SHOW] for k, v in maps.items()}, outline=obj[
 # score is the probability of the class the model predicts on the intact image. Lower deletion
 # AUC, higher insertion AUC and higher SRG are better. The random map and the brightness control
 # join every run.
+
+# %% [markdown]
+# ```{admonition} Predict before you run
+# :class: tip
+# Brightness knows nothing of the model. With the black baseline, will it beat the random map on
+# deletion, and will it still do so when deleted pixels become the mean grey instead?
+# ```
 
 # %%
 table = vn.evaluation_table(maps, vit, imgs, baselines=("black", "mean", "blur"), mean=MEAN, restrict=obj,
@@ -233,6 +249,14 @@ vn.metric_scatter(table, split(worst[0]), split(worst[1]))
 # **keeps some** of its ranking. The random map and brightness do not depend on the model at all,
 # so they fail by construction.
 
+# %% [markdown]
+# ```{admonition} Predict before you run
+# :class: tip
+# Which maps will look the same on a model with random weights: those computed from attention
+# alone, those that follow gradients to the class score, or occlusion? Pick one method you expect
+# to fail and one you expect to pass.
+# ```
+
 # %%
 sanity, randomised = vn.randomisation_check(vit, x[:N_SANITY], {k: v[:N_SANITY] for k, v in maps.items()},
                                             options=OPTIONS)
@@ -263,7 +287,8 @@ vn.shared_maps(imgs[:shown], {f"{m}{s}": (maps if s == "" else randomised)[m][:s
 # `spectro-vit` regresses the chirp's start time, start frequency and end frequency from a
 # spectrogram drawn with a title, tick labels, a colour bar and axes around it. We explain the
 # output it predicts best (by its card's $R^2$). The chirp is a thin line, a few per cent of the
-# pixels, so a uniform map is the reference: its mass on a region is the region's share of the
+# pixels, so a uniform map is the reference (the {term}`uniform reference`): its mass on a region
+# is the region's share of the
 # pixels, and its pointing game is chance. Occlusion here replaces 8x8-pixel squares (2x2
 # patches), a quarter of the forward passes of patch-by-patch occlusion on this 14x14 grid.
 
@@ -422,8 +447,9 @@ pd.concat({vit.name: cost, spectro.name: scost, resnet.name: rcost}).droplevel(1
 #   map that is uniform to three decimals (a random block's CLS map, chapter 06) draws as
 #   crisply as a peaked one. Share one scale per method and add a colour bar, as this chapter's
 #   figures do, or print the map's entropy next to it.
-# - **Prefix tokens.** The CLS token is a key too, and DeiT adds a distillation token, DINOv2 with
-#   registers four more: a row of attention has prefix + patches entries. Drop every prefix column
+# - **Prefix tokens.** The CLS token is a key too, and DeiT {cite:p}`touvron2021deit` adds a
+#   distillation token, DINOv2 with {term}`registers <register token>` {cite:p}`darcet2024registers`
+#   four more: a row of attention has prefix + patches entries. Drop every prefix column
 #   (and renormalise) before laying the row out on the patch grid; `[:, 1:]` on a model with
 #   registers shifts the whole map by four patches without an error.
 # - **Hooks on the wrong module.** A hook on the attention module returns its output after the
@@ -472,9 +498,85 @@ spectrograms) and `{resnet.name}` (the same {N_F} images), with perturbation cur
 #
 # 1. Re-run the faithfulness table with `steps=10` and twice the images. Which verdicts change,
 #    and which intervals shrink the most?
+#
+# ````{admonition} Solution
+# :class: dropdown
+# Compute every map on twice the images, run the same table with ten steps, and compare the
+# verdicts against the random map and the interval widths column by column. Twice the images
+# narrow an interval by about $1/\sqrt{2}$ when the spread of the per-image values stays the same;
+# ten steps instead of four change the areas themselves (a finer trapezoid rule resolves a fast
+# early fall), so some columns' spread, and with it their intervals, can grow. The verdicts that
+# flip are those whose intervals touched the random map's.
+#
+# ```python
+# imgs2, obj2 = images[: 2 * N_F], objects[: 2 * N_F]
+# maps2, _ = vn.every_map(vit, vit.preprocess(imgs2), options=OPTIONS)
+# maps2["brightness"] = vn.brightness_maps(imgs2)
+# table2 = vn.evaluation_table(
+#     maps2, vit, imgs2, baselines=("black", "mean", "blur"), mean=MEAN,
+#     restrict=obj2, restrict_name="object", restrict_baselines=("black",),
+#     steps=10)
+# key = ["method", "metric", "baseline"]
+# before = vn.verdicts(table).set_index(key)["vs random"]
+# after = vn.verdicts(table2).set_index(key)["vs random"].reindex(before.index)
+# changed = pd.DataFrame({"before": before, "after": after})
+# print(changed[changed.before != changed.after])
+#
+#
+# def width(t):  # the mean interval width of each column
+#     return (t.high - t.low).groupby([t.metric, t.baseline]).mean()
+#
+#
+# print((width(table2) / width(table)).sort_values().round(2))  # < 1: shrank
+# ```
+# ````
+#
 # 2. Occlusion is the causal reference, but with its own baseline (the image's mean) and cell size.
 #    Compute it with `baseline="black"` and with `patch=2` on the spectrograms
 #    (`vn.explain(spectro, xs, "occlusion", TARGET, patch=2)`): does its mass on the colour bar
 #    change?
-# 3. Randomise only the classifier head (`vn.randomisation_check(..., from_layer=12)`). Which maps
-#    cannot change, whatever they explain, and why?
+#
+# ````{admonition} Solution
+# :class: dropdown
+# Score the variants with the ground-truth masks, next to the chapter's occlusion (the image's
+# mean, 8x8-pixel squares). A black square is a larger change than the mean on a mostly dark
+# spectrogram, and 2x2-pixel squares are too small to hide a tick label or the colour bar's
+# gradient on their own, so both can move the mass occlusion finds there; compare the intervals
+# before you call a difference a change.
+#
+# ```python
+# cell = 2 * spectro.geometry.patch_size
+# variants = {
+#     "mean, 8 px": smaps["occlusion"],
+#     "black, 8 px": vn.explain(spectro, xs, "occlusion", TARGET,
+#                               baseline="black", patch=cell),
+#     "mean, 2 px": vn.explain(spectro, xs, "occlusion", TARGET, patch=2),
+# }
+# vgt = vn.evaluation_table(variants, masks=masks)
+# vn.interval_table(vgt, [("mass_colorbar", ""), ("mass_text", ""),
+#                         ("mass_chirp", "")])
+# ```
+# ````
+#
+# 3. Randomise only the classifier head
+#    (`vn.randomisation_check(..., from_layer=12, embeddings=False)`). Which maps cannot change,
+#    whatever they explain, and why?
+#
+# ````{admonition} Solution
+# :class: dropdown
+# The maps computed from attention alone (rollout, the last layer's CLS attention, attention flow,
+# value-weighted attention) cannot change: the blocks, and so every attention matrix and value
+# vector, keep their trained weights, and these maps never read the classifier. Their Spearman
+# with the trained maps is exactly 1, like the random map's and brightness's. Every map that
+# follows the class score (gradient rollout, Grad-CAM, LeGrad, CP-LRP, integrated gradients,
+# occlusion) can change, because the score itself is now random. (`embeddings=False` matters: the
+# check's default also redraws the patch and position embeddings, and then every map changes.)
+#
+# ```python
+# head_only, _ = vn.randomisation_check(
+#     vit, x[:N_SANITY], {k: v[:N_SANITY] for k, v in maps.items()},
+#     options=OPTIONS, from_layer=12, embeddings=False)
+# rho = head_only.set_index(["method", "metric"])["value"]
+# print(rho.xs("randomisation_spearman", level="metric").round(3).sort_values())
+# ```
+# ````

@@ -21,9 +21,10 @@
 # training runs' own records: each card's `training_log`, written by `python -m vitnotes.train NAME`
 # at fixed points of training (the start, then roughly doubling epochs, then every epoch of the last
 # quarter). At each point the loop scored the model on the whole test split and measured, on the
-# first 256 test images, every layer's CLS attention entropy / log N, top-10 share, mean attention
-# distance, rollout entropy / log N and the largest patch-token norm (definitions in the
-# introduction). Nothing on this page is typed in: it reads the cards.
+# first 256 test images, every layer's CLS attention entropy / log N (the {term}`normalised entropy`),
+# {term}`top-10 share`, {term}`mean attention distance`, {term}`attention rollout` entropy / log N and
+# the largest {term}`patch token` norm (definitions in the introduction). Nothing on this page is
+# typed in: it reads the cards.
 #
 # This page is about the offline zoo, so it reads the zoo whatever `VITNOTES_MODELS` says.
 
@@ -43,7 +44,8 @@ vn.setup(seed=0)
 # %% [markdown]
 # ## The models and their targets
 #
-# The project set targets for the zoo (Fashion-MNIST ViTs at 89 % and 88 %, the ResNet at 93 %, the
+# The project set targets for the zoo (Fashion-MNIST {cite:p}`xiao2017fmnist` ViTs at 89 % and
+# 88 %, the ResNet at 93 %, the
 # spectrogram regressions at $R^2 \geq 0.9$ on each target). A model trained by the zoo's first
 # recipes, with no training log, still shows its card's numbers here.
 
@@ -58,8 +60,9 @@ models
 # One row per stage of every staged recipe: the recipe up to that stage, the test score at its end
 # and the training minutes spent so far, wall clock (the first stage of a model continued from zoo v1
 # is v1's run, with v1's time). The minutes are those of a 2-core CPU that was often shared with
-# other jobs (tests, other runs): read them as an upper bound, and compare rows of one model. A distilled stage learns from `fmnist-resnet`'s soft predictions on the same
-# augmented batch (DeiT's soft distillation).
+# other jobs (tests, other runs): read them as an upper bound, and compare rows of one model. A
+# distilled stage learns from `fmnist-resnet`'s soft predictions on the same augmented batch (the
+# soft distillation of DeiT, {cite:t}`touvron2021deit`).
 
 # %%
 recipes = recipe_table(cards)
@@ -69,7 +72,7 @@ recipes
 # ## Attention through training
 #
 # For every model whose card logged attention, one figure: a line per layer (dark = early), the
-# uniform-attention value dashed where one exists, and the test score. The "trained" criterion is
+# {term}`uniform reference` dashed where one exists, and the test score. The "trained" criterion is
 # stated on each card: over the last quarter of training, no layer's normalised entropy, top-10
 # share or rollout entropy moves by more than 0.02.
 
@@ -101,7 +104,60 @@ Markdown(
 # %% [markdown]
 # ## Exercises
 #
-# 1. Resume a run: start `python -m vitnotes.train fmnist-resnet --limit 2000 --out /tmp/r`, stop it
-#    with Ctrl-C after a minute, start it again and compare the step it resumes from with the log.
+# 1. Resume a run: start
+#    `python -m vitnotes.train fmnist-resnet --limit 2000 --out /tmp/r --work /tmp/r-work`, stop it
+#    with Ctrl-C once its log has shown the last step of stage 1 (`stage 1 step N/N`), start it again
+#    and compare the step it resumes from with the log. (`--work` keeps this smoke run's
+#    checkpoints apart from a real run's.)
+#
+# ````{admonition} Solution
+# :class: dropdown
+# The second run skips stage 1: it loads the checkpoint written at the end of stage 1, starts
+# stage 2 at step 0, and its first progress line is `stage 2 step 50/...` with the very loss the
+# first run printed at that step, because each epoch's order and each step's augmentation are
+# seeded by the epoch and the step (the stage-2 steps trained before Ctrl-C are trained again, on
+# the same batches). The loop writes a checkpoint (weights, optimiser state, stage, step and
+# seconds so far) at the end of every stage, at every point of the training log and every five
+# minutes; a run stopped after a checkpoint in the middle of a stage prints
+# `resuming stage S at step N` instead, and a run stopped before the first checkpoint starts
+# again from step 0. The ResNet's recipe logs only at the end of each stage; the ViTs' recipes
+# log attention at many points, so they lose less when interrupted.
+#
+# ```text
+# python -m vitnotes.train fmnist-resnet --limit 2000 --out /tmp/r --work /tmp/r-work
+# # ... stage 1 step N/N ... then Ctrl-C, and again:
+# python -m vitnotes.train fmnist-resnet --limit 2000 --out /tmp/r --work /tmp/r-work
+# # ... stage 2 step 50/... (the same loss as the first run's)
+# ```
+# ````
+#
 # 2. Which statistic in the figures settles last? Read it off `card.json`'s `training_log` for
 #    every layer.
+#
+# ````{admonition} Solution
+# :class: dropdown
+# For each statistic, find the first probe from which every layer stays within the plateau
+# tolerance of its final value; the statistic with the latest such epoch settles last. The three
+# unitless statistics share the cards' tolerance; the distance (pixels) and the norms need their
+# own.
+#
+# ```python
+# from vitnotes.train.probe import PLATEAU_STATS, PLATEAU_TOLERANCE
+#
+#
+# def settled_at(probes, stat, tolerance=PLATEAU_TOLERANCE):
+#     """The first epoch from which every layer stays within `tolerance`
+#     of its final value."""
+#     final = probes[-1]["layers"][stat]
+#     gap = [max(abs(a - b) for a, b in zip(p["layers"][stat], final)) for p in probes]
+#     close = [g <= tolerance for g in gap]
+#     return probes[next(i for i in range(len(probes)) if all(close[i:]))]["epoch"]
+#
+#
+# for name, card in logged.items():
+#     probes = [e for e in card["training_log"] if "layers" in e]
+#     epochs = {stat: settled_at(probes, stat) for stat in PLATEAU_STATS}
+#     print(name, epochs, "-> settles last:", max(epochs, key=epochs.get))
+# print(f"{len(logged)} models logged their attention")
+# ```
+# ````

@@ -144,6 +144,11 @@ from .zoo import ZOO_DIR, card, load, save, zoo_names
 __version__ = "0.1.0"
 
 
+# Figures on white, never transparent: the book's dark mode would otherwise show black text and
+# lines on a dark page (tests/test_figures_opaque.py checks every committed PNG).
+OPAQUE_FIGURES = {"figure.facecolor": "white", "savefig.facecolor": "white", "savefig.transparent": False}
+
+
 def setup(seed: int = 0, threads: int | None = None, style: bool = True) -> dict:
     """Seed Python, NumPy and PyTorch, fix the number of CPU threads, set the plotting style (and
     pandas' to print whole cells), and report the model family the notebook runs on
@@ -168,7 +173,7 @@ def setup(seed: int = 0, threads: int | None = None, style: bool = True) -> dict
         import seaborn as sns
 
         sns.set_theme(context="notebook", style="white", font_scale=0.9)
-        mpl.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "savefig.bbox": "tight"})
+        mpl.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "savefig.bbox": "tight", **OPAQUE_FIGURES})
         _inline_figures()
         import pandas as pd
 

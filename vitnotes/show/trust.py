@@ -73,7 +73,7 @@ def shared_maps(
         if titles is not None:
             axes[0, j].set_title(titles[j], fontsize=8)
     for i, (name, m) in enumerate(rows.items(), start=1):
-        _map_row(fig, axes[i], m, scales[name], outline, reference)
+        _map_row(fig, axes[i], m, scales[name], (h, w), outline, reference)
         axes[i, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
     for ax in axes.ravel():
         ax.set_xticks([])
@@ -81,11 +81,14 @@ def shared_maps(
     return fig
 
 
-def _map_row(fig: Figure, axes: Any, maps: np.ndarray, scale: dict, outline: Any, reference: float | None) -> None:
-    """One row of ``shared_maps``: each image's map on the row's scale (cells, no smoothing), the
-    outline's contour on each, and the row's colour bar with ``reference`` marked."""
-    n, h, w = maps.shape
-    for j in range(n):
+def _map_row(
+    fig: Figure, axes: Any, maps: np.ndarray, scale: dict, size: tuple[int, int], outline: Any, reference: float | None
+) -> None:
+    """One row of ``shared_maps``: each image's map stretched over the image's ``size`` (its cells,
+    no smoothing), the outline's contour (pixel masks) on each, and the row's colour bar with
+    ``reference`` marked."""
+    h, w = size
+    for j in range(maps.shape[0]):
         im = axes[j].imshow(maps[j], extent=(0, w, h, 0), interpolation="nearest", **scale)
         if outline is not None:
             mask = np.asarray(outline)[j].astype(float)  # pixel centres at k + 0.5 on the maps' extent

@@ -137,8 +137,13 @@ untestable = {
 # %%
 measured = vn.measure_claims(values, untestable=untestable)
 table = vn.claims_table(measured)
-with pd.option_context("display.max_colwidth", 60):
-    display(table.drop(columns=["source"]).round(3))
+table[["what the seed says", "stated", "seed's number", "ours", "low", "high", "ours / seed's", "verdict"]].round(3)
+
+# %% [markdown]
+# What each number measures, the side the claim puts it on, and the reason for each verdict:
+
+# %%
+table[["measure", "claimed side", "images", "reason"]]
 
 # %%
 counts = table["verdict"].value_counts()
@@ -193,7 +198,7 @@ the ablation, {N_LAB} Fashion-MNIST images; {len(SEEDS)} fine-tuned model{'s' if
   layers 1-based, {said('ablation_depth_0')} 0-based: {vn.claim(rep['ablation_depth'] or rep['ablation_depth_0'], "deeper heads matter more, as the paper found", "deeper heads do not matter more here (chapter 08 finds the impact falling with depth)")}.
 - **Head types:** the largest chirp enrichment in layers 6-11 is {said('chirp_heads')}, the largest text enrichment in
   layers 1-4 {said('text_heads')} and the largest frame-and-ticks enrichment {said('edge_heads')}:
-  {vn.claim(rep[['chirp_heads', 'text_heads', 'edge_heads']].any(), "some of the paper's head types appear", "none of the paper's head types clears chapter 08's threshold of 2")}.
+  {vn.claim(rep[['chirp_heads', 'text_heads', 'edge_heads']].any(), "some of the paper's head types appear", "no head type of the paper is shown to clear chapter 08's threshold of 2")}.
 - **The lab's layers:** in `{classifier.name}` the last four layers' normalised entropy minus the first four's is
   {said('lab_focus')} ({vn.claim(rep['lab_focus'], "deeper is more focused", "deeper is not more focused")}), and their mean
   attention distance {said('lab_local')} px ({vn.claim(rep['lab_local'], "deeper is more local", "deeper is not more local: the distance grows")}).

@@ -11,10 +11,10 @@
 # %% [markdown]
 # # 05 · What does patch size change?
 #
-# A ViT cuts the image into $p \times p$ patches, so the patch size fixes how fine its attention
+# A ViT {cite:p}`dosovitskiy2021vit` cuts the image into $p \times p$ patches, so the patch size fixes how fine its attention
 # maps can be and how many tokens every layer must mix. ViT-B/16 and ViT-B/32 on 224-pixel photos
 # have 14x14 and 7x7 grids; the book's two Fashion-MNIST ViTs have the same two grids on
-# 28-pixel images: `fmnist-vit-p2` (2x2 patches, 196 patches) and `fmnist-vit-p4` (4x4 patches, 49
+# 28-pixel Fashion-MNIST images {cite:p}`xiao2017fmnist`: `fmnist-vit-p2` (2x2 patches, 196 patches) and `fmnist-vit-p4` (4x4 patches, 49
 # patches). Everything else — 12 layers of 12 heads, width 192 — is the same.
 #
 # One caveat before any comparison: the two models are not independent. Their cards say that
@@ -24,7 +24,9 @@
 # are under-trained.
 #
 # We compare the same test images under both models: the maps (granularity), accuracy, how spread
-# out the CLS attention is per layer, how far heads look, and what the finer grid costs.
+# out the {term}`CLS token`'s attention is per layer, how far heads look, and what the finer grid costs.
+# Every headline number comes with a 95 % {term}`bootstrap interval` over the test images
+# (`vn.bootstrap`).
 
 # %% tags=["remove-cell"]
 # Binder and Colab: install vitnotes when it is missing (here, and wherever it is installed, a no-op).
@@ -80,18 +82,27 @@ else:  # hub models: the photos, measured here
     acc_gap = accuracy.loc[fine, f"accuracy, first {N_ACC} (here)"] - accuracy.loc[coarse, f"accuracy, first {N_ACC} (here)"]
     on = f"the {N_ACC} photos"
 vn.check(0 < acc_gap < 0.02, f"{fine} is ahead of {coarse} by less than two points")
+correct = {k: (timed[k][0].argmax(-1).numpy() == labels[:N_ACC]).astype(float) for k in models}
+acc_iv = {k: vn.bootstrap(v) for k, v in correct.items()}
+gap_iv = vn.bootstrap(correct[fine] - correct[coarse])  # paired: the same images
 print(f"{fine} - {coarse} on {on}: {acc_gap * 100:+.2f} percentage points")
+print(f"on the first {N_ACC}: " + ", ".join(f"{k} {iv.value:.1%} [{iv.low:.1%}, {iv.high:.1%}]" for k, iv in acc_iv.items())
+      + f"; paired difference {gap_iv.value * 100:+.2f} [{gap_iv.low * 100:+.2f}, {gap_iv.high * 100:+.2f}] points")
 
 # %% [markdown]
 # The accuracy we measure matches the cards. The finer grid is ahead by less than two points,
-# with the caveat above: p2 is p4 plus one more epoch.
+# with the caveat above: p2 is p4 plus one more epoch. On the first 1000 images, the paired
+# interval of the difference says whether that lead is more than the luck of these images.
 
 # %% [markdown]
 # ## Granularity: the same images, two grids
 #
 # Full attention for the same test images under both models; the maps are drawn patch by patch
 # (nearest-neighbour upsampling to 28x28 pixels, so each block is one patch). Rows: the last
-# layer's CLS map (head mean) and the rollout, for each model.
+# layer's CLS map (head mean) and the {term}`attention rollout` {cite:p}`abnar2020rollout`, for each
+# model. Each panel's colours span its own map's range: a 7x7 map puts about four times the weight
+# on each patch that a 14x14 map does, so one shared scale would paint every 14x14 map dark; the
+# figure shows *where* each map looks, and the statistics below compare *how much*.
 
 # %%
 N = 24  # images for the attention statistics (a full capture of p2 holds 12 x 12 x 197 x 197 per image)
@@ -108,20 +119,42 @@ vn.map_panel(images[:6], blocks, titles=[models[fine].labels[i] for i in labels[
 # a 49th of the image. The finer grid can point at small details, the coarse one only at regions.
 # Do the two models at least rank the image's regions alike? Both maps are brought to one 28x28 pixel grid (bilinear) and compared by Spearman
 # rank correlation, per image.
+#
+# A number like this needs a reference. The best one would be the agreement between two
+# independently trained p4 models (how much two runs of the *same* recipe agree); the zoo has no
+# second p4 seed (the cell below checks). The reference we can compute: the two models' maps of
+# *different* images (image i under p2 against image i + 1 under p4), which is what the shared
+# layout of Fashion-MNIST images alone gives, as in chapter 09; random maps would give 0.
+
+# %% [markdown]
+# ```{admonition} Predict before you run
+# :class: tip
+# p2 started from p4's weights. Will their maps of the same image agree much more than their maps
+# of two different garments?
+# ```
 
 # %%
-same = pd.DataFrame({
-    what: {f"Spearman {fine} vs {coarse}": float(vn.rank_correlation(vn.resize_maps(maps[fine], size),
-                                                                  vn.resize_maps(maps[coarse], size)).mean())}
-    for what, maps in (("last layer", last), ("rollout", roll))
-})
+def spearman(maps, shift=0):
+    """Per-image Spearman between p2's map of image i and p4's map of image i + shift, on 28x28 pixels."""
+    other = torch.roll(vn.resize_maps(maps[coarse], size), -shift, dims=0)
+    return vn.rank_correlation(vn.resize_maps(maps[fine], size), other).numpy()
+
+
+rho = {(what, ref): vn.bootstrap(spearman(maps, shift))
+       for what, maps in (("last layer", last), ("rollout", roll))
+       for ref, shift in (("same image", 0), ("other image (reference)", 1))}
+same = pd.DataFrame({f"{what}: {ref}": {"Spearman": iv.value, "low": iv.low, "high": iv.high, "images": iv.n}
+                     for (what, ref), iv in rho.items()}).T
+second_p4 = [n for n in vn.zoo_names() if n.startswith("fmnist-vit-p4-s")]
+print(vn.claim(bool(second_p4), f"a second p4 seed is in the zoo ({second_p4}): compare with it",
+               "missing: a second, independently trained p4 model, the reference this comparison should have"))
 same.round(3)
 
 # %% [markdown]
 # ## How spread out is the CLS attention?
 #
 # `vn.cls_summary` gives, per layer and head and averaged over the images, the entropy of the CLS
-# row over the patches divided by $\log N$ (so 196 and 49 patches compare: 1 = uniform), the share
+# row over the patches divided by $\log N$ (the {term}`normalised entropy`) (so 196 and 49 patches compare: 1 = uniform), the share
 # of the top 5 % of patches (10 of 196, 2 of 49), and the mean attention distance of the patch
 # queries in pixels.
 
@@ -131,7 +164,10 @@ per_layer = summary.groupby(["layer", "model"])[["entropy_norm", "top5pct", "dis
 per_layer.unstack("model").round(3)
 
 # %%
-vn.metric_by_layer(summary, "entropy_norm", hue="model", ylabel="CLS entropy / log N")
+fig = vn.metric_by_layer(summary, "entropy_norm", hue="model", ylabel="CLS entropy / log N")
+fig.axes[0].axhline(1.0, ls="--", lw=1, color="grey")  # the uniform reference: H / log N = 1
+fig.axes[0].set_ylim(0, 1.05)
+fig
 
 # %%
 vn.metric_by_layer(summary, "top5pct", hue="model", ylabel="share of the top 5 % of patches")
@@ -142,8 +178,13 @@ top = per_layer["top5pct"].unstack("model")
 focused_last = {k: bool((ent.iloc[-4:][k] < ent.iloc[1:5][k].min()).all()) for k in models}
 for k in models:
     vn.check(focused_last[k], f"{k}: the last layers are the most focused")
-print(f"last layer, entropy / log N: {fine} {ent[fine].iloc[-1]:.3f}, {coarse} {ent[coarse].iloc[-1]:.3f}; "
-      f"top-5 % share: {fine} {top[fine].iloc[-1]:.3f}, {coarse} {top[coarse].iloc[-1]:.3f}")
+last_grid = {k: a.cls_grid(-1).flatten(-2) for k, a in att.items()}  # [image, head, patches]
+ent_iv = {k: vn.bootstrap(vn.normalized_entropy(g).mean(-1).numpy()) for k, g in last_grid.items()}
+top_iv = {k: vn.bootstrap(vn.topk_share(g, max(1, round(0.05 * g.shape[-1]))).mean(-1).numpy())
+          for k, g in last_grid.items()}
+iv_text = lambda iv: f"{iv.value:.3f} [{iv.low:.3f}, {iv.high:.3f}]"  # noqa: E731
+print(f"last layer ({N} images), entropy / log N: {fine} {iv_text(ent_iv[fine])}, {coarse} {iv_text(ent_iv[coarse])}; "
+      f"top-5 % share: {fine} {iv_text(top_iv[fine])}, {coarse} {iv_text(top_iv[coarse])}")
 
 # %% [markdown]
 # Both models follow the same shape: the CLS attention is closest to uniform in the early layers
@@ -154,9 +195,9 @@ print(f"last layer, entropy / log N: {fine} {ent[fine].iloc[-1]:.3f}, {coarse} {
 # %% [markdown]
 # ## How far do the heads look?
 #
-# The ViT paper's Fig. 11 plots, per head, the mean distance between a query patch and the
+# The ViT paper's Fig. 11 {cite:p}`dosovitskiy2021vit` plots, per head, the {term}`mean attention distance`: the mean distance between a query patch and the
 # patches it attends to, weighted by attention, in pixels. Small values are local heads (like a
-# convolution), large values global ones. The dashed lines mark what **uniform** attention over
+# convolution), large values global ones. The dashed lines mark what uniform attention (the {term}`uniform reference`) over
 # each grid would give: the mean distance between two patch centres.
 
 # %%
@@ -249,12 +290,17 @@ Markdown(f"""
 ## What we found
 
 - **Accuracy**: {acc_text}
+  Paired difference on the first {N_ACC}: {gap_iv.value * 100:+.2f} [{gap_iv.low * 100:+.2f}, {gap_iv.high * 100:+.2f}] points
+  ({vn.claim(gap_iv.low > 0, "the finer grid's lead holds on these images", "these images cannot tell the two apart")}).
 - **Granularity**: the {gf.grid[0]}x{gf.grid[1]} maps mark {gf.patch_size}x{gf.patch_size}-pixel spots, the {gc.grid[0]}x{gc.grid[1]} maps {gc.patch_size}x{gc.patch_size} blocks. On the same {len(att[fine].probs[0])}
-  images the two models' last-layer maps agree with Spearman {same.loc[f'Spearman {fine} vs {coarse}', 'last layer']:.3f}
-  and their rollouts {same.loc[f'Spearman {fine} vs {coarse}', 'rollout']:.3f} (on a common {size}x{size} grid).
-- **Spread**: in the last layer the CLS entropy is {ent[fine].iloc[-1]:.3f} ({fine}) and {ent[coarse].iloc[-1]:.3f} ({coarse})
-  of $\\log N$, and the top 5 % of patches hold {top[fine].iloc[-1]:.3f} and {top[coarse].iloc[-1]:.3f} of the
-  attention; {"both models are most focused in their last layers" if all(focused_last.values()) else "the last layers are not the most focused in both models"}.
+  images the two models' last-layer maps agree with Spearman {iv_text(rho['last layer', 'same image'])}
+  and their rollouts {iv_text(rho['rollout', 'same image'])} (on a common {size}x{size} grid); maps of different images
+  give {iv_text(rho['last layer', 'other image (reference)'])} and {iv_text(rho['rollout', 'other image (reference)'])}, so
+  {vn.claim(rho['last layer', 'same image'].low > rho['last layer', 'other image (reference)'].high, "the last layers agree on the image beyond the shared layout", "the last layers' agreement is not beyond what the shared layout gives")}.
+  {vn.claim(bool(second_p4), "A second p4 seed gives the run-to-run reference.", "Missing: a second, independently trained p4 model, which would show how much two runs of one recipe agree.")}
+- **Spread**: in the last layer the CLS entropy is {iv_text(ent_iv[fine])} ({fine}) and {iv_text(ent_iv[coarse])} ({coarse})
+  of $\\log N$, and the top 5 % of patches hold {iv_text(top_iv[fine])} and {iv_text(top_iv[coarse])} of the
+  attention; {vn.claim(all(focused_last.values()), "both models are most focused in their last layers", "the last layers are not the most focused in both models")}.
 - **Distance**: the mean attention distance of every head lies within
   {spread.abs().max().max():.2f} px of what uniform attention gives ({uniform[fine]:.2f} px on the {gf.grid[0]}x{gf.grid[1]}
   grid, {uniform[coarse]:.2f} px on {gc.grid[0]}x{gc.grid[1]}), in both models, and the layer means change by at most
@@ -270,7 +316,42 @@ Markdown(f"""
 #
 # 1. `vn.vit_cost(model, image_size=56)` counts the cost at a larger input (positions interpolated).
 #    At what image size would attention take half of p4's FLOPs?
+#
+# ````{admonition} Solution
+# :class: dropdown
+# Try sizes until the attention share (as in the cost table) reaches one half:
+# ```python
+# for s in range(28, 400, 4):
+#     c = vn.vit_cost(models[coarse], image_size=s)
+#     if models[coarse].geometry.layers * c["flops_attention"] / c["flops"] >= 0.5:
+#         print(s, "pixels"); break
+# ```
+# ````
+#
 # 2. Compare the per-head distances of layer 0 in both models (`summary.query("layer == 0")`). Is any
 #    head clearly local (well below the uniform value)?
+#
+# ````{admonition} Solution
+# :class: dropdown
+# ```python
+# print(heads.query("layer == 0").groupby("model")["off_uniform"].min().round(2))
+# ```
+# No: every layer-0 head sits within 1.5 px of the uniform value (the "every single head"
+# claim above covers them).
+# ````
+#
 # 3. Classify the first 1000 test images with both models and find the images where only one of them
 #    is right. Do their last-layer maps differ more on those images than on the rest?
+#
+# ````{admonition} Solution
+# :class: dropdown
+# The maps above were captured for the first 24 images only; capture the last layer for the 1000
+# (CLS rows are cheap) and compare the per-image Spearman of the two groups:
+# ```python
+# x_all = {k: m.preprocess(images[:N_ACC]) for k, m in models.items()}
+# maps = {k: vn.capture(m, x_all[k], layers=-1, cls_only=True).cls_grid(-1).mean(1) for k, m in models.items()}
+# rho_all = vn.rank_correlation(vn.resize_maps(maps[fine], size), vn.resize_maps(maps[coarse], size)).numpy()
+# differ = correct[fine] != correct[coarse]
+# print(differ.sum(), "images;", vn.bootstrap(rho_all[differ]), vn.bootstrap(rho_all[~differ]))
+# ```
+# ````

@@ -20,6 +20,16 @@ from .core.model import Model, geometry
 
 # studies (notebooks 03-06, 08)
 from .evaluate.agreement import agreement, agreement_intervals, method_maps, random_maps, resize_maps, rollout_by_depth
+from .evaluate.claims import (
+    ABLATED_LAYERS,
+    SEED_CLAIMS,
+    claims_table,
+    crossed_bootstrap,
+    head_losses,
+    image_profile,
+    measure_claims,
+    stack_profiles,
+)  # fmt: skip
 from .evaluate.cost import timed_predict, vit_cost
 from .evaluate.deletion import (
     delete_pixels,
@@ -255,6 +265,9 @@ __all__ = [
     "readability_plot", "cka_heatmap",
     "BETTER", "column_label", "every_map", "interval_table", "leaders", "method_table", "metric_disagreements",
     "randomisation_check", "scorecard", "verdicts",
+    # what the seeds claimed, and what we found (notebook 10)
+    "ABLATED_LAYERS", "SEED_CLAIMS", "claims_table", "crossed_bootstrap", "head_losses", "image_profile",
+    "measure_claims", "stack_profiles",
     # figures and widgets
     "before_after", "display_image", "head_grid", "head_heatmap", "layer_strip", "metric_by_layer", "overlay",
     "agreement_heatmap", "cascade_panel", "cascade_plot", "deletion_plot", "group_distributions", "map_panel",

@@ -209,6 +209,20 @@ def test_layer_statistics_match_hand_computations():
     assert len(stats["rollout_entropy_norm"]) == len(out.attentions)
 
 
+def test_layer_statistics_do_not_depend_on_the_chunk():
+    """The probe takes a few images at a time (one chunk's attention held, not the probe set's): the
+    chunk means, weighted by their images, equal the statistics of the whole batch at once."""
+    net = make_vit("eager", seed=4, image_size=16, patch_size=4, num_channels=3)
+    x = torch.randn(7, 3, 16, 16)
+    masks = {"left": torch.zeros(7, 16, 16, dtype=torch.bool)}
+    masks["left"][:, :, :6] = True
+    whole = train.layer_statistics(net, x, masks, batch_size=7)
+    chunked = train.layer_statistics(net, x, masks, batch_size=3)  # chunks of 3, 3 and 1
+    assert list(whole) == list(chunked) and "mass_left" in whole
+    for key in whole:
+        assert max(abs(a - b) for a, b in zip(whole[key], chunked[key])) <= 2e-5, key
+
+
 def test_plateau_reads_the_last_quarter():
     def entry(epoch, v):
         return {"epoch": epoch, "layers": {s: [v, v] for s in ("entropy_norm", "top10", "rollout_entropy_norm")}}

@@ -23,7 +23,7 @@ PLATEAU_TOLERANCE = 0.02
 
 @torch.no_grad()
 def layer_statistics(
-    model: Any, pixel_values: torch.Tensor, masks: dict[str, Any] | None = None, batch_size: int = 64
+    model: Any, pixel_values: torch.Tensor, masks: dict[str, Any] | None = None, batch_size: int = 16
 ) -> dict[str, list[float]]:
     """Per-layer attention statistics of a ViT on a probe batch, each a list with one value per layer,
     averaged over images (and heads where a statistic is per head):
@@ -35,31 +35,54 @@ def layer_statistics(
     - ``norm_max`` and ``norm_median``: the largest and the median L2 norm of the patch tokens that
       layer writes to the residual stream (high-norm outliers are what Darcet et al. call artefacts);
     - ``mass_<region>`` for each boolean mask ``[batch, H, W]`` in ``masks``: CLS attention mass in it.
+
+    The images are taken ``batch_size`` at a time and only one chunk's attention is held: peak
+    memory is about ``12 * layers * heads * T^2`` bytes per image of a chunk (the probabilities, their
+    distance-weighted copy and rollout's product; 72 MiB per image at 197 tokens, 12 x 12 heads).
     """
     net, geom = unwrap(model)
     was_training = net.training
     net.eval()
     try:
-        att = capture(model, pixel_values, batch_size=batch_size)  # probs [layer, batch, head, T, T]
-        grids = att.cls_grids()  # [layer, batch, head, rows, cols]
-        p = grids.flatten(-2)
-        dist, _ = mean_attention_distance(att)  # [layer, batch, head]
-        out = {
-            "entropy_norm": normalized_entropy(p).mean((1, 2)),
-            "top10": topk_share(p, min(10, p.shape[-1])).mean((1, 2)),
-            "distance_px": dist.mean((1, 2)),
-            "rollout_entropy_norm": torch.stack([
-                normalized_entropy(rollout_grid(att, end_layer=layer).flatten(-2)).mean()
-                for layer in range(len(att.layers))]),
-        }  # fmt: skip
+        n = pixel_values.shape[0]
+        masks = {region: torch.as_tensor(np.asarray(mask)) for region, mask in (masks or {}).items()}
+        sums: dict[str, torch.Tensor] = {}
+        for lo in range(0, n, batch_size):
+            part = _chunk_statistics(
+                model, pixel_values[lo : lo + batch_size], {r: m[lo : lo + batch_size] for r, m in masks.items()}
+            )
+            for key, mean in part.items():  # chunk means, weighted by the chunk's images
+                sums[key] = sums.get(key, 0.0) + mean * min(batch_size, n - lo)
+        out = {key: total / n for key, total in sums.items() if not key.startswith("mass_")}
         norms = _token_norms(net, pixel_values, geom.prefix, batch_size)  # [layer, batch * patches]
         out["norm_max"] = norms.amax(-1)
         out["norm_median"] = norms.median(-1).values
-        for region, mask in (masks or {}).items():
-            out[f"mass_{region}"] = mask_mass(grids, torch.as_tensor(np.asarray(mask))).mean((1, 2))
+        out.update({key: total / n for key, total in sums.items() if key.startswith("mass_")})
     finally:
         net.train(was_training)
     return {k: [round(float(v), 5) for v in vals] for k, vals in out.items()}
+
+
+def _chunk_statistics(
+    model: Any, pixel_values: torch.Tensor, masks: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """``layer_statistics``' attention statistics of one chunk, each ``[layer]``, averaged over the
+    chunk's images (and heads)."""
+    att = capture(model, pixel_values, batch_size=pixel_values.shape[0])  # probs [layer, batch, head, T, T]
+    grids = att.cls_grids()  # [layer, batch, head, rows, cols]
+    p = grids.flatten(-2)
+    dist, _ = mean_attention_distance(att)  # [layer, batch, head]
+    out = {
+        "entropy_norm": normalized_entropy(p).mean((1, 2)),
+        "top10": topk_share(p, min(10, p.shape[-1])).mean((1, 2)),
+        "distance_px": dist.mean((1, 2)),
+        "rollout_entropy_norm": torch.stack([
+            normalized_entropy(rollout_grid(att, end_layer=layer).flatten(-2)).mean()
+            for layer in range(len(att.layers))]),
+    }  # fmt: skip
+    for region, mask in masks.items():
+        out[f"mass_{region}"] = mask_mass(grids, mask).mean((1, 2))
+    return out
 
 
 def _token_norms(net: torch.nn.Module, pixel_values: torch.Tensor, prefix: int, batch_size: int) -> torch.Tensor:

@@ -122,6 +122,21 @@ def attention_stats(cls_grid: torch.Tensor, logits: torch.Tensor, k: int = 10) -
     )
 
 
+def _two_groups(df: pd.DataFrame, by: str, columns: Sequence[str] | None) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``(column, values where by, values where not by)`` for each column (NaNs left out), after
+    checking that ``by`` is a boolean column and that neither group is empty."""
+    if by not in df.columns or df[by].dtype != bool:
+        raise ValueError(f"column {by!r} must exist and be boolean (e.g. correct = pred == label)")
+    out = []
+    for c in [c for c in df.columns if c != by] if columns is None else list(columns):
+        a = df.loc[df[by], c].dropna().to_numpy(float)
+        b = df.loc[~df[by], c].dropna().to_numpy(float)
+        if len(a) == 0 or len(b) == 0:
+            raise ValueError(f"column {c!r}: one group is empty ({len(a)} {by}, {len(b)} not {by})")
+        out.append((c, a, b))
+    return out
+
+
 def compare_groups(df: pd.DataFrame, by: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """Two groups (``by`` is a boolean column) compared on each column: means, the difference,
     the rank-biserial effect size and a two-sided Mann-Whitney U p-value. NaNs are left out.
@@ -133,15 +148,8 @@ def compare_groups(df: pd.DataFrame, by: str, columns: Sequence[str] | None = No
     """
     from scipy.stats import mannwhitneyu
 
-    if by not in df.columns or df[by].dtype != bool:
-        raise ValueError(f"column {by!r} must exist and be boolean (e.g. correct = pred == label)")
-    columns = [c for c in df.columns if c != by] if columns is None else list(columns)
     rows = []
-    for c in columns:
-        a = df.loc[df[by], c].dropna().to_numpy(float)
-        b = df.loc[~df[by], c].dropna().to_numpy(float)
-        if len(a) == 0 or len(b) == 0:
-            raise ValueError(f"column {c!r}: one group is empty ({len(a)} {by}, {len(b)} not {by})")
+    for c, a, b in _two_groups(df, by, columns):
         res = mannwhitneyu(a, b, alternative="two-sided")
         rows.append(
             {
@@ -168,16 +176,9 @@ def group_intervals(
     second). The groups are resampled separately (stratified): resample ``b`` draws
     ``rng.integers(0, n_true, n_true)`` then ``rng.integers(0, n_false, n_false)`` from
     ``rng = numpy.random.default_rng(seed)``; NaNs are left out first. Introduced in notebook 04."""
-    if by not in df.columns or df[by].dtype != bool:
-        raise ValueError(f"column {by!r} must exist and be boolean (e.g. correct = pred == label)")
-    columns = [c for c in df.columns if c != by] if columns is None else list(columns)
     q = [100 * (1 - level) / 2, 100 * (1 + level) / 2]
     rows = []
-    for c in columns:
-        a = df.loc[df[by], c].dropna().to_numpy(float)
-        b = df.loc[~df[by], c].dropna().to_numpy(float)
-        if len(a) == 0 or len(b) == 0:
-            raise ValueError(f"column {c!r}: one group is empty ({len(a)} {by}, {len(b)} not {by})")
+    for c, a, b in _two_groups(df, by, columns):
         rng = np.random.default_rng(seed)
         ma, mb = np.empty(n_boot), np.empty(n_boot)
         for i in range(n_boot):

@@ -200,11 +200,7 @@ def cascade_intervals(
     fixed = _fixed_targets(net, pixel_values, target, batch_size).tolist()
     steps = _cascade(model, geom.layers, from_layers, fully_random)[1:]
     trained = _maps_and_logits(model, pixel_values, fixed, batch_size)[0]
-    jobs = [(seed, step) for seed in seeds for step in steps]
-    if progress:
-        from tqdm.auto import tqdm
-
-        jobs = tqdm(jobs, desc="randomisation cascades")
+    jobs = _progress([(seed, step) for seed in seeds for step in steps], progress, "randomisation cascades")
     rows, first = [], {"trained": trained}
     for seed, (label, f, _) in jobs:
         rand = randomized(model, 0 if f == -1 else f, seed, embeddings=f == -1)
@@ -220,6 +216,15 @@ def cascade_intervals(
     table = _seed_summary(per_image, n_boot, level)
     table.attrs.update(images=len(pixel_values), seeds=list(seeds))
     return table, per_image, first
+
+
+def _progress(items: list, show: bool, desc: str) -> Any:
+    """``items``, under a tqdm progress bar when ``show``."""
+    if not show:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc)
 
 
 def _check_seeds(seeds: Any) -> list[int]:

@@ -280,19 +280,8 @@ def metric_by_layer(
     fig = Figure(figsize=size, layout="constrained")
     ax = fig.subplots()
     if heads and "head" in df.columns:
-        sns.stripplot(
-            data=df,
-            x="layer",
-            y=metric,
-            hue=hue,
-            ax=ax,
-            alpha=0.35,
-            size=3,
-            native_scale=True,
-            legend=False,
-            dodge=False,
-            jitter=0.15,
-        )
+        sns.stripplot(data=df, x="layer", y=metric, hue=hue, ax=ax, alpha=0.35, size=3, native_scale=True,
+                      legend=False, dodge=False, jitter=0.15)  # fmt: skip
     sns.lineplot(data=df, x="layer", y=metric, hue=hue, ax=ax, errorbar=None, marker="o")
     if reference is not None:
         ax.axhline(reference, color="0.4", ls="--", lw=1, label=reference_label)

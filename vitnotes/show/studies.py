@@ -219,17 +219,8 @@ def group_distributions(
     group = df[by].map({True: labels[0], False: labels[1]})
     palette = {labels[0]: "C0", labels[1]: "C3"}
     for ax, c in zip(axes, columns):
-        sns.boxplot(
-            x=group,
-            y=df[c],
-            order=list(labels),
-            ax=ax,
-            hue=group,
-            palette=palette,
-            legend=False,
-            width=0.6,
-            fliersize=2,
-        )
+        sns.boxplot(x=group, y=df[c], order=list(labels), ax=ax, hue=group, palette=palette, legend=False,
+                    width=0.6, fliersize=2)  # fmt: skip
         ax.set_xlabel("")
         ax.set_title(c, fontsize=9)
         ax.set_ylabel("")

@@ -143,7 +143,7 @@ def mask_mass(probs: torch.Tensor, mask: torch.Tensor, batch_axis: int | None = 
         shape = [1] * (probs.ndim - 2)
         shape[axis] = cov.shape[0]
         cov = cov.reshape(*shape, *grid)
-    return (probs.double() * cov).sum((-2, -1)).float()
+    return (probs.double() * cov.to(probs.device)).sum((-2, -1)).float()
 
 
 def map_consistency(grids: torch.Tensor, per_image: bool = False) -> torch.Tensor:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .chirps import REGIONS, TARGET_NAMES, region_masks, scale, spectrograms, unscale
+from .chirps import REGIONS, TARGET_NAMES, region_masks, scale, spectrogram_arrays, spectrograms, unscale
 from .fmnist import FASHION_MNIST_CLASSES, fashion_mnist, fashion_mnist_arrays
 from .imagenet_photos import PHOTO_SIZE, photos, sample_photos
 
 __all__ = [
     "FASHION_MNIST_CLASSES", "PHOTO_SIZE", "REGIONS", "TARGET_NAMES", "examples", "fashion_mnist",
-    "fashion_mnist_arrays", "per_class", "photos", "region_masks", "sample_photos", "scale", "spectrograms", "unscale",
+    "fashion_mnist_arrays", "per_class", "photos", "region_masks", "sample_photos", "scale", "spectrogram_arrays", "spectrograms", "unscale",
 ]  # fmt: skip
 
 

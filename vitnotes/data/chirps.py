@@ -351,14 +351,11 @@ def spectrograms(n: int, seed: int = 0, size: int = 64) -> datasets.Dataset:
     ``start_freq`` and ``end_freq`` (Hz). Image i depends only on (seed, i, size): the same arguments
     give identical rows, and a smaller ``n`` gives a prefix. Introduced in notebook 07.
     """
-    for name, value, lo, hint in (("n", n, 1, "n=1000"), ("seed", seed, 0, "seed=0"), ("size", size, 32, "size=64")):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-            raise ValueError(f"{name} must be an int >= {lo}, got {value!r}; pass e.g. {hint}")
     import datasets
 
-    n, seed, size = int(n), int(seed), int(size)
-    out = _render(n, seed, size)
+    out = spectrogram_arrays(n, seed, size)
     raw = out["raw"].astype(np.float32)
+    size = out["image"].shape[1]
     features = datasets.Features(
         {
             "image": datasets.Image(),
@@ -370,7 +367,18 @@ def spectrograms(n: int, seed: int = 0, size: int = 64) -> datasets.Dataset:
     columns = {
         "image": [Image.fromarray(im) for im in out["image"]],
         "mask": out["mask"],
-        "targets": scale(out["raw"]).astype(np.float32),
+        "targets": out["targets"],
         **dict(zip(TARGET_NAMES, raw.T)),
     }
     return datasets.Dataset.from_dict(columns, features=features)
+
+
+def spectrogram_arrays(n: int, seed: int = 0, size: int = 64) -> dict[str, np.ndarray]:
+    """``spectrograms``' rows as arrays (the fast path for training, without ``datasets``): ``image``
+    uint8 ``[n, size, size, 3]``, ``mask`` ``[n, size, size]``, ``targets`` float32 ``[n, 3]`` (z-scored)
+    and ``raw`` (start time, start and end frequency, in s and Hz)."""
+    for name, value, lo, hint in (("n", n, 1, "n=1000"), ("seed", seed, 0, "seed=0"), ("size", size, 32, "size=64")):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+            raise ValueError(f"{name} must be an int >= {lo}, got {value!r}; pass e.g. {hint}")
+    out = _render(int(n), int(seed), int(size))
+    return dict(image=out["image"], mask=out["mask"], targets=scale(out["raw"]).astype(np.float32), raw=out["raw"])

@@ -29,6 +29,15 @@ from .surgery import new_net, preprocessing
 CHECKPOINT_SECONDS = 300
 
 
+def train_device() -> torch.device:
+    """Where the zoo trains: the first CUDA GPU when there is one (with bfloat16 autocast), else the CPU.
+    ``VITNOTES_TRAIN_DEVICE`` overrides (e.g. ``cpu`` on a machine with a GPU)."""
+    name = os.environ.get("VITNOTES_TRAIN_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # the fp32 teacher
+    return torch.device(name)
+
+
 def log(msg: str) -> None:
     """A timestamped progress line on stdout (the CLI's only output)."""
     print(f"[{datetime.datetime.now():%H:%M:%S}] {msg}", flush=True)
@@ -74,7 +83,7 @@ def augment(x: torch.Tensor, pad: int, flip: bool, gen: torch.Generator) -> torc
 @torch.no_grad()
 def accuracy(model: Model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 250) -> float:
     """Top-1 accuracy of ``model`` on ``pixel_values`` ``x`` and labels ``y``."""
-    pred = model.predict(x, batch_size=batch_size).argmax(-1)
+    pred = model.predict(x, batch_size=batch_size).argmax(-1).cpu()
     return float((pred == y).float().mean())
 
 
@@ -101,7 +110,7 @@ def save_state(work: Path, net, opt, position: dict) -> None:
     os.replace(tmp, work / "state.safetensors")
 
 
-def load_state(work: Path, net, opt) -> dict:
+def load_state(work: Path, net, opt, device: torch.device | str = "cpu") -> dict:
     """Restore what ``save_state`` wrote; returns its position (stage 0, step 0 when there is none).
     The optimiser state is restored only when it belongs to the same stage's optimiser."""
     from safetensors import safe_open
@@ -118,7 +127,7 @@ def load_state(work: Path, net, opt) -> dict:
         sd = opt.state_dict()
         for key, v in opt_state.items():
             _, i, k = key.split(".", 2)
-            sd["state"].setdefault(int(i), {})[k] = v
+            sd["state"].setdefault(int(i), {})[k] = v.to(device) if k != "step" else v
         opt.load_state_dict(sd)
     return {"stage": int(meta.get("stage", 0)), "step": int(meta["step"]), "seconds": float(meta["seconds"])}
 
@@ -148,7 +157,7 @@ def spectro_data(pre: Preprocessing, r: dict, limit: int | None) -> dict:
     n_train, n_test = (limit, limit) if limit else (r["n_train"], r["n_test"])
     out = {}
     for split, n, key in (("train", n_train, "x"), ("test", n_test, "xt")):
-        ds = vdata.spectrograms(n, seed=SPECTRO_SEEDS[split], size=r["input_size"])
+        ds = vdata.spectrogram_arrays(n, seed=SPECTRO_SEEDS[split], size=r["input_size"])
         out[key] = pre(list(ds["image"]))
         out["y" if key == "x" else "yt"] = torch.tensor(np.asarray(ds["targets"], dtype=np.float32))
         if split == "test":
@@ -160,7 +169,7 @@ def spectro_data(pre: Preprocessing, r: dict, limit: int | None) -> dict:
 @torch.no_grad()
 def regression_metrics(model: Model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 250) -> dict:
     """Test MSE (z-scored targets), the MSE of predicting the mean, their ratio and R^2 per target."""
-    pred = model.predict(x, batch_size=batch_size).float()
+    pred = model.predict(x, batch_size=batch_size).float().cpu()
     mse = ((pred - y) ** 2).mean(0)
     var = y.var(0, unbiased=False)
     return {
@@ -184,7 +193,8 @@ class _Run:
         self.pre = preprocessing(name)
         data = spectro_data(self.pre, self.recipe, limit) if self.regress else fmnist_data(self.pre, limit)
         self.x, self.y, self.xt, self.yt, self.masks = (data[k] for k in ("x", "y", "xt", "yt", "masks"))
-        self.net = new_net(name, seed, init)
+        self.device = train_device()
+        self.net = new_net(name, seed, init).to(self.device)
         self.losses: list[float] = []  # the last steps' training losses
         self.teachers: dict[str, torch.nn.Module] = {}
         self.log_file = work / "log.json"
@@ -226,7 +236,7 @@ class _Run:
 
     def teacher(self, name: str) -> torch.nn.Module:
         if name not in self.teachers:
-            self.teachers[name] = load(name).net.eval()
+            self.teachers[name] = load(name).net.eval().to(self.device)
         return self.teachers[name]
 
     def loss(self, logits: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor, stage: dict) -> torch.Tensor:
@@ -265,7 +275,10 @@ def _rounded(metrics: dict) -> dict:
 def _probe_points(name: str, stages: list[dict]) -> list[float]:
     """Cumulative epochs to probe: the recipe's list (within the run) and every stage's end."""
     ends = list(np.cumsum([s["epochs"] for s in stages]).astype(float))
-    return sorted({float(e) for e in RECIPES[name].get("probe_epochs", []) if e <= ends[-1]} | set(ends))
+    # roughly geometric (1, 2, 4, ...) and the last quarter (75 % and 87.5 % of the run), whatever --epochs is
+    auto = {float(2**i) for i in range(int(np.log2(ends[-1])) + 1)} | {0.75 * ends[-1], 0.875 * ends[-1]}
+    wanted = {float(e) for e in RECIPES[name].get("probe_epochs", [])} | auto
+    return sorted({e for e in wanted if e <= ends[-1]} | set(ends))
 
 
 def _batch(run: _Run, stage: dict, k: int, step: int, per_epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -279,8 +292,10 @@ def _batch(run: _Run, stage: dict, k: int, step: int, per_epoch: int) -> tuple[t
 
 
 def _step(run: _Run, opt: torch.optim.Optimizer, stage: dict, xb: torch.Tensor, yb: torch.Tensor) -> float:
-    """One AdamW step (bfloat16 autocast when the stage asks for it, gradients clipped at norm 1)."""
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=stage["bf16"]):
+    """One AdamW step (bfloat16 autocast when the stage asks for it or on a GPU, gradients clipped at norm 1)."""
+    xb, yb = xb.to(run.device, non_blocking=True), yb.to(run.device, non_blocking=True)
+    dev = run.device.type
+    with torch.autocast(dev, dtype=torch.bfloat16, enabled=stage["bf16"] or dev == "cuda"):
         logits = run.net(pixel_values=xb).logits
     loss = run.loss(logits.float(), xb, yb, stage)
     opt.zero_grad(set_to_none=True)
@@ -298,7 +313,7 @@ def train_stage(run: _Run, k: int, stages: list[dict], position: dict, probes: l
     opt = torch.optim.AdamW(run.net.parameters(), lr=stage["lr"], weight_decay=stage["weight_decay"])
     step = 0
     if position["stage"] == k and position["step"]:
-        load_state(run.work, run.net, opt)
+        load_state(run.work, run.net, opt, run.device)
         step = position["step"]
         run.say(f"{run.name}: resuming stage {k + 1} at step {step}")
     per_epoch = steps_per_epoch(len(run.x), stage["batch"])
@@ -331,6 +346,10 @@ def _recipe_as_run(name: str, epochs, seed: int, limit, start_from, init) -> dic
     r = dict(RECIPES[name], stages=staged(name, epochs), seed=seed, **({"limit": limit} if limit else {}))
     if start_from:
         r["stage1_from"] = str(start_from)
+        done = stages_done(start_from, r["stages"])
+        if done > 1:  # a model that ran more of this very recipe: resume after its last stage
+            card = json.loads((Path(start_from) / "card.json").read_text())
+            r.update(stages_done_before=done, earlier_machine=card.get("machine", "?"))
     if init is not None:
         r["init"] = str(init)
     if limit and r.get("task") == "regress":
@@ -412,8 +431,17 @@ def _start(run: _Run, r: dict, start_from: Path | None) -> dict:
         return position
     if not start_from:
         return {"stage": 0, "step": 0, "seconds": 0.0}
+    done = r.get("stages_done_before", 1)
+    if done > 1:  # its weights, training time and training log, then the stages it had not run
+        card = json.loads((Path(start_from) / "card.json").read_text())
+        run.net.load_state_dict(load(start_from).net.float().to(run.device).state_dict())
+        run.log = [e for e in card.get("training_log", []) if e["epoch"] <= sum(s["epochs"] for s in stages[:done])]
+        write_json(run.log_file, run.log)
+        position = {"stage": done, "step": 0, "seconds": float(card.get("train_seconds", 0.0))}
+        save_state(run.work, run.net, torch.optim.AdamW(run.net.parameters()), position)
+        return position
     run.probe(0.0, 0, 0.0)  # random init, for reference
-    run.net.load_state_dict(load(start_from).net.float().state_dict())
+    run.net.load_state_dict(load(start_from).net.float().to(run.device).state_dict())
     seconds = float(_card_seconds(start_from))
     run.probe(
         float(stages[0]["epochs"]), steps_per_epoch(len(run.x), stages[0]["batch"]) * stages[0]["epochs"], seconds
@@ -421,6 +449,17 @@ def _start(run: _Run, r: dict, start_from: Path | None) -> dict:
     position = {"stage": 1, "step": 0, "seconds": seconds}
     save_state(run.work, run.net, torch.optim.AdamW(run.net.parameters()), position)
     return position
+
+
+def stages_done(folder: Path, stages: list[dict]) -> int:
+    """How many of ``stages`` the model in ``folder`` has run: the number of stages on its card when
+    they equal the first ones of ``stages`` (the whole recipe not yet run), else 1 (a zoo v1 model,
+    made by stage 1)."""
+    card = Path(folder) / "card.json"
+    done = json.loads(card.read_text()).get("recipe", {}).get("stages", []) if card.is_file() else []
+    if 1 < len(done) < len(stages) and done == stages[: len(done)]:
+        return len(done)
+    return 1
 
 
 def _card_seconds(folder: Path) -> float:
@@ -432,5 +471,8 @@ def finish(name: str, net, pre: Preprocessing, out: Path) -> Model:
     """Save in float16 (halves the zoo's size), then reload through vn.load in float32, so every
     metric on the card is measured on exactly the weights users get."""
     net.eval()
+    device = next(net.parameters()).device
     save(net.to(torch.float16), out, pre)
-    return load(out)
+    model = load(out)
+    model.net.to(device)  # measured where it trained (the same weights; a GPU's sums differ in the last bits)
+    return model

@@ -47,7 +47,10 @@ RECIPES: dict[str, dict] = {
     "fmnist-vit-p4": dict(
         arch="vit", input_size=28, **_FMNIST, config=dict(_VIT, patch_size=4),
         stages=[_P4_STAGE1, dict(epochs=12, lr=5e-4, warmup=0.02, crop_pad=2, teacher="fmnist-resnet",
-                                 distill=0.5, temperature=2.0)],
+                                 distill=0.5, temperature=2.0),
+                # stage 3 (zoo v2, on a GPU: tools/zoo_gpu.sh): a new warm-up + cosine at batch 512
+                dict(epochs=30, lr=5e-4, warmup=0.05, crop_pad=2, batch=512, teacher="fmnist-resnet",
+                     distill=0.5, temperature=2.0)],
         # random init, then roughly geometric over both stages, then every epoch of the last quarter
         probe_epochs=[0, 0.25, 0.5, 1, 2, 3, 3.5, 4, 5, 7, 11, 12, 13, 14, 15],
     ),

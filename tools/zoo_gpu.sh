@@ -7,7 +7,7 @@
 # spectro-resnet and fmnist-vit-p4), carried. The epochs each run used are on its card.
 set -u
 T0=$(date +%s)
-DEADLINE=${DEADLINE:-520}
+DEADLINE=${DEADLINE:-500}
 OUT=${OUT:-/tmp/zoo-gpu-out}
 W=/tmp/zoo-gpu; L=$W/logs; NEW=$W/new
 mkdir -p "$L" "$NEW" "$OUT"
@@ -28,7 +28,10 @@ $T fmnist-vit-p4 --seed 1 --epochs "$E4" --out "$NEW/fmnist-vit-p4-s1" > "$L/p4-
 B=$!
 while kill -0 $A 2>/dev/null && [ "$(left)" -gt 60 ]; do sleep 2; done
 tail -3 "$L/p4.log"
-if [ -f "$NEW/fmnist-vit-p4/card.json" ]; then
+if [ ! -f "$NEW/fmnist-vit-p4/card.json" ]; then  # fail fast: the rest starts from this model
+  kill $B; echo "p4 failed:"; tail -30 "$L/p4.log"; tail -30 "$L/p4-s1.log"; exit 1
+fi
+if true; then
   rm -rf "$W/zoo/fmnist-vit-p4" && cp -r "$NEW/fmnist-vit-p4" "$W/zoo/fmnist-vit-p4"
   read -r E2 ES <<< "$(python3 -c "
 import json;s=json.load(open('$L/speed.json'));t=$(left)-70

@@ -347,7 +347,7 @@ def _recipe_as_run(name: str, epochs, seed: int, limit, start_from, init) -> dic
     if start_from:
         r["stage1_from"] = str(start_from)
         done = stages_done(start_from, r["stages"])
-        if done > 1:  # a model that ran more of this very recipe: resume after its last stage
+        if done:  # a model that ran the first stages of this very recipe: resume after its last stage
             card = json.loads((Path(start_from) / "card.json").read_text())
             r.update(stages_done_before=done, earlier_machine=card.get("machine", "?"))
     if init is not None:
@@ -431,8 +431,8 @@ def _start(run: _Run, r: dict, start_from: Path | None) -> dict:
         return position
     if not start_from:
         return {"stage": 0, "step": 0, "seconds": 0.0}
-    done = r.get("stages_done_before", 1)
-    if done > 1:  # its weights, training time and training log, then the stages it had not run
+    done = r.get("stages_done_before", 0)
+    if done:  # its weights, training time and training log, then the stages it had not run
         card = json.loads((Path(start_from) / "card.json").read_text())
         run.net.load_state_dict(load(start_from).net.float().to(run.device).state_dict())
         run.log = [e for e in card.get("training_log", []) if e["epoch"] <= sum(s["epochs"] for s in stages[:done])]
@@ -452,14 +452,14 @@ def _start(run: _Run, r: dict, start_from: Path | None) -> dict:
 
 
 def stages_done(folder: Path, stages: list[dict]) -> int:
-    """How many of ``stages`` the model in ``folder`` has run: the number of stages on its card when
-    they equal the first ones of ``stages`` (the whole recipe not yet run), else 1 (a zoo v1 model,
-    made by stage 1)."""
+    """How many of ``stages`` the model in ``folder`` has run, by its card: the number of stages on it
+    when they equal the first ones of ``stages`` (the rest not yet run), else 0 (e.g. a zoo v1 model,
+    whose card has no stages: then ``start_from`` stands for stage 1's result)."""
     card = Path(folder) / "card.json"
     done = json.loads(card.read_text()).get("recipe", {}).get("stages", []) if card.is_file() else []
-    if 1 < len(done) < len(stages) and done == stages[: len(done)]:
+    if 0 < len(done) < len(stages) and done == stages[: len(done)]:
         return len(done)
-    return 1
+    return 0
 
 
 def _card_seconds(folder: Path) -> float:

@@ -49,7 +49,7 @@ RECIPES: dict[str, dict] = {
         stages=[_P4_STAGE1, dict(epochs=12, lr=5e-4, warmup=0.02, crop_pad=2, teacher="fmnist-resnet",
                                  distill=0.5, temperature=2.0),
                 # stage 3 (zoo v2, on a GPU: tools/zoo_gpu.sh): a new warm-up + cosine at batch 512
-                dict(epochs=30, lr=5e-4, warmup=0.05, crop_pad=2, batch=512, teacher="fmnist-resnet",
+                dict(epochs=26, lr=5e-4, warmup=0.05, crop_pad=2, batch=512, teacher="fmnist-resnet",
                      distill=0.5, temperature=2.0)],
         # random init, then roughly geometric over both stages, then every epoch of the last quarter
         probe_epochs=[0, 0.25, 0.5, 1, 2, 3, 3.5, 4, 5, 7, 11, 12, 13, 14, 15],
@@ -58,14 +58,15 @@ RECIPES: dict[str, dict] = {
         arch="vit", input_size=28, **_FMNIST, config=dict(_VIT, patch_size=2),
         init="fmnist-vit-p4",  # patch embedding sum-pooled 4x4 -> 2x2, positions interpolated 7x7 -> 14x14
         stages=[
-            dict(epochs=2, lr=3e-4, warmup=0.05, crop_pad=2, teacher="fmnist-resnet", distill=0.5, temperature=2.0)
+            dict(epochs=7, lr=3e-4, warmup=0.05, crop_pad=2, teacher="fmnist-resnet", distill=0.5, temperature=2.0)
         ],
         probe_epochs=[0, 0.25, 0.5, 1, 1.5, 2],
     ),
     "spectro-vit": dict(
         arch="vit", task="regress", input_size=SPECTRO_SIZE, **_SPECTRO, init="fmnist-vit-p4",
-        stages=[dict(epochs=10, lr=3e-4, warmup=0.05)],
-        probe_epochs=[0, 0.25, 0.5, 1, 2, 4, 7.5, 8, 9, 10],
+        # stage 2 (on a GPU, tools/zoo_gpu.sh): start time had not reached R^2 0.9 after stage 1
+        stages=[dict(epochs=11, lr=3e-4, warmup=0.05), dict(epochs=10, lr=2e-4, warmup=0.05)],
+        probe_epochs=[0, 0.25, 0.5, 1, 2, 4, 7.5, 8, 9, 10, 11],
     ),
     # the same regression learned by a small CNN from scratch: the reference for what the task allows
     "spectro-resnet": dict(

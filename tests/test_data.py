@@ -111,3 +111,13 @@ def test_per_class_takes_the_first_k_of_each_class():
     assert data.per_class(labels, 2).tolist() == [5, 1, 4, 0, 2]
     with pytest.raises(ValueError, match="unknown photo"):
         data.sample_photos(("lena",))
+
+
+def test_spectrogram_arrays_are_the_data_sets_rows():
+    """The training fast path (no ``datasets``) gives exactly ``spectrograms``' images, masks and targets."""
+    ds, arr = data.spectrograms(6, seed=3, size=56), data.spectrogram_arrays(6, seed=3, size=56)
+    assert np.array_equal(np.stack([np.asarray(im) for im in ds["image"]]), arr["image"])
+    assert np.array_equal(np.asarray(ds["mask"]), arr["mask"])
+    assert np.allclose(np.asarray(ds["targets"]), arr["targets"])
+    with pytest.raises(ValueError, match="n must be an int"):
+        data.spectrogram_arrays(0)

@@ -170,9 +170,43 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     a, b = vn.load(tmp_path / "whole").net.state_dict(), vn.load(out).net.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     card = json.loads((out / "card.json").read_text())
-    assert [e["epoch"] for e in card["training_log"]] == [0, 1, 1.5, 2]  # init, stage ends, 1.5
+    # init, the stage ends, the recipe's 1.5 and the last quarter's 1.75 (87.5 % of the run)
+    assert [e["epoch"] for e in card["training_log"]] == [0, 1, 1.5, 1.75, 2]
     assert card["plateau"]["held"] in (True, False) and card["plateau"]["from_epoch"] == 1.5
     assert "## Training log" in (out / "README.md").read_text()
+
+
+def test_start_from_continues_a_model_that_ran_the_first_stages(tmp_path, monkeypatch):
+    """--start-from a model whose card shows the recipe's first stage: only stage 2 runs, and the
+    earlier model's training log and time are carried over; a model of another recipe is refused as
+    a continuation (it stands for stage 1's result, as zoo v1's models do)."""
+    _tiny_recipe(monkeypatch)
+    two = train.RECIPES["fmnist-vit-p4"]
+    monkeypatch.setitem(train.RECIPES, "fmnist-vit-p4", dict(two, stages=two["stages"][:1]))
+    args = ["fmnist-vit-p4", "--limit", "256", "--threads", "1"]
+    assert train.main(args + ["--out", str(tmp_path / "one")]) == 0
+    first = json.loads((tmp_path / "one" / "card.json").read_text())
+    monkeypatch.setitem(train.RECIPES, "fmnist-vit-p4", two)
+    assert loop.stages_done(tmp_path / "one", train.staged("fmnist-vit-p4")) == 1
+    assert train.main(args + ["--out", str(tmp_path / "two"), "--start-from", str(tmp_path / "one")]) == 0
+    card = json.loads((tmp_path / "two" / "card.json").read_text())
+    assert card["recipe"]["stages_done_before"] == 1 and card["recipe"]["earlier_machine"] == first["machine"]
+    assert card["training_log"][: len(first["training_log"])] == first["training_log"]
+    # two steps an epoch: 1.75 falls due with the end, so the end's probe stands for both
+    assert [e["epoch"] for e in card["training_log"]] == [0, 1, 1.5, 2]
+    assert card["train_seconds"] >= first["train_seconds"]
+    assert "Stage 1 was not re-run: this run continued" in (tmp_path / "two" / "README.md").read_text()
+    # stages that differ from the recipe's: not a continuation
+    other = dict(two, stages=[dict(two["stages"][0], lr=0.5), two["stages"][1]])
+    monkeypatch.setitem(train.RECIPES, "fmnist-vit-p4", other)
+    assert loop.stages_done(tmp_path / "one", train.staged("fmnist-vit-p4")) == 0
+
+
+def test_train_device_follows_the_override(monkeypatch):
+    monkeypatch.setenv("VITNOTES_TRAIN_DEVICE", "cpu")
+    assert loop.train_device() == torch.device("cpu")
+    monkeypatch.delenv("VITNOTES_TRAIN_DEVICE")
+    assert loop.train_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def test_distillation_from_an_identical_teacher_adds_nothing(tmp_path, monkeypatch):
@@ -180,7 +214,7 @@ def test_distillation_from_an_identical_teacher_adds_nothing(tmp_path, monkeypat
     net = train.new_net("fmnist-vit-p4")
     vn.save(net, tmp_path / "t", train.preprocessing("fmnist-vit-p4"))
     run = loop._Run.__new__(loop._Run)
-    run.teachers, run.regress = {}, False
+    run.teachers, run.regress, run.device = {}, False, torch.device("cpu")
     x = torch.randn(4, 1, 28, 28)
     y = torch.tensor([0, 1, 2, 3])
     stage = train.staged("fmnist-vit-p4")[1]

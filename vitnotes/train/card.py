@@ -109,6 +109,8 @@ def refresh_card(folder: Path) -> dict:
     info = json.loads((folder / "card.json").read_text())
     name = info.get("recipe_name", info["name"])
     info.update(target=TARGETS.get(name), target_met=target_met(name, info["metrics"]))
+    if name in RECIPES and not RECIPES[name].get("hub"):
+        info["command"] = command(name, info["recipe"])
     (folder / "card.json").write_text(json.dumps(info, indent=1) + "\n")
     (folder / "README.md").write_text(card_markdown(info))
     return info
@@ -154,7 +156,11 @@ def _what(name: str, r: dict) -> list[str]:
         return ["ViT fine-tuned from `fmnist-vit-p4` to regress a chirp's parameters from a spectrogram image "
                 "(the setup of the spectrogram paper in the book's references), at 56 px with patch 4: a "
                 "14x14 grid whose position embeddings were interpolated (bicubic) from the 7x7 grid, and "
-                "a patch embedding expanded from 1 to 3 input channels.", "", "## Data", _DATA["spectro"]]  # fmt: skip
+                "a patch embedding expanded from 1 to 3 input channels"
+                + (f", in {len(r['stages'])} stages:" if len(r.get("stages", [])) > 1 else "."),
+                *[_stage_line(i, st) for i, st in enumerate(r.get("stages", []) if len(r.get("stages", [])) > 1
+                                                              else [], 1)],
+                *_provenance(r), "", "## Data", _DATA["spectro"]]  # fmt: skip
     return _fmnist_what(r)
 
 
@@ -172,13 +178,27 @@ def _fmnist_what(r: dict) -> list[str]:
     stages = r.get("stages", [])
     text = [start + (f", in {len(stages)} stages:" if len(stages) > 1 else ".")]
     text += [_stage_line(i, s) for i, s in enumerate(stages if len(stages) > 1 else [], 1)]
+    return text + _provenance(r) + ["", "## Data", _DATA["fashion"]]
+
+
+def _provenance(r: dict) -> list[str]:
+    """Which stages this run took from an earlier model instead of running them."""
+    k = r.get("stages_done_before")
+    if k:
+        v1 = " (whose stage 1 was zoo v1's model, in git until commit 879c0a0)" if r.get("earlier_stage1_from") else ""
+        return [
+            f"\nStage{'s 1-' if k > 1 else ' '}{k} {'were' if k > 1 else 'was'} not re-run: this run continued "
+            f"the model of this name that had run {'them' if k > 1 else 'it'}{v1}, trained on "
+            f"{r.get('earlier_machine', '?')}; the later stages ran on the machine under Training. Its training "
+            "log and time are carried over."
+        ]
     if r.get("stage1_from"):
-        text.append(
+        return [
             f"\nStage 1 was not re-run: its weights are zoo v1's model of this name (in git until commit "
             f"879c0a0, read from `{r['stage1_from']}`), which the same stage-1 recipe made; its training time "
             "is counted below."
-        )
-    return text + ["", "## Data", _DATA["fashion"]]
+        ]
+    return []
 
 
 def _stage_line(i: int, s: dict) -> str:
@@ -188,9 +208,11 @@ def _stage_line(i: int, s: dict) -> str:
         if s.get("teacher")
         else ""
     )
+    aug = [f"random crop (pad {s['crop_pad']})"] * bool(s.get("crop_pad")) + ["flips"] * bool(s.get("flip"))
+    aug += [f"label smoothing {s['label_smoothing']}"] * bool(s.get("label_smoothing"))
     return (
-        f"{i}. {s['epochs']} epoch(s), AdamW lr {s['lr']} with warm-up + cosine, random crop (pad "
-        f"{s['crop_pad']}) and flips, label smoothing {s['label_smoothing']}{extra}."
+        f"{i}. {s['epochs']} epoch(s), batch {s['batch']}, AdamW lr {s['lr']} with warm-up + cosine"
+        + "".join(f", {a}" for a in aug) + f"{extra}."
     )
 
 
@@ -226,8 +248,19 @@ def _metrics(name: str, m: dict) -> list[str]:
 
 
 def _training(info: dict) -> list[str]:
+    r, log = info["recipe"], info.get("training_log") or []
+    k = r.get("stages_done_before")
+    before = [e["seconds"] for e in log if e["epoch"] <= sum(s["epochs"] for s in r.get("stages", [])[:k]) + 1e-9]
+    where = (
+        f"{info['train_seconds'] / 60:.1f} min of training in all: {max(before) / 60:.1f} min for "
+        f"{f'stages 1-{k}' if k > 1 else 'stage 1'} "
+        f"(on {r.get('earlier_machine', '?')}), {(info['train_seconds'] - max(before)) / 60:.1f} min for the rest on "
+        f"{info['machine']}"
+        if k and before
+        else f"{info['train_seconds'] / 60:.1f} min of training on {info['machine']}"
+    )
     lines = [
-        f"- Time: {info['train_seconds'] / 60:.1f} min of training on {info['machine']}",
+        f"- Time: {where}",
         f"- Date: {info['date']}; parameters: {info['parameters']:,}",
     ]
     if target_met(info.get("recipe_name", info["name"]), info["metrics"]) is False:

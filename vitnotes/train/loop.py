@@ -350,6 +350,8 @@ def _recipe_as_run(name: str, epochs, seed: int, limit, start_from, init) -> dic
         if done:  # a model that ran the first stages of this very recipe: resume after its last stage
             card = json.loads((Path(start_from) / "card.json").read_text())
             r.update(stages_done_before=done, earlier_machine=card.get("machine", "?"))
+            if card["recipe"].get("stage1_from"):
+                r["earlier_stage1_from"] = card["recipe"]["stage1_from"]
     if init is not None:
         r["init"] = str(init)
     if limit and r.get("task") == "regress":

@@ -100,9 +100,10 @@ print(f"on the first {N_ACC}: " + ", ".join(f"{k} {iv.value:.1%} [{iv.low:.1%}, 
 # Full attention for the same test images under both models; the maps are drawn patch by patch
 # (nearest-neighbour upsampling to 28x28 pixels, so each block is one patch). Rows: the last
 # layer's CLS map (head mean) and the {term}`attention rollout` {cite:p}`abnar2020rollout`, for each
-# model. Each panel's colours span its own map's range: a 7x7 map puts about four times the weight
-# on each patch that a 14x14 map does, so one shared scale would paint every 14x14 map dark; the
-# figure shows *where* each map looks, and the statistics below compare *how much*.
+# model. A 7x7 map puts about four times the weight on each patch that a 14x14 map does, so the
+# raw weights are not comparable across grids. Each map is drawn as attention relative to uniform:
+# a patch's weight times the number of patches (1 = what uniform attention gives every patch, on
+# either grid), on one colour scale for every panel.
 
 # %%
 N = 24  # images for the attention statistics (a full capture of p2 holds 12 x 12 x 197 x 197 per image)
@@ -110,9 +111,10 @@ att = {k: vn.capture(m, m.preprocess(images[:N])) for k, m in models.items()}  #
 last = {k: a.cls_grid(-1).mean(1) for k, a in att.items()}  # [batch, rows, cols]
 roll = {k: vn.rollout_grid(a) for k, a in att.items()}
 size = images.shape[1]  # the image's pixels: one grid for both models' maps
-blocks = {f"{k} {what}": vn.resize_maps(maps[k][:6], size, mode="nearest")
+blocks = {f"{k} {what}": vn.resize_maps(maps[k][:6] * maps[k][0].numel(), size, mode="nearest")  # x uniform
           for what, maps in (("last layer", last), ("rollout", roll)) for k in models}
-vn.map_panel(images[:6], blocks, titles=[models[fine].labels[i] for i in labels[:6]])
+vn.map_panel(images[:6], blocks, titles=[models[fine].labels[i] for i in labels[:6]], shared=True,
+             label="attention / uniform")
 
 # %% [markdown]
 # On the 14x14 grid a bright patch is a 2x2-pixel spot; on the 7x7 grid it is a 4x4-pixel block,

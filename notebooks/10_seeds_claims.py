@@ -137,7 +137,7 @@ untestable = {
 # %%
 measured = vn.measure_claims(values, untestable=untestable)
 table = vn.claims_table(measured)
-table[["what the seed says", "stated", "seed's number", "ours", "low", "high", "ours / seed's", "verdict"]].round(3)
+table[["what the seed says", "verdict", "stated", "seed's number", "ours", "low", "high", "ours / seed's"]].round(3)
 
 # %% [markdown]
 # What each number measures, the side the claim puts it on, and the reason for each verdict:

@@ -41,3 +41,19 @@ def test_group_distributions_from_zero_with_references():
     h, d = fig.axes[:2]
     assert h.get_ylim()[0] == 0 and d.get_ylim()[0] == -1.0  # negative values keep their range
     assert any(list(ln.get_ydata()) == [5.28, 5.28] for ln in h.get_lines())
+
+
+@pytest.mark.parametrize("shared", [True, "row"])
+def test_map_panel_shared_scales_and_colour_bars(shared):
+    imgs = np.random.default_rng(1).integers(0, 256, (3, 8, 8), dtype=np.uint8)
+    a, b = torch.rand(3, 4, 4), 5 * torch.rand(3, 2, 2)
+    fig = vn.map_panel(imgs, {"a": a, "b": b}, shared=shared, label="x uniform")
+    rows = [fig.axes[3 * r : 3 * r + 3] for r in (1, 2)]
+    lims = [{ax.images[1].get_clim() for ax in row} for row in rows]  # [0]: the image, [1]: the map
+    if shared is True:
+        assert lims[0] == lims[1] == {(0.0, float(b.max()))} and len(fig.axes) == 9 + 1
+    else:
+        assert lims == [{(0.0, float(a.max()))}, {(0.0, float(b.max()))}] and len(fig.axes) == 9 + 2
+    assert fig.axes[-1].get_ylabel() == "x uniform"
+    with pytest.raises(ValueError, match="shared must be"):
+        vn.map_panel(imgs, {"a": a}, shared="column")

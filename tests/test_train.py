@@ -196,6 +196,9 @@ def test_start_from_continues_a_model_that_ran_the_first_stages(tmp_path, monkey
     assert [e["epoch"] for e in card["training_log"]] == [0, 1, 1.5, 2]
     assert card["train_seconds"] >= first["train_seconds"]
     assert "Stage 1 was not re-run: this run continued" in (tmp_path / "two" / "README.md").read_text()
+    # a model that ran every stage: nothing to continue, said plainly (exit status 2, no traceback)
+    assert train.main(args + ["--out", str(tmp_path / "three"), "--start-from", str(tmp_path / "two")]) == 2
+    assert not (tmp_path / "three").exists()
     # stages that differ from the recipe's: not a continuation
     other = dict(two, stages=[dict(two["stages"][0], lr=0.5), two["stages"][1]])
     monkeypatch.setitem(train.RECIPES, "fmnist-vit-p4", other)

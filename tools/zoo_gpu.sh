@@ -3,8 +3,10 @@
 # staged CPU model, a second p4 seed from scratch beside it, then fmnist-vit-p2 and spectro-vit's three
 # seeds (all four start from the new p4). Each run's epochs are sized from the measured seconds per step
 # so that everything ends before DEADLINE; finished models come back as gzipped tars in $OUT.
-# Needs .dev/fmnist (the four Fashion-MNIST .gz files) and .dev/zoo (the staged fmnist-resnet,
-# spectro-resnet and fmnist-vit-p4), carried. The epochs each run used are on its card.
+# Needs .dev/fmnist (the four Fashion-MNIST .gz files) and .dev/zoo (fmnist-resnet, spectro-resnet and
+# an fmnist-vit-p4 that ran stages 1-2 only, as zoo v2's CPU run did), carried. The epochs each run used
+# are on its card, and recipes.py now holds them. spectro-vit's stage 2 ran in a second call:
+# python -m vitnotes.train spectro-vit --seed N --start-from <its stage-1 model> (three side by side).
 set -u
 T0=$(date +%s)
 DEADLINE=${DEADLINE:-500}

@@ -33,9 +33,13 @@ def map_panel(
     alpha: float = 0.6,
     cmap: str = "inferno",
     size: float = 1.25,
+    shared: bool | str = False,
+    label: str = "map value",
 ) -> Figure:
     """A grid of maps over their images: a column per image, a row per map kind (the first row
-    shows the images alone). Each panel's colours span its own map's range (where, not how much).
+    shows the images alone). ``shared=False``: each panel's colours span its own map's range (where,
+    not how much); ``"row"``: one scale from 0 per row, with a colour bar each; ``True``: one scale from
+    0 for every panel and one colour bar (``label`` names its unit).
 
     ``images``: ``[n, H, W(, C)]`` raw images; ``maps``: name -> ``[n, rows, cols]`` (any grid;
     drawn bilinearly upsampled to the image). ``titles``: one per image.
@@ -50,16 +54,25 @@ def map_panel(
     for k, v in rows.items():
         if v.shape[0] != n:
             raise ValueError(f"map kind {k!r} has {v.shape[0]} maps for {n} images")
-    fig = Figure(figsize=(size * n + 1.0, size * (len(rows) + 1) + 0.4), layout="constrained")
+    if shared not in (False, True, "row"):
+        raise ValueError(f"shared must be False, True or 'row', got {shared!r}")
+    top = max(float(v.max()) for v in rows.values())
+    vmax = {k: (float(v.max()) if shared == "row" else top) if shared else None for k, v in rows.items()}
+    fig = Figure(figsize=(size * n + 1.0 + 0.8 * bool(shared), size * (len(rows) + 1) + 0.4), layout="constrained")
     axes = np.asarray(fig.subplots(len(rows) + 1, n, squeeze=False))
+    ims = {}
     for j in range(n):
         img = display_image(imgs[j])
         _draw(axes[0, j], img, None, alpha, cmap, False, titles[j] or None)
-        for i, v in enumerate(rows.values(), start=1):
-            _draw(axes[i, j], img, v[j], alpha, cmap, True, None)
+        for i, (k, v) in enumerate(rows.items(), start=1):
+            ims[k] = _draw(axes[i, j], img, v[j], alpha, cmap, True, None, vmax=vmax[k])
     axes[0, 0].set_ylabel("image", fontsize=9)
     for i, k in enumerate(rows, start=1):
         axes[i, 0].set_ylabel(k, fontsize=9)
+        if shared == "row":
+            fig.colorbar(ims[k], ax=axes[i, :].tolist(), shrink=0.9, label=label)
+    if shared is True:
+        fig.colorbar(ims[k], ax=axes[1:, :].ravel().tolist(), shrink=0.8, label=label)
     return fig
 
 

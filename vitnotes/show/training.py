@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from ..stats import patch_distances
 
-__all__ = ["recipe_table", "training_plot", "zoo_table"]
+__all__ = ["log_change", "recipe_table", "training_plot", "zoo_table"]
 
 # statistic -> (title, the value a uniform CLS attention map would give, or None)
 _PANELS = {
@@ -62,20 +62,49 @@ def zoo_table(cards: dict[str, dict], targets: dict[str, tuple[str, float]]) -> 
     return pd.DataFrame(rows).set_index("model")
 
 
+def log_change(card: dict, start: float, end: float | None = None, stats: tuple[str, ...] = tuple(_PANELS)) -> pd.DataFrame:
+    """How each layer's attention statistics moved between two points of a card's training log: one
+    row per layer, columns ``(statistic, "start" | "end" | "change")``. ``start`` and ``end`` are
+    epochs that the log has (``end`` defaults to its last probe). Introduced in notebook 01."""
+    log = {e["epoch"]: e for e in card.get("training_log", []) if "layers" in e}
+    end = max(log) if end is None and log else end
+    missing = [e for e in (start, end) if e not in log]
+    if missing:
+        raise ValueError(
+            f"{card.get('name', 'this card')}'s training log has no attention at epoch(s) {missing}; "
+            f"it has {sorted(log)}"
+        )
+    a, b = log[start]["layers"], log[end]["layers"]
+    cols = {}
+    for stat in stats:
+        cols[(stat, "start")] = a[stat]
+        cols[(stat, "end")] = b[stat]
+        cols[(stat, "change")] = [y - x for x, y in zip(a[stat], b[stat])]
+    out = pd.DataFrame(cols)
+    out.index.name = "layer"
+    return out
+
+
 def recipe_table(cards: dict[str, dict]) -> pd.DataFrame:
     """What each recipe reached and what it cost: one row per (model, stage) of every card with a
-    training log, read at the end of that stage: the recipe so far, the test score, training minutes (wall clock)."""
+    training log, read at the end of that stage: the recipe so far, the test score, the stage's
+    training minutes (wall clock), the machine it ran on, and the minutes so far."""
     rows = []
     for name, card in cards.items():
         log, stages = card.get("training_log"), card["recipe"].get("stages")
         if not log or not stages:
             continue
-        end = 0.0
+        end, before = 0.0, 0.0
         for i, stage in enumerate(stages):
             end += stage["epochs"]
             entry = next((e for e in log if abs(e["epoch"] - end) < 1e-6), None)
             if entry is None:
                 continue
+            earlier = i < card["recipe"].get("stages_done_before", 0)
+            machine = card["recipe"].get("earlier_machine", "?") if earlier else card.get("machine", "?")
+            r = card["recipe"]
+            if i == 0 and (r.get("earlier_stage1_from") or (r.get("stage1_from") and not r.get("stages_done_before"))):
+                machine = "zoo v1's run (CPU)"
             score = (
                 f"{100 * entry['test_accuracy']:.2f} %"
                 if "test_accuracy" in entry
@@ -87,10 +116,23 @@ def recipe_table(cards: dict[str, dict]) -> pd.DataFrame:
                     "stages": " + ".join(_stage_text(s) for s in stages[: i + 1]),
                     "epochs": end,
                     "test score": score,
-                    "training minutes": round(entry["seconds"] / 60, 1),
+                    "stage minutes": round((entry["seconds"] - before) / 60, 1),
+                    "ran on": short_machine(machine),
+                    "minutes so far": round(entry["seconds"] / 60, 1),
                 }
             )
+            before = entry["seconds"]
     return pd.DataFrame(rows)
+
+
+def short_machine(machine: str) -> str:
+    """A card's machine line, short: the GPU's name, or the CPU's cores and threads."""
+    if "GPU" in machine:
+        return machine.split(" GPU")[0] + " GPU"
+    if "zoo v1" in machine:
+        return machine
+    parts = [p.strip() for p in machine.split(",")]
+    return "CPU, " + ", ".join(p for p in parts if "core" in p or "thread" in p)
 
 
 def training_plot(card: dict, *, size: float = 2.5) -> Figure:

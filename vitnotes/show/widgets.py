@@ -108,7 +108,7 @@ def query_picker(
     *,
     queries: Sequence[int] | None = None,
     layers: Sequence[int] | None = None,
-    size: int = 112,
+    size: int = 144,
     alpha: float = 0.55,
     cmap: str = "inferno",
     colors: int = 32,
@@ -151,7 +151,7 @@ def query_picker(
     links += [W.jslink((layer_menu, "index"), (stack, "selected_index")) for stack in inner]
     parts = [W.HBox([query_menu, layer_menu]), outer]
     if shared:
-        parts.append(W.Image(value=_colour_bar_png(vmax, cmap, size), format="png"))
+        parts.append(W.Image(value=_colour_bar_png(vmax, cmap, size), format="png", width=size))
     return _with_save(W.VBox(parts), links)
 
 
@@ -160,7 +160,7 @@ def _colour_bar_png(vmax: float, cmap: str, width: int) -> bytes:
     from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(max(width, 160) / 100, 0.55), dpi=100, layout="constrained")
+    fig = Figure(figsize=(width / 100, 0.5), dpi=200, layout="constrained")  # drawn at 2x, shown `width` wide
     ax = fig.subplots()
     fig.colorbar(ScalarMappable(Normalize(0, vmax), cmap), cax=ax, orientation="horizontal", label="attention")
     ax.tick_params(labelsize=7)

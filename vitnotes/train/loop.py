@@ -459,6 +459,8 @@ def stages_done(folder: Path, stages: list[dict]) -> int:
     whose card has no stages: then ``start_from`` stands for stage 1's result)."""
     card = Path(folder) / "card.json"
     done = json.loads(card.read_text()).get("recipe", {}).get("stages", []) if card.is_file() else []
+    if done and done == stages:
+        raise ValueError(f"{folder} has run every stage of this recipe already: there is nothing to continue")
     if 0 < len(done) < len(stages) and done == stages[: len(done)]:
         return len(done)
     return 0

@@ -56,8 +56,8 @@ _ = torch.set_grad_enabled(False)  # gradients are switched on inside the functi
 # on 28-pixel images, {cite:t}`dosovitskiy2021vit`'s architecture at a small width). The CNN is
 # `fmnist-resnet`, a small ResNet {cite:p}`he2016resnet` that reads the same images upsampled to 56
 # pixels (its own `preprocess` does that), so that its last stage is a 7x7 grid that Grad-CAM can
-# use. Both are under-trained on two CPU cores (see the zoo's cards), which matters when we compare
-# their maps.
+# use. Their cards give each one's recipe and test accuracy; the book's page on the zoo shows how
+# the ViT's attention changed while it trained.
 
 # %%
 vit = vn.load(vn.pick("fmnist-vit-p2", hub="google/vit-base-patch16-224"))
@@ -438,7 +438,7 @@ random_said = vn.claim(
     "scattered over the whole image hurt the CNN faster than any coherent region. That is why the SRG, which "
     "subtracts the curve of deleting the least relevant pixels first, is the fairer score here.",
     "")
-caveat = vn.pick("these models are small and under-trained", hub=f"{len(idx)} images are a small sample")
+caveat = vn.pick("these models are small and see 28-pixel images", hub=f"{len(idx)} images are a small sample")
 Markdown(f"""
 ## What we found
 

@@ -43,9 +43,9 @@ vn.setup(seed=0)
 _ = torch.set_grad_enabled(False)  # gradients are switched on inside the functions that need them
 
 # %% [markdown]
-# The model is `fmnist-vit-p2` (12 layers x 12 heads, a 14x14 grid of 2x2-pixel patches). It was
-# trained for one epoch on two CPU cores, and its test accuracy (on its card, and measured below) is well
-# below what the architecture can do: some of its errors are those of an under-trained model.
+# The model is `fmnist-vit-p2` (12 layers x 12 heads, a 14x14 grid of 2x2-pixel patches), zoo v2's:
+# started from `fmnist-vit-p4` and trained for seven more epochs at the finer grid (its card has the
+# recipe; its test accuracy is measured below). Its errors are those of a small model at that accuracy.
 
 # %%
 vit = vn.load(vn.pick("fmnist-vit-p2", hub="google/vit-base-patch16-224"))
@@ -199,17 +199,9 @@ if comparison is not None:
              "errors are less confident (rank-biserial > 0.5, p < 0.001)")
     vn.check(r[attention_cols].abs().max() < r["confidence"],
              "attention separates right from wrong less than confidence does")
-    vn.check(max(comparison.loc[c, "p_mannwhitney"] for c in ["cls_entropy", "cls_top10", "rollout_entropy"]) > 0.05,
-             "the spread of attention does not separate right from wrong")
 if within is not None:
     r_in = within["rank_biserial"]
     print("effect sizes (upper-body classes):", r_in.round(3).to_dict())
-    # the share on the garment flips sign within the upper-body classes: it follows the class mix
-    vn.check(r["cls_on_garment"] < 0 < r_in["cls_on_garment"],
-             "the share of attention on the garment flips sign within the upper-body classes")
-    for effect in (r, r_in):  # ... and so does the garment's area
-        vn.check(np.sign(effect["garment_area"]) == np.sign(effect["cls_on_garment"]),
-                 "the garment's area has the same sign of effect as the share of attention on it")
 
 # %% [markdown]
 # ## Looking at single errors
@@ -316,7 +308,9 @@ if comparison is not None:
   {ci(g.loc[('cls_top10', 'mean (not correct)')])}) and rollout's entropy
   ({ci(g.loc[('rollout_entropy', 'mean (correct)')])} vs {ci(g.loc[('rollout_entropy', 'mean (not correct)')])}, on
   {int(g.loc[('rollout_entropy', 'mean (correct)'), 'n'])} and {int(g.loc[('rollout_entropy', 'mean (not correct)'), 'n'])} images,
-  close to the uniform {np.log(cls[0, 0].numel()):.2f}) {"are indistinguishable between the groups" if spread_same else "do not all agree between the groups"}.""")
+  close to the uniform {np.log(cls[0, 0].numel()):.2f}) {"are indistinguishable between the groups" if spread_same else
+  "do not all agree between the groups: " + ", ".join(f"{k} rank-biserial {r[k]:.2f} (p = {c.loc[k, 'p_mannwhitney']:.3f})"
+  for k in ["cls_entropy", "cls_top10", "rollout_entropy"])}.""")
     claims += [conf_sep, spread_same, r[attention_cols].abs().max() < r["confidence"]]
     if within is not None:
         follows = bool(r["cls_on_garment"] < 0 < r_in["cls_on_garment"]) and all(
@@ -345,16 +339,20 @@ if len(ev):
   {ov_iv.value:.0%} [{ov_iv.low:.0%}, {ov_iv.high:.0%}] of their top-10 % pixels (unrelated maps share 10 %): """
                    + vn.claim(apart, "the evidence the model finds for the two classes sits mostly in different places.",
                               "the evidence the model finds for the two classes sits largely in the same places."))
-zoo_findings = within is not None and len(ev) > 0 and all(claims)
-closing = ("""This disagrees with the common advice to "look at the attention to see why the model failed":
-on this model the spread of attention does not flag an error and its placement follows the
-class and the garment's size, while the plain softmax confidence does. Chapter 03 tests how far
-this ViT's maps explain what it uses (with baselines that do not reward the black background), so
-read every map here with its verdict there in mind; the model is also under-trained, and some of
-its errors are simply those of a weak classifier.""" if zoo_findings else
-           f"""On {N} images these comparisons are too small to confirm or refute the zoo's findings (the notes
-above name the claims that fail): read the numbers as a description of these images only. Chapter 03's
-perturbation tests say how far this model's maps explain what it uses.""")
+if comparison is not None:
+    strongest = r[attention_cols].abs().idxmax()
+    closing = (f"""The common advice is to "look at the attention to see why the model failed". On this model the plain
+softmax confidence {"flags" if conf_sep else "does not clearly flag"} an error (rank-biserial {r['confidence']:.2f}); the
+strongest attention statistic, {strongest}, separates right from wrong {vn.claim(abs(r[strongest]) < abs(r['confidence']),
+"less well", "better")} (rank-biserial {r[strongest]:.2f}). """
+               + vn.claim(within is not None and follows, "Where the attention falls follows the class and the garment's size. ",
+                          "Where the attention falls does not simply follow the garment's size: within the upper-body classes "
+                          "the two effects are small and need not share a sign. ")
+               + """Chapter 03 tests how far this ViT's maps explain what it uses (with baselines that do not reward the
+black background), so read every map here with its verdict there in mind; some of the errors are simply those of a
+small classifier at this accuracy.""")
+else:
+    closing = "Chapter 03's perturbation tests say how far this model's maps explain what it uses."
 newline = "\n"
 Markdown(f"""
 ## What we found

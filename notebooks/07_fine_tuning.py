@@ -113,20 +113,23 @@ m = card["metrics"]
 metrics = pd.DataFrame({
     "value": [m["mse"], m["mse_mean_predictor"], m["improvement_over_mean"], *m["r2"].values()],
 }, index=["test MSE", "MSE of predicting the mean", "improvement (x)", *[f"R^2 {k}" for k in m["r2"]]])
-print(f"test set: {m['test_subset']}; {card['recipe']['epochs']} epochs, "
+print(f"test set: {m['test_subset']}; {vn.card_epochs(card):g} epochs, "
       f"{card['train_seconds'] / 60:.0f} min on {card['machine'].split(',')[0]}")
 metrics.round(3)
 
 # %% [markdown]
-# `spectro-vit` is **under-trained**: it got two epochs on two CPU cores. It learned the
-# two frequencies fairly well but not the start time, where its $R^2$ is close to zero (it
-# predicts little better than the average start time). Keep that in mind below: this is a
-# model part-way through learning its task, not a converged one.
+# How well did the fine-tune learn its three targets? Zoo v1's `spectro-vit` (two epochs on the
+# CPU) had learned the two frequencies but not the start time ($R^2$ near zero). The start time is
+# the target a ViT learns last (the zoo page shows it rising through both training stages), so we
+# read its $R^2$ before any attention below.
 
 # %%
 r2 = m["r2"]
-vn.check(r2["start_time"] < 0.1 < 0.5 < min(r2["start_freq"], r2["end_freq"]),
-         "the frequencies are learned (R^2 > 0.5), the start time is not (R^2 < 0.1)")
+learned = vn.claim(min(r2.values()) >= 0.9,
+                   f"all three targets are learned (R^2 >= 0.9; the start time's is {r2['start_time']:.3f})",
+                   f"the weakest target is {min(r2, key=r2.get)} at R^2 {min(r2.values()):.3f}, short of the "
+                   "project's 0.9")
+print(learned)
 vn.check(m["improvement_over_mean"] > 1.5, "the model beats predicting the mean by more than 1.5x")
 
 # %% [markdown]

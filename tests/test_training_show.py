@@ -51,3 +51,10 @@ def test_log_change_is_end_minus_start_per_layer():
     assert t[("top10", "change")].tolist() == [0.0, 0.0]
     with pytest.raises(ValueError, match=r"no attention at epoch\(s\) \[3\]; it has \[0, 2, 5\]"):
         log_change(_card(), 3)
+
+
+def test_card_epochs_sums_the_stages():
+    import vitnotes as vn
+
+    assert vn.card_epochs(_card()) == 5.0
+    assert vn.card_epochs({"recipe": {"epochs": 3}}) == 3.0

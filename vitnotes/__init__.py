@@ -149,7 +149,7 @@ from .stats import (
     topk_share,
     uniform_distance,
 )  # fmt: skip
-from .zoo import ZOO_DIR, card, load, save, zoo_names
+from .zoo import ZOO_DIR, card, card_epochs, load, save, zoo_names
 
 __version__ = "0.1.0"
 
@@ -235,7 +235,7 @@ def _quiet_libraries() -> None:
 __all__ = [
     # setup and models
     "setup", "show_progress", "family", "pick", "check", "claim", "claims", "data",
-    "Attention", "Geometry", "Model", "Preprocessing", "ZOO_DIR", "attention_io", "capture", "card", "geometry",
+    "Attention", "Geometry", "Model", "Preprocessing", "ZOO_DIR", "attention_io", "capture", "card", "card_epochs", "geometry",
     "load", "open_image", "save", "zoo_names",
     # statistics and tables
     "entropy", "map_consistency", "mask_coverage", "mask_mass", "normalized_entropy", "patch_distances",

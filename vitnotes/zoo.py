@@ -176,6 +176,13 @@ def save(model: Model | torch.nn.Module, folder: str | Path, preprocessing: Prep
     return folder
 
 
+def card_epochs(info: dict) -> float:
+    """A card's training epochs in all (every stage of a staged recipe, else the recipe's ``epochs``).
+    Introduced in notebook 05 (patch size)."""
+    r = info["recipe"]
+    return float(sum(s["epochs"] for s in r["stages"])) if r.get("stages") else float(r["epochs"])
+
+
 def card(name: str | Path) -> dict:
     """The card of a zoo model (its ``card.json``): recipe, test metrics, training time, machine.
 

@@ -13,6 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..stats import patch_distances
+from ..zoo import card_epochs
 
 __all__ = ["log_change", "recipe_table", "training_plot", "zoo_table"]
 
@@ -27,7 +28,7 @@ _PANELS = {
 
 
 def _stage_text(stage: dict) -> str:
-    text = f"{stage['epochs']} ep, lr {stage['lr']:g}"
+    text = f"{stage['epochs']} ep, batch {stage['batch']}, lr {stage['lr']:g}" if "batch" in stage else f"{stage['epochs']} ep, lr {stage['lr']:g}"
     if stage.get("teacher"):
         text += f", distilled from {stage['teacher']} (weight {stage['distill']:g}, T {stage['temperature']:g})"
     return text
@@ -46,8 +47,7 @@ def zoo_table(cards: dict[str, dict], targets: dict[str, tuple[str, float]]) -> 
             score, value = "R^2 " + " / ".join(f"{v:.3f}" for v in m["r2"].values()), min(m["r2"].values())
         goal = "–" if metric is None else (f"{100 * least:.0f} %" if metric == "test_accuracy" else f"R^2 >= {least}")
         met = "no target" if metric is None else ("yes" if value >= least else "no")
-        stages = card["recipe"].get("stages")
-        epochs = sum(s["epochs"] for s in stages) if stages else card["recipe"].get("epochs")
+        epochs = card_epochs(card)
         rows.append(
             {
                 "model": name,

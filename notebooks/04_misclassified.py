@@ -296,9 +296,11 @@ if comparison is not None:
     c, r = comparison, comparison["rank_biserial"]
     conf_sep = bool(r["confidence"] > 0.5 and c.loc["confidence", "p_mannwhitney"] < 1e-3)
     spread_same = bool(min(c.loc[k, "p_mannwhitney"] for k in ["cls_entropy", "cls_top10", "rollout_entropy"]) > 0.05)
+    spread_r = r[["cls_entropy", "cls_top10", "rollout_entropy"]].abs().max()
     head = (f"Confidence {'separates' if conf_sep else 'does not clearly separate'} right from wrong; "
-            + ("the spread of attention does not" if spread_same else "so does the spread of attention" if conf_sep
-               else "the spread of attention does"))
+            + ("the spread of attention does not" if spread_same
+               else f"the spread of attention only weakly (rank-biserial at most {spread_r:.2f})" if spread_r < 0.3
+               else "so does the spread of attention"))
     bullets.append(f"""- **{head}.** Correct predictions
   are {"more" if c.loc['confidence', 'difference'] > 0 else "less"} confident (mean {ci(g.loc[('confidence', 'mean (correct)')])} vs
   {ci(g.loc[('confidence', 'mean (not correct)')])}, rank-biserial {r['confidence']:.2f}). The

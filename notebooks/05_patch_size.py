@@ -89,9 +89,9 @@ print(f"on the first {N_ACC}: " + ", ".join(f"{k} {iv.value:.1%} [{iv.low:.1%}, 
       + f"; paired difference {gap_iv.value * 100:+.2f} [{gap_iv.low * 100:+.2f}, {gap_iv.high * 100:+.2f}] points")
 
 # %% [markdown]
-# The accuracy we measure matches the cards. The finer grid is ahead by less than two points,
-# with the caveat above: p2 is p4 plus one more epoch. On the first 1000 images, the paired
-# interval of the difference says whether that lead is more than the luck of these images.
+# The accuracy we measure matches the cards, with the caveat above: p2 is p4 plus more training
+# at the finer grid (the table gives each card's epochs). On the first 1000 images, the paired
+# interval of the difference says whether either model's lead is more than the luck of these images.
 
 # %% [markdown]
 # ## Granularity: the same images, two grids
@@ -286,7 +286,8 @@ if cards:
     acc_text = (f"on all 10,000 test images (cards) {fine} reaches {accuracy.loc[fine, 'accuracy, all 10,000 (card)']:.1%}\n"
                 f"  and {coarse} {accuracy.loc[coarse, 'accuracy, all 10,000 (card)']:.1%}; on the first {N_ACC}, measured here,\n"
                 f"  {accuracy.loc[fine, here]:.1%} and {accuracy.loc[coarse, here]:.1%}.\n"
-                f"  {fine} started from {coarse} and trained one more epoch, so this is not a clean patch-size effect.")
+                f"  {fine} started from {coarse} ({vn.card_epochs(cards[coarse]):g} epochs) and trained "
+                f"{vn.card_epochs(cards[fine]):g} more, so this is not a clean patch-size effect.")
 else:
     acc_text = (f"on the {N_ACC} photos, measured here, {fine} gets {accuracy.loc[fine, here]:.1%} and {coarse}\n"
                 f"  {accuracy.loc[coarse, here]:.1%}; that is too few images to rank the two models.")

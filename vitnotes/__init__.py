@@ -235,8 +235,8 @@ def _quiet_libraries() -> None:
 __all__ = [
     # setup and models
     "setup", "show_progress", "family", "pick", "check", "claim", "claims", "data",
-    "Attention", "Geometry", "Model", "Preprocessing", "ZOO_DIR", "attention_io", "capture", "card", "card_epochs", "geometry",
-    "load", "open_image", "save", "zoo_names",
+    "Attention", "Geometry", "Model", "Preprocessing", "ZOO_DIR", "attention_io", "capture", "card", "card_epochs",
+    "geometry", "load", "open_image", "save", "zoo_names",
     # statistics and tables
     "entropy", "map_consistency", "mask_coverage", "mask_mass", "normalized_entropy", "patch_distances",
     "rank_correlation", "topk_overlap", "topk_share", "uniform_distance",

@@ -19,7 +19,8 @@ from .imagenet_photos import PHOTO_SIZE, photos, sample_photos
 
 __all__ = [
     "FASHION_MNIST_CLASSES", "PHOTO_SIZE", "REGIONS", "TARGET_NAMES", "examples", "fashion_mnist",
-    "fashion_mnist_arrays", "per_class", "photos", "region_masks", "sample_photos", "scale", "spectrogram_arrays", "spectrograms", "unscale",
+    "fashion_mnist_arrays", "per_class", "photos", "region_masks", "sample_photos", "scale", "spectrogram_arrays",
+    "spectrograms", "unscale",
 ]  # fmt: skip
 
 

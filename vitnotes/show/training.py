@@ -28,7 +28,8 @@ _PANELS = {
 
 
 def _stage_text(stage: dict) -> str:
-    text = f"{stage['epochs']} ep, batch {stage['batch']}, lr {stage['lr']:g}" if "batch" in stage else f"{stage['epochs']} ep, lr {stage['lr']:g}"
+    batch = f", batch {stage['batch']}" if "batch" in stage else ""
+    text = f"{stage['epochs']} ep{batch}, lr {stage['lr']:g}"
     if stage.get("teacher"):
         text += f", distilled from {stage['teacher']} (weight {stage['distill']:g}, T {stage['temperature']:g})"
     return text
@@ -62,7 +63,9 @@ def zoo_table(cards: dict[str, dict], targets: dict[str, tuple[str, float]]) -> 
     return pd.DataFrame(rows).set_index("model")
 
 
-def log_change(card: dict, start: float, end: float | None = None, stats: tuple[str, ...] = tuple(_PANELS)) -> pd.DataFrame:
+def log_change(
+    card: dict, start: float, end: float | None = None, stats: tuple[str, ...] = tuple(_PANELS)
+) -> pd.DataFrame:
     """How each layer's attention statistics moved between two points of a card's training log: one
     row per layer, columns ``(statistic, "start" | "end" | "change")``. ``start`` and ``end`` are
     epochs that the log has (``end`` defaults to its last probe). Introduced in notebook 01."""
@@ -160,9 +163,11 @@ def training_plot(card: dict, *, size: float = 2.5) -> Figure:
         ax.set_title(title, fontsize=9)
         ax.set_ylim(bottom=0)
     _score_panel(axes[-1], card["training_log"])
-    ticks = [t for t in (0, 1, 2, 4, 8, 16, 32) if t <= max(epochs) * 1.2]
+    last = float(max(epochs))
+    ticks = [t for t in (0, 1, 3, 10, 30, 100) if t <= last * 1.05]  # a third of a decade apart: labels never touch
     for ax in axes:
-        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xscale("symlog", linthresh=1, linscale=0.5)
+        ax.set_xlim(0, last * 1.05)
         ax.set_xticks(ticks, [str(t) for t in ticks])
         ax.set_xlabel("epoch")
     sm = mpl.cm.ScalarMappable(cmap=cmap, norm=mpl.colors.Normalize(0, layers - 1))

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from matplotlib import colormaps
 from matplotlib.cm import ScalarMappable
+from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from .export import save_html
@@ -160,10 +161,12 @@ def _colour_bar_png(vmax: float, cmap: str, width: int) -> bytes:
     from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width / 100, 0.5), dpi=200, layout="constrained")  # drawn at 2x, shown `width` wide
-    ax = fig.subplots()
-    fig.colorbar(ScalarMappable(Normalize(0, vmax), cmap), cax=ax, orientation="horizontal", label="attention")
-    ax.tick_params(labelsize=7)
+    fig = Figure(figsize=(width / 100, 0.62), dpi=200)  # drawn at 2x, shown `width` wide
+    ax = fig.add_axes((0.1, 0.62, 0.8, 0.3))  # fixed margins: too small a figure for a layout engine
+    fig.colorbar(ScalarMappable(Normalize(0, vmax), cmap), cax=ax, orientation="horizontal")
+    ax.tick_params(labelsize=6, length=2, pad=1)
+    ax.xaxis.set_major_locator(MaxNLocator(3))
+    ax.set_xlabel("attention", fontsize=6, labelpad=1)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()

@@ -212,7 +212,8 @@ def _stage_line(i: int, s: dict) -> str:
     aug += [f"label smoothing {s['label_smoothing']}"] * bool(s.get("label_smoothing"))
     return (
         f"{i}. {s['epochs']} epoch(s), batch {s['batch']}, AdamW lr {s['lr']} with warm-up + cosine"
-        + "".join(f", {a}" for a in aug) + f"{extra}."
+        + "".join(f", {a}" for a in aug)
+        + f"{extra}."
     )
 
 

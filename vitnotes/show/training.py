@@ -183,7 +183,9 @@ def _score_panel(ax, log: list[dict]) -> None:
     epochs = [e["epoch"] for e in log]
     if "test_accuracy" in log[0]:
         ax.plot(epochs, [100 * e["test_accuracy"] for e in log], "k.-")
-        ax.set_title("test accuracy (%)", fontsize=9)
+        ax.axhline(10, color="grey", ls="--", lw=1)  # chance: ten balanced classes
+        ax.set_title("test accuracy (%; dashed: chance)", fontsize=9)
+        ax.set_ylim(0, 100)
         return
     for target in log[0]["r2"]:
         ax.plot(epochs, [e["r2"][target] for e in log], ".-", label=target.replace("_", " "))

@@ -422,8 +422,9 @@ def steps_per_epoch(n: int, batch: int) -> int:
 
 
 def _start(run: _Run, r: dict, start_from: Path | None) -> dict:
-    """Where the run stands: a checkpoint in the work folder, else stage 1's end taken from
-    ``start_from`` (probed at random init first), else the beginning."""
+    """Where the run stands: a checkpoint in the work folder; else, from ``start_from``, the end of the
+    stages its card shows it ran (its log and time carried over) or, for a model without staged card
+    (zoo v1's), stage 1's end (probed at random init first); else the beginning."""
     stages = r["stages"]
     if (run.work / "state.safetensors").is_file():
         position = load_state(run.work, run.net, None)

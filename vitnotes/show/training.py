@@ -103,10 +103,10 @@ def recipe_table(cards: dict[str, dict]) -> pd.DataFrame:
             entry = next((e for e in log if abs(e["epoch"] - end) < 1e-6), None)
             if entry is None:
                 continue
-            earlier = i < card["recipe"].get("stages_done_before", 0)
-            machine = card["recipe"].get("earlier_machine", "?") if earlier else card.get("machine", "?")
             r = card["recipe"]
-            if i == 0 and (r.get("earlier_stage1_from") or (r.get("stage1_from") and not r.get("stages_done_before"))):
+            earlier = i < r.get("stages_done_before", 0)
+            machine = r.get("earlier_machine", "?") if earlier else card.get("machine", "?")
+            if i == 0 and (r.get("earlier_stage1_from") or (r.get("stage1_from") and not earlier)):
                 machine = "zoo v1's run (CPU)"
             score = (
                 f"{100 * entry['test_accuracy']:.2f} %"

@@ -250,8 +250,9 @@ def _metrics(name: str, m: dict) -> list[str]:
 
 def _training(info: dict) -> list[str]:
     r, log = info["recipe"], info.get("training_log") or []
-    k = r.get("stages_done_before")
-    before = [e["seconds"] for e in log if e["epoch"] <= sum(s["epochs"] for s in r.get("stages", [])[:k]) + 1e-9]
+    k = r.get("stages_done_before", 0)
+    ran_before = sum(s["epochs"] for s in r.get("stages", [])[:k])  # epochs of the stages an earlier run made
+    before = [e["seconds"] for e in log if e["epoch"] <= ran_before + 1e-9] if k else []
     where = (
         f"{info['train_seconds'] / 60:.1f} min of training in all: {max(before) / 60:.1f} min for "
         f"{f'stages 1-{k}' if k > 1 else 'stage 1'} "

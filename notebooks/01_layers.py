@@ -309,8 +309,8 @@ print(f"before the first block (emb): lens {lens.loc['emb', 'accuracy']:.3f}, pr
 # attention does from what a ViT part-way through training does. The zoo's training runs answer
 # with numbers: while `fmnist-vit-p4` trained, the loop measured every layer's attention on the
 # same 256 test images at fixed epochs, from random weights to the end (the zoo page,
-# {doc}`90_zoo_training`, has every model's log). This section reads the offline zoo's card
-# whatever `VITNOTES_MODELS` says. Below: the log (a line per layer, dark = early; dashed grey =
+# {doc}`90_zoo_training`, has every model's log). Hub models have no such log: under them this
+# section prints a note instead. Below: the log (a line per layer, dark = early; dashed grey =
 # uniform attention), then each layer's statistics at epoch 3, where zoo v1 stopped, against the
 # end of training.
 #

@@ -58,3 +58,16 @@ def test_card_epochs_sums_the_stages():
 
     assert vn.card_epochs(_card()) == 5.0
     assert vn.card_epochs({"recipe": {"epochs": 3}}) == 3.0
+
+
+def test_training_plot_axes_start_at_zero_and_mark_chance():
+    from vitnotes.show.training import training_plot
+
+    card = dict(_card(), patches=4, patch_size=4, probe_images=8)
+    fig = training_plot(card)
+    panels = fig.axes[:6]  # five statistics and the score; then the layer colour bar
+    assert all(ax.get_ylim()[0] == 0 for ax in panels)
+    score = panels[-1]
+    assert score.get_ylim() == (0, 100) and any(tuple(line.get_ydata()) == (10, 10) for line in score.lines)
+    with pytest.raises(ValueError, match="no attention"):
+        training_plot({"name": "m", "training_log": [{"epoch": 0, "test_accuracy": 0.1}]})

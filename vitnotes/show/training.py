@@ -147,8 +147,9 @@ def training_plot(card: dict, *, size: float = 2.5) -> Figure:
         raise ValueError(f"{card.get('name', 'this model')}'s card has no attention in its training log")
     epochs = np.array([e["epoch"] for e in log])
     layers = len(log[0]["layers"]["entropy_norm"])
-    fig = Figure(figsize=(size * (len(_PANELS) + 1), size * 1.05), layout="constrained")
-    axes = fig.subplots(1, len(_PANELS) + 1)
+    # two rows of three panels: a page column keeps each panel readable
+    fig = Figure(figsize=(size * 3 + 0.8, size * 2.1), layout="constrained")
+    axes = list(fig.subplots(2, 3).ravel())
     cmap = mpl.colormaps["viridis"]
     grid_n = card.get("patches")
     for ax, (stat, (title, uniform)) in zip(axes, _PANELS.items()):

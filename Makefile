@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP      := $(VENV)/.installed
 OFFLINE    := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg
 
-.PHONY: all demo test lint venv browser data clean book notebooks nbval static zoo zoo-promote
+.PHONY: all demo test lint venv browser data clean book notebooks nbval static zoo zoo-promote gpu-check
 all: book
 
 venv: $(STAMP)
@@ -115,6 +115,11 @@ zoo-promote:
 
 clean:
 	rm -rf _build .pytest_cache
+
+# The GPU check: benchmarks and CPU-against-CUDA agreement in one run (<= 8 min), pasted into
+# benchmarks/RESULTS.md. `make gpu-check ARGS=--dry-run` runs the same code paths on the CPU.
+gpu-check:
+	tools/gpu_check.sh $(ARGS)
 
 # The explorer (vn.explore, apps/explore.ipynb) as a standalone app served by Voilà on
 # http://127.0.0.1:$(EXPLORE_PORT), localhost only, no token. The template apps/voila/templates/vitnotes

@@ -1,5 +1,6 @@
 """Grad-CAM: non-negative, grid-shaped, class-specific; equal to captum's LayerGradCam on a CNN."""
 
+import pytest
 import torch
 from captum.attr import LayerGradCam
 
@@ -34,3 +35,15 @@ def test_vit_gradcam_grid_nonneg_class_specific(vit, pixels):
 def test_vit_gradcam_layer_and_size(vit):
     x = torch.randn(2, 3, 24, 24)
     assert vn.gradcam(vit, x, layer=0).shape == (2, 6, 6)
+
+
+@pytest.mark.parametrize("kind", ["vit", "resnet"])
+def test_gradcam_with_gradients_switched_off(kind, vit, resnet, pixels):
+    """Notebooks switch gradients off globally; Grad-CAM switches them on from its activation only,
+    and gives the same map as with gradients on."""
+    net = vit if kind == "vit" else resnet
+    on = vn.gradcam(net, pixels)
+    with torch.no_grad():
+        off = vn.gradcam(net, pixels)
+        assert not torch.is_grad_enabled()
+    torch.testing.assert_close(off, on)

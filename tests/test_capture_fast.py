@@ -68,7 +68,7 @@ def _naive_rollout(maps: torch.Tensor, start: int = 0, residual: float = 0.5) ->
 
 @pytest.fixture(params=["vit", "deit", "dinov2", "dinov2_with_registers"])
 def family(request, monkeypatch):
-    monkeypatch.setattr(capture_module, "_BLOCK_BYTES", 1)  # one image per block: every block seam is crossed
+    monkeypatch.setitem(capture_module.BLOCK_BYTES, "cpu", 1)  # one image per block: every block seam is crossed
     net = _model(request.param)
     x = torch.randn(5, 3, 16, 16, generator=torch.Generator().manual_seed(1))
     return net, x, *_eager_attentions(net, x)
@@ -119,7 +119,7 @@ def test_logits_through_the_capturing_function_equal_the_plain_forward(family):
 
 def test_blocks_tile_each_chunk_in_order(monkeypatch):
     """``blocks=True`` hands consecutive blocks of the block size, the same in every layer."""
-    monkeypatch.setattr(capture_module, "_BLOCK_BYTES", 2 * 4 * 17 * 17 * 4)  # two images of 4 heads x 17^2
+    monkeypatch.setitem(capture_module.BLOCK_BYTES, "cpu", 2 * 4 * 17 * 17 * 4)  # two images of 4 heads x 17^2
     net = _model("vit")
     x = torch.randn(7, 3, 16, 16)
     sizes: dict[int, list[int]] = {}

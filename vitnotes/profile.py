@@ -180,6 +180,7 @@ def attention_profile(
         grid = _same_grid(grid, geom.grid_for(*x.shape[-2:]), k)
         cover = _region_cover(b["masks"], x.shape[0], grid) if masks is not None else {}
         _profile_batch(model, geom, x, cover, layers, sums, full=full, k=k, batch_size=batch_size)
+    sums = {key: v.cpu().numpy() if isinstance(v, torch.Tensor) else v for key, v in sums.items()}
     parts = gather((sums, grid))
     total, grid = add_up([s for s, _ in parts]), next((g for _, g in parts if g is not None), None)
     n = total.pop("n")
@@ -234,6 +235,7 @@ def _profile_batch(model, geom, x, cover, layers, sums, *, full: bool, k: int, b
     device = next(unwrap(model)[0].parameters()).device  # where the captured probabilities lie
     dist = patch_distances(grid, geom.patch_size).float().to(device)  # [patches, patches] in pixels
     seen = dict.fromkeys(layers, 0)
+    cover = {name: cov.to(device) for name, cov in cover.items()}
 
     def on_layer(layer: int, probs: torch.Tensor) -> None:
         lo = seen[layer]
@@ -241,9 +243,9 @@ def _profile_batch(model, geom, x, cover, layers, sums, *, full: bool, k: int, b
         maps = patch_grid(probs[:, :, 0] if full else probs, geom.prefix, grid)  # [chunk, head, rows, cols]
         stats = _chunk_stats(maps, probs if full else None, geom.prefix, k, k5, dist)
         for name, cov in cover.items():
-            stats[f"mass_{name}"] = (maps.double() * cov[lo : lo + probs.shape[0], None].to(device)).sum((-2, -1))
-        for name, value in stats.items():  # value [chunk, head] -> summed over images
-            sums[layer, name] = sums.get((layer, name), 0) + value.double().sum(0).cpu().numpy()
+            stats[f"mass_{name}"] = (maps.double() * cov[lo : lo + probs.shape[0], None]).sum((-2, -1))
+        for name, value in stats.items():  # value [chunk, head] -> summed over images, on the device (no wait)
+            sums[layer, name] = sums.get((layer, name), 0) + value.double().sum(0)
 
     stream(model, x, layers, on_layer, cls_only=not full, batch_size=batch_size)
     for name, cov in cover.items():

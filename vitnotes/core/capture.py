@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from . import arch
 from .geometry import Geometry, layer_indices
 from .hooks import hooks
-from .model import check_pixel_values, forward, unwrap, vit_input
+from .model import check_pixel_values, chunk_size, forward, unwrap, vit_input
 
-__all__ = ["Attention", "attention_io", "capture", "patch_grid", "stream"]
+__all__ = ["Attention", "attention_io", "block_images", "capture", "patch_grid", "stream"]
 
 
 class _Stop(Exception):
@@ -85,6 +85,19 @@ def patch_grid(rows: torch.Tensor, prefix: int, grid: tuple[int, int]) -> torch.
 
 
 _BLOCK_BYTES = 2**21  # one block's probabilities: about a core's L2 cache (ViT-B/16: one image, 12 x 197^2 x 4 B)
+# Bytes of probabilities per block, by device type: on the CPU, blocks that stay in a core's cache
+# make the products ~1.5x faster than one product over the chunk (fmnist-vit-p2, 2 threads: rollout
+# 1.03x against 0.70x the plain forward, measured); any other device (a GPU) takes the whole chunk in
+# one product, where a loop over blocks would be all kernel launches. A device type missing here
+# gets the whole chunk.
+BLOCK_BYTES: dict[str, int] = {"cpu": _BLOCK_BYTES}
+
+
+def block_images(device: torch.device, per_image_bytes: int, chunk: int) -> int:
+    """Images per block of the attention products on ``device`` (``BLOCK_BYTES``): a cache-sized
+    block on the CPU, the whole ``chunk`` elsewhere."""
+    budget = BLOCK_BYTES.get(device.type)
+    return chunk if budget is None else max(1, min(chunk, budget // per_image_bytes))
 
 
 def stream(
@@ -98,19 +111,22 @@ def stream(
     to_end: bool = False,
     progress: bool = False,
     blocks: bool = False,
+    float32: bool = True,
 ) -> list[torch.Tensor]:
     """The shared mechanism under ``capture``, ``capture_rollout`` and ``predict_with_attention``:
     for each chunk of ``batch_size`` images, in order, call ``on_layer(layer, probs)`` for each
-    requested layer, with ``probs`` of shape (chunk, head, query, key) in float32, or (chunk, head,
-    key) for ``cls_only``. ``blocks=True`` (full matrices) calls ``on_layer`` once per block of
+    requested layer, with ``probs`` of shape (chunk, head, query, key) in float32 (``float32=False``:
+    full matrices in the model's dtype, e.g. bf16, for a consumer that sums them in float32 itself),
+    or (chunk, head, key) for ``cls_only``. ``blocks=True`` (full matrices) calls ``on_layer`` once per block of
     consecutive images instead: the blocks tile each chunk in order, are the same in every layer and
-    hold about ``_BLOCK_BYTES`` of probabilities, so a consumer that folds them away (rollout) never
-    holds a whole chunk's matrices.
+    hold about ``BLOCK_BYTES[device]`` of probabilities on the CPU (the whole chunk on a GPU), so a
+    consumer that folds them away (rollout) never holds more than one block's matrices.
 
     While it runs, the model's attention function is swapped (``arch.use_attention_function``) for
-    one that computes each requested layer's probabilities once, ``softmax(Q K^T * scale)`` in
-    float32 (what eager attention returns), and uses them both for the block's output and for what
-    is captured, a block of images at a time so they stay in the cache; ``cls_only`` keeps the SDPA
+    one that computes each requested layer's probabilities once, ``softmax(Q K^T * scale)`` (the
+    product in the model's dtype, the softmax in float32: what eager attention returns), and uses
+    them both for the block's output and for what is captured, a block of images at a time (cache-
+    sized on the CPU, the whole chunk on a GPU: ``block_images``); ``cls_only`` keeps the SDPA
     kernel for the output and computes only the CLS query's row beside it; other layers run SDPA.
     Layers after the last requested one are not run, unless ``to_end=True``: then the forward pass
     runs through the classifier and the list of each chunk's logits (float32, CPU) is returned.
@@ -123,7 +139,8 @@ def stream(
 
         chunks = tqdm(chunks, desc="forward")
     layer_of: dict[int, int] = {}  # id(attention module) -> layer, filled once the function is in place
-    attend = _capturing(layer_of, set(layers), on_layer, cls_only, blocks, None if to_end else max(layers))
+    emit = on_layer if not float32 else (lambda layer, probs: on_layer(layer, probs.float()))
+    attend = _capturing(layer_of, set(layers), emit, cls_only, blocks, None if to_end else max(layers))
     logits = []
     with arch.use_attention_function(net, attend) as mapping, torch.no_grad():
         layer_of.update(mapping)
@@ -173,11 +190,12 @@ def _scores_mask(mask: torch.Tensor | None, lo: int, hi: int) -> torch.Tensor | 
 
 
 def _cls_rows(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, scale: float) -> torch.Tensor:
-    """The CLS query's attention row ``[batch, head, key]`` (float32)."""
-    scores = query[:, :, :1].float() @ key.float().transpose(-1, -2) * scale  # [batch, head, 1, T]
+    """The CLS query's attention row ``[batch, head, key]``: the product in the model's dtype (as eager
+    attention computes it), the softmax in float32."""
+    scores = query[:, :, :1] @ key.transpose(-1, -2) * scale  # [batch, head, 1, T]
     if mask is not None:
         scores = scores + mask[..., :1, :]
-    return scores.softmax(-1)[:, :, 0]
+    return scores.softmax(-1, dtype=torch.float32)[:, :, 0]
 
 
 def _attend_in_blocks(
@@ -191,27 +209,30 @@ def _attend_in_blocks(
     blocks: bool,
 ) -> torch.Tensor:
     """Attention output ``[batch, T, head, head_dim]`` from probabilities computed once, a block of
-    images at a time; ``emit`` gets each block's probabilities ``[block, head, T, T]`` (``blocks``)
-    or, at the end, the whole batch's (float32)."""
+    images at a time (``block_images``: cache-sized blocks on the CPU, the whole batch on a GPU);
+    ``emit`` gets each block's probabilities ``[block, head, T, T]`` (``blocks``) or, at the end, the
+    whole batch's, in the model's dtype (``stream`` makes them float32 unless asked not to). The
+    products and the softmax run in the model's dtype (a bf16 softmax accumulates in float32 and
+    rounds once, as eager attention's float32 softmax cast back to bf16 does)."""
     b, h, t, d = query.shape
     n = key.shape[2]
-    step = max(1, _BLOCK_BYTES // (h * t * n * 4))
-    # contiguous float32 operands, made once for the batch: the per-block products then run on
-    # dense [block * head, ...] matrices (strided operands cost the bmm about a quarter more)
-    q = (query.float().contiguous() * scale).view(b * h, t, d)
-    k_t = key.float().transpose(-1, -2).contiguous().view(b * h, d, n)
+    step = block_images(query.device, h * t * n * 4, b)
+    # contiguous operands, made once for the batch: the per-block products then run on dense
+    # [block * head, ...] matrices (strided operands cost the bmm about a quarter more)
+    q = (query.contiguous() * scale).view(b * h, t, d)
+    k_t = key.transpose(-1, -2).contiguous().view(b * h, d, n)
     v = value.contiguous().view(b * h, n, d)
     out = value.new_empty(b, t, h, d)
-    whole = None if blocks else query.new_empty(b, h, t, n, dtype=torch.float32)
+    whole = None if blocks else query.new_empty(b, h, t, n)
     for lo in range(0, b, step):
         hi = min(b, lo + step)
         rows = slice(lo * h, hi * h)
         scores = torch.bmm(q[rows], k_t[rows]).view(hi - lo, h, t, n)  # [block, head, T, T]
         if mask is not None:
-            scores += _scores_mask(mask, lo, hi)
+            scores = scores + _scores_mask(mask, lo, hi)
         probs = scores.softmax(-1)
         used = F.dropout(probs, dropout) if dropout else probs
-        mixed = torch.bmm(used.view(-1, t, n).to(v.dtype), v[rows])  # [block * head, T, head_dim]
+        mixed = torch.bmm(used.view(-1, t, n), v[rows])  # [block * head, T, head_dim]
         out[lo:hi] = mixed.view(hi - lo, h, t, d).transpose(1, 2)
         if blocks:
             emit(probs)
@@ -228,7 +249,7 @@ def capture(
     layers: int | Iterable[int] | None = None,
     *,
     cls_only: bool = False,
-    batch_size: int = 64,
+    batch_size: int | None = None,
 ) -> Attention:
     """Capture attention probabilities for ``pixel_values`` (batch, C, H, W).
 
@@ -236,9 +257,11 @@ def capture(
     runs, attention is computed by vitnotes' own function (``stream``), whose ``softmax(Q K^T *
     scale)`` in float32 equals what eager attention returns. ``cls_only=True`` computes only the CLS query rows
     (``[layer, batch, head, key]``), which costs a fraction of the full matrices. Layers after
-    the last requested one are not run. Introduced in notebook 00 (attention math).
+    the last requested one are not run. ``batch_size``: images per chunk (None: 64 on the CPU, sized
+    from the free memory on a GPU, ``chunk_size``). Introduced in notebook 00 (attention math).
     """
     net, geom, pixel_values = vit_input(model, pixel_values, batch_size, "attention capture")
+    batch_size = chunk_size(model, pixel_values, batch_size, cpu=64, keeps="forward" if cls_only else "attention")
     wanted = layer_indices(geom, layers)
     grid = geom.grid_for(*pixel_values.shape[-2:])
     store: dict[int, list[torch.Tensor]] = {}  # layer -> per-chunk probabilities

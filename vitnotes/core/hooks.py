@@ -12,7 +12,8 @@ import torch
 
 __all__ = ["hooks"]
 
-# (module, kind, fn) with kind one of "forward", "forward_pre"
+# (module, kind, fn) with kind one of "forward", "forward_pre", "forward_pre_kwargs" (fn(module, args,
+# kwargs) -> (args, kwargs) or None: for modules whose inputs may come by keyword)
 Registration = tuple[torch.nn.Module, str, Callable]
 
 
@@ -32,8 +33,10 @@ def hooks(registrations: Iterable[Registration]) -> Iterator[None]:
                 handles.append(module.register_forward_hook(fn))
             elif kind == "forward_pre":
                 handles.append(module.register_forward_pre_hook(fn))
+            elif kind == "forward_pre_kwargs":
+                handles.append(module.register_forward_pre_hook(fn, with_kwargs=True))
             else:
-                raise ValueError(f"hook kind must be 'forward' or 'forward_pre', got {kind!r}")
+                raise ValueError(f"hook kind must be 'forward', 'forward_pre' or 'forward_pre_kwargs', got {kind!r}")
         yield
     finally:
         for handle in handles:

@@ -18,7 +18,7 @@ from .images import Preprocessing
 
 __all__ = [
     "Model", "TargetError", "class_indices", "class_labels", "geometry", "unwrap", "check_pixel_values", "vit_input",
-    "evaluation", "forward", "resolve_targets", "targets_for", "score", "chunked",
+    "evaluation", "forward", "resolve_targets", "targets_for", "score", "chunked", "chunk_size",
 ]  # fmt: skip
 
 
@@ -168,9 +168,52 @@ def vit_input(
     net, geom = unwrap(model)
     geom.require_vit(what)
     pixel_values = check_pixel_values(pixel_values, geom)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    _check_batch_size(batch_size)
     return net, geom, pixel_values
+
+
+def _check_batch_size(batch_size: Any) -> None:
+    if batch_size is None:
+        return
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1 (or None: sized for the device), got {batch_size!r}")
+
+
+# What one image costs in a chunk, in bytes, by what the method keeps (T tokens, D hidden, H heads,
+# L layers, b bytes per element of the model's dtype): an inference forward's activations; plus one
+# layer's full attention (scores in the model's dtype, float32 probabilities, their cast for P V, a
+# float32 [T, T] running product); or a training-style graph of every layer (activations, the
+# probabilities and their gradients).
+_PER_IMAGE = {
+    "forward": lambda t, d, h, n, b: 16 * t * d * b,
+    "attention": lambda t, d, h, n, b: 16 * t * d * b + h * t * t * (8 + 2 * b) + 8 * t * t,
+    "graph": lambda t, d, h, n, b: n * (24 * t * d * b + h * t * t * (8 + 2 * b)),
+}
+GPU_MEMORY_SHARE = 0.3  # of the free memory one chunk may take
+MAX_CHUNK = 512  # beyond this a GPU's throughput no longer grows (launches are amortised)
+
+
+def chunk_size(model: Any, pixel_values: torch.Tensor, batch_size: int | None, *, cpu: int, keeps: str) -> int:
+    """Images per chunk: ``batch_size`` when given; otherwise ``cpu`` when the model is on the CPU
+    (sized for two cores' cache and memory, what the book's numbers were computed with), and on a GPU
+    as many images as ``GPU_MEMORY_SHARE`` of its free memory holds (at most ``MAX_CHUNK``), an image
+    costing what ``keeps`` says (``"forward"``, ``"attention"``: one layer's full matrices, ``"graph"``:
+    a forward with autograd). Introduced in notebook 01; ``benchmarks/RESULTS.md`` has the GPU figures."""
+    _check_batch_size(batch_size)
+    if batch_size is not None:
+        return int(batch_size)
+    net, geom = unwrap(model)
+    param = next(net.parameters())
+    if param.device.type != "cuda":
+        return cpu
+    free, _ = torch.cuda.mem_get_info(param.device)
+    if geom.kind == "vit":
+        rows, cols = geom.grid_for(*pixel_values.shape[-2:])
+        t, h, n = rows * cols + geom.prefix, geom.heads, geom.layers
+    else:  # a CNN: count its pixels as tokens of its widest stage
+        t, h, n = pixel_values.shape[-2] * pixel_values.shape[-1] // 16, 0, geom.layers
+    each = _PER_IMAGE[keeps](t, geom.hidden, h, n, param.element_size())
+    return int(max(1, min(MAX_CHUNK, GPU_MEMORY_SHARE * free // each)))
 
 
 @contextmanager
@@ -319,8 +362,9 @@ def score(logits: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 def chunked(pixel_values: torch.Tensor, target: Any, batch_size: int) -> Iterator[tuple[torch.Tensor, Any]]:
     """(chunk, its slice of ``target``) for chunks of ``batch_size`` images: a per-image target list
     is split with the images, a single class (or None) goes with every chunk."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if batch_size is None:
+        raise ValueError("chunked needs a batch size: resolve it with chunk_size first")
+    _check_batch_size(batch_size)
     n = pixel_values.shape[0]
     per_image = target is not None and _entries(target) > 1
     if per_image:

@@ -285,12 +285,21 @@ class _Run:
     bar: Any = None
 
     def add(self, key: Any, per: torch.Tensor) -> None:
-        """Add one batch's per-image losses ``per`` ``[b]`` under ``key`` ((layer, head) or "base")."""
-        self.sums[key] = self.sums.get(key, 0.0) + per.sum().item()
+        """Add one batch's per-image losses ``per`` ``[b]`` under ``key`` ((layer, head) or "base"),
+        where they were computed: nothing waits for the device until ``results``."""
+        self.sums[key] = self.sums.get(key, 0.0) + per.sum()
         if self.per_image:
-            self.images.setdefault(key, []).append(per.numpy())
+            self.images.setdefault(key, []).append(per)
         if self.bar is not None and key != "base":
             self.bar.update(1)
+
+    def results(self) -> tuple[dict, dict]:
+        """The sums as Python floats and the per-image losses as numpy arrays: one transfer each."""
+        keys = [k for k, v in self.sums.items() if isinstance(v, torch.Tensor)]
+        values = torch.stack([self.sums[k] for k in keys]).cpu().tolist() if keys else []
+        sums = {**self.sums, **dict(zip(keys, values, strict=True))}
+        images = {k: [p.cpu().numpy() for p in parts] for k, parts in self.images.items()}
+        return sums, images
 
 
 def _sums(model, geom: Geometry, data: Part, run: _Run, method: str, progress: bool) -> tuple[dict, dict]:
@@ -311,7 +320,7 @@ def _sums(model, geom: Geometry, data: Part, run: _Run, method: str, progress: b
             run.sums["n"] += x.shape[0]
     if run.bar is not None:
         run.bar.close()
-    return run.sums, run.images
+    return run.results()
 
 
 def _labelled(model: Any, geom: Geometry, data: Any, targets: Any, kind: str, batch_size: int) -> Part:
@@ -331,16 +340,16 @@ def _labelled(model: Any, geom: Geometry, data: Any, targets: Any, kind: str, ba
 
 
 def _losses(logits: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
-    """Per-image loss in float64: cross-entropy, or MSE averaged over outputs."""
-    logits = logits.double().cpu()
+    """Per-image loss in float64, on the logits' device: cross-entropy, or MSE averaged over outputs."""
+    logits = logits.double()
     if kind == "ce":
-        if y.numel() and int(y.max()) >= logits.shape[1]:
+        if y.numel() and int(y.max()) >= logits.shape[1]:  # y lies on the CPU: no device wait
             raise TargetError(
                 f"label {int(y.max())} is out of range: the model has {logits.shape[1]} classes "
                 f"(0..{logits.shape[1] - 1}); give one class index per image"
             )
-        return F.cross_entropy(logits, y, reduction="none")
-    return F.mse_loss(logits, y.double().reshape(logits.shape), reduction="none").mean(-1)
+        return F.cross_entropy(logits, y.to(logits.device), reduction="none")
+    return F.mse_loss(logits, y.double().to(logits.device).reshape(logits.shape), reduction="none").mean(-1)
 
 
 @torch.no_grad()

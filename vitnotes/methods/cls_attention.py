@@ -24,11 +24,17 @@ def _from_pass(maps: list[torch.Tensor], grads: list[torch.Tensor], prefix: int,
     what="The last layer's attention from the CLS token to each patch, averaged over heads.",
 )
 def cls_attention(
-    model: Any, pixel_values: torch.Tensor | None = None, target: Any = None, *, layer: int = -1, batch_size: int = 64
+    model: Any,
+    pixel_values: torch.Tensor | None = None,
+    target: Any = None,
+    *,
+    layer: int = -1,
+    batch_size: int | None = None,
 ) -> torch.Tensor:
     """CLS -> patch attention of ``layer`` (default the last), mean over heads, ``[batch, rows, cols]``
     (prefix tokens dropped, each head's row renormalised). ``model`` may be a ``vn.capture`` result;
-    ``target`` is ignored (attention never looks at the class). Chunks of ``batch_size`` images; peak
+    ``target`` is ignored (attention never looks at the class). Chunks of ``batch_size`` images (None:
+    64 on the CPU, sized from the free memory on a GPU); peak
     memory per image: one inference forward up to ``layer``, measured 0.44 MiB on ``fmnist-vit-p4``
     (CPU fp32, ``benchmarks/bench_memory.py``). Introduced in notebook 01."""
     attn = (

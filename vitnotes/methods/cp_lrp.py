@@ -12,7 +12,7 @@ import torch
 
 from ..core import arch
 from ..core.hooks import hooks
-from ..core.model import chunked, forward, score, targets_for, vit_input
+from ..core.model import chunk_size, chunked, forward, score, targets_for, vit_input
 from ._common import attention_probs
 from .base import method
 
@@ -82,7 +82,7 @@ def cp_lrp(
     *,
     activation: str = "gradient",
     level: str = "grid",
-    batch_size: int = 32,
+    batch_size: int | None = None,
 ) -> torch.Tensor:
     """CP-LRP relevance, signed and not normalised: ``[batch, rows, cols]`` on the patch grid
     (``level="grid"``, the default: each patch's pixels summed) or ``[batch, H, W]`` per pixel
@@ -99,7 +99,8 @@ def cp_lrp(
     off by GELU's non-linearity (sum over MLP units of ``(x GELU'(x) - GELU(x)) * dS/dGELU``).
 
     ``target``: None = predicted class, an int, or one per image; for a regression model an output
-    index. One forward and one backward per chunk of ``batch_size`` images; peak memory per image
+    index. One forward and one backward per chunk of ``batch_size`` images (None: 32 on the CPU,
+    sized from the free memory on a GPU); peak memory per image
     is one training-style forward's autograd graph: measured 7.3 MiB per image on ``fmnist-vit-p4``
     (50 tokens, hidden 192, 12 x 12; CPU fp32, ``benchmarks/bench_memory.py``), growing as
     ``layers * tokens * (hidden + heads * tokens)``.
@@ -107,6 +108,7 @@ def cp_lrp(
     net, geom, pixel_values = vit_input(model, pixel_values, batch_size, "CP-LRP")
     if level not in ("grid", "pixels"):
         raise ValueError(f"level must be 'grid' or 'pixels', got {level!r}")
+    batch_size = chunk_size(model, pixel_values, batch_size, cpu=32, keeps="graph")
     rows, cols = geom.grid_for(*pixel_values.shape[-2:])
     p = geom.patch_size
     out = []

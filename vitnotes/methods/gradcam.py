@@ -13,7 +13,7 @@ import torch
 
 from ..core import arch
 from ..core.hooks import hooks
-from ..core.model import check_pixel_values, chunked, class_labels, forward, resolve_targets, unwrap
+from ..core.model import check_pixel_values, chunk_size, chunked, class_labels, forward, resolve_targets, unwrap
 from .base import method
 
 __all__ = ["gradcam"]
@@ -34,7 +34,7 @@ def gradcam(
     *,
     stage: int = -1,
     layer: int = -1,
-    batch_size: int = 32,
+    batch_size: int | None = None,
 ) -> torch.Tensor:
     """Grad-CAM maps ``[batch, rows, cols]`` (non-negative, not normalised).
 
@@ -44,9 +44,12 @@ def gradcam(
     last block mixes the patches into the CLS token. ``target``: class index, one per image,
     or None for the predicted class.
 
-    One forward and backward per chunk of ``batch_size`` images. Peak memory per image: one
-    training-style forward's autograd graph: measured 7.2 MiB per image on ``fmnist-vit-p4`` (peak
-    resident memory over the start, ``benchmarks/bench_memory.py``).
+    One forward and backward per chunk of ``batch_size`` images (None: 32 on the CPU, sized from the
+    free memory on a GPU). The forward runs without autograd up to the chosen activation, which the
+    hook hands on as a fresh leaf with autograd switched on: only the layers after it are recorded
+    and differentiated (for the last ViT block, one block's graph). Peak memory per image: at most
+    one training-style forward's autograd graph (measured 7.2 MiB per image on ``fmnist-vit-p4``
+    when every layer was recorded; peak resident memory over the start, ``benchmarks/bench_memory.py``).
     Introduced in notebook 03 (CNN vs ViT).
     """
     net, geom = unwrap(model)
@@ -65,13 +68,17 @@ def gradcam(
 
     kept = {}
 
-    def keep(_module, _inputs, out):
-        kept["act"] = out
+    def keep(_module, _inputs, out):  # the graph starts here: the layers before it need none
+        torch.set_grad_enabled(True)  # until the no_grad block around the forward ends
+        kept["act"] = out.detach().requires_grad_(True)
+        return kept["act"]
 
     maps = []
+    batch_size = chunk_size(model, pixel_values, batch_size, cpu=32, keeps="graph")
     with hooks([(module, "forward", keep)]), torch.enable_grad():
         for x, tgt in chunked(pixel_values, target, batch_size):
-            out = forward(net, x)
+            with torch.no_grad():
+                out = forward(net, x)
             t = resolve_targets(tgt, out.logits, class_labels(net))
             (grad,) = torch.autograd.grad(out.logits.gather(1, t[:, None]).sum(), kept["act"])
             act, grad = to_map(kept.pop("act").detach()).float(), to_map(grad).float()

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from ..core.model import check_pixel_values, chunked, forward, targets_for, unwrap
+from ..core.model import check_pixel_values, chunk_size, chunked, forward, targets_for, unwrap
 from ._common import pixel_baseline
 from .base import method
 
@@ -32,7 +32,7 @@ def integrated_gradients(
     n_steps: int = 32,
     method: str = "gausslegendre",
     level: str | None = None,
-    batch_size: int = 32,
+    batch_size: int | None = None,
 ) -> torch.Tensor:
     """Integrated gradients summed over channels: summed per patch ``[batch, rows, cols]``
     (``level="grid"``, a ViT's default, the grid every registered ViT method returns), or
@@ -47,7 +47,8 @@ def integrated_gradients(
     predicted class, an int, or one per image; for a regression model an output index.
 
     captum's ``IntegratedGradients`` runs ``n_steps`` forward/backward passes per image, at most
-    ``batch_size`` interpolated images at a time: peak memory per image in a forward is one
+    ``batch_size`` interpolated images at a time (None: 32 on the CPU, sized from the free memory on
+    a GPU): peak memory per image in a forward is one
     training-style forward's autograd graph, whatever ``n_steps`` is (measured 7.3 MiB per
     interpolated image on ``fmnist-vit-p4``, CPU fp32, ``benchmarks/bench_memory.py``).
     """
@@ -63,6 +64,7 @@ def integrated_gradients(
     if n_steps < 2:
         raise ValueError(f"n_steps must be >= 2, got {n_steps}")
     grid = geom.grid_for(*pixel_values.shape[-2:]) if level == "grid" else None
+    batch_size = chunk_size(model, pixel_values, batch_size, cpu=32, keeps="graph")
 
     def logits_of(x: torch.Tensor) -> torch.Tensor:
         return forward(net, x).logits.float()

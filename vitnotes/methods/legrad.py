@@ -11,7 +11,7 @@ import torch
 from ..core import arch
 from ..core.geometry import layer_indices
 from ..core.hooks import hooks
-from ..core.model import chunked, forward, score, targets_for, vit_input
+from ..core.model import chunk_size, chunked, forward, score, targets_for, vit_input
 from ._common import attention_probs, normalise
 from .base import method
 
@@ -34,7 +34,7 @@ def legrad(
     *,
     layers: int | Iterable[int] | None = None,
     normalise_to: str | None = "sum",
-    batch_size: int = 16,
+    batch_size: int | None = None,
 ) -> torch.Tensor:
     """LeGrad map on the patch grid, ``[batch, rows, cols]``, non-negative.
 
@@ -48,11 +48,13 @@ def legrad(
     mean). Attention itself is not multiplied in. The last layer's readout is the model's output.
 
     ``target``: None = predicted class, an int, or one per image; for a regression model an
-    output index. One forward pass per chunk of ``batch_size`` images, with the model's attention
-    swapped (through transformers' AttentionInterface) for an eager one that keeps each layer's
-    probabilities in the autograd graph, then one short backward per layer (from ``s_l`` to
-    ``A_l`` only crosses block l's upper half). Works whatever attention implementation the model
-    was loaded with; the model is restored afterwards.
+    output index. One forward and one backward pass per chunk of ``batch_size`` images (None: 16 on
+    the CPU, sized from the free memory on a GPU), with the model's attention swapped (through
+    transformers' AttentionInterface) for an eager one that keeps each layer's probabilities in the
+    autograd graph. Each wanted block reads its input as a fresh leaf (values unchanged), so the
+    gradient of ``sum_l s_l`` reaching ``A_l`` is exactly ``d s_l / d A_l``: one backward gives every
+    layer's, and a hook on ``A_l`` reduces it to ``[batch, keys]`` as it arrives. Works whatever
+    attention implementation the model was loaded with; the model is restored afterwards.
 
     Peak memory per image: the autograd graph of one forward (every layer's activations and
     attention probabilities), measured 9.0 MiB per image on ``fmnist-vit-p4`` (50 tokens, hidden
@@ -60,20 +62,35 @@ def legrad(
     ``benchmarks/bench_memory.py``); it grows as ``layers * tokens * (hidden + heads * tokens)``.
     """
     net, geom, pixel_values = vit_input(model, pixel_values, batch_size, "LeGrad")
+    batch_size = chunk_size(model, pixel_values, batch_size, cpu=16, keeps="graph")
     grid = geom.grid_for(*pixel_values.shape[-2:])
     all_blocks = arch.blocks(net)
     wanted = sorted(layer_indices(geom, layers))
     if normalise_to not in ("sum", "max", None):
         raise ValueError(f"normalise_to must be 'sum', 'max' or None, got {normalise_to!r}")
-    probs: dict[int, torch.Tensor] = {}  # layer -> attention probabilities [batch, head, query, key]
+    sens: dict[int, torch.Tensor] = {}  # layer -> mean_{head, query} relu(d s_l / d A_l) [batch, keys], float32
+    inputs: dict[int, torch.Tensor] = {}  # layer -> the fresh leaf its block reads [batch, T, hidden]
     states: dict[int, torch.Tensor] = {}  # layer -> its output's token states [batch, T, hidden]
     layer_of = {id(arch.attention_module(b)): i for i, b in enumerate(all_blocks)}
 
     def keep_probs(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **_):
         w = attention_probs(query, key, attention_mask, scaling)
-        if layer_of[id(module)] in wanted:
-            probs[layer_of[id(module)]] = w
-        return (w @ value).transpose(1, 2).contiguous(), w
+        layer = layer_of[id(module)]
+        if layer in wanted:
+            w.register_hook(
+                lambda g, layer=layer: sens.__setitem__(layer, g.clamp_min(0).mean((1, 2), dtype=torch.float32))
+            )
+        return (w @ value).transpose(1, 2).contiguous(), None
+
+    def cut(layer):  # block ``layer`` reads a fresh leaf: s_l's gradient never leaves block l
+        def hook(_module, args, kwargs):
+            if args:
+                h = inputs[layer] = args[0].detach().requires_grad_(True)
+                return (h, *args[1:]), kwargs
+            h = inputs[layer] = kwargs["hidden_states"].detach().requires_grad_(True)
+            return args, {**kwargs, "hidden_states": h}
+
+        return hook
 
     def keep_state(layer):
         def hook(_module, _inputs, out):
@@ -82,28 +99,16 @@ def legrad(
         return hook
 
     maps = []
-    with (
-        arch.use_attention_function(net, keep_probs),
-        hooks((all_blocks[i], "forward", keep_state(i)) for i in wanted),
-        torch.enable_grad(),
-    ):
+    regs = [(all_blocks[i], "forward_pre_kwargs", cut(i)) for i in wanted]
+    regs += [(all_blocks[i], "forward", keep_state(i)) for i in wanted]
+    with arch.use_attention_function(net, keep_probs), hooks(regs), torch.enable_grad():
         for x, tgt in chunked(pixel_values, target, batch_size):
             out = forward(net, x)
-            total = _mean_relu_grads(net, probs, states, wanted, targets_for(net, tgt, out.logits))  # [batch, keys]
-            maps.append(normalise(total[:, geom.prefix :].reshape(-1, *grid), normalise_to).float())
-            probs.clear()
-            states.clear()
+            t = targets_for(net, tgt, out.logits)
+            readouts = sum(score(arch.readout(net, states[i]), t).sum() for i in wanted)
+            torch.autograd.grad(readouts, [inputs[i] for i in wanted])  # the hooks fill ``sens``
+            total = torch.stack([sens[i] for i in wanted]).double().mean(0)  # [batch, keys]
+            maps.append(normalise(total[:, geom.prefix :].reshape(-1, *grid), normalise_to).float().cpu())
+            for kept in (sens, inputs, states):
+                kept.clear()
     return torch.cat(maps)
-
-
-def _mean_relu_grads(
-    net: torch.nn.Module, probs: dict, states: dict, wanted: list[int], t: torch.Tensor
-) -> torch.Tensor:
-    """``mean_l mean_{head, query} relu(d s_l / d A_l)`` ``[batch, keys]`` (float64): one short backward
-    per layer, from its CLS readout ``s_l`` to its attention ``A_l``."""
-    total = torch.zeros(t.shape[0], probs[wanted[-1]].shape[-1], dtype=torch.float64)
-    for i in wanted:
-        s = score(arch.readout(net, states[i]), t).sum()
-        (g,) = torch.autograd.grad(s, probs[i], retain_graph=i != wanted[-1])
-        total += g.float().clamp_min(0).mean((1, 2)).double().cpu()
-    return total / len(wanted)

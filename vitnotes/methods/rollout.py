@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ..core.capture import Attention, layer_indices, patch_grid, stream
-from ..core.model import vit_input
+from ..core.model import chunk_size, vit_input
 from .base import method
 
 __all__ = ["capture_rollout", "fuse_heads", "rollout", "rollout_grid", "rollout_map"]
@@ -122,12 +122,14 @@ def capture_rollout(
     discard_ratio: float = 0.0,
     start_layer: int = 0,
     residual: float = 0.5,
-    batch_size: int = 64,
+    batch_size: int | None = None,
 ) -> torch.Tensor:
     """Rollout straight from the model, ``[batch, T, T]``: equal to ``rollout(capture(model, x), ...)``
     but each layer's head-fused matrix is folded into the running product as soon as it is
-    computed, a few images at a time (``stream(blocks=True)``), so only one block's attention and
-    one chunk's running product exist at a time instead of every layer's ``[batch, head, T, T]``.
+    computed (``stream(blocks=True)``: a few images at a time on the CPU, the whole chunk on a GPU),
+    so only one block's attention and one chunk's running product exist at a time instead of every
+    layer's ``[batch, head, T, T]``. ``batch_size``: images per chunk (None: 64 on the CPU, sized from
+    the free memory on a GPU). The product accumulates in float32 whatever the model's dtype.
     The probabilities are computed once, for the block's output and the product alike; with mean
     fusion and no discarding the step is one fused ``R <- residual R + (1 - residual) mean_h(A) R``.
     ``start_layer`` indexes model layers. Peak memory per image: one inference forward's
@@ -155,11 +157,12 @@ def _rollout_chunks(
     discard_ratio: float = 0.0,
     start_layer: int = 0,
     residual: float = 0.5,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     row: int | None = None,
 ) -> list[torch.Tensor]:
     """Each block's rollout ``[block, T, T]`` (or its row ``row``, ``[block, T]``), in image order."""
     net, geom, pixel_values = vit_input(model, pixel_values, batch_size, "attention rollout")
+    batch_size = chunk_size(model, pixel_values, batch_size, cpu=64, keeps="attention")
     if not 0.0 <= residual <= 1.0:
         raise ValueError(f"residual must lie in [0, 1], got {residual}")
     fuse_heads(torch.zeros(1, 1, 1), head_fusion)  # validate the arguments before any work
@@ -178,7 +181,7 @@ def _rollout_chunks(
         else:
             running[lo] = r
 
-    stream(model, pixel_values, layers, fold, batch_size=batch_size, blocks=True)
+    stream(model, pixel_values, layers, fold, batch_size=batch_size, blocks=True, float32=False)
     return done
 
 
@@ -187,11 +190,12 @@ def _rollout_step(
 ) -> torch.Tensor:
     """``A r`` (or ``A`` when ``r`` is None) for ``probs`` ``[block, head, T, T]``, ``A`` the augmented
     head-fused step. With mean fusion and no discarding A's rows already sum to 1, and the step is
-    one ``baddbmm``: ``residual r + (1 - residual) / heads * sum_h(probs) r``."""
+    one ``baddbmm``: ``residual r + (1 - residual) / heads * sum_h(probs) r``. ``probs`` may be in the
+    model's dtype (bf16); the step and the product are float32."""
     if head_fusion != "mean" or discard_ratio:
-        step = _augmented(_discard(fuse_heads(probs, head_fusion), discard_ratio), residual)
+        step = _augmented(_discard(fuse_heads(probs.float(), head_fusion), discard_ratio), residual)
         return step if r is None else step @ r
-    summed = probs.sum(1)  # [block, T, T]
+    summed = probs.sum(1, dtype=torch.float32)  # [block, T, T]
     weight = (1.0 - residual) / probs.shape[1]
     if r is None:
         summed.mul_(weight).diagonal(dim1=-2, dim2=-1).add_(residual)
@@ -222,6 +226,6 @@ def rollout_map(
     is ignored. Introduced in notebook 06."""
     if isinstance(model, Attention):
         return rollout_grid(model, **options)
-    _, geom, pixel_values = vit_input(model, pixel_values, options.get("batch_size", 64), "attention rollout")
+    _, geom, pixel_values = vit_input(model, pixel_values, options.get("batch_size"), "attention rollout")
     rows = _rollout_chunks(model, pixel_values, row=0, **options)  # only the CLS row of each [T, T] is kept
     return patch_grid(torch.cat(rows), geom.prefix, geom.grid_for(*pixel_values.shape[-2:]))

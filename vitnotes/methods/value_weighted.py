@@ -10,7 +10,7 @@ import torch
 from ..core import arch
 from ..core.capture import patch_grid
 from ..core.hooks import hooks
-from ..core.model import chunked, forward, vit_input
+from ..core.model import chunk_size, chunked, forward, vit_input
 from .base import method
 
 __all__ = ["value_weighted"]
@@ -34,7 +34,7 @@ def value_weighted(
     target: Any = None,
     *,
     layer: int = -1,
-    batch_size: int = 64,
+    batch_size: int | None = None,
 ) -> torch.Tensor:
     """``[batch, rows, cols]`` on the patch grid, non-negative, each map summing to 1.
 
@@ -49,10 +49,12 @@ def value_weighted(
 
     Works under any attention implementation: q, k and v are read from the projections with hooks
     and the blocks after ``layer`` are not run. No gradients. Peak memory per image: one inference
-    forward up to block ``layer`` plus q, k, v of that block (measured 0.44 MiB per image on
+    forward up to block ``layer`` plus q, k, v of that block, ``batch_size`` images at a time (None:
+    64 on the CPU, sized from the free memory on a GPU) (measured 0.44 MiB per image on
     ``fmnist-vit-p4``, CPU fp32, ``benchmarks/bench_memory.py``).
     """
     net, geom, pixel_values = vit_input(model, pixel_values, batch_size, "value-weighted attention")
+    batch_size = chunk_size(model, pixel_values, batch_size, cpu=64, keeps="forward")
     grid = geom.grid_for(*pixel_values.shape[-2:])
     block = arch.blocks(net)[geom.layer(layer)]
     gram = _head_grams(block, geom.heads, geom.head_dim)  # [head, d, d]

@@ -120,6 +120,20 @@ def test_chunked_by_design_grows_by_whole_chunks(vit197, name):
     assert per_chunk > 0 and eight - one == 7 * per_chunk, (one, two, eight)
 
 
+def _syncs(layers: int, name: str) -> int:
+    """Host reads of a tensor's value (``aten._local_scalar_dense``: ``.item()``, ``int(t)``, a branch on a
+    tensor) in one call on a ``layers``-deep ViT; on a GPU each one waits for the device."""
+    net = make_vit("sdpa", image_size=28, patch_size=2, num_channels=1, num_hidden_layers=layers)
+    run = ANALYSES.get(name) or (lambda n, x: vn.explain(n, x, name, batch_size=BIG, **ZERO.get(name, {})))
+    return count(lambda x: run(net, x), SMALL)["aten._local_scalar_dense"]
+
+
+@pytest.mark.parametrize("name", _methods() + list(ANALYSES))
+def test_no_host_sync_inside_the_layer_loop(accelerator_blocks, name):
+    """The host waits for the device a fixed number of times per call, however deep the model."""
+    assert _syncs(2, name) == _syncs(4, name) <= 4, name
+
+
 def test_counter_sees_a_block_loop(vit197):
     """With the CPU's cache-sized blocks (a loop over blocks of images inside each layer), the counter
     reports growth: the test above would fail if such a loop reached the GPU path."""

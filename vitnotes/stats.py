@@ -31,41 +31,43 @@ __all__ = [
 ]  # fmt: skip
 
 
-def _dist(p: torch.Tensor, what: str) -> torch.Tensor:
+def _dist(p: torch.Tensor, what: str, check: bool = True) -> torch.Tensor:
+    """``p`` in float64, checked to hold distributions (``check=False``: shape only, no look at the
+    values, which would make a GPU wait: for probabilities vitnotes computed itself)."""
     if not isinstance(p, torch.Tensor):
         raise TypeError(f"{what} expects a torch tensor of probabilities, got {type(p).__name__}")
     if p.ndim == 0 or p.shape[-1] == 0:
         raise ValueError(f"{what} expects distributions along the last axis, got shape {tuple(p.shape)}")
-    if (p < 0).any() or not torch.isfinite(p).all():
+    if check and ((p < 0).any() or not torch.isfinite(p).all()):
         raise ValueError(f"{what}: probabilities must be finite and non-negative")
     return p.double()
 
 
-def entropy(p: torch.Tensor) -> torch.Tensor:
+def entropy(p: torch.Tensor, *, check: bool = True) -> torch.Tensor:
     """Entropy in nats of distributions along the last axis (renormalised to sum to 1).
 
     For a map on the patch grid ``[..., rows, cols]`` pass ``grid.flatten(-2)``.
-    Uniform over N -> log N; one-hot -> 0.
-    Introduced in notebook 00 (attention math).
+    Uniform over N -> log N; one-hot -> 0. ``check=False`` skips the look at the values (negative or
+    non-finite entries), for probabilities vitnotes computed itself. Introduced in notebook 00.
     """
-    p = _dist(p, "entropy")
+    p = _dist(p, "entropy", check)
     p = p / p.sum(-1, keepdim=True)
     return -torch.special.xlogy(p, p).sum(-1).float()
 
 
-def normalized_entropy(p: torch.Tensor) -> torch.Tensor:
+def normalized_entropy(p: torch.Tensor, *, check: bool = True) -> torch.Tensor:
     """Entropy divided by log N (N = length of the last axis): 1 = uniform, 0 = one token.
     Compares grids of different sizes (7x7 vs 14x14). Introduced in notebook 00 (attention math)."""
     n = p.shape[-1]
     if n < 2:
         raise ValueError("normalised entropy needs at least 2 outcomes")
-    return entropy(p) / math.log(n)
+    return entropy(p, check=check) / math.log(n)
 
 
-def topk_share(p: torch.Tensor, k: int) -> torch.Tensor:
-    """Sum of the ``k`` largest weights of each (renormalised) distribution along the last axis.
-    Introduced in notebook 01 (layers)."""
-    p = _dist(p, "topk_share")
+def topk_share(p: torch.Tensor, k: int, *, check: bool = True) -> torch.Tensor:
+    """Sum of the ``k`` largest weights of each (renormalised) distribution along the last axis
+    (``check`` as in ``entropy``). Introduced in notebook 01 (layers)."""
+    p = _dist(p, "topk_share", check)
     if not 1 <= k <= p.shape[-1]:
         raise ValueError(f"k must lie in 1..{p.shape[-1]} (the number of weights), got {k}")
     p = p / p.sum(-1, keepdim=True)

@@ -15,7 +15,7 @@ import torch
 from .core.images import Preprocessing
 from .core.model import Model, geometry, unwrap
 
-__all__ = ["ZOO_DIR", "card", "load", "save", "zoo_names"]
+__all__ = ["ZOO_DIR", "card", "check_save_target", "load", "save", "zoo_names"]
 
 # the offline zoo; VITNOTES_ZOO points elsewhere (e.g. a zoo being retrained, before it replaces this one)
 ZOO_DIR = Path(os.environ.get("VITNOTES_ZOO") or Path(__file__).parent / "zoo").expanduser()
@@ -87,13 +87,18 @@ def load(
     attn_implementation: str | None = None,
     device: str | torch.device = "cpu",
     dtype: torch.dtype | None = None,
+    new_head: bool = False,
 ) -> Model:
     """Load a model by zoo name (``"fmnist-vit-p4"``), hub id (``"google/vit-base-patch16-224"``)
     or local folder, in evaluation mode. Weights load from safetensors only.
 
     ``attn_implementation`` (``"sdpa"``, ``"eager"``) is passed to transformers; vitnotes' attention
     capture works under either. ``dtype`` defaults to float32 (the zoo stores float16 weights; the
-    analyses want float32). Introduced in notebook 00.
+    analyses want float32). A checkpoint that lacks a weight the model needs, holds one it does not
+    use, or holds one of another shape is refused with the tensors named (transformers would fill the
+    gap with random numbers and say so only in a log line); ``new_head=True`` accepts a missing or
+    resized classifier head, and a backbone's unused pooler, on purpose (e.g. a backbone checkpoint to
+    fine-tune), with a warning naming them. Introduced in notebook 00.
     """
     from transformers import AutoConfig, AutoModelForImageClassification
 
@@ -109,13 +114,16 @@ def load(
     except (OSError, ValueError) as err:
         raise _load_error(name, kind, err) from None
     try:
-        net = AutoModelForImageClassification.from_pretrained(where, **kwargs)
+        net, info = AutoModelForImageClassification.from_pretrained(  # mismatches: _check_loading names them
+            where, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs
+        )
     except (OSError, ValueError, RuntimeError) as err:
         raise _load_error(name, kind, err) from None
     except Exception as err:  # safetensors' own errors (corrupt header, truncated file)
         if "safetensor" in type(err).__module__ + type(err).__name__ + str(err).lower():
             raise _load_error(name, kind, err) from None
         raise
+    _check_loading(name, info, new_head)
     net.eval().to(device)
     geom = geometry(net)
     n = int(getattr(config, "num_labels", 0) or 0)
@@ -123,6 +131,44 @@ def load(
     labels = [str(id2label.get(i, id2label.get(str(i), f"class {i}"))) for i in range(n)]
     pre = Preprocessing.from_dict(_preprocessor_dict(kind, where), geom)
     return Model(net=net, geometry=geom, labels=labels, preprocessing=pre, name=str(name), source=kind)
+
+
+_HEAD = ("classifier.",)  # what new_head=True may leave missing or resize
+_UNUSED = ("pooler.",)  # what a backbone checkpoint may hold that a classifier does not read
+
+
+def _check_loading(name: str | Path, info: dict, new_head: bool) -> None:
+    """Refuse a checkpoint whose tensors do not match the model's (see ``load``)."""
+    missing, unexpected = sorted(info.get("missing_keys") or []), sorted(info.get("unexpected_keys") or [])
+    mismatched = sorted(
+        str(m[0]) if isinstance(m, (tuple, list)) else str(m) for m in info.get("mismatched_keys") or []
+    )
+    allowed = []
+    if new_head:
+        allowed = [k for k in [*missing, *mismatched] if k.startswith(_HEAD)] + [
+            k for k in unexpected if k.startswith(_UNUSED)
+        ]
+        missing = [k for k in missing if k not in allowed]
+        mismatched = [k for k in mismatched if k not in allowed]
+        unexpected = [k for k in unexpected if k not in allowed]
+    kinds = (("missing", missing), ("unexpected", unexpected), ("of another shape", mismatched))
+    problems = [f"{what} {_names(keys)}" for what, keys in kinds if keys]
+    if problems:
+        raise ValueError(
+            f"the checkpoint of {str(name)!r} does not match its model: tensors {'; '.join(problems)}. Loading it "
+            "would leave them random. Re-save the model with vn.save(model, folder); to start a new classifier "
+            "head on purpose, pass new_head=True"
+        )
+    if allowed:
+        import warnings
+
+        warnings.warn(
+            f"{str(name)!r}: a new classifier head, as asked (new_head=True): {_names(allowed)}", stacklevel=3
+        )
+
+
+def _names(keys: list[str], shown: int = 4) -> str:
+    return ", ".join(keys[:shown]) + (f" and {len(keys) - shown} more" if len(keys) > shown else "")
 
 
 def _load_error(name: str | Path, kind: str, err: Exception) -> Exception:
@@ -146,14 +192,41 @@ def _load_error(name: str | Path, kind: str, err: Exception) -> Exception:
     )
 
 
+# what a model folder that vitnotes (or save_pretrained, or the training CLI) wrote may hold
+_MODEL_FILES = ("config.json", "preprocessor_config.json", "generation_config.json", "card.json", "README.md")
+
+
+def check_save_target(folder: str | Path) -> Path:
+    """``folder`` as a ``Path`` if a model may be saved there: a new path, an empty folder, or a model
+    folder (``config.json`` with safetensors weights, and nothing but a model's files), which saving
+    replaces. Anything else (a user's file, a folder of other things, a path below a file) is refused
+    in one line before anything is written. Introduced in notebook 00."""
+    folder = Path(folder).expanduser()
+    if str(folder).strip() in ("", "."):
+        raise ValueError(f"{str(folder)!r} names no folder; give the model a folder of its own, e.g. 'my-model'")
+    below = next((p for p in folder.parents if p.exists() and not p.is_dir()), None)
+    if below is not None:
+        raise FileExistsError(f"cannot save the model in {folder}: {below} is a file, not a folder")
+    if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):
+        return folder
+    if not folder.is_dir():
+        raise FileExistsError(f"{folder} is a file that is not a model; save the model to another path")
+    others = sorted(p.name for p in folder.iterdir() if p.name not in _MODEL_FILES and not p.name.startswith("model"))
+    if not (folder / "config.json").is_file() or not any(folder.glob("model*.safetensors*")) or others:
+        shown = ", ".join(others[:3]) or "no config.json with safetensors weights"
+        raise FileExistsError(f"{folder} holds something other than a saved model ({shown}); save to another path")
+    return folder
+
+
 def save(model: Model | torch.nn.Module, folder: str | Path, preprocessing: Preprocessing | None = None) -> Path:
     """Save a model as safetensors (+ config + preprocessing) atomically: a crash leaves the old folder intact.
-    Introduced in notebook 00 (attention math)."""
+    A path that holds something other than a saved model is refused (``check_save_target``); a model
+    folder is replaced. Introduced in notebook 00 (attention math)."""
     import shutil
     import tempfile
 
     net, geom = unwrap(model)
-    folder = Path(folder)
+    folder = check_save_target(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     pre = preprocessing or (model.preprocessing if isinstance(model, Model) else None)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))

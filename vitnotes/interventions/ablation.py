@@ -143,13 +143,24 @@ def _loss_kind(net: torch.nn.Module, loss: str | None) -> str:
     return loss
 
 
-def _check_targets(targets: Any, n: int, kind: str) -> torch.Tensor:
-    """One target per image: class indices for cross-entropy (``class_indices``: ints, numpy
-    integers, tensors; floats, negative indices and names refused with the fix), numbers for MSE."""
+def _check_targets(targets: Any, n: int, kind: str, classes: int) -> torch.Tensor:
+    """One target per image: class indices below ``classes`` for cross-entropy (``class_indices``:
+    ints, numpy integers, tensors; floats, negative indices and names refused with the fix), numbers
+    for MSE. Checked once per batch, on the host, before any head is ablated."""
     t = _class_targets(targets) if kind == "ce" else _numbers(targets)
     if t.ndim == 0 or t.shape[0] != n:
         raise ValueError(f"{1 if t.ndim == 0 else t.shape[0]} targets for {n} images; give one target per image")
+    if kind == "ce" and t.numel() and int(t.max()) >= classes:
+        raise TargetError(
+            f"label {int(t.max())} is out of range: the model has {classes} classes "
+            f"(0..{classes - 1}); give one class index per image"
+        )
     return t
+
+
+def _classes(model: Any) -> int:
+    """The model's output count (``config.num_labels``)."""
+    return int(unwrap(model)[0].config.num_labels)
 
 
 def _class_targets(targets: Any) -> torch.Tensor:
@@ -177,7 +188,7 @@ def evaluate_loss(
     net, geom = unwrap(model)
     pixel_values = check_pixel_values(pixel_values, geom)
     kind = _loss_kind(net, loss)
-    t = _check_targets(targets, pixel_values.shape[0], kind)
+    t = _check_targets(targets, pixel_values.shape[0], kind, _classes(model))
     total = 0.0
     for x, y in zip(pixel_values.split(batch_size), t.split(batch_size), strict=True):
         total += _losses(forward(net, x).logits, y, kind).sum().item()
@@ -316,7 +327,8 @@ def _sums(model, geom: Geometry, data: Part, run: _Run, method: str, progress: b
     with evaluation(unwrap(model)[0]):  # the fast path runs the blocks itself, outside core.model.forward
         for b in data.batches:
             x = check_pixel_values(b["pixel_values"], geom)
-            batch(model, geom, x, _check_targets(b["targets"], x.shape[0], run.kind), run)
+            y = _check_targets(b["targets"], x.shape[0], run.kind, _classes(model))
+            batch(model, geom, x, y, run)
             run.sums["n"] += x.shape[0]
     if run.bar is not None:
         run.bar.close()
@@ -335,19 +347,14 @@ def _labelled(model: Any, geom: Geometry, data: Any, targets: Any, kind: str, ba
     x = check_pixel_values(data, geom)
     if targets is None:
         raise TypeError("pass targets, one per image (class indices; outputs for a regression model)")
-    roles = {"targets": _check_targets(targets, x.shape[0], kind)}
+    roles = {"targets": _check_targets(targets, x.shape[0], kind, _classes(model))}
     return part(x, model, roles, batch_size=batch_size, what="vn.sweep")
 
 
 def _losses(logits: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
     """Per-image loss in float64, on the logits' device: cross-entropy, or MSE averaged over outputs."""
     logits = logits.double()
-    if kind == "ce":
-        if y.numel() and int(y.max()) >= logits.shape[1]:  # y lies on the CPU: no device wait
-            raise TargetError(
-                f"label {int(y.max())} is out of range: the model has {logits.shape[1]} classes "
-                f"(0..{logits.shape[1] - 1}); give one class index per image"
-            )
+    if kind == "ce":  # labels were checked against the classes with the batch (_check_targets)
         return F.cross_entropy(logits, y.to(logits.device), reduction="none")
     return F.mse_loss(logits, y.double().to(logits.device).reshape(logits.shape), reduction="none").mean(-1)
 

@@ -74,8 +74,10 @@ def cell_grid(geom: Geometry, height: int, width: int, patch: int | None, what: 
 
 def attention_probs(query: torch.Tensor, key: torch.Tensor, attention_mask: Any, scaling: float | None) -> torch.Tensor:
     """Eager attention probabilities ``softmax(Q K^T s + mask)`` ``[batch, head, query, key]`` from an
-    attention function's ``query``/``key`` ``[batch, head, tokens, head_dim]`` (softmax in float32)."""
+    attention function's ``query``/``key`` ``[batch, head, tokens, head_dim]``, in their dtype (a bf16
+    softmax accumulates in float32 and rounds once, like eager attention's float32 softmax cast back,
+    without a float32 copy of the scores)."""
     w = query @ key.transpose(-1, -2) * (query.shape[-1] ** -0.5 if scaling is None else scaling)
     if attention_mask is not None:
         w = w + attention_mask
-    return w.softmax(-1, dtype=torch.float32).to(query.dtype)
+    return w.softmax(-1)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from ..zoo import check_save_target
 from .card import output_folder, work_folder, write_card
 from .loop import log, machine, train_recipe
 from .recipes import RECIPES
@@ -78,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     out = a.out or output_folder(a.name).with_name(output_folder(a.name).name + (f"-s{a.seed}" if a.seed else ""))
+    try:
+        check_save_target(out)  # at the door: never after hours of training
+    except (FileExistsError, ValueError) as err:
+        print(f"python -m vitnotes.train {a.name}: {err}", file=sys.stderr)
+        return 2
     log(f"training {a.name} -> {out} on {machine()}")
     try:
         res = run(a, out)

@@ -232,7 +232,7 @@ def finetune_classifier(
     train_ds, image, label = image_dataset(r["data"], "train", limit, image_column, label_column)
     test_ds, _, _ = image_dataset(r["data"], "test", limit, image, label)
     classes = train_ds.features[label].names
-    start = load(r["init"])  # safetensors only, no remote code; a clear error if it is missing
+    start = load(r["init"], new_head=True)  # safetensors only, no remote code; a backbone may lack a head
     net = _classifier(start, classes, seed)
     work = out.parent / f".{out.name}.work"
     if not quiet:

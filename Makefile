@@ -69,11 +69,14 @@ notebooks: $(STAMP)
 	  $(VENV)/bin/jupytext --quiet --to ipynb --update "$$f" && \
 	  $(NBENV) $(VENV)/bin/jupyter-execute --inplace --timeout=1200 "$${f%.py}.ipynb" || exit 1; done
 
-# nbval: re-execute every notebook and compare its printed outputs with the committed ones. The
+# nbval: re-execute every notebook and compare its printed outputs with the committed ones, at the
+# precision they were printed with (tests/nbval_tolerance: a decimal may move by 2 units of its last
+# digit, as another CPU's summation order moves it; words, integers and signs must match). The
 # kernels run behind tests/netguard (outside connections refused and logged); a logged attempt fails.
 NETLOG := $(CURDIR)/.nbval-network.log
-NBVAL := rm -f $(NETLOG) && $(NBENV) VITNOTES_NET_LOG=$(NETLOG) PYTHONPATH=$(CURDIR)/tests/netguard \
-         $(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
+NBVAL := rm -f $(NETLOG) && $(NBENV) VITNOTES_NET_LOG=$(NETLOG) \
+         PYTHONPATH=$(CURDIR)/tests/netguard:$(CURDIR)/tests/nbval_tolerance \
+         $(PY) -m pytest -q -p no:cacheprovider -p nbval_tolerance --nbval --nbval-current-env \
          --nbval-sanitize-with notebooks/sanitize.cfg notebooks && \
          { test ! -s $(NETLOG) || { echo "a notebook tried to reach the network:"; cat $(NETLOG); exit 1; }; }
 nbval: $(STAMP) data

@@ -78,10 +78,18 @@ def compare_outputs(self, test, ref, skip_compare=None):
     if stored.keys() != computed.keys() or any(len(stored[k]) != len(computed[k]) for k in stored):
         return False
     pairs = [(a, b) for k in stored for a, b in zip(stored[k], computed[k], strict=True) if a != b]
-    if not all(close(a, b) for a, b in pairs):
+    beyond = [(a, b) for a, b in pairs if not close(a, b)]
+    if beyond:
+        a, b = beyond[0]
+        same = NUMBER.split(a) == NUMBER.split(b)
+        self.comparison_traceback.append(
+            f"nbval_tolerance: beyond {UNITS} units of the last digit: {_changed_numbers(a, b)}"
+            if same
+            else "nbval_tolerance: the words or integers differ, not only decimals"
+        )
         return False
     self.comparison_traceback = []
-    TOLERATED.extend((self.name, a, b) for a, b in pairs)
+    TOLERATED.extend((self.nodeid, a, b) for a, b in dict.fromkeys(pairs))
     return True
 
 

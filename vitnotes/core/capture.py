@@ -124,9 +124,9 @@ def stream(
 
     While it runs, the model's attention function is swapped (``arch.use_attention_function``) for
     one that computes each requested layer's probabilities once, ``softmax(Q K^T * scale)`` (the
-    product in the model's dtype, the softmax in float32: what eager attention returns), and uses
-    them both for the block's output and for what is captured, a block of images at a time (cache-
-    sized on the CPU, the whole chunk on a GPU: ``block_images``); ``cls_only`` keeps the SDPA
+    products in the model's dtype, the softmax accumulating in float32: what eager attention
+    returns), and uses them both for the block's output and for what is captured, a block of images
+    at a time (cache-sized on the CPU, the whole chunk on a GPU: ``block_images``); ``cls_only`` keeps the SDPA
     kernel for the output and computes only the CLS query's row beside it; other layers run SDPA.
     Layers after the last requested one are not run, unless ``to_end=True``: then the forward pass
     runs through the classifier and the list of each chunk's logits (float32, CPU) is returned.

@@ -82,7 +82,7 @@ def _loss_targets(net: torch.nn.Module, metric: str, loss: str | None, target: A
     kind = _loss_kind(net, loss)
     if target is None:
         raise ValueError("metric='loss' needs the targets (labels, or regression targets), one per image")
-    return kind, _check_targets(target, n, kind)
+    return kind, _check_targets(target, n, kind, int(net.config.num_labels))
 
 
 def _first_order(zs: list[torch.Tensor], grads: tuple[torch.Tensor, ...], heads: int) -> torch.Tensor:

@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP      := $(VENV)/.installed
 OFFLINE    := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg
 
-.PHONY: all demo test lint venv browser data clean book notebooks nbval static zoo zoo-promote gpu-check
+.PHONY: all demo test lint venv browser data clean book notebooks nbval static zoo zoo-promote gpu-check plain-install check test-min
 all: book
 
 venv: $(STAMP)
@@ -88,9 +88,28 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# The quick tier (<= 5 min on 2 cores): the layout's rules, ruff, and the unit tests not marked slow
+# (tests/conftest.py lists the slow ones, measured). Run it while you work; `make test` before a push.
+check: $(STAMP) lint
+	$(OFFLINE) $(PY) -m pytest -q -m "not slow" --durations=10
+
+# Everything: the quick tier, the slow tests (book, browser, hub notebooks, memory), the lower bounds
+# (test-min), a plain install (plain-install) and nbval. pytest prints its slowest tests, nbval each
+# notebook's time.
 test: $(STAMP) browser data static lint
-	$(OFFLINE) $(PY) -m pytest -q
+	$(OFFLINE) $(PY) -m pytest -q --durations=20
+	$(MAKE) --no-print-directory test-min plain-install
 	$(NBVAL)
+
+# The lower bounds of pyproject.toml (constraints-min.txt) in their own venv, through the quick tier.
+MIN := _build/min-venv
+$(MIN)/.installed: pyproject.toml constraints-min.txt
+	test -x $(MIN)/bin/python || $(PYTHON) -m venv $(MIN)
+	$(MIN)/bin/python -m pip install -q --disable-pip-version-check $(TORCH_SPEC)
+	$(MIN)/bin/python -m pip install -q --disable-pip-version-check -c constraints-min.txt ".[test]"
+	touch $@
+test-min: $(MIN)/.installed data
+	$(OFFLINE) $(MIN)/bin/python -m pytest -q -p no:cacheprovider -m "not slow"
 
 # ---------------------------------------------------------------- zoo v2 (hours of CPU; resumable)
 # Trains the zoo's second recipes into a staging zoo, in dependency order (the ResNet teaches the
@@ -118,6 +137,15 @@ zoo-promote:
 
 clean:
 	rm -rf _build .pytest_cache
+
+# A plain install, as a library user makes it: a fresh venv with torch and `pip install .` (no extras,
+# no constraints), then every registered method on a zoo ViT and the zoo ResNet, and the CLI.
+PLAIN := _build/plain-venv
+plain-install: data
+	rm -rf $(PLAIN) && $(PYTHON) -m venv $(PLAIN)
+	$(PLAIN)/bin/python -m pip install -q --disable-pip-version-check $(TORCH_SPEC)
+	$(PLAIN)/bin/python -m pip install -q --disable-pip-version-check .
+	cd $(PLAIN) && $(OFFLINE) bin/python $(CURDIR)/tools/plain_install_check.py
 
 # The GPU check: benchmarks and CPU-against-CUDA agreement in one run (<= 8 min), pasted into
 # benchmarks/RESULTS.md. `make gpu-check ARGS=--dry-run` runs the same code paths on the CPU.

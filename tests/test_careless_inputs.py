@@ -191,7 +191,7 @@ def test_sweep_labels_in_the_users_types(model, x):
         ([2, 0, -100], ValueError, ["-100", "negative"]),
         ([2.0, 0.0, 3.0], TypeError, ["integer class indices", "loss='mse'"]),
         (torch.tensor([2.0, 0.0, 3.0]), TypeError, ["integer class indices"]),
-        (["Bag", "c2", "c4"], TypeError, ["class name", "model.labels.index"]),
+        (["Bag", "c2", "Kitten"], ValueError, ["'Kitten'", "not a class of this model"]),
         (2, ValueError, ["1 targets for 3 images"]),
     ):
         with pytest.raises(kind) as err:

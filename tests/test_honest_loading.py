@@ -1,6 +1,6 @@
 """A checkpoint that does not hold exactly the model's weights is refused, with the tensors named
-(transformers fills a gap with random numbers and says so only in a log line that ``vn.setup()``
-silences); ``new_head=True`` accepts a new classifier head on purpose, with a warning."""
+(transformers fills a gap with random numbers and says so only in a log line that ``vn.setup()`` used to
+silence); ``new_head=True`` accepts a new classifier head on purpose, with a warning."""
 
 import warnings
 
@@ -125,3 +125,16 @@ def test_the_training_cli_refuses_before_any_work(tmp_path, capsys):
     assert main(["fmnist-vit-p4", "--out", str(notes), "--limit", "8"]) == 2
     assert "is a file that is not a model" in capsys.readouterr().err
     assert notes.read_text() == "my notes" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_setup_keeps_transformers_warnings_about_the_model():
+    """``vn.setup()`` silences progress bars, not transformers' warnings (such as one model type read as
+    another, or weights it initialised): they concern the user's model."""
+    import logging
+
+    import transformers
+
+    vn.setup(threads=1, style=False)
+    for name in ("transformers.configuration_utils", "transformers.modeling_utils"):
+        log = transformers.utils.logging.get_logger(name)
+        assert log.isEnabledFor(logging.WARNING) and not log.isEnabledFor(logging.INFO), name

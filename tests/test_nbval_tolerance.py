@@ -19,6 +19,10 @@ from nbval_tolerance import close  # noqa: E402
         ("<td>1.49e-05</td>", "<td>1.50e-05</td>"),
         ("r = -0.001", "r = 0.001"),  # within the tolerance of zero
         ("r = \u22120.218", "r = \u22120.217"),
+        (
+            "random   0.317   0.000 [-0.073, 0.073]\nflow     0.1",
+            "random   0.317  -0.000 [-0.074, 0.073]\nflow     0.1",
+        ),
     ],
 )
 def test_last_digit_wobble_passes(stored, computed):
@@ -34,6 +38,8 @@ def test_last_digit_wobble_passes(stored, computed):
         ("probe accuracy 0.378", "probe accuracy 0.381"),  # 3 units
         ("accuracy 0.38", "accuracy 0.380"),  # printed differently
         ("a 3 x 4 table", "a 3 x 4 table with more"),
+        ("random   0.317   0.000 [-0.073, 0.073]", "random   0.317  -0.000 [-0.073]"),  # a number lost
+        ("rollout  better\nflow     worse", "rollout  worse\nflow     better"),  # padding alike, words swapped
     ],
 )
 def test_changed_claims_fail(stored, computed):

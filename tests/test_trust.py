@@ -208,6 +208,8 @@ def test_interval_table_formats_value_and_interval():
     assert two.loc[("m2", "a"), "randomisation_spearman"] == "-0.5 [-0.6, -0.4]"
     with pytest.raises(ValueError, match="not in the table"):
         interval_table(t, [("srg", "black")])
+    zero = hand_table([("r", "faithfulness", "srg", "mean", -0.0004, -0.0731, 0.0004)])
+    assert interval_table(zero).loc["r", "srg [mean]"] == "0.000 [-0.073, 0.000]"  # no "-0.000"
 
 
 def test_method_table_lists_the_registry():

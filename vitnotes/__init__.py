@@ -221,13 +221,15 @@ def _inline_figures() -> None:
 
 
 def _quiet_libraries() -> None:
-    """transformers' and datasets' own progress bars and advice go to stderr, which nbval
-    compares: keep them out of the notebooks' outputs."""
+    """transformers' and datasets' progress bars go to stderr, which nbval compares: keep them out of
+    the notebooks' outputs. transformers' warnings stay on (a model of another type read as this one, a
+    deprecated option): they concern the user's model, and a notebook that prints one fails nbval;
+    datasets' advice (cache and download chatter) is silenced."""
     import datasets
     import transformers
 
     transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.set_verbosity_warning()
     datasets.disable_progress_bars()
     datasets.utils.logging.set_verbosity_error()
 

@@ -5,8 +5,16 @@ bar) and a JSON of its numbers (prediction, top classes, the map's entropy / log
 share, the method and model). ``sweep`` writes the per-head ablation table as CSV. Every map comes
 from the method registry (``vn.explain``), every figure from ``show/``. Bad input is refused with
 one line on stderr and a non-zero exit before anything is written; every file is written to a
-temporary name and renamed, so none is ever half-written. The notebooks that introduce what the
-command line runs: 06 (rollout, the methods) and 08 (head ablation, the sweep).
+temporary name beside it and renamed, so none is ever half-written.
+
+Nothing is overwritten that the command did not write. ``explain`` replaces ``NAME.json`` only if it
+is an explain record (a JSON object with the keys ``image``, ``model``, ``method``, ``map`` and
+``overlay``, ``overlay`` being ``NAME.png``), and ``NAME.png`` only if such a record beside it names
+it; ``sweep`` replaces a file only if its first line is exactly the sweep table's header
+(``SWEEP_COLUMNS``). Anything else there (a user's file, a folder, a symbolic link) is refused, with
+the path named, before a model is loaded; the check is repeated just before each rename. The
+notebooks that introduce what the command line runs: 06 (rollout, the methods) and 08 (head
+ablation, the sweep).
 """
 
 from __future__ import annotations
@@ -17,11 +25,13 @@ import json
 import math
 import os
 import sys
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .core.files import below_a_file, check_target, file_head, refuse_unless_ours, write_atomic
 
 __all__ = ["CliError", "build_parser", "explain_images", "main", "sweep_table"]
 
@@ -29,6 +39,11 @@ PROG = "python -m vitnotes"
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 TOP_K = 10  # the map's top-k share, k = 10 as in the seed paper (fewer when the grid is smaller)
+# the CSV that sweep writes, column by column: its header line is what marks a file as sweep's own
+SWEEP_COLUMNS = ("layer", "head", "loss", "rel_increase", "baseline_loss", "n_images", "loss_kind", "model")
+# the keys that mark a JSON file as a record explain wrote (with "overlay" naming the PNG beside it)
+RECORD_KEYS = ("image", "model", "method", "map", "overlay")
+_REMOVE = "move or remove it, or choose another --out"
 
 
 class CliError(Exception):
@@ -51,44 +66,105 @@ def _method_name(text: str) -> str:
     return text  # argparse's choices then refuse it with the list
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """``write(tmp)`` to a temporary file beside ``path``, then rename it onto ``path``: readers
-    see the old file or the whole new one, never half of it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+@contextmanager
+def _bad_input(*kinds: type[Exception]) -> Iterator[None]:
+    """A one-line refusal of a path by ``core.files`` (one of ``kinds``) as a ``CliError``: exit status 2."""
     try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        yield
+    except kinds as err:
+        raise CliError(str(err)) from None
+
+
+def _atomic_write(
+    path: Path, write: Callable[[Path], None], ours: Callable[[Path], bool] | None = None, what: str = "a file"
+) -> None:
+    """``write(tmp)`` to a temporary file beside ``path``, then rename it onto ``path``
+    (``core.files.write_atomic``): readers see the old file or the whole new one, never half of it.
+    Just before the rename, a ``path`` that exists is refused (``CliError``, the temporary file
+    removed) unless ``ours(path)`` says the command wrote it (``what`` names what it would be);
+    without ``ours``, nothing is replaced."""
+    with _bad_input(FileExistsError):
+        write_atomic(path, write, ours, what, fix="--out")
+
+
+def _check_writable(folder: Path) -> None:
+    """Refuse ``folder`` if it, or the nearest existing folder above it, is not writable."""
+    here = folder if folder.is_dir() else next((p for p in folder.parents if p.exists()), Path("."))
+    if not os.access(here, os.W_OK | os.X_OK):
+        raise CliError(f"{here} is not writable, so nothing can be written in {folder}; choose another --out")
 
 
 def _out_folder(out: str | Path) -> Path:
+    """``explain``'s ``--out`` checked, nothing created yet: a folder, or a path where one can be made."""
+    if not str(out).strip():
+        raise CliError(
+            f"--out {str(out)!r} names no folder; give the output folder, e.g. --out maps (--out . for this folder)"
+        )
     folder = Path(out).expanduser()
+    if folder.is_symlink() and not folder.exists():
+        raise CliError(f"--out {folder} is a broken symbolic link; {_REMOVE}")
     if folder.exists() and not folder.is_dir():
         raise CliError(f"--out {folder} is a file, not a folder; give a folder name (it is created if missing)")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise CliError(f"cannot create the output folder {folder} ({err.strerror}); choose another --out") from None
-    if not os.access(folder, os.W_OK):
-        raise CliError(f"the output folder {folder} is not writable; choose another --out")
+    below = below_a_file(folder)
+    if below is not None:
+        raise CliError(f"--out {folder}: {below} is a file, not a folder; choose another --out")
+    _check_writable(folder)
     return folder
 
 
-def _out_file(out: str | Path) -> Path:
-    path = Path(out).expanduser()
-    if path.is_dir():
-        raise CliError(f"--out {path} is a folder; give a file name, e.g. --out {path / 'heads.csv'}")
-    if path.parent.exists() and not path.parent.is_dir():
-        raise CliError(f"--out {path}: {path.parent} is a file, not a folder; choose another --out")
+def _make_folder(folder: Path) -> Path:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise CliError(f"cannot create the folder {path.parent} ({err.strerror}); choose another --out") from None
-    if not os.access(path.parent, os.W_OK):
-        raise CliError(f"the folder {path.parent} is not writable; choose another --out")
+        raise CliError(f"cannot create the folder {folder} ({err.strerror}); choose another --out") from None
+    return folder
+
+
+def _is_record(path: Path) -> bool:
+    """``NAME.json`` is a record ``explain`` wrote: a JSON object with ``RECORD_KEYS``, naming ``NAME.png``."""
+    try:
+        if path.stat().st_size > 256 * 2**20:  # a record holds one map's values: far smaller
+            return False
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(rec, dict) and all(k in rec for k in RECORD_KEYS) and rec["overlay"] == f"{path.stem}.png"
+
+
+def _is_overlay(path: Path) -> bool:
+    """``NAME.png`` is an overlay ``explain`` wrote: a PNG that the record ``NAME.json`` beside it names."""
+    return file_head(path, 8) == b"\x89PNG\r\n\x1a\n" and _is_record(path.with_suffix(".json"))
+
+
+def _overlay(name: str) -> str:
+    return f"an overlay explain wrote (a PNG named by the record {name}.json beside it)"
+
+
+_RECORD = f"a record explain wrote (a JSON object with the keys {', '.join(RECORD_KEYS)})"
+
+
+def _check_outputs(folder: Path, names: Sequence[str]) -> None:
+    """Refuse before any work if a file ``explain`` would write into ``folder`` is there and not its own."""
+    with _bad_input(FileExistsError):
+        for name in names:
+            refuse_unless_ours(folder / f"{name}.png", _is_overlay, _overlay(name), fix="--out")
+            refuse_unless_ours(folder / f"{name}.json", _is_record, _RECORD, fix="--out")
+
+
+def _is_sweep_table(path: Path) -> bool:
+    """A CSV ``sweep`` wrote: its first line is exactly the header ``SWEEP_COLUMNS``."""
+    return file_head(path, 4096).split(b"\n", 1)[0].rstrip(b"\r") == ",".join(SWEEP_COLUMNS).encode()
+
+
+_TABLE = f"a table sweep wrote (first line: {','.join(SWEEP_COLUMNS)})"
+
+
+def _out_file(out: str | Path) -> Path:
+    """``sweep``'s ``--out`` checked, nothing created yet: a free path or a table ``sweep`` wrote
+    (``core.files.check_target``: an empty path, a folder, a path below a file are refused too)."""
+    with _bad_input(ValueError, FileExistsError, IsADirectoryError):
+        path = check_target(out, _is_sweep_table, _TABLE, example="heads.csv", arg="--out")
+    _check_writable(path.parent)
     return path
 
 
@@ -248,16 +324,23 @@ def explain_images(
 ) -> list[Path]:
     """Write ``NAME.png`` (overlay with colour bar) and ``NAME.json`` (its numbers) in ``out`` for
     every image; returns the paths written. Everything is checked before the first file is
-    written (``CliError`` names the problem and the fix). Introduced with notebook 06 (rollout)."""
+    written (``CliError`` names the problem and the fix). An existing ``NAME.json`` is replaced
+    only if it is a record explain wrote (a JSON object with ``RECORD_KEYS`` whose ``overlay`` is
+    ``NAME.png``), an existing ``NAME.png`` only if such a record beside it names it; anything else
+    there is refused before the model is loaded, and nothing changes on disk. An empty ``out`` is
+    refused (``"."`` is this folder). Introduced with notebook 06 (rollout)."""
     if method not in _registry():
         raise CliError(f"unknown method {method!r}; choose one of {_registry()} (python -m vitnotes explain --help)")
     options = _check_options(method, layer, head, target)
+    names = _stems(images)
+    folder = _out_folder(out)
+    _check_outputs(folder, names)  # before any work: nothing of the user's is overwritten
     pictures = _open_images(images)
     net = _load_model(model)
     _check_fit(net, model, method, layer, head)
     req = _Request(model, method, layer, head, _target_index(net, model, target), options)
-    folder = _out_folder(out)
-    steps = zip(images, pictures, _stems(images), strict=True)
+    _make_folder(folder)
+    steps = zip(images, pictures, names, strict=True)
     if progress and len(pictures) > 1:
         from tqdm.auto import tqdm
 
@@ -321,8 +404,8 @@ def _explain_one(net, req: _Request, path, picture, folder: Path, name: str) -> 
     }
     fig = overlay(display_image(x[0], net.preprocessing), heat, title=_overlay_title(req, pred))
     png, js = folder / f"{name}.png", folder / f"{name}.json"
-    _atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-    _atomic_write(js, lambda tmp: tmp.write_text(json.dumps(record, indent=2) + "\n"))
+    _atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=100), _is_overlay, _overlay(name))
+    _atomic_write(js, lambda tmp: tmp.write_text(json.dumps(record, indent=2) + "\n"), _is_record, _RECORD)
     return [png, js]
 
 
@@ -370,7 +453,10 @@ def sweep_table(
     """Ablate every head alone over ``images`` (true ``labels``: class indices or names, or
     comma-separated numbers for a regression model) and write the table (``vn.sweep``) as CSV to
     ``out``: one row per (layer, head) with ``loss``, ``rel_increase``, and the intact loss and
-    image count. Introduced with notebook 08 (head ablation)."""
+    image count (columns ``SWEEP_COLUMNS``). An existing ``out`` is replaced only if it is a table
+    sweep wrote (its first line is exactly that header); anything else (a user's file, a folder,
+    a symbolic link, an empty ``out``, a path below a file) is refused before the images are read
+    or the model loaded, and nothing changes on disk. Introduced with notebook 08 (head ablation)."""
     from .interventions.ablation import sweep
 
     if batch_size < 1:
@@ -394,7 +480,9 @@ def sweep_table(
     df["n_images"] = df.attrs["n"]
     df["loss_kind"] = df.attrs["loss"]
     df["model"] = model
-    _atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, float_format="%.9g"))
+    table = df[list(SWEEP_COLUMNS)]
+    _make_folder(path.parent)
+    _atomic_write(path, lambda tmp: table.to_csv(tmp, index=False, float_format="%.9g"), _is_sweep_table, _TABLE)
     return path
 
 
@@ -417,6 +505,8 @@ Per image, the folder gets NAME.png (the map over the image the model saw, with 
 NAME.json: image, model, method, layer/head/target, prediction and top-5 classes with probabilities
 (outputs for a regression model), and the map: its grid, entropy (nats), entropy / log N, top-10
 share and values. Files are written whole (temporary name, then renamed); bad input writes nothing.
+Nothing is overwritten that explain did not write: an existing NAME.json is replaced only if it is
+an explain record, NAME.png only if such a record beside it names it; anything else is refused.
 Models: a zoo name, a local folder (config.json + model.safetensors) or a hub id (offline: only
 models already in the Hugging Face cache). Exit status: 0 done, 2 bad input, 1 failure."""
 
@@ -427,7 +517,9 @@ SWEEP_EXAMPLES = """examples:
 Each head is ablated alone (its output zeroed before the output projection, notebook 08) and the
 loss over the images measured: cross-entropy for classifiers, MSE for regression models. The CSV
 has one row per (layer, head): layer, head, loss, rel_increase (loss / intact loss - 1),
-baseline_loss, n_images, loss_kind, model. Written whole (temporary name, then renamed).
+baseline_loss, n_images, loss_kind, model. Written whole (temporary name, then renamed). An
+existing --out is replaced only if sweep wrote it (its first line is that header); any other file
+is refused.
 Exit status: 0 done, 2 bad input, 1 failure."""
 
 
@@ -466,7 +558,12 @@ def _add_explain(sub, names: list[str]) -> None:
         metavar="METHOD",
         help=f"map method from the registry, one of: {', '.join(names)} (default: rollout)",
     )
-    ex.add_argument("--out", default="vitnotes-maps", metavar="DIR", help="output folder (default: vitnotes-maps)")
+    ex.add_argument(
+        "--out",
+        default="vitnotes-maps",
+        metavar="DIR",
+        help="output folder (default: vitnotes-maps); files explain did not write are never replaced",
+    )
     ex.add_argument(
         "--layer",
         type=int,
@@ -506,7 +603,12 @@ def _add_sweep(sub) -> None:
     sw.add_argument(
         "--model", required=True, metavar="NAME", help="zoo name, local folder or hub id of a ViT (required)"
     )
-    sw.add_argument("--out", required=True, metavar="FILE", help="CSV file to write (its folder is created if missing)")
+    sw.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="CSV file to write (its folder is created if missing); replaced only if sweep wrote it",
+    )
     sw.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per forward pass (default: 64)")
 
 

@@ -3,7 +3,13 @@
 It builds a ViT with *random* weights (the figure says so), so it runs on any machine without the
 zoo or the hub: what it shows is the machinery (capture under SDPA, rollout, Grad-CAM), not what
 a trained model looks at; the book's chapters use the trained zoo. A user of the public API, like
-the notebooks: it imports ``vitnotes`` only.
+the notebooks: it imports ``vitnotes`` only (and ``vitnotes.core.files``, which writes the figure).
+
+The figure is written whole (a temporary file beside it, then renamed), and nothing is overwritten
+that the demo did not write: an existing ``--out`` is replaced only if it is a PNG the demo wrote
+(its ``Software`` text chunk is ``MARK``); anything else there, an empty ``--out``, a folder or a
+path below a file is refused with one line and exit status 2, before the figure is built, and
+again just before the rename.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import torch
 from matplotlib.figure import Figure
 
 import vitnotes as vn
+from vitnotes.core.files import check_target, file_head, write_atomic
 
 
 def build_figure() -> tuple[Figure, dict]:
@@ -50,16 +57,35 @@ def build_figure() -> tuple[Figure, dict]:
     return fig, {"layers": len(strip), "entropy_norm_last": float(table.entropy_norm.iloc[-1])}
 
 
+MARK = "vitnotes demo"  # the PNG's Software text chunk: what marks an existing file as the demo's own
+
+
+def _is_demo_png(path: Path) -> bool:
+    head = file_head(path, 4096)
+    return head.startswith(b"\x89PNG\r\n\x1a\n") and b"tEXtSoftware\x00" + MARK.encode() in head
+
+
+_WHAT = "a figure the demo wrote"
+
+
 def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join("_build", "demo", "demo.png"))
     args = parser.parse_args(argv)
+    try:
+        out = check_target(args.out, _is_demo_png, _WHAT, example="demo.png", arg="--out")
+    except (ValueError, FileExistsError, IsADirectoryError) as err:  # one line, exit 2 (as argparse refuses)
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
     fig, info = build_figure()
-    out = Path(args.out)
+
+    def save(tmp: Path) -> None:
+        fig.savefig(tmp, format="png", metadata={"Software": MARK})
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp.png")
-    fig.savefig(tmp)
-    tmp.replace(out)  # never leave a half-written figure behind
+    try:
+        write_atomic(out, save, _is_demo_png, _WHAT, fix="--out")  # never a half-written figure
+    except FileExistsError as err:  # something not the demo's appeared there while the figure was built
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
     print(f"wrote {out} ({info['layers']} layers; last-layer CLS entropy {info['entropy_norm_last']:.3f} of log N)")
     return out
 

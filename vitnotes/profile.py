@@ -15,8 +15,8 @@ import torch
 from .core import arch
 from .core.batches import Part, add_up, gather, is_dataset, part
 from .core.capture import Attention, patch_grid, stream
-from .core.geometry import Geometry, layer_indices
-from .core.model import check_pixel_values, unwrap
+from .core.geometry import Geometry, as_int, layer_indices
+from .core.model import check_batch_size, check_pixel_values, unwrap
 from .data.chirps import REGIONS
 from .stats import attention_distance, entropy, mask_coverage, normalized_entropy, patch_distances, topk_share
 
@@ -56,6 +56,7 @@ def attention_distances(
     net, geom = unwrap(model)
     geom.require_vit("attention_distances")
     x = check_pixel_values(pixel_values, geom)
+    batch_size = check_batch_size(batch_size)
     grid = geom.grid_for(*x.shape[-2:])
     kept: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
 
@@ -86,7 +87,7 @@ def query_grids(attn: Attention, layer: int, image: int = 0) -> torch.Tensor:
     order). Needs a full capture. Introduced in notebook 02 (heads)."""
     if attn.cls_only:
         raise ValueError("query_grids needs the full matrices; capture with cls_only=False")
-    a = attn.get(layer)[image]  # [head, query, key]
+    a = attn.get(layer)[as_int(image, "image")]  # [head, query, key]
     return patch_grid(a[:, attn.geometry.prefix :], attn.geometry.prefix, attn.grid)
 
 
@@ -107,6 +108,7 @@ def cls_summary(
     process takes a part of the images and the sums are added over processes (``book/scale.md``).
     Introduced in notebook 01 (layers).
     """
+    check_batch_size(batch_size)
     if not isinstance(attn, Attention):
         if data is None:
             raise TypeError("pass a vn.capture result, or a model and its images: vn.cls_summary(model, data)")
@@ -171,6 +173,7 @@ def attention_profile(
     """
     _, geom = unwrap(model)
     geom.require_vit("an attention profile")
+    batch_size = check_batch_size(batch_size)
     data = _masked(model, geom, pixel_values, masks, batch_size)
     layers = layer_indices(geom, None)
     sums: dict[Any, Any] = {"n": 0}

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from .core.files import below_a_file
 from .core.images import Preprocessing
 from .core.model import Model, geometry, unwrap
 
@@ -204,7 +205,7 @@ def check_save_target(folder: str | Path) -> Path:
     folder = Path(folder).expanduser()
     if str(folder).strip() in ("", "."):
         raise ValueError(f"{str(folder)!r} names no folder; give the model a folder of its own, e.g. 'my-model'")
-    below = next((p for p in folder.parents if p.exists() and not p.is_dir()), None)
+    below = below_a_file(folder)
     if below is not None:
         raise FileExistsError(f"cannot save the model in {folder}: {below} is a file, not a folder")
     if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):

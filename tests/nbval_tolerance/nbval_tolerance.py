@@ -5,7 +5,8 @@ passes when it differs only in printed decimals, each within ``UNITS`` units of 
 digit (``0.378`` against ``0.380``: one image's vote among 500; ``233.197`` against ``233.198``:
 another CPU's summation order). Everything else must match exactly: the words between the numbers
 (a verdict, a claim, a label), every integer (a count, an index, a size), the number of decimals
-printed, and the sign of any number further than the tolerance from zero. Each output passed this
+printed, and the sign of any number further than the tolerance from zero. Whitespace is not compared
+(a text table pads its columns to the widest cell, so ``-0.000`` for ``0.000`` shifts a row). Each output passed this
 way is listed at the end of the run, so the tolerance is visible in CI's log.
 """
 
@@ -19,6 +20,7 @@ from nbval import plugin as nbval_plugin
 UNITS = 2  # units of the last printed digit
 NUMBER = re.compile(r"[-+\u2212]?(?:\d+\.\d+|\d+)(?:[eE][-+]?\d+)?")
 TOLERATED: list[tuple[str, str, str]] = []  # (cell, stored, computed), for the summary
+SECONDS: dict[str, float] = defaultdict(float)  # notebook -> seconds its cells ran
 
 
 def _value(token: str) -> tuple[float, float | None]:
@@ -31,12 +33,17 @@ def _value(token: str) -> tuple[float, float | None]:
     return float(token), 10.0 ** (int(exponent or 0) - decimals)
 
 
+def _words(text: str) -> list[str]:
+    """The text between the numbers, without whitespace."""
+    return ["".join(piece.split()) for piece in NUMBER.split(text)]
+
+
 def close(stored: str, computed: str, units: int = UNITS) -> bool:
     """Whether ``computed`` says what ``stored`` says, at the precision its numbers were printed with."""
     if stored == computed:
         return True
-    if NUMBER.split(stored) != NUMBER.split(computed):
-        return False  # other words, other layout, other signs of words
+    if _words(stored) != _words(computed):
+        return False  # other words, other signs of words, another number of numbers
     for a, b in zip(NUMBER.findall(stored), NUMBER.findall(computed), strict=True):
         if a == b:
             continue
@@ -81,7 +88,7 @@ def compare_outputs(self, test, ref, skip_compare=None):
     beyond = [(a, b) for a, b in pairs if not close(a, b)]
     if beyond:
         a, b = beyond[0]
-        same = NUMBER.split(a) == NUMBER.split(b)
+        same = _words(a) == _words(b)
         self.comparison_traceback.append(
             f"nbval_tolerance: beyond {UNITS} units of the last digit: {_changed_numbers(a, b)}"
             if same
@@ -100,7 +107,16 @@ def _changed_numbers(a: str, b: str) -> str:
     return ", ".join(f"{x} -> {y}" for x, y in zip(NUMBER.findall(a), NUMBER.findall(b), strict=True) if x != y)
 
 
+def pytest_runtest_logreport(report):
+    if report.when == "call" and ".ipynb::" in report.nodeid:
+        SECONDS[report.nodeid.split("::")[0]] += report.duration
+
+
 def pytest_terminal_summary(terminalreporter):
+    if SECONDS:
+        terminalreporter.write_line(f"nbval: each notebook's time ({sum(SECONDS.values()) / 60:.1f} min in all):")
+        for notebook, seconds in SECONDS.items():
+            terminalreporter.write_line(f"  {seconds:7.1f} s  {notebook}")
     if TOLERATED:
         terminalreporter.write_line(
             f"nbval_tolerance: {len(TOLERATED)} output(s) matched within {UNITS} units of the last printed digit:"

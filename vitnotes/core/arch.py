@@ -19,7 +19,7 @@ __all__ = [
     "attention_input", "mlp_input", "attention_layer_scale", "attention_scale", "embeddings", "family_of",
     "eager_attention", "cls_head", "context", "finish_block", "cls_block", "blocks", "attention_module",
     "projections", "mlp_activation", "final_norm", "classifier", "readout", "layer_norms", "is_regression",
-    "use_attention_function", "cnn_blocks", "position_embeddings",
+    "use_attention_function", "cnn_blocks", "position_embeddings", "attention_bias", "unsupported",
 ]  # fmt: skip
 
 _QKO = ("q_proj", "k_proj", "o_proj")
@@ -69,9 +69,15 @@ def prefix_tokens(config) -> int:
 _CLS_MEAN_HEADS = ("Dinov2ForImageClassification", "Dinov2WithRegistersForImageClassification")
 
 
+# Classifiers that read a pooled token: BEiT's pooler, the patch mean through a layer norm
+# (``use_mean_pooling``, the default) or CLS (without it).
+_POOLER_HEADS = ("BeitForImageClassification",)
+
+
 def readout_tokens(config) -> int:
     """The classifier's input width in hidden sizes: DeiT averages its CLS and distillation heads
-    (2), DINOv2 reads CLS concatenated with the patch mean (2), ViT reads CLS (1)."""
+    (2), DINOv2 reads CLS concatenated with the patch mean (2), ViT reads CLS (1), BEiT reads its
+    pooled token, the patch mean or CLS (1)."""
     if config.model_type in ("dinov2", "dinov2_with_registers"):
         return 2
     return prefix_tokens(config) if config.model_type == "deit" else 1
@@ -109,16 +115,67 @@ def mlp_input(block: torch.nn.Module) -> torch.nn.Module:
 
 def attention_layer_scale(block: torch.nn.Module) -> torch.Tensor | None:
     """The per-channel factor ``[hidden]`` on a block's attention output before the residual add
-    (DINOv2's ``layer_scale1``), or None where the family has none (ViT, DeiT)."""
+    (DINOv2's ``layer_scale1``, BEiT's ``lambda_1``), or None where the family has none (ViT, DeiT,
+    BEiT with ``layer_scale_init_value=0``)."""
     scale = getattr(block, "layer_scale1", None)
-    return None if scale is None else scale.lambda1
+    if scale is not None:
+        return scale.lambda1
+    scale = getattr(block, "lambda_1", None)  # BEiT: a parameter, or the float 1.0 when switched off
+    return scale if isinstance(scale, torch.Tensor) else None
 
 
 def _layer_scale(block: torch.nn.Module, which: int, x: torch.Tensor) -> torch.Tensor:
-    """DINOv2's per-channel layer scale on a branch's output (``layer_scale1``: attention,
-    ``layer_scale2``: MLP); families without one return ``x`` unchanged."""
+    """The per-channel layer scale on a branch's output (DINOv2's ``layer_scale1`` / BEiT's
+    ``lambda_1``: attention, ``layer_scale2`` / ``lambda_2``: MLP); families without one return ``x``
+    unchanged."""
     scale = getattr(block, f"layer_scale{which}", None)
-    return x if scale is None else scale(x)
+    if scale is not None:
+        return scale(x)
+    scale = getattr(block, f"lambda_{which}", None)
+    return scale * x if isinstance(scale, torch.Tensor) else x
+
+
+def attention_bias(net: torch.nn.Module, block: torch.nn.Module, height: int, width: int) -> torch.Tensor | None:
+    """The additive bias ``[1, head, T, T]`` that ``block`` adds to its attention scores before the
+    softmax for ``height x width`` images, or None where the family adds none (ViT, DeiT, DINOv2).
+    BEiT's relative position bias: the model's shared table (``use_shared_relative_position_bias``)
+    plus the block's own (``use_relative_position_bias``), each read through the model's own module
+    exactly as its forward reads it (so with the same interpolation at another image size).
+    Captured attention needs none of this (the bias reaches the attention function as its mask);
+    it is for the methods that recompute scores from q and k (``value-weighted``)."""
+    parts = [getattr(getattr(net, "base_model", net), "shared_position_bias", None)]
+    parts.append(getattr(block, "relative_position_bias", None))
+    parts = [m for m in parts if isinstance(m, torch.nn.Module)]
+    if not parts:
+        return None
+    patch = net.config.patch_size
+    window = (height // patch, width // patch)
+    interpolate = (height, width) != (net.config.image_size,) * 2  # as core.model.forward decides
+    tokens = prefix_tokens(net.config) + window[0] * window[1]
+    return sum(m(window, interpolate, dim_size=tokens) for m in reversed(parts))  # the block's, then the shared
+
+
+def unsupported(net: torch.nn.Module) -> str | None:
+    """Why vitnotes refuses a model that otherwise looks like a ViT, or None. ViT-MAE's encoder
+    (``vit_mae``) shuffles its patch tokens at random on every forward and keeps only ``1 -
+    mask_ratio`` of them, so its tokens have no fixed place on the patch grid (even with
+    ``mask_ratio=0`` the order is random). data2vec-vision (``data2vec-vision``) has BEiT's layout but
+    its own attention modules (``query``/``key``/``value`` and its own SDPA path), which bypass the
+    attention functions every capture and method goes through."""
+    if family_of(net) == "vit_mae":
+        ratio = getattr(net.config, "mask_ratio", "?")
+        return (
+            f"{type(net).__name__} (ViT-MAE) shuffles its patch tokens at random on every forward and keeps "
+            f"1 - mask_ratio of them (mask_ratio={ratio}; even 0 keeps the random order), so its attention has no "
+            "fixed patch grid; vitnotes refuses it: load the encoder's weights into a ViTForImageClassification"
+        )
+    if family_of(net) == "data2vec-vision":
+        return (
+            f"{type(net).__name__} (data2vec-vision) computes attention in its own modules, outside transformers' "
+            "attention functions, so vitnotes cannot capture it or swap it; vitnotes refuses it (BEiT, the same "
+            "layout, is supported)"
+        )
+    return None
 
 
 def family_of(net: torch.nn.Module) -> str:
@@ -164,8 +221,9 @@ _CLS_HEADS = ("ViTForImageClassification", "DeiTForImageClassification")
 
 def cls_head(net: torch.nn.Module):
     """(embeddings, blocks, final norm, classifier) when the logits read the CLS token alone, else None
-    (DINOv2's classifier also reads the patch mean, so the fast ablation sweep's CLS-only last layer
-    would be wrong there: ``sweep`` falls back to one full forward per head)."""
+    (DINOv2's classifier also reads the patch mean and BEiT's the patch mean alone, so the fast
+    ablation sweep's CLS-only last layer would be wrong there: ``sweep`` falls back to one full
+    forward per head)."""
     if type(net).__name__ not in _CLS_HEADS:
         return None
     base = net.base_model
@@ -177,7 +235,9 @@ def cls_head(net: torch.nn.Module):
 
 
 def context(block: torch.nn.Module, x: torch.Tensor, queries: int | None = None) -> torch.Tensor:
-    """Attention context ``(B, Q, H*d)`` before the output projection; ``queries=1``: CLS row only."""
+    """Attention context ``(B, Q, H*d)`` before the output projection; ``queries=1``: CLS row only.
+    No additive bias is added (``attention_bias``): only the families ``cls_head`` accepts, which have
+    none, come here."""
     b, n, _ = x.shape
     attn = block.attention
     q = attn.q_proj(x if queries is None else x[:, :queries])
@@ -209,7 +269,7 @@ def blocks(net: torch.nn.Module) -> list[torch.nn.Module]:
     """The transformer blocks in order; a model without them (a CNN) is refused."""
     layers = vit_layers(net)
     if layers is None:
-        raise TypeError(f"{type(net).__name__} has no transformer blocks that vitnotes knows (ViT, DeiT, DINOv2)")
+        raise TypeError(f"{type(net).__name__} has no transformer blocks that vitnotes knows (ViT, DeiT, DINOv2, BEiT)")
     return list(layers)
 
 
@@ -226,7 +286,7 @@ def projections(block: torch.nn.Module) -> tuple[torch.nn.Linear, torch.nn.Linea
 
 
 def mlp_activation(block: torch.nn.Module) -> torch.nn.Module:
-    """The MLP's activation module (GELU for ViT, DeiT and DINOv2). A gated MLP (DINOv2's SwiGLU,
+    """The MLP's activation module (GELU for ViT, DeiT, DINOv2 and BEiT). A gated MLP (DINOv2's SwiGLU,
     ``use_swiglu_ffn``) has no single activation to give a rule to, and is refused."""
     act = getattr(block.mlp, "activation_fn", None)
     if act is None:
@@ -238,7 +298,8 @@ def mlp_activation(block: torch.nn.Module) -> torch.nn.Module:
 
 
 def final_norm(net: torch.nn.Module) -> torch.nn.Module:
-    """The layer norm after the last block."""
+    """The layer norm after the last block (BEiT with mean pooling: an identity, its layer norm sits
+    in the pooler after the mean; ``readout`` reads it there)."""
     return getattr(net, "base_model", net).layernorm
 
 
@@ -256,7 +317,11 @@ def readout(net: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     """Outputs ``[batch, outputs]`` read from token states ``[batch, T, hidden]`` the way the model
     reads its last ones: final layer norm, then the classifier on the CLS token (ViT, DeiT) or on
     CLS concatenated with the mean of the patch tokens, every prefix token dropped (DINOv2, with
-    or without registers)."""
+    or without registers); BEiT: its own pooler, the layer-normed mean of the patch tokens (CLS
+    dropped; ``use_mean_pooling``, the default) or the final-normed CLS token, then the classifier."""
+    if type(net).__name__ in _POOLER_HEADS:
+        base = net.base_model
+        return classifier(net)(base.pooler(base.layernorm(tokens)))
     normed = final_norm(net)(tokens)
     if type(net).__name__ in _CLS_MEAN_HEADS:
         prefix = prefix_tokens(net.config)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .geometry import as_int
 from .images import image_stack
 
 __all__ = ["Part", "add_up", "gather", "is_dataset", "part", "processes", "span"]
@@ -97,8 +98,7 @@ def part(data: Any, model: Any, roles: Mapping[str, Any], *, batch_size: int, wh
     its per-image values, already checked, or None) or a dataset (``roles`` maps each role to its
     column: a name, a tuple of accepted names where the first present one is used, or None for
     "not wanted"). ``raw``: raw images (an image column) instead of ``pixel_values``."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = as_int(batch_size, "batch_size", least=1)
     if is_dataset(data):
         return _dataset_part(data, model, roles, batch_size, what, raw)
     rank, world = processes()

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from . import arch
 from .geometry import Geometry, layer_indices
 from .hooks import hooks
-from .model import check_pixel_values, chunk_size, forward, unwrap, vit_input
+from .model import check_batch_size, check_pixel_values, chunk_size, forward, unwrap, vit_input
 
 __all__ = ["Attention", "attention_io", "block_images", "capture", "patch_grid", "stream"]
 
@@ -133,7 +133,7 @@ def stream(
     The model's attention implementation is restored on exit, even on error.
     """
     net, _ = unwrap(model)
-    chunks = pixel_values.split(batch_size)
+    chunks = pixel_values.split(check_batch_size(batch_size))
     if progress:
         from tqdm.auto import tqdm
 

@@ -1,4 +1,5 @@
-"""A model's shape: layers, heads, patch grid, prefix tokens; layer and head indices.
+"""A model's shape: layers, heads, patch grid, prefix tokens; layer and head indices, and the
+check every index and count a user passes goes through (``as_int``).
 
 Introduced in notebook 00 (attention math).
 """
@@ -7,18 +8,41 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-__all__ = ["Geometry", "layer_indices"]
+__all__ = ["Geometry", "as_int", "is_scalar", "layer_indices"]
+
+
+def as_int(value: Any, what: str, least: int | None = None) -> int:
+    """``value`` as an int, in whatever form a user holds a whole number: an int, a numpy integer, a
+    0-d integer tensor or array, or a float that is whole (``3.0``, ``np.float32(3)``). Anything else
+    (a bool, a fraction such as 2.5, a string, a list) is a ``TypeError``; a number below ``least`` a
+    ``ValueError``; either in one line that names ``what`` and the fix. The one check behind every
+    layer, head, stage and token index and every count (``batch_size``) vitnotes takes."""
+    number = value.item() if getattr(value, "ndim", None) == 0 and hasattr(value, "item") else value
+    if isinstance(number, (float, np.floating)) and float(number).is_integer():
+        number = int(number)
+    if isinstance(number, (bool, np.bool_)) or not isinstance(number, (int, np.integer)):
+        raise TypeError(f"{what} must be a whole number (an int such as 3), got {value!r}")
+    if least is not None and number < least:
+        bound = "a positive int (>= 1)" if least == 1 else f"an int >= {least}"
+        raise ValueError(f"{what} must be {bound}, got {number}")
+    return int(number)
+
+
+def is_scalar(value: Any) -> bool:
+    """Whether ``value`` is one number (an int, a float, a numpy scalar, a 0-d tensor or array), not a
+    list of them: how ``layers=3`` is told from ``layers=[3, 5]``."""
+    return isinstance(value, (int, float, np.number)) or getattr(value, "ndim", None) == 0
 
 
 def _index(value: int, n: int, what: str, unit: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{what} must be an int, got {type(value).__name__}")
+    value = as_int(value, what)
     if not -n <= value < n:
         raise IndexError(f"{what} {value} is out of range: this model has {n} {unit}, use 0..{n - 1} or -1..-{n}")
-    return int(value) % n
+    return value % n
 
 
 @dataclass(frozen=True)
@@ -87,7 +111,7 @@ def layer_indices(geom: Geometry, layers: int | Iterable[int] | None) -> list[in
     """Normalise ``layers`` (None = all, an int, or a list; negatives count from the end)."""
     if layers is None:
         return list(range(geom.layers))
-    if isinstance(layers, int):
+    if is_scalar(layers):
         layers = [layers]
     out = [geom.layer(layer) for layer in layers]
     if not out:

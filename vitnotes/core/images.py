@@ -89,7 +89,9 @@ class Preprocessing:
         opened with ``open_image``. A numpy array is one image (``[H, W]``, ``[H, W, 1|3]``) or, stacked,
         a batch of them:
         ``[batch, H, W, 1|3]``, or ``[batch, H, W]`` for a one-channel model (a 3-D array for a colour
-        model stays one image, so a channels-first ``[3, H, W]`` gets a clear error)."""
+        model stays one image, so a channels-first ``[3, H, W]`` gets a clear error). A list may also hold
+        images as nested lists or torch tensors (a ``datasets`` column such as ``ds["image"]``, whatever
+        its format: ``to_pil``)."""
         if isinstance(images, (str, Path)):
             images = [images]
         stacked = isinstance(images, np.ndarray) and (
@@ -104,7 +106,13 @@ class Preprocessing:
                 "preprocess takes PIL images or numpy arrays; a torch tensor is taken to be "
                 "pixel_values already and can be passed to vn functions directly"
             )
-        images = list(images)
+        try:
+            images = list(images)
+        except TypeError:
+            raise TypeError(
+                f"preprocess takes images: a PIL image, a numpy array, an image file path, or a list of them "
+                f"(or a datasets column, ds['image']); got {images!r:.60}"
+            ) from None
         if not images:
             raise ValueError("empty batch: pass at least one image")
         return torch.stack([self._one(img, i) for i, img in enumerate(images)])
@@ -173,22 +181,49 @@ def open_image(path: str | Path) -> Image.Image:
 def to_pil(img: Any, channels: int, where: str = "image") -> Image.Image:
     """Validate one image and return it as a PIL image with ``channels`` channels (1 -> L, 3 -> RGB).
 
-    Accepted: PIL images (``as_shown``: turned upright by their EXIF orientation; palette, CMYK,
-    16-bit grey and transparent ones converted as a viewer shows them); numpy arrays (H, W),
-    (H, W, 1) or (H, W, 3) of uint8 (0..255) or float (0..1); image file paths (``open_image``).
+    Accepted: PIL images (decoded now, so a lazily opened file that is truncated fails here, naming
+    it; ``as_shown``: turned upright by their EXIF orientation; palette, CMYK, 16-bit grey and
+    transparent ones converted as a viewer shows them); numpy arrays (H, W), (H, W, 1) or (H, W, 3)
+    of uint8 (0..255), of another integer type with values in 0..255, or float (0..1), and the same
+    as nested lists or torch tensors (what a ``datasets`` column of arrays gives; a tensor may also be
+    channels-first, ``[1|3, H, W]``, torch's layout); image file paths (``open_image``).
     Grey images given to a colour model are replicated to RGB and colour images given to a grey
     model are converted to luminance (PIL's ``convert("L")``). Anything else raises an error that
     says how to convert it. Introduced in notebook 00 (attention math).
     """
     if isinstance(img, Image.Image):
-        pil = as_shown(img, where)
-    elif isinstance(img, np.ndarray):
-        pil = Image.fromarray(_uint8_array(img, where))
+        pil = as_shown(_decoded(img, where), where)
+    elif isinstance(img, (np.ndarray, list, tuple, torch.Tensor)):
+        pil = Image.fromarray(_uint8_array(_as_array(img), where))
     elif isinstance(img, (str, Path)):
         return to_pil(open_image(img), channels, where=f"{where} ({img})")
     else:
         raise TypeError(f"{where}: expected a PIL image, a numpy array or an image file path, got {type(img).__name__}")
     return pil.convert("L" if channels == 1 else "RGB")
+
+
+def _decoded(img: Image.Image, where: str) -> Image.Image:
+    """``img`` with its pixels decoded (a no-op once loaded): a lazily opened file (``Image.open``)
+    that is truncated or corrupt fails here, in one line naming it, not deep inside a conversion."""
+    try:
+        img.load()
+    except (OSError, SyntaxError, ValueError) as err:
+        name = getattr(img, "filename", "") or f"a {img.format or 'PIL'} image"
+        raise ValueError(
+            f"{where} ({name}) cannot be decoded: it is corrupt or truncated ({err}); re-export or re-download it"
+        ) from None
+    return img
+
+
+def _as_array(img: Any) -> np.ndarray:
+    """A numpy image from an array, nested lists or a tensor (channels-first ``[1|3, H, W]`` turned
+    channels-last, as torch lays images out)."""
+    if not isinstance(img, torch.Tensor):
+        return np.asarray(img)
+    arr = img.detach().cpu().numpy()
+    if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3):
+        arr = arr.transpose(1, 2, 0)
+    return arr
 
 
 def _uint8_array(img: np.ndarray, where: str) -> np.ndarray:
@@ -210,6 +245,15 @@ def _uint8_array(img: np.ndarray, where: str) -> np.ndarray:
         raise ValueError(f"{where}: image of shape {img.shape} has no pixels")
     if arr.dtype == np.uint8:
         return arr
+    # other integer types (int64: what lists and datasets columns give) in 0..255; 16-bit data keeps its error
+    if arr.dtype.kind in "iu" and arr.dtype.itemsize != 2 and arr.size:
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi > 255:
+            raise ValueError(
+                f"{where}: integer image values must lie in 0..255, got {lo}..{hi}; "
+                "scale wider data to floats in [0, 1] (e.g. arr / arr.max())"
+            )
+        return arr.astype(np.uint8)
     if not np.issubdtype(arr.dtype, np.floating):
         raise TypeError(
             f"{where}: image dtype {arr.dtype} is not supported; use uint8 (0..255) or float (0..1)"

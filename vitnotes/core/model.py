@@ -4,7 +4,7 @@ starts with. Introduced in notebook 00 (attention math); ``vn.load`` (``zoo.py``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -13,12 +13,13 @@ import numpy as np
 import torch
 
 from . import arch
-from .geometry import Geometry
+from .geometry import Geometry, as_int, is_scalar
 from .images import Preprocessing
 
 __all__ = [
     "Model", "TargetError", "class_indices", "class_labels", "geometry", "unwrap", "check_pixel_values", "vit_input",
-    "evaluation", "forward", "resolve_targets", "targets_for", "score", "chunked", "chunk_size",
+    "evaluation", "forward", "resolve_targets", "targets_for", "score", "chunked", "chunk_size", "check_batch_size",
+    "per_image",
 ]  # fmt: skip
 
 
@@ -32,8 +33,8 @@ def _square(value: Any, what: str) -> int:
 
 
 def geometry(net: torch.nn.Module) -> Geometry:
-    """Geometry of a transformers image model (ViT / DeiT / DINOv2 / ResNet / ConvNeXt family).
-    Introduced in notebook 00 (attention math)."""
+    """Geometry of a transformers image model (ViT / DeiT / DINOv2 / BEiT / ResNet / ConvNeXt family;
+    the README's family table). Introduced in notebook 00 (attention math)."""
     if isinstance(net, Model):
         return net.geometry
     cfg = getattr(net, "config", None)
@@ -41,6 +42,9 @@ def geometry(net: torch.nn.Module) -> Geometry:
         raise TypeError(
             f"expected a transformers model or a vn.Model, got {type(net).__name__}; load one with vn.load(...)"
         )
+    refused = arch.unsupported(net)
+    if refused:
+        raise TypeError(refused)
     layers = arch.vit_layers(net)
     if layers is not None:
         return _vit_geometry(cfg, len(layers))
@@ -49,7 +53,7 @@ def geometry(net: torch.nn.Module) -> Geometry:
         return _cnn_geometry(cfg, len(stages))
     raise TypeError(
         f"{type(net).__name__} (model_type={arch.family_of(net)!r}) is neither a ViT-family model with "
-        "q/k/o projections (ViT, DeiT, DINOv2) nor a CNN with encoder stages (ResNet, ConvNeXt); "
+        "q/k/o projections (ViT, DeiT, DINOv2, BEiT) nor a CNN with encoder stages (ResNet, ConvNeXt); "
         "vitnotes supports those"
     )
 
@@ -105,7 +109,8 @@ class Model:
     def predict(self, pixel_values: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         """Logits (batch, classes) in evaluation mode, in chunks of ``batch_size``."""
         pixel_values = check_pixel_values(pixel_values, self.geometry)
-        return torch.cat([forward(self.net, chunk).logits for chunk in pixel_values.split(batch_size)])
+        chunks = pixel_values.split(check_batch_size(batch_size))
+        return torch.cat([forward(self.net, chunk).logits for chunk in chunks])
 
     def __repr__(self) -> str:
         g = self.geometry
@@ -135,9 +140,7 @@ def check_pixel_values(pixel_values: Any, geom: Geometry) -> torch.Tensor:
         )
     x = pixel_values
     if x.ndim == 3:
-        raise ValueError(
-            f"pixel_values of shape {tuple(x.shape)} has no batch dimension; use x[None] or x.unsqueeze(0)"
-        )
+        raise ValueError(f"pixel_values of shape {tuple(x.shape)} is not a batch (batch, C, H, W); {_three_d(x, geom)}")
     if x.ndim != 4:
         raise ValueError(f"pixel_values must have 4 dimensions (batch, C, H, W), got shape {tuple(x.shape)}")
     if x.shape[0] == 0:
@@ -159,6 +162,19 @@ def check_pixel_values(pixel_values: Any, geom: Geometry) -> torch.Tensor:
     return x
 
 
+def _three_d(x: torch.Tensor, geom: Geometry) -> str:
+    """The fix for a 3-D ``pixel_values``, by what it can be for this model."""
+    n, c = x.shape[0], geom.channels
+    if n == c:
+        return f"for one image of {c} channel{'s' * (c > 1)} use x[None] or x.unsqueeze(0)"
+    if c == 1:
+        return f"for {n} grey images use x[:, None] or x.unsqueeze(1)"
+    return (
+        f"it has no channel axis and this model takes {c} channels: make pixel_values from the raw images "
+        "with model.preprocess(list(x)), which turns grey images into colour"
+    )
+
+
 def vit_input(
     model: Any, pixel_values: Any, batch_size: int, what: str
 ) -> tuple[torch.nn.Module, Geometry, torch.Tensor]:
@@ -168,15 +184,16 @@ def vit_input(
     net, geom = unwrap(model)
     geom.require_vit(what)
     pixel_values = check_pixel_values(pixel_values, geom)
-    _check_batch_size(batch_size)
+    check_batch_size(batch_size, optional=True)
     return net, geom, pixel_values
 
 
-def _check_batch_size(batch_size: Any) -> None:
-    if batch_size is None:
-        return
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1 (or None: sized for the device), got {batch_size!r}")
+def check_batch_size(batch_size: Any, optional: bool = False) -> int | None:
+    """``batch_size`` as an int >= 1 (``as_int``: a numpy integer or a whole float is taken as that int),
+    or None where ``optional`` (the caller sizes chunks for the device); anything else refused in one line."""
+    if batch_size is None and optional:
+        return None
+    return as_int(batch_size, "batch_size", least=1)
 
 
 # What one image costs in a chunk, in bytes, by what the method keeps (T tokens, D hidden, H heads,
@@ -199,9 +216,8 @@ def chunk_size(model: Any, pixel_values: torch.Tensor, batch_size: int | None, *
     as many images as ``GPU_MEMORY_SHARE`` of its free memory holds (at most ``MAX_CHUNK``), an image
     costing what ``keeps`` says (``"forward"``, ``"attention"``: one layer's full matrices, ``"graph"``:
     a forward with autograd). Introduced in notebook 01; ``benchmarks/RESULTS.md`` has the GPU figures."""
-    _check_batch_size(batch_size)
     if batch_size is not None:
-        return int(batch_size)
+        return check_batch_size(batch_size)
     net, geom = unwrap(model)
     param = next(net.parameters())
     if param.device.type != "cuda":
@@ -258,12 +274,23 @@ def class_labels(net: Any) -> list[str] | None:
     return [str(id2label.get(i, id2label.get(str(i), f"class {i}"))) for i in range(n)] or None
 
 
+def per_image(values: Any) -> Any:
+    """Per-image values held in another sequence than a list, tuple, array or tensor (a ``datasets``
+    ``Column`` such as ``ds["label"]``, a pandas ``Series``, a ``range``) as a list, so they are taken
+    as every other sequence is; anything else (one value, a list, an array, a tensor) as it is."""
+    kept = (str, bytes, list, tuple, set, frozenset, Mapping, torch.Tensor, np.ndarray)  # a set has no order
+    if is_scalar(values) or isinstance(values, kept):
+        return values
+    return list(values) if hasattr(values, "__len__") and hasattr(values, "__iter__") else values
+
+
 def class_indices(target: Any, n: int | None = None, labels: list[str] | None = None, what: str = "target") -> list:
     """Class indices from a target in whatever form a user holds it: an int, a numpy integer, a 0-d or
     1-D tensor or array of integers, a class name (``labels``: ``config.id2label``; case-insensitive,
     or one of a label's comma-separated names, e.g. ``"tabby cat"``), or a list of any of these (one
     per image). Checked against ``n`` classes: floats, bools, negative and out-of-range indices and
     unknown names are refused with an error naming the fix. Introduced in notebook 03 (CNN vs ViT)."""
+    target = per_image(target)
     if isinstance(target, (torch.Tensor, np.ndarray)) and target.ndim > 0:
         target = target.reshape(-1).tolist()
     entries = list(target) if isinstance(target, (list, tuple)) else [target]
@@ -364,16 +391,16 @@ def chunked(pixel_values: torch.Tensor, target: Any, batch_size: int) -> Iterato
     is split with the images, a single class (or None) goes with every chunk."""
     if batch_size is None:
         raise ValueError("chunked needs a batch size: resolve it with chunk_size first")
-    _check_batch_size(batch_size)
+    batch_size, target = check_batch_size(batch_size), per_image(target)
     n = pixel_values.shape[0]
-    per_image = target is not None and _entries(target) > 1
-    if per_image:
+    several = target is not None and _entries(target) > 1
+    if several:
         target = target.reshape(-1) if isinstance(target, (torch.Tensor, np.ndarray)) else list(target)
         if len(target) != n:
             raise ValueError(f"target has {len(target)} entries for a batch of {n}; give one class or one per image")
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        yield pixel_values[start:stop], (target[start:stop] if per_image else target)
+        yield pixel_values[start:stop], (target[start:stop] if several else target)
 
 
 def _entries(target: Any) -> int:

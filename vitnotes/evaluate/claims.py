@@ -27,8 +27,8 @@ import pandas as pd
 import torch
 
 from ..core.capture import patch_grid, stream
-from ..core.geometry import layer_indices
-from ..core.model import check_pixel_values, unwrap
+from ..core.geometry import as_int, layer_indices
+from ..core.model import check_batch_size, check_pixel_values, unwrap
 from ..data.chirps import REGIONS
 from ..interventions.ablation import sweep
 from ..methods.rollout import fuse_heads
@@ -58,6 +58,7 @@ def image_profile(
     net, geom = unwrap(model)
     geom.require_vit("a per-image profile")
     x = check_pixel_values(pixel_values, geom)
+    batch_size = check_batch_size(batch_size)
     grid = geom.grid_for(*x.shape[-2:])
     if not 1 <= k <= grid[0] * grid[1]:
         raise ValueError(f"k must lie in 1..{grid[0] * grid[1]} (the number of patches), got {k}")
@@ -146,19 +147,16 @@ def head_losses(
     model: Any, pixel_values: torch.Tensor, targets: Any, heads: Sequence[tuple[int, int]], *, loss: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each image's loss with each of ``heads`` zeroed alone, ``[image, head]``, and its intact loss
-    ``[image]``: ``vn.sweep`` (same ablation, same loss) run one image at a time, so the relative
-    increase of any group of heads can be bootstrapped over images."""
-    heads = [(int(a), int(b)) for a, b in heads]
+    ``[image]``: one ``vn.sweep`` (same ablation, same loss) over the batch that keeps every image's
+    loss (``per_image=True``), so the relative increase of any group of heads can be bootstrapped
+    over images."""
+    heads = [(as_int(a, "layer"), as_int(b, "head")) for a, b in heads]
     if not heads:
         raise ValueError("pass at least one (layer, head) pair")
-    n = len(pixel_values)
-    losses, base = np.empty((n, len(heads))), np.empty(n)
-    for i in range(n):
-        df = sweep(model, pixel_values[i : i + 1], targets[i : i + 1], heads=heads, loss=loss)
-        order = {(int(r.layer), int(r.head)): r.loss for r in df.itertuples()}
-        losses[i] = [order[h] for h in heads]
-        base[i] = df.attrs["baseline"]
-    return losses, base
+    df = sweep(model, pixel_values, targets, heads=heads, loss=loss, per_image=True)
+    each = df.attrs["per_image"]  # losses [the table's rows, image], baseline [image]
+    row = {(int(layer), int(head)): i for i, (layer, head) in enumerate(zip(df["layer"], df["head"]))}
+    return each.losses[[row[h] for h in heads]].T.copy(), each.baseline.copy()
 
 
 def crossed_bootstrap(

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..core import arch
-from ..core.model import check_pixel_values, forward, unwrap
+from ..core.model import check_batch_size, check_pixel_values, forward, unwrap
 
 __all__ = ["timed_predict", "vit_cost"]
 
@@ -71,9 +71,7 @@ def timed_predict(
     """
     net, geom = unwrap(model)
     pixel_values = check_pixel_values(pixel_values, geom)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    chunks = pixel_values.split(batch_size)
+    chunks = pixel_values.split(check_batch_size(batch_size))
     for chunk in chunks[:warmup]:
         forward(net, chunk)
     logits, seconds = [], []

@@ -14,8 +14,9 @@ import pandas as pd
 import torch
 
 from ..core.batches import Part, gather, is_dataset, part
+from ..core.geometry import as_int
 from ..core.images import image_stack
-from ..core.model import Model, resolve_targets
+from ..core.model import Model, check_batch_size, resolve_targets
 from ..stats import as_maps
 from .agreement import resize_maps
 
@@ -129,8 +130,7 @@ def deletion_curve(
     Returns (probabilities ``[batch, steps + 1]``, fractions). Introduced in notebook 03.
     """
     model = _check_model(model)
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+    steps, batch_size = as_int(steps, "steps", least=1), check_batch_size(batch_size)
     imgs = image_stack(images)
     return _deletion(model, imgs, _order(imgs, maps, seed), steps, background, target, batch_size)
 
@@ -174,8 +174,7 @@ def deletion_study(
     per-image curves are gathered in image order, so every process returns one process's tables
     (``book/scale.md``).
     """
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+    steps, batch_size = as_int(steps, "steps", least=1), check_batch_size(batch_size)
     for m in models.values():
         _check_model(m)
     data = _deletion_input(images, maps, batch_size)

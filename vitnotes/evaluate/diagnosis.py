@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from ..core.capture import patch_grid, stream
-from ..core.model import vit_input
+from ..core.model import check_batch_size, vit_input
 from ..stats import entropy, mask_mass, topk_share
 
 __all__ = [
@@ -36,6 +36,7 @@ def predict_with_attention(
     pass. Introduced in notebook 04.
     """
     _, geom, pixel_values = vit_input(model, pixel_values, batch_size, "predict_with_attention")
+    batch_size = check_batch_size(batch_size)
     grid = geom.grid_for(*pixel_values.shape[-2:])
     rows: list[torch.Tensor] = []  # [chunk, head, T] CLS rows
     logits = stream(

@@ -51,8 +51,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..core.geometry import as_int
 from ..core.images import image_stack
-from ..core.model import Model, class_labels, resolve_targets
+from ..core.model import Model, check_batch_size, class_labels, resolve_targets
 from ..stats import as_maps
 from .agreement import random_maps, resize_maps
 from .deletion import deletion_auc, deletion_order
@@ -266,11 +267,6 @@ class _Scorer:
 
 
 # --------------------------------------------------------------------------- curves
-def _positive_int(value: Any, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{what} must be a positive int, got {value!r}")
-
-
 def _editable(restrict: Any, imgs: np.ndarray) -> np.ndarray:
     """The pixels that may be edited, ``[batch, H, W]`` bool: all, the object's (``"object"``) or a mask."""
     b, h, w = imgs.shape[:3]
@@ -343,8 +339,8 @@ def perturbation_curves(
     and the SRG. Introduced in notebook 09.
     """
     _require_model(model)
-    _positive_int(steps, "steps")
-    _positive_int(chunk, "chunk")
+    steps, chunk = as_int(steps, "steps", least=1), as_int(chunk, "chunk", least=1)
+    batch_size = check_batch_size(batch_size)
     imgs = image_stack(images)
     m = _maps_on(imgs, maps, resize_mode)
     editable = _editable(restrict, imgs)

@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from ..core.capture import capture
+from ..core.geometry import as_int
 from ..core.model import vit_input
 from ..stats import map_correlation
 from .intervals import bootstrap
@@ -58,7 +59,8 @@ def content_following(
     (``vn.capture(model, pixel_values, cls_only=True).cls_grids()``), to save one forward pass.
     Introduced in notebook 02 (heads)."""
     net, geom, x = vit_input(model, pixel_values, batch_size, "content_following")
-    if isinstance(shift, bool) or not isinstance(shift, int) or not 0 < shift < geom.grid_for(*x.shape[-2:])[1]:
+    shift = as_int(shift, "shift")
+    if not 0 < shift < geom.grid_for(*x.shape[-2:])[1]:
         raise ValueError(f"shift is a whole number of patches between 1 and the grid's width - 1, got {shift!r}")
     if base is None:
         base = capture(model, x, cls_only=True, batch_size=batch_size).cls_grids()  # [layer, batch, head, rows, cols]

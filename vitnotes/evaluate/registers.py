@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..core.model import check_pixel_values, forward, unwrap
+from ..core.model import check_batch_size, check_pixel_values, forward, unwrap
 from ..stats import high_norm_tokens
 from .intervals import bootstrap
 
@@ -38,10 +38,8 @@ def token_norms(model: Any, pixel_values: torch.Tensor, *, batch_size: int = 64)
     net, geom = unwrap(model)
     geom.require_vit("token_norms")
     x = check_pixel_values(pixel_values, geom)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     out = []
-    for chunk in x.split(batch_size):
+    for chunk in x.split(check_batch_size(batch_size)):
         states = forward(net, chunk, output_hidden_states=True).hidden_states[: geom.layers]
         out.append(torch.stack([h[:, geom.prefix :].float().norm(dim=-1) for h in states]))
     return torch.cat(out, 1)

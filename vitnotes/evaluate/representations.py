@@ -26,7 +26,7 @@ import torch
 
 from ..core import arch
 from ..core.hooks import hooks
-from ..core.model import check_pixel_values, forward, unwrap
+from ..core.model import check_batch_size, check_pixel_values, forward, unwrap
 from ..stats import cka_matrix
 from .intervals import bootstrap
 
@@ -75,8 +75,7 @@ def representations(
     if geom.kind != "vit" and pool == "cls":
         raise ValueError("a CNN has no CLS token: use pool='mean' (global average pooling)")
     x = check_pixel_values(pixel_values, geom)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    batch_size = check_batch_size(batch_size)
     names, was_training = _layer_names(net, geom.kind), net.training
     net.eval()
     chunks: list[list[torch.Tensor]] = []
@@ -137,6 +136,7 @@ def logit_lens(
     if arch.is_regression(net):
         raise TypeError("the logit lens reads class probabilities; this model regresses (it has no classes)")
     x = check_pixel_values(pixel_values, geom)
+    batch_size = check_batch_size(batch_size)
     y = _labels(labels, x.shape[0], int(net.config.num_labels), "labels")
     was_training = net.training
     net.eval()

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..core.model import check_pixel_values, class_labels, forward, resolve_targets, unwrap, vit_input
+from ..core.geometry import as_int
+from ..core.model import check_batch_size, check_pixel_values, class_labels, forward, resolve_targets, unwrap, vit_input
 from ..interventions.randomisation import randomized
 from ..methods.base import methods, registered
 from ..methods.gradient_rollout import attention_with_grads
@@ -51,6 +52,7 @@ def _maps_and_logits(
     model: Any, pixel_values: torch.Tensor, target: Any, batch_size: int
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     net, geom, pixel_values = vit_input(model, pixel_values, batch_size, "explanation maps")
+    batch_size = check_batch_size(batch_size)
     grid = geom.grid_for(*pixel_values.shape[-2:])
     n_classes = int(getattr(net.config, "num_labels", 0) or 1)
     labels = class_labels(net)
@@ -99,6 +101,7 @@ def cascading_randomization(
     net, geom = unwrap(model)
     geom.require_vit("cascading randomisation")
     pixel_values = check_pixel_values(pixel_values, geom)
+    batch_size = check_batch_size(batch_size)
     if not 0.0 < topk_frac <= 1.0:
         raise ValueError(f"topk_frac must lie in (0, 1], got {topk_frac}")
     targets = _fixed_targets(net, pixel_values, target, batch_size)
@@ -140,8 +143,9 @@ def _fixed_targets(net: torch.nn.Module, pixel_values: torch.Tensor, target: Any
 def _cascade(model: Any, layers: int, from_layers: Any, fully_random: bool) -> list[tuple[str, int, Any]]:
     """The steps ``(label, from_layer, model or None = randomise)``: the trained model first."""
     from_layers = [layers, layers - 1, 9, 6, 3, 0] if from_layers is None else list(from_layers)
+    from_layers = [as_int(f, "a from_layers entry") for f in from_layers]
     for f in from_layers:
-        if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or not 0 <= f <= layers:
+        if not 0 <= f <= layers:
             raise ValueError(f"from_layers must hold ints in 0..{layers} ({layers} = the head alone), got {f!r}")
     steps: list[tuple[str, int, Any]] = [("trained", layers + 1, model)]
     for f in from_layers:
@@ -195,6 +199,7 @@ def cascade_intervals(
     net, geom = unwrap(model)
     geom.require_vit("cascading randomisation")
     pixel_values = check_pixel_values(pixel_values, geom)
+    batch_size = check_batch_size(batch_size)
     if not 0.0 < topk_frac <= 1.0:
         raise ValueError(f"topk_frac must lie in (0, 1], got {topk_frac}")
     fixed = _fixed_targets(net, pixel_values, target, batch_size).tolist()

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..core.geometry import as_int
+from ..core.model import check_batch_size
 from .ground_truth import DISTRACTORS, ground_truth
 from .intervals import bootstrap
 from .perturbation import control_maps, perturbation_curves
@@ -59,6 +61,7 @@ def evaluation_table(
     metric. Introduced in notebook 09.
     """
     _check_inputs(maps, model, images, masks)
+    steps, batch_size = as_int(steps, "steps", least=1), check_batch_size(batch_size)
     methods = dict(maps)
     if controls and images is not None:
         for k, v in control_maps(images, seed).items():

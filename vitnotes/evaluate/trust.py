@@ -84,6 +84,12 @@ def method_table(kind: str | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("method")
 
 
+def _fixed(x: float, digits: int) -> str:
+    """``x`` at ``digits`` decimals, without the sign of a value that rounds to zero ("-0.000")."""
+    text = f"{x:.{digits}f}"
+    return text.lstrip("-") if float(text) == 0 else text
+
+
 def interval_table(
     table: pd.DataFrame,
     columns: Sequence[tuple[str, str]] | None = None,
@@ -96,7 +102,9 @@ def interval_table(
     order), each cell ``"value [low, high]"`` rounded to ``digits`` decimals; "" where undefined."""
     t = table.assign(column=[column_label(m, b) for m, b in zip(table["metric"], table["baseline"])])
     cell = lambda r: (
-        "" if pd.isna(r["value"]) else f"{r['value']:.{digits}f} [{r['low']:.{digits}f}, {r['high']:.{digits}f}]"
+        ""
+        if pd.isna(r["value"])
+        else f"{_fixed(r['value'], digits)} [{_fixed(r['low'], digits)}, {_fixed(r['high'], digits)}]"
     )  # noqa: E731
     t = t.assign(cell=[cell(r) for _, r in t.iterrows()])
     order = list(dict.fromkeys(t["column"])) if columns is None else [column_label(*c) for c in columns]

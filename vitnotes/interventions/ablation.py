@@ -20,9 +20,18 @@ import torch.nn.functional as F
 
 from ..core import arch
 from ..core.batches import Part, add_up, gather, is_dataset, part, processes
-from ..core.geometry import Geometry
+from ..core.geometry import Geometry, is_scalar
 from ..core.hooks import hooks
-from ..core.model import TargetError, check_pixel_values, class_indices, evaluation, forward, unwrap
+from ..core.model import (
+    check_batch_size,
+    check_pixel_values,
+    class_indices,
+    class_labels,
+    evaluation,
+    forward,
+    per_image,
+    unwrap,
+)
 
 __all__ = ["ImageLosses", "ablate", "evaluate_loss", "head_means", "sweep"]
 
@@ -30,10 +39,10 @@ __all__ = ["ImageLosses", "ablate", "evaluate_loss", "head_means", "sweep"]
 def _head_pairs(geom: Geometry, heads: Any) -> dict[int, list[int]]:
     """{layer: [heads]} from (layer, head) pairs or a {layer: head(s)} mapping."""
     if isinstance(heads, Mapping):
-        pairs = [(layer, h) for layer, hs in heads.items() for h in ([hs] if isinstance(hs, int) else hs)]
+        pairs = [(layer, h) for layer, hs in heads.items() for h in ([hs] if is_scalar(hs) else hs)]
     else:
         heads = list(heads)
-        if len(heads) == 2 and all(isinstance(x, int) for x in heads):
+        if len(heads) == 2 and all(is_scalar(x) for x in heads):
             heads = [tuple(heads)]  # a single (layer, head) pair
         pairs = []
         for item in heads:
@@ -114,6 +123,7 @@ def head_means(model: Any, pixel_values: torch.Tensor, *, batch_size: int = 64) 
     net, geom = unwrap(model)
     geom.require_vit("head means")
     pixel_values = check_pixel_values(pixel_values, geom)
+    batch_size = check_batch_size(batch_size)
     if len(pixel_values) == 0:
         raise ValueError("head_means needs at least one reference image")
     blocks = arch.vit_layers(net)
@@ -143,31 +153,25 @@ def _loss_kind(net: torch.nn.Module, loss: str | None) -> str:
     return loss
 
 
-def _check_targets(targets: Any, n: int, kind: str, classes: int) -> torch.Tensor:
-    """One target per image: class indices below ``classes`` for cross-entropy (``class_indices``:
-    ints, numpy integers, tensors; floats, negative indices and names refused with the fix), numbers
-    for MSE. Checked once per batch, on the host, before any head is ablated."""
-    t = _class_targets(targets) if kind == "ce" else _numbers(targets)
+def _check_targets(targets: Any, n: int, kind: str, model: Any) -> torch.Tensor:
+    """One target per image, in any sequence (a list, an array, a tensor, a ``datasets`` Column): for
+    cross-entropy the model's classes (``class_indices``, as ``vn.explain`` takes them: ints, numpy
+    integers, tensors, class names from ``config.id2label``; floats, negative or out-of-range indices
+    and unknown names refused with the fix), numbers for MSE. Checked once per batch, on the host,
+    before any head is ablated."""
+    targets = per_image(targets)
+    t = _class_targets(targets, unwrap(model)[0]) if kind == "ce" else _numbers(targets)
     if t.ndim == 0 or t.shape[0] != n:
         raise ValueError(f"{1 if t.ndim == 0 else t.shape[0]} targets for {n} images; give one target per image")
-    if kind == "ce" and t.numel() and int(t.max()) >= classes:
-        raise TargetError(
-            f"label {int(t.max())} is out of range: the model has {classes} classes "
-            f"(0..{classes - 1}); give one class index per image"
-        )
     return t
 
 
-def _classes(model: Any) -> int:
-    """The model's output count (``config.num_labels``)."""
-    return int(unwrap(model)[0].config.num_labels)
-
-
-def _class_targets(targets: Any) -> torch.Tensor:
+def _class_targets(targets: Any, net: torch.nn.Module) -> torch.Tensor:
     floating = targets.is_floating_point() if torch.is_tensor(targets) else np.asarray(targets).dtype.kind == "f"
     if floating:
         raise TypeError("cross-entropy targets must be integer class indices; for regression pass loss='mse'")
-    return torch.tensor(class_indices(targets, what="label"), dtype=torch.long)
+    n = int(net.config.num_labels)
+    return torch.tensor(class_indices(targets, n, class_labels(net), what="label"), dtype=torch.long)
 
 
 def _numbers(targets: Any) -> torch.Tensor:
@@ -187,8 +191,8 @@ def evaluate_loss(
     regression models (``problem_type == "regression"``). Introduced in notebook 08 (head ablation)."""
     net, geom = unwrap(model)
     pixel_values = check_pixel_values(pixel_values, geom)
-    kind = _loss_kind(net, loss)
-    t = _check_targets(targets, pixel_values.shape[0], kind, _classes(model))
+    batch_size, kind = check_batch_size(batch_size), _loss_kind(net, loss)
+    t = _check_targets(targets, pixel_values.shape[0], kind, model)
     total = 0.0
     for x, y in zip(pixel_values.split(batch_size), t.split(batch_size), strict=True):
         total += _losses(forward(net, x).logits, y, kind).sum().item()
@@ -219,13 +223,14 @@ def sweep(
     images]``, ``baseline`` ``[images]``, float64): what ``vn.sweep_subset`` and
     ``vn.head_intervals`` resample.
 
-    ``pixel_values``: a tensor (batch, C, H, W) with ``targets`` one per image, or a
-    ``datasets.Dataset`` / ``IterableDataset`` read ``batch_size`` rows at a time (never whole): its
-    ``pixel_values`` column, or its ``image`` column through the model's preprocessing, and the
-    targets from the column ``targets`` names (default ``label`` or ``labels``). Under ``accelerate
-    launch`` each process sweeps its part of the images and the per-head loss sums (over images, in
-    float64) are added over processes before dividing by the image count: every process returns
-    the table of one process (``book/scale.md``).
+    ``pixel_values``: a tensor (batch, C, H, W) with ``targets`` one per image (class indices or the
+    model's class names, as ``vn.explain`` takes them, in a list, array, tensor or ``datasets`` column
+    such as ``ds["label"]``), or a ``datasets.Dataset`` / ``IterableDataset`` read ``batch_size`` rows
+    at a time (never whole): its ``pixel_values`` column, or its ``image`` column through the model's
+    preprocessing, and the targets from the column ``targets`` names (default ``label`` or ``labels``).
+    Under ``accelerate launch`` each process sweeps its part of the images and the per-head loss sums
+    (over images, in float64) are added over processes before dividing by the image count: every
+    process returns the table of one process (``book/scale.md``).
 
     ``method="fast"`` (default) gives the same losses as ``"naive"`` (one full forward per head)
     at under half the cost: the residual stream entering layer l is computed once and shared by
@@ -239,7 +244,7 @@ def sweep(
     geom.require_vit("a head-ablation sweep")
     if method not in ("fast", "naive"):
         raise ValueError(f"method must be 'fast' or 'naive', got {method!r}")
-    kind = _loss_kind(net, loss)
+    batch_size, kind = check_batch_size(batch_size), _loss_kind(net, loss)
     chosen = (
         {layer: list(range(geom.heads)) for layer in range(geom.layers)} if heads is None else _head_pairs(geom, heads)
     )
@@ -327,7 +332,7 @@ def _sums(model, geom: Geometry, data: Part, run: _Run, method: str, progress: b
     with evaluation(unwrap(model)[0]):  # the fast path runs the blocks itself, outside core.model.forward
         for b in data.batches:
             x = check_pixel_values(b["pixel_values"], geom)
-            y = _check_targets(b["targets"], x.shape[0], run.kind, _classes(model))
+            y = _check_targets(b["targets"], x.shape[0], run.kind, model)
             batch(model, geom, x, y, run)
             run.sums["n"] += x.shape[0]
     if run.bar is not None:
@@ -347,7 +352,7 @@ def _labelled(model: Any, geom: Geometry, data: Any, targets: Any, kind: str, ba
     x = check_pixel_values(data, geom)
     if targets is None:
         raise TypeError("pass targets, one per image (class indices; outputs for a regression model)")
-    roles = {"targets": _check_targets(targets, x.shape[0], kind, _classes(model))}
+    roles = {"targets": _check_targets(targets, x.shape[0], kind, model)}
     return part(x, model, roles, batch_size=batch_size, what="vn.sweep")
 
 

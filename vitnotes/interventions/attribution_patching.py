@@ -9,7 +9,7 @@ import torch
 
 from ..core import arch
 from ..core.hooks import hooks
-from ..core.model import check_pixel_values, chunked, forward, score, targets_for, unwrap
+from ..core.model import check_batch_size, check_pixel_values, chunked, forward, score, targets_for, unwrap
 from .ablation import _check_targets, _loss_kind, _losses
 
 __all__ = ["attribution_patching"]
@@ -45,6 +45,7 @@ def attribution_patching(
     net, geom = unwrap(model)
     geom.require_vit("attribution patching")
     pixel_values = check_pixel_values(pixel_values, geom)
+    batch_size = check_batch_size(batch_size)
     kind, labels = _loss_targets(net, metric, loss, target, pixel_values.shape[0])
     blocks = arch.blocks(net)
     kept: dict[int, torch.Tensor] = {}
@@ -82,7 +83,7 @@ def _loss_targets(net: torch.nn.Module, metric: str, loss: str | None, target: A
     kind = _loss_kind(net, loss)
     if target is None:
         raise ValueError("metric='loss' needs the targets (labels, or regression targets), one per image")
-    return kind, _check_targets(target, n, kind, int(net.config.num_labels))
+    return kind, _check_targets(target, n, kind, net)
 
 
 def _first_order(zs: list[torch.Tensor], grads: tuple[torch.Tensor, ...], heads: int) -> torch.Tensor:

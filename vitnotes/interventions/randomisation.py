@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..core import arch
+from ..core.geometry import as_int
 from ..core.model import Model, unwrap
 
 __all__ = ["randomized"]
@@ -73,8 +74,7 @@ def randomized(model: Any, from_layer: int, seed: int = 0, *, embeddings: bool =
 
 def _start_layer(from_layer: Any, seed: Any, layers: int) -> int:
     """The first randomised block (0..layers), from ``from_layer`` (negative counts from the end)."""
-    if isinstance(from_layer, bool) or not isinstance(from_layer, (int, np.integer)):
-        raise TypeError(f"from_layer must be an int, got {type(from_layer).__name__}")
+    from_layer = as_int(from_layer, "from_layer")
     if not -layers <= from_layer <= layers:
         raise IndexError(
             f"from_layer {from_layer} is out of range: use 0..{layers} ({layers} = only the classifier "
@@ -82,7 +82,7 @@ def _start_layer(from_layer: Any, seed: Any, layers: int) -> int:
         )
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    return int(from_layer) % layers if from_layer < 0 else int(from_layer)
+    return from_layer % layers if from_layer < 0 else from_layer
 
 
 def _redraw(new: torch.nn.Module, start: int, layers: int, seed: int, embeddings: bool) -> None:

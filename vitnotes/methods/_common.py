@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ..core.geometry import Geometry
+from ..core.geometry import Geometry, as_int
 
 __all__ = ["attention_probs", "cell_grid", "normalise", "pixel_baseline"]
 
@@ -67,6 +67,7 @@ def cell_grid(geom: Geometry, height: int, width: int, patch: int | None, what: 
         if geom.kind != "vit":
             raise ValueError(f"a CNN has no patch grid: pass patch=<pixels per {what}>")
         patch = geom.patch_size
+    patch = as_int(patch, "patch")
     if patch < 1 or height % patch or width % patch:
         raise ValueError(f"patch {patch} must be >= 1 and divide the image size {height}x{width}")
     return patch, height // patch, width // patch

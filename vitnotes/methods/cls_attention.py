@@ -36,7 +36,8 @@ def cls_attention(
     ``target`` is ignored (attention never looks at the class). Chunks of ``batch_size`` images (None:
     64 on the CPU, sized from the free memory on a GPU); peak
     memory per image: one inference forward up to ``layer``, measured 0.44 MiB on ``fmnist-vit-p4``
-    (CPU fp32, ``benchmarks/bench_memory.py``). Introduced in notebook 01."""
+    (CPU fp32, ``benchmarks/bench_memory.py``). On BEiT, whose classifier reads the patch mean, the last
+    layer's CLS output is never read (README, model families). Introduced in notebook 01."""
     attn = (
         model
         if isinstance(model, Attention)

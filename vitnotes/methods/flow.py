@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..core.capture import Attention, patch_grid
+from ..core.geometry import as_int
 from .base import method
 from .rollout import _augmented, _full, fuse_heads
 
@@ -46,6 +47,7 @@ def attention_flow(
             f"attention flow over {n_layers} layers x {t} tokens has {n_layers * t * t:,} edges per max-flow, "
             f"too many to be tractable (limit {MAX_FLOW_EDGES:,}); use vn.rollout, or capture fewer layers"
         )
+    query = as_int(query, "query")
     if not 0 <= query < t:
         raise IndexError(f"query token {query} out of range 0..{t - 1}")
     n_nodes = (n_layers + 1) * t
@@ -79,7 +81,8 @@ def attention_flow(
 )
 def attention_flow_grid(attn: Attention, pixel_values: Any = None, target: Any = None, **kwargs: Any) -> torch.Tensor:
     """Attention flow into the CLS token over the patches on the grid, ``[batch, rows, cols]``
-    (prefix tokens dropped, renormalised to sum to 1). Keywords go to ``attention_flow``.
+    (prefix tokens dropped, renormalised to sum to 1). Keywords go to ``attention_flow``. The CLS for
+    every family, BEiT's too, whose classifier reads the patch mean (README, model families).
     Introduced in notebook 06."""
     if not isinstance(attn, Attention):
         raise TypeError(f"attention_flow_grid needs a vn.capture result (an Attention), got {type(attn).__name__}")

@@ -41,7 +41,9 @@ def gradient_rollout(
     ``R = I`` (Chefer et al. 2021); the CLS row over the patches is returned, renormalised.
     ``target`` is a class index (or one per image); None explains the predicted class. The
     gradients come from the model's own logits, whatever its classifier reads (DINOv2 reads CLS and
-    the patch mean); the map is the CLS row, as Chefer et al. define it, every prefix token dropped.
+    the patch mean, BEiT the patch mean alone); the map is the CLS row, as Chefer et al. define it,
+    every prefix token dropped (on BEiT the last layer's CLS row gets no gradient, as its output is
+    never read: README, model families).
 
     One forward and one backward per chunk of ``batch_size`` images (None: 16 on the CPU, sized from
     the free memory on a GPU), in the model's dtype: while the backward pass runs, a hook on each

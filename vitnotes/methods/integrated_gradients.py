@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from ..core.geometry import as_int
 from ..core.model import check_pixel_values, chunk_size, chunked, forward, targets_for, unwrap
 from ._common import pixel_baseline
 from .base import method
@@ -61,8 +62,7 @@ def integrated_gradients(
         raise ValueError(f"level must be 'pixels' or 'grid', got {level!r}")
     if level == "grid":
         geom.require_vit("integrated gradients with level='grid' (a CNN has no patch grid; use level='pixels')")
-    if n_steps < 2:
-        raise ValueError(f"n_steps must be >= 2, got {n_steps}")
+    n_steps = as_int(n_steps, "n_steps", least=2)
     grid = geom.grid_for(*pixel_values.shape[-2:]) if level == "grid" else None
     batch_size = chunk_size(model, pixel_values, batch_size, cpu=32, keeps="graph")
 

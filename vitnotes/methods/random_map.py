@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from ..core.model import check_pixel_values, unwrap
+from ..core.model import check_batch_size, check_pixel_values, unwrap
 from ._common import cell_grid
 from .base import method
 
@@ -34,6 +34,7 @@ def random_map(
     """
     _, geom = unwrap(model)
     pixel_values = check_pixel_values(pixel_values, geom)
+    check_batch_size(batch_size, optional=True)
     _, rows, cols = cell_grid(geom, *pixel_values.shape[-2:], patch, "cell of the random map's grid")
     g = torch.Generator().manual_seed(int(seed))
     return torch.rand(pixel_values.shape[0], rows, cols, generator=g)

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from ..core.capture import Attention, layer_indices, patch_grid, stream
+from ..core.geometry import as_int
 from ..core.model import chunk_size, vit_input
 from .base import method
 
@@ -92,6 +93,7 @@ def rollout(
     if not 0.0 <= residual <= 1.0:
         raise ValueError(f"residual must lie in [0, 1], got {residual}")
     n_layers = a.shape[0]
+    start_layer, end_layer = as_int(start_layer, "start_layer"), as_int(end_layer, "end_layer")
     for name, value in (("start_layer", start_layer), ("end_layer", end_layer)):
         if not -n_layers <= value < n_layers:
             raise IndexError(f"{name} {value} out of range for {n_layers} captured layers")
@@ -223,7 +225,8 @@ def rollout_map(
     to ``rollout``) or a model (``capture_rollout``'s options; only each image's CLS row of the
     product is kept: peak memory per image is one inference forward plus the ``[T, T]`` product,
     measured 0.41 MiB on ``fmnist-vit-p4``, CPU fp32, ``benchmarks/bench_memory.py``); ``target``
-    is ignored. Introduced in notebook 06."""
+    is ignored. The CLS row for every family: on BEiT, whose classifier reads the patch mean, it says
+    what CLS gathers, not what the classifier reads (README, model families). Introduced in notebook 06."""
     if isinstance(model, Attention):
         return rollout_grid(model, **options)
     _, geom, pixel_values = vit_input(model, pixel_values, options.get("batch_size"), "attention rollout")

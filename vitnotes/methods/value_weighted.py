@@ -42,8 +42,11 @@ def value_weighted(
     ``w_j = mean_h alpha^h_{CLS, j} * || v^h_j W_O^h ||`` where ``alpha^h`` is head h's attention
     probabilities, ``v^h_j`` token j's value vector for head h (bias included) and ``W_O^h`` head
     h's slice of the output projection (its columns ``h*d:(h+1)*d``; the projection's bias, added
-    once after the heads are summed, is left out; DINOv2's layer scale on the attention output is
-    folded into ``W_O^h``, so the norm is that of what the head writes to the residual stream).
+    once after the heads are summed, is left out; DINOv2's and BEiT's layer scale on the attention
+    output is folded into ``W_O^h``, so the norm is that of what the head writes to the residual
+    stream). BEiT's relative position bias is added to the scores before the softmax, as its
+    attention adds it (``core.arch.attention_bias``). BEiT's classifier reads the patch mean, not
+    CLS: the map says what CLS gathers, not what the classifier reads (README, model families).
     Prefix tokens are dropped and the patch weights renormalised to sum 1. ``target`` is ignored
     (the map is class-agnostic).
 
@@ -59,19 +62,22 @@ def value_weighted(
     block = arch.blocks(net)[geom.layer(layer)]
     gram = _head_grams(block, geom.heads, geom.head_dim)  # [head, d, d]
     scale = arch.attention_scale(block, geom.head_dim)
+    bias = arch.attention_bias(net, block, *pixel_values.shape[-2:])  # BEiT's relative position bias, or None
+    cls_bias = None if bias is None else bias[:, :, 0].detach().float()  # [1, H, T]: the CLS query's row
     maps = []
     for x, _ in chunked(pixel_values, None, batch_size):
         q, k, v = _queries_keys_values(net, block, x, geom.heads)  # [B, T, H, d]
-        alpha = (torch.einsum("bhd,bthd->bht", q[:, 0], k) * scale).softmax(-1)  # [B, H, T] CLS row
+        scores = torch.einsum("bhd,bthd->bht", q[:, 0], k) * scale  # [B, H, T] CLS row
+        alpha = (scores if cls_bias is None else scores + cls_bias.to(scores.device)).softmax(-1)
         norms = torch.einsum("bthd,hdf,bthf->bht", v, gram.to(v.device), v).clamp_min(0).sqrt()  # [B, H, T]
         maps.append(patch_grid((alpha * norms).mean(1).cpu(), geom.prefix, grid))
     return torch.cat(maps)
 
 
 def _head_grams(block: torch.nn.Module, heads: int, d: int) -> torch.Tensor:
-    """``W_O^h^T W_O^h`` per head ``[head, d, d]``, DINOv2's layer scale folded into ``W_O``."""
+    """``W_O^h^T W_O^h`` per head ``[head, d, d]``, the layer scale (DINOv2, BEiT) folded into ``W_O``."""
     w_o = arch.projections(block)[3].weight.detach().float()  # [hidden, head * d]
-    layer_scale = arch.attention_layer_scale(block)  # DINOv2 scales what attention writes, per channel
+    layer_scale = arch.attention_layer_scale(block)  # DINOv2 and BEiT scale what attention writes, per channel
     if layer_scale is not None:
         w_o = w_o * layer_scale.detach().float()[:, None]
     w_o = w_o.reshape(-1, heads, d)  # [hidden, head, d]

@@ -4,8 +4,9 @@
 links included, so a head picker still switches views) and the widget manager itself: npm's
 ``@jupyter-widgets/html-manager`` standalone bundle ``dist/embed.js``, inlined in a ``<script>``
 (no CDN, no require.js), with its icon font inlined as WOFF2 data. The file opens from disk
-(``file://``), can be mailed or attached to an issue. Introduced in notebook 02 (heads), where the
-head picker is built.
+(``file://``), can be mailed or attached to an issue. Nothing is overwritten that ``save_html``
+did not write: an existing file is replaced only if it is a page ``save_html`` wrote. Introduced in
+notebook 02 (heads), where the head picker is built.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import html
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from ..core.files import check_target, file_head, write_atomic
 
 __all__ = ["embed_script", "find_embed_js", "save_html"]
 
@@ -82,6 +84,20 @@ def embed_script(embed_js: str | Path | None = None) -> str:
     return re.sub(r"</(script)", r"<\\/\1", code, flags=re.IGNORECASE)
 
 
+# the line in the <head> of every page save_html writes: what marks an existing file as its own
+GENERATOR = '<meta name="generator" content="vitnotes save_html">'
+
+
+def _is_own_page(path: Path) -> bool:
+    """A page ``save_html`` wrote: ``<!DOCTYPE html>`` first, and ``GENERATOR`` before the first
+    ``<script`` (the title before it is HTML-escaped, so it cannot forge the line)."""
+    head = file_head(path, 2**20)
+    return head.startswith(b"<!DOCTYPE html>") and GENERATOR.encode() in head.split(b"<script", 1)[0]
+
+
+_WHAT = "a page save_html wrote"
+
+
 def _json_in_script(data: Any) -> str:
     from ipywidgets.embed import escape_script
 
@@ -94,15 +110,16 @@ def save_html(widget: Any, path: str | Path, *, title: str = "vitnotes", embed_j
     The state of the widget, of every widget it holds and of the ``jslink`` s between them (the
     picker's ``links``) is embedded; the widget manager is inlined (``embed_script``), so the file
     needs no kernel, server or network: open it from disk. The file is written whole (a temporary
-    name, then renamed). Returns the path. Introduced in notebook 02 (heads)."""
+    name beside it, then renamed). An existing ``path`` is replaced only if ``save_html`` wrote it
+    (its ``<head>`` holds ``GENERATOR``); anything else there is refused before any work, and again
+    just before the rename; an empty path, a folder or a path below a file is refused too. Returns
+    the path. Introduced in notebook 02 (heads)."""
     from ipywidgets import Widget
     from ipywidgets.embed import dependency_state, embed_data
 
     if not isinstance(widget, Widget):
         raise TypeError(f"save_html saves an ipywidgets widget (e.g. vn.head_picker(...)), got {type(widget).__name__}")
-    path = Path(path).expanduser()
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a folder; give a file name such as {path / 'picker.html'}")
+    path = check_target(path, _is_own_page, _WHAT, example="picker.html")  # before any work
     script = embed_script(embed_js)
     state = dependency_state([widget, *getattr(widget, "links", [])], drop_defaults=True)
     data = embed_data(views=[widget], state=state)
@@ -113,19 +130,12 @@ def save_html(widget: Any, path: str | Path, *, title: str = "vitnotes", embed_j
     page = (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f'<title>{html.escape(title)}</title>\n<link rel="icon" href="data:,">\n'
-        '<meta name="generator" content="vitnotes save_html">\n'
+        f"{GENERATOR}\n"
         "<style>body { font-family: system-ui, sans-serif; margin: 1em; }</style>\n"
         f"<script>\n{script}\n</script>\n"
         f'<script type="application/vnd.jupyter.widget-state+json">{_json_in_script(data["manager_state"])}</script>\n'
         f"</head>\n<body>\n{views}\n</body>\n</html>\n"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(page)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda tmp: tmp.write_text(page, encoding="utf-8"), _is_own_page, _WHAT)
     return path

@@ -17,15 +17,48 @@ from .recipes import RECIPES
 from .trainer import finetune_classifier, is_main_process, train_spectro
 
 
+def whole(least: int, fix: str):
+    """An argparse type: a whole number >= ``least``, else the one-line error ``fix`` (checked before any
+    run starts: ``--limit 0`` would otherwise be a full run, ``--threads -1`` a traceback)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; {fix}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is below {least}; {fix}")
+        return value
+
+    return parse
+
+
+class _OneLine(argparse.ArgumentParser):
+    """argparse, with a bad argument said in one line (no usage block above it), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _OneLine(
         prog="python -m vitnotes.train",
         description="Train a zoo model and write its card. "
         "An interrupted run resumes from its last checkpoint when run again.",
     )
     p.add_argument("name", choices=sorted(RECIPES))
-    p.add_argument("--epochs", type=int, default=None, help="override the (last stage's) epochs")
-    p.add_argument("--seed", type=int, default=0, help="training seed; the output folder gets a -sN suffix when N > 0")
+    p.add_argument(
+        "--epochs",
+        type=whole(1, "give the (last stage's) epochs, e.g. --epochs 2"),
+        default=None,
+        help="override the (last stage's) epochs",
+    )
+    p.add_argument(
+        "--seed",
+        type=whole(0, "give a seed >= 0, e.g. --seed 1"),
+        default=0,
+        help="training seed; the output folder gets a -sN suffix when N > 0",
+    )
     p.add_argument(
         "--out",
         type=Path,
@@ -41,8 +74,15 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="Fashion-MNIST recipes: take stage 1's result from this model folder instead of training it",
     )
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--limit", type=int, default=None, help="smoke run: use only this many images per split")
+    p.add_argument("--threads", type=whole(1, "give the number of CPU threads, e.g. --threads 4"), default=None)
+    p.add_argument(
+        "--limit",
+        type=whole(
+            1, "a smoke run takes a positive number of images per split, e.g. --limit 256 (omit it for a full run)"
+        ),
+        default=None,
+        help="smoke run: use only this many images per split",
+    )
     p.add_argument(
         "--data", default=None, help="vit-b16-cifar10: another data set id or folder (datasets.load_dataset)"
     )
@@ -76,6 +116,10 @@ def run(a: argparse.Namespace, out: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
+    if a.start_from and RECIPES[a.name].get("hub"):
+        own = ", ".join(n for n in sorted(RECIPES) if not RECIPES[n].get("hub"))
+        print(f"python -m vitnotes.train {a.name}: --start-from applies to the zoo's recipes ({own})", file=sys.stderr)
+        return 2
     if a.threads:
         torch.set_num_threads(a.threads)
     out = a.out or output_folder(a.name).with_name(output_folder(a.name).name + (f"-s{a.seed}" if a.seed else ""))

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import data as vdata
+from ..core.geometry import as_int
 from ..core.images import Preprocessing
 from ..core.model import Model, geometry
 from ..zoo import load, save
@@ -398,7 +399,13 @@ def train_recipe(
     ``out``. ``start_from`` takes the weights at the end of stage 1 from an existing model folder (e.g. zoo
     v1, made by the same stage-1 recipe) instead of training it again; ``init`` replaces the recipe's
     starting model; ``quiet`` prints nothing. Returns the recipe as run, the test metrics, the training
-    log and seconds. Introduced in the book's page "How was the zoo trained"."""
+    log and seconds. Every argument is checked before any data is read or any folder made (``limit``
+    and ``epochs``: positive ints; ``start_from``: ``check_start_from``). Introduced in the book's page
+    "How was the zoo trained"."""
+    if limit is not None:
+        limit = as_int(limit, "limit", least=1)  # 0 is no smoke run: it would train on every image
+    if start_from is not None:
+        start_from = check_start_from(name, start_from, init)
     r = _recipe_as_run(name, epochs, seed, limit, start_from, init)
     work = work or out.parent / f".{out.name}.work"
     _work_for(work, r)
@@ -452,6 +459,32 @@ def _start(run: _Run, r: dict, start_from: Path | None) -> dict:
     position = {"stage": 1, "step": 0, "seconds": seconds}
     save_state(run.work, run.net, torch.optim.AdamW(run.net.parameters()), position)
     return position
+
+
+def check_start_from(name: str, folder: str | Path, init: str | Path | None = None) -> Path:
+    """``folder`` as a ``Path`` if recipe ``name`` can start from it: a saved model whose network has
+    every weight of the recipe's network, in the same shape (what resuming from it loads). A missing
+    path, a folder that is not a model, or a model of another architecture is refused in one line,
+    before any work folder is made, any data read or any probe run."""
+    folder = Path(folder).expanduser()
+    fix = f"give the folder of a model that python -m vitnotes.train {name} wrote"
+    if not folder.exists():
+        raise FileNotFoundError(f"cannot start from {folder}: no such folder; {fix}")
+    if not folder.is_dir():
+        raise NotADirectoryError(f"cannot start from {folder}: it is a file, not a model folder; {fix}")
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"cannot start from {folder}: it holds no saved model (no config.json); {fix}")
+    got = load(folder).net.state_dict()
+    want = new_net(name, 0, init).state_dict()
+    wrong = [k for k in want if k not in got or got[k].shape != want[k].shape] + [k for k in got if k not in want]
+    if wrong:
+        k = wrong[0]
+        there, here = (tuple(sd[k].shape) if k in sd else "absent" for sd in (got, want))
+        raise ValueError(
+            f"cannot start from {folder}: it is not a {name} network ({len(wrong)} weights differ, e.g. {k}: "
+            f"{there} there, {here} in the recipe); {fix}"
+        )
+    return folder
 
 
 def stages_done(folder: Path, stages: list[dict]) -> int:

@@ -52,11 +52,12 @@ def main() -> None:
     }
     got, rows = {}, []
     for load in ("alone", "beside a 2-thread job"):
-        stop = mp.Event()
-        job = mp.Process(target=_busy, args=(stop, 2)) if load != "alone" else None
+        ctx = mp.get_context("spawn")  # a forked child would hang in OpenMP, which the parent already started
+        stop = ctx.Event()
+        job = ctx.Process(target=_busy, args=(stop, 2)) if load != "alone" else None
         if job:
             job.start()
-            time.sleep(1.0)
+            time.sleep(5.0)  # the child imports torch
         for name, fn in ways.items():
             t = time.perf_counter()
             got[name] = fn()

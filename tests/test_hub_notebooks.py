@@ -9,9 +9,10 @@ leaving the machine; the log must stay empty.
 
 from pathlib import Path
 
-import nbformat
 import pytest
-from hub_models import HUB_IDS, make_hub_cache, run_notebook
+
+nbformat = pytest.importorskip("nbformat", reason="the book extra: pip install -e '.[book]'")
+from hub_models import HUB_IDS, make_hub_cache, run_notebook  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("nbval", reason="the book extra: pip install -e '.[book]'")
 sys.path.insert(0, str(Path(__file__).parent / "nbval_tolerance"))
 from nbval_tolerance import close  # noqa: E402
 

@@ -91,7 +91,8 @@ class Preprocessing:
         ``[batch, H, W, 1|3]``, or ``[batch, H, W]`` for a one-channel model (a 3-D array for a colour
         model stays one image, so a channels-first ``[3, H, W]`` gets a clear error). A list may also hold
         images as nested lists or torch tensors (a ``datasets`` column such as ``ds["image"]``, whatever
-        its format: ``to_pil``)."""
+        its format: ``to_pil``); an integer tensor ``[batch, ...]`` is such a batch (a float tensor is
+        taken to be ``pixel_values`` already and refused here)."""
         if isinstance(images, (str, Path)):
             images = [images]
         stacked = isinstance(images, np.ndarray) and (
@@ -101,6 +102,8 @@ class Preprocessing:
             images = list(images)
         elif isinstance(images, (Image.Image, np.ndarray)):
             images = [images]
+        if isinstance(images, torch.Tensor) and not images.is_floating_point() and images.dim() in (3, 4):
+            images = list(images)  # whole numbers are pixels, not pixel_values: a batch (datasets 3's torch format)
         if isinstance(images, torch.Tensor):
             raise TypeError(
                 "preprocess takes PIL images or numpy arrays; a torch tensor is taken to be "

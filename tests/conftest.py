@@ -216,3 +216,18 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.path.name in SLOW_MODULES or item.originalname in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
+
+
+def randomise(net: torch.nn.Module, *names: str) -> None:
+    """Random values for the parameters whose names hold any of ``names``: the ones a random init leaves
+    constant (relative position bias tables, layer scales, CLS / register / mask tokens), so that a test
+    sees it when a computation drops them."""
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if any(n in name for n in names):
+                p.copy_(torch.randn_like(p))
+
+
+def random_pixels(n: int = 2, size: int = 16, seed: int = 0) -> torch.Tensor:
+    """``n`` random RGB ``pixel_values`` of ``size`` x ``size`` from a seeded generator."""
+    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed))

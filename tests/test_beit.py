@@ -11,7 +11,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import LABELS
+from conftest import LABELS, randomise
+from conftest import random_pixels as _pixels
 from transformers import (
     BeitConfig,
     BeitForImageClassification,
@@ -51,12 +52,7 @@ VARIANTS = {
 
 
 def _randomise(net: torch.nn.Module) -> None:
-    """Relative position bias tables (zero at init), layer scales (a constant) and the CLS token
-    (zero) get random values, so each of them changes what the model computes."""
-    with torch.no_grad():
-        for name, p in net.named_parameters():
-            if "relative_position_bias_table" in name or "lambda_" in name or "cls_token" in name:
-                p.copy_(torch.randn_like(p))
+    randomise(net, "relative_position_bias_table", "lambda_", "cls_token")
 
 
 def _beit(variant: str, seed: int = 21) -> BeitForImageClassification:
@@ -87,11 +83,6 @@ def folders(tmp_path_factory):
 @pytest.fixture(params=list(VARIANTS))
 def beit(request, folders):
     return vn.load(folders[request.param]), folders[request.param], request.param
-
-
-def _pixels(n=2, size=16, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, 3, size, size, generator=g)
 
 
 def _eager(folder, x, grad=False):

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import LABELS
+from conftest import LABELS, randomise
+from conftest import random_pixels as _pixels
 from transformers import (
     ConvNextConfig,
     ConvNextForImageClassification,
@@ -38,11 +39,7 @@ DINO_COMMON = dict(
 
 
 def _randomise(net: torch.nn.Module) -> None:
-    """Non-trivial values where the random init leaves constants (register tokens, layer scales)."""
-    with torch.no_grad():
-        for name, p in net.named_parameters():
-            if "register_tokens" in name or "lambda1" in name or "mask_token" in name:
-                p.copy_(torch.randn_like(p))
+    randomise(net, "register_tokens", "lambda1", "mask_token")
 
 
 def _save(net: torch.nn.Module, folder) -> str:
@@ -90,11 +87,6 @@ def dino(request, dino_folder, dinoreg_folder):
     folder = dino_folder if request.param == "dinov2" else dinoreg_folder
     prefix = 1 if request.param == "dinov2" else 1 + REGISTERS
     return vn.load(folder), folder, prefix
-
-
-def _pixels(n=2, size=16, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, 3, size, size, generator=g)
 
 
 def _eager(folder, x):

@@ -472,3 +472,21 @@ def test_deit_distilled_reads_two_prefix_tokens(deit_teacher):
         assert got.shape == (2, 4, 4) and torch.isfinite(got).all(), name
     with pytest.raises(TypeError, match="averages two heads"):
         vn.explain(net, x, "legrad", target=1)
+
+
+def test_beit_ops_per_batch_do_not_grow(beit, monkeypatch):
+    """The GPU's shape on BEiT too (``test_ops_per_batch.py``): the relative position bias is added
+    once per layer for the whole chunk, not once per image."""
+    from test_ops_per_batch import OpCounter
+
+    m, _, _ = beit
+    monkeypatch.setattr(capture_module, "BLOCK_BYTES", {})  # the accelerator's policy: whole chunks
+    counts = {}
+    for n in (4, 32):
+        x = torch.randn(n, 3, 16, 16, generator=torch.Generator().manual_seed(n))
+        for name in ("rollout", "last layer", "grad-cam", "legrad", "value-weighted", "gradient rollout"):
+            vn.explain(m, x[:1], name, target=1)  # BEiT caches its relative position index on first use
+            with OpCounter() as c:
+                vn.explain(m, x, name, target=1, batch_size=64)
+            counts[name, n] = sum(c.ops.values())
+    assert {k[0]: v for k, v in counts.items() if k[1] == 4} == {k[0]: v for k, v in counts.items() if k[1] == 32}

@@ -247,6 +247,17 @@ def test_cascade_intervals_against_single_cascades(vit):
     t = maps["trained"]["rollout"]
     assert ref.spearman == pytest.approx(float(vn.rank_correlation(t, t.roll(1, 0)).mean()), abs=1e-6)
     assert set(maps) == {"trained", "head", "head + blocks 1-2", "all + embeddings"}
+    # Adebayo et al.'s comparison per image (|Spearman|, SSIM), averaged over seeds, judged by one rule
+    g = per_image.query("step == 'head + blocks 1-2' and method == 'last layer'")
+    seed0 = g[g["seed"] == 0].sort_values("image")
+    _, own0 = vn.cascading_randomization(vit, x, 1, from_layers=[3, 1], seed=0)
+    want = vn.map_ssim(own0["head + blocks 1-2"]["last layer"], own0["trained"]["last layer"]).numpy()
+    assert np.allclose(seed0["ssim"].to_numpy(), want) and np.allclose(seed0["abs_spearman"], seed0["spearman"].abs())
+    ab, ss = (vn.bootstrap(g.groupby("image")[c].mean().to_numpy(), n_boot=300) for c in ("abs_spearman", "ssim"))
+    assert (row.abs_spearman, row.abs_low, row.abs_high) == pytest.approx((ab.value, ab.low, ab.high))
+    assert (row.ssim, row.ssim_low, row.ssim_high) == pytest.approx((ss.value, ss.low, ss.high))
+    assert row.sanity == vn.sanity_verdict((ab.low, ab.high), (ss.low, ss.high))
+    assert head.sanity == "fails" and ref.sanity == ""  # unchanged by the head: fails; the reference: no verdict
     with pytest.raises(ValueError, match="seeds"):
         vn.cascade_intervals(vit, x, seeds=[1, 1])
 

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 from scipy.stats import spearmanr
+from skimage.metrics import structural_similarity
 
 import vitnotes as vn
 from vitnotes.evaluate.summary import COLUMNS
@@ -85,12 +86,20 @@ def test_randomisation_check_matches_scipy_on_a_hand_randomised_copy(tiny, x4):
         torch.testing.assert_close(rmaps[name], again)
         by_hand = [spearmanr(a.ravel(), b.ravel())[0] for a, b in zip(maps[name].numpy(), again.numpy())]
         assert t.loc[(name, "randomisation_spearman"), "value"] == pytest.approx(np.mean(by_hand), abs=1e-6)
-        other = [spearmanr(maps[name][i].ravel(), maps[name][i - 1].ravel())[0] for i in range(4)]
-        assert t.loc[(name, "other_image_spearman"), "value"] == pytest.approx(np.mean(other), abs=1e-6)
-    # the random map and the brightness control ignore the model: unchanged by randomisation
-    assert t.loc[("random", "randomisation_spearman"), "value"] == pytest.approx(1.0)
-    assert t.loc[("brightness", "randomisation_spearman"), "value"] == pytest.approx(1.0)
-    assert list(table.columns) == COLUMNS and set(table["family"]) == {"sanity"}
+        assert t.loc[(name, "randomisation_abs_spearman"), "value"] == pytest.approx(np.mean(np.abs(by_hand)), abs=1e-6)
+        assert t.loc[(name, "randomisation_abs_spearman"), "values"] == pytest.approx(np.abs(by_hand), abs=1e-6)
+        unit = lambda m: (m - m.min()) / (m.max() - m.min())  # noqa: E731
+        ssim = [
+            structural_similarity(unit(a), unit(b), data_range=1.0, win_size=3)  # a 4x4 grid: 3x3 windows
+            for a, b in zip(maps[name].double().numpy(), again.double().numpy())
+        ]
+        assert t.loc[(name, "randomisation_ssim"), "value"] == pytest.approx(np.mean(ssim), abs=1e-6)
+    # the random map and the brightness control ignore the model: unchanged by randomisation, and fail
+    for control in ("random", "brightness"):
+        assert t.loc[(control, "randomisation_abs_spearman"), "value"] == pytest.approx(1.0)
+        assert t.loc[(control, "randomisation_ssim"), "value"] == pytest.approx(1.0)
+    assert scorecard(table).loc["random", "sanity"] == "fails"
+    assert list(table.columns) == [*COLUMNS, "values"] and set(table["family"]) == {"sanity"}
     assert ((table["low"] <= table["value"] + 1e-12) & (table["value"] <= table["high"] + 1e-12)).all()
 
 
@@ -141,12 +150,15 @@ def test_scorecard_counts_and_sanity_words():
             ("a", "faithfulness", "insertion_auc", "black", 0.2, 0.1, 0.3),
             ("random", "faithfulness", "deletion_auc", "black", 0.5, 0.4, 0.7),
             ("random", "faithfulness", "insertion_auc", "black", 0.5, 0.4, 0.7),
-            ("a", "sanity", "randomisation_spearman", "", 0.1, 0.0, 0.2),
-            ("a", "sanity", "other_image_spearman", "", 0.5, 0.4, 0.6),
-            ("random", "sanity", "randomisation_spearman", "", 1.0, 1.0, 1.0),
-            ("random", "sanity", "other_image_spearman", "", 0.0, -0.1, 0.1),
-            ("b", "sanity", "randomisation_spearman", "", 0.3, 0.2, 0.4),  # above 0, overlapping the reference
-            ("b", "sanity", "other_image_spearman", "", 0.3, 0.1, 0.5),
+            # the sanity rule (vn.sanity_verdict): both intervals below 0.2 pass, either above 0.2 fails
+            ("a", "sanity", "randomisation_abs_spearman", "", 0.1, 0.05, 0.15),
+            ("a", "sanity", "randomisation_ssim", "", 0.0, -0.1, 0.1),
+            ("random", "sanity", "randomisation_abs_spearman", "", 1.0, 1.0, 1.0),
+            ("random", "sanity", "randomisation_ssim", "", 1.0, 1.0, 1.0),
+            ("b", "sanity", "randomisation_abs_spearman", "", 0.2, 0.1, 0.3),  # straddles 0.2
+            ("b", "sanity", "randomisation_ssim", "", 0.0, -0.1, 0.1),
+            ("c", "sanity", "randomisation_abs_spearman", "", 0.3, 0.25, 0.35),  # e.g. an inverted ranking
+            ("c", "sanity", "randomisation_ssim", "", -0.3, -0.4, -0.2),
             ("a", "ground truth", "mass_chirp", "", 0.5, 0.4, 0.6),
             ("uniform", "ground truth", "mass_chirp", "", 0.1, 0.1, 0.1),
         ]
@@ -156,7 +168,7 @@ def test_scorecard_counts_and_sanity_words():
     assert s.loc["a", "better than random"] == 1 and s.loc["a", "worse than random"] == 1
     assert s.loc["a", "faithfulness columns"] == 2
     assert s.loc["a", "sanity"] == "passes" and s.loc["random", "sanity"] == "fails"
-    assert s.loc["b", "sanity"] == "keeps some"
+    assert s.loc["b", "sanity"] == "cannot tell" and s.loc["c", "sanity"] == "fails"
     assert s.loc["a", "mass_chirp vs uniform"] == "better" and s.loc["a", "images/s"] == 10.0
 
 
@@ -215,7 +227,7 @@ def test_interval_table_formats_value_and_interval():
 def test_method_table_lists_the_registry():
     t = method_table()
     assert list(t.index) == vn.methods()
-    assert t.loc["occlusion", "models"] == "VIT/CNN" and bool(t.loc["legrad", "class-specific"])
+    assert t.loc["occlusion", "models"] == "VIT/CNN/SWIN" and bool(t.loc["legrad", "class-specific"])
     assert not t.loc["rollout", "class-specific"] and t["what it computes"].str.len().gt(0).all()
 
 

@@ -14,9 +14,11 @@ from .core.arch import eager_attention
 
 # models: load, geometry, the zoo|hub switch (notebook 00)
 from .core.capture import Attention, attention_io, capture
+from .core.described import describe
 from .core.geometry import Geometry
 from .core.images import Preprocessing, open_image
 from .core.model import Model, geometry
+from .core.windows import WindowAttention, window_attention
 
 # studies (notebooks 03-06, 08)
 from .evaluate.agreement import agreement, agreement_intervals, method_maps, random_maps, resize_maps, rollout_by_depth
@@ -56,6 +58,7 @@ from .evaluate.ground_truth import DISTRACTORS, ground_truth, region_stack
 # which explanation can you trust? perturbation curves, ground truth, intervals, one table (notebook 09)
 from .evaluate.heads import head_intervals, sweep_agreement, sweep_subset
 from .evaluate.intervals import Interval, bootstrap, interval_frame
+from .evaluate.paired import PAIRED_RULE, paired_verdicts
 from .evaluate.perturbation import (
     SCORES,
     Curves,
@@ -69,7 +72,16 @@ from .evaluate.perturbation import (
 from .evaluate.positional import TRANSFORMS, content_following, following_table, move_images
 from .evaluate.registers import register_table, token_norms
 from .evaluate.representations import cka, linear_probes, logit_lens, probe_predictions, representations
-from .evaluate.sanity import cascade_intervals, cascading_randomization, explanation_maps
+from .evaluate.sanity import (
+    SANITY_RULE,
+    SANITY_THRESHOLD,
+    cascade_intervals,
+    cascading_randomization,
+    chance_abs_spearman,
+    explanation_maps,
+    map_ssim,
+    sanity_verdict,
+)  # fmt: skip
 from .evaluate.summary import evaluation_table, interval_rows, wide
 from .evaluate.trust import (
     BETTER,
@@ -149,7 +161,7 @@ from .stats import (
     topk_share,
     uniform_distance,
 )  # fmt: skip
-from .zoo import ZOO_DIR, card, card_epochs, load, save, zoo_names
+from .zoo import ZOO_DIR, card, card_epochs, load, prompts, provenance, save, zoo_names
 
 __version__ = "0.1.0"
 
@@ -238,7 +250,8 @@ __all__ = [
     # setup and models
     "setup", "show_progress", "family", "pick", "check", "claim", "claims", "data",
     "Attention", "Geometry", "Model", "Preprocessing", "ZOO_DIR", "attention_io", "capture", "card", "card_epochs",
-    "geometry", "load", "open_image", "save", "zoo_names",
+    "describe",
+    "geometry", "load", "open_image", "prompts", "provenance", "save", "zoo_names",
     # statistics and tables
     "entropy", "map_consistency", "mask_coverage", "mask_mass", "normalized_entropy", "patch_distances",
     "rank_correlation", "topk_overlap", "topk_share", "uniform_distance",
@@ -246,6 +259,7 @@ __all__ = [
     # map methods
     "explain", "method", "methods", "attention_flow", "attention_flow_grid", "capture_rollout", "eager_attention",
     "fuse_heads", "gradcam", "gradient_rollout", "rollout", "rollout_grid",
+    "WindowAttention", "window_attention",
     "cp_lrp", "integrated_gradients", "legrad", "lrp_rules", "occlusion", "random_map", "value_weighted",
     # interventions
     "ablate", "attribution_patching", "evaluate_loss", "head_means", "randomized", "sweep",
@@ -266,7 +280,8 @@ __all__ = [
     "representations", "logit_lens", "linear_probes", "probe_predictions", "cka", "cka_matrix", "linear_cka",
     "readability_plot", "cka_heatmap",
     "BETTER", "column_label", "every_map", "interval_table", "leaders", "method_table", "metric_disagreements",
-    "randomisation_check", "scorecard", "verdicts",
+    "randomisation_check", "scorecard", "verdicts", "PAIRED_RULE", "paired_verdicts", "SANITY_RULE", "SANITY_THRESHOLD",
+    "chance_abs_spearman", "map_ssim", "sanity_verdict",
     # what the seeds claimed, and what we found (notebook 10)
     "ABLATED_LAYERS", "SEED_CLAIMS", "claims_table", "crossed_bootstrap", "head_losses", "image_profile",
     "measure_claims", "stack_profiles",

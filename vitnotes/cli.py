@@ -186,11 +186,11 @@ def _open_images(paths: Sequence[str | Path]) -> list:
     return images
 
 
-def _load_model(name: str):
+def _load_model(name: str, prompts: Sequence[str] | None = None):
     from .zoo import load
 
     try:
-        return load(name)
+        return load(name) if not prompts else load(name, prompts=list(prompts))
     except (ValueError, OSError, TypeError) as err:
         raise CliError(_one_line(err)) from None
 
@@ -320,6 +320,7 @@ def explain_images(
     layer: int | None = None,
     head: int | None = None,
     target: str | int | None = None,
+    prompts: Sequence[str] | None = None,
     progress: bool = False,
 ) -> list[Path]:
     """Write ``NAME.png`` (overlay with colour bar) and ``NAME.json`` (its numbers) in ``out`` for
@@ -328,7 +329,9 @@ def explain_images(
     only if it is a record explain wrote (a JSON object with ``RECORD_KEYS`` whose ``overlay`` is
     ``NAME.png``), an existing ``NAME.png`` only if such a record beside it names it; anything else
     there is refused before the model is loaded, and nothing changes on disk. An empty ``out`` is
-    refused (``"."`` is this folder). Introduced with notebook 06 (rollout)."""
+    refused (``"."`` is this folder). ``prompts``: text prompts for a CLIP or SigLIP model (``vn.load``'s
+    ``prompts``): the classes are the prompts, and ``target`` may name one. Introduced with notebook 06
+    (rollout)."""
     if method not in _registry():
         raise CliError(f"unknown method {method!r}; choose one of {_registry()} (python -m vitnotes explain --help)")
     options = _check_options(method, layer, head, target)
@@ -336,7 +339,7 @@ def explain_images(
     folder = _out_folder(out)
     _check_outputs(folder, names)  # before any work: nothing of the user's is overwritten
     pictures = _open_images(images)
-    net = _load_model(model)
+    net = _load_model(model, prompts)
     _check_fit(net, model, method, layer, head)
     req = _Request(model, method, layer, head, _target_index(net, model, target), options)
     _make_folder(folder)
@@ -582,6 +585,13 @@ def _add_explain(sub, names: list[str]) -> None:
         help="class to explain, an index or a label, for class-specific methods "
         f"({', '.join(n for n in names if _class_specific(n))}); default: the predicted class",
     )
+    ex.add_argument(
+        "--prompt",
+        action="append",
+        metavar="TEXT",
+        help="CLIP / SigLIP models: a text prompt, repeat for several (the classes are the prompts; with "
+        "several, the map explains the softmax over them); --target may name one",
+    )
 
 
 def _add_sweep(sub) -> None:
@@ -651,6 +661,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 layer=args.layer,
                 head=args.head,
                 target=args.target,
+                prompts=args.prompt,
                 progress=progress,
             )
             for path in written:

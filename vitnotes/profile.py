@@ -14,7 +14,7 @@ import torch
 
 from .core import arch
 from .core.batches import Part, add_up, gather, is_dataset, part
-from .core.capture import Attention, patch_grid, stream
+from .core.capture import Attention, no_cls, patch_grid, stream
 from .core.geometry import Geometry, as_int, layer_indices
 from .core.model import check_batch_size, check_pixel_values, unwrap
 from .data.chirps import REGIONS
@@ -173,6 +173,7 @@ def attention_profile(
     """
     _, geom = unwrap(model)
     geom.require_vit("an attention profile")
+    no_cls(geom.prefix, "vn.attention_profile (CLS-attention statistics per head)")
     batch_size = check_batch_size(batch_size)
     data = _masked(model, geom, pixel_values, masks, batch_size)
     layers = layer_indices(geom, None)

@@ -12,11 +12,13 @@ from typing import Any
 
 import torch
 
+from .core.arch import is_image_text
 from .core.files import below_a_file
 from .core.images import Preprocessing
 from .core.model import Model, geometry, unwrap
+from .core.prompts import prompt_classifier
 
-__all__ = ["ZOO_DIR", "card", "check_save_target", "load", "save", "zoo_names"]
+__all__ = ["ZOO_DIR", "card", "check_save_target", "load", "prompts", "provenance", "save", "zoo_names"]
 
 # the offline zoo; VITNOTES_ZOO points elsewhere (e.g. a zoo being retrained, before it replaces this one)
 ZOO_DIR = Path(os.environ.get("VITNOTES_ZOO") or Path(__file__).parent / "zoo").expanduser()
@@ -89,6 +91,9 @@ def load(
     device: str | torch.device = "cpu",
     dtype: torch.dtype | None = None,
     new_head: bool = False,
+    prompts: Any = None,
+    tokenizer: Any = None,
+    score: str | None = None,
 ) -> Model:
     """Load a model by zoo name (``"fmnist-vit-p4"``), hub id (``"google/vit-base-patch16-224"``)
     or local folder, in evaluation mode. Weights load from safetensors only.
@@ -99,7 +104,14 @@ def load(
     use, or holds one of another shape is refused with the tensors named (transformers would fill the
     gap with random numbers and say so only in a log line); ``new_head=True`` accepts a missing or
     resized classifier head, and a backbone's unused pooler, on purpose (e.g. a backbone checkpoint to
-    fine-tune), with a warning naming them. Introduced in notebook 00.
+    fine-tune), with a warning naming them.
+
+    CLIP and SigLIP (a full model or its vision tower) load as classifiers over text ``prompts``
+    (a list of texts, tokenised with the tokenizer saved beside the model or ``tokenizer``, or a
+    mapping ``{text: token ids}``): the labels are the prompts and the logits their similarities
+    (``score``: ``"softmax"``, the log-softmax over several prompts, or ``"similarity"``); see
+    ``vn.prompts``. Without prompts the outputs are the image embedding's dimensions.
+    Introduced in notebook 00.
     """
     from transformers import AutoConfig, AutoModelForImageClassification
 
@@ -114,8 +126,16 @@ def load(
         config = AutoConfig.from_pretrained(where, trust_remote_code=False)
     except (OSError, ValueError) as err:
         raise _load_error(name, kind, err) from None
+    auto = AutoModelForImageClassification
+    if getattr(config, "model_type", "") in _IMAGE_TEXT_TYPES:
+        from transformers import AutoModel as auto  # CLIP / SigLIP: the model itself, read over prompts
+    elif prompts is not None:
+        raise ValueError(
+            f"prompts= applies to CLIP and SigLIP models; {str(name)!r} is a {config.model_type!r} classifier: "
+            "pass target= (a class index or name) to the map methods instead"
+        )
     try:
-        net, info = AutoModelForImageClassification.from_pretrained(  # mismatches: _check_loading names them
+        net, info = auto.from_pretrained(  # mismatches: _check_loading names them
             where, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs
         )
     except (OSError, ValueError, RuntimeError) as err:
@@ -126,12 +146,56 @@ def load(
         raise
     _check_loading(name, info, new_head)
     net.eval().to(device)
+    if getattr(config, "model_type", "") in _IMAGE_TEXT_TYPES:
+        if tokenizer is None and config.model_type in ("clip", "siglip"):
+            tokenizer = _tokenizer(where)
+        net = prompt_classifier(net, prompts, tokenizer=tokenizer, score=score)
+        net.__dict__["tokenizer"] = tokenizer
+        config = net.config
     geom = geometry(net)
     n = int(getattr(config, "num_labels", 0) or 0)
     id2label = getattr(config, "id2label", None) or {}
     labels = [str(id2label.get(i, id2label.get(str(i), f"class {i}"))) for i in range(n)]
     pre = Preprocessing.from_dict(_preprocessor_dict(kind, where), geom)
     return Model(net=net, geometry=geom, labels=labels, preprocessing=pre, name=str(name), source=kind)
+
+
+def prompts(model: Any, texts: Any, *, tokenizer: Any = None, score: str | None = None) -> Model:
+    """A CLIP or SigLIP model read as a classifier over the text prompts ``texts``: a ``vn.Model`` whose
+    labels are the prompts and whose logits are the image's similarity to each (``score="softmax"``,
+    the default for several prompts: their log-softmax, so a map says what makes the image this prompt
+    rather than the others; ``"similarity"``: the scaled cosine similarity itself). ``texts``: a list
+    of texts (tokenised with the tokenizer ``vn.load`` found beside the model, or ``tokenizer``) or a
+    mapping ``{text: token ids}``. ``model``: a ``vn.load``-ed CLIP / SigLIP model (any prompts) or a
+    transformers ``CLIPModel`` / ``SiglipModel``. Every map method then takes ``target=`` a prompt (its
+    text or index). Introduced in the book's page "Running on other models"."""
+    net = model.net if isinstance(model, Model) else model
+    source = net.__dict__.get("source", net)
+    if not is_image_text(source):
+        raise TypeError(
+            f"vn.prompts takes a CLIP or SigLIP model (CLIPModel, SiglipModel, or one vn.load gave), got "
+            f"{type(source).__name__}; for an image classifier pass target= (a class) to the map methods"
+        )
+    tokenizer = tokenizer or net.__dict__.get("tokenizer")
+    new = prompt_classifier(source, texts, tokenizer=tokenizer, score=score)
+    new.__dict__["tokenizer"] = tokenizer
+    geom = geometry(new)
+    pre = model.preprocessing if isinstance(model, Model) else Preprocessing.from_dict({}, geom)
+    name, kind = (model.name, model.source) if isinstance(model, Model) else (type(source).__name__, "")
+    return Model(net=new, geometry=geom, labels=list(new.prompts), preprocessing=pre, name=name, source=kind)
+
+
+_IMAGE_TEXT_TYPES = ("clip", "siglip", "clip_vision_model", "siglip_vision_model")
+
+
+def _tokenizer(where: str) -> Any:
+    """The tokenizer saved beside a CLIP / SigLIP model, or None (the prompts then need token ids)."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(where)
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 _HEAD = ("classifier.",)  # what new_head=True may leave missing or resize
@@ -255,6 +319,35 @@ def card_epochs(info: dict) -> float:
     Introduced in notebook 05 (patch size)."""
     r = info["recipe"]
     return float(sum(s["epochs"] for s in r["stages"])) if r.get("stages") else float(r["epochs"])
+
+
+def provenance(model: Any) -> str:
+    """How a zoo model was trained, in one line read from its card: where it started (from scratch, or
+    from which model), each stage's epochs and whether it distilled from a teacher, and its test
+    metric. A chapter prints it under its model cell, so the prose never restates a recipe by hand.
+    ``model``: a zoo name or a ``vn.Model``; a hub model has no card and says so.
+    Introduced in notebook 00 (attention math)."""
+    name = model.name if isinstance(model, Model) else str(model)
+    if name not in zoo_names():
+        return f"{name}: not a zoo model; its training is described where it was published (e.g. its hub page)"
+    info = card(name)
+    r = info["recipe"]
+    start = f"started from {r['init']}" if r.get("init") else "trained from scratch"
+    stages = r.get("stages") or [r]
+    said = [
+        f"{s['epochs']:g} epoch{'s' * (s['epochs'] != 1)} "
+        + (f"distilled from {s['teacher']} at weight {s['distill']:g}" if s.get("teacher") else "with no teacher")
+        for s in stages
+    ]
+    steps = "; ".join(f"stage {i}: {t}" for i, t in enumerate(said, 1)) if len(said) > 1 else said[0]
+    m = info.get("metrics", {})
+    if "test_accuracy" in m:
+        score = f"test accuracy {m['test_accuracy']:.1%} ({m.get('test_images', '?')} images)"
+    elif "r2" in m:
+        score = "test R^2 " + ", ".join(f"{k} {v:.3f}" for k, v in m["r2"].items())
+    else:
+        score = "no test metric on its card"
+    return f"{name}: {start}, {card_epochs(info):g} epochs in all: {steps}; {score}"
 
 
 def card(name: str | Path) -> dict:

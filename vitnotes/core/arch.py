@@ -34,10 +34,23 @@ def vit_layers(net: torch.nn.Module):
         layers = getattr(encoder, "layer", None) or getattr(encoder, "layers", None)
     if layers is None or len(layers) == 0:
         return None
-    attn = getattr(layers[0], "attention", None)
-    if attn is None or not all(hasattr(attn, n) for n in ("q_proj", "k_proj", "o_proj")):
+    attn = _attention_of(layers[0])
+    if attn is None or not all(hasattr(attn, n) for n in ("q_proj", "k_proj")) or _out_of(attn) is None:
         return None
     return layers
+
+
+def _attention_of(block: torch.nn.Module) -> torch.nn.Module | None:
+    """A block's self-attention module: ``attention`` (ViT, DeiT, DINOv2, BEiT) or ``self_attn``
+    (CLIP's and SigLIP's vision towers), or None."""
+    attn = getattr(block, "attention", None)
+    return attn if attn is not None else getattr(block, "self_attn", None)
+
+
+def _out_of(attn: torch.nn.Module) -> torch.nn.Module | None:
+    """An attention module's output projection: ``o_proj``, or ``out_proj`` (CLIP, SigLIP), or None."""
+    out = getattr(attn, "o_proj", None)
+    return out if out is not None else getattr(attn, "out_proj", None)
 
 
 def cnn_stages(net: torch.nn.Module):
@@ -62,6 +75,10 @@ def prefix_tokens(config) -> int:
         return 2
     if config.model_type == "dinov2_with_registers":
         return 1 + int(config.num_register_tokens)
+    if config.model_type == "described_vit":  # vn.describe: as described (core/described.py)
+        return int(config.num_prefix_tokens)
+    if config.model_type == "siglip_vision_model":  # no CLS: an attention-pooling head reads the patches
+        return 0
     return 1
 
 
@@ -85,22 +102,26 @@ def readout_tokens(config) -> int:
 
 def queries_keys(block: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
     """A block's query and key projections (their outputs are ``[batch, T, hidden]``)."""
-    return block.attention.q_proj, block.attention.k_proj
+    attn = attention_module(block)
+    return attn.q_proj, attn.k_proj
 
 
 def attention_output(block: torch.nn.Module) -> torch.nn.Module:
     """A block's output projection: its input is the heads' contexts, concatenated in head order."""
-    return block.attention.o_proj
+    return _out_of(attention_module(block))
 
 
 def attention_scale(block: torch.nn.Module, head_dim: int) -> float:
     """The factor on ``Q K^T`` inside a block's softmax (``head_dim ** -0.5`` unless the module says)."""
-    return getattr(block.attention, "scaling", head_dim**-0.5)
+    return getattr(attention_module(block), "scaling", head_dim**-0.5)
 
 
 def _norm_names(block: torch.nn.Module) -> tuple[str, str]:
-    """(pre-attention, pre-MLP) norm names: ViT/DeiT say ``layernorm_before/after``, DINOv2 ``norm1/2``."""
-    return ("layernorm_before", "layernorm_after") if hasattr(block, "layernorm_before") else ("norm1", "norm2")
+    """(pre-attention, pre-MLP) norm names: ViT/DeiT say ``layernorm_before/after``, DINOv2 ``norm1/2``,
+    CLIP and SigLIP ``layer_norm1/2``."""
+    if hasattr(block, "layernorm_before"):
+        return ("layernorm_before", "layernorm_after")
+    return ("layer_norm1", "layer_norm2") if hasattr(block, "layer_norm1") else ("norm1", "norm2")
 
 
 def attention_input(block: torch.nn.Module) -> torch.nn.Module:
@@ -275,14 +296,17 @@ def blocks(net: torch.nn.Module) -> list[torch.nn.Module]:
 
 def attention_module(block: torch.nn.Module) -> torch.nn.Module:
     """A block's self-attention module (the ``module`` an attention function receives)."""
-    return block.attention
+    attn = _attention_of(block)
+    if attn is None:
+        raise TypeError(f"{type(block).__name__} has no self-attention module that vitnotes knows")
+    return attn
 
 
 def projections(block: torch.nn.Module) -> tuple[torch.nn.Linear, torch.nn.Linear, torch.nn.Linear, torch.nn.Linear]:
     """(q, k, v, o) projections of a block. Heads are concatenated in order: head h owns features
     ``h*d:(h+1)*d`` of q/k/v's output and of o's input."""
-    a = block.attention
-    return a.q_proj, a.k_proj, a.v_proj, a.o_proj
+    a = attention_module(block)
+    return a.q_proj, a.k_proj, a.v_proj, _out_of(a)
 
 
 def mlp_activation(block: torch.nn.Module) -> torch.nn.Module:
@@ -299,8 +323,10 @@ def mlp_activation(block: torch.nn.Module) -> torch.nn.Module:
 
 def final_norm(net: torch.nn.Module) -> torch.nn.Module:
     """The layer norm after the last block (BEiT with mean pooling: an identity, its layer norm sits
-    in the pooler after the mean; ``readout`` reads it there)."""
-    return getattr(net, "base_model", net).layernorm
+    in the pooler after the mean; ``readout`` reads it there; CLIP and SigLIP: ``post_layernorm``)."""
+    base = getattr(net, "base_model", net)
+    norm = getattr(base, "layernorm", None)
+    return norm if norm is not None else base.post_layernorm
 
 
 def classifier(net: torch.nn.Module) -> torch.nn.Module:
@@ -322,6 +348,10 @@ def readout(net: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     if type(net).__name__ in _POOLER_HEADS:
         base = net.base_model
         return classifier(net)(base.pooler(base.layernorm(tokens)))
+    if hasattr(net, "similarity"):  # CLIP / SigLIP read as a classifier over prompts (core.prompts)
+        return net.similarity(image_embedding(net, tokens))
+    if family_of(net) == "described_vit" and net.config.readout == "mean":  # vn.describe(readout="mean")
+        return classifier(net)(final_norm(net)(tokens[:, prefix_tokens(net.config) :].mean(1)))
     normed = final_norm(net)(tokens)
     if type(net).__name__ in _CLS_MEAN_HEADS:
         prefix = prefix_tokens(net.config)
@@ -337,6 +367,88 @@ def layer_norms(net: torch.nn.Module) -> list[torch.nn.LayerNorm]:
 def is_regression(net: torch.nn.Module) -> bool:
     """Whether the model regresses (``problem_type == "regression"``) rather than classifies."""
     return getattr(getattr(net, "config", None), "problem_type", None) == "regression"
+
+
+# ------------------------------------------------------------------ CLIP and SigLIP (core/prompts.py)
+_IMAGE_TEXT = ("CLIPModel", "CLIPVisionModel", "CLIPVisionModelWithProjection", "SiglipModel", "SiglipVisionModel")
+_HAS_TEXT = ("CLIPModel", "SiglipModel")
+
+
+def is_image_text(net: torch.nn.Module) -> bool:
+    """Whether ``net`` is a CLIP or SigLIP model (full, or its vision tower) that ``core.prompts`` reads."""
+    return type(net).__name__ in _IMAGE_TEXT
+
+
+def image_text_parts(net: torch.nn.Module) -> dict:
+    """A CLIP / SigLIP model's parts: ``vision`` (the vision transformer), ``projection`` (CLIP's image
+    projection, or None), ``scale`` (``logit_scale.exp()``), ``bias`` (SigLIP's ``logit_bias``, else
+    0) and ``has_text`` (whether the model has a text tower to embed prompts with)."""
+    name = type(net).__name__
+    if name not in _IMAGE_TEXT:
+        raise TypeError(f"{name} is not a CLIP or SigLIP model (CLIPModel, SiglipModel or their vision towers)")
+    scale, bias = getattr(net, "logit_scale", None), getattr(net, "logit_bias", None)
+    vision = getattr(net, "vision_model", None)  # a full model's tower; a tower is itself, or wraps one
+    return {
+        "vision": vision if vision is not None else net,
+        "projection": getattr(net, "visual_projection", None),
+        "scale": float(scale.detach().exp()) if isinstance(scale, torch.Tensor) else 1.0,
+        "bias": float(bias.detach()) if isinstance(bias, torch.Tensor) else 0.0,
+        "has_text": name in _HAS_TEXT,
+    }
+
+
+def text_features(net: torch.nn.Module, inputs: dict) -> torch.Tensor:
+    """Text embeddings ``[texts, dim]`` (in the shared space, before normalising) of a full CLIP or
+    SigLIP model for tokenised ``inputs`` (``input_ids``, ``attention_mask``)."""
+    out = net.get_text_features(**inputs)
+    return getattr(out, "pooler_output", out)
+
+
+def text_padding(net: torch.nn.Module) -> tuple[int | None, int | None]:
+    """(length, pad token id) a full model's prompts are padded to: SigLIP's text tower reads its last
+    position and was trained on prompts padded to its full length (``max_position_embeddings``) with
+    its pad token; CLIP's (None, None): pad to the longest prompt, masked, it reads the end-of-text token."""
+    if type(net).__name__ != "SiglipModel":
+        return None, None
+    text = net.config.text_config
+    return int(text.max_position_embeddings), int(text.pad_token_id)
+
+
+def _pooling_head(net: torch.nn.Module) -> torch.nn.Module | None:
+    """SigLIP's attention-pooling head (one learnt query over the final-normed tokens), or None."""
+    return getattr(getattr(net, "base_model", net), "head", None) if family_of(net) == "siglip_vision_model" else None
+
+
+def image_embedding(net: torch.nn.Module, tokens: torch.Tensor, pooled: torch.Tensor | None = None) -> torch.Tensor:
+    """The image embedding a CLIP / SigLIP classifier (``core.prompts``) reads from the last block's
+    tokens ``[batch, T, hidden]``: CLIP, the final-normed CLS token; SigLIP, its pooling head on the
+    final-normed tokens. ``pooled``: the vision tower's own pooled output, used as it is when given."""
+    if pooled is not None:
+        return pooled
+    base = net.base_model
+    head = _pooling_head(net)
+    if head is not None:
+        return head(base.post_layernorm(tokens))
+    return base.post_layernorm(tokens[:, 0])
+
+
+def pooling_attention(net: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """SigLIP's pooling query's attention over the last block's tokens, ``[batch, head, T]`` (float32):
+    what its classifier reads, where a ViT's classifier reads the CLS token. Recomputed from the
+    head's ``nn.MultiheadAttention`` weights: ``softmax(q k^T / sqrt(d))`` with q the learnt probe."""
+    head = _pooling_head(net)
+    if head is None:
+        raise TypeError(f"{type(net).__name__} has no attention-pooling head (SigLIP's vision tower has one)")
+    mha = head.attention
+    x = net.base_model.post_layernorm(tokens)
+    d = mha.embed_dim
+    w, b = mha.in_proj_weight, mha.in_proj_bias
+    q = F.linear(head.probe.expand(x.shape[0], -1, -1), w[:d], None if b is None else b[:d])
+    k = F.linear(x, w[d : 2 * d], None if b is None else b[d : 2 * d])
+    h, hd = mha.num_heads, d // mha.num_heads
+    q = q.view(x.shape[0], 1, h, hd).transpose(1, 2)
+    k = k.view(x.shape[0], -1, h, hd).transpose(1, 2)
+    return (q @ k.transpose(-1, -2) * hd**-0.5).softmax(-1, dtype=torch.float32)[:, :, 0]
 
 
 _names = itertools.count()
@@ -365,3 +477,91 @@ def use_attention_function(net: torch.nn.Module, fn: Callable) -> Iterator[dict[
     finally:
         net.set_attn_implementation(before)
         AttentionInterface._global_mapping.pop(name, None)
+
+
+# ------------------------------------------------------------------ Swin (core/windows.py, Grad-CAM)
+# Swin (``model_type == "swin"``: SwinForImageClassification) has no CLS token. Its blocks attend inside
+# local windows of ``window_size x window_size`` patches, every second block on the grid rolled by half a
+# window (a mask keeps the wrapped-around regions apart), and patch merging halves the grid between stages.
+# Every name of its internal modules is in this section.
+__all__ += [
+    "swin_stages", "swin_blocks", "swin_stage_output", "swin_attention", "swin_block_grid", "swin_window",
+    "swin_attention_inputs", "swin_attention_weights", "swin_window_probs",
+]  # fmt: skip
+
+
+def swin_stages(net: torch.nn.Module) -> list[torch.nn.Module] | None:
+    """A Swin model's stages in order (``encoder.layers``: each a ``SwinStage`` with its ``blocks`` and
+    its patch merging, ``downsample``, None in the last), or None for any other model."""
+    if family_of(net) != "swin":
+        return None
+    layers = getattr(getattr(getattr(net, "base_model", net), "encoder", None), "layers", None)
+    if not layers or not all(hasattr(stage, "blocks") for stage in layers):
+        return None
+    return list(layers)
+
+
+def swin_blocks(net: torch.nn.Module) -> list[tuple[int, int, torch.nn.Module]]:
+    """(stage, block within the stage, block) for every Swin block in forward order; a block at an odd
+    index within its stage is a shifted one (``swin_window``)."""
+    stages = swin_stages(net)
+    if stages is None:
+        raise TypeError(f"{type(net).__name__} is not a Swin model (SwinForImageClassification)")
+    return [(s, b, block) for s, stage in enumerate(stages) for b, block in enumerate(stage.blocks)]
+
+
+def swin_stage_output(net: torch.nn.Module, stage: int) -> torch.nn.Module:
+    """The module whose output holds stage ``stage``'s feature map before patch merging: its last
+    block. Its output is a tuple ``(tokens [batch, rows * cols, channels], attention or None)``, the
+    tokens row-major on the stage's grid; the last stage's tokens go on to the final norm and the mean."""
+    return swin_stages(net)[stage].blocks[-1]
+
+
+def swin_attention(block: torch.nn.Module) -> torch.nn.Module:
+    """A Swin block's window attention module (its forward's inputs: ``swin_attention_inputs``)."""
+    return block.attention
+
+
+def swin_block_grid(args: tuple, kwargs: dict) -> tuple[int, int]:
+    """(rows, cols) of the grid entering a Swin block, from its forward's arguments
+    ``(hidden_states, input_dimensions, ...)`` (a ``forward_pre_kwargs`` hook's)."""
+    dims = args[1] if len(args) > 1 else kwargs["input_dimensions"]
+    return int(dims[0]), int(dims[1])
+
+
+def swin_window(block: torch.nn.Module) -> tuple[int, int]:
+    """(window side, shift) a Swin block used in its last forward, in patches: read after the forward,
+    as transformers shrinks both in place (window = the grid's shorter side, shift 0) when the grid is
+    no larger than a window."""
+    return int(block.window_size), int(block.shift_size)
+
+
+def swin_attention_inputs(args: tuple) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(windows ``[batch * windows, window_tokens, channels]``, shift mask ``[windows, window_tokens,
+    window_tokens]`` or None) from a Swin attention module's forward arguments. The windows are taken
+    row-major from the grid (padded to whole windows, rolled by ``-shift`` in a shifted block), their
+    tokens row-major within each window; the mask is 0 within a region and -100 across regions."""
+    return args[0], (args[1] if len(args) > 1 else None)
+
+
+def swin_attention_weights(output: tuple) -> torch.Tensor | None:
+    """The probabilities ``[batch * windows, head, N, N]`` a Swin attention module returned (eager
+    attention), or None (SDPA returns none)."""
+    return output[1]
+
+
+def swin_window_probs(attention: torch.nn.Module, windows: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """The window attention probabilities ``[batch * windows, head, N, N]`` (float32) a Swin attention
+    module computes from its inputs (``swin_attention_inputs``): ``softmax(Q K^T * scale + (relative
+    position bias + shift mask))``, as its eager attention does, the bias and mask summed first."""
+    n, t, _ = windows.shape
+    d = attention.head_dim
+    q = attention.q_proj(windows).view(n, t, -1, d).transpose(1, 2)
+    k = attention.k_proj(windows).view(n, t, -1, d).transpose(1, 2)
+    scores = q @ k.transpose(-1, -2) * attention.scaling  # [batch * windows, head, N, N]
+    bias = attention.relative_position_bias()  # [1, head, N, N]
+    if mask is None:
+        return (scores + bias).softmax(-1, dtype=torch.float32)
+    combined = bias + mask[:, None]  # [windows, head, N, N], the same for every image
+    scores = scores.view(-1, *combined.shape) + combined
+    return scores.view(n, *scores.shape[2:]).softmax(-1, dtype=torch.float32)

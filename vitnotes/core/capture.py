@@ -20,7 +20,7 @@ from .geometry import Geometry, layer_indices
 from .hooks import hooks
 from .model import check_batch_size, check_pixel_values, chunk_size, forward, unwrap, vit_input
 
-__all__ = ["Attention", "attention_io", "block_images", "capture", "patch_grid", "stream"]
+__all__ = ["Attention", "attention_io", "block_images", "capture", "no_cls", "patch_grid", "pooling_rows", "stream"]
 
 
 class _Stop(Exception):
@@ -57,6 +57,7 @@ class Attention:
 
     def cls(self, layer: int, head: int | None = None) -> torch.Tensor:
         """CLS -> token attention ``[batch, (head), tokens]`` (rows sum to 1, prefix tokens included)."""
+        no_cls(self.geometry.prefix, "the CLS row of a vn.capture result")
         a = self.get(layer, head)
         return a if self.cls_only else a[..., 0, :]
 
@@ -67,12 +68,45 @@ class Attention:
 
     def cls_grids(self) -> torch.Tensor:
         """All captured layers: ``[layer, batch, head, rows, cols]`` (renormalised CLS -> patch)."""
+        no_cls(self.geometry.prefix, "the CLS rows of a vn.capture result")
         rows = self.probs if self.cls_only else self.probs[..., 0, :]
         return patch_grid(rows, self.geometry.prefix, self.grid)
 
     def __repr__(self) -> str:
         kind = "cls rows" if self.cls_only else "full"
         return f"Attention({kind}, shape={tuple(self.probs.shape)}, layers={self.layers})"
+
+
+def no_cls(prefix: int, what: str) -> None:
+    """Refuse ``what`` (something that reads the CLS token's attention row) on a model without a CLS
+    token (``prefix == 0``: SigLIP), naming what to use instead."""
+    if prefix == 0:
+        raise TypeError(
+            f"{what} reads the CLS token's attention row, and this model has no CLS token (SigLIP: an "
+            "attention-pooling head reads the patch tokens through one learnt query). Given the model itself, "
+            "'rollout' and 'last layer' read that query's attention instead; the gradient methods (grad-cam, "
+            "legrad, cp-lrp, integrated gradients) and occlusion need no CLS token"
+        )
+
+
+def pooling_rows(model: Any, pixel_values: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    """The attention-pooling query's attention over the last block's tokens, ``[batch, head, T]``
+    (float32): what a model without a CLS token (SigLIP) reads where a ViT reads its CLS token
+    (``arch.pooling_attention``). One inference forward per chunk of ``batch_size`` images."""
+    net, geom, pixel_values = vit_input(model, pixel_values, batch_size, "the pooling attention")
+    batch_size = chunk_size(model, pixel_values, batch_size, cpu=64, keeps="forward")
+    last = arch.blocks(net)[-1]
+    kept: dict[str, torch.Tensor] = {}
+
+    def keep(_module, _inputs, out):
+        kept["tokens"] = out[0] if isinstance(out, tuple) else out
+
+    rows = []
+    with hooks([(last, "forward", keep)]), torch.no_grad():
+        for chunk in pixel_values.split(batch_size):
+            forward(net, chunk)
+            rows.append(arch.pooling_attention(net, kept["tokens"]).cpu())
+    return torch.cat(rows)
 
 
 def patch_grid(rows: torch.Tensor, prefix: int, grid: tuple[int, int]) -> torch.Tensor:
@@ -261,6 +295,8 @@ def capture(
     from the free memory on a GPU, ``chunk_size``). Introduced in notebook 00 (attention math).
     """
     net, geom, pixel_values = vit_input(model, pixel_values, batch_size, "attention capture")
+    if cls_only:
+        no_cls(geom.prefix, "capture(cls_only=True)")
     batch_size = chunk_size(model, pixel_values, batch_size, cpu=64, keeps="forward" if cls_only else "attention")
     wanted = layer_indices(geom, layers)
     grid = geom.grid_for(*pixel_values.shape[-2:])

@@ -49,10 +49,12 @@ def _index(value: int, n: int, what: str, unit: str) -> int:
 class Geometry:
     """What a notebook needs to know about a model's shape.
 
-    ``kind`` is ``"vit"`` (ViT, DeiT) or ``"cnn"`` (ResNet). For a ViT, ``prefix`` counts the
-    tokens before the patches (1 for ViT's CLS, 2 for DeiT's CLS + distillation token) and
+    ``kind`` is ``"vit"`` (ViT, DeiT), ``"cnn"`` (ResNet) or ``"swin"`` (Swin). For a ViT, ``prefix`` counts
+    the tokens before the patches (1 for ViT's CLS, 2 for DeiT's CLS + distillation token) and
     ``grid`` is the patch grid at the model's native ``image_size``. For a CNN, ``layers``
-    counts its stages and the attention fields are 0 / None.
+    counts its stages and the attention fields are 0 / None. For a Swin, ``layers`` counts its stages,
+    ``grid`` is the patch grid its first stage works on (``stage_grid``: a later stage's), ``prefix`` is 0
+    (no CLS token) and the attention fields are 0 (its heads differ by stage; ``vn.window_attention``).
     Introduced in notebook 00 (attention math).
     """
 
@@ -80,8 +82,9 @@ class Geometry:
         return self.prefix + gh * gw
 
     def grid_for(self, height: int, width: int) -> tuple[int, int]:
-        """Patch grid for an input of ``height x width`` pixels (interpolated positions)."""
-        self.require_vit("a patch grid")
+        """Patch grid for an input of ``height x width`` pixels (interpolated positions; a Swin's first stage)."""
+        if self.kind != "swin":
+            self.require_vit("a patch grid")
         p = self.patch_size
         if height % p or width % p:
             raise ValueError(
@@ -90,12 +93,34 @@ class Geometry:
             )
         return height // p, width // p
 
+    def stage_grid(self, height: int, width: int, stage: int) -> tuple[int, int]:
+        """A Swin stage's grid (rows, cols) for ``height x width`` images: the patch grid, halved (rounded
+        up, as patch merging pads an odd side) once per stage before ``stage`` (negative counts from the end)."""
+        if self.kind != "swin":
+            raise TypeError(f"stage_grid is a Swin's; this model is a {self.kind.upper()}")
+        rows, cols = self.grid_for(height, width)
+        for _ in range(self.layer(stage)):
+            rows, cols = (rows + 1) // 2, (cols + 1) // 2
+        return rows, cols
+
+    def not_vit(self, what: str) -> str:
+        """The one sentence that refuses ``what`` (an analysis of a ViT's attention) on this model."""
+        if self.kind == "swin":
+            return (
+                f"{what} needs a ViT-family model with a global CLS token, and a Swin has none: its attention "
+                "stays inside shifted local windows and patch merging changes the grid between stages, so no "
+                "attention reaches across the image to roll out or to read a CLS row from; use grad-cam, "
+                "integrated gradients or occlusion, or vn.window_attention(model, pixel_values, layer) for "
+                "each block's windows"
+            )
+        return (
+            f"{what} needs a ViT-family model (ViT, DeiT), but this model is a {self.kind.upper()}; "
+            "for CNNs use vn.gradcam(model, pixel_values, stage=...)"
+        )
+
     def require_vit(self, what: str) -> None:
         if self.kind != "vit":
-            raise TypeError(
-                f"{what} needs a ViT-family model (ViT, DeiT), but this model is a {self.kind.upper()}; "
-                "for CNNs use vn.gradcam(model, pixel_values, stage=...)"
-            )
+            raise TypeError(self.not_vit(what))
 
     def layer(self, layer: int) -> int:
         """Normalise a layer index (negative counts from the end) and check its range."""

@@ -33,7 +33,7 @@ def _square(value: Any, what: str) -> int:
 
 
 def geometry(net: torch.nn.Module) -> Geometry:
-    """Geometry of a transformers image model (ViT / DeiT / DINOv2 / BEiT / ResNet / ConvNeXt family;
+    """Geometry of a transformers image model (ViT / DeiT / DINOv2 / BEiT / Swin / ResNet / ConvNeXt family;
     the README's family table). Introduced in notebook 00 (attention math)."""
     if isinstance(net, Model):
         return net.geometry
@@ -42,9 +42,17 @@ def geometry(net: torch.nn.Module) -> Geometry:
         raise TypeError(
             f"expected a transformers model or a vn.Model, got {type(net).__name__}; load one with vn.load(...)"
         )
+    if arch.is_image_text(net):
+        raise TypeError(
+            f"{type(net).__name__} (CLIP / SigLIP) is explained through text prompts: wrap it with "
+            "vn.prompts(model, ['a photo of a cat', 'a photo of a dog']) or load it with vn.load(folder, prompts=[...])"
+        )
     refused = arch.unsupported(net)
     if refused:
         raise TypeError(refused)
+    swin = arch.swin_stages(net)
+    if swin is not None:
+        return _swin_geometry(cfg, len(swin))
     layers = arch.vit_layers(net)
     if layers is not None:
         return _vit_geometry(cfg, len(layers))
@@ -53,7 +61,7 @@ def geometry(net: torch.nn.Module) -> Geometry:
         return _cnn_geometry(cfg, len(stages))
     raise TypeError(
         f"{type(net).__name__} (model_type={arch.family_of(net)!r}) is neither a ViT-family model with "
-        "q/k/o projections (ViT, DeiT, DINOv2, BEiT) nor a CNN with encoder stages (ResNet, ConvNeXt); "
+        "q/k/o projections (ViT, DeiT, DINOv2, BEiT) nor a Swin nor a CNN with encoder stages (ResNet, ConvNeXt); "
         "vitnotes supports those"
     )
 
@@ -70,6 +78,21 @@ def _vit_geometry(cfg: Any, layers: int) -> Geometry:
         image_size=_square(cfg.image_size, "image_size"),
         channels=int(cfg.num_channels),
         prefix=arch.prefix_tokens(cfg),
+    )
+
+
+def _swin_geometry(cfg: Any, stages: int) -> Geometry:
+    """A Swin: ``layers`` counts its stages, the grid is its first stage's (the patch grid), no prefix
+    token; its heads differ by stage, so the attention fields are 0 (``vn.window_attention`` reads them)."""
+    return Geometry(
+        kind="swin",
+        layers=stages,
+        heads=0,
+        head_dim=0,
+        hidden=int(cfg.hidden_size),
+        patch_size=_square(cfg.patch_size, "patch_size"),
+        image_size=_square(cfg.image_size, "image_size"),
+        channels=int(cfg.num_channels),
     )
 
 
@@ -155,7 +178,7 @@ def check_pixel_values(pixel_values: Any, geom: Geometry) -> torch.Tensor:
             f"pixel_values has {x.shape[1]} channels but the model expects {geom.channels}; "
             "use model.preprocess(images), which converts colour modes"
         )
-    if geom.kind == "vit":
+    if geom.kind in ("vit", "swin"):
         geom.grid_for(x.shape[2], x.shape[3])
     if not torch.isfinite(x).all():
         raise ValueError("pixel_values contains NaN or inf; check the images and their normalisation")
@@ -226,6 +249,9 @@ def chunk_size(model: Any, pixel_values: torch.Tensor, batch_size: int | None, *
     if geom.kind == "vit":
         rows, cols = geom.grid_for(*pixel_values.shape[-2:])
         t, h, n = rows * cols + geom.prefix, geom.heads, geom.layers
+    elif geom.kind == "swin":  # its first stage's tokens in every block (an over-estimate later); windows are small
+        rows, cols = geom.grid_for(*pixel_values.shape[-2:])
+        t, h, n = rows * cols, 0, len(arch.swin_blocks(net))
     else:  # a CNN: count its pixels as tokens of its widest stage
         t, h, n = pixel_values.shape[-2] * pixel_values.shape[-1] // 16, 0, geom.layers
     each = _PER_IMAGE[keeps](t, geom.hidden, h, n, param.element_size())

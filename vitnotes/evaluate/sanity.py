@@ -2,13 +2,30 @@
 
 A model-randomisation test in the spirit of Adebayo et al. 2018 ("Sanity checks for saliency
 maps"): re-initialise the network from the top down (``vn.randomized``) and measure how much
-each kind of map changes (Spearman rank correlation with the trained model's map). A map that
-barely changes when the weights it should explain are destroyed cannot be explaining them.
+each kind of map changes. A map that barely changes when the weights it should explain are
+destroyed cannot be explaining them.
+
+**The comparison** (Adebayo et al.'s): per image, the map on the trained model against the map on
+the randomised one, by the *absolute* Spearman rank correlation over the map's cells (a map whose
+ranking survives inverted has kept the structure as much as one that survives upright) and by the
+SSIM of the two maps, each first scaled to [0, 1] (``map_ssim``). Each is averaged over images
+with its 95 % percentile-bootstrap interval (``vn.bootstrap``).
+
+**The rule** (``SANITY_RULE``, applied by ``sanity_verdict`` in chapters 06 and 09): a map *passes*
+when the upper ends of both intervals lie below ``SANITY_THRESHOLD`` (0.2), *fails* when the lower
+end of either lies above it, and *cannot tell* otherwise. 0.2 is the conventional upper end of a
+"very weak" correlation (at most 4 % of the rank variance shared), and sits well above what two
+independent maps reach by chance on a grid of 49 or more cells (mean |Spearman| about
+``sqrt(2 / (pi (cells - 1)))``: 0.12 on 7x7, 0.06 on 14x14; ``chance_abs_spearman``), so an
+unrelated map can pass given enough images. On grids of fewer than about 30 cells chance alone
+comes close to 0.2 and nothing can pass.
+
 Introduced in notebook 06 (rollout).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -20,10 +37,67 @@ from ..core.model import check_batch_size, check_pixel_values, class_labels, for
 from ..interventions.randomisation import randomized
 from ..methods.base import methods, registered
 from ..methods.gradient_rollout import attention_with_grads
-from ..stats import rank_correlation, topk_overlap
+from ..stats import as_maps, rank_correlation, topk_overlap
 from .intervals import bootstrap
 
-__all__ = ["cascade_intervals", "cascading_randomization", "explanation_maps"]
+__all__ = [
+    "SANITY_RULE", "SANITY_THRESHOLD", "cascade_intervals", "cascading_randomization", "chance_abs_spearman",
+    "explanation_maps", "map_ssim", "sanity_verdict", "unit_maps",
+]  # fmt: skip
+
+SANITY_THRESHOLD = 0.2
+SANITY_RULE = (
+    "A map passes the randomisation check when the upper ends of the 95 % intervals of both its mean absolute "
+    f"Spearman and its mean SSIM with its map on the randomised model lie below {SANITY_THRESHOLD:g}, fails when "
+    f"the lower end of either lies above {SANITY_THRESHOLD:g}, and cannot tell otherwise."
+)
+
+
+def sanity_verdict(
+    abs_spearman: tuple[float, float], ssim: tuple[float, float], *, threshold: float = SANITY_THRESHOLD
+) -> str:
+    """``"passes"``, ``"fails"`` or ``"cannot tell"`` by the rule in this module's docstring, from the
+    ``(low, high)`` intervals of the mean absolute Spearman and the mean SSIM between the trained and
+    the randomised maps (NaN ends: "cannot tell"). Introduced in notebook 06, used in 09."""
+    (a_low, a_high), (s_low, s_high) = (tuple(map(float, iv)) for iv in (abs_spearman, ssim))
+    if a_high < threshold and s_high < threshold:
+        return "passes"
+    if a_low > threshold or s_low > threshold:
+        return "fails"
+    return "cannot tell"
+
+
+def chance_abs_spearman(cells: int) -> float:
+    """About the mean |Spearman| of two independent maps of ``cells`` cells, ``sqrt(2 / (pi (cells - 1)))``
+    (the mean absolute value of a normal with the null variance ``1 / (cells - 1)``)."""
+    return math.sqrt(2.0 / (math.pi * (int(cells) - 1))) if cells > 1 else float("nan")
+
+
+def unit_maps(maps: Any) -> torch.Tensor:
+    """Each map ``[batch, rows, cols]`` scaled to [0, 1] by its own minimum and maximum (float64); a
+    constant map becomes 0 everywhere."""
+    m = as_maps(maps).double()
+    lo = m.flatten(1).min(1).values[:, None, None]
+    span = m.flatten(1).max(1).values[:, None, None] - lo
+    return torch.where(span > 0, (m - lo) / torch.where(span > 0, span, 1.0), torch.zeros_like(m))
+
+
+def map_ssim(a: Any, b: Any) -> torch.Tensor:
+    """SSIM (``skimage.metrics.structural_similarity``, ``data_range=1``) between two sets of maps,
+    one value per image ``[batch]``, each map scaled to [0, 1] first (``unit_maps``). The window is
+    7x7 (skimage's default), or the largest odd size that fits a smaller grid (at least 3x3): on a
+    7x7 grid one window covers the map."""
+    from skimage.metrics import structural_similarity
+
+    a, b = as_maps(a, "map a"), as_maps(b, "map b")
+    if a.shape != b.shape:
+        raise ValueError(f"maps of shape {tuple(a.shape)} and {tuple(b.shape)} differ")
+    side = min(a.shape[-2:])
+    if side < 3:
+        raise ValueError(f"SSIM needs maps of at least 3x3 cells, got {tuple(a.shape[-2:])}")
+    win = min(7, side if side % 2 else side - 1)
+    ua, ub = unit_maps(a).numpy(), unit_maps(b).numpy()
+    return torch.tensor([structural_similarity(x, y, data_range=1.0, win_size=win) for x, y in zip(ua, ub)])
 
 
 def _one_pass_methods() -> list[str]:
@@ -189,9 +263,13 @@ def cascade_intervals(
     ``level`` interval over the images (``low``, ``high``; ``vn.bootstrap``, resampling seed 0),
     ``seed_min`` and ``seed_max`` (the lowest and highest of the per-seed means: the spread over
     random draws), the mean ``topk_overlap`` and ``accuracy`` (over seeds), and ``n`` (images).
+    Adebayo et al.'s comparison (module docstring) the same way: ``abs_spearman`` with ``abs_low``,
+    ``abs_high`` and ``ssim`` with ``ssim_low``, ``ssim_high`` (each image's value averaged over the
+    seeds, then bootstrapped), and ``sanity``, the verdict of ``sanity_verdict`` on those intervals.
     A last step per method, ``"trained, another image"``, is the reference: the trained maps of
-    two different images (each image against the next). Returns ``(table, per_image, maps)``:
-    ``per_image`` has one row per (seed, step, method, image) with ``spearman`` and ``topk_overlap``;
+    two different images (each image against the next; no verdict). Returns ``(table, per_image, maps)``:
+    ``per_image`` has one row per (seed, step, method, image) with ``spearman``, ``abs_spearman``,
+    ``ssim`` and ``topk_overlap``;
     ``maps`` are those of the first seed, as ``cascading_randomization`` returns them.
     Introduced in notebook 06 (rollout).
     """
@@ -251,6 +329,8 @@ def _per_image_rows(seed, step, method, maps, trained, topk_frac, correct) -> pd
             "method": method,
             "image": np.arange(len(rho)),
             "spearman": rho,
+            "abs_spearman": np.abs(rho),
+            "ssim": map_ssim(maps, trained).numpy(),
             "topk_overlap": topk_overlap(maps, trained, topk_frac).numpy(),
             "correct": np.nan if correct is None else correct,
         }
@@ -258,12 +338,17 @@ def _per_image_rows(seed, step, method, maps, trained, topk_frac, correct) -> pd
 
 
 def _seed_summary(per_image: pd.DataFrame, n_boot: int, level: float) -> pd.DataFrame:
-    """Per (step, method): the seed-averaged per-image Spearman's mean and bootstrap interval, and
-    the spread of the per-seed means."""
+    """Per (step, method): the seed-averaged per-image Spearman's mean and bootstrap interval, the
+    spread of the per-seed means, |Spearman| and SSIM with their intervals and the sanity verdict."""
     rows = []
     for (step, method), g in per_image.groupby(["step", "method"], sort=False):
         per_seed = g.groupby("seed")["spearman"].mean()
-        iv = bootstrap(g.groupby("image")["spearman"].mean().to_numpy(), n_boot=n_boot, level=level)
+        by_image = g.groupby("image")
+        iv, ab, ss = (
+            bootstrap(by_image[c].mean().to_numpy(), n_boot=n_boot, level=level)
+            for c in ("spearman", "abs_spearman", "ssim")
+        )
+        word = "" if g["seed"].iloc[0] < 0 else sanity_verdict((ab.low, ab.high), (ss.low, ss.high))
         rows.append(
             {
                 "step": step,
@@ -273,6 +358,13 @@ def _seed_summary(per_image: pd.DataFrame, n_boot: int, level: float) -> pd.Data
                 "high": iv.high,
                 "seed_min": float(per_seed.min()),
                 "seed_max": float(per_seed.max()),
+                "abs_spearman": ab.value,
+                "abs_low": ab.low,
+                "abs_high": ab.high,
+                "ssim": ss.value,
+                "ssim_low": ss.low,
+                "ssim_high": ss.high,
+                "sanity": word,
                 "topk_overlap": float(g["topk_overlap"].mean()),
                 "accuracy": float(g["correct"].mean()),
                 "n": iv.n,

@@ -36,7 +36,7 @@ def evaluation_table(
     steps: int = 20, score: str | None = None, target: Any = None, truth: Any = None, sigma: float = 5.0,
     mean: Any = None, chunk: int = 16, batch_size: int = 128,
     negative: str = "clip", min_cover: float = 0.0,
-    n_boot: int = 1000, seed: int = 0, level: float = 0.95, progress: bool = False,
+    n_boot: int = 1000, seed: int = 0, level: float = 0.95, progress: bool = False, per_image: bool = False,
 ) -> pd.DataFrame:  # fmt: skip
     """A tidy table, one row per (method, metric, baseline): ``value`` (mean over images), ``low``
     and ``high`` (percentile-bootstrap ``level`` interval over images, ``n_boot`` resamples,
@@ -54,6 +54,9 @@ def evaluation_table(
       ``mass_chirp``, ``area_chirp`` (the uniform reference), ``ratio``, ``pointing``,
       ``pointing_chance`` and ``mass_<distractor>`` for text, colorbar and axes (``negative``
       and ``min_cover`` as in ``ground_truth``).
+
+    ``per_image=True`` adds a column ``values``: each row's per-image values (a tuple in image order,
+    NaN where undefined), which ``vn.paired_verdicts`` compares image by image.
 
     ``df.attrs``: ``images_per_s`` and ``seconds`` per (method, baseline), ``curves`` (per (method,
     baseline): ``fractions`` and the mean ``deletion``, ``deletion_lif`` and ``insertion`` curves
@@ -77,7 +80,9 @@ def evaluation_table(
         rows += _faithfulness_rows(methods, model, images, jobs, curve_options, boot, timing, progress)
     if masks is not None:
         rows += _ground_truth_rows(methods, masks, negative, min_cover, boot)
-    df = pd.DataFrame(rows, columns=COLUMNS)
+    df = pd.DataFrame(rows, columns=[*COLUMNS, "values"])
+    if not per_image:
+        df = df[COLUMNS]
     n_img = int(np.asarray(images).shape[0]) if images is not None else int(np.asarray(masks).shape[0])
     settings = dict(steps=steps, n_boot=n_boot, seed=seed, level=level, negative=negative, min_cover=min_cover)
     df.attrs.update(images=n_img, **timing, total_seconds=time.perf_counter() - t_all, **settings)
@@ -99,8 +104,9 @@ def _row(method: str, family: str, metric: str, base: str, values: Any, boot: di
     """One row of the table: the mean of ``values`` over images and its bootstrap interval."""
     iv = bootstrap(values, **boot)
     return dict(
-        method=method, family=family, metric=metric, baseline=base, value=iv.value, low=iv.low, high=iv.high, n=iv.n
-    )
+        method=method, family=family, metric=metric, baseline=base, value=iv.value, low=iv.low, high=iv.high, n=iv.n,
+        values=tuple(float(v) for v in np.asarray(values, dtype=np.float64).reshape(-1)),
+    )  # fmt: skip
 
 
 def _jobs(baselines: Sequence[Any], restrict: Any, restrict_name: str, restrict_baselines: Any) -> list[tuple]:
@@ -147,17 +153,18 @@ def _ground_truth_rows(methods: dict, masks: Any, negative: str, min_cover: floa
 
 def interval_rows(
     values: Mapping[str, Any], metric: str, *, family: str = "", baseline: str = "",
-    n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+    n_boot: int = 1000, seed: int = 0, level: float = 0.95, per_image: bool = False,
 ) -> pd.DataFrame:  # fmt: skip
     """Per-image values of any measurement as rows of ``evaluation_table``'s long table: one row per
     ``{method: [images] values}`` entry with the mean over images and its percentile-bootstrap
     interval (``vn.bootstrap``; every method resampled identically), so that ``vn.interval_table``,
-    ``vn.verdicts`` and ``vn.interval_plot`` take them. Introduced in notebook 03 (CNN vs ViT)."""
+    ``vn.verdicts`` and ``vn.interval_plot`` take them (``per_image=True``: with the ``values`` column
+    that ``vn.paired_verdicts`` reads). Introduced in notebook 03 (CNN vs ViT)."""
     if not isinstance(values, Mapping) or not values:
         raise ValueError("values must be a non-empty {method name: per-image values} mapping")
     boot = {"n_boot": n_boot, "seed": seed, "level": level}
     rows = [_row(name, family, metric, baseline, np.asarray(v, dtype=np.float64), boot) for name, v in values.items()]
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=[*COLUMNS, "values"] if per_image else COLUMNS)
 
 
 def wide(table: pd.DataFrame) -> pd.DataFrame:

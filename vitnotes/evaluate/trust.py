@@ -4,22 +4,23 @@ disagree.
 
 Conventions (stated once, used everywhere here):
 
-- **Verdicts compare intervals.** Every value is a mean over images with its percentile-bootstrap
-  interval (``vn.bootstrap``; every method resampled identically). Method A is *better* than B on a
-  metric only when the two intervals do not overlap and A's lies on the metric's better side
-  (``BETTER``: lower deletion AUC, higher insertion AUC and SRG, more mass on the chirp, less on a
-  distractor, ...); *worse* when it lies on the other side; otherwise they are *tied*: these images
-  cannot tell them apart. So a method "beats random" only if its interval excludes the random map's.
+- **Verdicts.** Every value is a mean over images with its percentile-bootstrap interval
+  (``vn.bootstrap``; every method resampled identically). Where the table carries per-image values
+  (``evaluation_table(..., per_image=True)``), two methods are compared image by image by
+  ``vn.paired_verdicts`` (``vitnotes.evaluate.paired``: paired difference, sign-flip test, Holm's
+  correction across the table) and ``scorecard``, ``leaders`` and ``metric_disagreements`` take
+  that table as ``paired=``. ``verdicts`` is the older, cruder reading of a table of intervals
+  alone (no per-image values): method A is *better* than B only when the two intervals do not
+  overlap and A's lies on the metric's better side (``BETTER``: lower deletion AUC, higher insertion
+  AUC and SRG, more mass on the chirp, less on a distractor, ...), *worse* on the other side,
+  *tied* otherwise; it neither pairs the images nor corrects for the number of comparisons.
 - **Sanity (model randomisation, Adebayo et al. 2018).** A method's map of each image on the trained
   model against its map on a randomised copy (``vn.randomized``; by default every block, the
-  classifier and the embeddings redrawn), Spearman over the map's cells. Two references: 0 (two
-  unrelated maps) and the Spearman between the trained maps of two different images (image i
-  against image i + 1, cyclically). A method *passes* when its interval reaches 0 or below (its
-  randomised map cannot be told from an unrelated one), *fails* when its interval lies wholly above
-  the other-image reference's (its randomised map is more like its trained map than another image's
-  map is: it follows the image, not the model), and *keeps some* of its ranking otherwise. A map no
-  registered method made (a control such as brightness) does not depend on the model: its randomised
-  map is itself.
+  classifier and the embeddings redrawn): the absolute Spearman over the map's cells and the SSIM
+  of the two maps scaled to [0, 1], each a mean over images with its interval, judged by
+  ``vn.sanity_verdict`` (``vitnotes.evaluate.sanity``: *passes* when both intervals lie below 0.2,
+  *fails* when either lies above it, *cannot tell* otherwise). A map no registered method made (a
+  control such as brightness) does not depend on the model: its randomised map is itself.
 
 Introduced in notebook 09 (which explanation can you trust?).
 """
@@ -42,22 +43,22 @@ from ..interventions.randomisation import randomized
 from ..methods.base import explain, methods, registered
 from ..stats import as_maps, rank_correlation
 from .intervals import bootstrap
-from .sanity import _fixed_targets
+from .sanity import _fixed_targets, map_ssim, sanity_verdict
 from .summary import COLUMNS
 
 __all__ = [
-    "BETTER", "CONTROLS", "column_label", "every_map", "interval_table", "leaders", "method_table",
+    "BETTER", "CONTROLS", "SANITY_METRICS", "column_label", "every_map", "interval_table", "leaders", "method_table",
     "metric_disagreements",
     "randomisation_check", "scorecard", "verdicts",
 ]  # fmt: skip
 
-# +1: higher is better, -1: lower is better (the metrics of evaluation_table and randomisation_check).
+# +1: higher is better, -1: lower is better (the metrics of evaluation_table; the sanity metrics have their own rule).
 # deletion_lif_auc is left out: it equals insertion_auc by construction (vitnotes.evaluate.perturbation).
 BETTER = {
     "deletion_auc": -1, "insertion_auc": 1, "srg": 1,
     "mass_chirp": 1, "ratio": 1, "pointing": 1, "mass_text": -1, "mass_colorbar": -1, "mass_axes": -1,
-    "randomisation_spearman": -1,
 }  # fmt: skip
+SANITY_METRICS = ("randomisation_abs_spearman", "randomisation_ssim", "randomisation_spearman")
 CONTROLS = ("random", "brightness", "uniform")
 _WORDS = {1: "better", -1: "worse", 0: "tied"}
 
@@ -184,8 +185,10 @@ def randomisation_check(
     level: float = 0.95,
 ) -> tuple[pd.DataFrame, dict[str, torch.Tensor]]:
     """Model-randomisation check for every map in ``maps`` (module docstring): a tidy table in
-    ``evaluation_table``'s columns, family ``"sanity"``, metrics ``randomisation_spearman`` and
-    ``other_image_spearman`` (the reference) per method, and the randomised model's maps.
+    ``evaluation_table``'s columns plus ``values`` (per image), family ``"sanity"``, metrics
+    ``randomisation_abs_spearman`` and ``randomisation_ssim`` (what ``vn.sanity_verdict`` judges) and
+    ``randomisation_spearman`` (signed: below 0 when the ranking survives inverted) per method, and
+    the randomised model's maps.
 
     ``maps``: ``{name: [batch, rows, cols]}`` of ``pixel_values`` on the trained model, as
     ``every_map`` returns them (with the same ``options``). The randomised model explains the
@@ -206,13 +209,12 @@ def randomisation_check(
     for name, m in maps.items():
         trained = as_maps(m, name)
         again = as_maps(rmaps.get(name, trained), name)
-        for metric, values in (
-            ("randomisation_spearman", rank_correlation(trained, again)),
-            ("other_image_spearman", rank_correlation(trained, trained.roll(1, 0))),
-        ):
-            iv = bootstrap(values.numpy(), **boot)
-            rows.append(dict(zip(COLUMNS, (name, "sanity", metric, "", iv.value, iv.low, iv.high, iv.n))))
-    df = pd.DataFrame(rows, columns=COLUMNS)
+        rho = rank_correlation(trained, again).double().numpy()
+        for metric, values in zip(SANITY_METRICS, (np.abs(rho), map_ssim(trained, again).numpy(), rho)):
+            iv = bootstrap(values, **boot)
+            row = (name, "sanity", metric, "", iv.value, iv.low, iv.high, iv.n, tuple(map(float, values)))
+            rows.append(dict(zip([*COLUMNS, "values"], row)))
+    df = pd.DataFrame(rows, columns=[*COLUMNS, "values"])
     df.attrs.update(images=len(pixel_values), from_layer=from_layer, embeddings=embeddings, seed=seed)
     return df, rmaps
 
@@ -245,25 +247,44 @@ def verdicts(table: pd.DataFrame, against: Sequence[str] = CONTROLS) -> pd.DataF
 
 
 def _sanity_word(table: pd.DataFrame, method: str) -> str:
+    """``vn.sanity_verdict`` on the method's sanity rows ("" without them)."""
     s = table[(table["method"] == method) & (table["family"] == "sanity")].set_index("metric")
-    if not {"randomisation_spearman", "other_image_spearman"} <= set(s.index):
+    if not {"randomisation_abs_spearman", "randomisation_ssim"} <= set(s.index):
         return ""
-    r, o = s.loc["randomisation_spearman"], s.loc["other_image_spearman"]
-    if r["low"] <= 0:
-        return "passes"
-    return "fails" if int(_side(r["low"], r["high"], o["low"], o["high"])) == 1 else "keeps some"
+    a, b = s.loc["randomisation_abs_spearman"], s.loc["randomisation_ssim"]
+    return sanity_verdict((a["low"], a["high"]), (b["low"], b["high"]))
+
+
+def _paired_words(paired: pd.DataFrame, against: str) -> pd.DataFrame:
+    """``paired_verdicts``' rows of every method against ``against`` as ``verdicts``' columns:
+    method, family, metric, baseline and ``"vs <against>"`` (the control's own row: "")."""
+    p = paired[paired["other"] == against][["method", "family", "metric", "baseline", "verdict"]]
+    return p.rename(columns={"verdict": f"vs {against}"})
 
 
 def scorecard(
-    table: pd.DataFrame, cost: pd.DataFrame | None = None, *, against: Sequence[str] = ("random", "brightness")
+    table: pd.DataFrame,
+    cost: pd.DataFrame | None = None,
+    *,
+    against: Sequence[str] = ("random", "brightness"),
+    paired: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per method: for each control in ``against``, on how many faithfulness columns (metric
     x baseline) the method is better / worse than it (``"better than random"``, ...), out of
-    ``"faithfulness columns"``; ``"sanity"`` (passes / keeps some / fails); with ground-truth rows and a
-    ``"uniform"`` map in the table, whether its mass on the chirp, its pointing game and its mass on
-    each distractor are better / worse / tied against the uniform map; and ``images/s`` from ``cost``.
-    Introduced in notebook 09."""
-    v = verdicts(table, against=(*against, "uniform"))
+    ``"faithfulness columns"``; ``"sanity"`` (``vn.sanity_verdict``: passes / cannot tell / fails);
+    with ground-truth rows and a ``"uniform"`` map in the table, whether its mass on the chirp, its
+    pointing game and its mass on each distractor are better / worse than the uniform map's; and
+    ``images/s`` from ``cost``. With ``paired`` (``vn.paired_verdicts`` of the same table, with each
+    control in ``against`` and ``"uniform"``), better and worse are its verdicts; without, the
+    interval reading of ``verdicts`` (module docstring). Introduced in notebook 09."""
+    if paired is None:
+        v = verdicts(table, against=(*against, "uniform"))
+    else:
+        keys = ["method", "family", "metric", "baseline"]
+        v = table[table["metric"].isin(list(BETTER))][keys].drop_duplicates()
+        for c in (*against, "uniform"):
+            if (paired["other"] == c).any():
+                v = v.merge(_paired_words(paired, c), on=keys, how="left").fillna({f"vs {c}": ""})
     faith = v[v["family"] == "faithfulness"]
     out = pd.DataFrame(index=pd.Index(list(dict.fromkeys(table["method"])), name="method"))
     for c in against:
@@ -293,8 +314,24 @@ def _oriented(table: pd.DataFrame, family: str, exclude: Sequence[str]) -> pd.Da
     return t.pivot(index="method", columns="column", values="score")[order].reindex(list(dict.fromkeys(t["method"])))
 
 
+def _paired_sides(paired: pd.DataFrame) -> dict[tuple, int]:
+    """``{(family, column, A, B): +1 / -1}`` for every paired verdict that is not "cannot tell", both ways."""
+    out = {}
+    for r in paired.itertuples(index=False):
+        side = {"better": 1, "worse": -1}.get(r.verdict, 0)
+        if side:
+            column = column_label(r.metric, r.baseline)
+            out[(r.family, column, r.method, r.other)] = side
+            out[(r.family, column, r.other, r.method)] = -side
+    return out
+
+
 def metric_disagreements(
-    table: pd.DataFrame, *, family: str = "faithfulness", exclude: Sequence[str] = CONTROLS
+    table: pd.DataFrame,
+    *,
+    family: str = "faithfulness",
+    exclude: Sequence[str] = CONTROLS,
+    paired: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Where two metrics disagree about the methods (``exclude``: the controls, left out).
 
@@ -302,8 +339,9 @@ def metric_disagreements(
     of ``family``, each oriented so that higher is better (1: the two metrics rank the methods
     alike; below 0: they rank them in opposite orders), and (2) one row per contradiction: two
     columns and two methods that the first column puts in one order and the second in the other,
-    each with non-overlapping intervals (``verdicts``' sense of better): ``first``, ``second``,
-    ``better by first``, ``better by second``. Introduced in notebook 09.
+    each with non-overlapping intervals (``verdicts``' sense of better), or with ``paired``
+    (``vn.paired_verdicts(..., pairs="all")`` of the same table) each a paired verdict: ``first``,
+    ``second``, ``better by first``, ``better by second``. Introduced in notebook 09.
     """
     scores = _oriented(table, family, exclude)
     agree = scores.rank().corr(method="pearson")  # Spearman = Pearson on ranks
@@ -311,17 +349,26 @@ def metric_disagreements(
     t = t.assign(column=[column_label(m, b) for m, b in zip(t["metric"], t["baseline"])])
     cols, rows = list(scores.columns), []
     by = {c: g.set_index("method") for c, g in t.groupby("column", sort=False)}
+    sides = None if paired is None else _paired_sides(paired)
     for i, c1 in enumerate(cols):
         for c2 in cols[i + 1 :]:
-            rows += _contradictions(by[c1], by[c2], c1, c2)
+            rows += _contradictions(by[c1], by[c2], c1, c2, sides, family)
     return agree, pd.DataFrame(rows, columns=["first", "second", "better by first", "better by second"])
 
 
-def leaders(table: pd.DataFrame, *, family: str | None = None, exclude: Sequence[str] = ()) -> pd.DataFrame:
+def leaders(
+    table: pd.DataFrame,
+    *,
+    family: str | None = None,
+    exclude: Sequence[str] = (),
+    paired: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """The best method on every "metric [baseline]" column (of ``family``, or all) with a direction
     (``BETTER``), ``exclude``d methods left out: one row per column with ``best``, ``value``,
-    ``runner-up`` and ``clear`` (True when the best's interval does not overlap the runner-up's).
-    Introduced in notebook 09."""
+    ``runner-up`` and ``clear``: True when the best's interval does not overlap the runner-up's, or,
+    with ``paired`` (``vn.paired_verdicts`` of the same table holding that pair), when the paired
+    verdict calls the best better than the runner-up. Introduced in notebook 09."""
+    sides = None if paired is None else _paired_sides(paired)
     t = table[table["metric"].isin(list(BETTER)) & ~table["method"].isin(exclude)]
     if family is not None:
         t = t[t["family"] == family]
@@ -329,7 +376,11 @@ def leaders(table: pd.DataFrame, *, family: str | None = None, exclude: Sequence
     for (metric, baseline), g in t.dropna(subset=["value"]).groupby(["metric", "baseline"], sort=False):
         g = g.sort_values("value", ascending=BETTER[metric] < 0)
         best, second = g.iloc[0], g.iloc[1] if len(g) > 1 else None
-        clear = second is not None and bool(_side(best["low"], best["high"], second["low"], second["high"]) != 0)
+        if sides is not None:
+            runner = None if second is None else second["method"]
+            clear = sides.get((best["family"], column_label(metric, baseline), best["method"], runner), 0) == 1
+        else:
+            clear = second is not None and bool(_side(best["low"], best["high"], second["low"], second["high"]) != 0)
         rows.append(
             {
                 "column": column_label(metric, baseline),
@@ -342,14 +393,20 @@ def leaders(table: pd.DataFrame, *, family: str | None = None, exclude: Sequence
     return pd.DataFrame(rows, columns=["column", "best", "value", "runner-up", "clear"]).set_index("column")
 
 
-def _contradictions(a: pd.DataFrame, b: pd.DataFrame, ca: str, cb: str) -> list[dict]:
-    """Method pairs that column ``a`` orders one way and ``b`` the other, both with separated intervals."""
+def _contradictions(
+    a: pd.DataFrame, b: pd.DataFrame, ca: str, cb: str, sides: dict | None = None, family: str = ""
+) -> list[dict]:
+    """Method pairs that column ``a`` orders one way and ``b`` the other, both with separated intervals
+    (or, with ``sides``, both with a paired verdict)."""
     out, names = [], [m for m in a.index if m in b.index]
     for i, m1 in enumerate(names):
         for m2 in names[i + 1 :]:
-            sa = int(_side(a.at[m1, "low"], a.at[m1, "high"], a.at[m2, "low"], a.at[m2, "high"]))
-            sb = int(_side(b.at[m1, "low"], b.at[m1, "high"], b.at[m2, "low"], b.at[m2, "high"]))
-            sa, sb = sa * BETTER[a.at[m1, "metric"]], sb * BETTER[b.at[m1, "metric"]]
+            if sides is not None:
+                sa, sb = sides.get((family, ca, m1, m2), 0), sides.get((family, cb, m1, m2), 0)
+            else:
+                sa = int(_side(a.at[m1, "low"], a.at[m1, "high"], a.at[m2, "low"], a.at[m2, "high"]))
+                sb = int(_side(b.at[m1, "low"], b.at[m1, "high"], b.at[m2, "low"], b.at[m2, "high"]))
+                sa, sb = sa * BETTER[a.at[m1, "metric"]], sb * BETTER[b.at[m1, "metric"]]
             if sa and sb and sa != sb:
                 out.append(
                     {

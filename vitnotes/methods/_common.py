@@ -62,9 +62,9 @@ def pixel_baseline(model: Any, pixel_values: torch.Tensor, baseline: Any) -> tor
 
 def cell_grid(geom: Geometry, height: int, width: int, patch: int | None, what: str) -> tuple[int, int, int]:
     """(cell size, rows, cols) of the ``patch x patch`` squares tiling a ``height x width`` image:
-    ``patch`` None = the ViT's patch size (a CNN has none: ``what`` says what to pass instead)."""
+    ``patch`` None = the ViT's or Swin's patch size (a CNN has none: ``what`` says what to pass instead)."""
     if patch is None:
-        if geom.kind != "vit":
+        if geom.patch_size is None:
             raise ValueError(f"a CNN has no patch grid: pass patch=<pixels per {what}>")
         patch = geom.patch_size
     patch = as_int(patch, "patch")

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from ..core.capture import Attention
-from ..core.model import unwrap
+from ..core.model import Model, unwrap
 
 __all__ = ["Method", "explain", "method", "methods", "registered"]
 
@@ -26,7 +26,7 @@ FromPass = Callable[[list, list, int, tuple], torch.Tensor]
 class Method:
     """One registered map method.
 
-    ``kinds``: the model kinds it explains (``"vit"``, ``"cnn"``). ``class_specific``: whether
+    ``kinds``: the model kinds it explains (``"vit"``, ``"cnn"``, ``"swin"``). ``class_specific``: whether
     ``target`` changes the map. ``from_pass``: for methods that one eager forward and backward
     pass determines, ``(maps, grads, prefix, grid) -> [batch, rows, cols]`` from every layer's
     attention ``[batch, head, T, T]`` and its gradient (the sanity check computes them so)."""
@@ -87,7 +87,7 @@ def registered(name: str) -> Method:
 
 
 def methods(kind: str | None = None) -> list[str]:
-    """Names of the registered map methods (for models of ``kind`` ``"vit"`` or ``"cnn"``, or all),
+    """Names of the registered map methods (for models of ``kind`` ``"vit"``, ``"cnn"`` or ``"swin"``, or all),
     in registration order. Introduced in notebook 03."""
     return [n for n, m in _REGISTRY.items() if kind is None or kind in m.kinds]
 
@@ -103,6 +103,10 @@ def explain(
     ``options`` go to the method. Introduced in notebook 03.
     """
     m = registered(method)
+    if isinstance(model, (torch.nn.Module, Model)):  # a Swin first: it has no capture either
+        geom = unwrap(model)[1]
+        if geom.kind == "swin" and geom.kind not in m.kinds:
+            raise TypeError(geom.not_vit(f"map method {method!r}"))
     if not isinstance(model, Attention) and not m.takes_model:
         raise TypeError(f"map method {method!r} needs a vn.capture result: vn.explain(vn.capture(model, x), None, ...)")
     if not isinstance(model, Attention):

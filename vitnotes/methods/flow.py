@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..core.capture import Attention, patch_grid
+from ..core.capture import Attention, no_cls, patch_grid
 from ..core.geometry import as_int
 from .base import method
 from .rollout import _augmented, _full, fuse_heads
@@ -86,4 +86,5 @@ def attention_flow_grid(attn: Attention, pixel_values: Any = None, target: Any =
     Introduced in notebook 06."""
     if not isinstance(attn, Attention):
         raise TypeError(f"attention_flow_grid needs a vn.capture result (an Attention), got {type(attn).__name__}")
+    no_cls(attn.geometry.prefix, "attention flow")
     return patch_grid(attention_flow(attn, **kwargs), attn.geometry.prefix, attn.grid)

@@ -1,8 +1,9 @@
-"""Grad-CAM (Selvaraju et al. 2017) for CNN stages and ViT blocks, with hooks: no torchvision.
+"""Grad-CAM (Selvaraju et al. 2017) for CNN stages, ViT blocks and Swin stages, with hooks: no torchvision.
 
 CAM = relu( sum_c  mean_{x,y}(d y_target / d A_c) * A_c ) on the chosen activation A:
-a CNN stage's feature map, or a ViT block's normalised input tokens laid out on the patch
-grid. Introduced in notebook 03 (ViT vs CNN).
+a CNN stage's feature map, a ViT block's normalised input tokens laid out on the patch
+grid, or a Swin stage's output tokens (before patch merging) laid out on that stage's grid.
+Introduced in notebook 03 (ViT vs CNN).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 
 from ..core import arch
 from ..core.hooks import hooks
-from ..core.model import check_pixel_values, chunk_size, chunked, class_labels, forward, resolve_targets, unwrap
+from ..core.model import check_pixel_values, chunk_size, chunked, forward, targets_for, unwrap
 from .base import method
 
 __all__ = ["gradcam"]
@@ -21,7 +22,7 @@ __all__ = ["gradcam"]
 
 @method(
     "grad-cam",
-    kinds=("vit", "cnn"),
+    kinds=("vit", "cnn", "swin"),
     class_specific=True,
     what=(
         "A layer's activations weighted by the class score's mean gradient per channel, summed, negatives set to zero."
@@ -41,8 +42,11 @@ def gradcam(
     CNN: the output of encoder stage ``stage`` (negative counts from the end). ViT: the
     normalised tokens entering block ``layer``'s attention (``layernorm_before``'s output),
     prefix tokens dropped, on the patch grid; ``layer=-1`` is the usual choice, as only the
-    last block mixes the patches into the CLS token. ``target``: class index, one per image,
-    or None for the predicted class.
+    last block mixes the patches into the CLS token. Swin: the tokens stage ``stage`` puts out
+    (its last block's output, before patch merging), on that stage's grid (``Geometry.stage_grid``:
+    the patch grid halved once per stage before it; ``stage=-1``, the default, is the grid the classifier's
+    mean reads, e.g. 7x7 for a 224-pixel Swin-T); like a CNN's map, not upsampled (``vn.resize_maps``
+    does that). ``target``: class index, one per image, or None for the predicted class.
 
     One forward and backward per chunk of ``batch_size`` images (None: 32 on the CPU, sized from the
     free memory on a GPU). The forward runs without autograd up to the chosen activation, which the
@@ -57,6 +61,9 @@ def gradcam(
     if geom.kind == "cnn":
         module = arch.cnn_stages(net)[geom.layer(stage)]
         grid = None  # a stage's output is already [batch, C, h, w]
+    elif geom.kind == "swin":  # tokens [batch, h*w, C] on the stage's grid, no prefix
+        module = arch.swin_stage_output(net, geom.layer(stage))
+        grid = geom.stage_grid(*pixel_values.shape[-2:], stage)
     else:
         module = arch.attention_input(arch.vit_layers(net)[geom.layer(layer)])
         grid = geom.grid_for(*pixel_values.shape[-2:])
@@ -70,8 +77,9 @@ def gradcam(
 
     def keep(_module, _inputs, out):  # the graph starts here: the layers before it need none
         torch.set_grad_enabled(True)  # until the no_grad block around the forward ends
-        kept["act"] = out.detach().requires_grad_(True)
-        return kept["act"]
+        rest = out[1:] if isinstance(out, tuple) else None  # a Swin block: (tokens, attention)
+        kept["act"] = (out[0] if rest is not None else out).detach().requires_grad_(True)
+        return kept["act"] if rest is None else (kept["act"], *rest)
 
     maps = []
     batch_size = chunk_size(model, pixel_values, batch_size, cpu=32, keeps="graph")
@@ -79,7 +87,7 @@ def gradcam(
         for x, tgt in chunked(pixel_values, target, batch_size):
             with torch.no_grad():
                 out = forward(net, x)
-            t = resolve_targets(tgt, out.logits, class_labels(net))
+            t = targets_for(net, tgt, out.logits)
             (grad,) = torch.autograd.grad(out.logits.gather(1, t[:, None]).sum(), kept["act"])
             act, grad = to_map(kept.pop("act").detach()).float(), to_map(grad).float()
             weights = grad.mean((-2, -1), keepdim=True)  # [chunk, C, 1, 1]

@@ -9,8 +9,8 @@ from typing import Any
 import torch
 
 from ..core import arch
-from ..core.capture import patch_grid
-from ..core.model import chunk_size, chunked, class_labels, forward, resolve_targets, vit_input
+from ..core.capture import no_cls, patch_grid
+from ..core.model import chunk_size, chunked, forward, targets_for, vit_input
 from ._common import attention_probs
 from .base import method
 
@@ -18,6 +18,7 @@ __all__ = ["attention_with_grads", "gradient_rollout"]
 
 
 def _from_pass(maps: list[torch.Tensor], grads: list[torch.Tensor], prefix: int, grid: tuple[int, int]) -> torch.Tensor:
+    no_cls(prefix, "gradient rollout")
     return _gradient_rollout_from(maps, grads, 0, prefix, grid)
 
 
@@ -56,6 +57,7 @@ def gradient_rollout(
     Introduced in notebook 03 (CNN vs ViT).
     """
     net, geom, pixel_values = vit_input(model, pixel_values, batch_size, "gradient rollout")
+    no_cls(geom.prefix, "gradient rollout")
     batch_size = chunk_size(model, pixel_values, batch_size, cpu=16, keeps="graph")
     grid = geom.grid_for(*pixel_values.shape[-2:])
     start = geom.layer(start_layer)
@@ -75,7 +77,7 @@ def gradient_rollout(
     with arch.use_attention_function(net, attend), torch.enable_grad():
         for x, tgt in chunked(pixel_values, target, batch_size):
             logits = forward(net, x.detach().requires_grad_(True)).logits  # a graph even if the weights are frozen
-            t = resolve_targets(tgt, logits, class_labels(net))
+            t = targets_for(net, tgt, logits)
             torch.autograd.grad(logits.gather(1, t[:, None]).sum(), probs[start])
             out.append(_fold_cls_row([cams[i] for i in range(start, len(layer_of))], geom.prefix, grid))
             cams.clear()
@@ -119,7 +121,7 @@ def attention_with_grads(
     with arch.eager_attention(net), torch.enable_grad():
         out = forward(net, pixel_values, output_attentions=True)
         maps = out.attentions
-        t = resolve_targets(target, out.logits, class_labels(net))
+        t = targets_for(net, target, out.logits)
         score = out.logits.gather(1, t[:, None]).sum()
         grads = torch.autograd.grad(score, maps)
     return out.logits.detach(), [m.detach() for m in maps], list(grads)

@@ -16,7 +16,7 @@ __all__ = ["integrated_gradients"]
 
 @method(
     "integrated gradients",
-    kinds=("vit", "cnn"),
+    kinds=("vit", "cnn", "swin"),
     class_specific=True,
     default=False,
     what=(
@@ -36,7 +36,7 @@ def integrated_gradients(
     batch_size: int | None = None,
 ) -> torch.Tensor:
     """Integrated gradients summed over channels: summed per patch ``[batch, rows, cols]``
-    (``level="grid"``, a ViT's default, the grid every registered ViT method returns), or
+    (``level="grid"``, a ViT's and a Swin's default: the patch grid, a Swin's first stage), or
     ``[batch, H, W]`` on the pixel grid (``level="pixels"``, a CNN's default and only choice).
     Signed, not normalised: the sum of a map approximates ``S(x) - S(baseline)`` (completeness),
     the better the more ``n_steps``.
@@ -57,10 +57,10 @@ def integrated_gradients(
 
     net, geom = unwrap(model)
     pixel_values = check_pixel_values(pixel_values, geom)
-    level = level or ("grid" if geom.kind == "vit" else "pixels")
+    level = level or ("pixels" if geom.patch_size is None else "grid")
     if level not in ("pixels", "grid"):
         raise ValueError(f"level must be 'pixels' or 'grid', got {level!r}")
-    if level == "grid":
+    if level == "grid" and geom.patch_size is None:
         geom.require_vit("integrated gradients with level='grid' (a CNN has no patch grid; use level='pixels')")
     n_steps = as_int(n_steps, "n_steps", least=2)
     grid = geom.grid_for(*pixel_values.shape[-2:]) if level == "grid" else None

@@ -15,7 +15,7 @@ __all__ = ["occlusion"]
 
 @method(
     "occlusion",
-    kinds=("vit", "cnn"),
+    kinds=("vit", "cnn", "swin"),
     class_specific=True,
     default=False,
     what="How much the class score drops when one patch is replaced by a baseline (the image's mean by default).",
@@ -33,7 +33,7 @@ def occlusion(
     ``map[b, i, j] = S(x_b) - S(x_b with cell (i, j) replaced)``, ``[batch, rows, cols]``, signed
     (negative where hiding the cell raises the score), not normalised.
 
-    Cells are the ViT's patches (``patch`` = its patch size), or ``patch x patch`` pixel squares
+    Cells are the ViT's or Swin's patches (``patch`` = its patch size), or ``patch x patch`` pixel squares
     for any model (required for a CNN). ``baseline``: ``"mean"`` (default: each image's own
     per-channel mean, a flat grey-ish fill), ``"grey"`` / ``"black"`` (pixel 0.5 / 0, need a
     ``vn.Model``), ``"zero"`` (0 after normalisation), a number or a tensor the shape of an image.

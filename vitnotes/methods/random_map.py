@@ -14,7 +14,10 @@ __all__ = ["random_map"]
 
 
 @method(
-    "random", kinds=("vit", "cnn"), default=False, what="Uniform random values: the control every method has to beat."
+    "random",
+    kinds=("vit", "cnn", "swin"),
+    default=False,
+    what="Uniform random values: the control every method has to beat.",
 )
 def random_map(
     model: Any,
@@ -29,7 +32,7 @@ def random_map(
 
     Drawn from its own generator seeded by ``seed``: the same seed and batch size give the same
     maps, and the global random state is untouched. ``target`` is ignored (any class gets the same
-    map). The grid is the ViT's patch grid, or ``H/patch x W/patch`` for a CNN (``patch`` required
+    map). The grid is the ViT's (or Swin's) patch grid, or ``H/patch x W/patch`` for a CNN (``patch`` required
     there). ``batch_size`` is accepted for the common signature; memory is the map itself (4 bytes per cell).
     """
     _, geom = unwrap(model)

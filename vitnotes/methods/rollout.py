@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ..core.capture import Attention, layer_indices, patch_grid, stream
+from ..core.capture import Attention, layer_indices, no_cls, patch_grid, pooling_rows, stream
 from ..core.geometry import as_int
 from ..core.model import chunk_size, vit_input
 from .base import method
@@ -113,6 +113,7 @@ def rollout_grid(attn: Attention, **kwargs: Any) -> torch.Tensor:
     """Rollout's CLS row over patches on the grid, ``[batch, rows, cols]`` (sums to 1).
     Introduced in notebook 05 (patch size)."""
     r = rollout(attn, **kwargs)
+    no_cls(attn.geometry.prefix, "rollout of a vn.capture result")
     return patch_grid(r[:, 0], attn.geometry.prefix, attn.grid)
 
 
@@ -206,6 +207,7 @@ def _rollout_step(
 
 
 def _from_pass(maps: list[torch.Tensor], grads: list[torch.Tensor], prefix: int, grid: tuple[int, int]) -> torch.Tensor:
+    no_cls(prefix, "rollout from one pass's attention")
     return patch_grid(rollout(torch.stack(maps).float())[:, 0], prefix, grid)
 
 
@@ -226,9 +228,16 @@ def rollout_map(
     product is kept: peak memory per image is one inference forward plus the ``[T, T]`` product,
     measured 0.41 MiB on ``fmnist-vit-p4``, CPU fp32, ``benchmarks/bench_memory.py``); ``target``
     is ignored. The CLS row for every family: on BEiT, whose classifier reads the patch mean, it says
-    what CLS gathers, not what the classifier reads (README, model families). Introduced in notebook 06."""
+    what CLS gathers, not what the classifier reads (README, model families). A model without a CLS
+    token (SigLIP): the attention-pooling query's attention (mean over heads) times the rollout
+    product, ``a R``: the query reads the last block's tokens, and ``R`` says where each came from.
+    Introduced in notebook 06."""
     if isinstance(model, Attention):
         return rollout_grid(model, **options)
     _, geom, pixel_values = vit_input(model, pixel_values, options.get("batch_size"), "attention rollout")
+    if geom.prefix == 0:
+        query = pooling_rows(model, pixel_values, options.get("batch_size")).mean(1)  # [batch, T]
+        rows = torch.bmm(query[:, None], torch.cat(_rollout_chunks(model, pixel_values, **options)))[:, 0]
+        return patch_grid(rows, 0, geom.grid_for(*pixel_values.shape[-2:]))
     rows = _rollout_chunks(model, pixel_values, row=0, **options)  # only the CLS row of each [T, T] is kept
     return patch_grid(torch.cat(rows), geom.prefix, geom.grid_for(*pixel_values.shape[-2:]))

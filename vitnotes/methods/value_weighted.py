@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from ..core import arch
-from ..core.capture import patch_grid
+from ..core.capture import no_cls, patch_grid
 from ..core.hooks import hooks
 from ..core.model import chunk_size, chunked, forward, vit_input
 from .base import method
@@ -57,6 +57,7 @@ def value_weighted(
     ``fmnist-vit-p4``, CPU fp32, ``benchmarks/bench_memory.py``).
     """
     net, geom, pixel_values = vit_input(model, pixel_values, batch_size, "value-weighted attention")
+    no_cls(geom.prefix, "value-weighted")
     batch_size = chunk_size(model, pixel_values, batch_size, cpu=64, keeps="forward")
     grid = geom.grid_for(*pixel_values.shape[-2:])
     block = arch.blocks(net)[geom.layer(layer)]

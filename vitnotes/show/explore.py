@@ -27,7 +27,7 @@ from ..core.images import open_image
 from ..core.model import Model
 from ..methods import explain, methods, registered
 from ..stats import entropy, normalized_entropy, topk_share
-from ..zoo import load, zoo_names
+from ..zoo import load, prompts, zoo_names
 from .figures import display_image, overlay
 
 __all__ = ["Explorer", "explore", "image_from_bytes", "map_numbers", "top_classes"]
@@ -139,7 +139,7 @@ class Explorer:
     """The explorer's widgets and state; ``widget`` is what a notebook shows (``explore()`` returns it,
     with this object as its ``explorer`` attribute). Every change of a control redraws."""
 
-    def __init__(self, model: str | Model | None = None, images: Any = None):
+    def __init__(self, model: str | Model | None = None, images: Any = None, prompts: Any = None):
         import ipywidgets as W
 
         self.model: Model | None = None
@@ -151,6 +151,7 @@ class Explorer:
         if isinstance(model, Model):
             self._cache[name] = model
         self._build(W, name)
+        self.prompt_box.value = "\n".join([prompts] if isinstance(prompts, str) else list(prompts or []))
         self._connect()
         self._fill_examples(images)
         self.load_model(self.model_box.value)
@@ -168,18 +169,22 @@ class Explorer:
         self.method = W.Dropdown(options=[], description="method", layout=narrow)
         self.layer = W.Dropdown(options=[DEFAULT], value=DEFAULT, description="layer", layout=narrow)
         self.head = W.Dropdown(options=[MEAN], value=MEAN, description="head", layout=narrow)
+        self.prompt_box = W.Textarea(description="prompts", placeholder="CLIP / SigLIP: one text prompt per line",
+                                     layout=W.Layout(width="360px", height="64px"),
+                                     continuous_update=False)  # fmt: skip
         self.status, self.message = W.HTML(), W.HTML()
         self.picture = W.Image(format="png", layout=W.Layout(max_width="640px"))
         self.prediction, self.numbers = W.HTML(), W.HTML()
         for w, cls in [(self.model_box, "model"), (self.upload, "upload"), (self.example, "example"),
                        (self.method, "method"), (self.layer, "layer"), (self.head, "head"), (self.status, "status"),
+                       (self.prompt_box, "prompts"),
                        (self.message, "message"), (self.picture, "picture"), (self.prediction, "prediction"),
                        (self.numbers, "numbers")]:  # fmt: skip
             w.add_class(f"vn-{cls}")
         results = W.VBox([self.prediction, self.numbers], layout=W.Layout(padding="0 0 0 16px"))
         self.widget = W.VBox([
             W.HBox([self.model_box, self.load_button]), W.HBox([self.upload, self.example]),
-            W.HBox([self.method, self.layer, self.head]), self.status, self.message,
+            W.HBox([self.method, self.layer, self.head]), self.prompt_box, self.status, self.message,
             W.HBox([self.picture, results]),
         ])  # fmt: skip
         self.widget.explorer = self
@@ -192,6 +197,7 @@ class Explorer:
         self.method.observe(lambda _c: self._method_changed(), "value")
         self.layer.observe(lambda _c: self.redraw(), "value")
         self.head.observe(lambda _c: self.redraw(), "value")
+        self.prompt_box.observe(lambda _c: self.load_model(self.model_box.value), "value")
 
     def _fill_examples(self, images: Any) -> None:
         try:
@@ -238,13 +244,24 @@ class Explorer:
         try:
             with self._busy(f"loading model {name}"):
                 model = self._cache.get(name) or load(name)
+                self._cache[name] = model
+                model = self._prompted(model)
         except Exception as err:  # any failure to load is a message in the app, never a traceback
             return self._say(f"cannot load model {name!r}: {_one_line(err)}")
-        self._cache[name] = self.model = model
+        self.model = model
         self._say("")
         self._fill_controls()
         self._prepare()
         self.redraw()
+
+    def _prompted(self, model: Model) -> Model:
+        """``model`` read over the prompt box's prompts (CLIP, SigLIP); other models need none."""
+        texts = [t.strip() for t in self.prompt_box.value.splitlines() if t.strip()]
+        if not texts:
+            return model
+        if not hasattr(model.net, "similarity"):
+            raise ValueError("text prompts apply to CLIP and SigLIP models; clear the prompt box for this one")
+        return prompts(model, texts)
 
     def _fill_controls(self) -> None:
         g = self.model.geometry
@@ -371,11 +388,13 @@ def _numbers_html(numbers: dict[str, Any]) -> str:
     )
 
 
-def explore(model: str | Model | None = None, images: Any = None):
+def explore(model: str | Model | None = None, images: Any = None, prompts: Any = None):
     """An app to explain your own image with your own model: upload an image (or pick an example),
     name a model (zoo name, hub id or folder; default: the family's first ViT), pick the method,
     layer and head; see the map with its colour bar, the top classes and the map's numbers.
-    ``images``: your own example images (PIL, arrays or paths) instead of the family's.
+    ``images``: your own example images (PIL, arrays or paths) instead of the family's. ``prompts``:
+    text prompts for a CLIP or SigLIP model, one per line in the app's prompt box (the classes are
+    the prompts; the map explains the predicted one, against the others when there are several).
     Returns an ipywidgets ``VBox`` (its ``explorer`` attribute holds the controls). Runs live in
     Jupyter and as a Voilà app (``make explore``). Introduced with notebook 06 (rollout, the methods)."""
-    return Explorer(model, images).widget
+    return Explorer(model, images, prompts).widget

@@ -152,6 +152,10 @@ def _what(name: str, r: dict) -> list[str]:
                 "classification head for the data set's classes (the course lab's step 7).", "", "## Data",
                 f"The `train` split for training and the `test` split for the metrics, of `{r['data']}`"
                 + (f" (first {r['limit']} images of each: a smoke run)" if r.get("limit") else "") + "."]  # fmt: skip
+    if name.startswith("spectro") and r["arch"] == "resnet":
+        return ["ResNet (HF `ResNetForImageClassification`) trained from scratch to regress a chirp's parameters "
+                "from a 56 px spectrogram image: the reference for what the task allows a model that never saw "
+                "Fashion-MNIST.", "", "## Data", _DATA["spectro"]]  # fmt: skip
     if name.startswith("spectro"):
         return ["ViT fine-tuned from `fmnist-vit-p4` to regress a chirp's parameters from a spectrogram image "
                 "(the setup of the spectrogram paper in the book's references), at 56 px with patch 4: a "

@@ -53,10 +53,12 @@ _ = torch.set_grad_enabled(False)  # we only read the model here
 # %% [markdown]
 # The model is the book's main ViT, `fmnist-vit-p2`: 12 layers of 12 heads, width 192, on
 # 28-pixel Fashion-MNIST images {cite:p}`xiao2017fmnist` cut into 2x2 patches, a 14x14 grid like ViT-B/16 on
-# 224-pixel photos (see [the zoo](../book/zoo.md)).
+# 224-pixel photos (see [the zoo](../book/zoo.md)). The line under the cell, read from its card,
+# says how it was trained.
 
 # %%
 vit = vn.load(vn.pick("fmnist-vit-p2", hub="google/vit-base-patch16-224"))
+print(vn.provenance(vit))  # how it was trained, read from its card
 vit
 
 # %%
@@ -123,7 +125,8 @@ print(f"A by hand vs vn.capture: max difference below 1e-5: {cap_err < 1e-5}")
 #
 # Row 0 of $A_h$ has $T = 197$ entries: one for CLS itself and 196 for the patches. Dropping
 # the first and reshaping the rest to 14x14 gives the picture every later chapter shows.
-# Here are the 12 heads of layer 3 for the first test image (colours are scaled per panel).
+# Here are the 12 heads of layer 3 for the first test image, on one colour scale shared by all
+# twelve panels (the colour bar), so a brighter patch means more weight in any panel.
 
 # %%
 cls_row = A[0, :, 0, 1:]  # [H, N]: image 0, every head, the CLS query, patch keys

@@ -308,19 +308,20 @@ print(f"before the first block (emb): lens {lens.loc['emb', 'accuracy']:.3f}, pr
 # %% [markdown]
 # ## Is it under-training? Attention while the model learned
 #
-# Zoo v1's models had trained for 3 epochs (80 % test accuracy), so a reader could not tell what ViT
-# attention does from what a ViT part-way through training does. The zoo's training runs answer
+# Zoo v1's models had stopped after their first, short training stage, well below the accuracy they
+# reach now, so a reader could not tell what ViT attention does from what a ViT part-way through
+# training does. The zoo's training runs answer
 # with numbers: while `fmnist-vit-p4` trained, the loop measured every layer's attention on the
 # same 256 test images at fixed epochs, from random weights to the end (the zoo page,
 # {doc}`90_zoo_training`, has every model's log). Hub models have no such log: under them this
 # section prints a note instead. Below: the log (a line per layer, dark = early; dashed grey =
-# uniform attention), then each layer's statistics at epoch 3, where zoo v1 stopped, against the
-# end of training.
+# uniform attention), then each layer's statistics at the epoch where zoo v1 stopped (the end of
+# `fmnist-vit-p4`'s first stage, printed below), against the end of training.
 #
 # ```{admonition} Predict before you run
 # :class: tip
-# Between epoch 3 and the end, does the CLS attention of the last layers get sharper, flatter, or
-# stay as it was?
+# Between the epoch where zoo v1 stopped and the end, does the CLS attention of the last layers get
+# sharper, flatter, or stay as it was?
 # ```
 
 # %%

@@ -34,6 +34,9 @@
 #
 # Every headline number is a mean over images with a 95 % {term}`bootstrap interval <bootstrap interval>`
 # over the images; a map "beats random" only where its interval excludes the random map's.
+#
+# One confound comes before any comparison, and it is stated under the model cell, read from the
+# models' cards: the zoo's ViTs learned in part from this very ResNet.
 
 # %% tags=["remove-cell"]
 # Binder and Colab: install vitnotes when it is missing (here, and wherever it is installed, a no-op).
@@ -56,14 +59,59 @@ _ = torch.set_grad_enabled(False)  # gradients are switched on inside the functi
 # on 28-pixel images, {cite:t}`dosovitskiy2021vit`'s architecture at a small width). The CNN is
 # `fmnist-resnet`, a small ResNet {cite:p}`he2016resnet` that reads the same images upsampled to 56
 # pixels (its own `preprocess` does that), so that its last stage is a 7x7 grid that Grad-CAM can
-# use. Their cards give each one's recipe and test accuracy; the book's page on the zoo shows how
-# the ViT's attention changed while it trained.
+# use. The lines under the next cell, read from the models' cards, say how each was trained and its
+# test accuracy; the book's page on the zoo shows how the ViT's attention changed while it trained.
 
 # %%
 vit = vn.load(vn.pick("fmnist-vit-p2", hub="google/vit-base-patch16-224"))
 resnet = vn.load(vn.pick("fmnist-resnet", hub="microsoft/resnet-50"))
 vit4 = vn.load(vn.pick("fmnist-vit-p4", hub="google/vit-base-patch32-224"))  # a second ViT, for the CKA reference
+for m in (vit, resnet, vit4):
+    print(vn.provenance(m))  # how each model was trained, from its card
 vit, resnet
+
+# %% tags=["hide-input"]
+from IPython.display import Markdown
+
+
+def taught(model):
+    """The stages of a zoo model's recipe that learned from a teacher: [(stage, teacher, epochs, weight)],
+    and its number of stages; a hub model has no card: ([], 0)."""
+    if model.name not in vn.zoo_names():
+        return [], 0
+    recipe = vn.card(model.name)["recipe"]
+    stages = recipe.get("stages") or [recipe]
+    return [(i, s["teacher"], s["epochs"], s["distill"]) for i, s in enumerate(stages, 1) if s.get("teacher")], len(stages)
+
+
+def taught_said(model):
+    stages, n = taught(model)
+    total, taught_epochs = vn.card_epochs(vn.card(model.name)), sum(e for _, _, e, _ in stages)
+    weights = "/".join(sorted({f"{w:g}" for *_, w in stages}))
+    if len(stages) == n:
+        return f"`{model.name}` in all {total:g} of its epochs (weight {weights} on the teacher)"
+    return (f"`{model.name}` in stage{'s' * (len(stages) > 1)} {' and '.join(str(i) for i, *_ in stages)} of its {n} "
+            f"({taught_epochs:g} of its {total:g} epochs, weight {weights} on the teacher)")
+
+
+vit_teachers = {t for m in (vit, vit4) for _, t, _, _ in taught(m)[0]}
+p2_init = vn.card(vit.name)["recipe"].get("init") if vit.name in vn.zoo_names() else None
+confound = vn.claim(
+    resnet.name in vit_teachers,
+    f"**A confound, before any comparison.** The zoo's ViTs were trained in part to imitate this very ResNet: soft "
+    f"distillation (as in DeiT) from `{resnet.name}`'s softened predictions, "
+    f"{' and '.join(taught_said(m) for m in (vit4, vit) if taught(m)[0])}"
+    + (f"; and `{vit.name}` started from `{p2_init}`'s weights" if p2_init else "")
+    + ". So every agreement between a ViT and the ResNet below (maps that rank pixels alike, the ResNet's Grad-CAM as "
+    "a guide to the ViT, CKA between their layers) may be inflated by the distillation, by an amount this chapter "
+    "cannot measure. The control will be a ViT trained from scratch with no teacher, `fmnist-vit-p4-scratch` (its "
+    "recipe is in `vitnotes/train/recipes.py`; it is training now): until it is in the zoo, no ViT-ResNet agreement "
+    "here can be credited to the two architectures alone.",
+    "No card says that the ViTs learned from this ResNet"
+    + (" (hub models have no vitnotes card; whether a hub ViT was distilled from a CNN is for its hub page to say)"
+       if vit.name not in vn.zoo_names() else "")
+    + ", so the comparisons below are not confounded by distillation from it as far as the cards tell.")
+Markdown(confound)
 
 # %% [markdown]
 # ## The images and what each model predicts
@@ -317,7 +365,8 @@ print(vn.claim(cam_explains, "Grad-CAM explains the CNN: better than random on a
 # the plain CKA estimate is biased upwards (two unrelated wide representations score well above
 # 0), so we use the **debiased** estimator (the unbiased HSIC of {cite:t}`song2012hsic`), which may dip slightly
 # below 0. As a reference for "alike", the second ViT (`fmnist-vit-p4`, patch 4) is compared with
-# the first, and the first with itself.
+# the first, and the first with itself; what the first of these references can and cannot show (the
+# two ViTs share a training history, read from their cards) is stated with the result.
 
 # %%
 N_CKA = vn.pick(256, hub=32)  # the hub models' photos are too few: the Fashion-MNIST test images there too
@@ -426,12 +475,17 @@ step_said = vn.claim(
     f"least {self_vit[1:, 1:].min():.2f}",
     f"the embeddings and the first block's output are at CKA {first_step:.2f}, neighbouring blocks at "
     f"{neighbours.min():.2f} to {neighbours.max():.2f}")
+own_init = p2_init is not None and p2_init == vit4.name  # the second ViT is the first one's initialisation
+init_said = (f" But the second ViT, `{vit4.name}`, is where `{vit.name}` started from (its card's initialisation), so "
+             "this compares a ViT with its own starting point, not two independently trained ViTs"
+             + ("; and both ViTs learned from the ResNet (the confound above)." if resnet.name in vit_teachers else ".")
+             if own_init else "")
 alike_said = vn.claim(
     vits_closer,
     f"Two ViTs are more alike than a ViT and a ResNet: the second ViT's layers find a match in the first at CKA "
     f"{best_vit4.mean():.2f} on average, the ResNet's at {best_resnet.mean():.2f}.",
     f"A ViT and a ResNet are as alike as two ViTs here: the ResNet's layers find a match in the ViT at CKA "
-    f"{best_resnet.mean():.2f} on average, the second ViT's at {best_vit4.mean():.2f}.")
+    f"{best_resnet.mean():.2f} on average, the second ViT's at {best_vit4.mean():.2f}.") + init_said
 random_said = vn.claim(
     random_deletes_best,
     "On the ResNet the random map has the lowest deletion AUC with the mean-grey baseline of all maps: grey pixels "

@@ -17,10 +17,10 @@
 # 28-pixel Fashion-MNIST images {cite:p}`xiao2017fmnist`: `fmnist-vit-p2` (2x2 patches, 196 patches) and `fmnist-vit-p4` (4x4 patches, 49
 # patches). Everything else — 12 layers of 12 heads, width 192 — is the same.
 #
-# One caveat before any comparison: the two models are not independent. Their cards say that
-# `fmnist-vit-p2` *started from* `fmnist-vit-p4` (the patch kernel split into 2x2 pieces, the
-# position embeddings interpolated) and was then trained for seven more epochs at the finer grid.
-# Differences below mix the effect of the grid with that extra training.
+# One caveat before any comparison: the two models are not independent. Their cards (printed
+# under the model cell) say that `fmnist-vit-p2` *started from* `fmnist-vit-p4` (the patch kernel
+# split into 2x2 pieces, the position embeddings interpolated) and was then trained further at the
+# finer grid. Differences below mix the effect of the grid with that extra training.
 #
 # We compare the same test images under both models: the maps (granularity), accuracy, how spread
 # out the {term}`CLS token`'s attention is per layer, how far heads look, and what the finer grid costs.
@@ -47,6 +47,8 @@ models = [vn.load(vn.pick("fmnist-vit-p2", hub="google/vit-base-patch16-224")),
           vn.load(vn.pick("fmnist-vit-p4", hub="google/vit-base-patch32-224"))]
 models = {f"p{m.geometry.patch_size}": m for m in models}  # keyed by patch size: "p2", "p4"
 fine, coarse = models  # the finer grid, the coarser one
+for m in models.values():
+    print(vn.provenance(m))  # how each model was trained, from its card
 models
 
 # %% [markdown]
@@ -176,9 +178,17 @@ vn.metric_by_layer(summary, "top5pct", hue="model", ylabel="share of the top 5 %
 # %%
 ent = per_layer["entropy_norm"].unstack("model")
 top = per_layer["top5pct"].unstack("model")
-focused_last = {k: bool((ent.iloc[-4:][k] < ent.iloc[1:5][k].min()).all()) for k in models}
+beyond_middle = {k: bool((ent.iloc[-4:][k] < ent.iloc[1:5][k].min()).all()) for k in models}  # vs layers 1-4
 for k in models:
-    vn.check(focused_last[k], f"{k}: the last layers are the most focused")
+    vn.check(beyond_middle[k], f"{k}: each of the last four layers is more focused than layers 1-4")
+# the most focused layer by each measure, layer 0 included: lowest H / log N, largest top-5 % share
+most = {k: {"entropy": int(ent[k].idxmin()), "top5": int(top[k].idxmax())} for k in models}
+n_layers = len(ent)
+focused_last = {k: all(v >= n_layers - 4 for v in most[k].values()) for k in models}  # both among the last four
+for k in models:
+    print(f"{k}: lowest H/log N in layer {most[k]['entropy']} ({ent[k].min():.3f}; last four layers "
+          f"{ent[k].iloc[-4:].min():.3f} to {ent[k].iloc[-4:].max():.3f}, layer 0 {ent[k].iloc[0]:.3f}); largest top-5 % "
+          f"share in layer {most[k]['top5']} ({top[k].max():.3f}; layer 0 {top[k].iloc[0]:.3f})")
 last_grid = {k: a.cls_grid(-1).flatten(-2) for k, a in att.items()}  # [image, head, patches]
 ent_iv = {k: vn.bootstrap(vn.normalized_entropy(g).mean(-1).numpy()) for k, g in last_grid.items()}
 top_iv = {k: vn.bootstrap(vn.topk_share(g, max(1, round(0.05 * g.shape[-1]))).mean(-1).numpy())
@@ -187,11 +197,36 @@ iv_text = lambda iv: f"{iv.value:.3f} [{iv.low:.3f}, {iv.high:.3f}]"  # noqa: E7
 print(f"last layer ({N} images), entropy / log N: {fine} {iv_text(ent_iv[fine])}, {coarse} {iv_text(ent_iv[coarse])}; "
       f"top-5 % share: {fine} {iv_text(top_iv[fine])}, {coarse} {iv_text(top_iv[coarse])}")
 
-# %% [markdown]
-# Both models follow the same shape: the CLS attention is closest to uniform in the early layers
-# and most focused in the last ones. Normalised entropy and the top-5 % share remove the trivial
-# effect of the patch count, but they do not make the two grids equivalent: 5 % of 49 patches is
-# 2 patches, of 196 it is 10.
+# %% tags=["hide-input"]
+from IPython.display import Markdown
+
+
+def focus_said(k):
+    """Where model ``k``'s CLS attention is most focused, layer 0 included, in words from the table."""
+    at = most[k]
+    if focused_last[k]:
+        return (f"{k} is most focused in its last layers (lowest $H / \\log N$ in layer {at['entropy']}, "
+                f"{ent[k].min():.3f}; largest top-5 % share in layer {at['top5']}, {top[k].max():.3f})")
+    where = (f"layer {at['entropy']}" if at["entropy"] == at["top5"]
+             else f"layers {at['entropy']} (entropy) and {at['top5']} (top-5 % share)")
+    return (f"{k}'s most focused layer is {where}, not one of the last: $H / \\log N$ {ent[k].min():.3f} there "
+            f"against {ent[k].iloc[-4:].min():.3f} at best in the last four layers, and a top-5 % share of "
+            f"{top[k].max():.3f} against {top[k].iloc[-4:].max():.3f}")
+
+
+flattest = {k: int(ent[k].idxmax()) for k in models}
+n_patches = {k: m.geometry.grid[0] * m.geometry.grid[1] for k, m in models.items()}
+flat_where = f"layer {' and '.join(f'{flattest[k]} in {k}' for k in models)}, $H / \\log N$ " + " and ".join(
+    f"{ent[k].max():.3f}" for k in models)
+Markdown(vn.claim(all(v < 5 for v in flattest.values()),
+                  f"In both models the CLS attention is closest to uniform in an early layer ({flat_where}),",
+                  f"The CLS attention is closest to uniform in {flat_where},")
+         + " and each of the last four layers is more focused than layers 1 to 4. Counting layer 0 too: "
+         + "; ".join(focus_said(k) for k in models)
+         + ". Normalised entropy and the top-5 % share remove the trivial effect of the patch count, but they do "
+         f"not make the two grids equivalent: 5 % of {n_patches[coarse]} patches is "
+         f"{max(1, round(0.05 * n_patches[coarse]))} patches, of {n_patches[fine]} it is "
+         f"{max(1, round(0.05 * n_patches[fine]))}.")
 
 # %% [markdown]
 # ## How far do the heads look?
@@ -225,6 +260,13 @@ for claim, holds in near_uniform.items():
     print(f"{'holds' if holds else 'does not hold'}: {claim}")
 print("uniform attention:", {k: round(v, 2) for k, v in uniform.items()}, "px; per-head distance minus uniform (px):")
 print(spread.round(2))
+# a local head looks less than half as far as uniform attention would (chapter 01's test)
+heads["of_uniform"] = heads["distance_px"] / heads["uniform"]
+closest = heads.loc[heads["of_uniform"].idxmin()]  # the most local head of either model
+local_heads = heads[heads["of_uniform"] < 0.5]
+print(f"most local head: {closest['model']} layer {int(closest['layer'])} head {int(closest['head'])}, "
+      f"{closest['distance_px']:.2f} px = {closest['of_uniform']:.1%} of the uniform distance; heads below half: {len(local_heads)}")
+vn.check(local_heads.empty, "no head of either model looks less than half as far as uniform attention (exercise 2)")
 
 # %% tags=["hide-input"]
 from IPython.display import Markdown
@@ -307,12 +349,18 @@ Markdown(f"""
   {vn.claim(bool(second_p4), "A second p4 seed gives the run-to-run reference.", "Missing: a second, independently trained p4 model, which would show how much two runs of one recipe agree.")}
 - **Spread**: in the last layer the CLS entropy is {iv_text(ent_iv[fine])} ({fine}) and {iv_text(ent_iv[coarse])} ({coarse})
   of $\\log N$, and the top 5 % of patches hold {iv_text(top_iv[fine])} and {iv_text(top_iv[coarse])} of the
-  attention; {vn.claim(all(focused_last.values()), "both models are most focused in their last layers", "the last layers are not the most focused in both models")}.
+  attention. {vn.claim(all(focused_last.values()), "Both models are most focused in their last layers, layer 0 included",
+  "Counting layer 0, " + "; ".join(focus_said(k) for k in models))}.
 - **Distance**: the mean attention distance of every head lies within
   {spread.abs().max().max():.2f} px of what uniform attention gives ({uniform[fine]:.2f} px on the {gf.grid[0]}x{gf.grid[1]}
   grid, {uniform[coarse]:.2f} px on {gc.grid[0]}x{gc.grid[1]}), in both models, and the layer means change by at most
-  {depth_change:.2f} px from the first layer to the last{": no local heads and no real growth with depth, unlike" if near else "; the figure above shows which heads are local"}
-  {"the ViT paper's large models." if near else "and how the distance changes with depth."}
+  {depth_change:.2f} px from the first layer to the last{": no local heads and no real growth with depth, unlike" if near else "."}
+  {"the ViT paper's large models." if near else vn.claim(local_heads.empty,
+  f"No head is local by chapter 01's test (less than half the uniform distance): the most local one, {closest['model']}'s "
+  f"layer {int(closest['layer'])} head {int(closest['head'])}, still reaches {closest['of_uniform']:.0%} of the uniform "
+  f"distance, and every layer's mean lies within {layer_off:.2f} px of the uniform value (the figure above).",
+  f"{len(local_heads)} heads look less than half as far as uniform attention (the most local: {closest['model']}'s "
+  f"layer {int(closest['layer'])} head {int(closest['head'])}, {closest['of_uniform']:.0%} of the uniform distance).")}
 - **Cost**: the finer grid has {ratio['tokens']:.2f}x the tokens, {ratio['attention_entries']:.1f}x the attention
   entries per layer and {ratio['MFLOPs']:.2f}x the FLOPs per image ({cost.loc[fine, 'MFLOPs']:.0f} vs
   {cost.loc[coarse, 'MFLOPs']:.0f} MFLOPs).
@@ -341,10 +389,12 @@ Markdown(f"""
 # ````{admonition} Solution
 # :class: dropdown
 # ```python
-# print(heads.query("layer == 0").groupby("model")["off_uniform"].min().round(2))
+# first = heads.query("layer == 0")
+# print(first.groupby("model")["of_uniform"].min().round(2))  # the most local layer-0 head, as a share of uniform
 # ```
-# No: every layer-0 head sits within 1.5 px of the uniform value (the "every single head"
-# claim above covers them).
+# No. A local head would look well under the uniform distance (chapter 01's test: less than half
+# of it). The chapter's check that no head of any layer does so covers layer 0; the distance
+# finding above names the most local head of all and the share of the uniform distance it reaches.
 # ````
 #
 # 3. Classify the first 1000 test images with both models and find the images where only one of them

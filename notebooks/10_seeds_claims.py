@@ -65,6 +65,8 @@ afters = [train.trained(n) if n == RECIPE else vn.load(n) for n in SEEDS]
 classifier = vn.load(vn.pick("fmnist-vit-p4", hub="google/vit-base-patch16-224"))
 print(f"fine-tuned models: {', '.join(SEEDS)} ({len(SEEDS)} seed{'s' if len(SEEDS) > 1 else ''}); "
       f"classifier: {classifier.name}")
+for name in [*SEEDS, classifier.name]:
+    print(vn.provenance(name))  # how each model was trained, from its card
 
 # %% [markdown]
 # ## Measuring, per image
@@ -79,7 +81,8 @@ print(f"fine-tuned models: {', '.join(SEEDS)} ({len(SEEDS)} seed{'s' if len(SEED
 # ```{admonition} Predict before you run
 # :class: tip
 # The galaxy model's last-layer top-10 share went from about a fifth to about four fifths. Our
-# fine-tuning ran two epochs on a small model. Will our top-10 share rise at all, and by how much?
+# fine-tuned model is far smaller (the model cell prints how long it trained, from its card). Will
+# our top-10 share rise at all, and by how much?
 # ```
 
 # %%

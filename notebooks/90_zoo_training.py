@@ -60,8 +60,8 @@ models
 # One row per stage of every staged recipe: the recipe up to that stage, the test score at its end,
 # the stage's training minutes (wall clock) and where it ran. A later stage continues the model the
 # earlier stages made (`--start-from`), so a model can have stages from two machines: zoo v2's
-# Fashion-MNIST ViT ran its first two stages on this project's 2-core CPU (often shared with tests and
-# other runs: read those minutes as an upper bound) and its third on a GPU lent for one session, as
+# Fashion-MNIST ViT ran its first stages on this project's 2-core CPU (often shared with tests and
+# other runs: read those minutes as an upper bound) and its last on a GPU lent for one session, as
 # did the patch-2 ViT and the spectrogram ViTs. Compare the scores along one model's rows; the minutes
 # of a CPU row and a GPU row are not comparable. A distilled stage learns from `fmnist-resnet`'s soft
 # predictions on the same augmented batch (the soft distillation of DeiT, {cite:t}`touvron2021deit`).

@@ -193,7 +193,7 @@ def test_explain_checks_again_just_before_the_rename(vit_folder, images, tmp_pat
     out = tmp_path / "maps"
     load = cli._load_model
 
-    def load_then_a_file_appears(name):
+    def load_then_a_file_appears(name, prompts=None):
         net = load(name)
         out.mkdir(exist_ok=True)
         (out / "cat.png").write_bytes(USER)

@@ -237,3 +237,16 @@ def test_ops_do_not_grow_with_the_batch(swin, name, fn):
     small, large = _ops(lambda x: fn(swin, x), 4), _ops(lambda x: fn(swin, x), 32)
     grown = {op: (small[op], large[op]) for op in small.keys() | large.keys() if small[op] != large[op]}
     assert not grown, f"{name}: {sum(small.values())} ops for 4 images, {sum(large.values())} for 32; {grown}"
+
+
+def test_every_map_and_the_explorer_take_a_swin(swin):
+    """The trust table's image count hooks the first stage (a Swin has no ViT embeddings to hook), and
+    the explorer offers every method that applies (Swin has a patch grid: occlusion and random too)."""
+    from vitnotes.show.explore import offered
+
+    m = vn.Model(swin, vn.geometry(swin), [], vn.Preprocessing.from_dict({}, vn.geometry(swin)))
+    maps, table = vn.every_map(m, pixels(2), target=0)
+    assert set(maps) == set(vn.methods("swin"))
+    forwards = dict(zip(table["method"], table["forwards"], strict=True))
+    assert forwards.pop("random") == 0 and all(v > 0 for v in forwards.values())  # the random map runs no model
+    assert offered("swin") == vn.methods("swin")

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from .core.arch import is_image_text
+from .core.arch import config_family, is_image_text
 from .core.files import below_a_file
 from .core.images import Preprocessing
 from .core.model import Model, geometry, unwrap
@@ -127,11 +127,12 @@ def load(
     except (OSError, ValueError) as err:
         raise _load_error(name, kind, err) from None
     auto = AutoModelForImageClassification
-    if getattr(config, "model_type", "") in _IMAGE_TEXT_TYPES:
+    image_text = config_family(config) in _IMAGE_TEXT_TYPES
+    if image_text:
         from transformers import AutoModel as auto  # CLIP / SigLIP: the model itself, read over prompts
     elif prompts is not None:
         raise ValueError(
-            f"prompts= applies to CLIP and SigLIP models; {str(name)!r} is a {config.model_type!r} classifier: "
+            f"prompts= applies to CLIP and SigLIP models; {str(name)!r} is a {config_family(config)!r} classifier: "
             "pass target= (a class index or name) to the map methods instead"
         )
     try:
@@ -146,8 +147,8 @@ def load(
         raise
     _check_loading(name, info, new_head)
     net.eval().to(device)
-    if getattr(config, "model_type", "") in _IMAGE_TEXT_TYPES:
-        if tokenizer is None and config.model_type in ("clip", "siglip"):
+    if image_text:
+        if tokenizer is None and config_family(config) in ("clip", "siglip"):
             tokenizer = _tokenizer(where)
         net = prompt_classifier(net, prompts, tokenizer=tokenizer, score=score)
         net.__dict__["tokenizer"] = tokenizer

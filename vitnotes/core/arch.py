@@ -199,6 +199,17 @@ def unsupported(net: torch.nn.Module) -> str | None:
     return None
 
 
+def config_family(config) -> str:
+    """The family name a transformers config gives (its ``model_type``), or "?"."""
+    return str(getattr(config, "model_type", "?"))
+
+
+def set_attention_implementation(config, name: str) -> None:
+    """Switch the attention implementation a model's modules read from ``config`` at every forward
+    (for a module that is not a ``PreTrainedModel``: CLIP / SigLIP read over prompts, ``core.prompts``)."""
+    config._attn_implementation = name
+
+
 def family_of(net: torch.nn.Module) -> str:
     """The family name transformers gives the model (``"vit"``, ``"deit"``, ``"resnet"``, ...)."""
     return str(getattr(getattr(net, "config", None), "model_type", "?"))

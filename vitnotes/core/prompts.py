@@ -79,8 +79,8 @@ class PromptClassifier(torch.nn.Module):
 
     def set_attn_implementation(self, name: str) -> None:
         """Switch the vision tower's attention implementation (``"sdpa"``, ``"eager"``, a registered one)."""
-        self.config._attn_implementation = name
-        self.vision.config._attn_implementation = name
+        arch.set_attention_implementation(self.config, name)
+        arch.set_attention_implementation(self.vision.config, name)
 
     def similarity(self, embedding: torch.Tensor) -> torch.Tensor:
         """Logits ``[batch, prompts]`` from image embeddings ``[batch, dim]`` (before the projection):

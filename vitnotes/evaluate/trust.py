@@ -151,8 +151,11 @@ def every_map(
     chosen = list(methods(geom.kind) if names is None else names)
     skipped = [] if names is not None or geom.kind != "vit" or geom.tokens <= flow_tokens else ["attention flow"]
     maps, rows, seen = {}, [], [0]
-    first = arch.embeddings(net) if geom.kind == "vit" else arch.cnn_stages(net)[0]
-    count = lambda _module, _args, out: seen.__setitem__(0, seen[0] + int(out.shape[0]))  # noqa: E731
+    # every forward pass runs the first block (a ViT's, or the first stage of a CNN / Swin): count its images
+    first = arch.blocks(net)[0] if geom.kind == "vit" else (arch.cnn_stages(net) or arch.swin_stages(net))[0]
+    count = lambda _module, _args, out: seen.__setitem__(  # noqa: E731
+        0, seen[0] + int((out[0] if isinstance(out, tuple) else out).shape[0])
+    )
     for name in (n for n in chosen if n not in skipped):
         m, opts = registered(name), options.get(name, {})
         seen[0], t0 = 0, time.perf_counter()

@@ -35,7 +35,8 @@ __all__ = ["Explorer", "explore", "image_from_bytes", "map_numbers", "top_classe
 TOP_K = 10  # the map's top-k share, k = 10 as in the seed paper (fewer on a smaller grid)
 TOP_CLASSES = 5
 HEAD_METHOD = "last layer"  # the one method whose map can be a single head's CLS attention
-LAYER_OPTIONS = {"vit": ("layer", "start_layer"), "cnn": ("stage",)}  # how each method names "the layer"
+# how each method names "the layer", by model kind
+LAYER_OPTIONS = {"vit": ("layer", "start_layer"), "cnn": ("stage",), "swin": ("stage",)}
 EXAMPLES = 12
 DEFAULT, MEAN = "default", "mean"  # menu values (a Dropdown shows None as no choice at all)
 CONVERTIBLE = {"RGBA": "RGB", "P": "RGB", "CMYK": "RGB", "YCbCr": "RGB", "LA": "L", "1": "L"}
@@ -90,9 +91,9 @@ def top_classes(model: Model, logits: torch.Tensor, k: int = TOP_CLASSES) -> lis
 def offered(kind: str) -> list[str]:
     """The registered methods the app offers for a ``kind`` model: all of ``vn.methods(kind)`` that
     run with their defaults. A CNN has no patch grid, so the methods that then need ``patch=`` (the
-    app has no menu for it: occlusion, the random map) are offered for ViTs only."""
+    app has no menu for it: occlusion, the random map) are offered for ViTs and Swin only."""
     needs_patch = {n for n in methods(kind) if "patch" in inspect.signature(registered(n).fn).parameters}
-    return [n for n in methods(kind) if kind == "vit" or n not in needs_patch]
+    return [n for n in methods(kind) if kind in ("vit", "swin") or n not in needs_patch]
 
 
 def layer_option(name: str, kind: str) -> str | None:

@@ -327,8 +327,8 @@ print(f"before the first block (emb): lens {lens.loc['emb', 'accuracy']:.3f}, pr
 # %%
 from vitnotes.show.training import log_change, training_plot
 
-V1_EPOCH = 3  # where zoo v1's model stopped (the end of its stage 1)
 card4 = vn.pick(vn.card("fmnist-vit-p4"), hub=None)  # the offline zoo's training log; hub models have none
+V1_EPOCH = card4["recipe"]["stages"][0]["epochs"] if card4 else None  # zoo v1 stopped here: the end of stage 1
 if card4:
     display(training_plot(card4))
     moved = log_change(card4, V1_EPOCH)
@@ -374,8 +374,8 @@ undertrain = (f"""- **Under-training** (`fmnist-vit-p4`, its training log on 256
   the top-10 share by up to {moved[('top10', 'change')].abs().max():.3f}, the mean attention distance by up to
   {moved[('distance_px', 'change')].abs().max():.2f} px and the rollout entropy by up to
   {moved[('rollout_entropy_norm', 'change')].abs().max():.3f}. {vn.claim(moved[[(s, 'change') for s in ('entropy_norm', 'top10', 'rollout_entropy_norm')]].abs().max().max() <= 0.02,
-  "Attention had settled by epoch 3: what zoo v1's model showed was not an artefact of stopping early.",
-  "So attention kept changing long after epoch 3: read zoo v1's attention as that of a model part-way through training.")}
+  f"Attention had settled by epoch {V1_EPOCH}: what zoo v1's model showed was not an artefact of stopping early.",
+  f"So attention kept changing long after epoch {V1_EPOCH}: read zoo v1's attention as that of a model part-way through training.")}
   Over the last quarter of training the largest change was {max(card4['plateau']['max_change'].values()):.3f} (the zoo's
   "trained" criterion asks for at most {card4['plateau']['tolerance']}: {vn.claim(card4['plateau']['held'], "held", "not quite held")}).""" if card4 else "")
 Markdown(f"""

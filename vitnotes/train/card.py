@@ -252,6 +252,20 @@ def _metrics(name: str, m: dict) -> list[str]:
     return lines
 
 
+def _precision(info: dict) -> str:
+    """What the forward passes ran in: the loop autocasts to bfloat16 on a GPU whatever the recipe's
+    ``bf16`` says (``loop._step``), and on a CPU only when a stage asks."""
+    r = info["recipe"]
+    asked = any(s.get("bf16") for s in r.get("stages", [r]))
+
+    def on(machine: str) -> str:
+        return "bfloat16 autocast" if "GPU" in machine or asked else "float32"
+
+    text = f"{on(info['machine'])} on {info['machine']}"
+    earlier = r.get("earlier_machine")
+    return text + (f"; the stages run before: {on(earlier)} on {earlier}" if earlier else "")
+
+
 def _training(info: dict) -> list[str]:
     r, log = info["recipe"], info.get("training_log") or []
     k = r.get("stages_done_before", 0)
@@ -267,6 +281,7 @@ def _training(info: dict) -> list[str]:
     )
     lines = [
         f"- Time: {where}",
+        f"- Precision: {_precision(info)}",
         f"- Date: {info['date']}; parameters: {info['parameters']:,}",
     ]
     if target_met(info.get("recipe_name", info["name"]), info["metrics"]) is False:

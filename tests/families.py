@@ -123,6 +123,15 @@ def outcomes(make: Callable, size: int) -> tuple[list[str], dict[str, str]]:
     return applies, refused
 
 
+def _applies(applies: list[str], refused: dict[str, str]) -> str:
+    """The methods that apply, short: "all 11", "all but the 3 refused", or their names."""
+    if not refused:
+        return f"all {len(applies)}"
+    if len(applies) > len(refused):
+        return f"all but the {len(refused)} refused"
+    return ", ".join(applies) or "none"
+
+
 def table() -> str:
     """The family table as Markdown: family, methods that apply, methods refused with what they say."""
     rows = ["| family | methods that apply | refused, and what the refusal says |", "|---|---|---|"]
@@ -132,7 +141,7 @@ def table() -> str:
         for name, text in refused.items():
             said.setdefault(text, []).append(name)
         refusals = "<br>".join(f'{", ".join(names)}: "{text}"' for text, names in said.items()) or "none"
-        rows.append(f"| {family} | {', '.join(applies) or 'none'} | {refusals} |")
+        rows.append(f"| {family} | {_applies(applies, refused)} | {refusals} |")
     return "\n".join(rows)
 
 

@@ -173,6 +173,17 @@ Markdown(f"""
 """)
 
 # %% [markdown]
+# **On ImageNet-scale ViTs.** The first finding is arithmetic, not a property of training: recomputing a
+# layer from its weights should reproduce the attention of any ViT, ViT-B/16 included. What the layer's
+# numbers describe (how much weight the CLS query keeps on itself, how spread its row is, how much the
+# heads differ) belongs to this small model, trained briefly on 28-pixel garments and in part on the
+# ResNet's predictions, and we expect all three to differ on a ViT-B/16 pre-trained on ImageNet-21k, in a
+# direction this page cannot predict. Check it with
+# `VITNOTES_MODELS=hub jupyter execute --output=../hub_00 notebooks/00_attention_math.ipynb`; it writes
+# the executed copy to `hub_00.ipynb` at the repository's root, whose "What we found" is computed for the
+# hub models.
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. Remove the $1/\sqrt{d}$ scaling and recompute $A$. How does the CLS entropy change, and why?

@@ -113,7 +113,10 @@ vn.metric_by_layer(heads_cls, "entropy_norm", ylabel="CLS entropy / log N (1 = u
 # The ViT paper's Fig. 11 {cite:p}`dosovitskiy2021vit`: every head's mean attention distance as one
 # dot per layer. The dashed line is the {term}`uniform reference`: what attention spread evenly over
 # the 14x14 grid would give. In large ViTs trained on ImageNet the paper found *local* heads in the
-# early layers (dots far below the line) next to global ones.
+# early layers (dots far below the line) next to global ones. {cite:t}`raghu2021vitsee` showed that
+# this locality is learnt from data: with less pre-training data the lower layers' heads attend
+# more globally, and the local heads of the ViT paper need large pre-training sets to appear. A small
+# ViT trained on Fashion-MNIST alone is the small-data end of that comparison.
 #
 # ```{admonition} Predict before you run
 # :class: tip
@@ -415,6 +418,18 @@ for the attention distances.
   "there is not a matter of directions")}. The lens's probability of the true class {vn.claim(lens["p_true"].iloc[1:].is_monotonic_increasing,
   "rises with every layer", "does not rise with every layer")} from {lens.index[1]} to {lens.index[-1]} ({lens['p_true'].iloc[1]:.2f} to {lens['p_true'].iloc[-1]:.2f}).
 """)
+
+# %% [markdown]
+# **On ImageNet-scale ViTs.** The finding we expect to change most is the absence of local heads.
+# {cite:t}`raghu2021vitsee` found that ViTs learn local heads in their lower layers only from large
+# pre-training data, and these models saw nothing but Fashion-MNIST's small, centred garments, for a short
+# training and partly through the ResNet's predictions. A ViT-B/16 pre-trained on ImageNet-21k should have
+# heads well below the uniform distance in its first layers, and distances that grow with depth; high-norm
+# register tokens, which {cite:t}`darcet2024registers` saw in large ViTs trained long, are also more
+# likely there than here. Check it with
+# `VITNOTES_MODELS=hub jupyter execute --output=../hub_01 notebooks/01_layers.ipynb`; it writes the
+# executed copy to `hub_01.ipynb` at the repository's root, whose "What we found" is computed for the hub
+# models.
 
 # %% [markdown]
 # ## Exercises

@@ -513,6 +513,18 @@ compare maps with each other rather than measure a model's reasoning in absolute
 """)
 
 # %% [markdown]
+# **On ImageNet-scale ViTs.** The zoo's ViTs learnt in part from this very ResNet, so what this page finds
+# about the ResNet's Grad-CAM as a guide to the ViT, and about how alike their layers are, may be inflated
+# by that; ViT-B/16 and ResNet-50 were trained apart. With the same measure (CKA) on ImageNet-scale
+# models, {cite:t}`raghu2021vitsee` found a ViT's lower layers most like a ResNet's lower layers, its
+# higher layers like the higher ones, and the ViT's layers alike across depth: that is the pattern to
+# expect at scale. Whether the ViT's own maps beat the random map depends on the model and the images, and
+# may change either way. Check it with
+# `VITNOTES_MODELS=hub jupyter execute --output=../hub_03 notebooks/03_cnn_vs_vit.ipynb`; it writes the
+# executed copy to `hub_03.ipynb` at the repository's root, whose "What we found" is computed for the hub
+# models.
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. See the confound for yourself: run the ViT's perturbation test with the **black** baseline on

@@ -387,6 +387,18 @@ Markdown(f"""
 """)
 
 # %% [markdown]
+# **On ImageNet-scale ViTs.** That the softmax confidence flags an error better than any attention
+# statistic does not depend on the model's size, and we expect it to hold. The attention side may change:
+# rollout is close to uniform here for right and wrong predictions alike, because this small model attends
+# broadly in every layer, while {cite:t}`raghu2021vitsee` found that ViTs pre-trained on large data sets
+# attend locally in their lower layers, which leaves rollout more room to differ between images. A handful
+# of photos shows single errors but cannot compare right and wrong as this page does; that needs a
+# labelled set such as ImageNet's validation split ([Whole data sets, many processes](../book/scale.md)).
+# Check it with `VITNOTES_MODELS=hub jupyter execute --output=../hub_04 notebooks/04_misclassified.ipynb`;
+# it writes the executed copy to `hub_04.ipynb` at the repository's root, whose "What we found" is
+# computed for the hub models.
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. Repeat the comparison per head: which head's CLS entropy differs most between right and

@@ -234,7 +234,9 @@ Markdown(vn.claim(all(v < 5 for v in flattest.values()),
 # The ViT paper's Fig. 11 {cite:p}`dosovitskiy2021vit` plots, per head, the {term}`mean attention distance`: the mean distance between a query patch and the
 # patches it attends to, weighted by attention, in pixels. Small values are local heads (like a
 # convolution), large values global ones. The dashed lines mark what uniform attention (the {term}`uniform reference`) over
-# each grid would give: the mean distance between two patch centres.
+# each grid would give: the mean distance between two patch centres. Local heads are not built into
+# the architecture: {cite:t}`raghu2021vitsee` found that ViTs learn them in their lower layers only
+# from large pre-training data, and attend more globally there when trained on less.
 
 # %%
 uniform = {k: vn.uniform_distance(m.geometry.grid, m.geometry.patch_size) for k, m in models.items()}
@@ -365,6 +367,18 @@ Markdown(f"""
   entries per layer and {ratio['MFLOPs']:.2f}x the FLOPs per image ({cost.loc[fine, 'MFLOPs']:.0f} vs
   {cost.loc[coarse, 'MFLOPs']:.0f} MFLOPs).
 """)
+
+# %% [markdown]
+# **On ImageNet-scale ViTs.** The distance finding is the one we expect to change: no local head and
+# hardly any growth with depth is what {cite:t}`raghu2021vitsee` found in ViTs trained without large
+# pre-training data, and ViT-B/16 and ViT-B/32, pre-trained on ImageNet-21k, should have local heads in
+# their lower layers at either patch size. The accuracy gap is not a clean patch-size effect here (the
+# finer model started from the coarser one, and both learnt in part from the ResNet), so it may differ
+# there too. The cost findings are arithmetic on the shapes and should hold, with the linear layers an
+# even larger share of the work at ViT-B's width. Check it with
+# `VITNOTES_MODELS=hub jupyter execute --output=../hub_05 notebooks/05_patch_size.ipynb`; it writes the
+# executed copy to `hub_05.ipynb` at the repository's root, whose "What we found" is computed for the hub
+# models.
 
 # %% [markdown]
 # ## Exercises

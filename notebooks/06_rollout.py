@@ -160,6 +160,12 @@ print(f"rollout through layer {settled} already agrees {depth['agreement'].iloc[
 # are the same vector $\pi$, any row-stochastic $A$ maps them to $\pi$ again: **the later layers
 # cannot change the rollout at all**. The map the method returns is fixed by the first few layers,
 # and the CLS row is no longer special — every token's rollout row is the same map.
+#
+# How fast the rows merge depends on how spread each layer's attention is, and that depends on the
+# training data. {cite:t}`raghu2021vitsee` found that ViTs pre-trained on large data sets have local
+# heads in their lower layers, which keep a patch's attention near the patch, while ViTs trained on
+# less data attend globally there too. A rollout built from broad attention in every layer, as in this
+# small model, is expected to flatten and collapse sooner than one built from a large pre-trained ViT.
 
 # %% [markdown]
 # The other direction: start the product at a later layer (`start_layer`), dropping the early
@@ -540,6 +546,18 @@ Markdown(f"""
   {v.loc['gradient rollout', 'spearman']:.2f} [{v.loc['gradient rollout', 'low']:.2f}, {v.loc['gradient rollout', 'high']:.2f}];
   the last layer: {v.loc['last layer', 'spearman']:.2f} [{v.loc['last layer', 'low']:.2f}, {v.loc['last layer', 'high']:.2f}].
 """)
+
+# %% [markdown]
+# **On ImageNet-scale ViTs.** We expect the near-uniform rollout, and how early it is fixed, to change
+# most. The collapse is linear algebra and happens in any ViT, but its speed depends on how spread each
+# layer's attention is: {cite:t}`raghu2021vitsee` found local heads in the lower layers of ViTs
+# pre-trained on large data, and the ViT paper's rollout maps of a large ViT {cite:p}`dosovitskiy2021vit`
+# pick out the object. On ViT-B/16 the rollout should be less flat and settled by later layers, and its
+# agreement with occlusion and its sanity-check verdict may change with it; these are expectations from
+# the mechanism, not measurements. Check it with
+# `VITNOTES_MODELS=hub jupyter execute --output=../hub_06 notebooks/06_rollout.ipynb`; it writes the
+# executed copy to `hub_06.ipynb` at the repository's root, whose "What we found" is computed for the hub
+# models.
 
 # %% [markdown]
 # ## Exercises

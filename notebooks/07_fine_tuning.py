@@ -446,6 +446,19 @@ On {N} test spectrograms, comparing the fine-tuning run's starting point with `{
 """)
 
 # %% [markdown]
+# **On ImageNet-scale ViTs.** This page's starting point is a small ViT trained on 28-pixel garments, with
+# position embeddings interpolated onto a larger grid and no local heads, as {cite:t}`raghu2021vitsee`
+# found for ViTs trained without large pre-training data. A ViT-B/16 pre-trained on ImageNet-21k, the kind
+# of model the seed fine-tuned, starts with general early features and local lower-layer heads, so we
+# expect its early layers to move less than this model's do, and the seed's locality claims to have
+# something to act on. How much the last layer focuses, and whether rollout moves less than the last
+# layer, may change with it. Check it with
+# `VITNOTES_MODELS=hub jupyter execute --output=../hub_07 notebooks/07_fine_tuning.ipynb` after making the
+# fine-tuned ViT-B/16 once with `python -m vitnotes.train spectro-vit-b16`
+# ([Running on hub models](../book/hub_models.md)); it writes the executed copy to `hub_07.ipynb` at the
+# repository's root, whose "What we found" is computed for the hub models.
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. `vn.finetune_table` measures the chirp's share in layer 0. Measure it in the last layer

@@ -447,6 +447,18 @@ Markdown(f"""
 """)
 
 # %% [markdown]
+# **On ImageNet-scale ViTs.** The finding we expect to change is the shape of the profile: the impact
+# falling with depth, the opposite of the paper's, was inherited from a small classifier of 28-pixel
+# garments, while the paper measured ViT-B/16, whose heads are four times as wide and whose lower layers
+# were pre-trained on ImageNet-21k. The noise floor (a single head's number moves a lot between image
+# sets) is about small samples and should hold at any size. The hub run ablates every head of ViT-B/16, so
+# expect minutes. Check it with
+# `VITNOTES_MODELS=hub jupyter execute --output=../hub_08 notebooks/08_head_ablation.ipynb` after making
+# the fine-tuned ViT-B/16 once with `python -m vitnotes.train spectro-vit-b16`
+# ([Running on hub models](../book/hub_models.md)); it writes the executed copy to `hub_08.ipynb` at the
+# repository's root, whose "What we found" is computed for the hub models.
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. Ablate the three most important heads of `spectro-vit` together with `vn.ablate` and

@@ -579,6 +579,18 @@ model's table: {n_decided} of the {len(paired)} comparisons on `{vit.name}` deci
 """)
 
 # %% [markdown]
+# **On ImageNet-scale ViTs.** The confound of deletion to black is a property of Fashion-MNIST's black
+# background, not of the model, and should weaken on photos. The verdicts on single methods may change
+# with the model: the attention-based maps (rollout, attention flow, the last layer) depend on how spread
+# attention is in every layer, and {cite:t}`raghu2021vitsee` found that ViTs pre-trained on large data
+# sets attend locally in their lower layers, unlike these small ones. That faithfulness depends on the
+# question asked, and that no map wins every column, we expect to hold. Check it with
+# `VITNOTES_MODELS=hub jupyter execute --output=../hub_09 notebooks/09_which_explanation.ipynb` after
+# making the fine-tuned ViT-B/16 once with `python -m vitnotes.train spectro-vit-b16`
+# ([Running on hub models](../book/hub_models.md)); it writes the executed copy to `hub_09.ipynb` at the
+# repository's root, whose "What we found" is computed for the hub models.
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. Re-run the faithfulness table with `steps=10` and twice the images. Which verdicts change,

@@ -209,6 +209,20 @@ the ablation, {N_LAB} Fashion-MNIST images; {len(SEEDS)} fine-tuned model{'s' if
 """)
 
 # %% [markdown]
+# **On ImageNet-scale ViTs.** The seeds made their claims about ViT-B/16 on 224-pixel images, so "not
+# reproduced" here can mean that a claim does not hold or that our small models (a width-192 ViT trained
+# briefly on 28-pixel Fashion-MNIST, partly on the ResNet's predictions, then fine-tuned on 56-pixel
+# spectrograms) are not the models it was made about. The locality claims depend most on scale:
+# {cite:t}`raghu2021vitsee` found that ViTs learn local heads in their lower layers only from large
+# pre-training data, so claims about which layers turn local or global after fine-tuning are claims about
+# models that have local heads to begin with. We expect more of the seeds' claims to be reproduced on the
+# hub models. Check it with
+# `VITNOTES_MODELS=hub jupyter execute --output=../hub_10 notebooks/10_seeds_claims.ipynb` after making
+# the fine-tuned ViT-B/16 once with `python -m vitnotes.train spectro-vit-b16`
+# ([Running on hub models](../book/hub_models.md)); it writes the executed copy to `hub_10.ipynb` at the
+# repository's root, whose "What we found" is computed for the hub models.
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. The verdict depends on the threshold. Count how many claims would flip if our interval only

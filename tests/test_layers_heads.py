@@ -207,3 +207,14 @@ def test_query_picker_holds_one_view_per_query_and_layer(vit, pixels):
         vn.query_picker(pixels[0].mean(0).clamp(0, 1).numpy(), maps, queries=[16])
     with pytest.raises(ValueError, match="one per patch"):
         vn.query_picker(pixels[0].mean(0).clamp(0, 1).numpy(), maps[:, :5])
+
+
+def test_following_plot_shades_where_both_correlations_are_weak():
+    import pandas as pd
+
+    table = pd.DataFrame({"layer": [0, 1], "shift_fixed": [0.8, 0.1], "shift_moved": [0.2, 0.15]})
+    plain, marked = vn.following_plot(table), vn.following_plot(table, weak=0.3)
+    assert len(plain.axes[0].patches) == 0 and len(marked.axes[0].patches) == 1
+    box = marked.axes[0].patches[0]
+    assert box.get_x() + box.get_width() == pytest.approx(0.3) and box.get_y() + box.get_height() == pytest.approx(0.3)
+    assert "both < 0.3" in marked.axes[0].texts[0].get_text()

@@ -1,5 +1,8 @@
 """The head picker's state holds every (layer, head) view and its client-side links; figures draw."""
 
+import io
+
+import matplotlib
 import numpy as np
 import pytest
 import torch
@@ -113,3 +116,70 @@ def test_figure_errors():
         import pandas as pd
 
         vn.metric_by_layer(pd.DataFrame({"layer": [0]}), "nope")
+
+
+def test_relative_to_uniform_and_its_colour_scale():
+    flat = torch.full((2, 3, 4, 4), 1 / 16)
+    assert torch.allclose(vn.relative_to_uniform(flat), torch.ones(2, 3, 4, 4))
+    peak = torch.zeros(4, 4)
+    peak[1, 2] = 1.0
+    assert float(vn.relative_to_uniform(peak)[1, 2]) == 16.0  # all the attention on 1 of 16 patches
+    with pytest.raises(ValueError, match="non-negative"):
+        vn.relative_to_uniform(torch.rand(4, 4) - 0.5)
+    norm = vn.relative_norm(16)
+    assert (norm.vmin, norm.vmax) == (1 / 16, 16) and float(norm(1.0)) == pytest.approx(0.5)  # uniform: the middle
+    with pytest.raises(ValueError, match="above 1"):
+        vn.relative_norm(1)
+    fig = Figure()
+    bar = vn.relative_colorbar(fig, fig.subplots().imshow(np.ones((2, 2)), norm=norm, cmap="RdBu_r"))
+    assert [t.get_text() for t in bar.ax.get_yticklabels()] == ["1/16", "1/4", "1", "4", "16"]
+    assert bar.extend == "both"
+
+
+def test_relative_head_grid_shares_one_scale_that_an_outlier_cannot_stretch():
+    rng = np.random.default_rng(0)
+    maps = torch.from_numpy(rng.random((2, 3, 4, 4))).float()
+    maps = maps / maps.sum((-2, -1), keepdim=True)
+    image = np.zeros((8, 8), np.float32)
+    fig = vn.head_grid(image, maps, relative=8)
+    panels = [ax for ax in fig.axes if len(ax.images) == 2]
+    assert len(panels) == 6 and len(fig.axes) == 6 + 1  # every panel, and one colour bar
+    clims = {ax.images[1].get_clim() for ax in panels}
+    assert clims == {(1 / 8, 8.0)} and all(ax.images[1].norm is panels[0].images[1].norm for ax in panels)
+    bar = next(ax for ax in fig.axes if ax not in panels)
+    assert "uniform" in bar.get_ylabel()
+    p = maps[1, 2].flatten().double()
+    hand = float(-(p * p.log()).sum() / np.log(16))
+    assert panels[-1].get_title() == f"h2 {hand:.2f}"  # every panel: its head and H / log N
+    spiky = maps.clone()
+    spiky[0, 0] = 0.0
+    spiky[0, 0, 0, 0] = 1.0  # one head puts everything on one patch
+    other = vn.head_grid(image, spiky, relative=8)
+    a = [ax for ax in other.axes if len(ax.images) == 2][5].images[1]
+    assert a.get_clim() == (1 / 8, 8.0)  # the outlier does not stretch the scale of the other panels
+    np.testing.assert_array_equal(a.get_array(), panels[5].images[1].get_array())
+
+
+def test_relative_picker_views_share_one_scale_with_title_and_colour_bar():
+    maps = torch.full((2, 2, 4, 4), 1 / 16)  # uniform heads ...
+    maps[1, 1] = 0.0
+    maps[1, 1, 0, 0] = 1.0  # ... and one that puts everything on one patch
+    image = np.zeros((16, 16), np.float32)
+    picker = vn.head_picker(image, maps, size=64, relative=16, alpha=1.0)
+    views = [img for stack in picker.children[1].children for img in stack.children]
+    assert len(views) == 2 * 3 and len(picker.links) == 1 + 2  # the static-page mechanism is unchanged
+    from PIL import Image
+
+    first = np.asarray(Image.open(io.BytesIO(views[0].value)).convert("RGB"))
+    assert first.shape[1] == 64 and first.shape[0] > 64 + 20  # a title above, a colour bar below
+    assert int(views[0].height) == first.shape[0]
+    png = vn.render_png(
+        image, torch.ones(4, 4), size=64, alpha=1.0, colors=None, norm=vn.relative_norm(16), cmap="RdBu_r"
+    )
+    plain = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    middle = np.array(matplotlib.colormaps["RdBu_r"](0.5)[:3]) * 255
+    assert np.abs(plain.astype(float) - middle).max() <= 2  # uniform: the scale's middle colour, whatever else
+    rows = [r for r in range(first.shape[0]) if np.abs(first[r].astype(float) - plain[0]).max() <= 8]
+    assert len(rows) >= 60  # the uniform head's view shows that colour, not stretched by the outlier head
+    default = vn.head_picker(image, maps, size=64)
+    assert all(int(i.height) == 64 for s in default.children[1].children for i in s.children)  # default: bare views

@@ -128,7 +128,18 @@ from .profile import (
 # figures and widgets (every chapter)
 from .show.explore import explore
 from .show.export import save_html
-from .show.figures import before_after, display_image, head_grid, head_heatmap, layer_strip, metric_by_layer, overlay
+from .show.figures import (
+    before_after,
+    display_image,
+    head_grid,
+    head_heatmap,
+    layer_strip,
+    metric_by_layer,
+    overlay,
+    relative_colorbar,
+    relative_norm,
+    relative_to_uniform,
+)  # fmt: skip
 from .show.heads import attention_matrix, distance_dots, following_plot, position_similarity_plot
 from .show.representations import cka_heatmap, readability_plot
 from .show.studies import (
@@ -287,6 +298,7 @@ __all__ = [
     "measure_claims", "stack_profiles",
     # figures and widgets
     "before_after", "display_image", "head_grid", "head_heatmap", "layer_strip", "metric_by_layer", "overlay",
+    "relative_colorbar", "relative_norm", "relative_to_uniform",
     "agreement_heatmap", "cascade_panel", "cascade_plot", "deletion_plot", "group_distributions", "map_panel",
     "show_regions", "curve_plot", "interval_plot", "metric_scatter", "shared_maps",
     "head_picker", "render_png", "state_bytes", "explore", "save_html",

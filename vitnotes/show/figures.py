@@ -7,6 +7,7 @@ notebook 01 (layers).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from ..core.images import Preprocessing, to_pil
@@ -21,8 +23,10 @@ from ..stats import normalized_entropy
 
 __all__ = [
     "before_after", "display_image", "head_grid", "head_heatmap", "layer_strip", "metric_by_layer", "overlay",
-    "upsample",
+    "relative_colorbar", "relative_norm", "relative_to_uniform", "upsample",
 ]  # fmt: skip
+
+RELATIVE_CMAP = "RdBu_r"  # maps relative to uniform: blue below, white at, red above the uniform value
 
 
 def display_image(image: Any, preprocessing: Preprocessing | None = None) -> np.ndarray:
@@ -59,6 +63,45 @@ def upsample(heat: torch.Tensor, size: tuple[int, int], smooth: bool = False) ->
     return F.interpolate(h[None, None], size=size, **mode)[0, 0].numpy()
 
 
+def relative_to_uniform(maps: Any) -> torch.Tensor:
+    """Maps ``[..., rows, cols]`` divided by their uniform value (each map's mean over its cells: ``1 / N``
+    for a map that sums to 1), so 1 = what uniform attention gives every patch, 2 = twice that, on any
+    grid. Maps must be non-negative with a positive sum. Introduced in notebook 02 (heads)."""
+    m = torch.as_tensor(maps, dtype=torch.float32)
+    if m.ndim < 2:
+        raise ValueError(f"maps must be [..., rows, cols], got shape {tuple(m.shape)}")
+    mean = m.mean(dim=(-2, -1), keepdim=True)
+    if (m < 0).any() or not (mean > 0).all():
+        raise ValueError("relative_to_uniform needs non-negative maps with a positive sum (attention, not gradients)")
+    return m / mean
+
+
+def relative_norm(limit: float = 16.0) -> LogNorm:
+    """The colour scale of maps relative to uniform: logarithmic from ``1 / limit`` to ``limit``, so 1
+    (uniform) is its middle and halving or doubling moves a colour by the same step. Values outside are
+    clipped to the ends (``relative_colorbar`` draws the bar's ends as arrows). Introduced in notebook 02."""
+    limit = float(limit)
+    if not limit > 1:
+        raise ValueError(f"limit must be above 1 (the scale runs from 1/limit to limit), got {limit!r}")
+    return LogNorm(1.0 / limit, limit)
+
+
+def relative_colorbar(fig: Figure, mappable: Any, *, label: str = "attention / uniform", **options: Any):
+    """A colour bar for maps on ``relative_norm``: ticks at powers of 2 labelled as ratios (1/4, 1, 4),
+    arrows at both ends (values beyond the limits take the end colours). ``options`` go to
+    ``fig.colorbar`` (``ax``, ``cax``, ``shrink``, ``orientation``). Introduced in notebook 02 (heads)."""
+    norm = mappable.norm
+    top = int(math.floor(math.log2(norm.vmax) + 1e-9))
+    step = max(1, math.ceil(top / 2))
+    exps = sorted({0, top, -top, *range(step, top + 1, step), *range(-step, -top - 1, -step)})
+    bar = fig.colorbar(mappable, extend="both", **options)
+    ticks = [2.0**e for e in exps]
+    bar.set_ticks(ticks, labels=[f"{t:g}" if t >= 1 else f"1/{1 / t:g}" for t in ticks])
+    bar.minorticks_off()
+    bar.set_label(f"{label} (log scale)")
+    return bar
+
+
 def _draw(
     ax,
     image: np.ndarray,
@@ -68,18 +111,14 @@ def _draw(
     smooth: bool,
     title: str | None,
     vmax: float | None = None,
+    norm: Any = None,
 ):
-    """Image, then the map over it: scaled to its own min..max, or to 0..vmax when given."""
+    """Image, then the map over it: scaled to its own min..max, to 0..vmax when given, or by ``norm``."""
     ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
     im = None
     if heat is not None:
-        im = ax.imshow(
-            upsample(heat, image.shape[:2], smooth),
-            cmap=cmap,
-            alpha=alpha,
-            vmin=None if vmax is None else 0.0,
-            vmax=vmax,
-        )
+        scale = {"norm": norm} if norm is not None else {"vmin": None if vmax is None else 0.0, "vmax": vmax}
+        im = ax.imshow(upsample(heat, image.shape[:2], smooth), cmap=cmap, alpha=alpha, **scale)
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
@@ -171,14 +210,21 @@ def head_grid(
     *,
     layers: Sequence[int] | None = None,
     alpha: float = 0.6,
-    cmap: str = "inferno",
+    cmap: str | None = None,
     smooth: bool = False,
     shared: bool = True,
+    relative: float | None = None,
     size: float = 1.0,
 ) -> Figure:
     """Maps ``[layer, head, rows, cols]`` (or ``[head, rows, cols]``) as a grid: a row per layer.
-    By default one 0..max scale and a colour bar for the whole grid; ``shared=False`` gives each
-    panel its own range (no common bar: only where each map is large, not how much).
+    By default one 0..max scale and a colour bar for the whole grid (``cmap`` inferno); ``shared=False``
+    gives each panel its own range (no common bar: only where each map is large, not how much).
+
+    ``relative=limit`` (e.g. 16) draws every map relative to uniform (``relative_to_uniform``: 1 = what
+    uniform attention gives each patch) on one logarithmic scale from ``1 / limit`` to ``limit`` for all
+    panels (``relative_norm``; ``cmap`` RdBu_r: blue below uniform, white at it, red above), so one
+    outlier cannot darken the others; values beyond the limits take the end colours. Each panel's title
+    then gives its head and the map's H / log N (1 = uniform, 0 = one patch).
     Introduced in notebook 00 (attention math)."""
     maps = torch.as_tensor(maps)
     if maps.ndim == 3:
@@ -188,14 +234,26 @@ def head_grid(
     n_l, n_h = maps.shape[:2]
     layers = list(layers) if layers is not None else list(range(n_l))
     img = display_image(image)
-    fig = Figure(figsize=(size * n_h + 0.5, size * n_l + 0.3), layout="constrained")
+    norm = relative_norm(relative) if relative is not None else None
+    cmap = cmap or (RELATIVE_CMAP if norm is not None else "inferno")
+    shown = relative_to_uniform(maps).clamp(norm.vmin, norm.vmax) if norm is not None else maps
+    fig = Figure(figsize=(size * n_h + 0.5 + 0.3 * (norm is not None), size * n_l + 0.3), layout="constrained")
     axes = np.asarray(fig.subplots(n_l, n_h, squeeze=False))
-    vmax = _shared_max(maps, shared)
+    vmax = _shared_max(maps, shared) if norm is None else None
     for i in range(n_l):
         for j in range(n_h):
-            im = _draw(axes[i, j], img, maps[i, j], alpha, cmap, smooth, f"h{j}" if i == 0 else None, vmax)
+            if norm is not None:
+                title = f"h{j} {float(normalized_entropy(maps[i, j].flatten().double())):.2f}"
+            else:
+                title = f"h{j}" if i == 0 else None
+            im = _draw(axes[i, j], img, shown[i, j], alpha, cmap, smooth, title, vmax, norm)
+            if norm is not None:
+                axes[i, j].title.set_fontsize(7)
         axes[i, 0].set_ylabel(f"L{layers[i]}", fontsize=9)
-    if shared:
+    if norm is not None:
+        relative_colorbar(fig, im, ax=axes.ravel().tolist(), shrink=0.6)
+        fig.supxlabel("panel titles: head and H / log N of its map (1 = uniform, 0 = one patch)", fontsize=8)
+    elif shared:
         fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6)
     return fig
 

@@ -91,18 +91,27 @@ def attention_matrix(
     return fig
 
 
-def following_plot(table: pd.DataFrame, kind: str = "shift", *, size: tuple[float, float] = (4.6, 4.0)) -> Figure:
+def following_plot(
+    table: pd.DataFrame, kind: str = "shift", *, weak: float | None = None, size: tuple[float, float] = (4.6, 4.0)
+) -> Figure:
     """The positional-vs-content control (``vn.following_table``): one dot per head, x = correlation with the
     original map when the content moved and the map stayed (``fixed``), y = with the map moved back
     (``moved``), coloured by layer. Above the diagonal: the head follows the content; below: it stays in
-    place. Introduced in notebook 02 (heads)."""
+    place. ``weak``: a correlation below which neither explains the head's map; the square where both
+    are below it is shaded and labelled. Introduced in notebook 02 (heads)."""
     for col in (f"{kind}_fixed", f"{kind}_moved", "layer"):
         if col not in table.columns:
             raise ValueError(f"column {col!r} not in the table (columns: {list(table.columns)})")
     fig = Figure(figsize=size, layout="constrained")
     ax = fig.subplots()
-    sc = ax.scatter(table[f"{kind}_fixed"], table[f"{kind}_moved"], c=table["layer"], cmap="viridis", s=16)
     lo = min(0.0, float(np.nanmin(table[[f"{kind}_fixed", f"{kind}_moved"]].to_numpy())))
+    if weak is not None:
+        from matplotlib.patches import Rectangle
+
+        box = Rectangle((lo - 0.02, lo - 0.02), weak - lo + 0.02, weak - lo + 0.02, color="0.88", zorder=0, lw=0)
+        ax.add_patch(box)
+        ax.text(lo, lo, f"neither:\nboth < {weak:g}", ha="left", va="bottom", fontsize=7, color="0.3")
+    sc = ax.scatter(table[f"{kind}_fixed"], table[f"{kind}_moved"], c=table["layer"], cmap="viridis", s=16)
     ax.plot([lo, 1], [lo, 1], color="grey", lw=1, ls="--")
     ax.set_xlim(lo - 0.02, 1.02)
     ax.set_ylim(lo - 0.02, 1.02)

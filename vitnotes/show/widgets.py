@@ -23,8 +23,9 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
+from ..stats import normalized_entropy
 from .export import save_html
-from .figures import display_image, upsample
+from .figures import RELATIVE_CMAP, display_image, relative_colorbar, relative_norm, relative_to_uniform, upsample
 
 __all__ = ["head_picker", "query_picker", "render_png", "state_bytes"]
 
@@ -39,28 +40,58 @@ def render_png(
     colors: int | None = 64,
     mark: tuple[int, int, int, int] | None = None,
     vmax: float | None = None,
+    norm: Any = None,
+    title: str | None = None,
+    footer: np.ndarray | None = None,
 ) -> bytes:
     """A map over its image as PNG bytes, ``size`` pixels square (nearest upsampling), with an
     adaptive palette of ``colors`` colours (None: full 24-bit colour). ``mark=(row, col, rows, cols)``
-    outlines that patch of a ``rows x cols`` grid in cyan. The map is scaled to its own min..max, or to
-    0..``vmax`` when given (a scale shared by several views). Introduced in notebook 02 (heads)."""
+    outlines that patch of a ``rows x cols`` grid in cyan. The map is scaled to its own min..max, to
+    0..``vmax`` when given (a scale shared by several views), or by ``norm`` (a matplotlib ``Normalize``,
+    e.g. ``relative_norm()``; values beyond it take the end colours). ``title``: one line of text drawn
+    above the view; ``footer``: an RGB image ``[h, size, 3]`` (uint8) drawn under it, e.g. a colour bar.
+    Introduced in notebook 02 (heads)."""
     img = display_image(image)
     rgb = np.repeat(img[..., None], 3, -1) if img.ndim == 2 else img[..., :3]
     pil = Image.fromarray((rgb * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR)
     rgb = np.asarray(pil, dtype=np.float32) / 255.0
     if heat is not None:
         h = upsample(heat, (size, size))
-        lo, hi = (float(h.min()), float(h.max())) if vmax is None else (0.0, float(vmax))
-        h = np.clip((h - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(h)
+        if norm is not None:
+            h = np.clip(np.ma.filled(norm(np.clip(h, norm.vmin, norm.vmax)), 0.0), 0, 1)
+        else:
+            lo, hi = (float(h.min()), float(h.max())) if vmax is None else (0.0, float(vmax))
+            h = np.clip((h - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(h)
         rgb = (1 - alpha) * rgb + alpha * colormaps[cmap](h)[..., :3]
     buf = io.BytesIO()
     out = Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8))
     if mark is not None:
         _outline(out, mark, size)
+    if title is not None or footer is not None:
+        out = _framed(out, title, footer)
     if colors:  # an adaptive palette: a few times smaller than 24-bit PNG, hard to tell apart
         out = out.quantize(colors=colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     out.save(buf, format="PNG", optimize=True)
     return buf.getvalue()
+
+
+def _framed(view: Image.Image, title: str | None, footer: np.ndarray | None) -> Image.Image:
+    """``view`` on a white page, with a line of ``title`` text above it and ``footer`` pixels under it."""
+    from matplotlib import font_manager
+    from PIL import ImageDraw, ImageFont
+
+    width = view.width
+    font = ImageFont.truetype(font_manager.findfont("DejaVu Sans"), max(9, width // 14))
+    top = font.size + 6 if title else 0
+    bottom = footer.shape[0] if footer is not None else 0
+    page = Image.new("RGB", (width, top + view.height + bottom), "white")
+    page.paste(view, (0, top))
+    if title:
+        ImageDraw.Draw(page).text((width / 2, top / 2), title, fill="black", font=font, anchor="mm")
+    if footer is not None:
+        bar = Image.fromarray(np.asarray(footer, dtype=np.uint8)[..., :3])
+        page.paste(bar.resize((width, bottom)) if bar.width != width else bar, (0, top + view.height))
+    return page
 
 
 def _outline(pil: Image.Image, mark: tuple[int, int, int, int], size: int) -> None:
@@ -79,22 +110,29 @@ def head_picker(
     layers: Sequence[int] | None = None,
     size: int = 144,
     alpha: float = 0.55,
-    cmap: str = "inferno",
+    cmap: str | None = None,
     mean: bool = True,
+    relative: float | None = None,
 ):
     """A widget to browse ``maps`` ``[layer, head, rows, cols]`` of one image by layer and head.
 
     The head menu offers each head and, with ``mean=True``, the mean over heads. Returns an
     ``ipywidgets.VBox``; its ``links`` attribute holds the client-side ``jslink`` s, and
-    ``picker.save(path)`` writes it as one offline HTML file (``vn.save_html``). Each view is
-    min-max scaled on its own (colours compare places within a view, not across views).
+    ``picker.save(path)`` writes it as one offline HTML file (``vn.save_html``). By default each view
+    is min-max scaled on its own (``cmap`` inferno; colours compare places within a view, not across
+    views). ``relative=limit`` (e.g. 16) draws every view relative to uniform on ONE logarithmic scale
+    from ``1 / limit`` to ``limit`` (as ``head_grid(..., relative=limit)``, ``cmap`` RdBu_r), and each
+    view carries its title (layer, head, the map's H / log N) and the colour bar, drawn into its PNG.
     Introduced in notebook 02 (heads).
     """
     import ipywidgets as W
 
     maps, layers = _picker_maps(maps, layers)
     head_names = [f"head {h}" for h in range(maps.shape[1])] + (["mean of heads"] if mean else [])
-    inner = [W.Stack(_view_images(image, m, mean, size, alpha, cmap), selected_index=0) for m in maps]
+    style = dict(size=size, alpha=alpha, cmap=cmap or ("inferno" if relative is None else RELATIVE_CMAP))
+    if relative is not None:
+        style.update(norm=relative_norm(relative), footer=_colour_bar_rgb(style["cmap"], size, relative))
+    inner = [W.Stack(_view_images(image, m, mean, style, layer), selected_index=0) for m, layer in zip(maps, layers)]
     outer = W.Stack(inner, selected_index=0)
     layer_menu = _menu([f"layer {layer}" for layer in layers], "layer", "180px")
     head_menu = _menu(head_names, "head", "220px")
@@ -156,20 +194,40 @@ def query_picker(
     return _with_save(W.VBox(parts), links)
 
 
-def _colour_bar_png(vmax: float, cmap: str, width: int) -> bytes:
-    """A horizontal colour bar from 0 to ``vmax`` as PNG bytes, about ``width`` pixels wide."""
+def _colour_bar_png(
+    vmax: float | None,
+    cmap: str,
+    width: int,
+    relative: float | None = None,
+    *,
+    dpi: int = 200,
+    height: float = 0.62,
+    fontsize: float = 6,
+) -> bytes:
+    """A horizontal colour bar from 0 to ``vmax`` (or relative to uniform, ``relative_norm(relative)``) as
+    PNG bytes, ``width`` pixels wide when shown at 100 dpi (drawn at ``dpi``)."""
     from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width / 100, 0.62), dpi=200)  # drawn at 2x, shown `width` wide
+    fig = Figure(figsize=(width / 100, height), dpi=dpi)
     ax = fig.add_axes((0.1, 0.62, 0.8, 0.3))  # fixed margins: too small a figure for a layout engine
-    fig.colorbar(ScalarMappable(Normalize(0, vmax), cmap), cax=ax, orientation="horizontal")
-    ax.tick_params(labelsize=6, length=2, pad=1)
-    ax.xaxis.set_major_locator(MaxNLocator(3))
-    ax.set_xlabel("attention", fontsize=6, labelpad=1)
+    if relative is not None:
+        bar = relative_colorbar(fig, ScalarMappable(relative_norm(relative), cmap), cax=ax, orientation="horizontal")
+        bar.set_label("attention / uniform (log)", fontsize=fontsize, labelpad=1)
+    else:
+        fig.colorbar(ScalarMappable(Normalize(0, vmax), cmap), cax=ax, orientation="horizontal")
+        ax.xaxis.set_major_locator(MaxNLocator(3))
+        ax.set_xlabel("attention", fontsize=fontsize, labelpad=1)
+    ax.tick_params(labelsize=fontsize, length=2, pad=1)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
+
+
+def _colour_bar_rgb(cmap: str, width: int, relative: float) -> np.ndarray:
+    """The relative-to-uniform colour bar as RGB pixels ``[h, width, 3]``, to draw under each view."""
+    png = _colour_bar_png(None, cmap, width, relative, dpi=100, height=0.55, fontsize=7)
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
 
 
 def _with_save(box, links: list):
@@ -200,15 +258,28 @@ def _picker_maps(
     return maps, layers
 
 
-def _view_images(image: Any, layer_maps: torch.Tensor, mean: bool, size: int, alpha: float, cmap: str) -> list:
-    """One ``ipywidgets.Image`` per head of one layer (``[head, rows, cols]``), then the mean over heads."""
+def _view_images(image: Any, layer_maps: torch.Tensor, mean: bool, style: dict, layer: Any) -> list:
+    """One ``ipywidgets.Image`` per head of one layer (``[head, rows, cols]``), then the mean over heads;
+    with a ``norm`` in ``style``, each view relative to uniform and titled with its H / log N."""
     import ipywidgets as W
 
     views = list(layer_maps) + ([layer_maps.mean(0)] if mean else [])
-    return [
-        W.Image(value=render_png(image, v, size=size, alpha=alpha, cmap=cmap), format="png", width=size, height=size)
-        for v in views
-    ]
+    names = [f"h{h}" for h in range(len(layer_maps))] + (["mean"] if mean else [])
+    pngs = []
+    for name, v in zip(names, views, strict=True):
+        if "norm" in style:
+            title = f"L{layer} {name} \u00b7 H/log N {float(normalized_entropy(v.flatten().double())):.2f}"
+            pngs.append(render_png(image, relative_to_uniform(v), title=title, **style))
+        else:
+            pngs.append(render_png(image, v, **style))
+    size = style["size"]
+    return [W.Image(value=png, format="png", width=size, height=_png_height(png, size)) for png in pngs]
+
+
+def _png_height(png: bytes, width: int) -> int:
+    """The height of a PNG shown ``width`` pixels wide."""
+    w, h = Image.open(io.BytesIO(png)).size
+    return round(h * width / w)
 
 
 def _menu(names: list[str], description: str, width: str):

@@ -131,3 +131,43 @@ def test_stack_profiles_shapes_and_errors(vit, pixels):
     assert np.allclose(v["after/mse"][0], (p["outputs"] ** 2).mean(-1)) and v["after/mse_mean"].shape == (1, 3)
     with pytest.raises(ValueError, match="do not match"):
         C.stack_profiles("after", [p], targets=np.zeros((3, 2)))
+
+
+def test_chirp_claim_is_the_share_of_heads_above_a_half_by_hand():
+    mass = np.zeros((1, 4, 12, 2))  # [model, image, layer, head]
+    mass[0, :, 5, 0] = 0.9  # layer 6 (1-based), head 0: mean 0.9 > 0.5
+    mass[0, :2, 6, 1] = 1.0  # layer 7, head 1: mean 0.5, not above
+    mass[0, :, 11, :] = 1.0  # layer 12: outside layers 6-11
+    m = C.measure_claims({"after/mass_chirp": mass}, n_boot=20)
+    assert m["chirp_heads"].value == pytest.approx(1 / 12)  # 1 of the 6 x 2 heads of layers 6-11
+    assert C.SEED_CLAIMS["chirp_heads"]["needs"] == ("after/mass_chirp",) and C.EXCLUSIVE == 0.5
+
+
+def test_claims_over_runs_use_the_t_interval_over_runs():
+    from scipy.stats import t
+
+    before = np.zeros((1, 5, 12, 2))
+    after = np.zeros((3, 5, 12, 2))
+    for r, d in enumerate([-0.1, -0.2, -0.4]):
+        after[r, :, -1, :] = d  # each run's last-layer change
+    m = C.measure_claims({"before/entropy_norm": before, "after/entropy_norm": after})
+    iv = m["focus"]
+    assert isinstance(iv, C.RunInterval) and iv.runs == 3 and iv.n == 5
+    assert iv.per_run == pytest.approx((-0.1, -0.2, -0.4))
+    v = np.array([-0.1, -0.2, -0.4])
+    half = t.ppf(0.975, 2) * v.std(ddof=1) / math.sqrt(3)
+    assert (iv.value, iv.low, iv.high) == pytest.approx((v.mean(), v.mean() - half, v.mean() + half))
+    table = C.claims_table(m)
+    assert table.loc["focus", "over"] == "3 runs" and table.loc["focus", "runs"] == 3
+
+
+def test_seed_size_rule():
+    iv = lambda lo, hi: vn.Interval((lo + hi) / 2, lo, hi, 10, 100, 0.95, 0)  # noqa: E731
+    assert C.seed_size(iv(-0.4, -0.2), -0.3) == "of the seed's size"
+    assert C.seed_size(iv(-0.25, -0.18), -0.33) == "smaller"
+    assert C.seed_size(iv(0.4, 0.5), 0.3) == "larger"
+    assert C.seed_size(iv(0.01, 0.02), -0.3) == "opposite"
+    assert C.seed_size(iv(-0.1, 0.1), 0.05) == "cannot tell" and C.seed_size(iv(-0.1, 0.1), 0.3) == "cannot tell"
+    assert C.seed_size(iv(0, 1), None) == "" and C.seed_size("not testable", 0.3) == ""
+    assert C.seed_size(iv(0.03, 0.07), 0.18, threshold=1.0) == "larger"  # error ratio: further below 1 than the seed
+    assert C.seed_size(iv(0.5, 0.9), 0.18, threshold=1.0) == "smaller"

@@ -1,17 +1,31 @@
-"""What the seeds claimed, and what we found: per-image measurements, a bootstrap over images and
-fine-tuning seeds, the seeds' claims and one table of verdicts.
+"""What the seeds claimed, and what we found: per-image measurements, intervals over images or over
+fine-tuning runs, the seeds' claims and one table of verdicts.
 
 Conventions (stated once, used everywhere here):
 
 - **Per image, then resampled.** ``image_profile`` keeps every statistic per image (``[layer, image,
   head]``), ``head_losses`` every ablated head's loss per image, so a claim's number can be
-  recomputed on resampled images. ``crossed_bootstrap`` resamples images and, when several models
-  (fine-tuning seeds) were measured on the same images, the models too, in one draw per resample.
+  recomputed on resampled images.
+- **Intervals: over images, or over runs.** A claim measured on one model (or on the shared starting
+  point alone) gets a percentile-bootstrap interval over images (``crossed_bootstrap`` with one
+  model, i.e. ``vn.bootstrap``'s resamples). A claim measured on several fine-tuning runs of one
+  recipe (seeds) gets chapter 07's interval over runs (``vn.run_interval``): the claim's number is
+  computed for each run from that run's means over images (with the shared "before" means), and the
+  mean over runs gets a Student-t interval over runs. With two or three runs a bootstrap over runs
+  cannot make an interval; the t interval is wide, as it should be.
 - **The verdict rule.** A claim is a comparison of one number with a threshold (``"<"`` or ``">"``,
   e.g. "the change in entropy is below 0"). It is *reproduced* when our whole 95 % interval lies on
   the claimed side of the threshold, *not reproduced* otherwise, with the reason: the interval lies
   on the other side, or it contains the threshold (these images cannot tell). A claim the zoo cannot
   measure is *not testable here*, with the reason.
+- **"Of the seed's size"** (``seed_size``, one rule for every claim whose seed gives a number, in our
+  unit; effects are measured from the claim's threshold, "no effect": 0 for a change, 1 for an error
+  ratio): our effect is *of the seed's size* when the seed's number lies inside our 95 % interval
+  and the threshold does not; *smaller* (*larger*) when the whole interval lies between the threshold
+  and the seed's number (beyond it); *opposite* when it lies on the other side of the threshold;
+  *cannot tell* when it holds the threshold. ``ours / seed's`` is the ratio of the two effects.
+- **A head attends exclusively to a region** when more than ``EXCLUSIVE`` (a half) of its CLS
+  attention mass, mean over images, lies on the region.
 
 Introduced in notebook 10 (what the seeds claimed, and what we found).
 """
@@ -20,6 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,12 +49,22 @@ from ..interventions.ablation import sweep
 from ..methods.rollout import fuse_heads
 from ..profile import _chunk_stats as _profile_chunk
 from ..stats import entropy, mask_coverage, normalized_entropy, patch_distances
+from .finetune import run_interval
 from .intervals import Interval
 
 __all__ = [
-    "ABLATED_LAYERS", "SEED_CLAIMS", "claims_table", "crossed_bootstrap", "head_losses", "image_profile",
-    "measure_claims", "stack_profiles", "verdict",
+    "ABLATED_LAYERS", "EXCLUSIVE", "SEED_CLAIMS", "RunInterval", "claims_table", "crossed_bootstrap", "head_losses",
+    "image_profile", "measure_claims", "seed_size", "stack_profiles", "verdict",
 ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RunInterval(Interval):
+    """A claim's mean over fine-tuning runs with its Student-t interval over the runs (``vn.run_interval``):
+    ``n`` images per run, ``runs`` runs, ``per_run`` each run's number; ``n_boot`` is 0 (no resampling)."""
+
+    runs: int = 0
+    per_run: tuple = ()
 
 
 def image_profile(
@@ -175,7 +200,8 @@ def crossed_bootstrap(
     ``rng.integers(0, n, size=n)`` of ``rng = numpy.random.default_rng(seed)``; an array with one
     model keeps it. ``statistic`` gets each array's mean over (model, image) and returns a number;
     the value is the statistic of the plain means. With one model this is ``vn.bootstrap``'s
-    resampling of the images (the same draws).
+    resampling of the images (the same draws). ``measure_claims`` uses it for one-model claims only:
+    with two or three models, resampling the models cannot make an interval (module docstring).
     """
     arrays = {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
     if not arrays or any(a.ndim < 2 for a in arrays.values()):
@@ -217,7 +243,29 @@ def verdict(interval: Interval | str, side: str, threshold: float) -> tuple[str,
         return "reproduced", f"the whole interval lies {'below' if side == '<' else 'above'} {threshold:g}"
     if below or above:
         return "not reproduced", f"the whole interval lies on the other side of {threshold:g}"
-    return "not reproduced", f"the interval contains {threshold:g}: these images cannot tell"
+    data = "these runs" if isinstance(interval, RunInterval) else "these images"
+    return "not reproduced", f"the interval contains {threshold:g}: {data} cannot tell"
+
+
+def seed_size(interval: Interval | str, seed: float | None, threshold: float = 0.0) -> str:
+    """Our effect against the seed's number ``seed`` (in our unit), both measured from the claim's
+    ``threshold``, by the one rule of this module's docstring: "of the seed's size", "smaller",
+    "larger", "opposite" or "cannot tell"; "" when the seed gives no number or we have no interval."""
+    if isinstance(interval, str) or seed is None or not math.isfinite(seed) or seed == threshold:
+        return ""
+    seed = seed - threshold
+    sign = 1.0 if seed > 0 else -1.0
+    low, high = sorted((sign * (interval.low - threshold), sign * (interval.high - threshold)))  # seed's effect > 0
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return ""
+    s, has_zero = abs(seed), low <= 0.0 <= high
+    if low <= s <= high:
+        return "cannot tell" if has_zero else "of the seed's size"
+    if has_zero:
+        return "cannot tell"
+    if high < 0.0:
+        return "opposite"
+    return "smaller" if high < s else "larger"
 
 
 # ------------------------------------------------------------------ the seeds' claims, as comparisons
@@ -234,6 +282,15 @@ def _increase(m: dict, layers: Sequence[int]) -> float:
     """Mean relative MSE increase (%) of the heads of ``layers`` (each head: mean loss / mean intact - 1)."""
     rel = m["ablation/loss"] / m["ablation/base"] - 1.0  # [ablated layer, head]
     return 100 * float(rel[[ABLATED_LAYERS.index(layer) for layer in layers]].mean())
+
+
+EXCLUSIVE = 0.5  # a head attends exclusively to a region above this share of its CLS mass (mean over images)
+
+
+def _exclusive_share(m: dict, region: str, layers: slice) -> float:
+    """The share of the heads of ``layers`` whose CLS mass on ``region`` (mean over images) exceeds
+    ``EXCLUSIVE``."""
+    return float((m[f"after/mass_{region}"][layers] > EXCLUSIVE).mean())
 
 
 def _enrichment(m: dict, region: str, layers: slice) -> float:
@@ -307,9 +364,9 @@ SEED_CLAIMS: dict[str, dict] = {
                                0.34 - 0.11, ">", 0.0, "MSE increase (%): layer 6 - layers 1-3 (0-based)",
                                lambda m: _increase(m, [6]) - _increase(m, [1, 2, 3]),
                                ("ablation/loss", "ablation/base")),
-    "chirp_heads": _claim(_P, "heads of layers 6-11 attend to the chirp", "exclusively chirp", None, ">", 2.0,
-                          "largest chirp enrichment, layers 6-11 (1-based)",
-                          lambda m: _enrichment(m, "chirp", slice(5, 11)), ("after/mass_chirp", "after/area_chirp")),
+    "chirp_heads": _claim(_P, "heads of layers 6-11 attend exclusively to the chirp", "exclusively chirp", None, ">",
+                          0.5, f"share of layer 6-11 heads (1-based), > {EXCLUSIVE:g} of CLS mass on the chirp",
+                          lambda m: _exclusive_share(m, "chirp", slice(5, 11)), ("after/mass_chirp",)),
     "text_heads": _claim(_P, "some early heads (1-4) detect text", "text detectors", None, ">", 2.0,
                          "largest text enrichment, layers 1-4 (1-based)",
                          lambda m: _enrichment(m, "text", slice(0, 4)), ("after/mass_text", "after/area_text")),
@@ -338,10 +395,12 @@ def measure_claims(
     untestable: Mapping[str, str] | None = None,
     n_boot: int = 1000,
     seed: int = 0,
+    level: float = 0.95,
 ) -> dict[str, Interval | str]:
-    """Each claim's number with its crossed bootstrap interval (``crossed_bootstrap`` over the arrays
-    the claim ``needs``, from ``values``), or the reason it is not testable here: from ``untestable``,
-    or the arrays that are missing."""
+    """Each claim's number with its interval, or the reason it is not testable here: from
+    ``untestable``, or the arrays the claim ``needs`` that ``values`` lacks. The interval (module
+    docstring): over images (``crossed_bootstrap``) when every array the claim needs holds one model;
+    over runs (a ``RunInterval``) when one holds several fine-tuning runs."""
     untestable = dict(untestable or {})
     out: dict[str, Interval | str] = {}
     for key, c in claims.items():
@@ -351,14 +410,32 @@ def measure_claims(
         elif c["statistic"] is None or missing:
             out[key] = f"not measured here (missing: {', '.join(missing) or 'a statistic'})"
         else:
-            out[key] = crossed_bootstrap({n: values[n] for n in c["needs"]}, c["statistic"], n_boot=n_boot, seed=seed)
+            arrays = {n: np.asarray(values[n], dtype=np.float64) for n in c["needs"]}
+            runs = max(a.shape[0] for a in arrays.values())
+            if runs == 1:
+                out[key] = crossed_bootstrap(arrays, c["statistic"], n_boot=n_boot, seed=seed, level=level)
+            else:
+                out[key] = _over_runs(arrays, c["statistic"], runs, level)
     return out
+
+
+def _over_runs(arrays: dict[str, np.ndarray], statistic: Callable, runs: int, level: float) -> RunInterval:
+    """The statistic of each run's means over images (a one-model array shared by every run), and
+    their mean with the Student-t interval over runs (``vn.run_interval``)."""
+    if any(a.ndim < 2 or a.shape[0] not in (1, runs) for a in arrays.values()):
+        raise ValueError(f"every array needs 1 or {runs} models, got {[a.shape for a in arrays.values()]}")
+    per_run = [statistic({k: a[r if a.shape[0] > 1 else 0].mean(0) for k, a in arrays.items()}) for r in range(runs)]
+    value, low, high = run_interval(per_run, level)
+    n = next(iter(arrays.values())).shape[1]
+    return RunInterval(value, low, high, int(n), 0, level, 0, runs, tuple(float(v) for v in per_run))
 
 
 def claims_table(measured: Mapping[str, Interval | str], claims: Mapping[str, dict] = SEED_CLAIMS) -> pd.DataFrame:
     """One row per claim: the seed, the claim, what the seed states, the comparison, the seed's number
-    and ours in one unit with our 95 % interval, images, ``our / seed`` (the relative size, where the
-    seed gives a number), the verdict and its reason (``verdict``)."""
+    and ours in one unit with our 95 % interval, ``over`` (what the interval is over: "256 images" or
+    "3 runs"), ``images``, ``runs``, ``ours / seed's`` (where the seed gives a number: the ratio of the
+    effects, each measured from the claim's threshold), ``vs seed's size``
+    (``seed_size``), the verdict and its reason (``verdict``)."""
     rows = []
     for key, c in claims.items():
         if key not in measured:
@@ -366,12 +443,16 @@ def claims_table(measured: Mapping[str, Interval | str], claims: Mapping[str, di
         m = measured[key]
         word, reason = verdict(m, c["side"], c["threshold"])
         iv = m if isinstance(m, Interval) else None
+        runs = m.runs if isinstance(m, RunInterval) else (1 if iv else 0)
+        over = "" if iv is None else (f"{runs} runs" if runs > 1 else f"{iv.n} images")
         rows.append({
             "claim": key, "source": c["source"], "what the seed says": c["claim"], "stated": c["stated"],
             "measure": c["unit"], "claimed side": f"{c['side']} {c['threshold']:g}" if c["statistic"] else "",
             "seed's number": c["number"], "ours": iv.value if iv else np.nan,
-            "low": iv.low if iv else np.nan, "high": iv.high if iv else np.nan, "images": iv.n if iv else 0,
-            "ours / seed's": iv.value / c["number"] if iv and c["number"] else np.nan,
-            "verdict": word, "reason": reason,
+            "low": iv.low if iv else np.nan, "high": iv.high if iv else np.nan, "over": over,
+            "images": iv.n if iv else 0, "runs": runs,
+            "ours / seed's": (iv.value - c["threshold"]) / (c["number"] - c["threshold"])
+            if iv and c["number"] is not None and c["number"] != c["threshold"] else np.nan,
+            "vs seed's size": seed_size(m, c["number"], c["threshold"]), "verdict": word, "reason": reason,
         })  # fmt: skip
     return pd.DataFrame(rows).set_index("claim")

@@ -1,6 +1,6 @@
 """Any PyTorch ViT, described in a few names: ``describe`` turns a plain ``nn.Module`` ViT (timm's or
 torchvision's layout, or your own) into a model every vitnotes function takes. Introduced in the
-book's page "Running on hub models" (section "Any PyTorch ViT").
+book's page "Running on other models" (section "Any PyTorch ViT").
 
 The user's attention modules are replaced, in the user's model, by ``_Attention``: the same
 parameters under the same names (the model's ``state_dict`` does not change), q/k/v projections
@@ -449,7 +449,7 @@ def describe(
     refused with the block and the likely cause, as is every wrong name. Not supported: masks,
     layer scale (timm's ``init_values``), blocks that are not pre-norm ``x + attn(norm1(x))``,
     ``x + mlp(norm2(x))`` (the value-weighted map and the fast sweep assume it), and the cascading
-    randomisation of embeddings. Introduced in the book's page "Running on hub models".
+    randomisation of embeddings. Introduced in the book's page "Running on other models".
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"vn.describe takes a torch nn.Module, got {type(model).__name__}")

@@ -464,7 +464,7 @@ best_vit = faith["ViT"][(faith["ViT"]["metric"] == "srg") & (faith["ViT"]["basel
 srg_mean = lambda name, m: cell(iv(faith[name], m, ("srg", "mean")))  # noqa: E731
 acc_t = acc.set_index("method")
 prow = lambda name, a, b, c: paired[name].set_index(["method", "other", "metric", "baseline"]).loc[(a, b, *c)]  # noqa: E731
-pval = lambda p: "< 0.001" if p < 0.001 else f"{p:.3f}"  # noqa: E731
+pval = lambda p: "< 0.01" if p < 0.01 else f"{p:.2f}"  # noqa: E731  (2 decimals: a sign-flip p moves with the last bits)
 
 
 def effect(name, a, b, c):

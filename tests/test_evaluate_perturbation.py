@@ -23,6 +23,7 @@ from vitnotes.evaluate.perturbation import (
     control_maps,
     object_masks,
     perturbation_curves,
+    perturbation_curves_all,
     srg,
 )
 from vitnotes.evaluate.summary import evaluation_table, wide
@@ -253,6 +254,61 @@ def test_vit_classifier_curves_match_a_naive_loop(vit_folder):
             p = model.predict(model.preprocess([e.reshape(imgs[i].shape)])).double().softmax(-1)[0]
             ins.append(float(p[target]))
         np.testing.assert_allclose(c.insertion[i].numpy(), ins, atol=1e-6)
+
+
+def test_all_maps_at_once_match_a_naive_loop_per_map(vit_folder):
+    """perturbation_curves_all shares the unperturbed and fully replaced images among the maps: each map's
+    curves still equal a naive per-image loop, inside an object mask too, at any chunk and batch size."""
+    model = vn.load(vit_folder)
+    rng = np.random.default_rng(1)
+    n, steps, side = 3, 3, 16
+    imgs = rng.integers(0, 256, size=(n, side, side, 3), dtype=np.uint8)
+    keep = np.zeros((n, side, side), bool)
+    keep[:, 3:13, 2:12] = True
+    keep[1, :, :] = True  # one image may lose every pixel
+    maps = {f"m{j}": torch.from_numpy(rng.random((n, side, side))).float() for j in range(3)}
+    for chunk, bs in ((1, 5), (16, 128)):
+        got = perturbation_curves_all(model, imgs, maps, baseline="black", restrict=keep, steps=steps, chunk=chunk,
+                                      batch_size=bs)  # fmt: skip
+        assert list(got) == list(maps)
+        for name, mp in maps.items():
+            for i in range(n):
+                ed = np.flatnonzero(keep[i].reshape(-1))
+                order = ed[np.argsort(-mp[i].numpy().reshape(-1)[ed], kind="stable")]
+                ks = [int(np.floor(j * len(ed) / steps + 0.5)) for j in range(steps + 1)]
+                target = int(model.predict(model.preprocess([imgs[i]])).argmax())
+                zero = np.zeros_like(imgs[i])
+                want = _naive(model, imgs[i], zero, order, ks, target)
+                np.testing.assert_allclose(got[name].deletion[i].numpy(), want, atol=1e-6)
+                np.testing.assert_allclose(
+                    got[name].deletion_lif[i].numpy(), _naive(model, imgs[i], zero, order[::-1], ks, target), atol=1e-6
+                )
+
+
+def test_all_maps_at_once_cost_two_shared_forwards(vit_folder, monkeypatch):
+    """Images through the model: 2 + 2 (steps - 1) per image and map, not 2 steps per image and map; one map
+    alone costs 2 steps, as before."""
+    model = vn.load(vit_folder)
+    seen = []
+    real = Model.predict
+
+    def counting(self, x, *a, **k):
+        seen.append(len(x))
+        return real(self, x, *a, **k)
+
+    monkeypatch.setattr(Model, "predict", counting)
+    rng = np.random.default_rng(2)
+    n, steps, side = 4, 4, 16
+    imgs = rng.integers(0, 256, size=(n, side, side, 3), dtype=np.uint8)
+    maps = {f"m{j}": torch.from_numpy(rng.random((n, side, side))).float() for j in range(5)}
+    got = perturbation_curves_all(model, imgs, maps, steps=steps, chunk=2, batch_size=1000)
+    assert sum(seen) == n * (2 + 5 * 2 * (steps - 1))
+    assert len(seen) == n // 2  # one batched pass per chunk of images, every map and step in it
+    assert got["m0"].forwards_per_image == pytest.approx(2 / 5 + 2 * (steps - 1))
+    seen.clear()
+    one = perturbation_curves(model, imgs, maps["m3"], steps=steps)
+    assert sum(seen) == n * 2 * steps and one.forwards_per_image == 2 * steps
+    np.testing.assert_allclose(one.deletion.numpy(), got["m3"].deletion.numpy(), atol=1e-6)
 
 
 def test_scores_must_fit_the_model(vit_folder):

@@ -131,6 +131,20 @@ def test_direction_pairs_and_the_rule_once():
         paired_verdicts(t.drop(columns="values"))
 
 
+def test_directions_for_any_measurement():
+    """A metric without a direction is not compared; better= gives it one, and -1 turns the words around."""
+    rng = np.random.default_rng(5)
+    base = rng.uniform(0.2, 0.8, 30)
+    t = table_of({"cam": base + 0.2, "area": base}, metric="mass on garment", baseline="", family="")
+    assert len(paired_verdicts(t, against=("area",))) == 0
+    up = paired_verdicts(t, against=("area",), better={"mass on garment": 1})
+    down = paired_verdicts(t, against=("area",), better={"mass on garment": -1})
+    assert up.iloc[0].verdict == "better" and down.iloc[0].verdict == "worse"
+    assert up.iloc[0].difference == pytest.approx(0.2) and up.iloc[0].wins == 1.0 and down.iloc[0].wins == 0.0
+    with pytest.raises(ValueError, match="better must map"):
+        paired_verdicts(t, better={"mass on garment": 2})
+
+
 def test_scorecard_leaders_and_contradictions_read_the_paired_verdicts():
     rng = np.random.default_rng(5)
     base = rng.uniform(0.2, 0.8, 32)

@@ -31,7 +31,7 @@ Introduced in notebook 09 (which explanation can you trust?).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -137,12 +137,24 @@ def _pairs(groups: dict, against: Sequence[str], pairs: Any) -> list[tuple[tuple
     return out
 
 
+def _directions(better: Any) -> dict[str, int]:
+    """``better`` checked: metric names with +1 (higher is better) or -1 (lower is better)."""
+    if better is None:
+        return {}
+    if not isinstance(better, Mapping) or any(v not in (1, -1) for v in better.values()):
+        raise ValueError(
+            f"better must map metric names to +1 (higher is better) or -1 (lower is better), got {better!r}"
+        )
+    return {str(k): int(v) for k, v in better.items()}
+
+
 def paired_verdicts(
     table: pd.DataFrame,
     against: Sequence[str] = ("random",),
     pairs: Iterable[tuple[str, str]] | str = (),
     *,
     families: Sequence[str] | None = None,
+    better: Mapping[str, int] | None = None,
     alpha: float = 0.05,
     n_boot: int = 1000,
     n_perm: int = 100_000,
@@ -154,7 +166,9 @@ def paired_verdicts(
     ``table``: ``evaluation_table(..., per_image=True)``'s rows (several tables concatenated are fine),
     each with its per-image ``values``; only metrics with a direction (``BETTER``) and rows of
     ``families`` (None: all but ``"sanity"``, which has its own rule, ``vn.sanity_verdict``) are
-    compared. Comparisons: every method against each of ``against`` (methods are ``A``, the control
+    compared; ``better`` adds or overrides directions (``{metric: +1 or -1}``), e.g. for per-image
+    measurements made with ``vn.interval_rows(..., per_image=True)``, where "better" then reads as
+    "higher" (+1) or "lower" (-1). Comparisons: every method against each of ``against`` (methods are ``A``, the control
     ``B``), and ``pairs`` (``[(A, B), ...]``, or ``"all"``: every two methods of a column), on every
     (metric, baseline) where both have values. Returns one row per comparison: ``method``, ``other``,
     ``family``, ``metric``, ``baseline``, ``n`` (images with both values), ``difference`` (mean of
@@ -163,6 +177,7 @@ def paired_verdicts(
     """
     from .trust import BETTER
 
+    BETTER = {**BETTER, **_directions(better)}
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
     if "values" not in table:

@@ -45,6 +45,7 @@ Introduced in notebook 09 (which explanation can you trust?).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,7 @@ __all__ = [
     "control_maps",
     "object_masks",
     "perturbation_curves",
+    "perturbation_curves_all",
     "srg",
 ]
 
@@ -90,7 +92,7 @@ class Curves:
     baseline: str
     score: str
     seconds: float
-    forwards_per_image: int
+    forwards_per_image: float
     settings: dict = field(default_factory=dict)
 
     @property
@@ -283,20 +285,22 @@ def _editable(restrict: Any, imgs: np.ndarray) -> np.ndarray:
 
 
 def _replaced(r: np.ndarray, nn: np.ndarray, kk: np.ndarray, steps: int) -> np.ndarray:
-    """Which pixels are replaced in the images at steps 0..steps (most relevant first), then the inner
-    steps least relevant first: ``[2 steps, c, P]`` bool, from ranks ``r`` ``[c, P]``, editable counts
-    ``nn`` ``[c]`` and counts per step ``kk`` ``[steps + 1, c]``."""
-    gone_mif = r[None] < kk[:, :, None]  # [steps + 1, c, P]
-    gone_lif = (r[None] < nn[None, :, None]) & (r[None] >= (nn[None] - kk)[:, :, None])
-    return np.concatenate([gone_mif, gone_lif[1:steps]])  # LIF shares steps 0 and `steps` with MIF
+    """Which pixels one map's inner steps replace: most relevant first at steps 1..steps-1, then least
+    relevant first at the same steps, ``[2 (steps - 1), c, P]`` bool, from ranks ``r`` ``[c, P]``,
+    editable counts ``nn`` ``[c]`` and counts per step ``kk`` ``[steps + 1, c]``. Steps 0 (nothing
+    replaced) and ``steps`` (every editable pixel) are the same for every map and both orders."""
+    inner = kk[1:steps]  # [steps - 1, c]
+    gone_mif = r[None] < inner[:, :, None]
+    gone_lif = (r[None] < nn[None, :, None]) & (r[None] >= (nn[None] - inner)[:, :, None])
+    return np.concatenate([gone_mif, gone_lif])
 
 
 def _step_scores(
     model: Model, scorer: _Scorer, imgs: np.ndarray, base: np.ndarray, gone: np.ndarray, lo: int, batch_size: int
 ) -> np.ndarray:
-    """Scores ``[2 steps, c]`` of a chunk's images ``imgs`` (the batch's images ``lo:lo + c``) with the
-    pixels ``gone`` ``[2 steps, c, P]`` replaced by those of their ``base`` images; the unperturbed
-    step (0) fixes the targets."""
+    """Scores ``[k, c]`` of a chunk's images ``imgs`` (the batch's images ``lo:lo + c``) with the
+    pixels ``gone`` ``[k, c, P]`` replaced by those of their ``base`` images, in one batched pass;
+    ``gone[0]`` must replace nothing: the unperturbed images fix the targets."""
     c, p = imgs.shape[0], gone.shape[-1]
     edited = np.where(gone[..., None], base.reshape(c, p, -1)[None], imgs.reshape(c, p, -1)[None])
     out = _outputs(model, edited.reshape(-1, *imgs.shape[1:]), batch_size).reshape(gone.shape[0], c, -1)
@@ -335,29 +339,68 @@ def perturbation_curves(
     pixel of every image); the model sees ``batch_size`` at a time.
 
     Cost: ``2 steps`` forwards per image (the unperturbed and the fully replaced images are
-    shared by both orders). Returns a ``Curves``; ``curves.aucs()`` gives the per-image areas
+    shared by both orders). Several maps of the same images: ``perturbation_curves_all`` shares
+    those two among all of them. Returns a ``Curves``; ``curves.aucs()`` gives the per-image areas
     and the SRG. Introduced in notebook 09.
     """
+    options = dict(baseline=baseline, sigma=sigma, mean=mean, restrict=restrict, steps=steps, score=score)
+    options.update(target=target, truth=truth, seed=seed, resize_mode=resize_mode, chunk=chunk, batch_size=batch_size)
+    return perturbation_curves_all(model, images, {"map": maps}, **options)["map"]
+
+
+def perturbation_curves_all(
+    model: Model,
+    images: Any,
+    maps: Mapping[str, Any],
+    *,
+    baseline: Any = "black",
+    sigma: float = 5.0,
+    mean: Any = None,
+    restrict: Any = None,
+    steps: int = 20,
+    score: str | None = None,
+    target: Any = None,
+    truth: Any = None,
+    seed: int = 0,
+    resize_mode: str = "bilinear",
+    chunk: int = 16,
+    batch_size: int = 128,
+) -> dict[str, Curves]:
+    """``perturbation_curves`` of several maps of the same images, ``{name: maps}`` -> ``{name:
+    Curves}``, each exactly as ``perturbation_curves`` would give it (same orders, same ties), with
+    the forwards that do not depend on the map done once: the unperturbed images and the fully
+    replaced ones. Each image costs ``2 + 2 (steps - 1) x len(maps)`` forwards instead of
+    ``2 steps x len(maps)``, all of a chunk's in one batched pass (``chunk`` images x every map x
+    every inner step). Each ``Curves.seconds`` is the shared wall time divided by the number of maps.
+    """
     _require_model(model)
+    if not isinstance(maps, Mapping) or not maps:
+        raise ValueError("maps must be a non-empty {name: maps} mapping")
     steps, chunk = as_int(steps, "steps", least=1), as_int(chunk, "chunk", least=1)
     batch_size = check_batch_size(batch_size)
     imgs = image_stack(images)
-    m = _maps_on(imgs, maps, resize_mode)
     editable = _editable(restrict, imgs)
     label = baseline if isinstance(baseline, str) else "custom"
     t0 = time.perf_counter()
     if label == "mean" and mean is None:
         mean = imgs.mean(axis=(0, 1, 2), dtype=np.float64)  # over all images (per channel), not per chunk
-    rank, n = _ranks(m, editable, seed)
+    ranks = [_ranks(_maps_on(imgs, m, resize_mode), editable, seed)[0] for m in maps.values()]
+    n = editable.reshape(imgs.shape[0], -1).sum(1)
     scorer = _Scorer(model, score, target, truth)
     baseline_options = {"sigma": sigma, "mean": mean}
-    mif, lif = _chunked_scores(model, scorer, imgs, baseline, baseline_options, rank, n, steps, chunk, batch_size)
-    seconds = time.perf_counter() - t0
-    mif_t, lif_t = torch.from_numpy(mif), torch.from_numpy(lif)
+    ends = (editable.reshape(imgs.shape[0], -1), n)
+    mif, lif = _chunked_scores(model, scorer, imgs, baseline, baseline_options, ranks, ends, steps, chunk, batch_size)
+    seconds = (time.perf_counter() - t0) / len(maps)
     settings = {"steps": steps, "sigma": sigma if label == "blur" else None, "seed": seed}
     settings.update(restricted=restrict is not None, resize_mode=resize_mode)
     fr = np.linspace(0.0, 1.0, steps + 1)
-    return Curves(fr, mif_t, lif_t, lif_t.flip(1).clone(), n, label, scorer.score, seconds, 2 * steps, settings)
+    forwards = 2 / len(maps) + 2 * (steps - 1)  # per image and map: 2 steps for one map
+    out = {}
+    for i, name in enumerate(maps):
+        mif_t, lif_t = torch.from_numpy(mif[i]), torch.from_numpy(lif[i])
+        out[name] = Curves(fr, mif_t, lif_t, lif_t.flip(1).clone(), n, label, scorer.score, seconds, forwards,
+                           dict(settings))  # fmt: skip
+    return out
 
 
 def _require_model(model: Any) -> None:
@@ -383,25 +426,33 @@ def _chunked_scores(
     imgs: np.ndarray,
     baseline: Any,
     baseline_options: dict,
-    rank: np.ndarray,
-    n: np.ndarray,
+    ranks: list[np.ndarray],
+    editable: tuple[np.ndarray, np.ndarray],
     steps: int,
     chunk: int,
     batch_size: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The MIF and LIF deletion scores, each ``[batch, steps + 1]``, ``chunk`` images at a time (both orders share
-    the unperturbed and the fully replaced image)."""
-    b = imgs.shape[0]
+    """The MIF and LIF deletion scores of every map (one rank array each), ``[maps, batch, steps + 1]``
+    each, ``chunk`` images at a time: the unperturbed and the fully replaced images once, then every
+    map's inner steps, all in one batched pass per chunk. ``editable``: the editable pixels ``[batch,
+    P]`` and their number per image."""
+    b, m = imgs.shape[0], len(ranks)
+    ed, n = editable
     per_image = not isinstance(baseline, str) and np.ndim(baseline) == imgs.ndim and np.shape(baseline)[0] == b
     ks = _counts(n, steps)  # [steps + 1, batch]
-    mif, lif = np.empty((b, steps + 1)), np.empty((b, steps + 1))
+    mif, lif = np.empty((m, b, steps + 1)), np.empty((m, b, steps + 1))
+    inner = 2 * (steps - 1)
     for lo in range(0, b, chunk):
         hi = min(b, lo + chunk)
         bl = np.asarray(baseline)[lo:hi] if per_image else baseline
-        gone = _replaced(rank[lo:hi], n[lo:hi], ks[:, lo:hi], steps)  # [2 steps, c, P]
+        ends = np.stack([np.zeros_like(ed[lo:hi]), ed[lo:hi]])  # nothing replaced, every editable pixel
+        gone = np.concatenate([ends, *(_replaced(r[lo:hi], n[lo:hi], ks[:, lo:hi], steps) for r in ranks)])
         base = baseline_images(imgs[lo:hi], bl, **baseline_options)
-        s = _step_scores(model, scorer, imgs[lo:hi], base, gone, lo, batch_size)  # [2 steps, c]
-        mif[lo:hi] = s[: steps + 1].T
-        lif[lo:hi, 0], lif[lo:hi, steps] = s[0], s[steps]
-        lif[lo:hi, 1:steps] = s[steps + 1 :].T
+        s = _step_scores(model, scorer, imgs[lo:hi], base, gone, lo, batch_size)  # [2 + maps x inner, c]
+        for i in range(m):
+            own = s[2 + i * inner : 2 + (i + 1) * inner]
+            mif[i, lo:hi, 0] = lif[i, lo:hi, 0] = s[0]
+            mif[i, lo:hi, steps] = lif[i, lo:hi, steps] = s[1]
+            mif[i, lo:hi, 1:steps] = own[: steps - 1].T
+            lif[i, lo:hi, 1:steps] = own[steps - 1 :].T
     return mif, lif

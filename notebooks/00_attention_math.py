@@ -125,13 +125,14 @@ print(f"A by hand vs vn.capture: max difference below 1e-5: {cap_err < 1e-5}")
 #
 # Row 0 of $A_h$ has $T = 197$ entries: one for CLS itself and 196 for the patches. Dropping
 # the first and reshaping the rest to 14x14 gives the picture every later chapter shows.
-# Here are the 12 heads of layer 3 for the first test image, on one colour scale shared by all
-# twelve panels (the colour bar), so a brighter patch means more weight in any panel.
+# Here are the 12 heads of layer 3 for the first test image (two rows of six: heads 0-5, then 6-11),
+# on one colour scale shared by all twelve panels (the colour bar), so a brighter patch means more
+# weight in any panel.
 
 # %%
 cls_row = A[0, :, 0, 1:]  # [H, N]: image 0, every head, the CLS query, patch keys
 maps = cls_row.reshape(g.heads, *g.grid)  # [H, 14, 14]
-vn.head_grid(images[0], maps[None], layers=[LAYER], size=1.1)
+vn.head_grid(images[0], maps[None], layers=[LAYER])
 
 # %% [markdown]
 # How much of the CLS row lands on CLS itself, and how spread out is the rest? Entropy

@@ -64,14 +64,14 @@ print(f"distances and CLS shares: {tuple(dist.shape)} (layer, image, head)")
 # %% [markdown]
 # ## The CLS row, layer by layer
 #
-# Each strip is one image; each panel is one layer's CLS {term}`attention map <attention map>`
-# averaged over the 12 heads, drawn over the image, all panels on one colour scale (the bar on the
-# right); each title gives the map's H / log N.
+# Each figure is one image; each panel is one layer's CLS {term}`attention map <attention map>`
+# averaged over the 12 heads, drawn over the image (two rows of six: layers 0-5, then 6-11), all
+# panels on one colour scale (the bar on the right); each title gives the map's H / log N.
 
 # %%
 maps = cls.cls_grids().mean(2)  # mean over heads: [layer, batch, 14, 14]
 for i in vn.pick((0, 2, 9), hub=(0, 4, 7)):
-    fig = vn.layer_strip(images[i], maps[:, i], labels=[f"L{layer}" for layer in cls.layers], size=1.15)
+    fig = vn.layer_strip(images[i], maps[:, i], labels=[f"L{layer}" for layer in cls.layers])
     fig.suptitle(f"{vn.pick('test image', hub='photo')} {i}: {vit.labels[labels[i]]}", fontsize=10)
     display(fig)
 

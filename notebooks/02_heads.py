@@ -53,18 +53,21 @@ grids = cls.cls_grids()  # [layer, batch, head, 14, 14]
 print(tuple(grids.shape))
 
 # %% [markdown]
-# ## All 144 heads of one image
+# ## Every head of one image
 #
-# One row per layer, one column per head. Each map is drawn relative to uniform: a patch's weight
+# Every head of four layers, from the first to the last (the picker below holds all 144): each layer
+# takes two rows of six heads. Each map is drawn relative to uniform: a patch's weight
 # divided by the uniform value $1/N$ ($N$ = 196 patches), so 1 is what uniform attention gives every
-# patch. All 144 panels share one logarithmic colour scale from 1/`REL` to `REL` (the bar on the right):
+# patch. All panels share one logarithmic colour scale from 1/`REL` to `REL` (the bar on the right):
 # white is uniform, red is more, blue is less, and each doubling is the same step of colour. Weights
 # beyond the ends take the end colours, so one very bright patch cannot darken the other panels. Each
 # panel's title gives its head and its map's {term}`normalised entropy` $H / \log N$ (1 = uniform, 0 = one patch).
 
 # %%
 REL = 16  # the colour scale: attention / uniform from 1/REL to REL (log), for the grid and the picker
-vn.head_grid(images[0], grids[:, 0], size=0.95, relative=REL)
+L = grids.shape[0]
+GRID_LAYERS = sorted({0, L // 3, 2 * L // 3, L - 1})  # layers 0, 4, 8 and 11 of 12
+vn.head_grid(images[0], grids[GRID_LAYERS, 0], layers=GRID_LAYERS, relative=REL)
 
 # %% tags=["hide-input"]
 import math
@@ -75,10 +78,11 @@ peak_layer, peak_head = divmod(int(rel0.flatten(-2).amax(-1).argmax()), rel0.sha
 dim = rel0.flatten(-2).amax(-1) < rel0.max() / 4  # [layer, head]: dark on a 0..max linear scale
 pale = ((rel0 >= 0.5) & (rel0 <= 2)).flatten(-2).all(-1)  # [layer, head]: every patch within 2x of uniform
 vn.check(bool(pale.any()) and float(h0[pale].min()) >= 0.9, "a head pale all over has H / log N of 0.9 or more")
-Markdown(f"Of the {rel0.numel():,} patch weights in the grid, {float((rel0 > REL).float().mean()):.1%} lie above "
+Markdown(f"Over all {h0.numel()} heads of this image (the picker below shows every one): of their {rel0.numel():,} "
+         f"patch weights, {float((rel0 > REL).float().mean()):.1%} lie above "
          f"{REL} times uniform and take the top colour (the largest, {float(rel0.max()):.0f} times uniform, is "
          f"layer {peak_layer}, head {peak_head}'s); on a linear scale from 0 to that one value, {int(dim.sum())} of the "
-         f"{dim.numel()} panels would stay below a quarter of the scale, dark. {float((rel0 < 1 / REL).float().mean()):.0%} lie below 1/{REL} of uniform, where "
+         f"{dim.numel()} maps would stay below a quarter of the scale, dark. {float((rel0 < 1 / REL).float().mean()):.0%} lie below 1/{REL} of uniform, where "
          f"the head gives a patch almost nothing. A panel that is pale all over belongs to a head that spreads its "
          f"attention almost evenly: the {int(pale.sum())} heads whose every patch lies within a factor of 2 of "
          f"uniform have $H / \\log N$ of {math.floor(float(h0[pale].min()) * 100) / 100:.2f} or more. A blue panel with a few red patches "

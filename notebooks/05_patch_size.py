@@ -114,7 +114,7 @@ roll = {k: vn.rollout_grid(a) for k, a in att.items()}
 size = images.shape[1]  # the image's pixels: one grid for both models' maps
 blocks = {f"{k} {what}": vn.resize_maps(maps[k][:6] * maps[k][0].numel(), size, mode="nearest")  # x uniform
           for what, maps in (("last layer", last), ("rollout", roll)) for k in models}
-vn.map_panel(images[:6], blocks, titles=[models[fine].labels[i] for i in labels[:6]], shared=True,
+vn.map_panel(images[:6], blocks, titles=[models[fine].labels[i] for i in labels[:6]], shared=True, size=0.9,
              label="attention / uniform")
 
 # %% [markdown]

@@ -251,7 +251,8 @@ print(f"max fusion vs mean: {fz.loc[('max', 0.0), 'spearman_with_default']:.3f};
 #
 # Attention flow treats the same residual-augmented matrices as a layered graph with capacities
 # and asks how much flow each input token can push to the CLS token at the top (a max-flow per
-# input token). On 50 tokens this takes about a tenth of a second per image.
+# input token). On 50 tokens this takes about a tenth of a second per image. The figure below shows
+# the eight images' maps in two blocks of four, each row on one colour scale from 0 across both blocks.
 
 # %%
 N_FLOW = min(8, len(images))
@@ -345,8 +346,9 @@ shown
 # %% [markdown]
 # The figure shows the same numbers: a line per map, the error bars the intervals over images, the
 # shaded band the spread over the three seeds, the dashed lines the reference (trained maps of two
-# different images, in the map's colour). Below it, one image's maps along the cascade for seed 0:
-# each row on one colour scale from 0 with its colour bar, the uniform reference 1/49 marked on it.
+# different images, in the map's colour). Below it, one image's maps along the cascade for seed 0, the
+# eight steps in two blocks of four (read the upper block, then the lower): each row on one colour scale
+# from 0 with its colour bar (the same scale in both blocks), the uniform reference 1/49 marked on it.
 
 # %%
 reference = cascade[cascade["step"] == REF].set_index("method")

@@ -30,6 +30,13 @@
 # are, we can also ask the question the story implies: does fine-tuning move attention onto
 # the part of the image that matters?
 #
+# One thing stands between `fmnist-vit-p4` and the fine-tuning: a transplant. Before the first
+# fine-tuning step the run moves the Fashion-MNIST model onto the spectrogram geometry (a larger,
+# three-channel input, position embeddings interpolated onto a finer grid, a new head). "Before"
+# in this chapter is that transplant, so before/after measures the fine-tuning alone; the section
+# "The transplant or the fine-tuning?" measures what the transplant itself did, by comparing
+# `fmnist-vit-p4` reading the same test spectrograms in its own geometry with the transplant.
+#
 # Every headline number is a mean with a 95 % {term}`bootstrap interval <bootstrap interval>` over
 # the test spectrograms, or, once the zoo holds several fine-tuning runs of the same recipe (seeds),
 # an interval over the runs.
@@ -54,11 +61,14 @@ vn.setup(seed=0)
 _ = torch.set_grad_enabled(False)  # we only read the models here
 
 # %% [markdown]
-# "Before" is not `fmnist-vit-p4` itself but the network the fine-tuning run starts from:
-# its weights moved onto the spectrogram geometry (56-pixel RGB input, patch 4, the 7x7
+# "Before" is not `fmnist-vit-p4` itself but the network the fine-tuning run starts from, the
+# transplant: its weights moved onto the spectrogram geometry (56-pixel RGB input, patch 4, the 7x7
 # position embeddings interpolated to 14x14, the grey patch kernel spread over three colour
-# channels, a new three-output regression head). `vitnotes.train.starting_point()` rebuilds
-# it exactly as `python -m vitnotes.train spectro-vit` does. "After" is the zoo model.
+# channels, a new three-output regression head), before any fine-tuning step.
+# `vitnotes.train.starting_point()` rebuilds it exactly as `python -m vitnotes.train spectro-vit`
+# does (the same function makes the run's network). Only the new head depends on the run's seed,
+# and the head reads the last layer's output, so every run starts from the same attention. "After"
+# is the zoo model.
 
 # %%
 RECIPE = vn.pick("spectro-vit", hub="spectro-vit-b16")  # the hub recipe starts from google/vit-base-patch16-224
@@ -295,8 +305,9 @@ print(f"rollout entropy change: ours {d_roll:+.3f} [{chg[R]['low']:+.3f}, {chg[R
 # %% [markdown]
 # The lines above compare the direction and the size of our change with the seed's, from the
 # intervals; "What we found" collects them. The seed's "before" was an ImageNet model seeing galaxy
-# images for the first time; ours has been trained on Fashion-MNIST, so how far its last layer
-# already is from uniform matters when the two changes are compared.
+# images for the first time; ours has been trained on Fashion-MNIST and transplanted, so how far its
+# last layer already is from uniform matters when the two changes are compared. The section "The
+# transplant or the fine-tuning?" below asks how much of that "before" the transplant made.
 
 # %% [markdown]
 # ## Does attention move onto the chirp?
@@ -348,6 +359,135 @@ print(vn.claim((d_before.loc[8:11] < 0.85).all(), "The starting point already un
 print(f"chirp / area in layer 0: {r_before[0]:.2f} before, {r_after[0]:.2f} after; "
       f"layers 1-11 after: {r_after.loc[1:11].min():.2f} to {r_after.loc[1:11].max():.2f}")
 print(f"distractors lose attention in {int(lost.sum())} of 12 layers: {lost[lost].index.tolist()}")
+
+# %% [markdown]
+# ## The transplant or the fine-tuning?
+#
+# Everything above compares the transplant ("before") with the fine-tuned runs ("after"): the
+# effect of fine-tuning alone. But "before" is already a change: `fmnist-vit-p4` learned on small
+# grey garments and now reads larger colour spectrograms on a finer grid. How much of "before" is the
+# transplant's doing? `vn.transplant_table` measures, layer by layer, on the same $N$ test
+# spectrograms:
+#
+# - **original**: `fmnist-vit-p4` itself, reading each spectrogram as it reads its own data (its own
+#   preprocessing and patch grid, printed below);
+# - **transplant**: the starting point above, before any fine-tuning step;
+# - **fine-tuned**: the runs;
+#
+# and, for reference, **original, own data**: the original on $N$ test images of the data set it was
+# trained on (other images, so not paired with the rest, and no chirp in them). The statistics are the
+# two this chapter uses: the CLS entropy over log N (mean over heads) and the chirp's CLS mass over its
+# area share, both 1 for a uniform map. A map spread over the same part of the image has a larger
+# H / log N on a finer grid, so the original's maps are read on the transplant's grid, each patch's
+# weight split evenly over the finer patches it covers (the chirp's ratio is the same either way). The
+# transplant effect (transplant - original) is paired over the same images, with a bootstrap interval;
+# the fine-tuning effect (fine-tuned - transplant) has the interval of the table above (over the runs
+# when there are several).
+
+# %%
+original = vn.load(recipe["init"])  # the model the run's starting point was made from
+x_orig = original.preprocess(list(ds["image"]))  # the same test spectrograms, as the original reads images
+own = original.preprocess(list(vn.data.examples()[0][:N]))  # test images of the original's own data set
+trans = vn.transplant_table(original, before, afters, x, masks, x_orig, own_pixel_values=own)
+go, gb = original.geometry, before.geometry
+print(f"original {original.name}: {go.image_size} px x {go.channels} channel(s), grid {go.grid[0]}x{go.grid[1]}; "
+      f"transplant: {gb.image_size} px x {gb.channels} channels, grid {gb.grid[0]}x{gb.grid[1]} (every map read on it)")
+print(f"{N} test spectrograms, {trans.attrs['own_images']} images of the original's own data; 'fine-tuned' and "
+      f"'fine-tuning effect' intervals are over {trans.loc[trans['metric'] == 'fine-tuned', 'over'].iloc[0]} "
+      f"({len(afters)} run(s)), the rest over images")
+vn.transplant_plot(trans)
+
+# %% [markdown]
+# Each line is a mean over images (the fine-tuned line: over the runs' means), each band its 95 %
+# interval; the dotted line is the uniform map. The table gives every layer; the printed lines under it
+# say which effect is larger where.
+
+# %%
+vn.interval_table(trans, index=("statistic", "layer"), digits=2)
+
+# %%
+tv = trans.set_index(["statistic", "layer", "metric"])
+H, Q = "CLS entropy / log N", "chirp mass / area"
+n_layers, last = int(trans["layer"].nunique()), int(trans["layer"].max())
+
+
+def cell(stat, layer, metric, f=".2f"):
+    r = tv.loc[(stat, layer, metric)]
+    return f"{r['value']:{f}} [{r['low']:{f}}, {r['high']:{f}}]"
+
+
+def effects(stat, metric):  # per layer: value, low, high of one effect
+    rows = trans[(trans["statistic"] == stat) & (trans["metric"] == metric)]
+    return rows.set_index("layer")[["value", "low", "high"]]
+
+
+t_h, f_h = effects(H, "transplant effect"), effects(H, "fine-tuning effect")
+t_q, f_q = effects(Q, "transplant effect"), effects(Q, "fine-tuning effect")
+t_lower, f_lower = int((t_h["high"] < 0).sum()), int((f_h["high"] < 0).sum())  # layers whose interval lies below 0
+as_large = t_h.index[t_h["value"].abs() >= f_h["value"].abs()].tolist()  # layers where the transplant moves it as much
+# a check that two library functions agree: the table's transplant is the seed table's "before"
+vn.check(abs(tv.loc[(H, last, "transplant"), "value"] - ours.loc[(E, "before"), "value"] / np.log(patches)) < 1e-5,
+         "the transplant's last-layer entropy is the seed table's 'before' over log N")
+print(f"entropy / log N: the transplant lowers it in {t_lower} of {n_layers} layers, fine-tuning in {f_lower} "
+      f"(intervals below 0); the transplant's mean change is at least fine-tuning's in layers {as_large}")
+print(f"last layer: original, own data {cell(H, last, 'original, own data')}; original on spectrograms "
+      f"{cell(H, last, 'original')}; transplant {cell(H, last, 'transplant')}; "
+      f"fine-tuned {cell(H, last, 'fine-tuned')}")
+onto_chirp = bool(t_q.loc[0, "low"] > 0)  # does the transplant alone raise layer 0's chirp ratio?
+print(vn.claim(not onto_chirp and f_q.loc[0, "low"] > 0,
+               "Layer 0's move onto the chirp is fine-tuning's: the transplant alone does not raise its ratio.",
+               "Not fine-tuning's alone: the transplant raises layer 0's chirp ratio, or fine-tuning does not."))
+print(f"layer 0, chirp mass / area: original {cell(Q, 0, 'original')}, transplant {cell(Q, 0, 'transplant')} "
+      f"(effect {cell(Q, 0, 'transplant effect', '+.2f')}), fine-tuned {cell(Q, 0, 'fine-tuned')} "
+      f"(effect {cell(Q, 0, 'fine-tuning effect', '+.2f')})")
+q_up = t_q.index[t_q["low"] > 0].tolist()  # layers where the transplant clearly raises the chirp's ratio
+print(f"the transplant changes the chirp's ratio by {t_q['value'].min():+.2f} to {t_q['value'].max():+.2f} across "
+      f"layers; clearly up in layers {q_up}")
+
+# %% [markdown]
+# Read the entropy rows with the grids in mind: spread evenly, the original's maps have no structure
+# inside one of its patches, while the transplant's can, so part of the transplant effect on entropy is
+# the finer grid itself (exercise 3 separates the input size from the rest of the transplant). The
+# chirp's ratio does not depend on the grid.
+
+# %% [markdown]
+# ### Could the transplant do the task before fine-tuning?
+#
+# The transplant's regression head is new and random, so its outputs mean nothing. Refitting only the
+# head asks what its frozen features already hold: `vn.linear_head` fits a ridge regression from what
+# the head reads (the final-normed CLS token) to the targets on training spectrograms, the penalty
+# chosen by leave-one-out error (the largest within one standard error of the least; printed below),
+# and keeps every other weight, so attention stays the transplant's (checked below). `vn.head_r2`
+# scores it on the $N$ test spectrograms; the fine-tuned runs' $R^2$ are their cards', on the test
+# subset the cards name.
+
+# %%
+N_PROBE = vn.pick(256, hub=64)
+x_tr, y_tr = train.spectro_split("train", N_PROBE, RECIPE)
+probe = vn.linear_head(before, x_tr, y_tr)
+same = zip(vn.layer_stats(probe, x[:8]).values(), vn.layer_stats(before, x[:8]).values())
+vn.check(all(np.array_equal(a, b) for a, b in same), "the refitted head leaves the transplant's attention as it was")
+frozen = vn.head_r2(probe, x, y, list(vn.data.TARGET_NAMES)).set_index("target")
+cards_r2 = pd.DataFrame([vn.card(n)["metrics"]["r2"] for n in RUNS], index=RUNS)  # [run, target]
+tuned_r2 = {t: vn.run_interval(cards_r2[t]) if len(RUNS) > 1 else (cards_r2[t].iloc[0],) * 3 for t in frozen.index}
+print(f"linear head: {probe.source}; its R^2 on {N} test spectrograms (bootstrap over images); fine-tuned: "
+      f"the cards' R^2 on {card['metrics']['test_subset']}, "
+      + (f"mean and t interval over {len(RUNS)} runs" if len(RUNS) > 1 else "one run, no interval"))
+f2 = lambda v: f"{v:.2f}".replace("-0.00", "0.00")  # noqa: E731 (a rounded zero prints without a sign)
+r2_table = pd.DataFrame({
+    "linear head on the transplant": [f"{f2(r.value)} [{f2(r.low)}, {f2(r.high)}]" for r in frozen.itertuples()],
+    "fine-tuned": [f"{f2(v)} [{f2(lo)}, {f2(hi)}]" if len(RUNS) > 1 else f2(v) for v, lo, hi in tuned_r2.values()],
+}, index=frozen.index)
+r2_table
+
+# %%
+nothing = bool((frozen["low"] < 0).all() and (frozen["high"] < min(lo for _, lo, _ in tuned_r2.values())).all())
+frozen_said = vn.claim(
+    nothing, "A linear head on the transplant's frozen features predicts no target better than the targets' mean "
+    "(every R^2 interval includes 0, and lies below every fine-tuned one).",
+    "A linear head on the transplant's frozen features already predicts some of the targets (an R^2 interval above 0 "
+    "or overlapping a fine-tuned one).")
+print(frozen_said)
 
 # %% [markdown]
 # ## Before and after, on one image
@@ -422,6 +562,23 @@ lost_said = vn.claim(
     bool(lost.sum() <= 9),
     f"The distractors lose attention in only {int(lost.sum())} of 12 layers: fine-tuning did not teach the CLS token "
     "to ignore them.", f"The distractors lose attention in {int(lost.sum())} of 12 layers.")
+as_large_said = f"layers {', '.join(map(str, as_large))}" if as_large else "no layer"
+transplant_said = (
+    "**The transplant or the fine-tuning.** Compared with `fmnist-vit-p4` reading the same spectrograms (every map on "
+    f"the transplant's grid), the transplant alone lowers the CLS entropy over log N in {t_lower} of {n_layers} layers "
+    f"and fine-tuning in {f_lower} (intervals below 0); the transplant's mean change is at least fine-tuning's in "
+    f"{as_large_said}. The before/after changes above leave this part out. In the last layer the original is at "
+    f"{cell(H, last, 'original, own data')} of uniform on its own images and {cell(H, last, 'original')} on the "
+    f"spectrograms (the seed's \"before\": {seed_frac:.2f}); the transplant changes that by "
+    f"{cell(H, last, 'transplant effect', '+.2f')}, fine-tuning by {cell(H, last, 'fine-tuning effect', '+.2f')}, "
+    f"to {cell(H, last, 'fine-tuned')}. "
+    + vn.claim(not onto_chirp,
+               f"The move onto the chirp is fine-tuning's: the transplant takes layer 0's chirp ratio from "
+               f"{cell(Q, 0, 'original')} to {cell(Q, 0, 'transplant')}, fine-tuning adds "
+               f"{cell(Q, 0, 'fine-tuning effect', '+.2f')}.",
+               f"The transplant already raises layer 0's chirp ratio, by {cell(Q, 0, 'transplant effect', '+.2f')}; "
+               f"fine-tuning adds {cell(Q, 0, 'fine-tuning effect', '+.2f')}.")
+    + f" {frozen_said}")
 trained_said = vn.claim(
     r2["start_time"] < 0.5,
     f"R^2 for the start time is {r2['start_time']:.2f}, so `{RECIPE}` is under-trained and these are the changes of a "
@@ -429,7 +586,8 @@ trained_said = vn.claim(
 Markdown(f"""
 ## What we found
 
-On {N} test spectrograms, comparing the fine-tuning run's starting point with `{RECIPE}`. {runs_said}
+On {N} test spectrograms, comparing the transplant (the fine-tuning run's starting point, before any step) with
+`{RECIPE}`. {runs_said}
 
 - The last layer's CLS entropy goes from {ci(E, 'before')} to {ci(E, 'after')} nats (change
   {ci(E, 'change', '+.2f')}; the seed reports {seed_d[E]:+.2f}; a uniform map has {uniform_h:.2f}, so "before" is
@@ -442,6 +600,7 @@ On {N} test spectrograms, comparing the fine-tuning run's starting point with `{
   local), {dist.loc[1:4].mean():+.2f} px in layers 1-4, and {dist[0]:+.2f} px in layer 0 (the seed: layers 0-1
   slightly more global).
 - {chirp_said} {rest_said} {lost_said}
+- {transplant_said}
 - {trained_said}
 """)
 
@@ -500,20 +659,21 @@ On {N} test spectrograms, comparing the fine-tuning run's starting point with `{
 # table); values well above it mean the chirp patches look at each other.
 # ````
 #
-# 3. Our "before" model has never seen a spectrogram. Compute the same statistics for
-#    `fmnist-vit-p4` on its own Fashion-MNIST images: is its last layer already as concentrated as
-#    on spectrograms? (Its grid there is 7x7, so compare entropies as H / log N.)
+# 3. The transplant changes the input size, the colour channels, the normalisation and the position
+#    grid at once. Take the size alone: run `fmnist-vit-p4` on the spectrograms at the transplant's size
+#    but in grey with its own normalisation (transformers interpolates its position embeddings on the
+#    fly, bicubically, as the transplant does) and put its per-layer statistics next to the
+#    "original" and "transplant" rows above.
 #
 # ````{admonition} Solution
 # :class: dropdown
 # ```python
-# p4 = vn.load("fmnist-vit-p4")
-# fm = vn.data.examples()[0][:128]
-# own = vn.finetune_stats(p4, p4.preprocess(fm))
-# spec = vn.finetune_stats(before, x)
-# print(f"H / log N, last layer: on Fashion-MNIST {own.iloc[:, 0].mean() / np.log(49):.2f}, "
-#       f"on spectrograms (before) {spec.iloc[:, 0].mean() / np.log(196):.2f}")
+# pre = original.preprocessing
+# x_big = vn.Preprocessing(gb.image_size, pre.mean, pre.std, pre.channels)(list(ds["image"]))
+# big = vn.layer_stats(original, x_big, masks)  # on its own grid, which is now the transplant's
+# pd.DataFrame({name: v.mean(0) for name, v in big.items()}).round(2)
 # ```
-# The ratio divides out the grid size (49 and 196 patches). A lower value on Fashion-MNIST means the
-# model's own data draws more concentrated attention than the unfamiliar spectrograms do.
+# The transplant's kernel, divided over three channels, reads the mean of the channels, so this model
+# differs from the transplant only in how colour becomes grey and in the normalisation. Rows close to the
+# transplant's mean that the size, not the colour or the normalisation, makes the transplant effect.
 # ````

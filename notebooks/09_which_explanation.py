@@ -100,14 +100,16 @@ vn.method_table()
 # cores): every Fashion-MNIST metric and the randomisation check use the same first test images,
 # the perturbation curves a few steps (the fractions 0, 1/4, ... 1 of the pixels), and integrated
 # gradients few interpolation steps. The perturbation curves are the bill: every map, every
-# baseline and both orders of deletion cost forward passes per image, so every comparison here
-# uses the same few dozen images rather than the hundreds one would like; the line printed with the
-# faithfulness table says what each image costs on this machine. The intervals and the paired tests
-# say what these sample sizes can and cannot resolve.
+# baseline and both orders of deletion cost forward passes per image (`2 x (STEPS - 1)` per map and
+# baseline, plus the intact and the fully replaced image, which every map shares), so the
+# Fashion-MNIST verdicts use `N_F` images (128) and the randomisation check, which recomputes every map
+# on randomised models, the first `N_SANITY` (32) of them; the line printed with the faithfulness table says what each
+# image costs on this machine. The intervals and the paired tests say what these sample sizes can and
+# cannot resolve.
 
 # %%
-N_F = vn.pick(32, hub=8)  # test images for every map, every metric and every paired verdict
-N_SANITY = vn.pick(32, hub=4)  # the first of them (here all), for the randomisation check
+N_F = vn.pick(128, hub=8)  # test images for every map, every metric and every paired verdict
+N_SANITY = vn.pick(32, hub=4)  # the first of them, for the randomisation check
 N_S = vn.pick(16, hub=2)  # test spectrograms
 STEPS = 4  # perturbation curves at the fractions 0, 1/4, 1/2, 3/4, 1 of the pixels
 MEAN = vn.pick(0.2860 * 255, hub=None)  # the mean-grey baseline: Fashion-MNIST's training mean (photos: their own)
@@ -157,8 +159,8 @@ vn.interval_table(table, FAITH, digits=2)
 
 # %% tags=["nbval-ignore-output"]
 per_image_s = table.attrs["total_seconds"] / N_F  # a time: it differs from machine to machine
-print(f"the perturbation curves took {per_image_s:.0f} s per image here: 128 images would take "
-      f"{128 * per_image_s / 60:.0f} minutes for this table alone")
+print(f"the perturbation curves took {per_image_s:.1f} s per image here, {N_F * per_image_s / 60:.0f} minutes "
+      f"for the {N_F} images of this table")
 
 # %% [markdown]
 # The mean curves with the black baseline (left: deleting the most relevant pixels first; right:
@@ -169,7 +171,8 @@ vn.curve_plot(table.attrs["curves"], "black", ylabel="p(predicted class)")
 
 # %% [markdown]
 # Every method's interval on four of the columns; the grey band is the random map's interval, the
-# controls are grey. A bar clear of the band on the better side beats random.
+# controls are grey. The bars show each map's own spread over the images; whether a map beats random is
+# decided by the paired test below, not by whether its bar clears the band.
 
 # %%
 vn.interval_plot(table, [("deletion_auc", "black"), ("deletion_auc", "black, object"), ("srg", "mean"),
@@ -507,7 +510,8 @@ scorecards.apply(lambda col: col.map(lambda v: "" if pd.isna(v) else f"{v:g}" if
 
 # %% [markdown]
 # What each map cost on this machine (wall clock, so it varies from run to run; the perturbation
-# curves cost `2 x steps` forward passes per image and map and baseline):
+# curves cost `2 x (steps - 1)` forward passes per image, map and baseline, plus two per image and
+# baseline that every map shares):
 
 # %% tags=["nbval-ignore-output"]
 pd.concat({vit.name: cost, spectro.name: scost, resnet.name: rcost}).droplevel(1).set_index("method", append=True).round(

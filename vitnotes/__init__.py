@@ -52,11 +52,19 @@ from .evaluate.diagnosis import (
     pick_errors,
     predict_with_attention,
 )  # fmt: skip
-from .evaluate.finetune import finetune_stats, finetune_table, run_interval
+from .evaluate.finetune import (
+    finetune_stats,
+    finetune_table,
+    head_r2,
+    layer_stats,
+    linear_head,
+    run_interval,
+    transplant_table,
+)  # fmt: skip
 from .evaluate.ground_truth import DISTRACTORS, ground_truth, region_stack
 
 # which explanation can you trust? perturbation curves, ground truth, intervals, one table (notebook 09)
-from .evaluate.heads import head_intervals, sweep_agreement, sweep_subset
+from .evaluate.heads import head_intervals, sweep_agreement, sweep_agreement_intervals, sweep_subset
 from .evaluate.intervals import Interval, bootstrap, interval_frame
 from .evaluate.paired import PAIRED_RULE, paired_verdicts
 from .evaluate.perturbation import (
@@ -99,7 +107,7 @@ from .family import check, claim, claims, family, pick
 
 # interventions (notebooks 06, 08)
 from .interventions.ablation import ablate, evaluate_loss, head_means, sweep
-from .interventions.attribution_patching import attribution_patching
+from .interventions.attribution_patching import attribution_patching, attribution_sweep
 from .interventions.randomisation import randomized
 
 # map methods, through one registry (notebooks 03, 06; LeGrad to value-weighted: notebook 09)
@@ -150,6 +158,7 @@ from .show.studies import (
     group_distributions,
     map_panel,
     show_regions,
+    transplant_plot,
 )  # fmt: skip
 from .show.trust import curve_plot, interval_plot, metric_scatter, shared_maps
 from .show.widgets import head_picker, query_picker, render_png, state_bytes
@@ -230,7 +239,8 @@ def show_progress() -> bool:
 
 def _inline_figures() -> None:
     """In a Jupyter kernel, show the ``Figure`` objects vitnotes returns as PNG (they are not
-    registered with pyplot, so nothing else would draw them)."""
+    registered with pyplot, so nothing else would draw them), each PNG carrying how its text reads on
+    the book's page (``vn.show.page.png_with_record``; tests/test_figure_text.py reads it back)."""
     try:
         from IPython import get_ipython
     except ImportError:
@@ -238,9 +248,15 @@ def _inline_figures() -> None:
     shell = get_ipython()
     if shell is None or not hasattr(shell, "kernel"):
         return
+    from functools import partial
+
+    from matplotlib.figure import Figure
     from matplotlib_inline.backend_inline import set_matplotlib_formats
 
+    from .show.page import png_with_record
+
     set_matplotlib_formats("png")
+    shell.display_formatter.formatters["image/png"].for_type(Figure, partial(png_with_record, base64_str=True))
 
 
 def _quiet_libraries() -> None:
@@ -273,8 +289,8 @@ __all__ = [
     "WindowAttention", "window_attention",
     "cp_lrp", "integrated_gradients", "legrad", "lrp_rules", "occlusion", "random_map", "value_weighted",
     # interventions
-    "ablate", "attribution_patching", "evaluate_loss", "head_means", "randomized", "sweep",
-    "head_intervals", "sweep_agreement", "sweep_subset",
+    "ablate", "attribution_patching", "attribution_sweep", "evaluate_loss", "head_means", "randomized", "sweep",
+    "head_intervals", "sweep_agreement", "sweep_agreement_intervals", "sweep_subset",
     # studies
     "agreement", "agreement_intervals", "method_maps", "random_maps", "resize_maps", "rollout_by_depth",
     "timed_predict", "vit_cost",
@@ -282,7 +298,7 @@ __all__ = [
     "deletion_auc", "deletion_curve", "deletion_order", "deletion_study", "deletion_summary", "attention_stats",
     "compare_groups", "confusion_matrix", "confusion_pairs", "describe_error", "garment_mass", "group_intervals",
     "pick_errors", "predict_with_attention", "cascade_intervals", "cascading_randomization", "explanation_maps",
-    "finetune_stats", "finetune_table", "run_interval",
+    "finetune_stats", "finetune_table", "run_interval", "transplant_table", "layer_stats", "linear_head", "head_r2",
     # which explanation can you trust?
     "SCORES", "Curves", "baseline_images", "brightness_maps", "control_maps", "object_masks", "perturbation_curves",
     "srg", "DISTRACTORS", "ground_truth", "region_stack", "Interval", "bootstrap", "evaluation_table", "interval_rows",
@@ -300,7 +316,7 @@ __all__ = [
     "before_after", "display_image", "head_grid", "head_heatmap", "layer_strip", "metric_by_layer", "overlay",
     "relative_colorbar", "relative_norm", "relative_to_uniform",
     "agreement_heatmap", "cascade_panel", "cascade_plot", "deletion_plot", "group_distributions", "map_panel",
-    "show_regions", "curve_plot", "interval_plot", "metric_scatter", "shared_maps",
+    "show_regions", "transplant_plot", "curve_plot", "interval_plot", "metric_scatter", "shared_maps",
     "head_picker", "render_png", "state_bytes", "explore", "save_html",
     # chapters 01-02: registers, position embeddings, distances per image, where a patch looks, moved content
     "token_norms", "register_table", "high_norm_tokens", "position_embeddings", "position_similarity",

@@ -11,7 +11,7 @@ ablation).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..interventions.ablation import ImageLosses
 
-__all__ = ["head_intervals", "sweep_agreement", "sweep_subset"]
+__all__ = ["head_intervals", "sweep_agreement", "sweep_agreement_intervals", "sweep_subset"]
 
 
 def _per_image(sweep: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -117,3 +117,133 @@ def head_intervals(
         {"value": value, "low": low, "high": high, "n": n},
         index=pd.Index(list(contrasts), name="contrast", tupleize_cols=False),
     )
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks along axis 0 (ties get their average rank, as pandas' and scipy's Spearman give them)."""
+    from scipy.stats import rankdata
+
+    return rankdata(values, axis=0)
+
+
+def _spearman_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman correlation of ``a[:, j]`` with ``b[:, j]`` for every column ``j`` (``[items, columns]``)."""
+    ra, rb = _ranks(a), _ranks(b)
+    ra, rb = ra - ra.mean(0), rb - rb.mean(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (ra * rb).sum(0) / np.sqrt((ra**2).sum(0) * (rb**2).sum(0))
+
+
+def _counts(idx: np.ndarray, n: int) -> np.ndarray:
+    """``[n_boot, n]``: how often each image is drawn in each resample ``idx`` ``[n_boot, n]``."""
+    counts = np.zeros((idx.shape[0], n))
+    np.add.at(counts, (np.repeat(np.arange(idx.shape[0]), idx.shape[1]), idx.ravel()), 1.0)
+    return counts
+
+
+def sweep_agreement_intervals(
+    pairs: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]],
+    *,
+    same_images: bool = False,
+    reference: str | None = None,
+    layers: Sequence[int] | None = None,
+    by: str = "head",
+    scale: float = 100.0,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """``vn.sweep_agreement``'s Spearman and median absolute difference, with percentile-bootstrap
+    intervals over the images, for several pairs of sweeps at once.
+
+    ``pairs``: name -> ``(a, b)``, two sweeps kept with ``per_image=True`` (or
+    ``vn.attribution_sweep`` tables) over the same heads. A head's value is its relative loss
+    increase times ``scale`` (100: percent, so differences are in percentage points); ``layers``
+    keeps only the heads of those layers; ``by="layer"`` first averages each layer's heads, so the
+    statistics compare layer means. ``same_images=False`` (two disjoint image sets, e.g. two halves,
+    or two models on their own images): resample ``b`` draws ``a``'s images
+    ``rng.integers(0, n_a, size=n_a)`` and then ``b``'s ``rng.integers(0, n_b, size=n_b)`` from
+    ``rng = numpy.random.default_rng(seed)``, one resample after the other; ``same_images=True``
+    (``a`` and ``b`` measured on the same images, in the same order): one draw
+    ``rng.integers(0, n, size=n)`` serves both, so what the two share through the images stays shared.
+    In each resample every head's ratio is recomputed (``sum_i loss_h(i) / sum_i base(i) - 1``), so
+    numerator and denominator move together, as in ``vn.head_intervals``.
+
+    Every pair is resampled with the same draws (all ``a`` need one image count, all ``b`` another),
+    so pairs compare paired: ``reference`` names a pair, and every other pair gets a row
+    ``("<name> minus <reference>", "spearman")``, the difference of the two Spearman correlations.
+
+    Returns one row per (pair, statistic) with statistic ``"spearman"`` or ``"median |difference|"``;
+    columns ``value`` (on all images, equal to ``vn.sweep_agreement``'s), ``low``, ``high``, ``items``
+    (heads or layers compared), ``n_a``, ``n_b`` (images). Introduced in notebook 08 (head ablation).
+    """
+    if not pairs:
+        raise ValueError("pass at least one pair of sweeps: {name: (a, b)}")
+    if by not in ("head", "layer"):
+        raise ValueError(f"by must be 'head' or 'layer', got {by!r}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    if reference is not None and reference not in pairs:
+        raise ValueError(f"reference {reference!r} is not one of the pairs {list(pairs)}")
+    data = {name: _pair(a, b, layers, by) for name, (a, b) in pairs.items()}
+    n_a, n_b = {d[0].shape[1] for d in data.values()}, {d[2].shape[1] for d in data.values()}
+    if len(n_a) != 1 or len(n_b) != 1:
+        raise ValueError("every pair's a needs the same image count, and every pair's b too (they share resamples)")
+    n_a, n_b = n_a.pop(), n_b.pop()
+    if same_images and n_a != n_b:
+        raise ValueError(f"same_images=True needs the same images in a and b, got {n_a} and {n_b}")
+    rng = np.random.default_rng(seed)
+    if same_images:
+        counts_a = counts_b = _counts(rng.integers(0, n_a, size=(n_boot, n_a)), n_a)
+    else:
+        counts_a = _counts(rng.integers(0, n_a, size=(n_boot, n_a)), n_a)
+        counts_b = _counts(rng.integers(0, n_b, size=(n_boot, n_b)), n_b)
+    q = [100 * (1 - level) / 2, 100 * (1 + level) / 2]
+    rows, boots, values = [], {}, {}
+    for name, (la, ba, lb, bb, groups) in data.items():
+        va = groups.T @ (scale * (la.mean(1) / ba.mean() - 1.0))  # [items]: on all images
+        vb = groups.T @ (scale * (lb.mean(1) / bb.mean() - 1.0))
+        ra = groups.T @ (scale * ((la @ counts_a.T) / (ba @ counts_a.T) - 1.0))  # [items, n_boot]: resampled
+        rb = groups.T @ (scale * ((lb @ counts_b.T) / (bb @ counts_b.T) - 1.0))
+        boots[name] = _spearman_columns(ra, rb)
+        values[name] = float(_spearman_columns(va[:, None], vb[:, None])[0])
+        stats = (
+            ("spearman", values[name], boots[name]),
+            ("median |difference|", float(np.median(np.abs(va - vb))), np.median(np.abs(ra - rb), axis=0)),
+        )
+        for stat, value, boot in stats:
+            low, high = np.percentile(boot, q)
+            rows.append({"pair": name, "statistic": stat, "value": value, "low": low, "high": high, "items": len(va)})
+    for name in pairs if reference is not None else ():
+        if name != reference:
+            low, high = np.percentile(boots[name] - boots[reference], q)
+            rows.append({"pair": f"{name} minus {reference}", "statistic": "spearman",
+                         "value": values[name] - values[reference], "low": low, "high": high,
+                         "items": data[name][4].shape[1]})  # fmt: skip
+    out = pd.DataFrame(rows).assign(n_a=n_a, n_b=n_b)
+    return out.set_index(["pair", "statistic"])
+
+
+def _pair(a: pd.DataFrame, b: pd.DataFrame, layers: Sequence[int] | None, by: str):
+    """The two sweeps' per-image losses over their shared heads (in a's order, restricted to ``layers``):
+    ``(losses_a [heads, n_a], base_a, losses_b [heads, n_b], base_b, groups [heads, items])``, ``groups``
+    the 0/1 (heads) or 1/12-style (layer means) weights that turn head values into the compared items."""
+    (la, ba), (lb, bb) = _per_image(a), _per_image(b)
+    keys_a = [(int(x), int(y)) for x, y in zip(a["layer"], a["head"])]
+    row_b = {(int(x), int(y)): i for i, (x, y) in enumerate(zip(b["layer"], b["head"]))}
+    keep = [i for i, k in enumerate(keys_a) if k in row_b and (layers is None or k[0] in set(layers))]
+    if len(keep) < 2:
+        raise ValueError(f"the two sweeps share {len(keep)} heads (in the layers asked for); compare the same heads")
+    keys = [keys_a[i] for i in keep]
+    la, lb = la[keep], lb[[row_b[k] for k in keys]]
+    if by == "head":
+        groups = np.eye(len(keys))
+    else:
+        names = sorted({k[0] for k in keys})
+        groups = np.array([[float(k[0] == layer) for layer in names] for k in keys])
+        groups /= groups.sum(0)
+        if len(names) < 2:
+            raise ValueError("by='layer' needs heads of at least two layers")
+    return la, ba, lb, bb, groups

@@ -1,18 +1,20 @@
 """Attribution patching (Nanda 2023; AtP, Kramar et al. 2024): every head's zero-ablation effect,
-estimated to first order from one forward and one backward pass. Chapter 09."""
+estimated to first order from one forward and one backward pass. Chapters 08 and 09."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import torch
 
 from ..core import arch
 from ..core.hooks import hooks
 from ..core.model import check_batch_size, check_pixel_values, chunked, forward, score, targets_for, unwrap
-from .ablation import _check_targets, _loss_kind, _losses
+from .ablation import ImageLosses, _check_targets, _loss_kind, _losses
 
-__all__ = ["attribution_patching"]
+__all__ = ["attribution_patching", "attribution_sweep"]
 
 
 def attribution_patching(
@@ -23,6 +25,7 @@ def attribution_patching(
     metric: str = "loss",
     loss: str | None = None,
     batch_size: int = 32,
+    per_image: bool = False,
 ) -> torch.Tensor:
     """Estimated change of a metric when each head is zero-ablated: ``[layer, head]`` (float64).
 
@@ -39,9 +42,46 @@ def attribution_patching(
     target score as the map methods define it (``target`` None = predicted class, an int or one
     per image; for a regression model an output index).
 
+    ``per_image=True`` returns every image's estimate, ``[image, layer, head]`` (float64; its mean
+    over images is the default's value): a ViT treats images independently, so the gradient of the
+    summed metric with respect to one image's head outputs is that image's own gradient.
+
     Peak memory per image: one training-style forward's autograd graph (the head outputs it keeps
     are part of it): measured ~8.5 MB per image on ``fmnist-vit-p4`` (CPU fp32).
     """
+    each, _ = _estimates(model, pixel_values, target, metric, loss, batch_size)
+    return each if per_image else each.sum(0) / each.shape[0]
+
+
+def attribution_sweep(
+    model: Any, pixel_values: torch.Tensor, targets: Any, *, loss: str | None = None, batch_size: int = 32
+) -> pd.DataFrame:
+    """Attribution patching laid out as ``vn.sweep(model, pixel_values, targets, per_image=True)``'s
+    table: one row per (layer, head) with ``loss`` (the intact loss plus the estimated change) and
+    ``rel_increase`` (``loss`` / intact loss - 1); ``attrs`` hold ``baseline`` (the intact loss, mean
+    over images), ``n``, ``loss`` (kind), ``method`` (``"attribution patching"``), ``ablation``
+    (``"zero"``) and ``per_image``, an ``ImageLosses`` whose ``losses[row, i]`` is image ``i``'s intact
+    loss plus its estimate. So ``vn.sweep_subset``, ``vn.sweep_agreement``, ``vn.head_intervals`` and
+    ``vn.sweep_agreement_intervals`` read it as they read a sweep, at the cost of one forward and one
+    backward per image instead of one forward per head. The estimate's limits are
+    ``attribution_patching``'s: check it against ``vn.sweep`` on some of the images first.
+    Introduced in notebook 08 (head ablation)."""
+    each, base = _estimates(model, pixel_values, targets, "loss", loss, batch_size)
+    n, layers, heads = each.shape
+    losses = base.numpy()[None, :] + each.reshape(n, layers * heads).T.numpy()  # [heads (rows), image]
+    df = pd.DataFrame({"layer": np.repeat(np.arange(layers), heads), "head": np.tile(np.arange(heads), layers)})
+    df["loss"] = losses.mean(1)
+    baseline = float(base.mean())
+    df["rel_increase"] = df["loss"] / baseline - 1.0
+    kind = _loss_kind(unwrap(model)[0], loss)
+    df.attrs.update(baseline=baseline, n=int(n), loss=kind, method="attribution patching", ablation="zero")
+    df.attrs["per_image"] = ImageLosses(losses, base.numpy().copy())
+    return df
+
+
+def _estimates(model: Any, pixel_values: Any, target: Any, metric: str, loss: str | None, batch_size: int):
+    """Every image's first-order estimate ``[image, layer, head]`` and its metric ``[image]`` (float64,
+    CPU): one forward and one backward per chunk of ``batch_size`` images."""
     net, geom = unwrap(model)
     geom.require_vit("attribution patching")
     pixel_values = check_pixel_values(pixel_values, geom)
@@ -56,7 +96,7 @@ def attribution_patching(
 
         return hook
 
-    total = torch.zeros(geom.layers, geom.heads, dtype=torch.float64)
+    estimates, metrics = [], []
     regs = [(arch.projections(b)[3], "forward_pre", keep(i)) for i, b in enumerate(blocks)]
     with hooks(regs), torch.enable_grad():
         start = 0
@@ -64,14 +104,15 @@ def attribution_patching(
             kept.clear()
             logits = forward(net, x).logits
             if metric == "loss":
-                m = _losses(logits, labels[start : start + x.shape[0]], kind).sum()
+                m = _losses(logits, labels[start : start + x.shape[0]], kind)
             else:
-                m = score(logits, targets_for(net, tgt, logits)).sum()
+                m = score(logits, targets_for(net, tgt, logits))
             zs = [kept[i] for i in range(geom.layers)]
-            total += _first_order(zs, torch.autograd.grad(m, zs), geom.heads)
+            estimates.append(_first_order(zs, torch.autograd.grad(m.sum(), zs), geom.heads))
+            metrics.append(m.detach().double().cpu())
             start += x.shape[0]
             kept.clear()
-    return total / pixel_values.shape[0]
+    return torch.cat(estimates), torch.cat(metrics)
 
 
 def _loss_targets(net: torch.nn.Module, metric: str, loss: str | None, target: Any, n: int):
@@ -87,10 +128,10 @@ def _loss_targets(net: torch.nn.Module, metric: str, loss: str | None, target: A
 
 
 def _first_order(zs: list[torch.Tensor], grads: tuple[torch.Tensor, ...], heads: int) -> torch.Tensor:
-    """``-(dM/dz . z)`` per head of every layer, ``[layer, head]`` float64, summed over images and tokens
-    (``z``: the output projection's input ``[B, T, H*d]``)."""
-    out = torch.zeros(len(zs), heads, dtype=torch.float64)
-    for i, (z, g) in enumerate(zip(zs, grads)):
+    """``-(dM/dz . z)`` per image and head of every layer, ``[image, layer, head]`` float64, summed over
+    tokens (``z``: the output projection's input ``[B, T, H*d]``)."""
+    out = []
+    for z, g in zip(zs, grads):
         prod = (g.detach().double() * z.detach().double()).reshape(*z.shape[:-1], heads, -1)  # [B, T, H, d]
-        out[i] = -prod.sum(dim=tuple(range(prod.ndim - 2)) + (prod.ndim - 1,)).cpu()
-    return out
+        out.append(-prod.sum(dim=tuple(range(1, prod.ndim - 2)) + (prod.ndim - 1,)))  # [B, H]
+    return torch.stack(out, 1).cpu()

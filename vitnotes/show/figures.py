@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 from ..core.images import Preprocessing, to_pil
 from ..stats import normalized_entropy
+from .page import MAX_PANELS, page_inches, text_inches, wrap
 
 __all__ = [
     "before_after", "display_image", "head_grid", "head_heatmap", "layer_strip", "metric_by_layer", "overlay",
@@ -171,6 +172,7 @@ def layer_strip(
     shared: bool = True,
     entropy: bool = True,
     size: float = 1.8,
+    columns: int = MAX_PANELS,
 ) -> Figure:
     """Maps ``[n, rows, cols]`` (e.g. one per layer) side by side over the same image, or over one
     image each when ``image`` is a list of ``n`` images (e.g. one head on several images).
@@ -178,7 +180,11 @@ def layer_strip(
     By default every panel is on one 0..max scale with a colour bar, and each title gives the map's
     H / log N (``entropy=False`` drops it), so a nearly uniform map looks nearly uniform;
     ``shared=False`` gives each panel its own colour range (where, not how much: nearly uniform
-    maps then look busy) and a colour bar of its own. Introduced in notebook 01 (layers).
+    maps then look busy) and a colour bar of its own. More than ``columns`` maps (6), or more than fit
+    the page side by side with their titles, wrap into rows as even as they go (12 maps: two rows of 6,
+    under one colour bar); ``size`` is the largest a panel is drawn (inches), smaller where the strip
+    would not fit the book's page at full size, so that its text stays readable. Introduced in
+    notebook 01 (layers).
     """
     maps = torch.as_tensor(maps)
     if maps.ndim != 3:
@@ -192,15 +198,26 @@ def layer_strip(
         imgs = [display_image(i) for i in image]
     else:
         imgs = [display_image(image)] * len(maps)
-    fig = Figure(figsize=(size * len(maps), size + 0.3), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(maps)))
+    bar = 0.75 if shared else 0.0  # the shared colour bar and its ticks; or one bar per panel
+    room = page_inches() - bar
+    title_w = text_inches([*labels, "H/logN 0.00"] if entropy else labels, 9) + 0.1  # titles never touch
+    fit = int(room // (max(title_w, 0.6) + (0.0 if shared else 0.55)))  # the panels the page holds in a row
+    n_rows, per_row = wrap(len(maps), max(1, min(columns, fit)))
+    panel = min(size, room / per_row - (0.0 if shared else 0.55))
+    title_lines = 1 + bool(entropy) + max(str(label).count("\n") for label in labels)
+    width = panel * per_row + bar + (0.0 if shared else 0.55 * per_row)
+    fig = Figure(figsize=(width, n_rows * (panel + 0.17 * title_lines) + 0.15), layout="constrained")
+    grid = np.atleast_2d(np.asarray(fig.subplots(n_rows, per_row, squeeze=False)))
+    axes = list(grid.ravel()[: len(maps)])
+    for ax in grid.ravel()[len(maps) :]:
+        ax.remove()  # an empty slot at the end of the last row
     vmax = _shared_max(maps, shared)
     for ax, img, m, label in zip(axes, imgs, maps, labels, strict=True):
         im = _draw(ax, img, m, alpha, cmap, smooth, _with_entropy(label, m) if entropy else label, vmax)
         if not shared:
             fig.colorbar(im, ax=ax, shrink=0.7)
     if shared:
-        fig.colorbar(im, ax=list(axes), shrink=0.8)
+        fig.colorbar(im, ax=axes, shrink=0.8)
     return fig
 
 
@@ -215,10 +232,14 @@ def head_grid(
     shared: bool = True,
     relative: float | None = None,
     size: float = 1.0,
+    columns: int = MAX_PANELS,
 ) -> Figure:
-    """Maps ``[layer, head, rows, cols]`` (or ``[head, rows, cols]``) as a grid: a row per layer.
-    By default one 0..max scale and a colour bar for the whole grid (``cmap`` inferno); ``shared=False``
-    gives each panel its own range (no common bar: only where each map is large, not how much).
+    """Maps ``[layer, head, rows, cols]`` (or ``[head, rows, cols]``) as a grid: a row per layer, or
+    rows of at most ``columns`` heads (6: a layer's 12 heads take two rows of 6, each panel titled
+    with its head). ``size`` is the largest a panel is drawn (inches), smaller where the grid would
+    not fit the book's page at full size. By default one 0..max scale and a colour bar for the whole
+    grid (``cmap`` inferno); ``shared=False`` gives each panel its own range (no common bar: only
+    where each map is large, not how much).
 
     ``relative=limit`` (e.g. 16) draws every map relative to uniform (``relative_to_uniform``: 1 = what
     uniform attention gives each patch) on one logarithmic scale from ``1 / limit`` to ``limit`` for all
@@ -233,28 +254,46 @@ def head_grid(
         raise ValueError(f"head_grid expects maps [layer, head, rows, cols], got shape {tuple(maps.shape)}")
     n_l, n_h = maps.shape[:2]
     layers = list(layers) if layers is not None else list(range(n_l))
+    if len(layers) != n_l:
+        raise ValueError(f"{len(layers)} layer labels for {n_l} layers of maps; give one per layer")
     img = display_image(image)
     norm = relative_norm(relative) if relative is not None else None
     cmap = cmap or (RELATIVE_CMAP if norm is not None else "inferno")
     shown = relative_to_uniform(maps).clamp(norm.vmin, norm.vmax) if norm is not None else maps
-    fig = Figure(figsize=(size * n_h + 0.5 + 0.3 * (norm is not None), size * n_l + 0.3), layout="constrained")
-    axes = np.asarray(fig.subplots(n_l, n_h, squeeze=False))
+    per_layer, per_row = wrap(n_h, columns)  # rows per layer, heads per row
+    wrapped = per_layer > 1
+    bar = 0.0 if norm is None and not shared else (1.0 if norm is not None else 0.7)
+    panel = min(size, (page_inches() - 0.3 - bar) / per_row)
+    titled = norm is not None or wrapped  # every panel titled; else the first row only
+    gap = 0.25 if wrapped and n_l > 1 else 0.0  # a blank band between layers whose heads take several rows
+    height = n_l * per_layer * (panel + 0.17 * titled) + gap * (n_l - 1)
+    height += 0.2 * (not titled) + 0.25 * (norm is not None) + 0.1
+    fig = Figure(figsize=(panel * per_row + 0.3 + bar, height), layout="constrained")
+    ratios: list[float] = []  # grid rows: each layer's rows of heads, a thin blank row before each but the first
+    first = []
+    for i in range(n_l):
+        ratios += [gap / (panel + 0.17)] if gap and i else []
+        first.append(len(ratios))
+        ratios += [1.0] * per_layer
+    spec = fig.add_gridspec(len(ratios), per_row, height_ratios=ratios)
+    axes = np.array([[fig.add_subplot(spec[first[i] + j // per_row, j % per_row]) for j in range(n_h)]
+                     for i in range(n_l)])  # fmt: skip
     vmax = _shared_max(maps, shared) if norm is None else None
     for i in range(n_l):
         for j in range(n_h):
             if norm is not None:
                 title = f"h{j} {float(normalized_entropy(maps[i, j].flatten().double())):.2f}"
             else:
-                title = f"h{j}" if i == 0 else None
+                title = f"h{j}" if i == 0 or wrapped else None
             im = _draw(axes[i, j], img, shown[i, j], alpha, cmap, smooth, title, vmax, norm)
-            if norm is not None:
-                axes[i, j].title.set_fontsize(7)
-        axes[i, 0].set_ylabel(f"L{layers[i]}", fontsize=9)
+            axes[i, j].title.set_fontsize(8)
+        for j in range(0, n_h, per_row):
+            axes[i, j].set_ylabel(f"L{layers[i]}", fontsize=9)  # the first panel of each of the layer's rows
     if norm is not None:
-        relative_colorbar(fig, im, ax=axes.ravel().tolist(), shrink=0.6)
+        relative_colorbar(fig, im, ax=axes.ravel().tolist(), shrink=0.6 if n_l * per_layer > 2 else 0.9)
         fig.supxlabel("panel titles: head and H / log N of its map (1 = uniform, 0 = one patch)", fontsize=8)
     elif shared:
-        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6)
+        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6 if n_l * per_layer > 2 else 0.9)
     return fig
 
 
@@ -361,28 +400,61 @@ def head_heatmap(
     cmap: str = "rocket_r",
     center: float | None = None,
     symlog: float | None = None,
+    low: str | None = None,
+    high: str | None = None,
+    limit: float | None = None,
     size: tuple[float, float] = (6.4, 4.6),
 ) -> Figure:
     """A per-(layer, head) value as a layer x head heatmap with each cell annotated (``value`` times
     ``scale``, e.g. 100 for percent). ``center`` gives a diverging colour map around that value;
     ``symlog=t`` a diverging symmetric-log colour scale around 0, linear within ``[-t, t]`` (for
-    values that span orders of magnitude and signs). Introduced in notebook 08."""
+    values that span orders of magnitude and signs; choose ``t`` at least the noise floor, so that
+    noise stays pale instead of taking whole decades of the colour scale). ``low`` and ``high``:
+    columns of an interval for each value (e.g. ``vn.head_intervals``' 95 % bootstrap interval, in
+    the same units as ``value``); a cell whose interval contains 0 is drawn grey and hatched, its
+    number in grey, and a legend says so. ``limit``: the colour scale's half-range for ``symlog``
+    (default: the largest absolute value), to put several heatmaps on one scale.
+    Introduced in notebook 08."""
     import seaborn as sns
     from matplotlib.colors import SymLogNorm
+    from matplotlib.patches import Patch, Rectangle
 
-    for col in ("layer", "head", value):
+    for col in ("layer", "head", value) + tuple(c for c in (low, high) if c is not None):
         if col not in df.columns:
             raise ValueError(f"column {col!r} not in the table (columns: {list(df.columns)})")
+    if (low is None) != (high is None):
+        raise ValueError("pass both low and high (the interval's columns), or neither")
     if symlog is not None and not symlog > 0:
         raise ValueError(f"symlog is the linear range around 0 and must be > 0, got {symlog}")
+    if limit is not None and not limit > 0:
+        raise ValueError(f"limit is the colour scale's half-range and must be > 0, got {limit}")
     table = df.pivot_table(index="layer", columns="head", values=value, aggfunc="mean") * scale
+    unsure = np.zeros(table.shape, dtype=bool)
+    if low is not None:
+        lo = df.pivot_table(index="layer", columns="head", values=low, aggfunc="mean").reindex_like(table)
+        hi = df.pivot_table(index="layer", columns="head", values=high, aggfunc="mean").reindex_like(table)
+        unsure = ((lo.to_numpy() <= 0) & (hi.to_numpy() >= 0)).astype(bool)
     fig = Figure(figsize=size, layout="constrained")
     ax = fig.subplots()
     kw: dict[str, Any] = dict(cmap="vlag" if center is not None else cmap, center=center)
     if symlog is not None:
-        lim = float(np.nanmax(np.abs(table.to_numpy()))) or 1.0
+        lim = limit or float(np.nanmax(np.abs(table.to_numpy()))) or 1.0
         kw = dict(cmap="vlag", norm=SymLogNorm(linthresh=symlog, vmin=-lim, vmax=lim))
-    sns.heatmap(table, ax=ax, annot=True, fmt=fmt, annot_kws={"fontsize": 6}, cbar_kws={"label": label or value}, **kw)
+    sns.heatmap(table, ax=ax, annot=True, fmt=fmt, annot_kws={"fontsize": 8}, mask=unsure if unsure.any() else None,
+                cbar_kws={"label": label or value}, **kw)  # fmt: skip
+    if symlog is not None:  # plain ticks: 0, the linear range's ends, then the powers of ten beyond it
+        lim, powers = kw["norm"].vmax, 10.0 ** np.arange(math.floor(math.log10(symlog)) + 1, 12)
+        ticks = [symlog, *powers[(powers > 1.5 * symlog) & (powers <= lim)]]
+        ticks = [-t for t in ticks[::-1]] + [0.0] + ticks
+        bar = ax.collections[0].colorbar
+        bar.set_ticks(ticks, labels=[format(t, ".3g" if abs(t) < 1000 else ".0f") for t in ticks])
+        bar.minorticks_off()
+    if low is not None:
+        for i, j in zip(*np.nonzero(unsure)):
+            ax.add_patch(Rectangle((j, i), 1, 1, facecolor="0.92", edgecolor="0.72", hatch="////", lw=0))
+            ax.text(j + 0.5, i + 0.5, format(table.iat[i, j], fmt), ha="center", va="center", fontsize=8, color="0.4")
+        grey = Patch(facecolor="0.92", edgecolor="0.72", hatch="////", label="its interval contains 0 (number in grey)")
+        ax.legend(handles=[grey], loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=8, frameon=False)
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
     return fig

@@ -21,7 +21,7 @@ from .figures import _draw, display_image
 
 __all__ = [
     "agreement_heatmap", "cascade_panel", "cascade_plot", "deletion_plot", "group_distributions", "map_panel",
-    "show_regions",
+    "show_regions", "transplant_plot",
 ]  # fmt: skip
 
 
@@ -285,4 +285,53 @@ def show_regions(image: Any, mask: Any, size: float = 2.6):
         ax.set_yticks([])
     handles = [Patch(color=_REGION_COLOURS[r], label=f"{r} ({regions[r].mean():.0%})") for r in REGIONS]
     axes[1].legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, frameon=False)
+    return fig
+
+
+# the states of transplant_table, each with its line style: the original in grey (dashed on its own data)
+_STATE_STYLES = {
+    "original, own data": dict(color="0.45", ls="--", marker="s"),
+    "original": dict(color="0.25", ls="-", marker="s"),
+    "transplant": dict(color="C0", ls="-", marker="o"),
+    "fine-tuned": dict(color="C1", ls="-", marker="o"),
+}
+
+
+def transplant_plot(
+    table: pd.DataFrame, *, log: Sequence[str] = ("chirp mass / area",), size: tuple[float, float] = (6.8, 3.0)
+) -> Figure:
+    """``transplant_table``'s states layer by layer, one panel per statistic: each state's mean and its
+    interval as a band (over images, or over fine-tuning runs where the table says so), and the
+    uniform map's value (1 for both statistics) as a dotted line. The statistics in ``log`` get a log
+    scale (a ratio: 2x and 0.5x lie as far from 1). Introduced in notebook 07."""
+    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
+
+    need = {"statistic", "layer", "metric", "value", "low", "high"}
+    if not need <= set(table.columns):
+        raise ValueError(f"pass vn.transplant_table's table (columns {sorted(need)}), got {list(table.columns)}")
+    stats = list(dict.fromkeys(table["statistic"]))
+    fig = Figure(figsize=size, layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(stats)))
+    for ax, stat in zip(axes, stats):
+        t = table[table["statistic"] == stat]
+        for state, style in _STATE_STYLES.items():
+            s = t[t["metric"] == state].sort_values("layer")
+            if s.empty:
+                continue
+            over = s["over"].iloc[0] if "over" in s.columns else "images"
+            ax.plot(s["layer"], s["value"], ms=3, lw=1.3, label=f"{state} (interval over {over})", **style)
+            ax.fill_between(s["layer"], s["low"], s["high"], color=style["color"], alpha=0.2, lw=0)
+        ax.axhline(1.0, color="0.6", ls=":", lw=1)
+        ax.set_xticks(sorted(t["layer"].unique()))
+        ax.set(xlabel="layer", ylabel=stat + (" (log scale)" if stat in log else ""))
+        if stat in log:
+            ax.set_yscale("log")
+            lo, hi = ax.get_ylim()
+            ticks = [v for v in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100) if lo <= v <= hi]
+            ax.yaxis.set_major_locator(FixedLocator(ticks))
+            ax.yaxis.set_major_formatter(ScalarFormatter())
+            ax.yaxis.set_minor_locator(NullLocator())
+        ax.tick_params(labelsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
     return fig

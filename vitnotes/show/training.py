@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 
 from ..stats import patch_distances
 from ..zoo import card_epochs
+from .page import page_inches
 
 __all__ = ["log_change", "recipe_table", "training_plot", "zoo_table"]
 
@@ -140,14 +141,16 @@ def short_machine(machine: str) -> str:
 
 def training_plot(card: dict, *, size: float = 2.5) -> Figure:
     """Attention statistics of every layer (a line per layer, dark = early, light = late) and the test
-    score against the epoch, from a card's ``training_log``. Dashed grey: the value for uniform
+    score against the epoch, from a card's ``training_log``; ``size``: the largest a panel is drawn
+    (inches), smaller where the figure would not fit the book's page at full size. Dashed grey: the value for uniform
     attention, where there is one. The x axis is symmetric-log: early epochs are spread out."""
     log = [e for e in card["training_log"] if "layers" in e]
     if not log:
         raise ValueError(f"{card.get('name', 'this model')}'s card has no attention in its training log")
     epochs = np.array([e["epoch"] for e in log])
     layers = len(log[0]["layers"]["entropy_norm"])
-    # two rows of three panels: a page column keeps each panel readable
+    # two rows of three panels, as wide as the page shows at full size: each panel stays readable
+    size = min(size, (page_inches() - 0.8) / 3)
     fig = Figure(figsize=(size * 3 + 0.8, size * 2.1), layout="constrained")
     axes = list(fig.subplots(2, 3).ravel())
     cmap = mpl.colormaps["viridis"]
@@ -185,12 +188,12 @@ def _score_panel(ax, log: list[dict]) -> None:
     if "test_accuracy" in log[0]:
         ax.plot(epochs, [100 * e["test_accuracy"] for e in log], "k.-")
         ax.axhline(10, color="grey", ls="--", lw=1)  # chance: ten balanced classes
-        ax.set_title("test accuracy (%; dashed: chance)", fontsize=9)
+        ax.set_title("test accuracy\n(%; dashed: chance)", fontsize=9)
         ax.set_ylim(0, 100)
         return
     for target in log[0]["r2"]:
         ax.plot(epochs, [e["r2"][target] for e in log], ".-", label=target.replace("_", " "))
     ax.axhline(0, color="grey", ls="--", lw=1)
-    ax.set_title("test R^2 (0 = predicting the mean)", fontsize=9)
+    ax.set_title("test R^2\n(0 = predicting the mean)", fontsize=9)
     ax.set_ylim(min(-0.1, math.floor(min(min(e["r2"].values()) for e in log) * 10) / 10), 1)
     ax.legend(fontsize=7)

@@ -18,6 +18,7 @@ from ..core.images import image_stack
 from ..evaluate.trust import BETTER, CONTROLS, column_label
 from ..stats import as_maps
 from .figures import display_image
+from .page import MAX_PANELS, page_inches, text_inches, wrap
 
 __all__ = ["curve_plot", "interval_plot", "metric_scatter", "shared_maps"]
 
@@ -41,6 +42,7 @@ def shared_maps(
     diverging: str = "RdBu_r",
     reference: float | None = None,
     together: Sequence[Sequence[str]] = (),
+    columns: int = MAX_PANELS,
 ) -> Figure:
     """A column per image, a row per map kind (the first row: the images), each row on ONE colour
     scale shared by its images, with its colour bar: within a row, brighter means more, across
@@ -49,8 +51,12 @@ def shared_maps(
     ``outline``: ``[n, H, W]`` bool masks (e.g. the chirp) drawn as a contour on every map.
     ``reference``: a value marked on every colour bar (e.g. the uniform reference ``1 / patches``
     of maps that sum to 1). ``together``: groups of row names that share one scale (e.g. one
-    method's maps for two classes), so that their rows compare across rows too. Introduced in
-    notebook 09."""
+    method's maps for two classes), so that their rows compare across rows too. More than ``columns``
+    images (6), or more than fit the page side by side with their titles, wrap into blocks of columns as
+    even as they go (10 images: two blocks of 5, one under the other, each with the image row, every map
+    row and its colour bar, on the same scales).
+    ``size`` is the largest a panel is drawn (inches), smaller where the figure would not fit the
+    book's page at full size. Introduced in notebook 09."""
     imgs = image_stack(images)
     n, h, w = imgs.shape[:3]
     rows = {k: as_maps(v, k).numpy() for k, v in maps.items()}
@@ -58,6 +64,8 @@ def shared_maps(
         raise ValueError(
             f"every map kind needs one map per image ({n}): { ({k: v.shape[0] for k, v in rows.items()}) }"
         )
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"{len(titles)} titles for {n} images; give one title per image")
     unknown = sorted({k for g in together for k in g} - set(rows))
     if unknown:
         raise ValueError(f"together names rows {unknown} that are not among the maps {list(rows)}")
@@ -65,19 +73,40 @@ def shared_maps(
     for group in together:
         shared = _row_scale(np.concatenate([rows[k] for k in group]), cmap, diverging)
         scales.update(dict.fromkeys(group, shared))
-    fig = Figure(figsize=(size * n + 1.9, size * (len(rows) + 1) + 0.3), layout="constrained")
-    axes = np.asarray(fig.subplots(len(rows) + 1, n, squeeze=False))
-    for j in range(n):
-        img = display_image(imgs[j])
-        axes[0, j].imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
-        if titles is not None:
-            axes[0, j].set_title(titles[j], fontsize=8)
-    for i, (name, m) in enumerate(rows.items(), start=1):
-        _map_row(fig, axes[i], m, scales[name], (h, w), outline, reference)
-        axes[i, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
+    label = text_inches(rows, 8) + 0.15  # the row names, 8 pt, left of the rows
+    room = page_inches() - label - 0.65  # 0.65: the colour bars and their ticks
+    title_w = text_inches(titles or [], 8) + 0.1  # a panel at least as wide as its title: titles never touch
+    blocks, per = wrap(n, max(1, min(columns, int(room // max(title_w, 0.6)))))
+    panel = min(size, room / per)
+    title_h = 0.16 * (1 + max((str(t).count("\n") for t in titles), default=0)) if titles is not None else 0.0
+    height = blocks * (panel * (len(rows) + 1) + title_h) + 0.2 * (blocks - 1) + 0.15
+    fig = Figure(figsize=(panel * per + label + 0.65, height), layout="constrained")
+    ratios: list[float] = []  # grid rows: per block, the images then a row per map kind; a thin band between
+    first = []
+    for b in range(blocks):
+        ratios += [0.2 / panel] if b else []
+        first.append(len(ratios))
+        ratios += [1.0] * (len(rows) + 1)
+    spec = fig.add_gridspec(len(ratios), per, height_ratios=ratios)
+    grid = [
+        [[fig.add_subplot(spec[first[b] + r, j]) for j in range(min(per, n - b * per))] for r in range(len(rows) + 1)]
+        for b in range(blocks)
+    ]  # [block][row][column]
+    for b, block in enumerate(grid):
+        shown = range(b * per, b * per + len(block[0]))
+        for j, ax in zip(shown, block[0]):
+            img = display_image(imgs[j])
+            ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
+            if titles is not None:
+                ax.set_title(titles[j], fontsize=8)
+        for i, (name, m) in enumerate(rows.items(), start=1):
+            part = None if outline is None else np.asarray(outline)[shown.start : shown.stop]
+            _map_row(fig, block[i], m[shown.start : shown.stop], scales[name], (h, w), part, reference)
+            block[i][0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
+        for row in block:
+            for ax in row:
+                ax.set_xticks([])
+                ax.set_yticks([])
     return fig
 
 
@@ -94,7 +123,7 @@ def _map_row(
             mask = np.asarray(outline)[j].astype(float)  # pixel centres at k + 0.5 on the maps' extent
             axes[j].contour(np.arange(w) + 0.5, np.arange(h) + 0.5, mask, levels=[0.5], colors="cyan", linewidths=0.6)
     bar = fig.colorbar(im, ax=list(axes), shrink=0.85, pad=0.01)
-    bar.ax.tick_params(labelsize=6)
+    bar.ax.tick_params(labelsize=7)
     if reference is not None:
         bar.ax.axhline(reference, color="cyan", lw=2.5)
 
@@ -121,10 +150,18 @@ def interval_plot(
     """Every method's mean and 95 % interval, a panel per ``(metric, baseline)`` of ``columns``, the
     methods in the table's order; the ``reference`` method's interval is the grey band, the controls
     are grey. A method "beats" the reference where its bar stays out of the band on the better side
-    (the panel's title says which side). Introduced in notebook 09."""
+    (the panel's title says which side). ``width``: the largest a panel is drawn (inches); panels that
+    would not fit the book's page at full size narrow, down to 1.6 inches, then wrap into rows.
+    Introduced in notebook 09."""
     methods = list(dict.fromkeys(table["method"]))
-    fig = Figure(figsize=(width * len(columns) + 1.4, 0.24 * len(methods) + 0.9), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(columns), sharey=True))
+    room = page_inches() - 1.4  # the page less the methods' names
+    n_rows, per = wrap(len(columns), max(1, int(room // 1.6)))  # panels at least 1.6 inches wide
+    width = min(width, room / per)
+    fig = Figure(figsize=(width * per + 1.4, n_rows * (0.24 * len(methods) + 0.9)), layout="constrained")
+    grid = np.asarray(fig.subplots(n_rows, per, sharey=True, squeeze=False)).ravel()
+    for ax in grid[len(columns) :]:
+        ax.remove()  # empty slots at the end of the last row
+    axes = grid[: len(columns)]
     y = {m: i for i, m in enumerate(methods)}
     for ax, (metric, baseline) in zip(axes, columns):
         t = _pick(table, metric, baseline)
@@ -167,7 +204,8 @@ def curve_plot(
     names = [m for (m, b) in curves if b == baseline and (methods is None or m in methods)]
     if not names:
         raise ValueError(f"no curves for baseline {baseline!r}; baselines: {sorted({b for _, b in curves})}")
-    fig = Figure(figsize=(2 * size[0] + 1.6, size[1]), layout="constrained")
+    rows = -(-len(names) // 4)  # the legend's rows below the panels, four names a row
+    fig = Figure(figsize=(min(2 * size[0] + 0.4, page_inches()), size[1] + 0.22 * rows), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     methods_drawn = [m for m in names if m not in controls]
     controls_drawn = [m for m in names if m in controls]
@@ -184,7 +222,7 @@ def curve_plot(
     axes[1].set_xlabel("fraction of pixels put back")
     axes[0].set_ylabel(ylabel)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right center", fontsize=7, frameon=False)
+    fig.legend(handles, labels, loc="outside lower center", ncols=4, fontsize=8, frameon=False)
     return fig
 
 

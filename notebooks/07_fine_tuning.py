@@ -458,8 +458,7 @@ print(f"the transplant changes the chirp's ratio by {t_q['value'].min():+.2f} to
 # the head reads (the final-normed CLS token) to the targets on training spectrograms, the penalty
 # chosen by leave-one-out error (the largest within one standard error of the least; printed below),
 # and keeps every other weight, so attention stays the transplant's (checked below). `vn.head_r2`
-# scores it on the $N$ test spectrograms; the fine-tuned runs' $R^2$ are their cards', on the test
-# subset the cards name.
+# scores it, and each fine-tuned run, on the same $N$ test spectrograms.
 
 # %%
 N_PROBE = vn.pick(256, hub=64)
@@ -468,15 +467,16 @@ probe = vn.linear_head(before, x_tr, y_tr)
 same = zip(vn.layer_stats(probe, x[:8]).values(), vn.layer_stats(before, x[:8]).values())
 vn.check(all(np.array_equal(a, b) for a, b in same), "the refitted head leaves the transplant's attention as it was")
 frozen = vn.head_r2(probe, x, y, list(vn.data.TARGET_NAMES)).set_index("target")
-cards_r2 = pd.DataFrame([vn.card(n)["metrics"]["r2"] for n in RUNS], index=RUNS)  # [run, target]
-tuned_r2 = {t: vn.run_interval(cards_r2[t]) if len(RUNS) > 1 else (cards_r2[t].iloc[0],) * 3 for t in frozen.index}
-print(f"linear head: {probe.source}; its R^2 on {N} test spectrograms (bootstrap over images); fine-tuned: "
-      f"the cards' R^2 on {card['metrics']['test_subset']}, "
-      + (f"mean and t interval over {len(RUNS)} runs" if len(RUNS) > 1 else "one run, no interval"))
+runs_r2 = [vn.head_r2(m, x, y, list(vn.data.TARGET_NAMES)).set_index("target") for m in afters]  # the same images
+tuned_r2 = {t: vn.run_interval([r.loc[t, "value"] for r in runs_r2]) if len(afters) > 1 else
+            tuple(runs_r2[0].loc[t, ["value", "low", "high"]]) for t in frozen.index}  # fmt: skip
+print(f"linear head: {probe.source}; R^2 on the same {N} test spectrograms: the linear head's with its bootstrap "
+      "interval over images; fine-tuned: "
+      + (f"mean and t interval over {len(afters)} runs" if len(afters) > 1 else "one run, bootstrap over images"))
 f2 = lambda v: f"{v:.2f}".replace("-0.00", "0.00")  # noqa: E731 (a rounded zero prints without a sign)
 r2_table = pd.DataFrame({
     "linear head on the transplant": [f"{f2(r.value)} [{f2(r.low)}, {f2(r.high)}]" for r in frozen.itertuples()],
-    "fine-tuned": [f"{f2(v)} [{f2(lo)}, {f2(hi)}]" if len(RUNS) > 1 else f2(v) for v, lo, hi in tuned_r2.values()],
+    "fine-tuned": [f"{f2(v)} [{f2(lo)}, {f2(hi)}]" for v, lo, hi in tuned_r2.values()],
 }, index=frozen.index)
 r2_table
 
@@ -564,7 +564,7 @@ lost_said = vn.claim(
     "to ignore them.", f"The distractors lose attention in {int(lost.sum())} of 12 layers.")
 as_large_said = f"layers {', '.join(map(str, as_large))}" if as_large else "no layer"
 transplant_said = (
-    "**The transplant or the fine-tuning.** Compared with `fmnist-vit-p4` reading the same spectrograms (every map on "
+    f"**The transplant or the fine-tuning.** Compared with `{original.name}` reading the same spectrograms (every map on "
     f"the transplant's grid), the transplant alone lowers the CLS entropy over log N in {t_lower} of {n_layers} layers "
     f"and fine-tuning in {f_lower} (intervals below 0); the transplant's mean change is at least fine-tuning's in "
     f"{as_large_said}. The before/after changes above leave this part out. In the last layer the original is at "

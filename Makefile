@@ -154,7 +154,7 @@ plain-install: data
 gpu-check:
 	tools/gpu_check.sh $(ARGS)
 
-# The explorer (vn.explore, apps/explore.ipynb) as a standalone app served by Voilà on
+# The explorer (vn.show.explore, apps/explore.ipynb) as a standalone app served by Voilà on
 # http://127.0.0.1:$(EXPLORE_PORT), localhost only, no token. The template apps/voila/templates/vitnotes
 # is Voilà's lab template without its CDN links (Font Awesome, mermaid): the app fetches nothing from
 # outside. Hub models need the network: make explore EXPLORE_ENV=MPLBACKEND=Agg

@@ -7,7 +7,7 @@ For each model (default: ``fmnist-vit-p2`` on Fashion-MNIST test images with cro
 ``spectro-vit`` on its test spectrograms with MSE against the z-scored targets), prints:
 
 - the exact sweep's time (``vn.sweep``, its fast path, one call over all images), attribution
-  patching's time (``vn.attribution_patching``, one forward + one backward per chunk) and their ratio;
+  patching's time (``vn.interventions.attribution_patching``, one forward + one backward per chunk) and their ratio;
 - the Spearman rank correlation over the 144 heads between the estimate and the exact loss change
   (and Pearson), with a percentile-bootstrap 95 % interval over images (``--intervals``, the default:
   needs every image's exact effects, so the sweep runs a second time one image at a time, untimed);
@@ -37,7 +37,7 @@ def spearman(a, b) -> float:
     return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
 
 
-def data(name: str, n: int) -> tuple[vn.Model, torch.Tensor, torch.Tensor]:
+def data(name: str, n: int) -> tuple[vn.core.Model, torch.Tensor, torch.Tensor]:
     """The model, ``n`` test inputs and their targets (labels, or z-scored regression targets)."""
     if name.startswith("spectro"):
         from vitnotes import train
@@ -64,7 +64,7 @@ def per_image(model, x, y, batch: int) -> tuple[np.ndarray, np.ndarray]:
     ex, est = [], []
     for i in range(x.shape[0]):
         ex.append(exact_effects(model, x[i : i + 1], y[i : i + 1], batch)[0])
-        est.append(vn.attribution_patching(model, x[i : i + 1], y[i : i + 1]).numpy())
+        est.append(vn.interventions.attribution_patching(model, x[i : i + 1], y[i : i + 1]).numpy())
     return np.stack(ex), np.stack(est)
 
 
@@ -111,9 +111,9 @@ def run(name: str, n: int, batch: int, intervals: bool) -> None:
     model, x, y = data(name, n)
     g = model.geometry
     print(f"\n## {name} | {n} test images {tuple(x.shape[1:])} | {g.layers} x {g.heads} heads | loss on the targets\n")
-    vn.attribution_patching(model, x[:2], y[:2])  # warm-up (first-call allocations)
+    vn.interventions.attribution_patching(model, x[:2], y[:2])  # warm-up (first-call allocations)
     t0 = time.perf_counter()
-    est = vn.attribution_patching(model, x, y).numpy()
+    est = vn.interventions.attribution_patching(model, x, y).numpy()
     t_atp = time.perf_counter() - t0
     exact, t_sweep, base = exact_effects(model, x, y, batch)
     rho = spearman(est, exact)

@@ -1,5 +1,5 @@
 """Why chapter 10 crawled on a busy machine: its head-ablation step, timed alone and beside a second
-job, one image at a time (the code before 2026-12-04) and batched (``vn.head_losses`` now).
+job, one image at a time (the code before 2026-12-04) and batched (``vn.evaluate.head_losses`` now).
 
     python benchmarks/bench_busy.py [--images 24] [--threads 2]
 
@@ -45,10 +45,10 @@ def main() -> None:
     vn.setup(threads=a.threads, style=False)
     model = vn.load("spectro-vit")
     x, y = train.spectro_split("test", a.images, "spectro-vit")
-    heads = [(layer, h) for layer in vn.ABLATED_LAYERS for h in range(model.geometry.heads)]
+    heads = [(layer, h) for layer in vn.evaluate.ABLATED_LAYERS for h in range(model.geometry.heads)]
     ways = {
         "one image at a time": lambda: _one_at_a_time(model, x, y, heads),
-        "batched (per_image)": lambda: vn.head_losses(model, x, y, heads)[0],
+        "batched (per_image)": lambda: vn.evaluate.head_losses(model, x, y, heads)[0],
     }
     got, rows = {}, []
     for load in ("alone", "beside a 2-thread job"):

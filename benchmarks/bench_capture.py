@@ -28,6 +28,8 @@ import sys
 import threading
 import time
 
+from vitnotes.methods.rollout import capture_rollout
+
 METHODS = ("hf-eager", "sdpa", "sdpa-chunked", "vn-cls", "vn-rollout")
 
 
@@ -96,7 +98,7 @@ def one(args) -> dict:
                 return [net(pixel_values=c).logits for c in x.split(args.chunk)]
             if args.method == "vn-cls":
                 return vn.capture(net, x, cls_only=True, batch_size=args.chunk).probs
-            return vn.capture_rollout(net, x, batch_size=args.chunk)
+            return capture_rollout(net, x, batch_size=args.chunk)
 
     net.set_attn_implementation("eager" if args.method == "hf-eager" else "sdpa")
     sync = torch.cuda.synchronize if cuda else (lambda: None)

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 import vitnotes as vn
+from vitnotes.methods.rollout import capture_rollout
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 START, END = "<!-- gpu-check:start -->", "<!-- gpu-check:end -->"
@@ -111,7 +112,7 @@ def speed(args, b: Bench, lines: list[str]) -> None:
         ("eager + output_attentions", args.batch, *b.run(eager, args.batch)),
     ]
     rows.append(("vn.capture cls", args.batch, *b.run(lambda: vn.capture(net, x, cls_only=True), args.batch)))
-    rows.append(("capture_rollout", args.batch, *b.run(lambda: vn.capture_rollout(net, x), args.batch)))
+    rows.append(("capture_rollout", args.batch, *b.run(lambda: capture_rollout(net, x), args.batch)))
     for name in vn.methods("vit"):
         if name in ("attention flow", "random"):
             continue
@@ -137,7 +138,7 @@ def speed(args, b: Bench, lines: list[str]) -> None:
         )
     lines += ["", *sweep_and_flow(args, b, net, x, y)]
     if args.profile:
-        profile(b, {"capture_rollout": lambda: vn.capture_rollout(net, x),
+        profile(b, {"capture_rollout": lambda: capture_rollout(net, x),
                     "gradient rollout": lambda: vn.explain(net, x, "gradient rollout")})  # fmt: skip
 
 
@@ -206,7 +207,7 @@ def agreement(args, lines: list[str]) -> None:
         net = vit(size, patch, 96, 4, 4, 10, kind)
         x = torch.randn(n, 3, size, size, generator=g)
         try:
-            vn.geometry(net)
+            vn.core.geometry(net)
         except (TypeError, ValueError) as err:
             lines.append(f"random {kind} refused by this transformers: {err}")
             continue
@@ -215,7 +216,7 @@ def agreement(args, lines: list[str]) -> None:
     lines += ["", "| model | " + " | ".join(names) + " | sweep | profile |", "|---|" + "---|" * (len(names) + 2)]
     worst = 0.0
     for label, (model, x, y) in models.items():
-        net = model.net if isinstance(model, vn.Model) else model
+        net = model.net if isinstance(model, vn.core.Model) else model
 
         def both(fn, net=net):  # fn(device) on the CPU, then with the model on ``dev``
             cpu = torch.as_tensor(fn("cpu"))
@@ -226,13 +227,15 @@ def agreement(args, lines: list[str]) -> None:
                 net.to("cpu")
 
         def one_map(where, name, model=model, x=x, y=y):
-            opts = {"baseline": "zero"} if name == "integrated gradients" and not isinstance(model, vn.Model) else {}
+            opts = (
+                {"baseline": "zero"} if name == "integrated gradients" and not isinstance(model, vn.core.Model) else {}
+            )
             return vn.explain(model, x.to(where), name, y.to(where), **opts)
 
         cells = [both(lambda where, name=name: one_map(where, name)) for name in names]
         cells.append(both(lambda _, model=model, x=x, y=y: vn.sweep(model, x, y, batch_size=len(x)).loss.to_numpy()))
         cells.append(
-            both(lambda _, model=model, x=x: vn.attention_profile(model, x).select_dtypes("number").to_numpy())
+            both(lambda _, model=model, x=x: vn.profile.attention_profile(model, x).select_dtypes("number").to_numpy())
         )
         worst = max(worst, *cells)
         lines.append(f"| {label} | " + " | ".join(f"{c:.1e}" for c in cells) + " |")

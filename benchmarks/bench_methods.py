@@ -54,7 +54,7 @@ def main() -> None:
         assert torch.isfinite(m).all()
         print(f"| {name} | {dt:.2f} | {x.shape[0] / dt:.1f} | {opts or ''} |")
     t0 = time.perf_counter()
-    est = vn.attribution_patching(model, x, y)
+    est = vn.interventions.attribution_patching(model, x, y)
     t_atp = time.perf_counter() - t0
     print(f"| attribution_patching (144 heads) | {t_atp:.2f} | {x.shape[0] / t_atp:.1f} | metric=loss |")
     if not args.no_sweep:

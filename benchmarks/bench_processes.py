@@ -46,13 +46,13 @@ def work(out: str, model_name: str, n: int, threads: int) -> None:
     features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")})
     ds = datasets.Dataset.from_dict({"image": list(images[:n]), "label": labels[:n]}, features=features)
     maps = {
-        "random": vn.random_maps(n, 28, seed=0),
+        "random": vn.evaluate.random_maps(n, 28, seed=0),
         "last layer": lambda im: vn.explain(vit, vit.preprocess(im), "last layer"),
     }
     calls = {
         "sweep": lambda: vn.sweep(vit, ds, batch_size=64),
-        "profile": lambda: vn.attention_profile(vit, ds, batch_size=32),
-        "deletion": lambda: vn.deletion_study({"ViT": vit}, ds, maps, steps=8, batch_size=64)[1],
+        "profile": lambda: vn.profile.attention_profile(vit, ds, batch_size=32),
+        "deletion": lambda: vn.evaluate.deletion_study({"ViT": vit}, ds, maps, steps=8, batch_size=64)[1],
     }
     result = {"setup": time.perf_counter() - t0, "world": world, "threads": torch.get_num_threads()}
     for name, call in calls.items():

@@ -54,7 +54,12 @@ _ = torch.set_grad_enabled(False)  # we only read the model here
 # The model is the book's main ViT, `fmnist-vit-p2`: 12 layers of 12 heads, width 192, on
 # 28-pixel Fashion-MNIST images {cite:p}`xiao2017fmnist` cut into 2x2 patches, a 14x14 grid like ViT-B/16 on
 # 224-pixel photos (see [the zoo](../book/zoo.md)). The line under the cell, read from its card,
-# says how it was trained.
+# says how it was trained. `vn.pick` chooses between the offline zoo and the hub models by one setting,
+# `VITNOTES_MODELS` (`vn.family()` says which is active). Your own model loads the same way: any
+# transformers ViT by its name or folder (`vn.load`), CLIP or SigLIP as a classifier over your text
+# prompts (`vn.prompts(model, ["a photo of a cat", ...])`), your own PyTorch ViT once you name its parts
+# (`vn.describe(model, blocks=...)`); the book's page [Running on other models](../book/other_models.md)
+# shows each.
 
 # %%
 vit = vn.load(vn.pick("fmnist-vit-p2", hub="google/vit-base-patch16-224"))
@@ -132,7 +137,7 @@ print(f"A by hand vs vn.capture: max difference below 1e-5: {cap_err < 1e-5}")
 # %%
 cls_row = A[0, :, 0, 1:]  # [H, N]: image 0, every head, the CLS query, patch keys
 maps = cls_row.reshape(g.heads, *g.grid)  # [H, 14, 14]
-vn.head_grid(images[0], maps[None], layers=[LAYER])
+vn.show.head_grid(images[0], maps[None], layers=[LAYER])
 
 # %% [markdown]
 # How much of the CLS row lands on CLS itself, and how spread out is the rest? Entropy

@@ -71,7 +71,7 @@ print(f"distances and CLS shares: {tuple(dist.shape)} (layer, image, head)")
 # %%
 maps = cls.cls_grids().mean(2)  # mean over heads: [layer, batch, 14, 14]
 for i in vn.pick((0, 2, 9), hub=(0, 4, 7)):
-    fig = vn.layer_strip(images[i], maps[:, i], labels=[f"L{layer}" for layer in cls.layers])
+    fig = vn.show.layer_strip(images[i], maps[:, i], labels=[f"L{layer}" for layer in cls.layers])
     fig.suptitle(f"{vn.pick('test image', hub='photo')} {i}: {vit.labels[labels[i]]}", fontsize=10)
     display(fig)
 
@@ -95,9 +95,9 @@ table.round(3)
 
 # %%
 p = cls.cls_grids().flatten(-2)  # [layer, batch, head, patches]
-per_image = {"entropy_norm": vn.normalized_entropy(p).mean(-1), "top10": vn.topk_share(p, 10).mean(-1),
+per_image = {"entropy_norm": vn.normalized_entropy(p).mean(-1), "top10": vn.stats.topk_share(p, 10).mean(-1),
              "distance_px": dist.mean(-1)}  # each [layer, image]
-iv = {name: vn.interval_frame(v, cls.layers) for name, v in per_image.items()}
+iv = {name: vn.evaluate.interval_frame(v, cls.layers) for name, v in per_image.items()}
 def fmt(t, layer, f=".3f"):  # "value [low, high]"
     return f"{t.loc[layer, 'value']:{f}} [{t.loc[layer, 'low']:{f}}, {t.loc[layer, 'high']:{f}}]"
 
@@ -105,7 +105,7 @@ pd.DataFrame({f"{name} [95 % interval] (n={int(t['n'].iloc[0])})": [fmt(t, layer
               for name, t in iv.items()}, index=pd.Index(cls.layers, name="layer"))
 
 # %%
-vn.metric_by_layer(heads_cls, "entropy_norm", ylabel="CLS entropy / log N (1 = uniform)", reference=1.0, zero=True)
+vn.show.metric_by_layer(heads_cls, "entropy_norm", ylabel="CLS entropy / log N (1 = uniform)", reference=1.0, zero=True)
 
 # %% [markdown]
 # ## How far does each head reach?
@@ -125,9 +125,9 @@ vn.metric_by_layer(heads_cls, "entropy_norm", ylabel="CLS entropy / log N (1 = u
 # ```
 
 # %%
-uniform_px = vn.uniform_distance(vit.geometry.grid, vit.geometry.patch_size)
+uniform_px = vn.stats.uniform_distance(vit.geometry.grid, vit.geometry.patch_size)
 heads_dist = heads_cls[["layer", "head"]].assign(distance_px=dist.mean(1).flatten().numpy())  # N_DIST images
-vn.distance_dots(heads_dist, uniform_px)
+vn.show.distance_dots(heads_dist, uniform_px)
 
 # %%
 closest = heads_dist.loc[heads_dist["distance_px"].idxmin()]
@@ -149,11 +149,11 @@ print("a head reaching less than half as far as uniform attention (interval belo
 # -1..1 scale.
 
 # %%
-sim = vn.position_similarity(vn.position_embeddings(vit), vit.geometry.grid)  # [rows, cols, rows, cols]
-vn.position_similarity_plot(sim)
+sim = vn.stats.position_similarity(vn.profile.position_embeddings(vit), vit.geometry.grid)  # [rows, cols, rows, cols]
+vn.show.position_similarity_plot(sim)
 
 # %%
-steps = vn.patch_distances(vit.geometry.grid, 1).reshape(sim.shape)  # distance in patches, [rows, cols, rows, cols]
+steps = vn.stats.patch_distances(vit.geometry.grid, 1).reshape(sim.shape)  # distance in patches, [rows, cols, rows, cols]
 near, far = float(sim[steps == 1].mean()), float(sim[steps >= vit.geometry.grid[0] / 2].mean())
 print(f"mean cosine similarity: neighbours {near:.3f}, patches at least {vit.geometry.grid[0] // 2} apart {far:.3f}")
 layout = near > far + 0.1
@@ -183,9 +183,9 @@ layout = near > far + 0.1
 # ```
 
 # %%
-norms = vn.token_norms(vit, x)  # [layer, batch, patches]: the stream each layer's attention reads
-patch_bg = vn.mask_coverage(torch.from_numpy(~objects[:256]), vit.geometry.grid)  # [256, 14, 14]
-reg = vn.register_table(norms, maps, patch_bg, factor=2.0, layers=cls.layers)
+norms = vn.evaluate.token_norms(vit, x)  # [layer, batch, patches]: the stream each layer's attention reads
+patch_bg = vn.stats.mask_coverage(torch.from_numpy(~objects[:256]), vit.geometry.grid)  # [256, 14, 14]
+reg = vn.evaluate.register_table(norms, maps, patch_bg, factor=2.0, layers=cls.layers)
 bg_patches = float((patch_bg > 0.5).double().mean())
 print(f"{reg.attrs['images']} images, {reg.attrs['patches']} patches each; background patches: {bg_patches:.3f} of all")
 reg[["median_norm", "max_norm", "max_over_median", "outliers", "images_with", "on_background",
@@ -211,15 +211,21 @@ print(f"largest norm / median in one image: {reg.loc[peak, 'max_over_median']:.2
 
 # %%
 background = torch.from_numpy(~objects[:256])  # [256, 28, 28] bool: the pixels that are 0 (hub: outside the box)
-area_i = vn.mask_coverage(background, vit.geometry.grid).mean((-2, -1))  # [256] each image's background share
+area_i = vn.stats.mask_coverage(background, vit.geometry.grid).mean((-2, -1))  # [256] each image's background share
 area = float(area_i.mean())
-mass_bg = vn.mask_mass(maps, background, batch_axis=1)  # [layer, 256] CLS attention on the background
-excess = vn.interval_frame(mass_bg - area_i, cls.layers)  # per image: mass minus the area's share
+mass_bg = vn.stats.mask_mass(maps, background, batch_axis=1)  # [layer, 256] CLS attention on the background
+excess = vn.evaluate.interval_frame(mass_bg - area_i, cls.layers)  # per image: mass minus the area's share
 bg = pd.DataFrame({"layer": cls.layers, "CLS attention on background": mass_bg.mean(1).numpy(),
                    "background share of the patches": area}).set_index("layer")
 bg["ratio"] = bg.iloc[:, 0] / area
 bg["excess [95 % interval]"] = [fmt(excess, layer) for layer in cls.layers]
 bg.round(3)
+
+# %% [markdown]
+# The sentences below are checked, not typed: `vn.check(condition, sentence)` stops the notebook when a
+# statement the text relies on no longer holds, and `vn.claim(condition, if_true, if_false)` returns the
+# sentence that holds, so "What we found" stays true when the numbers move (`vn.claims()` lists every
+# claim a notebook made and whether it held).
 
 # %%
 low, high = int(table["entropy_norm"].idxmin()), int(table["entropy_norm"].idxmax())
@@ -279,7 +285,7 @@ print(f"lens: {len(lens_y)} {vn.pick('test images', hub='labelled photos')} | pr
 readable
 
 # %%
-vn.readability_plot({"logit lens": lens, "linear probe": probes,
+vn.show.readability_plot({"logit lens": lens, "linear probe": probes,
                      "last layer's probe, read at each layer": probes["last_probe"]},
                     chance=float(probes["chance"].iloc[0]), ylabel="accuracy (shaded: 95 % interval)")
 
@@ -328,13 +334,12 @@ print(f"before the first block (emb): lens {lens.loc['emb', 'accuracy']:.3f}, pr
 # ```
 
 # %%
-from vitnotes.show.training import log_change, training_plot
 
 card4 = vn.pick(vn.card("fmnist-vit-p4"), hub=None)  # the offline zoo's training log; hub models have none
 V1_EPOCH = card4["recipe"]["stages"][0]["epochs"] if card4 else None  # zoo v1 stopped here: the end of stage 1
 if card4:
-    display(training_plot(card4))
-    moved = log_change(card4, V1_EPOCH)
+    display(vn.show.training_plot(card4))
+    moved = vn.show.log_change(card4, V1_EPOCH)
     display(moved.round(3))
 else:
     print("hub models have no training log: run this notebook under the offline zoo to see this section")
@@ -458,7 +463,7 @@ for the attention distances.
 # :class: dropdown
 # ```python
 # heads4 = vn.cls_summary(vn.capture(vit4, vit4.preprocess(images[:256]), cls_only=True))
-# display(vn.metric_by_layer(heads4, "top5pct", ylabel="top-5 % share (p4)"))
+# display(vn.show.metric_by_layer(heads4, "top5pct", ylabel="top-5 % share (p4)"))
 # print("sharpest layer, p4:", vn.by_layer(heads4)["top5pct"].idxmax(),
 #       "| p2:", vn.by_layer(heads_cls)["top5pct"].idxmax())
 # ```

@@ -16,7 +16,7 @@
 # a picker for where any patch (not only CLS) looks, and numbers that sort the heads by what they do:
 #
 # - **positional or content-driven**: does a head look at the same places whatever the image
-#   (`vn.map_consistency`: the mean correlation between each image's map and the head's average
+#   (`vn.stats.map_consistency`: the mean correlation between each image's map and the head's average
 #   map; near 1 = a {term}`positional head`), or does its map follow the image? A control then moves
 #   the image under the heads to tell the two apart directly;
 # - **garment or background**: how much of its CLS attention lands on the garment, relative to
@@ -67,12 +67,12 @@ print(tuple(grids.shape))
 REL = 16  # the colour scale: attention / uniform from 1/REL to REL (log), for the grid and the picker
 L = grids.shape[0]
 GRID_LAYERS = sorted({0, L // 3, 2 * L // 3, L - 1})  # layers 0, 4, 8 and 11 of 12
-vn.head_grid(images[0], grids[GRID_LAYERS, 0], layers=GRID_LAYERS, relative=REL)
+vn.show.head_grid(images[0], grids[GRID_LAYERS, 0], layers=GRID_LAYERS, relative=REL)
 
 # %% tags=["hide-input"]
 import math
 
-rel0 = vn.relative_to_uniform(grids[:, 0])  # [layer, head, 14, 14]: 1 = uniform
+rel0 = vn.show.relative_to_uniform(grids[:, 0])  # [layer, head, 14, 14]: 1 = uniform
 h0 = vn.normalized_entropy(grids[:, 0].flatten(-2))  # [layer, head]
 peak_layer, peak_head = divmod(int(rel0.flatten(-2).amax(-1).argmax()), rel0.shape[1])
 dim = rel0.flatten(-2).amax(-1) < rel0.max() / 4  # [layer, head]: dark on a 0..max linear scale
@@ -98,7 +98,7 @@ Markdown(f"Over all {h0.numel()} heads of this image (the picker below shows eve
 # images are stored in the page and the menus switch between them in the browser.
 
 # %%
-vn.head_picker(images[0], grids[:, 0], size=160, relative=REL, alpha=0.6)
+vn.show.head_picker(images[0], grids[:, 0], size=160, relative=REL, alpha=0.6)
 
 # %% [markdown]
 # ## Where does a given patch look?
@@ -112,12 +112,12 @@ vn.head_picker(images[0], grids[:, 0], size=160, relative=REL, alpha=0.6)
 # %%
 full = vn.capture(vit, x[:16])  # full matrices: [layer, batch, head, query, key]
 Q_HEAD = None  # None: the mean over heads; or a head index
-per_head = torch.stack([vn.query_grids(full, layer, image=0) for layer in full.layers])  # [layer, head, query, 14, 14]
+per_head = torch.stack([vn.profile.query_grids(full, layer, image=0) for layer in full.layers])  # [layer, head, query, 14, 14]
 query_maps = per_head.mean(1) if Q_HEAD is None else per_head[:, Q_HEAD]  # [layer, query, 14, 14]
 rows, cols = full.grid
 offered = [r * cols + c for r in range(1, rows, 3) for c in range(1, cols, 3)]  # every third patch
-picker = vn.query_picker(images[0], query_maps, queries=offered)
-print(f"page weight of this picker: {vn.state_bytes(picker) / 1e6:.2f} MB ({len(offered)} patches x {len(full.layers)} layers)")
+picker = vn.show.query_picker(images[0], query_maps, queries=offered)
+print(f"page weight of this picker: {vn.show.state_bytes(picker) / 1e6:.2f} MB ({len(offered)} patches x {len(full.layers)} layers)")
 picker
 
 # %% [markdown]
@@ -128,7 +128,7 @@ picker
 
 # %%
 M_LAYER, M_HEAD = vn.pick((6, 0), hub=(6, 0))
-vn.attention_matrix(full.get(M_LAYER, M_HEAD)[0], prefix=vit.geometry.prefix,
+vn.show.attention_matrix(full.get(M_LAYER, M_HEAD)[0], prefix=vit.geometry.prefix,
                     title=f"layer {M_LAYER}, head {M_HEAD}, test image 0: attention [query, key]")
 
 # %% [markdown]
@@ -140,12 +140,12 @@ vn.attention_matrix(full.get(M_LAYER, M_HEAD)[0], prefix=vit.geometry.prefix,
 # %%
 OBJ = vn.pick("garment", hub="object")  # what the images show
 garment = torch.from_numpy(objects[:256])  # [256, 28, 28] non-black pixels (hub: the object's box)
-garment_area = float(vn.mask_coverage(garment, cls.grid).mean())
-uniform_px = vn.uniform_distance(cls.grid, vit.geometry.patch_size)
+garment_area = float(vn.stats.mask_coverage(garment, cls.grid).mean())
+uniform_px = vn.stats.uniform_distance(cls.grid, vit.geometry.patch_size)
 
 N_DIST = vn.pick(64, hub=8)
-consistency = vn.map_consistency(grids, per_image=True)  # [layer, batch, head]
-garment_ratio = vn.mask_mass(grids, garment) / garment_area  # [layer, batch, head]
+consistency = vn.stats.map_consistency(grids, per_image=True)  # [layer, batch, head]
+garment_ratio = vn.stats.mask_mass(grids, garment) / garment_area  # [layer, batch, head]
 distance_rel = vn.attention_distances(vit, x[:N_DIST])[0] / uniform_px  # [layer, N_DIST, head]
 heads = vn.cls_summary(cls)[["layer", "head", "entropy_norm", "top10"]]
 heads["consistency"] = consistency.mean(1).flatten().numpy()
@@ -184,7 +184,7 @@ counts = pd.crosstab(heads["layer"], heads["group"])
 counts
 
 # %%
-vn.metric_by_layer(heads, "consistency", hue=None, ylabel="map consistency across images (1 = positional)")
+vn.show.metric_by_layer(heads, "consistency", hue=None, ylabel="map consistency across images (1 = positional)")
 
 # %% [markdown]
 # ## What the groups look like
@@ -203,7 +203,7 @@ examples = {
 picks = vn.pick([0, 1, 2, 9], hub=[0, 1, 4, 7])
 for name, row in examples.items():
     layer, head = int(row["layer"]), int(row["head"])
-    fig = vn.layer_strip([images[i] for i in picks], grids[layer, picks, head],
+    fig = vn.show.layer_strip([images[i] for i in picks], grids[layer, picks, head],
                          labels=[vit.labels[labels[i]] for i in picks], size=1.3)
     fig.suptitle(f"{name}: layer {layer}, head {head} (consistency {row['consistency']:.2f}, "
                  f"{OBJ} ratio {row['garment_ratio']:.2f})", fontsize=9)
@@ -255,7 +255,7 @@ def shift_verdict(row) -> str:
 
 
 moves = vn.content_following(vit, x[:N_MOVE], shift=SHIFT, base=grids[:, :N_MOVE])
-follow = vn.following_table(moves)  # one row per (layer, head)
+follow = vn.evaluate.following_table(moves)  # one row per (layer, head)
 follow["consistency_group"] = heads["group"].to_numpy()
 follow["shift_verdict"] = pd.Categorical(follow.apply(shift_verdict, axis=1), VERDICTS)
 rest = [list(part) for part in torch.arange(1, vit.geometry.layers).tensor_split(3)]  # the later layers, in thirds
@@ -272,7 +272,7 @@ shift_table = pd.crosstab(follow["layer_group"], follow["shift_verdict"], margin
 shift_table
 
 # %%
-vn.following_plot(follow, "shift", weak=WEAK)
+vn.show.following_plot(follow, "shift", weak=WEAK)
 
 # %% [markdown]
 # The heads at the two ends of the shift score, on test image 0 and on the same image shifted: a head
@@ -282,11 +282,11 @@ vn.following_plot(follow, "shift", weak=WEAK)
 stay = follow.loc[follow["shift"].idxmin()]
 move = follow.loc[follow["shift"].idxmax()]
 (sl, sh), (ml, mh) = (int(stay["layer"]), int(stay["head"])), (int(move["layer"]), int(move["head"]))
-x_shift = vn.move_images(x[:1], "shift", SHIFT * vit.geometry.patch_size)
+x_shift = vn.evaluate.move_images(x[:1], "shift", SHIFT * vit.geometry.patch_size)
 grids_shift = vn.capture(vit, x_shift, cls_only=True).cls_grids()  # [layer, 1, head, 14, 14]
 pair_maps = torch.stack([grids[sl, 0, sh], grids_shift[sl, 0, sh], grids[ml, 0, mh], grids_shift[ml, 0, mh]])
-shown = [vn.display_image(v, vit.preprocessing) for v in (x[0], x_shift[0])]  # what the model sees, [0, 1]
-fig = vn.layer_strip(shown * 2, pair_maps, size=1.6, labels=[f"L{sl} h{sh}", "shifted", f"L{ml} h{mh}", "shifted"])
+shown = [vn.show.display_image(v, vit.preprocessing) for v in (x[0], x_shift[0])]  # what the model sees, [0, 1]
+fig = vn.show.layer_strip(shown * 2, pair_maps, size=1.6, labels=[f"L{sl} h{sh}", "shifted", f"L{ml} h{mh}", "shifted"])
 fig.suptitle(f"left pair: most in place (score {stay['shift']:.2f}); right pair: most content-following "
              f"(score {move['shift']:.2f})", fontsize=9)
 fig
@@ -308,7 +308,7 @@ top = examples[f"{OBJ}-following"]
 most_pos = examples["positional"]
 def iv_of(values): i = vn.bootstrap(values.numpy()); return f"{i.value:.2f} [{i.low:.2f}, {i.high:.2f}]"
 def at(t, layer, head): return t[int(layer), :, int(head)]
-layer_cons = vn.interval_frame(consistency.mean(-1), range(vit.geometry.layers))
+layer_cons = vn.evaluate.interval_frame(consistency.mean(-1), range(vit.geometry.layers))
 pos_text = f"Positional heads sit in layers {pos_layers}" if pos_layers else "No head is positional"
 n_local = int(heads["local"].sum())
 closest = heads.loc[heads["distance_rel"].idxmin()]
@@ -403,7 +403,7 @@ Intervals are 95 % bootstrap intervals over images ({grids.shape[1]} images; {N_
 # Instead of clicking through 144 views, correlate each head's map of image 0 with its layer's mean:
 # ```python
 # one = grids[:, 0]  # [layer, head, 14, 14]
-# r = vn.map_correlation(one, one.mean(1, keepdim=True).expand_as(one))  # [layer, head]
+# r = vn.stats.map_correlation(one, one.mean(1, keepdim=True).expand_as(one))  # [layer, head]
 # layer, head = divmod(int(r.argmin()), r.shape[1])
 # print(f"layer {layer}, head {head}: correlation with its layer's mean {float(r[layer, head]):.2f}")
 # ```
@@ -430,7 +430,7 @@ Intervals are 95 % bootstrap intervals over images ({grids.shape[1]} images; {N_
 # ````{admonition} Solution
 # :class: dropdown
 # ```python
-# follow1 = vn.following_table(vn.content_following(vit, x[:64], shift=1))
+# follow1 = vn.evaluate.following_table(vn.content_following(vit, x[:64], shift=1))
 # follow1["verdict"] = follow1.apply(shift_verdict, axis=1)  # the chapter's rules, WEAK included
 # pd.crosstab(follow["shift_verdict"].rename("shift 2"), follow1["verdict"].rename("shift 1"))
 # ```

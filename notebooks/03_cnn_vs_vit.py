@@ -93,7 +93,7 @@ def taught(model):
 
 def taught_said(model):
     stages, n = taught(model)
-    total, taught_epochs = vn.card_epochs(vn.card(model.name)), sum(e for _, _, e, _ in stages)
+    total, taught_epochs = vn.train.card_epochs(vn.card(model.name)), sum(e for _, _, e, _ in stages)
     weights = "/".join(sorted({f"{w:g}" for *_, w in stages}))
     if len(stages) == n:
         return f"`{model.name}` in all {total:g} of its epochs (weight {weights} on the teacher)"
@@ -143,11 +143,11 @@ x, x_cnn = vit.preprocess(imgs), resnet.preprocess(imgs)  # [N, 1, 28, 28] and [
 pred_vit, pred_cnn = vit.predict(x).argmax(-1).numpy(), resnet.predict(x_cnn).argmax(-1).numpy()
 shown = np.unique(y, return_index=True)[1]  # the first image of each class
 names = vit.labels
-acc = vn.interval_rows({"ViT": pred_vit == y, "ResNet": pred_cnn == y, "same class": pred_vit == pred_cnn},
+acc = vn.evaluate.interval_rows({"ViT": pred_vit == y, "ResNet": pred_cnn == y, "same class": pred_vit == pred_cnn},
                        "share of the images")
 print(f"{len(idx)} images ({vn.pick(f'{PER_CLASS} per class', hub='the photos')}); accuracy and the share on which "
       "the two models predict the same class:")
-vn.interval_table(acc)
+vn.evaluate.interval_table(acc)
 
 # %% [markdown]
 # ## Five maps on one grid
@@ -164,24 +164,28 @@ vn.interval_table(acc)
 # - **ViT Grad-CAM**: Grad-CAM on the tokens entering the last block, laid out on the patch grid.
 #
 # The ViT's maps and the ResNet's both live on a 7x7 grid, of different cells: a ViT patch is 4x4
-# pixels, a cell of the ResNet's last stage sees far more than its 4x4 pixels. `vn.resize_maps` brings all of
+# pixels, a cell of the ResNet's last stage sees far more than its 4x4 pixels. `vn.evaluate.resize_maps` brings all of
 # them to the 28x28 pixel grid (bilinear), where they can be ranked pixel by pixel. Two controls
 # explain nothing: a **random** map (uniform noise, one per image) and the image's own
 # **brightness** — Fashion-MNIST garments are bright on a black background, so a map that
 # correlates with brightness is, at least partly, a garment detector.
+#
+# Every map comes from one call, `vn.explain(model, x, name)`, with the method's name from the registry:
+# `vn.methods()` lists them (`vn.methods("cnn")`: those that explain a CNN), and a new method is one file
+# whose function carries `@vn.method("its name")`.
 
 # %%
 side = imgs.shape[1]  # the pixel grid: 28
 raw = {
-    "ResNet Grad-CAM": vn.gradcam(resnet, x_cnn, stage=-1),  # [N, 7, 7]
+    "ResNet Grad-CAM": vn.explain(resnet, x_cnn, "grad-cam", stage=-1),  # [N, 7, 7]
     "ViT CLS attention": vn.capture(vit, x, layers=[-1], cls_only=True).cls_grid(-1).mean(1),  # [N, 7, 7]
     "ViT rollout": vn.explain(vit, x, "rollout"),  # CLS row over the patches, renormalised: [N, 7, 7]
-    "ViT grad. rollout": vn.gradient_rollout(vit, x),  # [N, 7, 7], predicted class
-    "ViT Grad-CAM": vn.gradcam(vit, x),  # [N, 7, 7], predicted class
+    "ViT grad. rollout": vn.explain(vit, x, "gradient rollout"),  # [N, 7, 7], predicted class
+    "ViT Grad-CAM": vn.explain(vit, x, "grad-cam"),  # [N, 7, 7], predicted class
 }
 # each [N, 28, 28]; model= places a map where that model looked (ResNet-50 keeps the centre 7/8)
-maps = {name: vn.resize_maps(m, side, model=resnet if name.startswith("ResNet") else vit) for name, m in raw.items()}
-maps |= vn.control_maps(imgs, seed=0)  # "random" and "brightness", [N, 28, 28]
+maps = {name: vn.evaluate.resize_maps(m, side, model=resnet if name.startswith("ResNet") else vit) for name, m in raw.items()}
+maps |= vn.evaluate.control_maps(imgs, seed=0)  # "random" and "brightness", [N, 28, 28]
 vit_maps = ["ViT CLS attention", "ViT rollout", "ViT grad. rollout", "ViT Grad-CAM"]
 print({name: tuple(m.shape) for name, m in raw.items()})
 
@@ -193,7 +197,7 @@ print({name: tuple(m.shape) for name, m in raw.items()})
 # spreads further; the two class-specific ViT maps are patchy.
 
 # %%
-vn.shared_maps(imgs[shown], {k: v[shown] for k, v in maps.items()}, outline=obj[shown],
+vn.show.shared_maps(imgs[shown], {k: v[shown] for k, v in maps.items()}, outline=obj[shown],
                titles=[names[c] for c in y[shown]], size=0.9)
 
 # %% [markdown]
@@ -206,10 +210,10 @@ vn.shared_maps(imgs[shown], {k: v[shown] for k, v in maps.items()}, outline=obj[
 # %%
 thing = vn.pick("garment", hub="object")
 MASS, area_row = f"mass on {thing}", f"{thing} area (uniform map)"
-mass = vn.interval_rows({**{name: vn.garment_mass(m, obj).numpy() for name, m in maps.items()},
+mass = vn.evaluate.interval_rows({**{name: vn.evaluate.garment_mass(m, obj).numpy() for name, m in maps.items()},
                          area_row: obj.mean((1, 2))}, MASS, per_image=True)
 on_garment = mass.set_index("method")
-vn.interval_table(mass)
+vn.evaluate.interval_table(mass)
 
 # %%
 HIGHER = {"better": "higher", "worse": "lower", "cannot tell": "cannot tell"}  # the paired words, for a measurement
@@ -246,7 +250,7 @@ mass_p.reset_index()[KEEP].round(2)
 # %%
 rho = vn.agreement(maps, "spearman")
 overlap = vn.agreement(maps, "topk", frac=0.1)
-vn.agreement_heatmap({"Spearman rank correlation": rho, "top-10 % overlap": overlap})
+vn.show.agreement_heatmap({"Spearman rank correlation": rho, "top-10 % overlap": overlap})
 
 # %% [markdown]
 # The headline pairs with their intervals: the CNN's map against each ViT map, against the random
@@ -255,12 +259,12 @@ vn.agreement_heatmap({"Spearman rank correlation": rho, "top-10 % overlap": over
 # %%
 cam = maps["ResNet Grad-CAM"]
 S_CAM, S_BRIGHT = "Spearman with ResNet Grad-CAM", "Spearman with brightness"
-pairs = vn.interval_rows({m: vn.rank_correlation(cam, maps[m]).numpy() for m in [*vit_maps, "random", "brightness"]},
+pairs = vn.evaluate.interval_rows({m: vn.stats.rank_correlation(cam, maps[m]).numpy() for m in [*vit_maps, "random", "brightness"]},
                          S_CAM, per_image=True)
-pairs = pd.concat([pairs, vn.interval_rows({m: vn.rank_correlation(maps["brightness"], maps[m]).numpy()
+pairs = pd.concat([pairs, vn.evaluate.interval_rows({m: vn.stats.rank_correlation(maps["brightness"], maps[m]).numpy()
                                             for m in [*vit_maps, "ResNet Grad-CAM", "random"]}, S_BRIGHT,
                                            per_image=True)])
-vn.interval_table(pairs)
+vn.evaluate.interval_table(pairs)
 
 # %% [markdown]
 # Paired, with one Holm correction over this table: does each map correlate with the CNN's map (and with
@@ -330,7 +334,7 @@ for name, model in (("ViT", vit), ("ResNet", resnet)):
                                       per_image=True, **options)
 N_V, N_R = (len(faith[name]["values"].iloc[0]) for name in ("ViT", "ResNet"))  # the images each table holds
 print(f"perturbation tests on {N_V} images (ViT) and {N_R} (ResNet); on the ViT:")
-vn.interval_table(faith["ViT"], FAITH, digits=2)
+vn.evaluate.interval_table(faith["ViT"], FAITH, digits=2)
 
 # %% [markdown]
 # What each image cost on this machine (wall clock, so it varies from run to run), and the same maps on
@@ -341,7 +345,7 @@ print(", ".join(f"{name}: {t.attrs['total_seconds'] / len(t['values'].iloc[0]):.
                 for name, t in faith.items()))
 
 # %%
-vn.interval_table(faith["ResNet"], FAITH, digits=2)
+vn.evaluate.interval_table(faith["ResNet"], FAITH, digits=2)
 
 # %% [markdown]
 # Every map's interval on the three SRG columns; the grey band is the random map's interval, the
@@ -351,10 +355,10 @@ vn.interval_table(faith["ResNet"], FAITH, digits=2)
 
 # %%
 SRG = [c for c in FAITH if c[0] == "srg"]
-vn.interval_plot(faith["ViT"], SRG)
+vn.show.interval_plot(faith["ViT"], SRG)
 
 # %%
-vn.interval_plot(faith["ResNet"], SRG)
+vn.show.interval_plot(faith["ResNet"], SRG)
 
 # %% [markdown]
 # ## Verdicts, image by image
@@ -367,7 +371,7 @@ vn.interval_plot(faith["ResNet"], SRG)
 # brightness on the six columns, and on the ViT also each of its four maps against the ResNet's Grad-CAM.
 
 # %%
-print(vn.PAIRED_RULE)
+print(vn.evaluate.PAIRED_RULE)
 in_faith = lambda t: t[[(m, b) in FAITH for m, b in zip(t["metric"], t["baseline"])]]  # noqa: E731  (the six columns)
 paired = {"ViT": vn.paired_verdicts(in_faith(faith["ViT"]), against=("random", "brightness"),
                                     pairs=[(m, "ResNet Grad-CAM") for m in vit_maps]),
@@ -385,7 +389,7 @@ def said(name, a, b, col):
 
 
 cols = [c for c in FAITH]
-pd.concat({name: pd.DataFrame({vn.column_label(*c): [said(name, m, "random", c) for m in [*own, "brightness"]]
+pd.concat({name: pd.DataFrame({vn.evaluate.column_label(*c): [said(name, m, "random", c) for m in [*own, "brightness"]]
                                for c in cols}, index=pd.Index([*own, "brightness"], name="against random"))
            for name in faith})
 
@@ -424,10 +428,10 @@ cam_over_vit = [c for c in cols if all(said("ViT", m, "ResNet Grad-CAM", c) == "
 vs_cam = {w: sum(said("ViT", m, "ResNet Grad-CAM", c) == w for m in vit_maps for c in cols) for w in FLIP}
 bright_vit = beats["ViT"]["brightness"]
 print("on the ViT, beats random on at least half the columns (worse on none):", ", ".join(vit_explaining) or "none")
-print("on the ViT, worse than random on some column:", {m: [vn.column_label(*c) for c in worse['ViT'][m]] for m in vit_worse})
+print("on the ViT, worse than random on some column:", {m: [vn.evaluate.column_label(*c) for c in worse['ViT'][m]] for m in vit_worse})
 print("columns where every ViT map is worse than the ResNet's Grad-CAM on the ViT:",
-      [vn.column_label(*c) for c in cam_over_vit])
-print("brightness beats random on the ViT on:", [vn.column_label(*c) for c in bright_vit])
+      [vn.evaluate.column_label(*c) for c in cam_over_vit])
+print("brightness beats random on the ViT on:", [vn.evaluate.column_label(*c) for c in bright_vit])
 print("the ViT's maps against the ResNet's Grad-CAM on the ViT:", vs_cam)
 del_r = faith["ResNet"][(faith["ResNet"]["metric"] == "deletion_auc") & (faith["ResNet"]["baseline"] == "mean")]
 random_deletes_best = del_r.set_index("method")["value"].idxmin() == "random"
@@ -465,7 +469,7 @@ panels = {"ViT vs itself": vn.cka(reps["ViT"], reps["ViT"], debiased=True, names
 plain = vn.cka(reps["ViT"], reps["ResNet"])  # the biased estimate, for comparison
 print(f"{N_CKA} test images | layers: ViT {len(reps['ViT'])}, {name_vit2} {len(reps['ViT p2'])}, ResNet {len(reps['ResNet'])} "
       f"| plain minus debiased CKA, ViT vs ResNet: mean {(plain - panels['ViT vs ResNet']).to_numpy().mean():.3f}")
-vn.cka_heatmap(panels, size=1.9)
+vn.show.cka_heatmap(panels, size=1.9)
 
 # %%
 cross = panels["ViT vs ResNet"]  # [ViT layer, ResNet layer]
@@ -514,7 +518,7 @@ def mass_said(a, b):
 def tally(name, m):
     """How map m fares against the random map on model `name`: better on .., worse on .., cannot tell on the rest."""
     b, w = beats[name][m], worse[name][m]
-    labels = lambda cs: " (" + ", ".join(vn.column_label(*c) for c in cs) + ")" if cs else ""  # noqa: E731
+    labels = lambda cs: " (" + ", ".join(vn.evaluate.column_label(*c) for c in cs) + ")" if cs else ""  # noqa: E731
     return f"{m} better on {len(b)}{labels(b)}, worse on {len(w)}{labels(w)}, cannot tell on {len(cols) - len(b) - len(w)}"
 
 
@@ -551,7 +555,7 @@ cam_head = ("**Grad-CAM explains the CNN**" if cam_explains else
 cam_said = (
     f"{cam_head}: on the ResNet ({N_R} images) {tally('ResNet', 'ResNet Grad-CAM')} of the {len(cols)} columns against "
     "the random map"
-    + (f" (every map on the ResNet is worse than random on {', '.join(vn.column_label(*c) for c in everyone_worse)}, "
+    + (f" (every map on the ResNet is worse than random on {', '.join(vn.evaluate.column_label(*c) for c in everyone_worse)}, "
        "see below)" if everyone_worse else "")
     + f". With the mean-grey baseline its SRG is {srg_mean('ResNet', 'ResNet Grad-CAM')} against random "
     f"{srg_mean('ResNet', 'random')}; paired: {effect('ResNet', 'ResNet Grad-CAM', 'random', SRG_MEAN)}, so "
@@ -575,15 +579,15 @@ cross_said = vn.claim(
     f"comparisons of a ViT map with it on the ViT ({len(vit_maps)} maps x {len(cols)} columns), the ViT map is better in "
     f"{vs_cam['better']}, worse in {vs_cam['worse']}, and these images cannot tell the two apart in {vs_cam['cannot tell']}"
     + (f"; on {len(cam_over_vit)} column{'s' * (len(cam_over_vit) != 1)} "
-       f"({', '.join(vn.column_label(*c) for c in cam_over_vit)}) every ViT map is worse" if cam_over_vit else
+       f"({', '.join(vn.evaluate.column_label(*c) for c in cam_over_vit)}) every ViT map is worse" if cam_over_vit else
        "; on no column is every ViT map worse")
     + f" (SRG [mean] of the ResNet's Grad-CAM on the ViT: {srg_mean('ViT', 'ResNet Grad-CAM')}).")
 bright_worse = worse["ViT"]["brightness"]
 bright_said = vn.claim(
     bool(bright_vit),
     f"Brightness, which knows nothing of either model, is still better than the random map on the ViT on "
-    f"{len(bright_vit)} column{'s' if len(bright_vit) != 1 else ''} ({', '.join(vn.column_label(*c) for c in bright_vit)})"
-    + (f" and worse on {len(bright_worse)} ({', '.join(vn.column_label(*c) for c in bright_worse)})." if bright_worse
+    f"{len(bright_vit)} column{'s' if len(bright_vit) != 1 else ''} ({', '.join(vn.evaluate.column_label(*c) for c in bright_vit)})"
+    + (f" and worse on {len(bright_worse)} ({', '.join(vn.evaluate.column_label(*c) for c in bright_worse)})." if bright_worse
        else "."),
     "Brightness, which knows nothing of either model, is better than the random map on the ViT on none of these "
     "columns: the tests no longer reward ranking the garment first.")
@@ -683,7 +687,7 @@ compare maps with each other rather than measure a model's reasoning in absolute
 # ```python
 # black = vn.evaluation_table(own, vit, imgs,
 #                             baselines=("black",), steps=STEPS)
-# vn.interval_table(black, [("deletion_auc", "black"), ("srg", "black")])
+# vn.evaluate.interval_table(black, [("deletion_auc", "black"), ("srg", "black")])
 # ```
 # With black, deleting a background pixel changes nothing, so every map that ranks the garment
 # first deletes "real" pixels sooner; brightness ranks exactly the garment first and moves up
@@ -691,19 +695,19 @@ compare maps with each other rather than measure a model's reasoning in absolute
 # `black, garment` columns above, where that advantage is gone.
 # ````
 #
-# 2. Use `vn.gradcam(vit, x, layer=L)` for an earlier block `L`. Is the ViT's Grad-CAM more faithful
+# 2. Use `vn.explain(vit, x, "grad-cam", layer=L)` for an earlier block `L`. Is the ViT's Grad-CAM more faithful
 #    there (SRG with the mean-grey baseline), and does it agree better with the ResNet's map?
 #
 # ````{admonition} Solution
 # :class: dropdown
 # ```python
 # L, n = 6, len(imgs)
-# early = vn.resize_maps(vn.gradcam(vit, x[:n], layer=L), side, model=vit)
+# early = vn.evaluate.resize_maps(vn.explain(vit, x[:n], "grad-cam", layer=L), side, model=vit)
 # t = vn.evaluation_table({f"ViT Grad-CAM L{L}": early, "ViT Grad-CAM": maps["ViT Grad-CAM"][:n]}, vit, imgs[:n],
 #                         baselines=("mean",), mean=MEAN, steps=STEPS, controls=False, per_image=True)
-# print(vn.interval_table(t, [("srg", "mean")], digits=2))
+# print(vn.evaluate.interval_table(t, [("srg", "mean")], digits=2))
 # print(vn.paired_verdicts(t, against=(), pairs=[(f"ViT Grad-CAM L{L}", "ViT Grad-CAM")]).round(2))
-# print("Spearman with ResNet Grad-CAM:", float(vn.rank_correlation(cam[:n], early).mean()))
+# print("Spearman with ResNet Grad-CAM:", float(vn.stats.rank_correlation(cam[:n], early).mean()))
 # ```
 # Read the paired verdict on the SRG [mean] row: "cannot tell" means these images cannot tell the
 # layers apart, whatever the two intervals look like. The Spearman with the ResNet's map is the number to compare with the table of the
@@ -718,7 +722,7 @@ compare maps with each other rather than measure a model's reasoning in absolute
 # ```python
 # cls_reps = vn.representations(vit, vit.preprocess(list(cka_images)), pool="cls")
 # cls_reps = {k: v for k, v in cls_reps.items() if k != "emb"}  # the same vector for every image: no CKA
-# vn.cka_heatmap({"ViT (CLS) vs ResNet": vn.cka(cls_reps, reps["ResNet"], debiased=True, names=("ViT", "ResNet")),
+# vn.show.cka_heatmap({"ViT (CLS) vs ResNet": vn.cka(cls_reps, reps["ResNet"], debiased=True, names=("ViT", "ResNet")),
 #                 "ViT vs ResNet, plain": vn.cka(reps["ViT"], reps["ResNet"], names=("ViT", "ResNet"))})
 # ```
 # Before the first block the CLS token is the same learned vector for every image (CKA is undefined

@@ -70,12 +70,12 @@ probs = logits.softmax(-1)
 pred = logits.argmax(-1).numpy()
 correct = pred == y
 names = vit.labels
-accuracy = vn.interval_rows({"accuracy": correct}, "share of the images").iloc[0]
+accuracy = vn.evaluate.interval_rows({"accuracy": correct}, "share of the images").iloc[0]
 print(f"{N} images: accuracy {accuracy['value']:.3f} [{accuracy['low']:.3f}, {accuracy['high']:.3f}], "
       f"{int((~correct).sum())} errors")
 
 # %%
-cm = vn.confusion_matrix(y, pred, names)  # rows: true class, columns: predicted class
+cm = vn.evaluate.confusion_matrix(y, pred, names)  # rows: true class, columns: predicted class
 cm.loc[cm.sum(axis=1) > 0, cm.sum(axis=0) > 0]  # the classes that occur (Fashion-MNIST: all ten)
 
 # %% [markdown]
@@ -83,7 +83,7 @@ cm.loc[cm.sum(axis=1) > 0, cm.sum(axis=0) > 0]  # the classes that occur (Fashio
 # class, `of_errors` the share of all errors.
 
 # %%
-pairs = vn.confusion_pairs(cm, top=8)
+pairs = vn.evaluate.confusion_pairs(cm, top=8)
 pairs.round(3) if len(pairs) else print(f"no errors among the {N} images: no class is confused with another")
 
 # %%
@@ -97,7 +97,7 @@ is_upper = np.isin(y, [names.index(c) for c in upper])
 upper_share = (float(np.mean(is_upper[~correct] & np.isin(pred[~correct], [names.index(c) for c in upper])))
                if (~correct).any() else float("nan"))
 upper_errors = is_upper[~correct] & np.isin(pred[~correct], [names.index(c) for c in upper])  # [errors] bool
-recall = vn.interval_rows({n: correct[y == names.index(n)] for n in per_class.index}, "recall")
+recall = vn.evaluate.interval_rows({n: correct[y == names.index(n)] for n in per_class.index}, "recall")
 r_int = recall.set_index("method")
 if upper and (~correct).any():
     u = vn.bootstrap(upper_errors)
@@ -106,7 +106,7 @@ if upper and (~correct).any():
 vn.check(len(in_upper) > 0 and in_upper.iloc[:3].all(), "the three largest confusions are between upper-body garments")
 shirt_lowest = per_class.idxmin() == "Shirt" and r_int.loc["Shirt", "high"] < r_int.drop("Shirt")["low"].min()
 vn.check(per_class.idxmin() == "Shirt", "shirts are the class with the lowest recall")
-vn.interval_table(recall).T  # recall per class, with its interval over the class's images
+vn.evaluate.interval_table(recall).T  # recall per class, with its interval over the class's images
 
 # %% [markdown]
 # As expected for Fashion-MNIST, the model mixes up the garments worn on the upper body — shirts,
@@ -115,7 +115,7 @@ vn.interval_table(recall).T  # recall per class, with its interval over the clas
 # %% [markdown]
 # ## Is attention different when the prediction is wrong?
 #
-# Per image we compute (`vn.attention_stats`, `vn.garment_mass`):
+# Per image we compute (`vn.evaluate.attention_stats`, `vn.evaluate.garment_mass`):
 #
 # - `cls_entropy`: entropy in nats of the last layer's CLS attention over the 196 patches,
 #   averaged over heads (lower = more focused; uniform is $\log 196$);
@@ -139,14 +139,14 @@ vn.interval_table(recall).T  # recall per class, with its interval over the clas
 # ```
 
 # %%
-stats = vn.attention_stats(cls, logits, k=10)
-stats["cls_on_garment"] = vn.garment_mass(cls.mean(1), obj).numpy()
+stats = vn.evaluate.attention_stats(cls, logits, k=10)
+stats["cls_on_garment"] = vn.evaluate.garment_mass(cls.mean(1), obj).numpy()
 stats["garment_area"] = obj.mean((1, 2))
 N_ROLL = vn.pick(128, hub=8)  # per group
 sub = np.concatenate([np.flatnonzero(~correct)[:N_ROLL], np.flatnonzero(correct)[:N_ROLL]])
 roll = vn.explain(vit, x[sub], "rollout")  # CLS row over the patches, renormalised: [len(sub), 14, 14]
 stats.loc[sub, "rollout_entropy"] = vn.entropy(roll.flatten(1)).numpy()
-stats.loc[sub, "rollout_on_garment"] = vn.garment_mass(roll, obj[sub]).numpy()
+stats.loc[sub, "rollout_on_garment"] = vn.evaluate.garment_mass(roll, obj[sub]).numpy()
 stats["correct"] = correct
 columns = ["cls_entropy", "cls_top10", "cls_on_garment", "rollout_entropy", "rollout_on_garment", "confidence",
            "margin", "garment_area"]
@@ -172,8 +172,8 @@ shown(comparison) if comparison is not None else None
 # difference correct minus wrong: an interval that excludes 0 is a difference these images resolve.
 
 # %%
-groups = vn.group_intervals(stats, "correct", columns) if comparison is not None else None
-vn.interval_table(groups, index=("method",)) if groups is not None else None
+groups = vn.evaluate.group_intervals(stats, "correct", columns) if comparison is not None else None
+vn.evaluate.interval_table(groups, index=("method",)) if groups is not None else None
 
 # %% [markdown]
 # `rank_biserial` is an effect size for the Mann-Whitney test: the probability that a correct
@@ -188,7 +188,7 @@ shown(within) if within is not None else None
 # %%
 # every axis from 0; the dashed lines: the uniform map's entropy (log 196) and top-10 share (10/196)
 patches = cls[0, 0].numel()
-vn.group_distributions(stats, "correct", columns, labels=("correct", "wrong"), zero=True,
+vn.show.group_distributions(stats, "correct", columns, labels=("correct", "wrong"), zero=True,
                        references={"cls_entropy": np.log(patches), "rollout_entropy": np.log(patches),
                                    "cls_top10": 10 / patches})
 
@@ -223,16 +223,16 @@ if len(err):  # (a few photos may bring no errors at all)
     maps = {
         "CLS attention": cls[err].mean(1),  # [6, 14, 14]
         "rollout": vn.explain(vit, xe, "rollout"),
-        "grad. rollout: predicted": vn.gradient_rollout(vit, xe, target=pred[err].tolist()),
-        "grad. rollout: true": vn.gradient_rollout(vit, xe, target=y[err].tolist()),
+        "grad. rollout: predicted": vn.explain(vit, xe, "gradient rollout", target=pred[err].tolist()),
+        "grad. rollout: true": vn.explain(vit, xe, "gradient rollout", target=y[err].tolist()),
     }
     titles = [f"{names[y[i]]}\n→ {names[pred[i]]} ({probs[i, pred[i]]:.2f})" for i in err]
-(vn.shared_maps(imgs[err], maps, outline=obj[err], titles=titles, size=1.3,
+(vn.show.shared_maps(imgs[err], maps, outline=obj[err], titles=titles, size=1.3,
                 together=[("grad. rollout: predicted", "grad. rollout: true")])
  if len(err) else print(f"no errors among the {N} images"))
 
 # %% [markdown]
-# The diagnoses below are written by `vn.describe_error` from the measured numbers: the
+# The diagnoses below are written by `vn.evaluate.describe_error` from the measured numbers: the
 # probabilities, the attention's share on the garment against the garment's share of the image,
 # and the top-10 % overlap between the class-specific maps for the predicted and the true class.
 # A share of attention within a stated tolerance of the garment's area (`AREA_TOL`, printed with the
@@ -250,7 +250,7 @@ TOL_SAID = f"{AREA_TOL * 100:g} percentage point{'s' * (AREA_TOL != 0.01)}"
 def against_area(note, on, area):
     """``note`` with its "(more/less than its area)" said with the tolerance: "about equal" within ``AREA_TOL``."""
     said = re.search(r"\((?:more|less) than its area\)", note)
-    assert said, "vn.describe_error no longer compares the attention with the area in these words"
+    assert said, "vn.evaluate.describe_error no longer compares the attention with the area in these words"
     if abs(on - area) > AREA_TOL:
         return note
     return note.replace(said.group(0), f"(equal to its area within {TOL_SAID}: {on:.1%} vs {area:.1%})")
@@ -259,11 +259,11 @@ def against_area(note, on, area):
 thing = vn.pick("garment", hub="object")
 typical = float(stats.loc[correct, "cls_entropy"].median()) if correct.any() else float("nan")
 if len(err):
-    overlap = vn.topk_overlap(maps["grad. rollout: predicted"], maps["grad. rollout: true"], frac=0.1)
-    rollout_garment = vn.garment_mass(maps["rollout"], obj[err])
+    overlap = vn.stats.topk_overlap(maps["grad. rollout: predicted"], maps["grad. rollout: true"], frac=0.1)
+    rollout_garment = vn.evaluate.garment_mass(maps["rollout"], obj[err])
     notes = [
         against_area(
-            vn.describe_error(names, int(y[i]), int(pred[i]), probs[i], cls_garment=float(stats.loc[i, "cls_on_garment"]),
+            vn.evaluate.describe_error(names, int(y[i]), int(pred[i]), probs[i], cls_garment=float(stats.loc[i, "cls_on_garment"]),
                               rollout_garment=float(rollout_garment[j]), garment_area=float(obj[i].mean()),
                               class_overlap=float(overlap[j]), cls_entropy=float(stats.loc[i, "cls_entropy"]),
                               typical_entropy=typical, region=thing),
@@ -284,8 +284,8 @@ which = vn.pick("test image", hub="photo")
 N_OV = vn.pick(32, hub=8)  # gradient rollout costs several forward passes per image and class
 ev = np.flatnonzero(~correct)[:N_OV]  # the first errors
 if len(ev):
-    ov = vn.topk_overlap(vn.gradient_rollout(vit, x[ev], target=pred[ev].tolist()),
-                         vn.gradient_rollout(vit, x[ev], target=y[ev].tolist()), frac=0.1)  # [len(ev)]
+    ov = vn.stats.topk_overlap(vn.explain(vit, x[ev], "gradient rollout", target=pred[ev].tolist()),
+                         vn.explain(vit, x[ev], "gradient rollout", target=y[ev].tolist()), frac=0.1)  # [len(ev)]
     ov_iv = vn.bootstrap(ov.numpy())
     on_err = vn.bootstrap(stats.loc[ev, "cls_on_garment"].to_numpy())
     print(f"{ov_iv.n} errors: top-10 % overlap of the predicted- and true-class maps {ov_iv.value:.3f} "
@@ -409,7 +409,7 @@ Markdown(f"""
 # ```python
 # heads = pd.DataFrame({f"head {h}": vn.entropy(cls[:, h].flatten(1)).numpy() for h in range(cls.shape[1])})
 # heads["correct"] = correct
-# d = vn.group_intervals(heads, "correct", [c for c in heads if c != "correct"])
+# d = vn.evaluate.group_intervals(heads, "correct", [c for c in heads if c != "correct"])
 # d = d[d["metric"] == "difference"].set_index("method")
 # d.loc[d["value"].abs().sort_values(ascending=False).index[:3], ["value", "low", "high"]]
 # ```
@@ -424,7 +424,7 @@ Markdown(f"""
 # :class: dropdown
 # ```python
 # sure = np.argsort(-np.where(correct, 0, stats["confidence"].to_numpy()))[:8]  # the 8 most confident errors
-# vn.shared_maps(imgs[sure], {"CLS attention": cls[sure].mean(1)}, outline=obj[sure],
+# vn.show.shared_maps(imgs[sure], {"CLS attention": cls[sure].mean(1)}, outline=obj[sure],
 #                titles=[f"{names[y[i]]}\n→ {names[pred[i]]}" for i in sure])
 # ```
 # There is no computed answer: it is a judgement per image. Look for shirts labelled as T-shirts
@@ -439,7 +439,7 @@ Markdown(f"""
 # ```python
 # vit4 = vn.load(vn.pick("fmnist-vit-p4", hub="google/vit-base-patch32-224"))
 # pred4 = vit4.predict(vit4.preprocess(imgs)).argmax(-1).numpy()
-# vn.confusion_pairs(vn.confusion_matrix(y, pred4, names), top=5)
+# vn.evaluate.confusion_pairs(vn.evaluate.confusion_matrix(y, pred4, names), top=5)
 # ```
 # Compare the `true` / `predicted` columns with the table at the top of this chapter.
 # ````

@@ -54,21 +54,21 @@ models
 # %% [markdown]
 # ## Accuracy
 #
-# Each model classifies the first 1000 test images; `vn.timed_predict` also times the forward
+# Each model classifies the first 1000 test images; `vn.evaluate.timed_predict` also times the forward
 # passes (used in the cost section). The cards hold the accuracy on all 10,000 test images and,
 # as a check, on the same first 1000.
 
 # %%
 images, labels, objects = vn.data.examples()
 N_ACC = min(1000, len(labels))
-timed = {k: vn.timed_predict(m, m.preprocess(images[:N_ACC])) for k, m in models.items()}  # (logits, s/image)
+timed = {k: vn.evaluate.timed_predict(m, m.preprocess(images[:N_ACC])) for k, m in models.items()}  # (logits, s/image)
 cards = {k: vn.card(m.name) for k, m in models.items() if vn.pick(True, hub=False)}  # hub models have no card
 accuracy = pd.DataFrame.from_dict({
     k: {"patch size": m.geometry.patch_size, "grid": "{}x{}".format(*m.geometry.grid),
         f"accuracy, first {N_ACC} (here)": float((timed[k][0].argmax(-1).numpy() == labels[:N_ACC]).mean()),
         **({f"accuracy, first {N_ACC} (card)": cards[k]["metrics"]["test_subset_accuracy"],
             "accuracy, all 10,000 (card)": cards[k]["metrics"]["test_accuracy"],
-            "training epochs (card)": vn.card_epochs(cards[k])} if cards else {})}
+            "training epochs (card)": vn.train.card_epochs(cards[k])} if cards else {})}
     for k, m in models.items()
 }, orient="index")
 accuracy.round(4)
@@ -112,9 +112,9 @@ att = {k: vn.capture(m, m.preprocess(images[:N])) for k, m in models.items()}  #
 last = {k: a.cls_grid(-1).mean(1) for k, a in att.items()}  # [batch, rows, cols]
 roll = {k: vn.rollout_grid(a) for k, a in att.items()}
 size = images.shape[1]  # the image's pixels: one grid for both models' maps
-blocks = {f"{k} {what}": vn.resize_maps(maps[k][:6] * maps[k][0].numel(), size, mode="nearest")  # x uniform
+blocks = {f"{k} {what}": vn.evaluate.resize_maps(maps[k][:6] * maps[k][0].numel(), size, mode="nearest")  # x uniform
           for what, maps in (("last layer", last), ("rollout", roll)) for k in models}
-vn.map_panel(images[:6], blocks, titles=[models[fine].labels[i] for i in labels[:6]], shared=True, size=0.9,
+vn.show.map_panel(images[:6], blocks, titles=[models[fine].labels[i] for i in labels[:6]], shared=True, size=0.9,
              label="attention / uniform")
 
 # %% [markdown]
@@ -139,8 +139,8 @@ vn.map_panel(images[:6], blocks, titles=[models[fine].labels[i] for i in labels[
 # %%
 def spearman(maps, shift=0):
     """Per-image Spearman between p2's map of image i and p4's map of image i + shift, on 28x28 pixels."""
-    other = torch.roll(vn.resize_maps(maps[coarse], size), -shift, dims=0)
-    return vn.rank_correlation(vn.resize_maps(maps[fine], size), other).numpy()
+    other = torch.roll(vn.evaluate.resize_maps(maps[coarse], size), -shift, dims=0)
+    return vn.stats.rank_correlation(vn.evaluate.resize_maps(maps[fine], size), other).numpy()
 
 
 rho = {(what, ref): vn.bootstrap(spearman(maps, shift))
@@ -167,13 +167,13 @@ per_layer = summary.groupby(["layer", "model"])[["entropy_norm", "top5pct", "dis
 per_layer.unstack("model").round(3)
 
 # %%
-fig = vn.metric_by_layer(summary, "entropy_norm", hue="model", ylabel="CLS entropy / log N")
+fig = vn.show.metric_by_layer(summary, "entropy_norm", hue="model", ylabel="CLS entropy / log N")
 fig.axes[0].axhline(1.0, ls="--", lw=1, color="grey")  # the uniform reference: H / log N = 1
 fig.axes[0].set_ylim(0, 1.05)
 fig
 
 # %%
-vn.metric_by_layer(summary, "top5pct", hue="model", ylabel="share of the top 5 % of patches")
+vn.show.metric_by_layer(summary, "top5pct", hue="model", ylabel="share of the top 5 % of patches")
 
 # %%
 ent = per_layer["entropy_norm"].unstack("model")
@@ -191,7 +191,7 @@ for k in models:
           f"share in layer {most[k]['top5']} ({top[k].max():.3f}; layer 0 {top[k].iloc[0]:.3f})")
 last_grid = {k: a.cls_grid(-1).flatten(-2) for k, a in att.items()}  # [image, head, patches]
 ent_iv = {k: vn.bootstrap(vn.normalized_entropy(g).mean(-1).numpy()) for k, g in last_grid.items()}
-top_iv = {k: vn.bootstrap(vn.topk_share(g, max(1, round(0.05 * g.shape[-1]))).mean(-1).numpy())
+top_iv = {k: vn.bootstrap(vn.stats.topk_share(g, max(1, round(0.05 * g.shape[-1]))).mean(-1).numpy())
           for k, g in last_grid.items()}
 iv_text = lambda iv: f"{iv.value:.3f} [{iv.low:.3f}, {iv.high:.3f}]"  # noqa: E731
 print(f"last layer ({N} images), entropy / log N: {fine} {iv_text(ent_iv[fine])}, {coarse} {iv_text(ent_iv[coarse])}; "
@@ -239,8 +239,8 @@ Markdown(vn.claim(all(v < 5 for v in flattest.values()),
 # from large pre-training data, and attend more globally there when trained on less.
 
 # %%
-uniform = {k: vn.uniform_distance(m.geometry.grid, m.geometry.patch_size) for k, m in models.items()}
-fig = vn.metric_by_layer(summary, "distance_px", hue="model", ylabel="mean attention distance (px)")
+uniform = {k: vn.stats.uniform_distance(m.geometry.grid, m.geometry.patch_size) for k, m in models.items()}
+fig = vn.show.metric_by_layer(summary, "distance_px", hue="model", ylabel="mean attention distance (px)")
 for line, (k, v) in zip(fig.axes[0].get_lines(), uniform.items()):  # the models' lines, in order
     fig.axes[0].axhline(v, ls="--", lw=1, color=line.get_color())
 top_px = vn.pick(20, hub=max(1.4 * max(uniform.values()), 1.05 * summary["distance_px"].max()))
@@ -330,8 +330,8 @@ if cards:
     acc_text = (f"on all 10,000 test images (cards) {fine} reaches {accuracy.loc[fine, 'accuracy, all 10,000 (card)']:.1%}\n"
                 f"  and {coarse} {accuracy.loc[coarse, 'accuracy, all 10,000 (card)']:.1%}; on the first {N_ACC}, measured here,\n"
                 f"  {accuracy.loc[fine, here]:.1%} and {accuracy.loc[coarse, here]:.1%}.\n"
-                f"  {fine} started from {coarse} ({vn.card_epochs(cards[coarse]):g} epochs) and trained "
-                f"{vn.card_epochs(cards[fine]):g} more, so this is not a clean patch-size effect.")
+                f"  {fine} started from {coarse} ({vn.train.card_epochs(cards[coarse]):g} epochs) and trained "
+                f"{vn.train.card_epochs(cards[fine]):g} more, so this is not a clean patch-size effect.")
 else:
     acc_text = (f"on the {N_ACC} photos, measured here, {fine} gets {accuracy.loc[fine, here]:.1%} and {coarse}\n"
                 f"  {accuracy.loc[coarse, here]:.1%}; that is too few images to rank the two models.")
@@ -421,7 +421,7 @@ Markdown(f"""
 # ```python
 # x_all = {k: m.preprocess(images[:N_ACC]) for k, m in models.items()}
 # maps = {k: vn.capture(m, x_all[k], layers=-1, cls_only=True).cls_grid(-1).mean(1) for k, m in models.items()}
-# rho_all = vn.rank_correlation(vn.resize_maps(maps[fine], size), vn.resize_maps(maps[coarse], size)).numpy()
+# rho_all = vn.stats.rank_correlation(vn.evaluate.resize_maps(maps[fine], size), vn.evaluate.resize_maps(maps[coarse], size)).numpy()
 # differ = correct[fine] != correct[coarse]
 # print(differ.sum(), "images;", vn.bootstrap(rho_all[differ]), vn.bootstrap(rho_all[~differ]))
 # ```

@@ -75,7 +75,7 @@ print(att, "| rollout maps", tuple(roll.shape))
 # %%
 show = [f"layer {layer}" for layer in (0, L // 4, L // 2, 3 * L // 4, L - 1)]  # layers 0, 3, 6, 9, 11
 PATCHES = roll[0].numel()  # 196: the uniform reference is 1 / 196
-vn.shared_maps(images[:6], {**{k: layer_maps[k][:6] for k in show}, "rollout": roll[:6]},
+vn.show.shared_maps(images[:6], {**{k: layer_maps[k][:6] for k in show}, "rollout": roll[:6]},
                titles=[vit.labels[i] for i in labels[:6]], reference=1 / PATCHES)
 
 # %% [markdown]
@@ -86,7 +86,7 @@ vn.shared_maps(images[:6], {**{k: layer_maps[k][:6] for k in show}, "rollout": r
 
 # %%
 def row(name, maps):
-    return {"map": name, "spearman_with_rollout": float(vn.rank_correlation(maps, roll).mean()),
+    return {"map": name, "spearman_with_rollout": float(vn.stats.rank_correlation(maps, roll).mean()),
             "entropy_norm": float(vn.normalized_entropy(maps.flatten(1)).mean())}
 
 
@@ -126,18 +126,18 @@ Markdown("The rollout is not a blend that looks like the late layers. It agrees 
 # %% [markdown]
 # ## Where the rollout map is made
 #
-# `vn.rollout_by_depth` stops the product after layer $e$ and reports, for each $e$: how well the
+# `vn.evaluate.rollout_by_depth` stops the product after layer $e$ and reports, for each $e$: how well the
 # partial rollout's CLS map already agrees with the full one; the **row spread** (mean
 # total-variation distance between a patch token's rollout row and the CLS token's row: 0 means
 # every token's row is the same map); and the **identity share** $R_{jj}$ (what the residual
 # path keeps of a patch's own input).
 
 # %%
-depth = vn.rollout_by_depth(att)
+depth = vn.evaluate.rollout_by_depth(att)
 depth.round(3)
 
 # %%
-vn.metric_by_layer(depth.melt(id_vars="end_layer", value_vars=["agreement", "row_spread", "identity_share"],
+vn.show.metric_by_layer(depth.melt(id_vars="end_layer", value_vars=["agreement", "row_spread", "identity_share"],
                               var_name="quantity").rename(columns={"end_layer": "layer"}),
                    "value", hue="quantity", heads=False, ylabel="value (rollout through this layer)")
 
@@ -178,8 +178,8 @@ last = layer_maps[f"layer {L - 1}"]
 started = {s: vn.rollout_grid(att, start_layer=s) for s in starts}
 from_start = pd.DataFrame([
     {"start_layer": s,
-     "spearman_with_full_rollout": float(vn.rank_correlation(m, roll).mean()),
-     "spearman_with_last_layer": float(vn.rank_correlation(m, last).mean())}
+     "spearman_with_full_rollout": float(vn.stats.rank_correlation(m, roll).mean()),
+     "spearman_with_last_layer": float(vn.stats.rank_correlation(m, last).mean())}
     for s, m in started.items()
 ])
 from_start.round(3)
@@ -206,11 +206,11 @@ assert from_start["spearman_with_last_layer"].iloc[-1] > 0.99  # one layer: the 
 # %%
 variants = {(f, d): vn.rollout_grid(att, head_fusion=f, discard_ratio=d)
             for f in ("mean", "max", "min") for d in (0.0, 0.5, 0.9)}
-depths = {(f, d): vn.rollout_by_depth(att, head_fusion=f, discard_ratio=d) for f, d in variants}
+depths = {(f, d): vn.evaluate.rollout_by_depth(att, head_fusion=f, discard_ratio=d) for f, d in variants}
 fusion = pd.DataFrame([
     {"head_fusion": f, "discard_ratio": d,
-     "spearman_with_default": float(vn.rank_correlation(m, roll).mean()),
-     "spearman_with_last_layer": float(vn.rank_correlation(m, last).mean()),
+     "spearman_with_default": float(vn.stats.rank_correlation(m, roll).mean()),
+     "spearman_with_last_layer": float(vn.stats.rank_correlation(m, last).mean()),
      "entropy_norm": float(vn.normalized_entropy(m.flatten(1)).mean()),
      "settles_at": int(depths[(f, d)].query("agreement > 0.95")["end_layer"].min()),
      "row_spread": depths[(f, d)]["row_spread"].iloc[-1]}
@@ -219,7 +219,7 @@ fusion = pd.DataFrame([
 fusion.round(3)
 
 # %%
-vn.shared_maps(images[:6], {f"{f}, discard {d}": variants[(f, d)][:6]
+vn.show.shared_maps(images[:6], {f"{f}, discard {d}": variants[(f, d)][:6]
                             for f, d in [("mean", 0.0), ("mean", 0.9), ("max", 0.0), ("max", 0.9), ("min", 0.0)]},
                titles=[vit.labels[i] for i in labels[:6]], reference=1 / PATCHES)
 
@@ -264,7 +264,7 @@ flow_table = vn.agreement(maps4)  # mean Spearman over the images, every pair
 flow_table.round(3)
 
 # %%
-vn.shared_maps(images[:N_FLOW], maps4, titles=[vit4.labels[i] for i in labels[:N_FLOW]],
+vn.show.shared_maps(images[:N_FLOW], maps4, titles=[vit4.labels[i] for i in labels[:N_FLOW]],
                reference=1 / maps4["rollout"][0].numel())  # 1 / 49 on this grid
 
 # %%
@@ -294,9 +294,9 @@ print("entropy / log N:", {k: round(v, 3) for k, v in flat4.items()})
 # {cite:t}`adebayo2018sanity` proposed a test every explanation method should pass: replace the
 # trained weights by random ones, cascading from the output layer down, and check that the map
 # changes. A map that stays the same when the weights it should explain are destroyed is explaining
-# something else (the input's edges, the architecture). `vn.randomized(model, L, seed)` returns a
+# something else (the input's edges, the architecture). `vn.interventions.randomized(model, L, seed)` returns a
 # copy whose classifier head and blocks $\ge L$ are redrawn from the initial distribution; the last
-# step also redraws the embeddings (a fully random model). `vn.cascade_intervals` runs the cascade
+# step also redraws the embeddings (a fully random model). `vn.evaluate.cascade_intervals` runs the cascade
 # for three random draws (seeds 0, 1, 2) and compares three maps with the trained model's, image by
 # image: the rollout, the last layer's CLS map (head mean), and {term}`gradient rollout`
 # {cite:p}`chefer2021generic` for the true class. Per step and map the table gives the mean Spearman
@@ -315,9 +315,9 @@ print("entropy / log N:", {k: round(v, 3) for k, v in flat4.items()})
 N_SANITY = min(64, len(images))
 xs = vit4.preprocess(images[:N_SANITY])
 att4s = vn.capture(vit4, xs)  # [12, 64, 12, 50, 50]
-depth4 = vn.rollout_by_depth(att4s)
+depth4 = vn.evaluate.rollout_by_depth(att4s)
 settled4 = int(depth4.loc[depth4["agreement"] > 0.95, "end_layer"].min())
-drop0_4 = float(vn.rank_correlation(vn.rollout_grid(att4s, start_layer=1), vn.rollout_grid(att4s)).mean())
+drop0_4 = float(vn.stats.rank_correlation(vn.rollout_grid(att4s, start_layer=1), vn.rollout_grid(att4s)).mean())
 print(f"{vit4.name}, {N_SANITY} images: the rollout through layer {settled4} agrees "
       f"{depth4['agreement'].iloc[settled4]:.3f} with the full one; row spread after the last layer "
       f"{depth4['row_spread'].iloc[-1]:.4f}; without layer 0 the map agrees {drop0_4:.3f} with the full rollout")
@@ -332,7 +332,7 @@ print(f"{vit4.name}, {N_SANITY} images: the rollout through layer {settled4} agr
 
 # %%
 from_layers = [L, L - 1, L // 2, L // 4, 1, 0]  # the head (12), then blocks 11, 6, 3, 1, 0 and up
-cascade, per_image, cascade_maps = vn.cascade_intervals(vit4, xs, labels[:N_SANITY].tolist(),
+cascade, per_image, cascade_maps = vn.evaluate.cascade_intervals(vit4, xs, labels[:N_SANITY].tolist(),
                                                         from_layers=from_layers, seeds=(0, 1, 2),
                                                         progress=vn.show_progress())
 REF = "trained, another image"
@@ -352,10 +352,10 @@ shown
 
 # %%
 reference = cascade[cascade["step"] == REF].set_index("method")
-vn.cascade_plot(cascade[cascade["step"] != REF], reference["spearman"].to_dict())
+vn.show.cascade_plot(cascade[cascade["step"] != REF], reference["spearman"].to_dict())
 
 # %%
-vn.cascade_panel(images[0], cascade_maps, index=0)
+vn.show.cascade_panel(images[0], cascade_maps, index=0)
 
 # %%
 at = cascade.set_index(["step", "method"])
@@ -386,9 +386,9 @@ print("verdict at its first step:", said_at_first, "| first step where it passes
 # `vn.sanity_verdict`, the same as chapter 09's, turns them into a word:
 
 # %%
-print(vn.SANITY_RULE)
+print(vn.evaluate.SANITY_RULE)
 cells4 = int(vit4.geometry.grid[0] * vit4.geometry.grid[1])
-print(f"Two independent maps of {cells4} cells reach a mean |Spearman| of about {vn.chance_abs_spearman(cells4):.2f}.")
+print(f"Two independent maps of {cells4} cells reach a mean |Spearman| of about {vn.evaluate.chance_abs_spearman(cells4):.2f}.")
 word_cell = lambda r: (f"|rho| {r.abs_spearman:.2f} [{r.abs_low:.2f}, {r.abs_high:.2f}], SSIM {r.ssim:.2f} "  # noqa: E731
                        f"[{r.ssim_low:.2f}, {r.ssim_high:.2f}]: {r.sanity}")
 judged = cascade[cascade["step"] != REF]
@@ -453,13 +453,13 @@ print(sanity_said)
 # (occlusion costs one forward per patch, 50 per image).
 
 # %%
-occ = vn.occlusion(vit4, xs, labels[:N_SANITY].tolist())  # [64, 7, 7] drop in the true class's score
+occ = vn.explain(vit4, xs, "occlusion", labels[:N_SANITY].tolist())  # [64, 7, 7] drop in the true class's score
 trained4 = cascade_maps["trained"]
 candidates = {"rollout": trained4["rollout"], "last layer": trained4["last layer"],
-              "gradient rollout": trained4["gradient rollout"], "random": vn.random_map(vit4, xs, seed=0)}
-vs_occ = vn.agreement_intervals(candidates, occ, against="random")
-roll_minus_last = vn.bootstrap(vn.rank_correlation(candidates["rollout"], occ).numpy()
-                               - vn.rank_correlation(candidates["last layer"], occ).numpy())
+              "gradient rollout": trained4["gradient rollout"], "random": vn.explain(vit4, xs, "random", seed=0)}
+vs_occ = vn.evaluate.agreement_intervals(candidates, occ, against="random")
+roll_minus_last = vn.bootstrap(vn.stats.rank_correlation(candidates["rollout"], occ).numpy()
+                               - vn.stats.rank_correlation(candidates["last layer"], occ).numpy())
 print(f"rollout minus last layer, per image: {roll_minus_last.value:.3f} "
       f"[{roll_minus_last.low:.3f}, {roll_minus_last.high:.3f}] ({roll_minus_last.n} images)")
 vs_occ.round(3)
@@ -467,14 +467,14 @@ vs_occ.round(3)
 # %%
 tidy = vs_occ.rename(columns={"map": "method", "spearman": "value"}).assign(metric="Spearman with occlusion",
                                                                             baseline="")
-vn.interval_plot(tidy, [("Spearman with occlusion", "")], controls=("random", "last layer"), width=3.2)
+vn.show.interval_plot(tidy, [("Spearman with occlusion", "")], controls=("random", "last layer"), width=3.2)
 
 # %% [markdown]
 # Six of the images: occlusion on a diverging scale about 0 (red: hiding the patch lowers the true
 # class's score), the attention maps each on one scale from 0 per row.
 
 # %%
-vn.shared_maps(images[:6], {"occlusion": occ[:6], "rollout": candidates["rollout"][:6],
+vn.show.shared_maps(images[:6], {"occlusion": occ[:6], "rollout": candidates["rollout"][:6],
                             "last layer": candidates["last layer"][:6]},
                titles=[vit4.labels[i] for i in labels[:6]])
 
@@ -564,14 +564,14 @@ Markdown(f"""
 # %% [markdown]
 # ## Exercises
 #
-# 1. Lower the residual weight with `vn.rollout_by_depth(att, residual=0.0)` (the bare product of
+# 1. Lower the residual weight with `vn.evaluate.rollout_by_depth(att, residual=0.0)` (the bare product of
 #    attention matrices). Does the row spread still go to zero? Why does the identity term slow the
 #    collapse down but not stop it?
 #
 # ````{admonition} Solution
 # :class: dropdown
 # ```python
-# bare = vn.rollout_by_depth(att, residual=0.0)
+# bare = vn.evaluate.rollout_by_depth(att, residual=0.0)
 # print(pd.DataFrame({"residual 0": bare["row_spread"], "residual 0.5": depth["row_spread"]}).round(3).T)
 # ```
 # Without the identity the rows of $R$ are averaged by every layer's full attention, so the spread
@@ -589,7 +589,7 @@ Markdown(f"""
 # :class: dropdown
 # ```python
 # early = vn.attention_flow_grid(vn.capture(vit4, x4, layers=[0, 1, 2, 3]))
-# print(f"flow through layers 0-3 vs all 12: {float(vn.rank_correlation(early, maps4['attention flow']).mean()):.3f}")
+# print(f"flow through layers 0-3 vs all 12: {float(vn.stats.rank_correlation(early, maps4['attention flow']).mean()):.3f}")
 # ```
 # A value close to 1 says that, like rollout, the flow is decided by the first layers: the max-flow
 # runs through the same residual-augmented, nearly uniform matrices, so the later layers pass on
@@ -602,7 +602,7 @@ Markdown(f"""
 # ````{admonition} Solution
 # :class: dropdown
 # ```python
-# t, _, _ = vn.cascade_intervals(vit4, xs, labels[:N_SANITY].tolist(), from_layers=[12, 2, 1, 0], seeds=(3,))
+# t, _, _ = vn.evaluate.cascade_intervals(vit4, xs, labels[:N_SANITY].tolist(), from_layers=[12, 2, 1, 0], seeds=(3,))
 # print(t.query("method == 'rollout'")[["step", "spearman", "low", "high"]].round(3).to_string(index=False))
 # ```
 # Each step randomises one more block than the one before, so the fall in Spearman from one row to the

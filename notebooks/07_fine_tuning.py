@@ -55,7 +55,6 @@ import pandas as pd
 import torch
 
 import vitnotes as vn
-from vitnotes import train
 
 vn.setup(seed=0)
 _ = torch.set_grad_enabled(False)  # we only read the models here
@@ -72,8 +71,8 @@ _ = torch.set_grad_enabled(False)  # we only read the models here
 
 # %%
 RECIPE = vn.pick("spectro-vit", hub="spectro-vit-b16")  # the hub recipe starts from google/vit-base-patch16-224
-before = train.starting_point(recipe=RECIPE)
-after = train.trained(RECIPE)
+before = vn.train.starting_point(recipe=RECIPE)
+after = vn.train.trained(RECIPE)
 models = {"before": before, "after": after}
 # further fine-tuning runs of the same recipe with other seeds, when the zoo holds them (spectro-vit-s1, ...)
 RUNS = [RECIPE] + [n for n in vn.zoo_names() if re.fullmatch(rf"{re.escape(RECIPE)}-s\d+", n)]
@@ -119,19 +118,19 @@ display(Markdown(
        else "`transformers.Trainer` (`vitnotes.train.trainer`)")
     + f", every weight trained (AdamW, weight decay {stages[0]['weight_decay']:g}, gradients clipped at norm 1) to "
     f"regress the z-scored targets, on {recipe['n_train']} training spectrograms: {len(stages)} "
-    f"stage{'s' * (len(stages) > 1)}, {vn.card_epochs(card):g} epochs in all ({per_stage}). {precision}"))
+    f"stage{'s' * (len(stages) > 1)}, {vn.train.card_epochs(card):g} epochs in all ({per_stage}). {precision}"))
 pd.Series({k: v for k, v in recipe.items()}, name=f"{RECIPE} recipe").to_frame()
 
 # %% [markdown]
 # The full run is one command, `python -m vitnotes.train spectro-vit`; it writes the weights
 # and the model card into `vitnotes/zoo/spectro-vit/`. To see the machinery without waiting
-# for it, `train.demo_finetune` runs the same code on a handful of images per split, in a
+# for it, `vn.train.demo_finetune` runs the same code on a handful of images per split, in a
 # temporary folder that it deletes (the zoo is not touched). One optimiser step cannot teach
 # the model anything: the point is the path, not the numbers. The losses and the time depend
 # on the machine, so this cell's output is not part of the book's regression test.
 
 # %% tags=["nbval-ignore-output"]
-demo = train.demo_finetune(limit=16, recipe=RECIPE)
+demo = vn.train.demo_finetune(limit=16, recipe=RECIPE)
 print(f"demo: {demo['steps']} optimiser step(s) on {demo['settings']['n_train']} images in {demo['seconds']:.0f} s; "
       f"training loss {demo['train_loss']:.3f}, test MSE {demo['metrics']['mse']:.3f}")
 
@@ -149,7 +148,7 @@ m = card["metrics"]
 metrics = pd.DataFrame({
     "value": [m["mse"], m["mse_mean_predictor"], m["improvement_over_mean"], *m["r2"].values()],
 }, index=["test MSE", "MSE of predicting the mean", "improvement (x)", *[f"R^2 {k}" for k in m["r2"]]])
-print(f"test set: {m['test_subset']}; {vn.card_epochs(card):g} epochs, "
+print(f"test set: {m['test_subset']}; {vn.train.card_epochs(card):g} epochs, "
       f"{card['train_seconds'] / 60:.0f} min on {card['machine'].split(',')[0]}")
 metrics.round(3)
 
@@ -171,7 +170,7 @@ vn.check(m["improvement_over_mean"] > 1.5, "the model beats predicting the mean 
 # %% [markdown]
 # ## The test spectrograms and their regions
 #
-# Both models see the same test images: `train.spectro_split("test", n)` gives the pixel
+# Both models see the same test images: `vn.train.spectro_split("test", n)` gives the pixel
 # values and targets, and `vn.data.spectrograms(n, seed=3, size=56)` the same images with
 # their masks. Each pixel belongs to exactly one region: the chirp, the rest of the
 # spectrogram ("plot"), the text (title, tick and axis labels), the colour bar, the axes
@@ -179,22 +178,22 @@ vn.check(m["improvement_over_mean"] > 1.5, "the model beats predicting the mean 
 
 # %%
 N = vn.pick(128, hub=32)
-x, y = train.spectro_split("test", N, RECIPE)  # pixel_values [N, 3, 56, 56], z-scored targets [N, 3]
+x, y = vn.train.spectro_split("test", N, RECIPE)  # pixel_values [N, 3, 56, 56], z-scored targets [N, 3]
 ds = vn.data.spectrograms(N, seed=3, size=after.geometry.image_size)
 masks = np.stack(ds["mask"])  # [N, 56, 56] region codes
 print("pixel_values", tuple(x.shape), "| masks", masks.shape)
-vn.show_regions(ds[0]["image"], masks[0])
+vn.show.show_regions(ds[0]["image"], masks[0])
 
 # %% [markdown]
 # ## Attention, layer by layer, before and after
 #
-# `vn.attention_profile` streams each model's attention over the $N$ images and returns, per
+# `vn.profile.attention_profile` streams each model's attention over the $N$ images and returns, per
 # (layer, head), the CLS entropy, the top-10 share, the mean attention distance and the share
 # of the CLS attention that lands in each region (averaged over images). The definitions are
 # the book's (a patch counts toward a region by the fraction of its pixels inside it).
 
 # %%
-prof = {name: vn.attention_profile(model, x, masks) for name, model in models.items()}
+prof = {name: vn.profile.attention_profile(model, x, masks) for name, model in models.items()}
 both = pd.concat([p.assign(model=name) for name, p in prof.items()], ignore_index=True)
 layer = {name: vn.by_layer(p) for name, p in prof.items()}
 area = prof["after"].attrs["area"]  # each region's share of the pixels: what a uniform map puts there
@@ -202,7 +201,7 @@ patches = prof["after"].attrs["patches"]
 print(f"{N} images, {patches} patches; uniform entropy log {patches} = {np.log(patches):.3f} nats")
 
 # %%
-vn.metric_by_layer(both, "entropy", hue="model", ylabel="CLS entropy (nats)", reference=np.log(patches),
+vn.show.metric_by_layer(both, "entropy", hue="model", ylabel="CLS entropy (nats)", reference=np.log(patches),
                    reference_label=f"uniform map: log {patches}", zero=True)
 
 # %% [markdown]
@@ -257,7 +256,7 @@ print(f"distance change: layers 0-1 {dist.loc[0:1].mean():+.2f} px, layers 10-11
 ft = vn.finetune_table(before, afters, x, masks)
 over = ft.loc[ft["metric"] == "after", "over"].iloc[0]
 print(f"{N} test spectrograms; {len(afters)} fine-tuning run(s): intervals of 'after' and 'change' are over {over}")
-vn.interval_table(ft, index=("statistic",))
+vn.evaluate.interval_table(ft, index=("statistic",))
 
 # %%
 seed = {"last-layer CLS entropy (nats)": (4.81, 3.09), "last-layer top-10 share": (0.208, 0.794),
@@ -337,7 +336,7 @@ pd.concat([mass, ratio], axis=1).round(3)
 
 # %%
 both["chirp / area"] = both["mass_chirp"] / area["chirp"]
-vn.metric_by_layer(both, "chirp / area", hue="model", ylabel="chirp mass / chirp area", reference=1.0, zero=True)
+vn.show.metric_by_layer(both, "chirp / area", hue="model", ylabel="chirp mass / chirp area", reference=1.0, zero=True)
 
 # %% [markdown]
 # Each dot is one head, each line the mean over heads; the dashed line at 1 is the uniform map's
@@ -395,7 +394,7 @@ print(f"original {original.name}: {go.image_size} px x {go.channels} channel(s),
 print(f"{N} test spectrograms, {trans.attrs['own_images']} images of the original's own data; 'fine-tuned' and "
       f"'fine-tuning effect' intervals are over {trans.loc[trans['metric'] == 'fine-tuned', 'over'].iloc[0]} "
       f"({len(afters)} run(s)), the rest over images")
-vn.transplant_plot(trans)
+vn.show.transplant_plot(trans)
 
 # %% [markdown]
 # Each line is a mean over images (the fine-tuned line: over the runs' means), each band its 95 %
@@ -403,7 +402,7 @@ vn.transplant_plot(trans)
 # say which effect is larger where.
 
 # %%
-vn.interval_table(trans, index=("statistic", "layer"), digits=2)
+vn.evaluate.interval_table(trans, index=("statistic", "layer"), digits=2)
 
 # %%
 tv = trans.set_index(["statistic", "layer", "metric"])
@@ -454,21 +453,21 @@ print(f"the transplant changes the chirp's ratio by {t_q['value'].min():+.2f} to
 # ### Could the transplant do the task before fine-tuning?
 #
 # The transplant's regression head is new and random, so its outputs mean nothing. Refitting only the
-# head asks what its frozen features already hold: `vn.linear_head` fits a ridge regression from what
+# head asks what its frozen features already hold: `vn.evaluate.linear_head` fits a ridge regression from what
 # the head reads (the final-normed CLS token) to the targets on training spectrograms, the penalty
 # chosen by leave-one-out error (the largest within one standard error of the least; printed below),
-# and keeps every other weight, so attention stays the transplant's (checked below). `vn.head_r2`
+# and keeps every other weight, so attention stays the transplant's (checked below). `vn.evaluate.head_r2`
 # scores it, and each fine-tuned run, on the same $N$ test spectrograms.
 
 # %%
 N_PROBE = vn.pick(256, hub=64)
-x_tr, y_tr = train.spectro_split("train", N_PROBE, RECIPE)
-probe = vn.linear_head(before, x_tr, y_tr)
-same = zip(vn.layer_stats(probe, x[:8]).values(), vn.layer_stats(before, x[:8]).values())
+x_tr, y_tr = vn.train.spectro_split("train", N_PROBE, RECIPE)
+probe = vn.evaluate.linear_head(before, x_tr, y_tr)
+same = zip(vn.evaluate.layer_stats(probe, x[:8]).values(), vn.evaluate.layer_stats(before, x[:8]).values())
 vn.check(all(np.array_equal(a, b) for a, b in same), "the refitted head leaves the transplant's attention as it was")
-frozen = vn.head_r2(probe, x, y, list(vn.data.TARGET_NAMES)).set_index("target")
-runs_r2 = [vn.head_r2(m, x, y, list(vn.data.TARGET_NAMES)).set_index("target") for m in afters]  # the same images
-tuned_r2 = {t: vn.run_interval([r.loc[t, "value"] for r in runs_r2]) if len(afters) > 1 else
+frozen = vn.evaluate.head_r2(probe, x, y, list(vn.data.TARGET_NAMES)).set_index("target")
+runs_r2 = [vn.evaluate.head_r2(m, x, y, list(vn.data.TARGET_NAMES)).set_index("target") for m in afters]  # the same images
+tuned_r2 = {t: vn.evaluate.run_interval([r.loc[t, "value"] for r in runs_r2]) if len(afters) > 1 else
             tuple(runs_r2[0].loc[t, ["value", "low", "high"]]) for t in frozen.index}  # fmt: skip
 print(f"linear head: {probe.source}; R^2 on the same {N} test spectrograms: the linear head's with its bootstrap "
       "interval over images; fine-tuned: "
@@ -504,11 +503,11 @@ print(frozen_said)
 cls = {name: vn.capture(model, x[:2], cls_only=True) for name, model in models.items()}
 chirp = [m == vn.data.REGIONS.index("chirp") for m in masks[:2]]  # [56, 56] bool each
 look = dict(grey=True, cmap="viridis", alpha=0.7, outline_colour="white")
-vn.before_after(ds[0]["image"], cls["before"].cls_grid(-1)[0].mean(0), cls["after"].cls_grid(-1)[0].mean(0),
+vn.show.before_after(ds[0]["image"], cls["before"].cls_grid(-1)[0].mean(0), cls["after"].cls_grid(-1)[0].mean(0),
                 titles=("before, layer 11", "after, layer 11"), outline=chirp[0], **look)
 
 # %%
-vn.before_after(ds[1]["image"], cls["before"].cls_grid(0)[1].mean(0), cls["after"].cls_grid(0)[1].mean(0),
+vn.show.before_after(ds[1]["image"], cls["before"].cls_grid(0)[1].mean(0), cls["after"].cls_grid(0)[1].mean(0),
                 titles=("before, layer 0", "after, layer 0"), outline=chirp[1], **look)
 
 # %% [markdown]
@@ -516,7 +515,7 @@ vn.before_after(ds[1]["image"], cls["before"].cls_grid(0)[1].mean(0), cls["after
 # give the chirp, against the mean over all $N$ images.
 
 # %%
-two = {name: vn.finetune_stats(m, x[:2], masks[:2])["chirp mass / area"].to_numpy() for name, m in models.items()}
+two = {name: vn.evaluate.finetune_stats(m, x[:2], masks[:2])["chirp mass / area"].to_numpy() for name, m in models.items()}
 for i in range(2):
     print(f"image {i}: layer 0's chirp mass / area {two['before'][i]:.2f} before, {two['after'][i]:.2f} after")
 print(f"mean over the {N} images: {ci(C, 'before')} before, {ci(C, 'after')} after")
@@ -627,7 +626,7 @@ On {N} test spectrograms, comparing the transplant (the fine-tuning run's starti
 # :class: dropdown
 # ```python
 # last = vn.finetune_table(before, afters, x, masks, chirp_layer=-1)
-# vn.interval_table(last, index=("statistic",)).loc[["chirp mass / area"]]
+# vn.evaluate.interval_table(last, index=("statistic",)).loc[["chirp mass / area"]]
 # ```
 # Compare the "change" interval with 0 and the "after" interval with 1 (the uniform map's ratio).
 # The per-layer table of the section "Does attention move onto the chirp?" already shows the
@@ -643,7 +642,7 @@ On {N} test spectrograms, comparing the transplant (the fine-tuning run's starti
 # ```python
 # def chirp_to_chirp(model, x, masks, layer=0):
 #     att = vn.capture(model, x, layers=[layer])  # full attention: probs [1, batch, head, T, T]
-#     chirp = vn.mask_coverage(torch.from_numpy(masks == vn.data.REGIONS.index("chirp")), att.grid)
+#     chirp = vn.stats.mask_coverage(torch.from_numpy(masks == vn.data.REGIONS.index("chirp")), att.grid)
 #     cover = chirp.flatten(1).float()  # [batch, patches]: each patch's share of chirp pixels
 #     q = att.probs[0][:, :, 1:, 1:]  # patch queries -> patch keys, CLS dropped
 #     q = q / q.sum(-1, keepdim=True)
@@ -669,8 +668,8 @@ On {N} test spectrograms, comparing the transplant (the fine-tuning run's starti
 # :class: dropdown
 # ```python
 # pre = original.preprocessing
-# x_big = vn.Preprocessing(gb.image_size, pre.mean, pre.std, pre.channels)(list(ds["image"]))
-# big = vn.layer_stats(original, x_big, masks)  # on its own grid, which is now the transplant's
+# x_big = vn.core.Preprocessing(gb.image_size, pre.mean, pre.std, pre.channels)(list(ds["image"]))
+# big = vn.evaluate.layer_stats(original, x_big, masks)  # on its own grid, which is now the transplant's
 # pd.DataFrame({name: v.mean(0) for name, v in big.items()}).round(2)
 # ```
 # The transplant's kernel, divided over three channels, reads the mean of the channels, so this model

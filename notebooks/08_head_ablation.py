@@ -40,14 +40,13 @@ import pandas as pd
 import torch
 
 import vitnotes as vn
-from vitnotes import train
 
 vn.setup(seed=0)
 _ = torch.set_grad_enabled(False)  # we only read the models here
 
 # %%
 RECIPE = vn.pick("spectro-vit", hub="spectro-vit-b16")  # the hub recipe: ViT-B/16 fine-tuned on spectrograms
-spectro = train.trained(RECIPE)
+spectro = vn.train.trained(RECIPE)
 fmnist = vn.load(vn.pick("fmnist-vit-p4", hub="google/vit-base-patch16-224"))  # the model it started from
 spectro, fmnist
 
@@ -65,7 +64,7 @@ spectro, fmnist
 
 # %%
 N_SPECTRO, N_REF, N_MORE = 32, 16, 224
-x_all, y_all = train.spectro_split("test", N_SPECTRO + N_REF + N_MORE, RECIPE)  # image i depends only on (seed, i)
+x_all, y_all = vn.train.spectro_split("test", N_SPECTRO + N_REF + N_MORE, RECIPE)  # image i depends only on (seed, i)
 x, y = x_all[:N_SPECTRO], y_all[:N_SPECTRO]  # pixel_values [32, 3, 56, 56], z-scored targets [32, 3]
 x_ref = x_all[N_SPECTRO : N_SPECTRO + N_REF]  # 16 other test spectrograms: the reference set of mean-ablation (below)
 x_more, y_more = x_all[N_SPECTRO + N_REF :], y_all[N_SPECTRO + N_REF :]  # 224 more, for attribution patching (below)
@@ -85,9 +84,9 @@ print(f"most needed head: layer {int(worst['layer'])}, head {int(worst['head'])}
 # ## The noise floor: how much do these numbers move with the images?
 #
 # Every number above comes from 32 spectrograms. Before comparing heads, layers or papers we need
-# to know how much a head's number would move on *other* spectrograms. `vn.sweep_subset` recomputes
+# to know how much a head's number would move on *other* spectrograms. `vn.evaluate.sweep_subset` recomputes
 # the sweep from the per-image losses for a subset of the images, so the two halves (16 and 16,
-# disjoint) cost nothing extra; `vn.sweep_agreement` compares them head by head: the rank
+# disjoint) cost nothing extra; `vn.evaluate.sweep_agreement` compares them head by head: the rank
 # correlation of the 144 increases and the typical (median) absolute difference of one head's
 # increase, in percentage points.
 
@@ -101,13 +100,13 @@ print(f"most needed head: layer {int(worst['layer'])}, head {int(worst['head'])}
 
 # %%
 half = N_SPECTRO // 2
-halves = [vn.sweep_subset(sweep, range(half)), vn.sweep_subset(sweep, range(half, N_SPECTRO))]  # A, B
+halves = [vn.evaluate.sweep_subset(sweep, range(half)), vn.evaluate.sweep_subset(sweep, range(half, N_SPECTRO))]  # A, B
 for h_ in halves:
     h_["increase (%)"] = 100 * h_["rel_increase"]
-noise = vn.sweep_agreement(*halves, column="increase (%)")
+noise = vn.evaluate.sweep_agreement(*halves, column="increase (%)")
 FLOOR = noise["median_abs_diff"]  # percentage points: the noise floor every later comparison is read against
 FLOOR_PAIR = "zero A vs zero B"
-floor_iv = vn.sweep_agreement_intervals({FLOOR_PAIR: tuple(halves)})  # 95 % intervals, A and B resampled apart
+floor_iv = vn.evaluate.sweep_agreement_intervals({FLOOR_PAIR: tuple(halves)})  # 95 % intervals, A and B resampled apart
 f_rho, f_mad = floor_iv.loc[(FLOOR_PAIR, "spearman")], floor_iv.loc[(FLOOR_PAIR, "median |difference|")]
 noise_by_layer = pd.DataFrame({"half A mean (%)": halves[0].groupby("layer")["increase (%)"].mean(),
                                "half B mean (%)": halves[1].groupby("layer")["increase (%)"].mean()})
@@ -118,23 +117,23 @@ noise_by_layer.round(2).T
 
 # %% [markdown]
 # The brackets are 95 % bootstrap intervals: each half's 16 images are resampled on their own, the
-# 144 increases recomputed and compared again (`vn.sweep_agreement_intervals`). A 32-image number
+# 144 increases recomputed and compared again (`vn.evaluate.sweep_agreement_intervals`). A 32-image number
 # is the mean of the two halves, so its own error is about half the difference between the halves;
 # rather than lean on that rule of thumb, every head now gets its own 95 % interval over the 32
-# images (`vn.head_intervals`). A head whose interval contains 0 is drawn grey and hatched: these
+# images (`vn.evaluate.head_intervals`). A head whose interval contains 0 is drawn grey and hatched: these
 # images cannot tell whether zeroing it raises or lowers the MSE. The colour scale is linear within
 # the noise floor and logarithmic beyond it, so a difference the images cannot resolve stays pale.
 
 # %%
 one_head = {f"layer {la}, head {h}": {(la, h): 1.0} for la, h in zip(sweep["layer"], sweep["head"])}
-head_iv = vn.head_intervals(sweep, one_head)  # percent, 95 % intervals over the 32 images, in the sweep's order
+head_iv = vn.evaluate.head_intervals(sweep, one_head)  # percent, 95 % intervals over the 32 images, in the sweep's order
 sweep["low (%)"], sweep["high (%)"] = head_iv["low"].to_numpy(), head_iv["high"].to_numpy()
 up, down = sweep["low (%)"] > 0, sweep["high (%)"] < 0
 LIMIT = float(sweep["increase (%)"].abs().max())  # the colour scale's half-range, shared with the heatmap below
 print(f"{int(up.sum())} of {len(sweep)} heads raise the MSE with an interval above 0, {int(down.sum())} lower it with "
       f"an interval below 0; the other {int(len(sweep) - up.sum() - down.sum())} intervals contain 0 (with no effect "
       f"at all, about {round((1 - 0.95) * len(sweep))} of {len(sweep)} intervals would exclude 0 by chance)")
-vn.head_heatmap(sweep, "increase (%)", low="low (%)", high="high (%)", fmt=".1f", symlog=FLOOR, limit=LIMIT,
+vn.show.head_heatmap(sweep, "increase (%)", low="low (%)", high="high (%)", fmt=".1f", symlog=FLOOR, limit=LIMIT,
                 label=f"MSE increase when zeroed (%; linear within ±{FLOOR:.2f}, the floor)")
 
 # %% [markdown]
@@ -155,7 +154,7 @@ per_layer.round(2)
 #
 # Zeroing a head's output feeds the next layer something it never saw in training. Mean-ablation
 # replaces the head's output instead by its mean over a reference set (here 16 other test
-# spectrograms, token by token: `vn.head_means`), which removes what the head says about *this*
+# spectrograms, token by token: `vn.interventions.head_means`), which removes what the head says about *this*
 # image but keeps its average contribution. Does the kind of ablation change which heads matter?
 # Comparing the two ablations on the same images would not answer that against the noise floor:
 # the same images share their noise, so any two measurements on them agree more than two image sets
@@ -164,11 +163,11 @@ per_layer.round(2)
 # If the kind of ablation mattered, the first pair would agree less than the second.
 
 # %%
-means = vn.head_means(spectro, x_ref)  # {layer: [197 tokens, 12 heads x 16 dims]}
+means = vn.interventions.head_means(spectro, x_ref)  # {layer: [197 tokens, 12 heads x 16 dims]}
 sweep_mean = vn.sweep(spectro, x[half:], y[half:], means=means, per_image=True, progress=vn.show_progress())  # half B
 sweep_mean["increase (%)"] = 100 * sweep_mean["rel_increase"]
 KIND_PAIR = "zero A vs mean B"
-kinds = vn.sweep_agreement_intervals({FLOOR_PAIR: tuple(halves), KIND_PAIR: (halves[0], sweep_mean)},
+kinds = vn.evaluate.sweep_agreement_intervals({FLOOR_PAIR: tuple(halves), KIND_PAIR: (halves[0], sweep_mean)},
                                      reference=FLOOR_PAIR)  # the same resamples for both pairs
 kinds.round(2)
 
@@ -234,8 +233,8 @@ for name, (early_l, deep_l) in readings.items():
     contrasts[f"{name}: early {early_l[0]}-{early_l[-1]}"] = mean_of(early_l)
     contrasts[f"{name}: layer {deep_l[0]}"] = mean_of(deep_l)
     contrasts[f"{name}: layer {deep_l[0]} minus early"] = {**mean_of(early_l, -1.0), **mean_of(deep_l)}
-paper_iv = vn.head_intervals(sweep, contrasts)  # percent, 95 % intervals over the 32 images
-paper_iv_mean = vn.head_intervals(sweep_mean, contrasts)  # mean-ablation, the 16 images of half B
+paper_iv = vn.evaluate.head_intervals(sweep, contrasts)  # percent, 95 % intervals over the 32 images
+paper_iv_mean = vn.evaluate.head_intervals(sweep_mean, contrasts)  # mean-ablation, the 16 images of half B
 pd.concat({"zero-ablation (32 images)": paper_iv, "mean-ablation (16 images)": paper_iv_mean}, axis=1).round(2)
 
 # %%
@@ -293,9 +292,9 @@ print(f"layer with the largest mean increase: {top_layer} ({per_layer.loc[top_la
 # ## What kind of head is it?
 #
 # The masks say, for every pixel, whether it is chirp, the rest of the spectrogram ("plot"),
-# text, colour bar, axes or background. For each head, `vn.attention_profile` measures the
+# text, colour bar, axes or background. For each head, `vn.profile.attention_profile` measures the
 # share of its CLS attention that lands in each region (mean over the same images), and
-# `vn.head_types` divides it by the region's share of the pixels: the **enrichment**, 1 for a
+# `vn.profile.head_types` divides it by the region's share of the pixels: the **enrichment**, 1 for a
 # head that spreads its attention uniformly, whatever the region's size. A region counts for
 # a head when its enrichment is at least 2 (the head gives it twice its area share). A head
 # is then a *chirp* head, a *text*, *colorbar*, *axes* or *plot* detector when exactly one
@@ -303,18 +302,18 @@ print(f"layer with the largest mean increase: {top_layer} ({per_layer.loc[top_la
 # threshold is a choice: the table after this one shows how the counts move with it.
 
 # %%
-profile = vn.attention_profile(spectro, x, masks, full=False)
-types = vn.head_types(profile, threshold=2.0)
+profile = vn.profile.attention_profile(spectro, x, masks, full=False)
+types = vn.profile.head_types(profile, threshold=2.0)
 print("area shares:", ", ".join(f"{r} {a:.3f}" for r, a in profile.attrs["area"].items()))
 pd.crosstab(types["layer"], types["type"]).T
 
 # %%
-pd.DataFrame({t: vn.head_types(profile, threshold=t)["type"].value_counts() for t in (1.5, 2.0, 3.0)}).fillna(0).astype(int)
+pd.DataFrame({t: vn.profile.head_types(profile, threshold=t)["type"].value_counts() for t in (1.5, 2.0, 3.0)}).fillna(0).astype(int)
 
 # %%
 counts = types["type"].value_counts()
 chirp_layers = sorted(types.loc[types["type"] == "chirp", "layer"].unique().tolist())
-loose = vn.head_types(profile, threshold=1.5)
+loose = vn.profile.head_types(profile, threshold=1.5)
 vn.check(counts.get("diffuse", 0) > len(types) / 2, "most heads are diffuse")
 loose_layers = sorted(loose.loc[loose["type"] == "chirp", "layer"].unique().tolist())
 bar_layers = sorted(types.loc[types["type"] == "colorbar", "layer"].tolist())
@@ -380,14 +379,14 @@ Markdown(vn.claim(chirp_high.all(), "Here the type does predict the impact: ever
 # how much its layer matters. Within one layer the second cancels. For every layer we take the head
 # whose CLS attention is most enriched on the chirp and compare its ablation effect with the mean of
 # the other eleven heads of the same layer: a difference in percentage points with its 95 % interval
-# over the 32 images (`vn.head_intervals`, weights +1 on the head and -1/11 on each other head).
+# over the 32 images (`vn.evaluate.head_intervals`, weights +1 on the head and -1/11 on each other head).
 
 # %%
 chirpiest = types.loc[types.groupby("layer")["enrich_chirp"].idxmax(), ["layer", "head", "enrich_chirp", "type"]]
 chirpiest = chirpiest.set_index("layer")  # one row per layer: its head most enriched on the chirp
 within = {f"layer {la}": {(la, h): (1.0 if h == hd else -1.0 / (H - 1)) for h in range(H)}
           for la, hd in chirpiest["head"].items()}
-within_iv = vn.head_intervals(sweep, within)
+within_iv = vn.evaluate.head_intervals(sweep, within)
 effect = sweep.set_index(["layer", "head"])["increase (%)"]
 chirpiest["effect (%)"] = [effect[(la, hd)] for la, hd in chirpiest["head"].items()]
 chirpiest["minus layer's others (%)"] = within_iv["value"].to_numpy()
@@ -431,11 +430,11 @@ print(within_said)
 x_atp, y_atp = torch.cat([x, x_more]), torch.cat([y, y_more])  # 256 spectrograms, the sweep's 32 first
 atp = vn.attribution_sweep(spectro, x_atp, y_atp)  # one forward and one backward per image
 atp["increase (%)"] = 100 * atp["rel_increase"]
-atp_same = vn.sweep_subset(atp, range(N_SPECTRO))  # the estimate on the sweep's own 32 images
+atp_same = vn.evaluate.sweep_subset(atp, range(N_SPECTRO))  # the estimate on the sweep's own 32 images
 L = spectro.geometry.layers
 ZERO, REST = f"layer 0 ({H} heads)", f"layers 1-{L - 1} ({(L - 1) * H} heads)"
 groups = {f"all {L * H} heads": None, ZERO: [0], REST: list(range(1, L))}
-atp_check = pd.concat({g: vn.sweep_agreement_intervals({"patching vs ablation": (sweep, atp_same)}, same_images=True,
+atp_check = pd.concat({g: vn.evaluate.sweep_agreement_intervals({"patching vs ablation": (sweep, atp_same)}, same_images=True,
                                                        layers=ls).droplevel("pair") for g, ls in groups.items()})
 atp_check.round(2)
 
@@ -461,7 +460,7 @@ print(atp_said)
 # colour scale of the sweep's heatmap.
 
 # %%
-atp_iv = vn.head_intervals(atp, one_head)  # percent, 95 % intervals over the 256 images
+atp_iv = vn.evaluate.head_intervals(atp, one_head)  # percent, 95 % intervals over the 256 images
 atp["low (%)"], atp["high (%)"] = atp_iv["low"].to_numpy(), atp_iv["high"].to_numpy()
 
 
@@ -476,7 +475,7 @@ def resolved(df):
 
 more = pd.DataFrame.from_dict({f"ablation, {N_SPECTRO} images": resolved(sweep),
                                f"attribution patching, {len(x_atp)} images": resolved(atp)}, orient="index")
-vn.head_heatmap(atp[atp["layer"] > 0], "increase (%)", low="low (%)", high="high (%)", fmt=".1f", symlog=FLOOR,
+vn.show.head_heatmap(atp[atp["layer"] > 0], "increase (%)", low="low (%)", high="high (%)", fmt=".1f", symlog=FLOOR,
                 limit=LIMIT, label=f"estimated MSE increase (%; linear within ±{FLOOR:.2f})", size=(6.4, 4.3))
 
 # %%
@@ -493,14 +492,14 @@ more.round(2)
 # layer. What do they give on all 256?
 
 # %%
-atp_new = vn.sweep_subset(atp, range(N_SPECTRO, len(x_atp)))  # the 224 images the sweep did not see
-new_iv = vn.head_intervals(atp_new, one_head)
+atp_new = vn.evaluate.sweep_subset(atp, range(N_SPECTRO, len(x_atp)))  # the 224 images the sweep did not see
+new_iv = vn.evaluate.head_intervals(atp_new, one_head)
 outside = (sweep["layer"] > 0).to_numpy()
 was_up, was_down = outside & up.to_numpy(), outside & down.to_numpy()
 held = int((was_up & (new_iv["low"] > 0).to_numpy()).sum() + (was_down & (new_iv["high"] < 0).to_numpy()).sum())
 C0 = "0-based: layer 6 minus early"
-c0_atp = vn.head_intervals(atp, {C0: contrasts[C0]}).loc[C0]  # percentage points, 256 images
-within_atp = vn.head_intervals(atp, {k: w for k, w in within.items() if k != "layer 0"})
+c0_atp = vn.evaluate.head_intervals(atp, {C0: contrasts[C0]}).loc[C0]  # percentage points, 256 images
+within_atp = vn.evaluate.head_intervals(atp, {k: w for k, w in within.items() if k != "layer 0"})
 above_atp = [int(k.split()[1]) for k in within_atp.index[within_atp["low"] > 0]]
 above_rest = [la for la in above if la > 0]
 
@@ -549,7 +548,7 @@ print(f"{sweep_f.attrs['n']} images, loss {sweep_f.attrs['loss']}, intact cross-
 
 # %%
 both = pd.concat([sweep.assign(model=f"{RECIPE} (MSE)"), sweep_f.assign(model=f"{fmnist.name} (CE)")])
-fig = vn.metric_by_layer(both, "increase (%)", hue="model",
+fig = vn.show.metric_by_layer(both, "increase (%)", hue="model",
                          ylabel=f"loss increase when zeroed\n(%; symlog, linear within ±{FLOOR:.2f})")
 ax = fig.axes[0]
 ax.set_yscale("symlog", linthresh=FLOOR)  # layer 0 is 100x the rest; within the floor the scale is linear
@@ -572,11 +571,11 @@ layers.round(2)
 
 # %%
 PAIR_O = f"{fmnist.name} vs {RECIPE}"
-origin = pd.concat({by: vn.sweep_agreement_intervals({PAIR_O: (sweep_f, sweep)}, by=by).xs("spearman", level="statistic")
+origin = pd.concat({by: vn.evaluate.sweep_agreement_intervals({PAIR_O: (sweep_f, sweep)}, by=by).xs("spearman", level="statistic")
                     for by in ("head", "layer")}, names=["by"])
 first = {f"layer 0 minus layers 1-{L - 1}": {**{(0, h): 1 / H for h in range(H)},
                                               **{(la, h): -1 / ((L - 1) * H) for la in range(1, L) for h in range(H)}}}
-first_layer = pd.concat({RECIPE: vn.head_intervals(sweep, first), fmnist.name: vn.head_intervals(sweep_f, first)})
+first_layer = pd.concat({RECIPE: vn.evaluate.head_intervals(sweep, first), fmnist.name: vn.evaluate.head_intervals(sweep_f, first)})
 f_top = int(profile_f["mean"].idxmax())
 f_early, f_late = profile_f.loc[0:2, "mean"].mean(), profile_f.loc[6:11, "mean"].mean()
 print(f"{fmnist.name}: layers 0-2 {f_early:.2f} %, layers 6-11 {f_late:.2f} %, largest layer {f_top}")
@@ -667,14 +666,14 @@ Markdown(f"""
 # ## Exercises
 #
 # 1. Ablate the three most important heads of `spectro-vit` together with `vn.ablate` and
-#    `vn.evaluate_loss`. Is the increase the sum of the three single-head increases?
+#    `vn.interventions.evaluate_loss`. Is the increase the sum of the three single-head increases?
 #
 # ````{admonition} Solution
 # :class: dropdown
 # ```python
 # top3 = sweep.nlargest(3, "rel_increase")
 # with vn.ablate(spectro, [(int(la), int(h)) for la, h in zip(top3["layer"], top3["head"])]):
-#     together = vn.evaluate_loss(spectro, x, y) / sweep.attrs["baseline"] - 1
+#     together = vn.interventions.evaluate_loss(spectro, x, y) / sweep.attrs["baseline"] - 1
 # print(f"together {100 * together:.1f} %, sum of the three alone {100 * top3['rel_increase'].sum():.1f} %")
 # ```
 # Not in general: the heads feed the same residual stream and the loss is not linear in it. Heads
@@ -683,14 +682,14 @@ Markdown(f"""
 # ````
 #
 # 2. How does the noise floor depend on the number of images? Split the 32 spectrograms into four
-#    sets of 8 with `vn.sweep_subset` and compare two of them with `vn.sweep_agreement`, as the
+#    sets of 8 with `vn.evaluate.sweep_subset` and compare two of them with `vn.evaluate.sweep_agreement`, as the
 #    chapter did for two sets of 16.
 #
 # ````{admonition} Solution
 # :class: dropdown
 # ```python
-# eighths = [vn.sweep_subset(sweep, range(i, i + 8)) for i in (0, 8)]
-# small = vn.sweep_agreement(*eighths)
+# eighths = [vn.evaluate.sweep_subset(sweep, range(i, i + 8)) for i in (0, 8)]
+# small = vn.evaluate.sweep_agreement(*eighths)
 # print(f"8 vs 8: Spearman {small['spearman']:.2f}, median |difference| {100 * small['median_abs_diff']:.2f} points; "
 #       f"16 vs 16: {noise['spearman']:.2f}, {noise['median_abs_diff']:.2f}")
 # ```
@@ -707,7 +706,7 @@ Markdown(f"""
 # :class: dropdown
 # ```python
 # helps = sweep[sweep["rel_increase"] < 0]
-# iv = vn.head_intervals(sweep, {f"layer {la}, head {h}": {(la, h): 1.0} for la, h in zip(helps["layer"], helps["head"])})
+# iv = vn.evaluate.head_intervals(sweep, {f"layer {la}, head {h}": {(la, h): 1.0} for la, h in zip(helps["layer"], helps["head"])})
 # print(f"{int((iv['high'] < 0).sum())} of {len(iv)} heads that lower the MSE do so with an interval below 0:",
 #       list(iv.index[iv["high"] < 0]))
 # ```

@@ -59,7 +59,6 @@ import torch
 from IPython.display import Markdown
 
 import vitnotes as vn
-from vitnotes import train
 
 vn.setup(seed=0)
 _ = torch.set_grad_enabled(False)  # the methods switch gradients on where they need them
@@ -73,13 +72,13 @@ _ = torch.set_grad_enabled(False)  # the methods switch gradients on where they 
 vit = vn.load(vn.pick("fmnist-vit-p4", hub="google/vit-base-patch32-224"))
 resnet = vn.load(vn.pick("fmnist-resnet", hub="microsoft/resnet-50"))
 RECIPE = vn.pick("spectro-vit", hub="spectro-vit-b16")
-spectro = train.trained(RECIPE)
+spectro = vn.train.trained(RECIPE)
 vit, resnet, spectro
 
 # %% [markdown]
 # ## The methods
 #
-# Every method is one file in `vitnotes/methods/` and takes one signature; `vn.method_table` lists
+# Every method is one file in `vitnotes/methods/` and takes one signature; `vn.evaluate.method_table` lists
 # the registry. Attention-based maps ({term}`attention rollout` and attention flow
 # {cite:p}`abnar2020rollout`, the last layer's CLS attention, value-weighted attention
 # {cite:p}`kobayashi2020norm`) never look at the class; the gradient-based ones
@@ -93,7 +92,7 @@ vit, resnet, spectro
 # patch.
 
 # %%
-vn.method_table()
+vn.evaluate.method_table()
 
 # %% [markdown]
 # The sample sizes are set by the time the book may take (every chapter re-executes on two CPU
@@ -117,8 +116,8 @@ OPTIONS = {"integrated gradients": {"n_steps": 8}}
 images, labels, objects = vn.data.examples()
 imgs, y, obj = images[:N_F], labels[:N_F], objects[:N_F]  # raw [N, 28, 28] uint8, labels, garment pixels
 x = vit.preprocess(imgs)  # [N, 1, 28, 28]
-maps, cost = vn.every_map(vit, x, options=OPTIONS)  # every registered ViT method: {name: [N, 7, 7]}
-maps["brightness"] = vn.brightness_maps(imgs)  # the control: each pixel's brightness, [N, 28, 28]
+maps, cost = vn.evaluate.every_map(vit, x, options=OPTIONS)  # every registered ViT method: {name: [N, 7, 7]}
+maps["brightness"] = vn.evaluate.brightness_maps(imgs)  # the control: each pixel's brightness, [N, 28, 28]
 print(f"{N_F} images, {len(maps)} maps each: {', '.join(maps)}")
 
 # %% [markdown]
@@ -129,7 +128,7 @@ print(f"{N_F} images, {len(maps)} maps each: {', '.join(maps)}")
 
 # %%
 SHOW = 6
-vn.shared_maps(imgs[:SHOW], {k: v[:SHOW] for k, v in maps.items()}, outline=obj[:SHOW],
+vn.show.shared_maps(imgs[:SHOW], {k: v[:SHOW] for k, v in maps.items()}, outline=obj[:SHOW],
                titles=[vit.labels[c] for c in y[:SHOW]])
 
 # %% [markdown]
@@ -155,7 +154,7 @@ table = vn.evaluation_table(maps, vit, imgs, baselines=("black", "mean", "blur")
                             progress=vn.show_progress(), per_image=True)
 FAITH = [(m, b) for b in ("black", "mean", "blur") for m in ("deletion_auc", "insertion_auc", "srg")]
 FAITH += [("deletion_auc", "black, object"), ("srg", "black, object")]
-vn.interval_table(table, FAITH, digits=2)
+vn.evaluate.interval_table(table, FAITH, digits=2)
 
 # %% tags=["nbval-ignore-output"]
 per_image_s = table.attrs["total_seconds"] / N_F  # a time: it differs from machine to machine
@@ -167,7 +166,7 @@ print(f"the perturbation curves took {per_image_s:.1f} s per image here, {N_F * 
 # putting them back first):
 
 # %%
-vn.curve_plot(table.attrs["curves"], "black", ylabel="p(predicted class)")
+vn.show.curve_plot(table.attrs["curves"], "black", ylabel="p(predicted class)")
 
 # %% [markdown]
 # Every method's interval on four of the columns; the grey band is the random map's interval, the
@@ -175,7 +174,7 @@ vn.curve_plot(table.attrs["curves"], "black", ylabel="p(predicted class)")
 # decided by the paired test below, not by whether its bar clears the band.
 
 # %%
-vn.interval_plot(table, [("deletion_auc", "black"), ("deletion_auc", "black, object"), ("srg", "mean"),
+vn.show.interval_plot(table, [("deletion_auc", "black"), ("deletion_auc", "black, object"), ("srg", "mean"),
                          ("srg", "blur")])
 
 # %% [markdown]
@@ -191,7 +190,7 @@ vn.interval_plot(table, [("deletion_auc", "black"), ("deletion_auc", "black, obj
 # the table together by Holm's method {cite:p}`holm1979`. The rule, stated once:
 
 # %%
-print(vn.PAIRED_RULE)
+print(vn.evaluate.PAIRED_RULE)
 
 # %% [markdown]
 # The table holds every map against the random map and against brightness, and each column's
@@ -200,7 +199,7 @@ print(vn.PAIRED_RULE)
 # gets a table and a correction of its own.) Each map against the random map, column by column:
 
 # %%
-by_mean = vn.leaders(table, family="faithfulness")  # who leads each column, by its mean
+by_mean = vn.evaluate.leaders(table, family="faithfulness")  # who leads each column, by its mean
 paired = vn.paired_verdicts(table, against=("random", "brightness"),
                             pairs=list(zip(by_mean["best"], by_mean["runner-up"])))
 pv = paired.set_index(["method", "other", "metric", "baseline"])["verdict"]
@@ -216,7 +215,7 @@ CONTROLS = ("random", "brightness", "uniform")
 methods_only = [m for m in maps if m not in CONTROLS]
 print(f"{len(paired)} paired comparisons on {N_F} images, Holm-corrected together; "
       f"{(paired['verdict'] != 'cannot tell').sum()} of them decided")
-pd.DataFrame({vn.column_label(*c): [said(m, "random", c) for m in [*methods_only, "brightness"]] for c in FAITH},
+pd.DataFrame({vn.evaluate.column_label(*c): [said(m, "random", c) for m in [*methods_only, "brightness"]] for c in FAITH},
              index=pd.Index([*methods_only, "brightness"], name="against random"))
 
 # %% [markdown]
@@ -231,8 +230,8 @@ one_col[["n", "difference", "low", "high", "d_z", "wins", "p_adjusted", "verdict
 # %%
 beats = {c: [m for m in methods_only if said(m, "random", c) == "better"] for c in FAITH}
 bright = {c: said("brightness", "random", c) for c in FAITH}
-lead = vn.leaders(table, family="faithfulness", paired=paired)  # the controls compete too
-lead.loc[[vn.column_label(*c) for c in FAITH]].round(2)
+lead = vn.evaluate.leaders(table, family="faithfulness", paired=paired)  # the controls compete too
+lead.loc[[vn.evaluate.column_label(*c) for c in FAITH]].round(2)
 
 # %%
 confound = bright[("deletion_auc", "black")] == "better" and bright[("deletion_auc", "mean")] != "better"
@@ -240,12 +239,12 @@ bright_top_black = lead.loc["deletion_auc [black]", "best"] == "brightness" or \
     lead.loc["deletion_auc [black]", "runner-up"] == "brightness"
 every_column = [m for m in methods_only if all(m in beats[c] for c in FAITH)]
 no_column = [m for m in methods_only if not any(m in beats[c] for c in FAITH)]
-leaders_differ = lead.loc[[vn.column_label(*c) for c in FAITH], "best"].nunique()
-print("leader better than the runner-up (paired):", int(lead.loc[[vn.column_label(*c) for c in FAITH], "clear"].sum()),
+leaders_differ = lead.loc[[vn.evaluate.column_label(*c) for c in FAITH], "best"].nunique()
+print("leader better than the runner-up (paired):", int(lead.loc[[vn.evaluate.column_label(*c) for c in FAITH], "clear"].sum()),
       f"of {len(FAITH)} columns")
 print("beats random on deletion [black]:", ", ".join(beats[("deletion_auc", "black")]) or "none")
 print("beats random on deletion inside the garment:", ", ".join(beats[("deletion_auc", "black, object")]) or "none")
-print("brightness against random, column by column:", {vn.column_label(*c): w for c, w in bright.items()})
+print("brightness against random, column by column:", {vn.evaluate.column_label(*c): w for c, w in bright.items()})
 print(f"{leaders_differ} different maps lead the {len(FAITH)} columns")
 
 # %%
@@ -270,7 +269,7 @@ Markdown(" ".join([
 # %% [markdown]
 # ## Where two metrics disagree
 #
-# If the metrics measured one thing, they would rank the methods alike. `vn.metric_disagreements`
+# If the metrics measured one thing, they would rank the methods alike. `vn.evaluate.metric_disagreements`
 # gives the Spearman correlation over the methods (controls left out) between every two columns,
 # each oriented so that higher is better, and lists every pair of methods that two columns order
 # in opposite ways *with a paired verdict in both*: contradictions, not noise. The paired verdicts
@@ -279,8 +278,8 @@ Markdown(" ".join([
 # %%
 allpairs = vn.paired_verdicts(table[~table["method"].isin(CONTROLS)], against=(), pairs="all")
 print(f"{len(allpairs)} paired comparisons between methods, {(allpairs['verdict'] != 'cannot tell').sum()} decided")
-agree, contradictions = vn.metric_disagreements(table, paired=allpairs)
-labels9 = [vn.column_label(*c) for c in FAITH]
+agree, contradictions = vn.evaluate.metric_disagreements(table, paired=allpairs)
+labels9 = [vn.evaluate.column_label(*c) for c in FAITH]
 agree.loc[labels9, labels9].round(2)
 
 # %%
@@ -293,7 +292,7 @@ pair = pair[[a < b for a, b in pair.index]]
 worst = pair.idxmin()  # the two columns that rank the methods least alike
 print(f"least alike: {worst[0]} and {worst[1]} (Spearman over methods {pair.min():.2f})")
 split = lambda label: (label.split(" [")[0], label.split(" [")[1].rstrip("]"))  # noqa: E731
-vn.metric_scatter(table, split(worst[0]), split(worst[1]))
+vn.show.metric_scatter(table, split(worst[0]), split(worst[1]))
 
 # %% [markdown]
 # In the scatter, two metrics that agree would put the methods along the rising diagonal (both
@@ -306,7 +305,7 @@ vn.metric_scatter(table, split(worst[0]), split(worst[1]))
 # %% [markdown]
 # ## Sanity: randomise the model
 #
-# `vn.randomisation_check` redraws every weight of the ViT (blocks, classifier and embeddings) and
+# `vn.evaluate.randomisation_check` redraws every weight of the ViT (blocks, classifier and embeddings) and
 # computes each method's map again, for the class the trained model predicted. As
 # {cite:t}`adebayo2018sanity` do, it compares the trained and the randomised map of each image by
 # the *absolute* Spearman rank correlation over the cells (a ranking that survives turned upside
@@ -324,18 +323,18 @@ vn.metric_scatter(table, split(worst[0]), split(worst[1]))
 
 # %%
 cells = int(np.prod(maps["rollout"].shape[-2:]))
-print(vn.SANITY_RULE)
-print(f"Two independent maps of {cells} cells reach a mean |Spearman| of about {vn.chance_abs_spearman(cells):.2f}.")
+print(vn.evaluate.SANITY_RULE)
+print(f"Two independent maps of {cells} cells reach a mean |Spearman| of about {vn.evaluate.chance_abs_spearman(cells):.2f}.")
 
 # %% [markdown]
 # The random map and brightness do not depend on the model at all, so they fail by construction.
 
 # %%
-sanity, randomised = vn.randomisation_check(vit, x[:N_SANITY], {k: v[:N_SANITY] for k, v in maps.items()},
+sanity, randomised = vn.evaluate.randomisation_check(vit, x[:N_SANITY], {k: v[:N_SANITY] for k, v in maps.items()},
                                             options=OPTIONS)
 sanity_words = vn.scorecard(sanity)["sanity"]
 SANITY = [("randomisation_abs_spearman", ""), ("randomisation_ssim", ""), ("randomisation_spearman", "")]
-vn.interval_table(sanity, SANITY, digits=2).assign(verdict=sanity_words)
+vn.evaluate.interval_table(sanity, SANITY, digits=2).assign(verdict=sanity_words)
 
 # %%
 t = sanity.set_index(["method", "metric"])["value"]
@@ -356,7 +355,7 @@ print(f"passes: {', '.join(passes) or 'none'} | cannot tell: {', '.join(unclear)
 
 # %%
 pick3, shown = ["rollout", "gradient rollout", "cp-lrp"], min(SHOW, N_SANITY)
-vn.shared_maps(imgs[:shown], {f"{m}{s}": (maps if s == "" else randomised)[m][:shown] for m in pick3
+vn.show.shared_maps(imgs[:shown], {f"{m}{s}": (maps if s == "" else randomised)[m][:shown] for m in pick3
                               for s in ("", ", random model")}, outline=obj[:shown])
 
 # %% [markdown]
@@ -377,15 +376,15 @@ xs = spectro.preprocess(list(simgs))
 r2 = vn.card(spectro.name)["metrics"]["r2"]
 TARGET = int(np.argmax([r2[k] for k in vn.data.TARGET_NAMES]))
 S_OPTIONS = {**OPTIONS, "occlusion": {"patch": 2 * spectro.geometry.patch_size}}
-smaps, scost = vn.every_map(spectro, xs, TARGET, options=S_OPTIONS)  # 197 tokens: attention flow is left out
-smaps["brightness"] = vn.brightness_maps(simgs)
+smaps, scost = vn.evaluate.every_map(spectro, xs, TARGET, options=S_OPTIONS)  # 197 tokens: attention flow is left out
+smaps["brightness"] = vn.evaluate.brightness_maps(simgs)
 smaps["uniform"] = torch.ones_like(smaps["random"])
-chirp = vn.region_stack(masks)["chirp"]
+chirp = vn.evaluate.region_stack(masks)["chirp"]
 print(f"explaining output {TARGET} ({vn.data.TARGET_NAMES[TARGET]}, R^2 {r2[vn.data.TARGET_NAMES[TARGET]]:.2f}); "
       f"{N_S} spectrograms; left out: {', '.join(scost.attrs['skipped']) or 'none'}")
 
 # %%
-vn.shared_maps(simgs[:SHOW], {k: v[:SHOW] for k, v in smaps.items() if k != "uniform"}, outline=chirp[:SHOW])
+vn.show.shared_maps(simgs[:SHOW], {k: v[:SHOW] for k, v in smaps.items() if k != "uniform"}, outline=chirp[:SHOW])
 
 # %% [markdown]
 # The cyan line outlines the chirp. `vn.evaluation_table` with the masks gives, per method, the
@@ -396,10 +395,10 @@ vn.shared_maps(simgs[:SHOW], {k: v[:SHOW] for k, v in smaps.items() if k != "uni
 gt = vn.evaluation_table(smaps, masks=masks, per_image=True)
 GT = [(m, "") for m in ("mass_chirp", "area_chirp", "ratio", "pointing", "pointing_chance", "mass_text",
                         "mass_colorbar", "mass_axes")]
-vn.interval_table(gt, GT, digits=2)
+vn.evaluate.interval_table(gt, GT, digits=2)
 
 # %%
-vn.interval_plot(gt, [("mass_chirp", ""), ("pointing", ""), ("mass_text", ""), ("mass_colorbar", ""),
+vn.show.interval_plot(gt, [("mass_chirp", ""), ("pointing", ""), ("mass_text", ""), ("mass_colorbar", ""),
                       ("mass_axes", "")], reference="uniform")
 
 # %%
@@ -429,11 +428,11 @@ print(f"more mass on the colour bar than uniform: {', '.join(bar_lit) or 'none'}
 # chirp and keeps the colours) and the score minus the squared change of the explained output:
 
 # %%
-vn.interval_table(sfaith, [("deletion_auc", "blur"), ("insertion_auc", "blur"), ("srg", "blur")], digits=2)
+vn.evaluate.interval_table(sfaith, [("deletion_auc", "blur"), ("insertion_auc", "blur"), ("srg", "blur")], digits=2)
 
 # %%
 both = pd.concat([gt, sfaith]).assign(family="spectrograms")
-sagree, scontra = vn.metric_disagreements(both, family="spectrograms", paired=spaired.assign(family="spectrograms"))
+sagree, scontra = vn.evaluate.metric_disagreements(both, family="spectrograms", paired=spaired.assign(family="spectrograms"))
 gt_vs_srg = sagree.loc["mass_chirp", "srg [blur]"]
 sbeats = [m for m in smethods if sv(m, "random", "srg", "blur") == "better"]
 print(f"Spearman over methods between mass on the chirp and SRG [blur]: {gt_vs_srg:.2f}; "
@@ -462,19 +461,19 @@ Markdown(" ".join([
 #
 # Four of the methods explain a CNN: Grad-CAM (on the last stage), integrated gradients,
 # occlusion (8x8-pixel squares of its 56-pixel input) and the random map (on the same squares).
-# The same images, baselines and metrics. (`vn.randomized` redraws ViT blocks; the ResNet has no
+# The same images, baselines and metrics. (`vn.interventions.randomized` redraws ViT blocks; the ResNet has no
 # randomisation check here.)
 
 # %%
 R_OPTIONS = {**OPTIONS, "occlusion": {"patch": vn.pick(8, hub=32)}, "random": {"patch": vn.pick(8, hub=32)}}
-cmaps, rcost = vn.every_map(resnet, resnet.preprocess(imgs), options=R_OPTIONS)
-cmaps = {k: vn.resize_maps(v, imgs.shape[1:3], model=resnet) for k, v in cmaps.items()}  # where the CNN looked
+cmaps, rcost = vn.evaluate.every_map(resnet, resnet.preprocess(imgs), options=R_OPTIONS)
+cmaps = {k: vn.evaluate.resize_maps(v, imgs.shape[1:3], model=resnet) for k, v in cmaps.items()}  # where the CNN looked
 cmaps["brightness"] = maps["brightness"]
 rtable = vn.evaluation_table(cmaps, resnet, imgs, baselines=("black", "mean", "blur"), mean=MEAN, restrict=obj,
                              restrict_name="object", restrict_baselines=("black",), steps=STEPS,
                              progress=vn.show_progress(), per_image=True)
 rpaired = vn.paired_verdicts(rtable, against=("random", "brightness"))  # its own table, its own correction
-vn.interval_table(rtable, FAITH, digits=2)
+vn.evaluate.interval_table(rtable, FAITH, digits=2)
 
 # %% [markdown]
 # ## Everything in one table
@@ -488,8 +487,8 @@ vn.interval_table(rtable, FAITH, digits=2)
 everything = pd.concat([pd.concat([table, sanity]).assign(model=vit.name),
                         pd.concat([gt, sfaith]).assign(model=spectro.name), rtable.assign(model=resnet.name)])
 COLUMNS = FAITH + SANITY[:2] + GT
-one = vn.interval_table(everything, [c for c in COLUMNS if vn.column_label(*c) in
-                                     set(vn.column_label(m, b) for m, b in zip(everything.metric, everything.baseline))],
+one = vn.evaluate.interval_table(everything, [c for c in COLUMNS if vn.evaluate.column_label(*c) in
+                                     set(vn.evaluate.column_label(m, b) for m, b in zip(everything.metric, everything.baseline))],
                         index=("model", "method"), digits=2)
 forwards = pd.concat({vit.name: cost, spectro.name: scost, resnet.name: rcost}).droplevel(1).set_index("method",
                                                                                                      append=True)
@@ -529,7 +528,7 @@ pd.concat({vit.name: cost, spectro.name: scost, resnet.name: rcost}).droplevel(1
 # - **The last block's patch tokens never reach a CLS classifier.** A ViT classifier reads the CLS
 #   token after the last block and nothing else, so the gradient of the class score with respect to
 #   the patch tokens the last block *outputs* is exactly zero: Grad-CAM there is an empty map. Use
-#   the tokens *entering* the last block's attention (what `vn.gradcam` does), or a method that
+#   the tokens *entering* the last block's attention (what `vn.explain(..., "grad-cam")` does), or a method that
 #   follows the attention (gradient rollout, LeGrad).
 # - **Per-panel colour scales.** `imshow` stretches every map to its own minimum and maximum, so a
 #   map that is uniform to three decimals (a random block's CLS map, chapter 06) draws as
@@ -570,7 +569,7 @@ model's table: {n_decided} of the {len(paired)} comparisons on `{vit.name}` deci
   {vn.claim(len(contradictions) > 0, f"{len(contradictions)} pairs of columns order two methods oppositely, each with a paired verdict.", "no two columns order two methods oppositely with a paired verdict in both.")}
 - {vn.claim(every_column, f"Beating the random map on every column: {', '.join(every_column)}.", "No method beats the random map on every faithfulness column.")}
   {vn.claim(no_column, f"On none: {', '.join(no_column)}.", "Every method beats it on at least one column.")}
-- Sanity (|Spearman| and SSIM with the map on a random model, both intervals below {vn.SANITY_THRESHOLD:g} to pass): {vn.claim(passes, f"{', '.join(passes)} pass{'es' if len(passes) == 1 else ''}", "no method passes")};
+- Sanity (|Spearman| and SSIM with the map on a random model, both intervals below {vn.evaluate.SANITY_THRESHOLD:g} to pass): {vn.claim(passes, f"{', '.join(passes)} pass{'es' if len(passes) == 1 else ''}", "no method passes")};
   {vn.claim(fails, f"{', '.join(fails)} fail{'s' if len(fails) == 1 else ''}", "no method fails")};
   {vn.claim(unclear, f"for {', '.join(unclear)} these images cannot tell", "every method is decided")}.
   {vn.claim(inverted, f"{', '.join(inverted).capitalize()} keep{'s' if len(inverted) == 1 else ''} {'its' if len(inverted) == 1 else 'their'} ranking turned upside down (a Spearman whose whole interval lies below 0): structure that survives randomisation, not its absence.", "No map's ranking survives randomisation inverted (no Spearman interval lies wholly below 0).")}
@@ -613,8 +612,8 @@ model's table: {n_decided} of the {len(paired)} comparisons on `{vit.name}` deci
 #
 # ```python
 # imgs2, obj2 = images[: 2 * N_F], objects[: 2 * N_F]
-# maps2, _ = vn.every_map(vit, vit.preprocess(imgs2), options=OPTIONS)
-# maps2["brightness"] = vn.brightness_maps(imgs2)
+# maps2, _ = vn.evaluate.every_map(vit, vit.preprocess(imgs2), options=OPTIONS)
+# maps2["brightness"] = vn.evaluate.brightness_maps(imgs2)
 # table2 = vn.evaluation_table(
 #     maps2, vit, imgs2, baselines=("black", "mean", "blur"), mean=MEAN,
 #     restrict=obj2, restrict_name="object", restrict_baselines=("black",),
@@ -657,13 +656,13 @@ model's table: {n_decided} of the {len(paired)} comparisons on `{vit.name}` deci
 #     "mean, 2 px": vn.explain(spectro, xs, "occlusion", TARGET, patch=2),
 # }
 # vgt = vn.evaluation_table(variants, masks=masks)
-# vn.interval_table(vgt, [("mass_colorbar", ""), ("mass_text", ""),
+# vn.evaluate.interval_table(vgt, [("mass_colorbar", ""), ("mass_text", ""),
 #                         ("mass_chirp", "")])
 # ```
 # ````
 #
 # 3. Randomise only the classifier head
-#    (`vn.randomisation_check(..., from_layer=12, embeddings=False)`). Which maps cannot change,
+#    (`vn.evaluate.randomisation_check(..., from_layer=12, embeddings=False)`). Which maps cannot change,
 #    whatever they explain, and why?
 #
 # ````{admonition} Solution
@@ -678,7 +677,7 @@ model's table: {n_decided} of the {len(paired)} comparisons on `{vit.name}` deci
 # check's default also redraws the patch and position embeddings, and then every map changes.)
 #
 # ```python
-# head_only, _ = vn.randomisation_check(
+# head_only, _ = vn.evaluate.randomisation_check(
 #     vit, x[:N_SANITY], {k: v[:N_SANITY] for k, v in maps.items()},
 #     options=OPTIONS, from_layer=12, embeddings=False)
 # rho = head_only.set_index(["method", "metric"])["value"]

@@ -56,22 +56,21 @@ import pandas as pd
 import torch
 
 import vitnotes as vn
-from vitnotes import train
 
 vn.setup(seed=0)
 _ = torch.set_grad_enabled(False)  # we only read the models here
 
 # %% [markdown]
 # The models: the starting point of the fine-tuning run ("before", rebuilt by
-# `train.starting_point`, as in chapter 07), every fine-tuned `spectro-vit` the zoo holds
+# `vn.train.starting_point`, as in chapter 07), every fine-tuned `spectro-vit` the zoo holds
 # ("after": the zoo model and any further fine-tuning seeds `spectro-vit-s1`, `spectro-vit-s2`, ...),
 # and the Fashion-MNIST classifier for the lab's claim about layers.
 
 # %%
 RECIPE = vn.pick("spectro-vit", hub="spectro-vit-b16")
 SEEDS = vn.pick([n for n in vn.zoo_names() if n == RECIPE or n.startswith(f"{RECIPE}-s")], hub=[RECIPE])
-before = train.starting_point(recipe=RECIPE)
-afters = [train.trained(n) if n == RECIPE else vn.load(n) for n in SEEDS]
+before = vn.train.starting_point(recipe=RECIPE)
+afters = [vn.train.trained(n) if n == RECIPE else vn.load(n) for n in SEEDS]
 classifier = vn.load(vn.pick("fmnist-vit-p4", hub="google/vit-base-patch16-224"))
 print(f"fine-tuned models: {', '.join(SEEDS)} ({len(SEEDS)} seed{'s' if len(SEEDS) > 1 else ''}); "
       f"classifier: {classifier.name}")
@@ -81,11 +80,11 @@ for name in [*SEEDS, classifier.name]:
 # %% [markdown]
 # ## Measuring, per image
 #
-# `vn.image_profile` runs one forward pass with full attention and keeps, for every image, layer
+# `vn.evaluate.image_profile` runs one forward pass with full attention and keeps, for every image, layer
 # and head, the CLS entropy, the top-10 share, the {term}`mean attention distance` and the CLS mass
 # in each ground-truth region of the spectrogram, plus the {term}`attention rollout`'s entropy and
 # the model's outputs: the definitions of chapters 07 and 08, kept per image so that every claim's
-# number can be resampled. `vn.stack_profiles` lines the models up as `[model, image, ...]`.
+# number can be resampled. `vn.evaluate.stack_profiles` lines the models up as `[model, image, ...]`.
 
 # %% [markdown]
 # ```{admonition} Predict before you run
@@ -97,27 +96,27 @@ for name in [*SEEDS, classifier.name]:
 
 # %%
 N = vn.pick(256, hub=16)  # test spectrograms for the attention claims
-x, y = train.spectro_split("test", N, RECIPE)  # pixel_values [N, 3, H, W], z-scored targets [N, 3]
+x, y = vn.train.spectro_split("test", N, RECIPE)  # pixel_values [N, 3, H, W], z-scored targets [N, 3]
 masks = np.stack(vn.data.spectrograms(N, seed=3, size=afters[0].geometry.image_size)["mask"])  # [N, H, W]
 values = {
-    **vn.stack_profiles("before", [vn.image_profile(before, x, masks)]),
-    **vn.stack_profiles("after", [vn.image_profile(m, x, masks) for m in afters], targets=y),
+    **vn.evaluate.stack_profiles("before", [vn.evaluate.image_profile(before, x, masks)]),
+    **vn.evaluate.stack_profiles("after", [vn.evaluate.image_profile(m, x, masks) for m in afters], targets=y),
 }
 print(f"{N} test spectrograms, {len(afters)} fine-tuned model(s):",
       {k: v.shape for k, v in values.items() if k.endswith(("/entropy_norm", "/rollout_entropy", "/mse"))})
 
 # %% [markdown]
-# The ablation claims need each head's loss per image: `vn.head_losses` runs chapter 08's
+# The ablation claims need each head's loss per image: `vn.evaluate.head_losses` runs chapter 08's
 # `vn.sweep` one image at a time, for the heads of the layers the paper names (its layers 1-3 and
 # 6, read 1-based and 0-based). That is the page's most expensive step, so it uses fewer images.
 
 # %%
 N_ABL = vn.pick(24, hub=2)
-heads = [(layer, h) for layer in vn.ABLATED_LAYERS for h in range(afters[0].geometry.heads)]
-losses = [vn.head_losses(m, x[:N_ABL], y[:N_ABL], heads) for m in afters]  # ([image, head], [image]) per model
-values["ablation/loss"] = np.stack([lo.reshape(N_ABL, len(vn.ABLATED_LAYERS), -1) for lo, _ in losses])
+heads = [(layer, h) for layer in vn.evaluate.ABLATED_LAYERS for h in range(afters[0].geometry.heads)]
+losses = [vn.evaluate.head_losses(m, x[:N_ABL], y[:N_ABL], heads) for m in afters]  # ([image, head], [image]) per model
+values["ablation/loss"] = np.stack([lo.reshape(N_ABL, len(vn.evaluate.ABLATED_LAYERS), -1) for lo, _ in losses])
 values["ablation/base"] = np.stack([base for _, base in losses])
-print(f"{N_ABL} spectrograms, {len(heads)} heads (layers {list(vn.ABLATED_LAYERS)}) zeroed one at a time")
+print(f"{N_ABL} spectrograms, {len(heads)} heads (layers {list(vn.evaluate.ABLATED_LAYERS)}) zeroed one at a time")
 
 # %% [markdown]
 # The lab's claim about layers is about a classifier looking at its own images: `fmnist-vit-p4` on
@@ -126,7 +125,7 @@ print(f"{N_ABL} spectrograms, {len(heads)} heads (layers {list(vn.ABLATED_LAYERS
 # %%
 N_LAB = vn.pick(256, hub=8)
 images, labels, _ = vn.data.examples()
-values.update(vn.stack_profiles("lab", [vn.image_profile(classifier, classifier.preprocess(images[:N_LAB]))]))
+values.update(vn.evaluate.stack_profiles("lab", [vn.evaluate.image_profile(classifier, classifier.preprocess(images[:N_LAB]))]))
 print(f"{N_LAB} test images for the lab's claims")
 
 # %% [markdown]
@@ -181,7 +180,6 @@ by_source = pd.crosstab(table["source"], table["verdict"])
 by_source
 
 # %% tags=["hide-input"]
-from vitnotes.evaluate.claims import EXCLUSIVE
 
 Markdown(f"""
 How to read the numbers. The seed's entropy numbers are converted to $H / \\log 196$ (its grid
@@ -190,9 +188,9 @@ has 196 patches, like ours). "vs seed's size" is the rule stated at the top; the
 below. The accuracy claim compares error ratios: the seed's classifier errs on 13.7 % of images against the baseline's 77.4 %; our
 regression model's test MSE is compared with the MSE of always predicting the mean target. The
 paper's chirp heads attend "exclusively" to the chirp: we count a head as doing so when more than
-{EXCLUSIVE:g} of its CLS attention mass (mean over images) lies on the chirp, and the claim's
+{vn.evaluate.EXCLUSIVE:g} of its CLS attention mass (mean over images) lies on the chirp, and the claim's
 number is the share of the layer 6-11 heads that do; the claim holds when most of them do (the
-share above {vn.SEED_CLAIMS["chirp_heads"]["threshold"]:g}). The paper's text and edge detectors are "some" early
+share above {vn.evaluate.SEED_CLAIMS["chirp_heads"]["threshold"]:g}). The paper's text and edge detectors are "some" early
 heads, so there the number is the largest *enrichment* over the heads of layers 1-4: the CLS attention mass a region gets
 divided by its share of the pixels (chapter 08's measure; 1 for a uniform head), and a head counts
 as attending to it from 2 (chapter 08's threshold); we use the "axes" region (frame and ticks) for
@@ -259,7 +257,7 @@ the ablation, {N_LAB} Fashion-MNIST images; {len(SEEDS)} fine-tuned model{'s' if
   ({vn.claim(rep['early_global'], "more global, as the seed says", "not more global, unlike the seed")}).
 - **Head ablation:** layer-6 heads minus early heads, in % of the MSE: {said('ablation_depth')} reading the paper's
   layers 1-based, {said('ablation_depth_0')} 0-based: {vn.claim(rep['ablation_depth'] or rep['ablation_depth_0'], "deeper heads matter more, as the paper found", "deeper heads do not matter more here (chapter 08 finds the impact falling with depth)")}.
-- **Head types:** the share of layer 6-11 heads that put more than {EXCLUSIVE:g} of their CLS mass on the chirp is
+- **Head types:** the share of layer 6-11 heads that put more than {vn.evaluate.EXCLUSIVE:g} of their CLS mass on the chirp is
   {said('chirp_heads')} ({', '.join(map(str, chirp_counts))} of the {n_late} heads{' in the runs' if len(chirp_counts) > 1 else ''}):
   {vn.claim(rep['chirp_heads'], "most of them attend exclusively to the chirp, as the paper says", "the paper's exclusively-chirp heads do not appear")}.
   A secondary number, not the claim's statistic: the largest chirp enrichment of any layer 6-11 head is

@@ -36,8 +36,6 @@ if importlib.util.find_spec("vitnotes") is None:
 
 # %%
 import vitnotes as vn
-from vitnotes import train
-from vitnotes.show.training import recipe_table, training_plot, zoo_table
 
 vn.setup(seed=0)
 
@@ -51,7 +49,7 @@ vn.setup(seed=0)
 
 # %%
 cards = {name: vn.card(name) for name in vn.zoo_names()}
-models = zoo_table(cards, train.TARGETS)
+models = vn.show.zoo_table(cards, vn.train.TARGETS)
 models
 
 # %% [markdown]
@@ -67,7 +65,7 @@ models
 # predictions on the same augmented batch (the soft distillation of DeiT, {cite:t}`touvron2021deit`).
 
 # %%
-recipes = recipe_table(cards)
+recipes = vn.show.recipe_table(cards)
 recipes
 
 # %% [markdown]
@@ -84,7 +82,7 @@ for name, card in logged.items():
     p = card["plateau"]
     verdict = "held" if p.get("held") else ("did not hold" if p.get("held") is False else "not evaluated")
     print(f"{name}: plateau criterion {verdict}; largest last-quarter changes {p.get('max_change', {})}")
-    display(training_plot(card))
+    display(vn.show.training_plot(card))
 print(f"{len(logged)} of {len(cards)} zoo models logged their attention through training")
 
 # %% [markdown] tags=["hide-input"]

@@ -25,7 +25,7 @@ from transformers import (  # noqa: E402
 )
 
 import vitnotes as vn  # noqa: E402
-from vitnotes import Preprocessing  # noqa: E402
+from vitnotes.core import Preprocessing  # noqa: E402
 
 LABELS = {i: f"c{i}" for i in range(5)}
 
@@ -110,7 +110,7 @@ def vit_folder(tmp_path):
     """A tiny ViT saved like a hub checkpoint: config.json, model.safetensors, preprocessor_config.json."""
     net = make_vit("sdpa", seed=4)
     pre = Preprocessing(size=16, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), channels=3)
-    return vn.save(net, tmp_path / "tiny-vit", preprocessing=pre)
+    return vn.train.save(net, tmp_path / "tiny-vit", preprocessing=pre)
 
 
 def vitnotes_hooks(net):

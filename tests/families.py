@@ -18,6 +18,7 @@ import transformers as tf
 sys.path.insert(0, str(Path(__file__).parent))
 
 import vitnotes as vn  # noqa: E402
+from vitnotes.core.model import geometry  # noqa: E402
 
 SIZE = 16
 _VIT = dict(image_size=SIZE, patch_size=4, num_channels=3, hidden_size=24, num_hidden_layers=2,
@@ -92,14 +93,14 @@ def _short(err: BaseException, name: str) -> str:
 
 
 def _as_model(net):
-    """A ``vn.Model`` (so input-space methods know the normalisation); a refused model stays as it is."""
-    if isinstance(net, vn.Model):
+    """A ``vn.core.Model`` (so input-space methods know the normalisation); a refused model stays as it is."""
+    if isinstance(net, vn.core.Model):
         return net
     try:
-        geom = vn.geometry(net)
+        geom = geometry(net)
     except TypeError:
         return net
-    return vn.Model(net, geom, [], vn.Preprocessing.from_dict({}, geom))
+    return vn.core.Model(net, geom, [], vn.core.Preprocessing.from_dict({}, geom))
 
 
 def outcomes(make: Callable, size: int) -> tuple[list[str], dict[str, str]]:
@@ -108,7 +109,7 @@ def outcomes(make: Callable, size: int) -> tuple[list[str], dict[str, str]]:
     maps on 4-pixel cells, as it has no patch grid of its own)."""
     model = _as_model(make())
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
-    cnn = isinstance(model, vn.Model) and model.geometry.kind == "cnn"
+    cnn = isinstance(model, vn.core.Model) and model.geometry.kind == "cnn"
     applies, refused = [], {}
     for name in vn.methods():
         options = {"patch": 4} if cnn and name in ("occlusion", "random") else {}

@@ -27,16 +27,16 @@ def main(out: str, n: int) -> None:
     ds = datasets.Dataset.from_dict({"image": list(images[:n]), "label": labels[:n]}, features=features)
     start = time.perf_counter()
     maps = {
-        "random": vn.random_maps(n, 28, seed=0),  # in-memory maps, one per image in the data set's order
+        "random": vn.evaluate.random_maps(n, 28, seed=0),  # in-memory maps, one per image in the data set's order
         "last layer": lambda imgs: vn.explain(vit, vit.preprocess(imgs), "last layer"),  # computed per batch
     }
     result = {
         "rank": rank,
         "world": world,
         "sweep": vn.sweep(vit, ds, heads={0: [0, 5], 6: [3], 11: [0, 7]}, batch_size=8),
-        "profile": vn.attention_profile(vit, ds.to_iterable_dataset(num_shards=2), batch_size=8),
+        "profile": vn.profile.attention_profile(vit, ds.to_iterable_dataset(num_shards=2), batch_size=8),
         "cls": vn.cls_summary(vit, ds, full=False, batch_size=8),
-        "deletion": vn.deletion_study({"ViT": vit, "ResNet": resnet}, ds, maps, steps=4, batch_size=8),
+        "deletion": vn.evaluate.deletion_study({"ViT": vit, "ResNet": resnet}, ds, maps, steps=4, batch_size=8),
     }
     result["seconds"] = time.perf_counter() - start
     with open(f"{out}.{rank}.pkl", "wb") as f:

@@ -142,7 +142,7 @@ def test_mean_ablation_equals_a_naive_hook(method):
     net = make_vit(seed=3)
     torch.manual_seed(2)
     ref, x, y = torch.randn(6, 3, 16, 16), torch.randn(5, 3, 16, 16), torch.randint(0, 5, (5,))
-    means = vn.head_means(net, ref, batch_size=4)  # two chunks: the mean is over all six images
+    means = vn.interventions.head_means(net, ref, batch_size=4)  # two chunks: the mean is over all six images
     assert sorted(means) == [0, 1, 2] and means[1].shape == (17, 24)
     assert torch.allclose(means[1], _recorded_inputs(net, ref, 1).mean(0), atol=1e-6)
     df = vn.sweep(net, x, y, batch_size=2, method=method, means=means, per_image=True)

@@ -12,12 +12,21 @@ from PIL import Image
 
 import vitnotes as vn
 from vitnotes import train
+from vitnotes.core.model import geometry
+from vitnotes.methods.flow import attention_flow
+from vitnotes.methods.gradcam import gradcam
+from vitnotes.methods.gradient_rollout import gradient_rollout
+from vitnotes.methods.legrad import legrad
+from vitnotes.methods.occlusion import occlusion
+from vitnotes.methods.random_map import random_map
+from vitnotes.methods.rollout import rollout
+from vitnotes.methods.value_weighted import value_weighted
 from vitnotes.train import __main__ as train_cli
 
 LABELS = ["tabby, tabby cat", "Sneaker", "c2", "Bag", "c4"]
 ID2LABEL = dict(enumerate(LABELS))
-PRE = vn.Preprocessing(size=16, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), channels=3)
-GREY = vn.Preprocessing(size=16, mean=(0.5,), std=(0.25,), channels=1)
+PRE = vn.core.Preprocessing(size=16, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), channels=3)
+GREY = vn.core.Preprocessing(size=16, mean=(0.5,), std=(0.25,), channels=1)
 
 
 def one_line(err: pytest.ExceptionInfo) -> str:
@@ -30,13 +39,13 @@ def one_line(err: pytest.ExceptionInfo) -> str:
 @pytest.fixture(scope="module")
 def model():
     net = make_vit("sdpa", id2label=ID2LABEL, label2id={v: k for k, v in ID2LABEL.items()})
-    return vn.Model(net, vn.geometry(net), list(LABELS), PRE, name="tiny-vit")
+    return vn.core.Model(net, geometry(net), list(LABELS), PRE, name="tiny-vit")
 
 
 @pytest.fixture(scope="module")
 def grey():
     net = make_vit("sdpa", num_channels=1)
-    return vn.Model(net, vn.geometry(net), [f"c{i}" for i in range(5)], GREY, name="grey-vit")
+    return vn.core.Model(net, geometry(net), [f"c{i}" for i in range(5)], GREY, name="grey-vit")
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +116,7 @@ def test_train_recipe_refuses_limit_zero(tiny_recipe, monkeypatch):
 
 def other_model(folder):
     """A model folder of another architecture (3 channels, 16 px, patch 4)."""
-    return vn.save(make_vit("sdpa", seed=4), folder, preprocessing=PRE)
+    return vn.train.save(make_vit("sdpa", seed=4), folder, preprocessing=PRE)
 
 
 @pytest.mark.parametrize(
@@ -155,22 +164,22 @@ def test_whole_numbers_are_indices(model, x, one):
     assert vn.capture(model, x, layers=one).layers == [1]
     assert vn.capture(model, x, layers=[one, 0]).layers == [1, 0]
     assert torch.equal(att.get(one, one), att.get(1, 1))
-    assert torch.equal(vn.legrad(model, x, layers=one), vn.legrad(model, x, layers=1))
-    assert torch.equal(vn.explain(model, x, "legrad", layers=[one]), vn.legrad(model, x, layers=[1]))
-    assert torch.equal(vn.value_weighted(model, x, layer=one), vn.value_weighted(model, x, layer=1))
-    assert torch.equal(vn.gradcam(model, x, layer=one), vn.gradcam(model, x, layer=1))
-    assert torch.equal(vn.gradient_rollout(model, x, start_layer=one), vn.gradient_rollout(model, x, start_layer=1))
-    assert torch.equal(vn.rollout(att, start_layer=one, end_layer=one * 2), vn.rollout(att, start_layer=1, end_layer=2))
-    assert torch.equal(vn.attention_flow(att, query=one - 1), vn.attention_flow(att, query=0))
-    assert torch.equal(vn.query_grids(att, one, one), vn.query_grids(att, 1, 1))
+    assert torch.equal(legrad(model, x, layers=one), legrad(model, x, layers=1))
+    assert torch.equal(vn.explain(model, x, "legrad", layers=[one]), legrad(model, x, layers=[1]))
+    assert torch.equal(value_weighted(model, x, layer=one), value_weighted(model, x, layer=1))
+    assert torch.equal(gradcam(model, x, layer=one), gradcam(model, x, layer=1))
+    assert torch.equal(gradient_rollout(model, x, start_layer=one), gradient_rollout(model, x, start_layer=1))
+    assert torch.equal(rollout(att, start_layer=one, end_layer=one * 2), rollout(att, start_layer=1, end_layer=2))
+    assert torch.equal(attention_flow(att, query=one - 1), attention_flow(att, query=0))
+    assert torch.equal(vn.profile.query_grids(att, one, one), vn.profile.query_grids(att, 1, 1))
     want = model.predict(x)
     for heads in ([(one, one)], (one, one), {one: one}, {one: [one, 0]}):
         with vn.ablate(model, heads):
             assert not torch.equal(model.predict(x), want)
     swept = vn.sweep(model, x, [0, 1, 2, 3], heads=[(one, one)])
     assert list(swept["layer"]) == [1] and list(swept["head"]) == [1]
-    assert vn.randomized(model, one).net is not model.net
-    assert torch.equal(vn.occlusion(model, x, patch=one * 8), vn.occlusion(model, x, patch=8))
+    assert vn.interventions.randomized(model, one).net is not model.net
+    assert torch.equal(occlusion(model, x, patch=one * 8), occlusion(model, x, patch=8))
 
 
 @pytest.mark.parametrize(
@@ -178,16 +187,16 @@ def test_whole_numbers_are_indices(model, x, one):
     [
         lambda m, x: vn.capture(m, x, layers=2.5),
         lambda m, x: vn.capture(m, x, layers=[0, 2.5]),
-        lambda m, x: vn.legrad(m, x, layers=2.5),
+        lambda m, x: legrad(m, x, layers=2.5),
         lambda m, x: vn.explain(m, x, "legrad", layers=[2.5]),
-        lambda m, x: vn.value_weighted(m, x, layer=2.5),
-        lambda m, x: vn.gradcam(m, x, layer=2.5),
+        lambda m, x: value_weighted(m, x, layer=2.5),
+        lambda m, x: gradcam(m, x, layer=2.5),
         lambda m, x: vn.capture(m, x).get(0, 2.5),
-        lambda m, x: vn.rollout(vn.capture(m, x), start_layer=0.5),
-        lambda m, x: vn.attention_flow(vn.capture(m, x), query=0.5),
+        lambda m, x: rollout(vn.capture(m, x), start_layer=0.5),
+        lambda m, x: attention_flow(vn.capture(m, x), query=0.5),
         lambda m, x: vn.ablate(m, {0: 2.5}).__enter__(),
         lambda m, x: vn.ablate(m, (0, 2.5)).__enter__(),
-        lambda m, x: vn.randomized(m, 2.5),
+        lambda m, x: vn.interventions.randomized(m, 2.5),
         lambda m, x: vn.sweep(m, x, [0, 1, 2, 3], heads=[(2.5, 0)]),
     ],
 )
@@ -202,27 +211,27 @@ MAPS = torch.rand(4, 4, 4, generator=torch.Generator().manual_seed(0))
 BATCHED = {
     "predict": lambda m, x, b: m.predict(x, batch_size=b),
     "capture": lambda m, x, b: vn.capture(m, x, batch_size=b),
-    "legrad": lambda m, x, b: vn.legrad(m, x, batch_size=b),
+    "legrad": lambda m, x, b: legrad(m, x, batch_size=b),
     "explain": lambda m, x, b: vn.explain(m, x, "rollout", batch_size=b),
     "attention_distances": lambda m, x, b: vn.attention_distances(m, x, batch_size=b),
-    "attention_profile": lambda m, x, b: vn.attention_profile(m, x, batch_size=b),
+    "attention_profile": lambda m, x, b: vn.profile.attention_profile(m, x, batch_size=b),
     "cls_summary": lambda m, x, b: vn.cls_summary(vn.capture(m, x), batch_size=b),
-    "image_profile": lambda m, x, b: vn.image_profile(m, x, batch_size=b),
-    "evaluate_loss": lambda m, x, b: vn.evaluate_loss(m, x, [0, 1, 2, 3], batch_size=b),
-    "head_means": lambda m, x, b: vn.head_means(m, x, batch_size=b),
+    "image_profile": lambda m, x, b: vn.evaluate.image_profile(m, x, batch_size=b),
+    "evaluate_loss": lambda m, x, b: vn.interventions.evaluate_loss(m, x, [0, 1, 2, 3], batch_size=b),
+    "head_means": lambda m, x, b: vn.interventions.head_means(m, x, batch_size=b),
     "sweep": lambda m, x, b: vn.sweep(m, x, [0, 1, 2, 3], heads=[(0, 0)], batch_size=b),
-    "attribution_patching": lambda m, x, b: vn.attribution_patching(m, x, [0, 1, 2, 3], batch_size=b),
-    "explanation_maps": lambda m, x, b: vn.explanation_maps(m, x, batch_size=b),
-    "cascading_randomization": lambda m, x, b: vn.cascading_randomization(m, x, from_layers=[3], batch_size=b),
+    "attribution_patching": lambda m, x, b: vn.interventions.attribution_patching(m, x, [0, 1, 2, 3], batch_size=b),
+    "explanation_maps": lambda m, x, b: vn.evaluate.explanation_maps(m, x, batch_size=b),
+    "cascading_randomization": lambda m, x, b: vn.evaluate.cascading_randomization(m, x, from_layers=[3], batch_size=b),
     "logit_lens": lambda m, x, b: vn.logit_lens(m, x, [0, 1, 2, 3], n_boot=10, batch_size=b),
     "representations": lambda m, x, b: vn.representations(m, x, batch_size=b),
-    "token_norms": lambda m, x, b: vn.token_norms(m, x, batch_size=b),
-    "timed_predict": lambda m, x, b: vn.timed_predict(m, x, batch_size=b),
+    "token_norms": lambda m, x, b: vn.evaluate.token_norms(m, x, batch_size=b),
+    "timed_predict": lambda m, x, b: vn.evaluate.timed_predict(m, x, batch_size=b),
     "predict_with_attention": lambda m, x, b: vn.predict_with_attention(m, x, batch_size=b),
-    "random_map": lambda m, x, b: vn.random_map(m, x, batch_size=b),
-    "deletion_curve": lambda m, x, b: vn.deletion_curve(m, RAW, MAPS, steps=2, batch_size=b),
-    "deletion_study": lambda m, x, b: vn.deletion_study({"m": m}, RAW, {"r": MAPS}, batch_size=b),
-    "perturbation_curves": lambda m, x, b: vn.perturbation_curves(m, RAW, MAPS, steps=2, batch_size=b),
+    "random_map": lambda m, x, b: random_map(m, x, batch_size=b),
+    "deletion_curve": lambda m, x, b: vn.evaluate.deletion_curve(m, RAW, MAPS, steps=2, batch_size=b),
+    "deletion_study": lambda m, x, b: vn.evaluate.deletion_study({"m": m}, RAW, {"r": MAPS}, batch_size=b),
+    "perturbation_curves": lambda m, x, b: vn.evaluate.perturbation_curves(m, RAW, MAPS, steps=2, batch_size=b),
 }
 
 
@@ -243,7 +252,7 @@ def test_batch_size_as_a_numpy_int_or_whole_float(model, x, name):
     want = BATCHED[name](model, x, 2)
     for size in (np.int64(2), 2.0):
         got = BATCHED[name](model, x, size)
-        if isinstance(want, vn.Attention):
+        if isinstance(want, vn.core.Attention):
             assert torch.equal(got.probs, want.probs)
         elif isinstance(want, torch.Tensor):
             assert torch.equal(got, want)
@@ -329,19 +338,19 @@ def test_datasets_of_arrays_are_analysed_as_their_images(model, grey, arrays):
         reference = image_dataset(images)
         want_x = m.preprocess(reference["image"])
         want = vn.sweep(m, reference, heads=[(0, 0), (1, 1)])
-        profile = vn.attention_profile(m, reference)
+        profile = vn.profile.attention_profile(m, reference)
         for name, ds in array_datasets(images).items():
             assert torch.equal(m.preprocess(ds["image"]), want_x), name
             assert vn.sweep(m, ds, heads=[(0, 0), (1, 1)]).equals(want), name
-            assert vn.attention_profile(m, ds).equals(profile), name
+            assert vn.profile.attention_profile(m, ds).equals(profile), name
 
 
 def test_deletion_study_on_a_dataset_of_arrays(model, arrays):
     reference = image_dataset(arrays[0])
-    maps = {"r": vn.random_maps(4, 16)}
-    want = vn.deletion_study({"m": model}, reference, maps, steps=2)
+    maps = {"r": vn.evaluate.random_maps(4, 16)}
+    want = vn.evaluate.deletion_study({"m": model}, reference, maps, steps=2)
     for name, ds in array_datasets(arrays[0]).items():
-        got = vn.deletion_study({"m": model}, ds, maps, steps=2)
+        got = vn.evaluate.deletion_study({"m": model}, ds, maps, steps=2)
         assert got[0].equals(want[0]) and got[1].equals(want[1]), name
 
 
@@ -358,8 +367,10 @@ def test_a_label_column_is_taken_as_targets(model, x, arrays):
         assert not isinstance(column, (list, tuple, np.ndarray, torch.Tensor))
     labels = [0, 1, 2, 3]
     assert vn.sweep(model, x, column, heads=[(0, 0)]).equals(vn.sweep(model, x, labels, heads=[(0, 0)]))
-    assert vn.evaluate_loss(model, x, column) == vn.evaluate_loss(model, x, labels)
-    assert torch.equal(vn.attribution_patching(model, x, column), vn.attribution_patching(model, x, labels))
+    assert vn.interventions.evaluate_loss(model, x, column) == vn.interventions.evaluate_loss(model, x, labels)
+    assert torch.equal(
+        vn.interventions.attribution_patching(model, x, column), vn.interventions.attribution_patching(model, x, labels)
+    )
     assert torch.equal(
         vn.explain(model, x, "legrad", target=column, batch_size=2), vn.explain(model, x, "legrad", target=labels)
     )
@@ -371,8 +382,11 @@ def test_sweep_takes_class_names_as_explain_does(model, x):
     by_index = vn.sweep(model, x, [3, 2, 1, 0], heads=[(0, 0), (2, 3)])
     assert vn.sweep(model, x, names, heads=[(0, 0), (2, 3)]).equals(by_index)
     assert vn.sweep(model, x, np.array(names), heads=[(0, 0), (2, 3)]).equals(by_index)
-    assert vn.evaluate_loss(model, x, names) == vn.evaluate_loss(model, x, [3, 2, 1, 0])
-    assert torch.equal(vn.attribution_patching(model, x, names), vn.attribution_patching(model, x, [3, 2, 1, 0]))
+    assert vn.interventions.evaluate_loss(model, x, names) == vn.interventions.evaluate_loss(model, x, [3, 2, 1, 0])
+    assert torch.equal(
+        vn.interventions.attribution_patching(model, x, names),
+        vn.interventions.attribution_patching(model, x, [3, 2, 1, 0]),
+    )
     with pytest.raises(ValueError, match="'Kitten' is not a class of this model") as err:
         vn.sweep(model, x, ["Bag", "c2", "Kitten", "c4"])
     one_line(err)

@@ -5,6 +5,7 @@ import torch
 from conftest import make_vit, vitnotes_hooks
 
 import vitnotes as vn
+from vitnotes.core.model import geometry
 
 
 def by_hand(net, pixels):
@@ -86,7 +87,7 @@ def test_other_image_size_uses_interpolated_positions(vit):
 
 def test_deit_has_two_prefix_tokens(deit, pixels):
     att = vn.capture(deit, pixels)
-    assert vn.geometry(deit).prefix == 2
+    assert geometry(deit).prefix == 2
     assert att.probs.shape == (2, 3, 4, 18, 18)
     assert torch.allclose(att.probs, by_hand(deit, pixels), atol=1e-5, rtol=0)
     grid = att.cls_grid(-1)
@@ -105,7 +106,7 @@ def test_early_stop_leaves_model_usable(vit, pixels):
 def test_attention_io_feeds_a_hand_computed_layer(vit, pixels):
     """The tokens attention_io returns, pushed through the layer's own weights by hand, give the
     output it returns (the recomputation chapter 00 does)."""
-    g = vn.geometry(vit)
+    g = geometry(vit)
     X, out = vn.attention_io(vit, pixels, 1)
     attn = vit.vit.layers[1].attention
     with torch.no_grad():

@@ -6,8 +6,11 @@ from conftest import vitnotes_hooks
 from PIL import Image
 
 import vitnotes as vn
-from vitnotes import Preprocessing
-from vitnotes.core import images
+from vitnotes.core import Preprocessing, images
+from vitnotes.methods.flow import attention_flow
+from vitnotes.methods.gradcam import gradcam
+from vitnotes.methods.gradient_rollout import gradient_rollout
+from vitnotes.methods.rollout import rollout
 
 PRE = Preprocessing(size=16, mean=(0.5,) * 3, std=(0.5,) * 3, channels=3)
 X = torch.randn(2, 3, 16, 16)
@@ -20,13 +23,13 @@ def cases(vit, resnet):
     nan[0, 0, 0, 0] = float("nan")
     return [
         # (what, call, exception, message fragment)
-        ("CNN where a ViT is needed", lambda: vn.capture(resnet, X), TypeError, "vn.gradcam"),
-        ("CNN to rollout by gradient", lambda: vn.gradient_rollout(resnet, X), TypeError, "ViT-family"),
+        ("CNN where a ViT is needed", lambda: vn.capture(resnet, X), TypeError, "'grad-cam'"),
+        ("CNN to rollout by gradient", lambda: gradient_rollout(resnet, X), TypeError, "ViT-family"),
         ("CNN to ablate", lambda: vn.ablate(resnet, [(0, 0)]).__enter__(), TypeError, "ViT-family"),
         ("no batch dimension", lambda: vn.capture(vit, X[0]), ValueError, "x[None]"),
         ("five dimensions", lambda: vn.capture(vit, X[None]), ValueError, "4 dimensions"),
         ("empty batch", lambda: vn.capture(vit, X[:0]), ValueError, "at least one"),
-        ("empty batch to gradcam", lambda: vn.gradcam(resnet, X[:0]), ValueError, "at least one"),
+        ("empty batch to gradcam", lambda: gradcam(resnet, X[:0]), ValueError, "at least one"),
         ("integer pixels", lambda: vn.capture(vit, (X * 100).long()), TypeError, "model.preprocess"),
         ("wrong channels", lambda: vn.capture(vit, X[:, :1]), ValueError, "expects 3"),
         ("not a patch multiple", lambda: vn.capture(vit, torch.randn(1, 3, 18, 16)), ValueError, "multiple of 4"),
@@ -39,33 +42,38 @@ def cases(vit, resnet):
         ("head out of range in cls_grid", lambda: cls.cls_grid(0, -5), IndexError, "4 heads"),
         ("empty layer list", lambda: vn.capture(vit, X, layers=[]), ValueError, "None for all"),
         ("batch size zero", lambda: vn.capture(vit, X, batch_size=0), ValueError, ">= 1"),
-        ("rollout of CLS rows", lambda: vn.rollout(cls), ValueError, "cls_only=False"),
+        ("rollout of CLS rows", lambda: rollout(cls), ValueError, "cls_only=False"),
         (
             "rollout of a gapped capture",
-            lambda: vn.rollout(vn.capture(vit, X, layers=[0, 2])),
+            lambda: rollout(vn.capture(vit, X, layers=[0, 2])),
             ValueError,
             "consecutive",
         ),
         (
             "rollout of a 4-d tensor",
-            lambda: vn.rollout(torch.rand(2, 2, 5, 5)),
+            lambda: rollout(torch.rand(2, 2, 5, 5)),
             ValueError,
             "[layer, batch, head, T, T]",
         ),
-        ("rollout head fusion", lambda: vn.rollout(att, head_fusion="median"), ValueError, "mean"),
-        ("rollout discard ratio", lambda: vn.rollout(att, discard_ratio=1.0), ValueError, "[0, 1)"),
-        ("rollout start layer", lambda: vn.rollout(att, start_layer=5), IndexError, "start_layer"),
-        ("rollout residual", lambda: vn.rollout(att, residual=2), ValueError, "residual"),
-        ("flow query token", lambda: vn.attention_flow(att, query=99), IndexError, "0..16"),
-        ("target class out of range", lambda: vn.gradient_rollout(vit, X, target=7), IndexError, "5 classes"),
-        ("targets per image", lambda: vn.gradcam(vit, X, target=[0, 1, 2]), ValueError, "one per image"),
-        ("gradcam stage", lambda: vn.gradcam(resnet, X, stage=2), IndexError, "stages"),
-        ("gradcam layer", lambda: vn.gradcam(vit, X, layer=-9), IndexError, "layers"),
+        ("rollout head fusion", lambda: rollout(att, head_fusion="median"), ValueError, "mean"),
+        ("rollout discard ratio", lambda: rollout(att, discard_ratio=1.0), ValueError, "[0, 1)"),
+        ("rollout start layer", lambda: rollout(att, start_layer=5), IndexError, "start_layer"),
+        ("rollout residual", lambda: rollout(att, residual=2), ValueError, "residual"),
+        ("flow query token", lambda: attention_flow(att, query=99), IndexError, "0..16"),
+        ("target class out of range", lambda: gradient_rollout(vit, X, target=7), IndexError, "5 classes"),
+        ("targets per image", lambda: gradcam(vit, X, target=[0, 1, 2]), ValueError, "one per image"),
+        ("gradcam stage", lambda: gradcam(resnet, X, stage=2), IndexError, "stages"),
+        ("gradcam layer", lambda: gradcam(vit, X, layer=-9), IndexError, "layers"),
         ("ablate head range", lambda: vn.ablate(vit, [(0, 4)]).__enter__(), IndexError, "0..3"),
         ("ablate item form", lambda: vn.ablate(vit, [0, 1, 2]).__enter__(), TypeError, "(layer, head) pairs"),
         ("sweep target count", lambda: vn.sweep(vit, X, [0]), ValueError, "one target per image"),
         ("sweep float targets", lambda: vn.sweep(vit, X, [0.5, 1.0]), TypeError, "loss='mse'"),
-        ("sweep loss name", lambda: vn.evaluate_loss(vit, X, [0, 1], loss="l1"), ValueError, "'ce', 'mse'"),
+        (
+            "sweep loss name",
+            lambda: vn.interventions.evaluate_loss(vit, X, [0, 1], loss="l1"),
+            ValueError,
+            "'ce', 'mse'",
+        ),
         ("not a model", lambda: vn.capture("vit", X), TypeError, "vn.load"),
         # RGBA, palette, CMYK and 16-bit images are converted as a viewer shows them (test_careless_inputs.py)
         ("float image mode", lambda: PRE(Image.new("F", (8, 8))), ValueError, "floats in [0, 1]"),
@@ -91,23 +99,23 @@ def cases(vit, resnet):
         ("negative seed", lambda: vn.setup(seed=-1), ValueError, "non-negative"),
         (
             "one mask per image",
-            lambda: vn.mask_mass(att.cls_grid(0), torch.ones(5, 16, 16)),
+            lambda: vn.stats.mask_mass(att.cls_grid(0), torch.ones(5, 16, 16)),
             ValueError,
             "one mask per image",
         ),
         (
             "strip labels",
-            lambda: vn.layer_strip(np.zeros((8, 8)), torch.rand(3, 2, 2), labels=["a"]),
+            lambda: vn.show.layer_strip(np.zeros((8, 8)), torch.rand(3, 2, 2), labels=["a"]),
             ValueError,
             "one label per map",
         ),
         (
             "picker layer labels",
-            lambda: vn.head_picker(np.zeros((8, 8)), torch.rand(3, 2, 2, 2), layers=[0]),
+            lambda: vn.show.head_picker(np.zeros((8, 8)), torch.rand(3, 2, 2, 2), layers=[0]),
             ValueError,
             "layer labels",
         ),
-        ("image tensor shape", lambda: vn.display_image(X), ValueError, "[C, H, W]"),
+        ("image tensor shape", lambda: vn.show.display_image(X), ValueError, "[C, H, W]"),
         (
             "summary of nothing",
             lambda: vn.by_layer(vn.cls_summary(att).drop(columns="layer")),
@@ -201,7 +209,7 @@ def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
     Image.new("L", (400, 300)).save(big)
     monkeypatch.setattr(images, "MAX_PIXELS", 100_000)
     try:
-        vn.open_image(big)
+        vn.core.open_image(big)
     except ValueError as err:
         assert "400x300" in str(err) and "downscale" in str(err)
     else:

@@ -402,7 +402,7 @@ def test_beit_attention_profile_equals_naive_statistics(beit):
     m, folder, _ = beit
     x = _pixels(3)
     _, out = _eager(folder, x)
-    prof = vn.attention_profile(m, x, batch_size=2).sort_values(["layer", "head"])
+    prof = vn.profile.attention_profile(m, x, batch_size=2).sort_values(["layer", "head"])
     a = torch.stack(out.attentions).double()  # [layer, batch, head, T, T]
     p = _patch_row(a[..., 0, :]).flatten(-2)  # [layer, batch, head, 16]
     entropy = -(p * p.log()).sum(-1).mean(1)  # [layer, head]

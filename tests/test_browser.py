@@ -36,7 +36,7 @@ def write_page(folder: Path) -> None:
     )
     att = vn.capture(net, torch.randn(1, 1, 28, 28), cls_only=True)
     image = np.random.default_rng(0).random((28, 28)).astype(np.float32)
-    picker = vn.head_picker(image, att.cls_grids()[:, 0], size=96)
+    picker = vn.show.head_picker(image, att.cls_grids()[:, 0], size=96)
     snippet = re.sub(r'<script src="https?://[^"]*"[^>]*></script>', "", embed_snippet(views=[picker], requirejs=False))
     (folder / "index.html").write_text(
         f'<!doctype html><html><head><meta charset="utf-8"><script src="embed.js"></script>'

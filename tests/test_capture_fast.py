@@ -19,6 +19,8 @@ from transformers import (
 
 import vitnotes as vn
 from vitnotes.core import capture as capture_module
+from vitnotes.core.model import geometry
+from vitnotes.methods.rollout import capture_rollout, rollout
 
 COMMON = dict(image_size=16, patch_size=4, num_channels=3, hidden_size=24, num_hidden_layers=3, num_attention_heads=4)
 LABELLED = dict(num_labels=5, id2label=LABELS, label2id={v: k for k, v in LABELS.items()})
@@ -89,10 +91,10 @@ def test_streamed_rollout_equals_a_naive_loop(family, kw):
     net, x, maps, _ = family
     start = kw.get("start_layer", 0) % net.config.num_hidden_layers
     want = _naive_rollout(maps, start, kw.get("residual", 0.5))
-    got = vn.capture_rollout(net, x, batch_size=2, **kw)
+    got = capture_rollout(net, x, batch_size=2, **kw)
     assert (got - want).abs().max() < 1e-5
     grid = vn.explain(net, x, "rollout", batch_size=3, **kw)
-    prefix = vn.geometry(net).prefix
+    prefix = geometry(net).prefix
     row = want[:, 0, prefix:]
     assert (grid.flatten(1) - row / row.sum(-1, keepdim=True)).abs().max() < 1e-5
 
@@ -100,8 +102,8 @@ def test_streamed_rollout_equals_a_naive_loop(family, kw):
 def test_fused_rollout_step_equals_the_general_one(family):
     """Mean fusion takes one baddbmm; max fusion with no discarding runs the general step."""
     net, x, maps, _ = family
-    got = vn.capture_rollout(net, x, batch_size=4, head_fusion="max")
-    assert (got - vn.rollout(maps, head_fusion="max")).abs().max() < 1e-5
+    got = capture_rollout(net, x, batch_size=4, head_fusion="max")
+    assert (got - rollout(maps, head_fusion="max")).abs().max() < 1e-5
 
 
 def test_logits_through_the_capturing_function_equal_the_plain_forward(family):
@@ -112,7 +114,7 @@ def test_logits_through_the_capturing_function_equal_the_plain_forward(family):
     assert sum(r.shape[0] for r in rows) == 2 * x.shape[0]
     logits2, cls = vn.predict_with_attention(net, x, layer=1, batch_size=2)
     assert (logits2 - logits).abs().max() < 1e-5
-    prefix = vn.geometry(net).prefix
+    prefix = geometry(net).prefix
     row = maps[1, :, :, 0, prefix:]
     assert (cls.flatten(-2) - row / row.sum(-1, keepdim=True)).abs().max() < 1e-5
 

@@ -16,17 +16,18 @@ from PIL import Image, ImageOps
 import vitnotes as vn
 from vitnotes import cli
 from vitnotes.core.images import as_shown
+from vitnotes.core.model import geometry
 from vitnotes.methods import registered
 
 LABELS = ["tabby, tabby cat", "Sneaker", "c2", "Bag", "c4"]
 ID2LABEL = dict(enumerate(LABELS))
-PRE = vn.Preprocessing(size=16, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), channels=3)
-GREY = vn.Preprocessing(size=16, mean=(0.5,), std=(0.25,), channels=1)
+PRE = vn.core.Preprocessing(size=16, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), channels=3)
+GREY = vn.core.Preprocessing(size=16, mean=(0.5,), std=(0.25,), channels=1)
 MODEL_METHODS = [n for n in vn.methods("vit") if registered(n).takes_model]
 CLASS_METHODS = [n for n in MODEL_METHODS if registered(n).class_specific]
 
 
-def dropout_model(seed: int = 0) -> vn.Model:
+def dropout_model(seed: int = 0) -> vn.core.Model:
     net = make_vit(
         "sdpa",
         seed=seed,
@@ -35,7 +36,7 @@ def dropout_model(seed: int = 0) -> vn.Model:
         id2label=ID2LABEL,
         label2id={v: k for k, v in ID2LABEL.items()},
     )
-    return vn.Model(net, vn.geometry(net), list(LABELS), PRE, name="dropout-vit")
+    return vn.core.Model(net, geometry(net), list(LABELS), PRE, name="dropout-vit")
 
 
 @pytest.fixture
@@ -77,11 +78,11 @@ def test_training_mode_gives_evaluation_results_and_stays(model, x, method):
 def test_training_mode_capture_predict_and_patching(model, x):
     model.net.eval()
     att, logits = vn.capture(model, x), model.predict(x)
-    patched = vn.attribution_patching(model, x, [0, 1, 2])
+    patched = vn.interventions.attribution_patching(model, x, [0, 1, 2])
     before = user_left_in_training(model.net)
     torch.testing.assert_close(vn.capture(model, x).probs, att.probs, rtol=0, atol=0)
     torch.testing.assert_close(model.predict(x), logits, rtol=0, atol=0)
-    torch.testing.assert_close(vn.attribution_patching(model, x, [0, 1, 2]), patched, rtol=0, atol=0)
+    torch.testing.assert_close(vn.interventions.attribution_patching(model, x, [0, 1, 2]), patched, rtol=0, atol=0)
     assert modes(model.net) == before
 
 
@@ -223,7 +224,7 @@ def test_phone_photo_is_turned_upright(tmp_path):
     path = save_with_orientation(tmp_path / "IMG_0001.JPG", quadrants(3024, 4032), 6)
     stored = np.asarray(Image.open(path))  # the pixels as the file holds them, [3024, 4032, 3]
     upright = np.rot90(stored, k=-1)  # numpy's clockwise rotation: what a viewer shows
-    shown = vn.open_image(path)
+    shown = vn.core.open_image(path)
     assert shown.size == (3024, 4032) and shown.mode == "RGB"
     np.testing.assert_array_equal(np.asarray(shown), upright)
     want = PRE(np.ascontiguousarray(upright))
@@ -234,13 +235,13 @@ def test_phone_photo_is_turned_upright(tmp_path):
 @pytest.mark.parametrize(("orientation", "turn"), [(3, lambda a: np.rot90(a, 2)), (8, lambda a: np.rot90(a, 1))])
 def test_other_orientations(tmp_path, orientation, turn):
     path = save_with_orientation(tmp_path / "p.jpg", quadrants(30, 40), orientation)
-    np.testing.assert_array_equal(np.asarray(vn.open_image(path)), turn(np.asarray(Image.open(path))))
+    np.testing.assert_array_equal(np.asarray(vn.core.open_image(path)), turn(np.asarray(Image.open(path))))
 
 
 def test_cmyk_jpeg_is_converted_to_rgb(tmp_path):
     c, m, y, k = 0, 128, 255, 64
     Image.new("CMYK", (64, 48), (c, m, y, k)).save(tmp_path / "print.jpg", quality=95)
-    rgb = np.asarray(vn.open_image(tmp_path / "print.jpg")).astype(float)
+    rgb = np.asarray(vn.core.open_image(tmp_path / "print.jpg")).astype(float)
     want = [(255 - v) * (255 - k) / 255 for v in (c, m, y)]  # the uncalibrated CMYK -> RGB formula
     np.testing.assert_allclose(rgb.reshape(-1, 3).mean(0), want, atol=3)
 
@@ -252,7 +253,7 @@ def test_transparent_png_is_composited_onto_white(tmp_path):
     Image.fromarray(rgba).save(tmp_path / "logo.png")
     white = Image.new("RGBA", (24, 20), (255, 255, 255, 255))
     want = np.asarray(Image.alpha_composite(white, Image.fromarray(rgba)).convert("RGB")).astype(int)
-    for given in (vn.open_image(tmp_path / "logo.png"), as_shown(Image.fromarray(rgba))):
+    for given in (vn.core.open_image(tmp_path / "logo.png"), as_shown(Image.fromarray(rgba))):
         got = np.asarray(given).astype(int)
         assert given.mode == "RGB" and np.abs(got - want).max() <= 1
         assert tuple(got[0, 0]) == (255, 255, 255) and tuple(got[0, 1]) == tuple(rgba[0, 1, :3])
@@ -264,18 +265,18 @@ def test_palette_png_with_and_without_transparency(tmp_path):
     img = Image.fromarray(idx.astype(np.uint8), "P")
     img.putpalette(palette.flatten().tolist())
     img.save(tmp_path / "gif-like.png")
-    np.testing.assert_array_equal(np.asarray(vn.open_image(tmp_path / "gif-like.png")), palette[idx])
+    np.testing.assert_array_equal(np.asarray(vn.core.open_image(tmp_path / "gif-like.png")), palette[idx])
     img.save(tmp_path / "clear.png", transparency=3)  # palette entry 3 is see-through
     want = palette[idx].copy()
     want[idx == 3] = 255
-    np.testing.assert_array_equal(np.asarray(vn.open_image(tmp_path / "clear.png")), want)
+    np.testing.assert_array_equal(np.asarray(vn.core.open_image(tmp_path / "clear.png")), want)
 
 
 def test_16_bit_grey_png_is_scaled_to_8_bits(tmp_path):
     a = (np.arange(30 * 20).reshape(30, 20) * 109).astype(np.uint16)
     a[0, 0], a[0, 1] = 0, 65535
     Image.fromarray(a).save(tmp_path / "scan.png")
-    shown = vn.open_image(tmp_path / "scan.png")
+    shown = vn.core.open_image(tmp_path / "scan.png")
     assert shown.mode == "L"
     got = np.asarray(shown)
     np.testing.assert_array_equal(got, np.floor(a / 257 + 0.5).astype(np.uint8))

@@ -11,6 +11,7 @@ from conftest import make_vit
 import vitnotes as vn
 from vitnotes.data.chirps import REGIONS
 from vitnotes.evaluate import claims as C
+from vitnotes.methods.rollout import rollout
 
 
 def _hand_entropy(p):
@@ -41,7 +42,7 @@ def test_image_profile_matches_hand_loops(vit, pixels):
         share = [float((block(r, c) == code).mean()) for r in range(4) for c in range(4)]
         assert abs(out["mass_chirp"][layer, i, h] - sum(float(cls[j]) * share[j] for j in range(16))) < 1e-6
     assert np.allclose(out["area_chirp"], (masks == code).mean((1, 2)))
-    roll = vn.rollout(att)[:, 0, 1:].double()  # [image, patches]
+    roll = rollout(att)[:, 0, 1:].double()  # [image, patches]
     hand = [_hand_entropy(r) for r in roll]
     assert np.allclose(out["rollout_entropy"], hand, atol=1e-5)
     assert np.allclose(out["outputs"], vit(pixels).logits.detach().numpy(), atol=1e-5)
@@ -92,7 +93,7 @@ def test_crossed_bootstrap_against_a_naive_loop():
 
 
 def test_verdict_rule_and_table():
-    iv = lambda lo, hi: vn.Interval((lo + hi) / 2, lo, hi, 10, 100, 0.95, 0)  # noqa: E731
+    iv = lambda lo, hi: vn.evaluate.Interval((lo + hi) / 2, lo, hi, 10, 100, 0.95, 0)  # noqa: E731
     assert C.verdict(iv(-2, -1), "<", 0)[0] == "reproduced"
     assert C.verdict(iv(1, 2), ">", 0)[0] == "reproduced"
     assert C.verdict(iv(1, 2), "<", 0) == ("not reproduced", "the whole interval lies on the other side of 0")
@@ -162,7 +163,7 @@ def test_claims_over_runs_use_the_t_interval_over_runs():
 
 
 def test_seed_size_rule():
-    iv = lambda lo, hi: vn.Interval((lo + hi) / 2, lo, hi, 10, 100, 0.95, 0)  # noqa: E731
+    iv = lambda lo, hi: vn.evaluate.Interval((lo + hi) / 2, lo, hi, 10, 100, 0.95, 0)  # noqa: E731
     assert C.seed_size(iv(-0.4, -0.2), -0.3) == "of the seed's size"
     assert C.seed_size(iv(-0.25, -0.18), -0.33) == "smaller"
     assert C.seed_size(iv(0.4, 0.5), 0.3) == "larger"

@@ -56,7 +56,7 @@ def images(tmp_path):
 
 def expected(folder, image, method, **kw):
     model = vn.load(folder)
-    x = model.preprocess(vn.open_image(image))
+    x = model.preprocess(vn.core.open_image(image))
     return model, x, vn.explain(model, x, method, **kw)[0]
 
 
@@ -70,7 +70,7 @@ def check_record(rec, heat, model, x):
     assert rec["map"]["entropy_over_log_n"] == pytest.approx(float(vn.normalized_entropy(p)), abs=1e-6)
     assert rec["map"]["entropy"] == pytest.approx(float(vn.entropy(p)), abs=1e-6)
     assert rec["map"]["top_k"] == min(10, p.numel())
-    assert rec["map"]["top_k_share"] == pytest.approx(float(vn.topk_share(p, min(10, p.numel()))), abs=1e-6)
+    assert rec["map"]["top_k_share"] == pytest.approx(float(vn.stats.topk_share(p, min(10, p.numel()))), abs=1e-6)
     probs = torch.softmax(model.predict(x)[0].double(), -1)
     assert rec["prediction"]["index"] == int(probs.argmax())
     assert rec["prediction"]["label"] == model.labels[int(probs.argmax())]
@@ -104,7 +104,7 @@ def test_explain_in_process_one_head_and_a_target(vit_folder, images, tmp_path):
                      "--layer", "1", "--head", "2", "--out", str(out)]) == 0  # fmt: skip
     rec = json.loads((out / "cat.json").read_text())
     model = vn.load(vit_folder)
-    x = model.preprocess(vn.open_image(images[0]))
+    x = model.preprocess(vn.core.open_image(images[0]))
     heat = vn.capture(model, x, layers=[1], cls_only=True).cls_grid(1, 2)[0]
     assert (rec["method"], rec["layer"], rec["head"]) == ("last layer", 1, 2)
     check_record(rec, heat, model, x)
@@ -125,7 +125,7 @@ def test_every_registered_method_runs(vit_folder, images, tmp_path, method):
     assert rec["method"] == method and rec["map"]["grid"] == [4, 4]
     if method == "attention flow":  # capture-only: explained from a vn.capture result
         model = vn.load(vit_folder)
-        x = model.preprocess(vn.open_image(images[0]))
+        x = model.preprocess(vn.core.open_image(images[0]))
         heat = vn.explain(vn.capture(model, x), None, method)[0]
     else:
         model, x, heat = expected(vit_folder, images[0], method)
@@ -148,7 +148,7 @@ def test_sweep_writes_the_table_equal_to_vn_sweep(vit_folder, images, tmp_path):
                      "--out", str(table)]) == 0  # fmt: skip
     got = pd.read_csv(table)
     model = vn.load(vit_folder)
-    want = vn.sweep(model, model.preprocess([vn.open_image(p) for p in images]), torch.tensor([3, 1]))
+    want = vn.sweep(model, model.preprocess([vn.core.open_image(p) for p in images]), torch.tensor([3, 1]))
     g = model.geometry
     assert len(got) == g.layers * g.heads
     assert got[["layer", "head"]].values.tolist() == want[["layer", "head"]].values.tolist()
@@ -276,7 +276,9 @@ def test_a_failed_write_leaves_no_file(tmp_path):
 
 # ------------------------------------------------------------------ other model kinds
 def test_a_cnn_gets_grad_cam_and_a_clear_refusal_of_rollout(resnet, images, tmp_path, capsys):
-    folder = vn.save(resnet, tmp_path / "tiny-resnet", preprocessing=vn.Preprocessing(16, (0.5,) * 3, (0.25,) * 3, 3))
+    folder = vn.train.save(
+        resnet, tmp_path / "tiny-resnet", preprocessing=vn.core.Preprocessing(16, (0.5,) * 3, (0.25,) * 3, 3)
+    )
     out = tmp_path / "maps"
     assert cli.main(["explain", str(images[0]), "--model", str(folder), "--method", "grad-cam", "--out", str(out)]) == 0
     rec = json.loads((out / "cat.json").read_text())
@@ -294,18 +296,19 @@ def test_a_regression_model_reports_outputs_and_sweeps_with_number_labels(images
     from conftest import make_vit
 
     net = make_vit(num_labels=3, problem_type="regression", id2label=None, label2id=None)
-    folder = vn.save(net, tmp_path / "tiny-reg", preprocessing=vn.Preprocessing(16, (0.5,) * 3, (0.25,) * 3, 3))
+    pre = vn.core.Preprocessing(16, (0.5,) * 3, (0.25,) * 3, 3)
+    folder = vn.train.save(net, tmp_path / "tiny-reg", preprocessing=pre)
     out = tmp_path / "maps"
     assert cli.main(["explain", str(images[0]), "--model", str(folder), "--out", str(out)]) == 0
     rec = json.loads((out / "cat.json").read_text())
     model = vn.load(folder)
-    x = model.preprocess(vn.open_image(images[0]))
+    x = model.preprocess(vn.core.open_image(images[0]))
     assert np.allclose(rec["outputs"], model.predict(x)[0].numpy(), atol=1e-6) and rec["top"] is None
     table = tmp_path / "reg.csv"
     labels = ["0.1,0.2,0.3", "0.4,0.5,0.6"]
     assert cli.main(["sweep", *map(str, images), "--labels", *labels, "--model", str(folder), "--out", str(table)]) == 0
     got = pd.read_csv(table)
     y = torch.tensor([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]])
-    want = vn.sweep(model, model.preprocess([vn.open_image(p) for p in images]), y)
+    want = vn.sweep(model, model.preprocess([vn.core.open_image(p) for p in images]), y)
     assert (got["loss_kind"] == "mse").all() and np.allclose(got["loss"], want["loss"], rtol=1e-6)
     assert cli.main(["sweep", str(images[0]), "--labels", "big", "--model", str(folder), "--out", str(table)]) == 2

@@ -16,6 +16,7 @@ from transformers import CLIPConfig, CLIPModel, CLIPVisionModel, SiglipConfig, S
 
 import vitnotes as vn
 from vitnotes.cli import main as cli_main
+from vitnotes.core.model import geometry
 
 TEXT = dict(
     hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, vocab_size=64,
@@ -198,7 +199,7 @@ def test_refusals_name_the_fix(tmp_path, x):
 def test_a_vision_tower_alone_explains_its_embedding(x):
     tower = CLIPVisionModel(_clip().config.vision_config).eval()
     model = vn.prompts.__globals__["prompt_classifier"](tower)  # what vn.load does for a tower
-    m = vn.Model(model, vn.geometry(model), [], vn.Preprocessing.from_dict({}, vn.geometry(model)))
+    m = vn.core.Model(model, geometry(model), [], vn.core.Preprocessing.from_dict({}, geometry(model)))
     assert vn.explain(m, x, "rollout").shape == (3, 4, 4)
     with pytest.raises(ValueError, match="target"):
         vn.explain(m, x, "grad-cam")  # 32 embedding dimensions and no class: say which
@@ -253,7 +254,7 @@ def test_cli_explains_a_prompt(clip_folder, tmp_path):
 def test_explorer_takes_prompts(clip_folder):
     import numpy as np
 
-    app = vn.explore(str(clip_folder), images=[np.full((16, 16, 3), 90, np.uint8)],
+    app = vn.show.explore(str(clip_folder), images=[np.full((16, 16, 3), 90, np.uint8)],
                      prompts=["a photo of a cat", "a photo of a dog"]).explorer  # fmt: skip
     assert app.model.labels == ["a photo of a cat", "a photo of a dog"]
     app.method.value = "grad-cam"
@@ -362,6 +363,6 @@ def test_sweep_and_profile(x):
         table = vn.sweep(model, x, targets)
         assert len(table) == VISION["num_hidden_layers"] * VISION["num_attention_heads"]
         assert table["loss"].notna().all()
-    assert len(vn.attention_profile(vn.prompts(_clip(), PROMPTS), x)) == 12
+    assert len(vn.profile.attention_profile(vn.prompts(_clip(), PROMPTS), x)) == 12
     with pytest.raises(TypeError, match="has no CLS token"):
-        vn.attention_profile(vn.prompts(_siglip(), PROMPTS), x)
+        vn.profile.attention_profile(vn.prompts(_siglip(), PROMPTS), x)

@@ -14,6 +14,7 @@ from torch import nn
 
 import vitnotes as vn
 from vitnotes.core import capture as capture_module
+from vitnotes.core.model import geometry
 
 SIZE, PATCH, HIDDEN, HEADS, CLASSES = 16, 4, 24, 4, 5
 GRID = SIZE // PATCH
@@ -214,7 +215,7 @@ def pair(request):
 
 def test_geometry(pair):
     _, _, net, _, _ = pair
-    g = vn.geometry(net)
+    g = geometry(net)
     assert (g.kind, g.heads, g.head_dim, g.hidden, g.grid, g.prefix) == (
         "vit",
         HEADS,
@@ -223,7 +224,7 @@ def test_geometry(pair):
         (4, 4),
         1,
     )
-    assert vn.geometry(net).layers == len(net.layers)
+    assert geometry(net).layers == len(net.layers)
     assert vn.core.model.class_labels(net) == [f"c{i}" for i in range(5)]
 
 
@@ -253,7 +254,7 @@ def test_hidden_states_and_attentions(pair):
         for i in range(len(net.layers)):
             h, _ = block_by_hand(ref, i, h)
             assert (out.hidden_states[i + 1] - h).abs().max() < 1e-5
-        with vn.eager_attention(net):
+        with vn.core.eager_attention(net):
             attn = vn.core.model.forward(net, x, output_attentions=True).attentions
         hand, _, _ = by_hand(ref, x)
     assert len(attn) == len(hand) and all((a - b).abs().max() < 1e-5 for a, b in zip(attn, hand, strict=True))
@@ -347,9 +348,9 @@ def test_every_method_sweep_and_profile_run(pair):
     table = vn.sweep(net, x, torch.arange(len(x)) % CLASSES)
     assert len(table) == len(net.layers) * HEADS and table["loss"].notna().all()
     assert table.attrs["method"] == "naive"  # the fast sweep is for transformers' CLS-only classifiers
-    profile = vn.attention_profile(net, x)
+    profile = vn.profile.attention_profile(net, x)
     assert len(profile) == len(net.layers) * HEADS and profile["entropy"].notna().all()
-    assert vn.position_embeddings(net).shape == (17, HIDDEN)
+    assert vn.profile.position_embeddings(net).shape == (17, HIDDEN)
 
 
 def test_ablation_zeroes_a_head_in_the_original_weights(pair):
@@ -467,11 +468,11 @@ def test_randomized_redraws_the_top_and_keeps_the_rest(pair):
     _, user, net, x, _ = pair
     last = len(net.layers) - 1
     top = (f"blocks.{last}.", f"layers.{last}.", "head")  # the last block and the classifier
-    new = vn.randomized(net, from_layer=last)
+    new = vn.interventions.randomized(net, from_layer=last)
     old = dict(user.named_parameters())
     for name, p in new.model.named_parameters():
         if p.ndim > 1:  # weight matrices, kernels, tables (a norm's weight is redrawn at 1)
             assert torch.equal(p, old[name]) != any(t in name for t in top), name
     assert vn.explain(new, x, "rollout").shape == (len(x), GRID, GRID)
-    everything = vn.randomized(net, from_layer=0, embeddings=True)
+    everything = vn.interventions.randomized(net, from_layer=0, embeddings=True)
     assert not any(torch.equal(p, old[n]) for n, p in everything.model.named_parameters() if p.ndim > 1)

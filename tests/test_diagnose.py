@@ -31,21 +31,21 @@ def test_predict_with_attention_needs_a_vit(resnet):
 def test_confusion_matrix_and_pairs():
     true = [0, 0, 1, 1, 1, 2, 2, 2, 2]
     pred = [0, 1, 1, 0, 0, 2, 1, 1, 1]
-    cm = vn.confusion_matrix(true, pred, ["a", "b", "c"])
+    cm = vn.evaluate.confusion_matrix(true, pred, ["a", "b", "c"])
     expected = np.zeros((3, 3), int)
     for t, p in zip(true, pred):
         expected[t, p] += 1
     assert np.array_equal(cm.to_numpy(), expected)
     assert cm.index.name == "true" and cm.columns.name == "predicted"
-    pairs = vn.confusion_pairs(cm, top=2)
+    pairs = vn.evaluate.confusion_pairs(cm, top=2)
     assert pairs[["true", "predicted", "count"]].values.tolist() == [["c", "b", 3], ["b", "a", 2]]
     assert pairs["of_true"].tolist() == pytest.approx([3 / 4, 2 / 3])
     assert pairs["of_errors"].tolist() == pytest.approx([3 / 6, 2 / 6])
-    assert len(vn.confusion_pairs(cm, top=10)) == 3  # only the non-zero off-diagonal cells
+    assert len(vn.evaluate.confusion_pairs(cm, top=10)) == 3  # only the non-zero off-diagonal cells
     with pytest.raises(ValueError, match="0..2"):
-        vn.confusion_matrix([0, 3], [0, 1], ["a", "b", "c"])
+        vn.evaluate.confusion_matrix([0, 3], [0, 1], ["a", "b", "c"])
     with pytest.raises(ValueError, match="integer"):
-        vn.confusion_matrix([0.5], [0], ["a"])
+        vn.evaluate.confusion_matrix([0.5], [0], ["a"])
 
 
 def test_attention_stats_by_hand():
@@ -53,7 +53,7 @@ def test_attention_stats_by_hand():
     grid = torch.rand(2, 3, 4, 4)
     grid = grid / grid.sum((-2, -1), keepdim=True)
     logits = torch.tensor([[2.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
-    df = vn.attention_stats(grid, logits, k=3)
+    df = vn.evaluate.attention_stats(grid, logits, k=3)
     for i in range(2):
         ents, tops = [], []
         for h in range(3):
@@ -66,7 +66,7 @@ def test_attention_stats_by_hand():
     assert df.loc[0, "confidence"] == pytest.approx(e[0]) and df.loc[0, "margin"] == pytest.approx(e[0] - e[2])
     assert df.loc[1, "margin"] == pytest.approx(0.0)
     with pytest.raises(ValueError):
-        vn.attention_stats(grid[0], logits)
+        vn.evaluate.attention_stats(grid[0], logits)
 
 
 def test_compare_groups_rank_biserial_brute_force():
@@ -92,16 +92,16 @@ def test_garment_mass_by_hand():
     img[0, :2, :2] = 200  # the top-left patch of a 2x2 grid is all garment
     img[0, 2, 2] = 9  # a quarter of the bottom-right patch
     m = torch.tensor([[[0.5, 0.25], [0.0, 0.25]]])
-    assert vn.garment_mass(m, img).item() == pytest.approx(0.5 + 0.25 / 4)
-    assert vn.garment_mass(m * 8, img).item() == pytest.approx(0.5 + 0.25 / 4)  # scale-free
-    assert vn.garment_mass(m, img, threshold=10).item() == pytest.approx(0.5)
+    assert vn.evaluate.garment_mass(m, img).item() == pytest.approx(0.5 + 0.25 / 4)
+    assert vn.evaluate.garment_mass(m * 8, img).item() == pytest.approx(0.5 + 0.25 / 4)  # scale-free
+    assert vn.evaluate.garment_mass(m, img, threshold=10).item() == pytest.approx(0.5)
     with pytest.raises(ValueError, match="non-negative"):
-        vn.garment_mass(-m, img)
+        vn.evaluate.garment_mass(-m, img)
 
 
 def test_describe_error_uses_the_numbers():
     names = ["a", "b", "c"]
-    text = vn.describe_error(
+    text = vn.evaluate.describe_error(
         names,
         0,
         2,
@@ -128,7 +128,7 @@ def test_describe_error_uses_the_numbers():
         "mostly the same",
     ):
         assert piece in text, piece
-    sure = vn.describe_error(
+    sure = vn.evaluate.describe_error(
         names,
         1,
         0,
@@ -148,7 +148,7 @@ def test_pick_errors_most_and_least_confident():
     true = np.array([0, 0, 0, 0, 1, 1, 2])
     pred = np.array([1, 1, 1, 0, 0, 0, 2])
     conf = np.array([0.5, 0.9, 0.3, 0.99, 0.6, 0.7, 0.8])
-    pairs = vn.confusion_pairs(vn.confusion_matrix(true, pred, ["a", "b", "c"]))
+    pairs = vn.evaluate.confusion_pairs(vn.evaluate.confusion_matrix(true, pred, ["a", "b", "c"]))
     got = vn.pick_errors(true, pred, conf, pairs, ["a", "b", "c"], per_pair=2)
     assert got.tolist() == [1, 2, 5, 4]  # pair a->b: 0.9 then 0.3; pair b->a: 0.7 then 0.6
     assert vn.pick_errors(true, pred, conf, pairs, ["a", "b", "c"], per_pair=3).tolist() == [1, 2, 0, 5, 4]
@@ -159,6 +159,6 @@ def test_group_distributions_figure():
     from matplotlib.figure import Figure
 
     df = pd.DataFrame({"x": np.arange(6.0), "y": np.ones(6), "ok": [True, False] * 3})
-    assert isinstance(vn.group_distributions(df, "ok", ["x", "y"]), Figure)
+    assert isinstance(vn.show.group_distributions(df, "ok", ["x", "y"]), Figure)
     with pytest.raises(ValueError, match="column"):
-        vn.group_distributions(df, "ok", ["z"])
+        vn.show.group_distributions(df, "ok", ["z"])

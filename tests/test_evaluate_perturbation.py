@@ -175,7 +175,7 @@ def test_random_map_srg_near_zero():
     # average, so E[AUC] = 1/2 and E[SRG] = 0 (std of the mean over 200 images ~ 0.008)
     n = 200
     m, imgs = toy(R), toy_images(n, seed=3)
-    c = perturbation_curves(m, imgs, vn.random_maps(n, H, seed=13), steps=10, score="output", target=0)
+    c = perturbation_curves(m, imgs, vn.evaluate.random_maps(n, H, seed=13), steps=10, score="output", target=0)
     a = c.aucs()
     iv = bootstrap(a["srg"], n_boot=500, seed=0)
     assert abs(iv.value) < 0.03 and iv.low < 0 < iv.high
@@ -185,7 +185,7 @@ def test_random_map_srg_near_zero():
 def test_insertion_is_lif_deletion_read_backwards():
     n = 3
     m, imgs = toy(R), toy_images(n)
-    c = perturbation_curves(m, imgs, vn.random_maps(n, H, seed=5), steps=7, score="output", target=0)
+    c = perturbation_curves(m, imgs, vn.evaluate.random_maps(n, H, seed=5), steps=7, score="output", target=0)
     np.testing.assert_array_equal(c.insertion.numpy(), c.deletion_lif.numpy()[:, ::-1])
     np.testing.assert_array_equal(c.deletion[:, 0].numpy(), c.deletion_lif[:, 0].numpy())  # shared endpoints
     np.testing.assert_array_equal(c.deletion[:, -1].numpy(), c.deletion_lif[:, -1].numpy())
@@ -194,7 +194,7 @@ def test_insertion_is_lif_deletion_read_backwards():
 def test_chunks_do_not_change_the_curves():
     n = 5
     m, imgs = toy(R), toy_images(n)
-    maps = vn.random_maps(n, H, seed=2)
+    maps = vn.evaluate.random_maps(n, H, seed=2)
     a = perturbation_curves(m, imgs, maps, steps=6, chunk=1, batch_size=7, score="output", target=0)
     b = perturbation_curves(m, imgs, maps, steps=6, chunk=16, score="output", target=0)
     np.testing.assert_array_equal(a.deletion.numpy(), b.deletion.numpy())
@@ -347,7 +347,7 @@ def test_controls_and_object_masks():
     b = brightness_maps(imgs)
     assert torch.equal(b, torch.from_numpy(imgs.astype(np.float32)))
     c = control_maps(imgs, seed=4)
-    assert set(c) == {"random", "brightness"} and torch.equal(c["random"], vn.random_maps(2, (5, 5), 4))
+    assert set(c) == {"random", "brightness"} and torch.equal(c["random"], vn.evaluate.random_maps(2, (5, 5), 4))
     np.testing.assert_array_equal(object_masks(imgs), imgs > 0)
     colour = np.zeros((1, 3, 3, 3), np.uint8)
     colour[0, 0, 0, 2] = 1
@@ -510,7 +510,7 @@ def test_object_restriction_by_name():
     c = perturbation_curves(
         m,
         imgs,
-        vn.random_maps(3, H, seed=1),
+        vn.evaluate.random_maps(3, H, seed=1),
         restrict="object",
         steps=5,
         score="output",

@@ -1,4 +1,4 @@
-"""vn.explore: the app driven in-process as the browser would drive it (an upload sets the FileUpload's
+"""vn.show.explore: the app driven in-process as the browser would drive it (an upload sets the FileUpload's
 value, menus set their values), then the same app served by a real Voilà server on 127.0.0.1 and driven
 in headless Chromium: upload an image file, change the method and the layer; the picture changes each
 time, the prediction appears, and nothing is fetched from outside the machine (browser, server, kernel)."""
@@ -21,18 +21,18 @@ from conftest import CHROMIUM, CHROMIUM_ARGS, make_vit, watch_requests
 from PIL import Image
 
 import vitnotes as vn
-from vitnotes.show.explore import explore, image_from_bytes, map_numbers
+from vitnotes.show.explorer import explore, image_from_bytes, map_numbers
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "apps" / "explore.ipynb"
 VOILA = Path(sys.executable).parent / "voila"
 SHOT = ROOT / "_build" / "explore.png"
-PRE = vn.Preprocessing(size=32, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), channels=3)
+PRE = vn.core.Preprocessing(size=32, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), channels=3)
 
 
 def tiny_vit(folder: Path) -> Path:
     """A 3-layer, 4-head ViT on 32 px images (an 8x8 grid), saved like a checkpoint."""
-    return vn.save(make_vit("sdpa", seed=4, image_size=32), folder, preprocessing=PRE)
+    return vn.train.save(make_vit("sdpa", seed=4, image_size=32), folder, preprocessing=PRE)
 
 
 def png_bytes(seed: int = 0, size=(40, 48), mode: str = "RGB") -> bytes:
@@ -128,7 +128,7 @@ def test_map_numbers_follow_the_books_definitions():
 
 
 def test_a_cnn_gets_the_cnn_methods_that_run_with_defaults(resnet, tmp_path):
-    folder = vn.save(resnet, tmp_path / "tiny-resnet", preprocessing=PRE)
+    folder = vn.train.save(resnet, tmp_path / "tiny-resnet", preprocessing=PRE)
     app = explore(str(folder), images=[np.full((32, 32, 3), 100, np.uint8)]).explorer
     assert app.method.options == ("grad-cam", "integrated gradients") and app.head.disabled and not app.layer.disabled
     assert app.message.value == "" and "prediction:" in app.prediction.value

@@ -3,7 +3,7 @@
 import torch
 
 import vitnotes as vn
-from vitnotes.show.explore import offered
+from vitnotes.show.explorer import offered
 
 
 def test_the_explorer_offers_what_runs_with_defaults(resnet):

@@ -44,7 +44,7 @@ def picker():
     net = make_vit(image_size=28, patch_size=4, num_channels=1, num_hidden_layers=3, num_attention_heads=4)
     att = vn.capture(net, torch.randn(1, 1, 28, 28, generator=torch.Generator().manual_seed(0)), cls_only=True)
     image = np.random.default_rng(0).random((28, 28)).astype(np.float32)
-    return vn.head_picker(image, att.cls_grids()[:, 0], size=96)
+    return vn.show.head_picker(image, att.cls_grids()[:, 0], size=96)
 
 
 @pytest.mark.skipif(not HAVE_BUNDLE, reason="needs node_modules (npm ci)")

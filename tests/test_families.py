@@ -307,7 +307,7 @@ def test_dino_statistics_drop_every_prefix_token(dino):
     entropy = -(p * p.log()).sum(-1).mean(1)  # [layer, head], mean over the batch
     got = torch.tensor(df.sort_values(["layer", "head"])["entropy"].to_numpy()).reshape(2, 2)
     torch.testing.assert_close(got, entropy, atol=1e-5, rtol=1e-4)
-    _, share = vn.mean_attention_distance(attn)
+    _, share = vn.profile.mean_attention_distance(attn)
     expected = attn.probs[..., prefix:, :prefix].sum(-1).mean(-1)  # [layer, batch, head]
     torch.testing.assert_close(share, expected.to(share.dtype), atol=1e-5, rtol=1e-4)
 

@@ -110,8 +110,8 @@ def test_text_px_is_font_size_times_dpi_over_72_at_full_size():
 
 
 def test_panels_per_row_counts_map_panels_not_colour_bars():
-    assert panels_per_row(vn.layer_strip(_image(), _maps(12, 14, 14))) == 6
-    assert panels_per_row(vn.layer_strip(_image(), _maps(3, 14, 14))) == 3
+    assert panels_per_row(vn.show.layer_strip(_image(), _maps(12, 14, 14))) == 6
+    assert panels_per_row(vn.show.layer_strip(_image(), _maps(3, 14, 14))) == 3
     assert wrap(12) == (2, 6) and wrap(8) == (2, 4) and wrap(7) == (2, 4) and wrap(6) == (1, 6) and wrap(1) == (1, 1)
 
 
@@ -120,11 +120,11 @@ def test_overlapping_titles_are_found():
     for ax in fig.subplots(1, 3):
         ax.set_title("a title far wider than its panel", fontsize=9)
     assert overlapping_texts(fig)
-    assert not overlapping_texts(vn.layer_strip(_image(), _maps(12, 14, 14)))
+    assert not overlapping_texts(vn.show.layer_strip(_image(), _maps(12, 14, 14)))
 
 
 def test_the_record_travels_in_the_png_and_leaves_its_pixels_alone():
-    fig, twin = (vn.layer_strip(_image(), _maps(12, 14, 14)) for _ in range(2))  # each drawn once, as IPython does
+    fig, twin = (vn.show.layer_strip(_image(), _maps(12, 14, 14)) for _ in range(2))  # each drawn once, as IPython does
     png = png_with_record(fig)
     plain = io.BytesIO()
     twin.savefig(plain, format="png", dpi=twin.dpi, bbox_inches="tight")
@@ -177,17 +177,18 @@ def _strip_with_title(fig, title, size=10):
 
 CASES = {
     # chapter 00: one layer's 12 heads
-    "00 head_grid 12 heads": lambda: vn.head_grid(_image(), _maps(1, 12, 14, 14), layers=[3]),
+    "00 head_grid 12 heads": lambda: vn.show.head_grid(_image(), _maps(1, 12, 14, 14), layers=[3]),
     # chapter 01: a 12-layer strip per image, the metrics by layer
     "01 layer_strip 12 layers": lambda: _strip_with_title(
-        vn.layer_strip(_image(), _maps(12, 14, 14), labels=[f"L{i}" for i in range(12)]), "test image 0: Ankle boot"
+        vn.show.layer_strip(_image(), _maps(12, 14, 14), labels=[f"L{i}" for i in range(12)]),
+        "test image 0: Ankle boot",
     ),
-    "01 metric_by_layer": lambda: vn.metric_by_layer(
+    "01 metric_by_layer": lambda: vn.show.metric_by_layer(
         _heads(), "entropy_norm", ylabel="CLS entropy / log N (1 = uniform)", reference=1.0, zero=True
     ),
-    "01 distance_dots": lambda: vn.distance_dots(_heads(), 9.3),
-    "01 position_similarity_plot": lambda: vn.position_similarity_plot(torch.rand(14, 14, 14, 14) * 2 - 1),
-    "01 readability_plot": lambda: vn.readability_plot(
+    "01 distance_dots": lambda: vn.show.distance_dots(_heads(), 9.3),
+    "01 position_similarity_plot": lambda: vn.show.position_similarity_plot(torch.rand(14, 14, 14, 14) * 2 - 1),
+    "01 readability_plot": lambda: vn.show.readability_plot(
         {
             "logit lens": pd.DataFrame(
                 {"accuracy": [0.5] * 13, "low": [0.4] * 13, "high": [0.6] * 13},
@@ -203,68 +204,68 @@ CASES = {
     "01 training_plot, accuracy": lambda: training_plot(_card()),
     "90 training_plot, R^2 with a legend": lambda: training_plot(_card(r2=True)),
     # chapter 02: every head of four layers relative to uniform, strips over several images
-    "02 head_grid 4 layers x 12 heads, relative": lambda: vn.head_grid(
+    "02 head_grid 4 layers x 12 heads, relative": lambda: vn.show.head_grid(
         _image(), _maps(4, 12, 14, 14), layers=[0, 4, 8, 11], relative=16
     ),
-    "02 head_grid 12 x 12, relative": lambda: vn.head_grid(_image(), _maps(12, 12, 14, 14), relative=16),
+    "02 head_grid 12 x 12, relative": lambda: vn.show.head_grid(_image(), _maps(12, 12, 14, 14), relative=16),
     "02 layer_strip 4 images": lambda: _strip_with_title(
-        vn.layer_strip([_image()] * 4, _maps(4, 14, 14), labels=NAMES[:4], size=1.3),
+        vn.show.layer_strip([_image()] * 4, _maps(4, 14, 14), labels=NAMES[:4], size=1.3),
         "content-following: layer 10, head 3 (consistency 0.52, garment ratio 1.23)",
         9,
     ),
-    "02 attention_matrix": lambda: vn.attention_matrix(
+    "02 attention_matrix": lambda: vn.show.attention_matrix(
         torch.softmax(torch.randn(197, 197), -1), title="layer 6, head 0, test image 0: attention [query, key]"
     ),
-    "02 following_plot": lambda: vn.following_plot(
+    "02 following_plot": lambda: vn.show.following_plot(
         _heads().assign(shift_fixed=np.linspace(-0.2, 1, 144), shift_moved=np.linspace(0, 1, 144)), weak=0.3
     ),
     # chapter 06 (and 03, 04, 09): maps on one scale per row; the cascade; intervals
-    "06 shared_maps 6 images x 6 rows": lambda: vn.shared_maps(
+    "06 shared_maps 6 images x 6 rows": lambda: vn.show.shared_maps(
         [_image()] * 6,
         {f"layer {i}": _maps(6, 14, 14) for i in (0, 3, 6, 9, 11)} | {"rollout": _maps(6, 14, 14)},
         titles=NAMES[:6],
         reference=1 / 196,
     ),
-    "06 shared_maps 8 images": lambda: vn.shared_maps(
+    "06 shared_maps 8 images": lambda: vn.show.shared_maps(
         [_image()] * 8, {k: _maps(8, 7, 7) for k in ("last layer", "rollout", "attention flow")}, titles=NAMES[:8]
     ),
-    "03 shared_maps 10 images, size 0.9": lambda: vn.shared_maps(
+    "03 shared_maps 10 images, size 0.9": lambda: vn.show.shared_maps(
         np.stack([_image()] * 10), {k: _maps(10, 7, 7) for k in METHODS[:7]}, titles=NAMES, size=0.9
     ),
-    "04 shared_maps two-line titles, size 1.3": lambda: vn.shared_maps(
+    "04 shared_maps two-line titles, size 1.3": lambda: vn.show.shared_maps(
         [_image()] * 6,
         {k: _maps(6, 14, 14) for k in ("CLS attention", "grad. rollout: predicted")},
         titles=["Shirt\n→ T-shirt/top (0.93)"] * 6,
         size=1.3,
     ),
-    "09 shared_maps 12 methods, signed rows": lambda: vn.shared_maps(
+    "09 shared_maps 12 methods, signed rows": lambda: vn.show.shared_maps(
         [_image()] * 6, {k: _maps(6, 7, 7) - (0.02 if k == "cp-lrp" else 0) for k in METHODS}, titles=NAMES[:6]
     ),
-    "06 cascade_panel 8 steps": lambda: vn.cascade_panel(
+    "06 cascade_panel 8 steps": lambda: vn.show.cascade_panel(
         _image(), {s: {m: _maps(1, 7, 7) for m in METHODS[:3]} for s in STEPS}, index=0
     ),
-    "06 cascade_plot": lambda: vn.cascade_plot(
+    "06 cascade_plot": lambda: vn.show.cascade_plot(
         pd.DataFrame(
             [(s, m, 0.5, 0.3, 0.7) for s in STEPS[1:] for m in METHODS[:3]],
             columns=["step", "method", "spearman", "low", "high"],
         ),
         dict.fromkeys(METHODS[:3], 0.3),
     ),
-    "06 interval_plot 1 column": lambda: vn.interval_plot(
+    "06 interval_plot 1 column": lambda: vn.show.interval_plot(
         _intervals(METHODS[:4], [("Spearman with occlusion", "")]),
         [("Spearman with occlusion", "")],
         controls=("random", "last layer"),
         width=3.2,
     ),
-    "03 interval_plot 3 columns": lambda: vn.interval_plot(
+    "03 interval_plot 3 columns": lambda: vn.show.interval_plot(
         _intervals(METHODS[:7], [("srg", b) for b in ("mean", "blur", "black, garment")]),
         [("srg", b) for b in ("mean", "blur", "black, garment")],
     ),
-    "09 interval_plot 5 columns": lambda: vn.interval_plot(
+    "09 interval_plot 5 columns": lambda: vn.show.interval_plot(
         _intervals(METHODS, [(m, "") for m in ("mass_chirp", "pointing", "mass_text", "mass_colorbar", "mass_axes")]),
         [(m, "") for m in ("mass_chirp", "pointing", "mass_text", "mass_colorbar", "mass_axes")],
     ),
-    "demo layer_strip, a colour bar each": lambda: vn.layer_strip(
+    "demo layer_strip, a colour bar each": lambda: vn.show.layer_strip(
         _image(),
         _maps(8, 8, 8),
         labels=[f"CLS attn L{i}" for i in range(6)] + ["rollout", "ViT Grad-CAM"],
@@ -287,17 +288,17 @@ def test_show_functions_read_at_the_page_width(name):
 
 def test_wrapped_strips_keep_one_colour_bar_and_every_map():
     maps = _maps(12, 14, 14)
-    fig = vn.layer_strip(_image(), maps)
+    fig = vn.show.layer_strip(_image(), maps)
     panels = [ax for ax in fig.axes if ax.images]
     bars = [ax for ax in fig.axes if hasattr(ax, "_colorbar")]
     assert len(panels) == 12 and len(bars) == 1  # one colour bar for both rows
     assert {ax.images[1].get_clim() for ax in panels} == {(0.0, float(maps.max()))}
     assert [ax.get_title().split("\n")[0] for ax in panels] == [f"layer {i}" for i in range(12)]
-    grid = vn.head_grid(_image(), _maps(2, 12, 4, 4), relative=8)
+    grid = vn.show.head_grid(_image(), _maps(2, 12, 4, 4), relative=8)
     heads = [ax for ax in grid.axes if len(ax.images) == 2]
     assert len(heads) == 24 and panels_per_row(grid) == 6
     assert [ax.get_ylabel() for ax in heads[::6]] == ["L0", "L0", "L1", "L1"]  # each layer: two rows of 6 heads
-    wide = vn.shared_maps([_image()] * 10, {"a": _maps(10, 7, 7)}, titles=NAMES)
+    wide = vn.show.shared_maps([_image()] * 10, {"a": _maps(10, 7, 7)}, titles=NAMES)
     rows = [ax for ax in wide.axes if ax.images and not hasattr(ax, "_colorbar")]
     assert len(rows) == 2 * 10 and panels_per_row(wide) == 5  # two blocks of 5: images, then maps
     shown = [ax for ax in rows if ax.images[0].get_cmap().name == "magma"]  # the maps, not the images

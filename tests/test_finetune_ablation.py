@@ -31,7 +31,7 @@ def x5():
 
 @pytest.mark.parametrize("batch_size", [2, 16])
 def test_attention_profile_equals_summary_and_brute_force_mass(vit, x5, masks, batch_size):
-    prof = vn.attention_profile(vit, x5, masks, batch_size=batch_size)
+    prof = vn.profile.attention_profile(vit, x5, masks, batch_size=batch_size)
     att = vn.capture(vit, x5)
     ref = vn.cls_summary(att)
     assert list(prof[["layer", "head"]].itertuples(index=False)) == list(ref[["layer", "head"]].itertuples(index=False))
@@ -54,8 +54,8 @@ def test_attention_profile_equals_summary_and_brute_force_mass(vit, x5, masks, b
 
 
 def test_attention_profile_cls_only_and_no_masks(vit, x5):
-    full = vn.attention_profile(vit, x5)
-    cls = vn.attention_profile(vit, x5, full=False, batch_size=3)
+    full = vn.profile.attention_profile(vit, x5)
+    cls = vn.profile.attention_profile(vit, x5, full=False, batch_size=3)
     assert "distance_px" not in cls.columns and not any(c.startswith("mass_") for c in cls.columns)
     np.testing.assert_allclose(cls["entropy"], full["entropy"], rtol=1e-5)
     assert cls.attrs["images"] == 5 and cls.attrs["area"] == {}
@@ -73,12 +73,12 @@ def test_attention_profile_cls_only_and_no_masks(vit, x5):
 )
 def test_attention_profile_bad_input(vit, x5, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        vn.attention_profile(vit, x5, **kwargs)
+        vn.profile.attention_profile(vit, x5, **kwargs)
 
 
 def test_attention_profile_refuses_a_cnn(resnet, x5):
     with pytest.raises(Exception, match="ViT"):
-        vn.attention_profile(resnet, x5)
+        vn.profile.attention_profile(resnet, x5)
 
 
 def _profile(masses: list[dict], area: dict) -> pd.DataFrame:
@@ -96,44 +96,44 @@ def test_head_types_by_enrichment_over_area():
     text = dict(area, text=0.35, background=0.0, chirp=0.0)  # 3.5x on text
     both = dict(area, text=0.25, colorbar=0.25, plot=0.15, background=0.0, chirp=0.0)  # 2.5x on both
     big = dict(area, text=0.19, colorbar=0.01)  # 1.9x: just under the threshold
-    df = vn.head_types(_profile([uniform, chirp, text, both, big], area))
+    df = vn.profile.head_types(_profile([uniform, chirp, text, both, big], area))
     assert df["type"].tolist() == ["diffuse", "chirp", "text", "polysemantic", "diffuse"]
     assert df.loc[1, "enrich_chirp"] == pytest.approx(4.0) and df.loc[2, "enrich_text"] == pytest.approx(3.5)
     assert df.loc[4, "top_region"] == "text"
-    lower = vn.head_types(_profile([big], area), threshold=1.5)
+    lower = vn.profile.head_types(_profile([big], area), threshold=1.5)
     assert lower["type"].tolist() == ["text"] and lower.attrs["threshold"] == 1.5
 
 
 def test_head_types_needs_masses_and_a_sensible_threshold(vit, x5):
     with pytest.raises(ValueError, match="pass masks"):
-        vn.head_types(vn.attention_profile(vit, x5, full=False))
+        vn.profile.head_types(vn.profile.attention_profile(vit, x5, full=False))
     area = dict.fromkeys(("chirp", "plot", "text", "colorbar", "axes"), 0.2)
     with pytest.raises(ValueError, match="threshold must exceed 1"):
-        vn.head_types(_profile([area], area), threshold=1.0)
+        vn.profile.head_types(_profile([area], area), threshold=1.0)
     with pytest.raises(TypeError):
-        vn.head_types([1, 2, 3])
+        vn.profile.head_types([1, 2, 3])
 
 
 def test_head_heatmap_draws_every_cell():
     df = pd.DataFrame([{"layer": layer, "head": h, "v": layer + h / 10} for layer in range(3) for h in range(4)])
-    fig = vn.head_heatmap(df, "v", scale=100, fmt=".0f")
+    fig = vn.show.head_heatmap(df, "v", scale=100, fmt=".0f")
     assert isinstance(fig, Figure)
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert len(texts) == 12 and "120" in texts  # layer 1, head 2 -> 1.2 * 100
     with pytest.raises(ValueError, match="not in the table"):
-        vn.head_heatmap(df, "missing")
+        vn.show.head_heatmap(df, "missing")
 
 
 @pytest.fixture
 def base_folder(tmp_path):
     base = make_vit(seed=2, image_size=28, patch_size=4, num_channels=1)
-    return vn.save(base, tmp_path / "base", vn.Preprocessing(28, (0.5,), (0.5,), 1)), base
+    return vn.train.save(base, tmp_path / "base", vn.core.Preprocessing(28, (0.5,), (0.5,), 1)), base
 
 
 def test_starting_point_is_the_transferred_base(base_folder):
     folder, base = base_folder
     start = train.starting_point(init=folder)
-    assert isinstance(start, vn.Model) and not start.net.training
+    assert isinstance(start, vn.core.Model) and not start.net.training
     g = start.geometry
     assert (g.image_size, g.channels, g.grid) == (56, 3, (14, 14))
     assert start.net.config.problem_type == "regression" and start.labels == list(vn.data.TARGET_NAMES)
@@ -184,22 +184,22 @@ def test_demo_finetune_is_quiet(base_folder, capsys):
 def test_show_regions_legend_gives_area_shares():
     ds = vn.data.spectrograms(1, seed=3, size=56)
     mask = np.asarray(ds[0]["mask"])
-    fig = vn.show_regions(ds[0]["image"], mask)
+    fig = vn.show.show_regions(ds[0]["image"], mask)
     assert isinstance(fig, Figure)
     legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
     assert legend[2] == f"chirp ({(mask == REGIONS.index('chirp')).mean():.0%})" and len(legend) == len(REGIONS)
     with pytest.raises(ValueError, match="differ in size"):
-        vn.show_regions(np.zeros((28, 28, 3), np.uint8), mask)
+        vn.show.show_regions(np.zeros((28, 28, 3), np.uint8), mask)
     with pytest.raises(ValueError, match="2-D integer"):
-        vn.show_regions(ds[0]["image"], mask.astype(float))
+        vn.show.show_regions(ds[0]["image"], mask.astype(float))
 
 
 def test_head_heatmap_symlog_scale():
     df = pd.DataFrame(
         [{"layer": layer, "head": h, "v": (-1) ** h * 10.0 ** (layer - 1)} for layer in range(3) for h in range(2)]
     )
-    fig = vn.head_heatmap(df, "v", symlog=0.1)
+    fig = vn.show.head_heatmap(df, "v", symlog=0.1)
     norm = fig.axes[0].collections[0].norm
     assert type(norm).__name__ == "SymLogNorm" and norm.vmin == -10 and norm.vmax == 10
     with pytest.raises(ValueError, match="symlog"):
-        vn.head_heatmap(df, "v", symlog=0)
+        vn.show.head_heatmap(df, "v", symlog=0)

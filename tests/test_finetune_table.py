@@ -1,4 +1,4 @@
-"""vn.finetune_stats / vn.finetune_table (notebook 07) against naive computations on tiny random ViTs."""
+"""vn.evaluate.finetune_stats / vn.finetune_table (notebook 07) against naive computations on tiny random ViTs."""
 
 import math
 
@@ -58,7 +58,7 @@ def _naive(net, x, masks, layer0=0):
 def test_stats_match_a_naive_loop(tiny):
     x, masks = tiny
     net = make_vit("eager", seed=1)
-    got = vn.finetune_stats(net, x, masks)
+    got = vn.evaluate.finetune_stats(net, x, masks)
     want = _naive(net, x, masks)
     assert list(got.columns) == list(STATISTICS)
     for s in STATISTICS:
@@ -95,7 +95,7 @@ def test_two_runs_give_a_t_interval_over_runs(tiny):
                                        [v.mean(), v.mean() - half, v.mean() + half], rtol=1e-4, atol=1e-6)  # fmt: skip
             assert row["over"] == "runs" and row["runs"] == 2
         assert t.loc[(s, "before"), "over"] == "images"  # one starting point: its interval stays over images
-    shown = vn.interval_table(t.reset_index(), index=("statistic",))
+    shown = vn.evaluate.interval_table(t.reset_index(), index=("statistic",))
     assert list(shown.columns) == ["before", "after", "change"] and len(shown) == len(STATISTICS)
 
 
@@ -105,8 +105,8 @@ def test_bad_input():
     net = make_vit("eager", seed=1)
     x = torch.randn(2, 3, 16, 16)
     with pytest.raises(ValueError, match="region codes"):
-        vn.finetune_stats(net, x, np.zeros((3, 16, 16), int))
+        vn.evaluate.finetune_stats(net, x, np.zeros((3, 16, 16), int))
     with pytest.raises(ValueError, match="no chirp"):
-        vn.finetune_stats(net, x, np.zeros((2, 16, 16), int))
+        vn.evaluate.finetune_stats(net, x, np.zeros((2, 16, 16), int))
     with pytest.raises(ValueError, match="non-empty"):
         vn.finetune_table(net, [], x)

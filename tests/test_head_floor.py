@@ -23,21 +23,25 @@ def data():
 def test_per_image_attribution_patching_equals_one_call_per_image(data):
     x, y = data
     net = make_vit(seed=4, initializer_range=0.1)
-    each = vn.attribution_patching(net, x, y, batch_size=3, per_image=True)
+    each = vn.interventions.attribution_patching(net, x, y, batch_size=3, per_image=True)
     assert each.shape == (7, 3, 4) and each.dtype == torch.float64
     for i in range(7):  # naive: one image at a time (float32 forwards: the batch size moves the last digits)
-        alone = vn.attribution_patching(net, x[i : i + 1], y[i : i + 1])
+        alone = vn.interventions.attribution_patching(net, x[i : i + 1], y[i : i + 1])
         torch.testing.assert_close(each[i], alone, rtol=1e-4, atol=1e-8)
-    torch.testing.assert_close(each.mean(0), vn.attribution_patching(net, x, y, batch_size=3), rtol=1e-9, atol=1e-12)
-    score = vn.attribution_patching(net, x, 2, metric="score", per_image=True)
-    torch.testing.assert_close(score.mean(0), vn.attribution_patching(net, x, 2, metric="score"), rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(
+        each.mean(0), vn.interventions.attribution_patching(net, x, y, batch_size=3), rtol=1e-9, atol=1e-12
+    )
+    score = vn.interventions.attribution_patching(net, x, 2, metric="score", per_image=True)
+    torch.testing.assert_close(
+        score.mean(0), vn.interventions.attribution_patching(net, x, 2, metric="score"), rtol=1e-9, atol=1e-12
+    )
 
 
 def test_attribution_sweep_is_a_sweep_of_the_estimates(data):
     x, y = data
     net = make_vit(seed=4, initializer_range=0.1)
     table = vn.attribution_sweep(net, x, y, batch_size=3)
-    each = vn.attribution_patching(net, x, y, per_image=True).reshape(7, 12).T.numpy()  # [heads, image]
+    each = vn.interventions.attribution_patching(net, x, y, per_image=True).reshape(7, 12).T.numpy()  # [heads, image]
     with torch.no_grad():  # intact per-image cross-entropy, by hand
         base = torch.nn.functional.cross_entropy(net(x).logits.double(), y, reduction="none").numpy()
     assert list(zip(table["layer"], table["head"])) == [(la, h) for la in range(3) for h in range(4)]
@@ -47,7 +51,7 @@ def test_attribution_sweep_is_a_sweep_of_the_estimates(data):
     np.testing.assert_allclose(table["rel_increase"], each.mean(1) / base.mean(), rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose(table.attrs["per_image"].losses, base[None] + each, rtol=1e-6)
     # the sweep tools read it as a sweep: a subset equals the estimate on those images alone
-    part = vn.sweep_subset(table, [0, 2, 5])
+    part = vn.evaluate.sweep_subset(table, [0, 2, 5])
     alone = vn.attribution_sweep(net, x[[0, 2, 5]], y[[0, 2, 5]])
     np.testing.assert_allclose(part["rel_increase"], alone["rel_increase"], rtol=1e-5, atol=1e-9)
     # and it estimates the exact sweep: on this mild model it ranks the heads alike
@@ -102,10 +106,10 @@ def sweeps():
 @pytest.mark.parametrize("by, layers", [("head", None), ("layer", None), ("head", [1, 2])])
 def test_agreement_intervals_equal_a_naive_resampling_loop(sweeps, same, by, layers):
     zero, other = sweeps
-    a, b = vn.sweep_subset(zero, range(6)), vn.sweep_subset(zero, range(6, 12))
-    c = vn.sweep_subset(other, range(6, 12)) if not same else vn.sweep_subset(other, range(6))
+    a, b = vn.evaluate.sweep_subset(zero, range(6)), vn.evaluate.sweep_subset(zero, range(6, 12))
+    c = vn.evaluate.sweep_subset(other, range(6, 12)) if not same else vn.evaluate.sweep_subset(other, range(6))
     pairs = {"floor": (a, b), "other": (a, c)} if not same else {"floor": (a, a), "other": (a, c)}
-    got = vn.sweep_agreement_intervals(pairs, same_images=same, reference="floor", layers=layers, by=by,
+    got = vn.evaluate.sweep_agreement_intervals(pairs, same_images=same, reference="floor", layers=layers, by=by,
                                        n_boot=150, seed=7)  # fmt: skip
     want = _naive(pairs, same=same, n_boot=150, seed=7, layers=layers, by=by)
     items = (3 if layers is None else 2) if by == "layer" else (12 if layers is None else 8)
@@ -125,20 +129,22 @@ def test_agreement_intervals_equal_a_naive_resampling_loop(sweeps, same, by, lay
 
 def test_agreement_interval_values_are_sweep_agreements(sweeps):
     zero, other = sweeps
-    a, b = vn.sweep_subset(zero, range(5)), vn.sweep_subset(other, range(5, 12))
-    got = vn.sweep_agreement_intervals({"ab": (a, b)}, n_boot=50)
-    plain = vn.sweep_agreement(a.assign(p=100 * a.rel_increase), b.assign(p=100 * b.rel_increase), column="p")
+    a, b = vn.evaluate.sweep_subset(zero, range(5)), vn.evaluate.sweep_subset(other, range(5, 12))
+    got = vn.evaluate.sweep_agreement_intervals({"ab": (a, b)}, n_boot=50)
+    plain = vn.evaluate.sweep_agreement(a.assign(p=100 * a.rel_increase), b.assign(p=100 * b.rel_increase), column="p")
     assert got.loc[("ab", "spearman"), "value"] == pytest.approx(plain["spearman"])
     assert got.loc[("ab", "median |difference|"), "value"] == pytest.approx(plain["median_abs_diff"])
     assert got["n_a"].iloc[0] == 5 and got["n_b"].iloc[0] == 7
     with pytest.raises(ValueError, match="same images"):
-        vn.sweep_agreement_intervals({"ab": (a, b)}, same_images=True)
+        vn.evaluate.sweep_agreement_intervals({"ab": (a, b)}, same_images=True)
     with pytest.raises(ValueError, match="reference"):
-        vn.sweep_agreement_intervals({"ab": (a, b)}, reference="nope")
+        vn.evaluate.sweep_agreement_intervals({"ab": (a, b)}, reference="nope")
     with pytest.raises(ValueError, match="share resamples"):
-        vn.sweep_agreement_intervals({"ab": (a, b), "aa": (a, a)})
+        vn.evaluate.sweep_agreement_intervals({"ab": (a, b), "aa": (a, a)})
     with pytest.raises(ValueError, match="per_image=True"):
-        vn.sweep_agreement_intervals({"ab": (vn.sweep(make_vit(seed=4), torch.randn(2, 3, 16, 16), [0, 1]), b)})
+        vn.evaluate.sweep_agreement_intervals(
+            {"ab": (vn.sweep(make_vit(seed=4), torch.randn(2, 3, 16, 16), [0, 1]), b)}
+        )
 
 
 def test_heatmap_greys_the_cells_whose_interval_contains_zero():
@@ -147,7 +153,7 @@ def test_heatmap_greys_the_cells_whose_interval_contains_zero():
     df["v"] = rng.normal(0, 3, len(df))
     df.loc[0, "v"] = 400.0
     df["low"], df["high"] = df["v"] - 2.0, df["v"] + 2.0
-    fig = vn.head_heatmap(df, "v", low="low", high="high", symlog=2.0, limit=500.0, fmt=".1f", size=(5, 3))
+    fig = vn.show.head_heatmap(df, "v", low="low", high="high", symlog=2.0, limit=500.0, fmt=".1f", size=(5, 3))
     ax = fig.axes[0]
     by_hand = {(la, h) for la, h, lo, hi in zip(df["layer"], df["head"], df["low"], df["high"]) if lo <= 0 <= hi}
     boxes = {(int(p.get_y()), int(p.get_x())) for p in ax.patches if isinstance(p, Rectangle) and p.get_hatch()}
@@ -164,9 +170,9 @@ def test_heatmap_greys_the_cells_whose_interval_contains_zero():
     assert [t.get_text() for t in bar.ax.get_yticklabels()] == ["-100", "-10", "-2", "0", "2", "10", "100"]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["its interval contains 0 (number in grey)"]
     assert fig.get_size_inches().tolist() == [5, 3]
-    big = vn.head_heatmap(df, "v", symlog=2.0, limit=5000.0).axes[0].collections[0].colorbar
+    big = vn.show.head_heatmap(df, "v", symlog=2.0, limit=5000.0).axes[0].collections[0].colorbar
     assert [t.get_text() for t in big.ax.get_yticklabels()][-1] == "1000"  # not 1e+03
     with pytest.raises(ValueError, match="both low and high"):
-        vn.head_heatmap(df, "v", low="low")
+        vn.show.head_heatmap(df, "v", low="low")
     with pytest.raises(ValueError, match="limit"):
-        vn.head_heatmap(df, "v", symlog=1.0, limit=0)
+        vn.show.head_heatmap(df, "v", symlog=1.0, limit=0)

@@ -70,7 +70,7 @@ def test_new_head_does_not_excuse_the_backbone(vit_folder):
 
 def test_a_resized_head_needs_new_head(tmp_path):
     net = make_vit()
-    folder = vn.save(net, tmp_path / "m")
+    folder = vn.train.save(net, tmp_path / "m")
     _edit(folder, lambda t: t.update({"classifier.weight": torch.zeros(7, 24), "classifier.bias": torch.zeros(7)}))
     with pytest.raises(ValueError, match=r"of another shape classifier\.bias, classifier\.weight"):
         vn.load(folder)
@@ -92,7 +92,7 @@ def test_save_refuses_a_users_file_and_leaves_it_alone(tmp_path, vit):
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes")
     with pytest.raises(FileExistsError, match="is a file that is not a model"):
-        vn.save(vit, notes)
+        vn.train.save(vit, notes)
     assert notes.read_text() == "my notes" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
@@ -100,20 +100,20 @@ def test_save_refuses_a_folder_of_other_things(tmp_path, vit):
     (tmp_path / "work").mkdir()
     (tmp_path / "work" / "draft.md").write_text("x")
     with pytest.raises(FileExistsError, match=r"holds something other than a saved model \(draft\.md\)"):
-        vn.save(vit, tmp_path / "work")
+        vn.train.save(vit, tmp_path / "work")
     assert [p.name for p in (tmp_path / "work").iterdir()] == ["draft.md"]
 
 
 def test_save_below_a_file_says_so(tmp_path, vit):
     (tmp_path / "f").write_text("x")
     with pytest.raises(FileExistsError, match=r"is a file, not a folder"):
-        vn.save(vit, tmp_path / "f" / "model")
+        vn.train.save(vit, tmp_path / "f" / "model")
 
 
 def test_save_replaces_a_saved_model_and_an_empty_folder(tmp_path, vit):
     (tmp_path / "empty").mkdir()
-    vn.save(vit, tmp_path / "empty")
-    folder = vn.save(make_vit(seed=5), tmp_path / "empty")  # a model folder: replaced
+    vn.train.save(vit, tmp_path / "empty")
+    folder = vn.train.save(make_vit(seed=5), tmp_path / "empty")  # a model folder: replaced
     torch.testing.assert_close(vn.load(folder).net.classifier.weight, make_vit(seed=5).classifier.weight)
 
 

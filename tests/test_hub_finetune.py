@@ -62,4 +62,4 @@ def test_hub_recipe_without_weights_says_how_to_make_them(tmp_path, monkeypatch)
     assert train.output_folder("spectro-vit-b16") == tmp_path / "spectro-vit-b16"
     with pytest.raises(FileNotFoundError, match="python -m vitnotes.train spectro-vit-b16"):
         train.trained("spectro-vit-b16")
-    assert train.output_folder("spectro-vit") == vn.ZOO_DIR / "spectro-vit"
+    assert train.output_folder("spectro-vit") == vn.train.ZOO_DIR / "spectro-vit"

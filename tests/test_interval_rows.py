@@ -1,4 +1,4 @@
-"""vn.interval_rows (notebooks 03, 04): per-image values as evaluation_table rows with bootstrap intervals."""
+"""vn.evaluate.interval_rows (notebooks 03, 04): per-image values as evaluation_table rows with bootstrap intervals."""
 
 import numpy as np
 import pytest
@@ -10,7 +10,7 @@ from vitnotes.evaluate.summary import COLUMNS
 def test_rows_are_means_with_percentile_bootstrap_intervals():
     rng = np.random.default_rng(1)
     values = {"a": rng.normal(size=30), "b": rng.normal(1.0, 2.0, size=30)}
-    t = vn.interval_rows(values, "mass", family="f", n_boot=300, seed=4)
+    t = vn.evaluate.interval_rows(values, "mass", family="f", n_boot=300, seed=4)
     assert list(t.columns) == COLUMNS and list(t["method"]) == ["a", "b"]
     for name, v in values.items():
         idx = np.random.default_rng(4).integers(0, 30, size=(300, 30))  # the resamples, drawn by hand
@@ -18,13 +18,13 @@ def test_rows_are_means_with_percentile_bootstrap_intervals():
         row = t.set_index("method").loc[name]
         np.testing.assert_allclose([row["value"], row["low"], row["high"]], [v.mean(), low, high])
         assert row["n"] == 30 and row["metric"] == "mass" and row["family"] == "f" and row["baseline"] == ""
-    shown = vn.interval_table(t)
+    shown = vn.evaluate.interval_table(t)
     assert shown.loc["a", "mass"] == f"{values['a'].mean():.3f} [{t.loc[0, 'low']:.3f}, {t.loc[0, 'high']:.3f}]"
 
 
 def test_bad_input():
     with pytest.raises(ValueError, match="non-empty"):
-        vn.interval_rows({}, "m")
+        vn.evaluate.interval_rows({}, "m")
 
 
 def test_group_intervals_resample_each_group_separately():
@@ -33,7 +33,7 @@ def test_group_intervals_resample_each_group_separately():
     rng = np.random.default_rng(2)
     df = pd.DataFrame({"ok": rng.random(40) < 0.7, "s": rng.normal(size=40)})
     df.loc[3, "s"] = np.nan  # left out
-    t = vn.group_intervals(df, "ok", ["s"], n_boot=200, seed=7).set_index("metric")
+    t = vn.evaluate.group_intervals(df, "ok", ["s"], n_boot=200, seed=7).set_index("metric")
     a = df.loc[df["ok"], "s"].dropna().to_numpy()
     b = df.loc[~df["ok"], "s"].dropna().to_numpy()
     r = np.random.default_rng(7)
@@ -48,4 +48,4 @@ def test_group_intervals_resample_each_group_separately():
                                    [value, *np.percentile(boot, [2.5, 97.5])])  # fmt: skip
     assert t.loc["mean (ok)", "n"] == len(a) and t.loc["difference", "n"] == len(a) + len(b)
     with pytest.raises(ValueError, match="boolean"):
-        vn.group_intervals(df, "s")
+        vn.evaluate.group_intervals(df, "s")

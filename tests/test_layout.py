@@ -14,6 +14,9 @@ import pytest
 import torch
 
 import vitnotes as vn
+from vitnotes.core.model import geometry
+from vitnotes.methods.gradcam import gradcam
+from vitnotes.methods.gradient_rollout import gradient_rollout
 
 LIB = Path(vn.__file__).parent
 ADAPTER = LIB / "core" / "arch.py"
@@ -107,16 +110,16 @@ def test_explain_equals_each_methods_own_function(family, request, pixels, resne
     expected = {
         "rollout": vn.rollout_grid(att),
         "last layer": att.cls_grid(-1).mean(1),
-        "gradient rollout": vn.gradient_rollout(net, x, target=1),
-        "grad-cam": vn.gradcam(net, x, target=1),
+        "gradient rollout": gradient_rollout(net, x, target=1),
+        "grad-cam": gradcam(net, x, target=1),
     }
-    grid = vn.geometry(net).grid
+    grid = geometry(net).grid
     for name, want in expected.items():
         got = vn.explain(net, x, name, target=1)
         assert got.shape == (3, *grid), name
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6, msg=name)
     torch.testing.assert_close(vn.explain(att, None, "attention flow"), vn.attention_flow_grid(att))
-    prefix = vn.geometry(net).prefix  # DeiT: CLS + distillation token, both dropped from the grid
+    prefix = geometry(net).prefix  # DeiT: CLS + distillation token, both dropped from the grid
     torch.testing.assert_close(expected["rollout"].sum((-2, -1)), torch.ones(3))
     assert prefix == (2 if family == "deit" else 1)
     xr = torch.randn(2, 3, 32, 32)
@@ -134,19 +137,19 @@ def test_claim_returns_the_sentence_that_holds():
 
 
 def test_method_maps_feed_the_studies_from_the_registry(vit, resnet, pixels):
-    maps = vn.method_maps(vit, pixels, target=0, size=16)
+    maps = vn.evaluate.method_maps(vit, pixels, target=0, size=16)
     assert list(maps) == ["rollout", "last layer", "gradient rollout", "grad-cam"]  # attention flow needs a capture
     assert all(m.shape == (3, 16, 16) for m in maps.values())
     table = vn.agreement(maps)
     assert list(table.index) == list(maps) and table.shape == (4, 4)
-    assert list(vn.method_maps(resnet, torch.randn(2, 3, 32, 32))) == ["grad-cam"]
+    assert list(vn.evaluate.method_maps(resnet, torch.randn(2, 3, 32, 32))) == ["grad-cam"]
     with pytest.raises(TypeError, match="needs a vn.capture result"):
         vn.explain(vit, pixels, "attention flow")
 
 
 def test_resize_maps_with_a_bare_module_is_a_clear_error(vit):
-    with pytest.raises(TypeError, match=r"model= needs a vn.Model.*vn.load"):
-        vn.resize_maps(torch.rand(2, 4, 4), 8, model=vit)
+    with pytest.raises(TypeError, match=r"model= needs a vn.core.Model.*vn.load"):
+        vn.evaluate.resize_maps(torch.rand(2, 4, 4), 8, model=vit)
 
 
 def test_chapter_09_methods_stay_out_of_the_studies_defaults(vit, pixels):
@@ -156,7 +159,7 @@ def test_chapter_09_methods_stay_out_of_the_studies_defaults(vit, pixels):
 
     added = ["legrad", "cp-lrp", "integrated gradients", "occlusion", "random", "value-weighted"]
     assert [n for n in vn.methods() if not registered(n).default] == added
-    assert list(vn.explanation_maps(vit, pixels)) == ["rollout", "last layer", "gradient rollout"]
+    assert list(vn.evaluate.explanation_maps(vit, pixels)) == ["rollout", "last layer", "gradient rollout"]
 
 
 def test_a_method_is_one_file():

@@ -9,17 +9,14 @@ import torch.nn.functional as F
 from conftest import make_vit, vitnotes_hooks
 
 import vitnotes as vn
-from vitnotes import (
-    attribution_patching,
-    cp_lrp,
-    integrated_gradients,
-    legrad,
-    lrp_rules,
-    occlusion,
-    random_map,
-    value_weighted,
-)
+from vitnotes.interventions import attribution_patching
 from vitnotes.methods import registered
+from vitnotes.methods.cp_lrp import cp_lrp, lrp_rules
+from vitnotes.methods.integrated_gradients import integrated_gradients
+from vitnotes.methods.legrad import legrad
+from vitnotes.methods.occlusion import occlusion
+from vitnotes.methods.random_map import random_map
+from vitnotes.methods.value_weighted import value_weighted
 
 # the registry's names of the methods this file tests, with their functions
 MAPS = {

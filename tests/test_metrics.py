@@ -26,10 +26,10 @@ def test_entropy_uniform_and_one_hot():
 
 def test_topk_share_known_values():
     p = torch.tensor([0.4, 0.1, 0.3, 0.2])
-    assert math.isclose(float(vn.topk_share(p, 1)), 0.4, rel_tol=1e-6)
-    assert math.isclose(float(vn.topk_share(p, 2)), 0.7, rel_tol=1e-6)
-    assert math.isclose(float(vn.topk_share(p, 4)), 1.0, rel_tol=1e-6)
-    assert math.isclose(float(vn.topk_share(torch.full((196,), 1 / 196), 10)), 10 / 196, rel_tol=1e-6)
+    assert math.isclose(float(vn.stats.topk_share(p, 1)), 0.4, rel_tol=1e-6)
+    assert math.isclose(float(vn.stats.topk_share(p, 2)), 0.7, rel_tol=1e-6)
+    assert math.isclose(float(vn.stats.topk_share(p, 4)), 1.0, rel_tol=1e-6)
+    assert math.isclose(float(vn.stats.topk_share(torch.full((196,), 1 / 196), 10)), 10 / 196, rel_tol=1e-6)
 
 
 def full_attention(targets, cls_weight=0.0):
@@ -44,17 +44,17 @@ def full_attention(targets, cls_weight=0.0):
 
 def test_mean_attention_distance_known_values():
     self_only = full_attention(range(9))
-    dist, cls = vn.mean_attention_distance(self_only, GEOM, (3, 3))
+    dist, cls = vn.profile.mean_attention_distance(self_only, GEOM, (3, 3))
     assert float(dist) == 0.0 and float(cls) == 0.0
     # every patch looks at the centre patch (index 4), with a CLS share of 0.25
     centre = full_attention([4] * 9, cls_weight=0.25)
-    dist, cls = vn.mean_attention_distance(centre, GEOM, (3, 3))
+    dist, cls = vn.profile.mean_attention_distance(centre, GEOM, (3, 3))
     expected = 8 * (4 * 1 + 4 * math.sqrt(2)) / 9  # 4 edge neighbours at 1 patch, 4 corners at sqrt 2
     assert math.isclose(float(dist), expected, rel_tol=1e-6)
     assert math.isclose(float(cls), 0.25, rel_tol=1e-6)
     # batched shapes go through: [layer, batch, head, T, T] -> [layer, batch, head]
     stacked = torch.stack([self_only, centre]).reshape(1, 2, 1, 10, 10)
-    assert vn.mean_attention_distance(stacked, GEOM, (3, 3))[0].shape == (1, 2, 1)
+    assert vn.profile.mean_attention_distance(stacked, GEOM, (3, 3))[0].shape == (1, 2, 1)
 
 
 def test_mask_mass_and_coverage():
@@ -63,12 +63,14 @@ def test_mask_mass_and_coverage():
     mask = torch.zeros(4, 4, dtype=torch.bool)
     mask[:2, :2] = True  # the top-left patch
     mask[2, 2] = True  # a quarter of the bottom-right patch
-    assert torch.allclose(vn.mask_coverage(mask, (2, 2)), torch.tensor([[1.0, 0.0], [0.0, 0.25]], dtype=torch.float64))
-    assert math.isclose(float(vn.mask_mass(p, mask)), 0.75 + 0.25 * 0.25, rel_tol=1e-6)
+    assert torch.allclose(
+        vn.stats.mask_coverage(mask, (2, 2)), torch.tensor([[1.0, 0.0], [0.0, 0.25]], dtype=torch.float64)
+    )
+    assert math.isclose(float(vn.stats.mask_mass(p, mask)), 0.75 + 0.25 * 0.25, rel_tol=1e-6)
     # one mask per image, on the batch axis of [batch, head, rows, cols]
     probs = torch.stack([p, p.flip(0, 1)])[:, None].expand(2, 3, 2, 2)
     masks = torch.stack([mask, torch.ones(4, 4, dtype=torch.bool)])
-    got = vn.mask_mass(probs, masks)
+    got = vn.stats.mask_mass(probs, masks)
     assert got.shape == (2, 3) and torch.allclose(got[1], torch.ones(3))
 
 
@@ -79,7 +81,7 @@ def test_cls_summary_and_by_layer(vit, pixels):
     grid = att.cls_grid(1, 2).flatten(1)
     row = df[(df.layer == 1) & (df["head"] == 2)].iloc[0]
     assert math.isclose(row.entropy, float(vn.entropy(grid).mean()), rel_tol=1e-5)
-    assert math.isclose(row.top10, float(vn.topk_share(grid, 10).mean()), rel_tol=1e-5)
+    assert math.isclose(row.top10, float(vn.stats.topk_share(grid, 10).mean()), rel_tol=1e-5)
     assert df.entropy_norm.between(0, 1).all()
     layers = vn.by_layer(df)
     assert list(layers.index) == [0, 1, 2] and "head" not in layers.columns
@@ -92,11 +94,11 @@ def test_metric_errors():
     with pytest.raises(ValueError, match="non-negative"):
         vn.entropy(torch.tensor([0.5, -0.5, 1.0]))
     with pytest.raises(ValueError, match="k must lie"):
-        vn.topk_share(torch.ones(4) / 4, 5)
+        vn.stats.topk_share(torch.ones(4) / 4, 5)
     with pytest.raises(ValueError, match="does not divide"):
-        vn.mask_coverage(torch.ones(5, 5), (2, 2))
+        vn.stats.mask_coverage(torch.ones(5, 5), (2, 2))
     with pytest.raises(ValueError, match="geometry"):
-        vn.mean_attention_distance(torch.ones(10, 10) / 10)
+        vn.profile.mean_attention_distance(torch.ones(10, 10) / 10)
 
 
 def test_map_consistency_matches_numpy_correlations():
@@ -104,7 +106,7 @@ def test_map_consistency_matches_numpy_correlations():
 
     g = torch.rand(2, 5, 3, 4, 4)  # [layer, batch, head, rows, cols]
     g[0, :, 1] = g[0, 0, 1]  # a head that draws the same map on every image
-    got = vn.map_consistency(g)
+    got = vn.stats.map_consistency(g)
     assert got.shape == (2, 3)
     for layer in range(2):
         for head in range(3):
@@ -117,6 +119,6 @@ def test_map_consistency_matches_numpy_correlations():
 
 def test_map_consistency_refuses_bad_shapes():
     with pytest.raises(ValueError, match="layer, batch, head"):
-        vn.map_consistency(torch.rand(5, 3, 4, 4))
+        vn.stats.map_consistency(torch.rand(5, 3, 4, 4))
     with pytest.raises(ValueError, match="two images"):
-        vn.map_consistency(torch.rand(2, 1, 3, 4, 4))
+        vn.stats.map_consistency(torch.rand(2, 1, 3, 4, 4))

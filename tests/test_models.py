@@ -10,6 +10,7 @@ from PIL import Image
 
 import vitnotes as vn
 from vitnotes import zoo as zoo_module
+from vitnotes.core.model import geometry
 
 
 def test_load_folder_roundtrip(vit_folder, pixels):
@@ -44,7 +45,7 @@ def test_zoo_name_resolves_inside_package(vit_folder, monkeypatch, tmp_path):
 
 
 def test_cnn_geometry(resnet):
-    g = vn.geometry(resnet)
+    g = geometry(resnet)
     assert g.kind == "cnn" and g.layers == 2 and g.heads == 0
     with pytest.raises(ValueError, match="no patch grid"):
         _ = g.grid
@@ -66,14 +67,14 @@ def test_grey_model_converts_colour_to_luminance(tmp_path):
     from conftest import make_vit
 
     net = make_vit(num_channels=1)
-    pre = vn.Preprocessing(size=16, mean=(0.5,), std=(0.5,), channels=1)
-    m = vn.load(vn.save(net, tmp_path / "grey", preprocessing=pre))
+    pre = vn.core.Preprocessing(size=16, mean=(0.5,), std=(0.5,), channels=1)
+    m = vn.load(vn.train.save(net, tmp_path / "grey", preprocessing=pre))
     x = m.preprocess(Image.new("RGB", (28, 28), (255, 255, 255)))
     assert x.shape == (1, 1, 16, 16) and torch.allclose(x, torch.ones_like(x))
 
 
 def test_short_side_resize_then_centre_crop():
-    pre = vn.Preprocessing(size=8, mean=(0,) * 3, std=(1,) * 3, channels=3, resize=("short", 16))
+    pre = vn.core.Preprocessing(size=8, mean=(0,) * 3, std=(1,) * 3, channels=3, resize=("short", 16))
     img = np.zeros((32, 64, 3), np.uint8)
     img[12:20, 28:36] = 255  # a white square in the centre
     x = pre(img)
@@ -99,11 +100,11 @@ def test_short_side_resize_then_centre_crop():
     ],
 )
 def test_hub_recipes(recipe, expected):
-    geom = vn.Geometry("vit", 1, 1, 1, 1, 16, 224, 3, 1)
-    pre = vn.Preprocessing.from_dict(recipe, geom)
+    geom = vn.core.Geometry("vit", 1, 1, 1, 1, 16, 224, 3, 1)
+    pre = vn.core.Preprocessing.from_dict(recipe, geom)
     assert (pre.size, pre.resize) == expected
     assert pre(np.zeros((300, 400, 3), np.uint8)).shape == (1, 3, 224, 224)
-    again = vn.Preprocessing.from_dict(pre.to_dict(), geom)
+    again = vn.core.Preprocessing.from_dict(pre.to_dict(), geom)
     assert again == pre
 
 
@@ -111,9 +112,9 @@ def test_save_is_atomic_and_replaces(vit_folder, tmp_path):
     from conftest import make_vit
 
     target = tmp_path / "m"
-    vn.save(make_vit(seed=1), target)
+    vn.train.save(make_vit(seed=1), target)
     first = (target / "model.safetensors").read_bytes()
-    vn.save(make_vit(seed=2), target)
+    vn.train.save(make_vit(seed=2), target)
     assert (target / "model.safetensors").read_bytes() != first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "tiny-vit"]  # no temporary leftovers
 
@@ -152,7 +153,7 @@ def test_unsupported_architecture_is_refused():
 
     net = MobileNetV2ForImageClassification(MobileNetV2Config(image_size=32, depth_multiplier=0.25, num_labels=2))
     with pytest.raises(TypeError, match="neither a ViT-family"):
-        vn.geometry(net)
+        geometry(net)
 
 
 def test_setup_seeds_and_threads():

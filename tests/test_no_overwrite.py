@@ -4,8 +4,8 @@ what it writes goes to a temporary file beside the target, renamed onto it. A fi
 is replaced (atomically), and a fresh path is written as before.
 
 The writers: ``python -m vitnotes explain --out DIR`` (NAME.png / NAME.json), ``sweep --out FILE``
-(the CSV), ``python -m vitnotes.demo --out FILE`` and ``vn.save_html`` / ``picker.save`` (the
-offline page). ``vn.save`` and the training CLI's ``--out`` are tested in test_honest_loading.py."""
+(the CSV), ``python -m vitnotes.demo --out FILE`` and ``vn.show.save_html`` / ``picker.save`` (the
+offline page). ``vn.train.save`` and the training CLI's ``--out`` are tested in test_honest_loading.py."""
 
 import json
 import os
@@ -371,9 +371,9 @@ def test_demo_writes_a_fresh_file_and_replaces_its_own(tmp_path, monkeypatch, ca
     capsys.readouterr()
 
 
-# ------------------------------------------------------------------ vn.save_html / picker.save
+# ------------------------------------------------------------------ vn.show.save_html / picker.save
 def picker():
-    return vn.head_picker(np.zeros((16, 16), np.float32), torch.rand(1, 2, 4, 4), size=32)
+    return vn.show.head_picker(np.zeros((16, 16), np.float32), torch.rand(1, 2, 4, 4), size=32)
 
 
 def html_cases(tmp_path: Path) -> dict:

@@ -20,6 +20,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import vitnotes as vn
 from vitnotes.core import capture as capture_module
+from vitnotes.core.model import geometry
+from vitnotes.methods.rollout import capture_rollout
 
 SMALL, LARGE = 4, 32
 
@@ -39,7 +41,7 @@ class OpCounter(TorchDispatchMode):
 @pytest.fixture(scope="module")
 def vit197():
     net = make_vit("sdpa", image_size=28, patch_size=2, num_channels=1, num_hidden_layers=2)
-    assert vn.geometry(net).grid == (14, 14)  # 196 patches + CLS = 197 tokens
+    assert geometry(net).grid == (14, 14)  # 196 patches + CLS = 197 tokens
     return net
 
 
@@ -94,9 +96,9 @@ def test_method_ops_do_not_grow_with_the_batch(vit197, accelerator_blocks, name)
 ANALYSES = {
     "capture": lambda net, x: vn.capture(net, x, batch_size=BIG),
     "capture cls": lambda net, x: vn.capture(net, x, cls_only=True, batch_size=BIG),
-    "capture_rollout": lambda net, x: vn.capture_rollout(net, x, batch_size=BIG),
+    "capture_rollout": lambda net, x: capture_rollout(net, x, batch_size=BIG),
     "sweep": lambda net, x: vn.sweep(net, x, torch.zeros(len(x), dtype=torch.long), batch_size=len(x)),
-    "attention_profile": lambda net, x: vn.attention_profile(net, x, batch_size=BIG),
+    "attention_profile": lambda net, x: vn.profile.attention_profile(net, x, batch_size=BIG),
 }
 
 
@@ -139,7 +141,7 @@ def test_counter_sees_a_block_loop(vit197):
     reports growth: the test above would fail if such a loop reached the GPU path."""
     capture_module.BLOCK_BYTES["cpu"] = 4 * 197 * 197 * 4  # one image per block
     try:
-        small, large, grown = growth(lambda x: vn.capture_rollout(vit197, x, batch_size=BIG))
+        small, large, grown = growth(lambda x: capture_rollout(vit197, x, batch_size=BIG))
     finally:
         capture_module.BLOCK_BYTES["cpu"] = capture_module._BLOCK_BYTES
     assert large > small and grown["aten.bmm"][1] == grown["aten.bmm"][0] * LARGE // SMALL

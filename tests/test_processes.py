@@ -1,5 +1,5 @@
 """Two processes under ``accelerate launch`` give the numbers of one process: vn.sweep,
-vn.attention_profile, vn.cls_summary and vn.deletion_study on a Fashion-MNIST ``datasets.Dataset``
+vn.profile.attention_profile, vn.cls_summary and vn.evaluate.deletion_study on a Fashion-MNIST ``datasets.Dataset``
 with the zoo's fmnist-vit-p4 (tests/run_processes.py, run once plainly and once launched; both at
 the same time, so the test takes about one run's time on two cores).
 

@@ -14,7 +14,7 @@ def test_every_zoo_model_says_how_it_was_trained():
         assert all(f"distilled from {t}" in line for t in teachers), name
         init = info["recipe"].get("init")
         assert f"started from {init}" in line if init else "trained from scratch" in line
-        assert f"{vn.card_epochs(info):g} epochs in all" in line
+        assert f"{vn.train.card_epochs(info):g} epochs in all" in line
 
 
 def test_the_distilled_vits_say_so_and_a_hub_model_has_no_card():

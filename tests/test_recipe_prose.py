@@ -5,7 +5,7 @@ typed "trained for seven more epochs" goes on saying the old thing. This test sc
 markdown cells (the ``# %% [markdown]`` cells of ``notebooks/NN_*.py``) and fails on a literal
 training fact: a count (digits or a number word, one to hundred) before "epoch(s)" or "stage(s)"
 ("7 epochs", "two more epochs", "a three-stage recipe"), "trained for <count>", or "distilled ...
-<count>" in one sentence. Such facts belong in code: ``vn.provenance(name)``, ``vn.card_epochs``,
+<count>" in one sentence. Such facts belong in code: ``vn.provenance(name)``, ``vn.train.card_epochs``,
 ``vn.card(name)["recipe"]["stages"]`` in an f-string of a ``Markdown`` cell.
 """
 
@@ -115,5 +115,5 @@ def test_no_literal_training_fact_in_prose(source):
     shown = "\n".join(f"  {source.name}:{n}: {words!r} in: {line}" for n, words, line in facts)
     assert not facts, (
         "a training fact typed into prose goes stale when the recipe changes; read it from the card in code "
-        f"(vn.provenance, vn.card_epochs, vn.card(name)['recipe']['stages']):\n{shown}"
+        f"(vn.provenance, vn.train.card_epochs, vn.card(name)['recipe']['stages']):\n{shown}"
     )

@@ -223,10 +223,10 @@ def _blobs(n: int, d: int, classes: int, seed: int, spread: float):
 
 def test_probe_separates_separable_classes_and_not_random_labels():
     x, y = _blobs(1600, 20, 10, seed=0, spread=0.5)  # well separated clusters
-    pred, converged = vn.probe_predictions(x[:800], y[:800], x[800:])
+    pred, converged = vn.evaluate.probe_predictions(x[:800], y[:800], x[800:])
     assert converged and np.mean(pred == y[800:]) > 0.99
     shuffled = np.random.default_rng(1).integers(0, 10, size=1600)  # labels unrelated to the features
-    pred, _ = vn.probe_predictions(x[:800], shuffled[:800], x[800:])
+    pred, _ = vn.evaluate.probe_predictions(x[:800], shuffled[:800], x[800:])
     assert abs(np.mean(pred == shuffled[800:]) - 0.1) < 0.05
 
 

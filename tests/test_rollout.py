@@ -6,6 +6,9 @@ import pytest
 import torch
 
 import vitnotes as vn
+from vitnotes.methods.flow import attention_flow
+from vitnotes.methods.gradient_rollout import gradient_rollout
+from vitnotes.methods.rollout import capture_rollout, rollout
 
 
 def stochastic(shape, seed=0):
@@ -39,7 +42,7 @@ def paper_rollout(a, fusion="mean", discard=0.0, start=0):
 @pytest.mark.parametrize("discard,start", [(0.0, 0), (0.3, 0), (0.0, 2), (0.5, 1)])
 def test_rollout_matches_paper(fusion, discard, start):
     a = stochastic((4, 3, 2, 6, 6), seed=hash((fusion, discard, start)) % 1000)
-    got = vn.rollout(a, head_fusion=fusion, discard_ratio=discard, start_layer=start)
+    got = rollout(a, head_fusion=fusion, discard_ratio=discard, start_layer=start)
     assert got.shape == (3, 6, 6)
     assert torch.allclose(got.double(), paper_rollout(a, fusion, discard, start), atol=1e-6)
     assert torch.allclose(got.sum(-1), torch.ones(3, 6), atol=1e-5)
@@ -47,15 +50,15 @@ def test_rollout_matches_paper(fusion, discard, start):
 
 def test_rollout_each_batch_item_separately():
     a = stochastic((3, 4, 2, 5, 5), seed=7)
-    whole = vn.rollout(a)
+    whole = rollout(a)
     for b in range(4):
-        assert torch.allclose(vn.rollout(a[:, b : b + 1])[0], whole[b], atol=1e-6)
+        assert torch.allclose(rollout(a[:, b : b + 1])[0], whole[b], atol=1e-6)
 
 
 def test_rollout_of_one_layer_is_the_augmented_matrix():
     a = stochastic((1, 1, 1, 4, 4), seed=3)
     expected = 0.5 * a[0, 0, 0] + 0.5 * torch.eye(4)
-    assert torch.allclose(vn.rollout(a)[0], expected, atol=1e-6)
+    assert torch.allclose(rollout(a)[0], expected, atol=1e-6)
 
 
 def test_rollout_grid_from_capture(vit, pixels):
@@ -83,20 +86,20 @@ def networkx_flow(a, query=0):
 
 def test_attention_flow_matches_networkx():
     a = stochastic((3, 2, 2, 5, 5), seed=11)
-    got = vn.attention_flow(a)
+    got = attention_flow(a)
     assert got.shape == (2, 5)
     assert np.allclose(got.numpy(), networkx_flow(a), atol=1e-4)
 
 
 def test_attention_flow_refuses_intractable_sizes():
     a = torch.full((12, 1, 1, 500, 500), 1 / 500)
-    with pytest.raises(ValueError, match="use vn.rollout"):
-        vn.attention_flow(a)
+    with pytest.raises(ValueError, match="use rollout"):
+        attention_flow(a)
 
 
 def test_gradient_rollout_is_class_specific(vit, pixels):
     grads_before = [p.grad for p in vit.parameters()]
-    maps = [vn.gradient_rollout(vit, pixels, target=c) for c in range(3)]
+    maps = [gradient_rollout(vit, pixels, target=c) for c in range(3)]
     for m in maps:
         assert m.shape == (3, 4, 4) and (m >= 0).all()
         assert torch.allclose(m.sum((-1, -2)), torch.ones(3), atol=1e-5)
@@ -116,7 +119,7 @@ def test_gradient_rollout_matches_manual_backward(vit_eager, pixels):
         r = r + (a.grad * a).clamp(min=0).mean(1) @ r
     ref = r[:, 0, 1:] / r[:, 0, 1:].sum(-1, keepdim=True)
     vit_eager.zero_grad()
-    got = vn.gradient_rollout(vit_eager, pixels, target=2)
+    got = gradient_rollout(vit_eager, pixels, target=2)
     assert torch.allclose(got.flatten(1), ref.detach(), atol=1e-5)
 
 
@@ -137,8 +140,8 @@ def test_capture_rollout_equals_rollout_of_capture(attn, kw):
 
     net = make_vit(attn, seed=7)
     x = torch.randn(5, 3, 16, 16)
-    want = vn.rollout(vn.capture(net, x), **kw)
-    got = vn.capture_rollout(net, x, batch_size=2, **kw)
+    want = rollout(vn.capture(net, x), **kw)
+    got = capture_rollout(net, x, batch_size=2, **kw)
     assert got.shape == want.shape == (5, 17, 17)
     assert torch.allclose(got, want, atol=1e-5)
 
@@ -152,4 +155,4 @@ def test_capture_rollout_bad_arguments(vit, pixels):
         ({"batch_size": 0}, "batch_size"),
     ]:
         with pytest.raises((ValueError, IndexError), match=match):
-            vn.capture_rollout(vit, pixels, **kw)
+            capture_rollout(vit, pixels, **kw)

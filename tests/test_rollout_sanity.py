@@ -9,6 +9,9 @@ import torch
 from conftest import make_vit
 
 import vitnotes as vn
+from vitnotes.core.model import geometry
+from vitnotes.methods.gradient_rollout import gradient_rollout
+from vitnotes.methods.rollout import rollout
 
 
 # --------------------------------------------------------------------------- randomized
@@ -22,7 +25,7 @@ def _same(m1, m2):
 
 def test_randomized_reinitialises_exactly_the_top(vit):
     before = copy.deepcopy(vit)
-    new = vn.randomized(vit, 1, seed=3)
+    new = vn.interventions.randomized(vit, 1, seed=3)
     assert _same(vit, before)  # the input model is untouched
     assert _same(_blocks(new)[0], _blocks(vit)[0])  # below from_layer: trained weights kept
     assert _same(new.vit.embeddings, vit.vit.embeddings)
@@ -37,49 +40,49 @@ def test_randomized_reinitialises_exactly_the_top(vit):
 
 def test_randomized_draws_from_the_initial_distribution():
     net = make_vit(hidden_size=64, intermediate_size=256, initializer_range=0.05)
-    new = vn.randomized(net, 0, seed=0)
+    new = vn.interventions.randomized(net, 0, seed=0)
     w = torch.cat([p.detach().flatten() for n, p in _blocks(new).named_parameters() if p.ndim == 2])
     assert abs(float(w.mean())) < 0.005
     assert abs(float(w.std()) - 0.05) < 0.003
 
 
 def test_randomized_cascade_shares_random_blocks_and_seed_matters(vit):
-    a, b = vn.randomized(vit, 2, seed=0), vn.randomized(vit, 0, seed=0)
+    a, b = vn.interventions.randomized(vit, 2, seed=0), vn.interventions.randomized(vit, 0, seed=0)
     assert _same(_blocks(a)[2], _blocks(b)[2])  # block 2 is the same random draw in both cascade steps
     assert _same(a.classifier, b.classifier)
-    c = vn.randomized(vit, 2, seed=1)
+    c = vn.interventions.randomized(vit, 2, seed=1)
     assert not torch.equal(_blocks(a)[2].attention.q_proj.weight, _blocks(c)[2].attention.q_proj.weight)
-    d = vn.randomized(vit, 2, seed=0)
+    d = vn.interventions.randomized(vit, 2, seed=0)
     assert _same(a, d)  # deterministic
 
 
 def test_randomized_head_only_embeddings_and_model_wrapper(vit, pixels):
-    head = vn.randomized(vit, vit.config.num_hidden_layers, seed=0)
+    head = vn.interventions.randomized(vit, vit.config.num_hidden_layers, seed=0)
     assert _same(_blocks(head), _blocks(vit)) and not torch.equal(head.classifier.weight, vit.classifier.weight)
     att_a, att_b = vn.capture(vit, pixels), vn.capture(head, pixels)
     assert torch.allclose(att_a.probs, att_b.probs)  # attention never reads the classifier
-    full = vn.randomized(vit, 0, seed=0, embeddings=True)
+    full = vn.interventions.randomized(vit, 0, seed=0, embeddings=True)
     assert not torch.equal(full.vit.embeddings.cls_token, vit.vit.embeddings.cls_token)
     assert not torch.equal(
         full.vit.embeddings.patch_embeddings.projection.weight, vit.vit.embeddings.patch_embeddings.projection.weight
     )
-    model = vn.Model(net=vit, geometry=vn.geometry(vit), labels=["a"] * 5, preprocessing=None, name="tiny")
-    wrapped = vn.randomized(model, -1, seed=0)
-    assert isinstance(wrapped, vn.Model) and "blocks 2..2" in wrapped.name
+    model = vn.core.Model(net=vit, geometry=geometry(vit), labels=["a"] * 5, preprocessing=None, name="tiny")
+    wrapped = vn.interventions.randomized(model, -1, seed=0)
+    assert isinstance(wrapped, vn.core.Model) and "blocks 2..2" in wrapped.name
     assert _same(_blocks(wrapped.net)[1], _blocks(vit)[1])
 
 
 @pytest.mark.parametrize("bad,err", [(4, IndexError), (-4, IndexError), (1.5, TypeError), (True, TypeError)])
 def test_randomized_bad_layers(vit, bad, err):
     with pytest.raises(err):
-        vn.randomized(vit, bad)
+        vn.interventions.randomized(vit, bad)
 
 
 def test_randomized_bad_seed_and_cnn(vit, resnet):
     with pytest.raises(ValueError, match="seed"):
-        vn.randomized(vit, 0, seed=-1)
+        vn.interventions.randomized(vit, 0, seed=-1)
     with pytest.raises(TypeError, match="ViT"):
-        vn.randomized(resnet, 0)
+        vn.interventions.randomized(resnet, 0)
 
 
 # --------------------------------------------------------------------------- cards and cost
@@ -95,7 +98,7 @@ def test_card_reads_the_zoo_and_rejects_others():
 def _count_flops(net, x):
     from torch.utils.flop_counter import FlopCounterMode
 
-    with vn.eager_attention(net), FlopCounterMode(display=False) as counter, torch.no_grad():
+    with vn.core.eager_attention(net), FlopCounterMode(display=False) as counter, torch.no_grad():
         net(x, interpolate_pos_encoding=x.shape[-1] != net.config.image_size)
     return counter.get_total_flops()
 
@@ -106,7 +109,7 @@ def test_vit_cost_matches_torch_flop_counter(kw):
     size = net.config.image_size
     got = vn.vit_cost(net)
     assert got["flops"] == _count_flops(net, torch.randn(1, 3, size, size))
-    g = vn.geometry(net)
+    g = geometry(net)
     assert got["tokens"] == g.tokens and got["attention_entries"] == g.heads * g.tokens**2
 
 
@@ -121,32 +124,32 @@ def test_vit_cost_other_size_and_errors(vit, resnet):
 
 
 def test_timed_predict_returns_the_logits(vit, pixels):
-    logits, seconds = vn.timed_predict(vit, pixels, batch_size=2)
+    logits, seconds = vn.evaluate.timed_predict(vit, pixels, batch_size=2)
     with torch.no_grad():
         assert torch.allclose(logits, vit(pixels).logits, atol=1e-6)
     assert seconds > 0
     with pytest.raises(ValueError, match="batch_size"):
-        vn.timed_predict(vit, pixels, batch_size=0)
+        vn.evaluate.timed_predict(vit, pixels, batch_size=0)
 
 
 # --------------------------------------------------------------------------- rollout by depth
 def test_rollout_end_layer_matches_a_slice(vit, pixels):
     att = vn.capture(vit, pixels)
     for end in range(3):
-        assert torch.allclose(vn.rollout(att, end_layer=end), vn.rollout(att.probs[: end + 1]), atol=1e-6)
+        assert torch.allclose(rollout(att, end_layer=end), rollout(att.probs[: end + 1]), atol=1e-6)
     with pytest.raises(ValueError, match="before"):
-        vn.rollout(att, start_layer=2, end_layer=1)
+        rollout(att, start_layer=2, end_layer=1)
     with pytest.raises(IndexError):
-        vn.rollout(att, end_layer=3)
+        rollout(att, end_layer=3)
 
 
 def test_rollout_by_depth_against_loops(vit, pixels):
     att = vn.capture(vit, pixels)
-    df = vn.rollout_by_depth(att, discard_ratio=0.3)
+    df = vn.evaluate.rollout_by_depth(att, discard_ratio=0.3)
     assert list(df["end_layer"]) == [0, 1, 2]
     assert df["agreement"].iloc[-1] == pytest.approx(1.0)
     for end in range(3):
-        r = vn.rollout(att, end_layer=end, discard_ratio=0.3).double().numpy()
+        r = rollout(att, end_layer=end, discard_ratio=0.3).double().numpy()
         spread, diag = [], []
         for b in range(r.shape[0]):
             rows = r[b, :, 1:] / r[b, :, 1:].sum(-1, keepdims=True)
@@ -162,11 +165,11 @@ def test_rollout_collapses_when_attention_is_uniform():
     a = torch.full((n_layers, 1, 2, t, t), 1.0 / t)
     eye, u = torch.eye(t, dtype=torch.float64), torch.full((t, t), 1.0 / t, dtype=torch.float64)
     c = 0.5**n_layers
-    assert torch.allclose(vn.rollout(a)[0].double(), c * eye + (1 - c) * u, atol=1e-6)
-    att = vn.Attention(
-        probs=a, layers=list(range(n_layers)), geometry=vn.geometry(make_vit()), grid=(2, 2), cls_only=False
+    assert torch.allclose(rollout(a)[0].double(), c * eye + (1 - c) * u, atol=1e-6)
+    att = vn.core.Attention(
+        probs=a, layers=list(range(n_layers)), geometry=geometry(make_vit()), grid=(2, 2), cls_only=False
     )
-    df = vn.rollout_by_depth(att)
+    df = vn.evaluate.rollout_by_depth(att)
     for k in range(1, n_layers + 1):
         diag, off = 0.5**k + (1 - 0.5**k) / t, (1 - 0.5**k) / t
         share = diag / (diag + (t - 2) * off)  # a patch row renormalised over the t - 1 patches
@@ -185,15 +188,15 @@ def test_attention_flow_grid_shape_and_sum(vit, pixels):
 
 # --------------------------------------------------------------------------- sanity maps
 def test_explanation_maps_equal_the_separate_functions(vit, pixels):
-    maps = vn.explanation_maps(vit, pixels, [0, 1, 2], batch_size=2)
+    maps = vn.evaluate.explanation_maps(vit, pixels, [0, 1, 2], batch_size=2)
     att = vn.capture(vit, pixels)
     assert torch.allclose(maps["rollout"], vn.rollout_grid(att), atol=1e-5)
     assert torch.allclose(maps["last layer"], att.cls_grid(-1).mean(1), atol=1e-5)
-    assert torch.allclose(maps["gradient rollout"], vn.gradient_rollout(vit, pixels, [0, 1, 2]), atol=1e-5)
+    assert torch.allclose(maps["gradient rollout"], gradient_rollout(vit, pixels, [0, 1, 2]), atol=1e-5)
 
 
 def test_cascading_randomization_table(vit, pixels):
-    df, maps = vn.cascading_randomization(vit, pixels, 1, from_layers=[3, 1], seed=0)
+    df, maps = vn.evaluate.cascading_randomization(vit, pixels, 1, from_layers=[3, 1], seed=0)
     assert list(maps) == ["trained", "head", "head + blocks 1-2", "all + embeddings"]
     assert len(df) == 4 * 3
     trained = df[df["step"] == "trained"]
@@ -201,24 +204,24 @@ def test_cascading_randomization_table(vit, pixels):
     head = df[df["step"] == "head"].set_index("method")
     assert head.loc["rollout", "spearman"] == pytest.approx(1.0)  # attention never reads the classifier
     assert head.loc["last layer", "spearman"] == pytest.approx(1.0)
-    rho = vn.rank_correlation(maps["head + blocks 1-2"]["rollout"], maps["trained"]["rollout"])
+    rho = vn.stats.rank_correlation(maps["head + blocks 1-2"]["rollout"], maps["trained"]["rollout"])
     row = df[(df["step"] == "head + blocks 1-2") & (df["method"] == "rollout")].iloc[0]
     assert row["spearman"] == pytest.approx(float(rho.mean()), abs=1e-6)
     with torch.no_grad():
-        acc = float((vn.randomized(vit, 1, 0)(pixels).logits.argmax(-1) == 1).double().mean())
+        acc = float((vn.interventions.randomized(vit, 1, 0)(pixels).logits.argmax(-1) == 1).double().mean())
     assert row["accuracy"] == pytest.approx(acc)
     assert df.attrs["images"] == 3
-    assert vn.cascade_plot(df, {"rollout": 0.1}) is not None
-    assert vn.cascade_panel(np.zeros((16, 16, 3), np.uint8), maps) is not None
+    assert vn.show.cascade_plot(df, {"rollout": 0.1}) is not None
+    assert vn.show.cascade_panel(np.zeros((16, 16, 3), np.uint8), maps) is not None
 
 
 def test_cascading_randomization_bad_input(vit, pixels):
     with pytest.raises(ValueError, match="from_layers"):
-        vn.cascading_randomization(vit, pixels, from_layers=[4])
+        vn.evaluate.cascading_randomization(vit, pixels, from_layers=[4])
     with pytest.raises(ValueError, match="topk_frac"):
-        vn.cascading_randomization(vit, pixels, topk_frac=0)
+        vn.evaluate.cascading_randomization(vit, pixels, topk_frac=0)
     with pytest.raises(ValueError, match="column"):
-        vn.cascade_plot(vn.cls_summary(vn.capture(vit, pixels)))
+        vn.show.cascade_plot(vn.cls_summary(vn.capture(vit, pixels)))
 
 
 def test_cascade_intervals_against_single_cascades(vit):
@@ -226,13 +229,13 @@ def test_cascade_intervals_against_single_cascades(vit):
     per image, then bootstraps over images; the reference row compares each image with the next."""
     torch.manual_seed(0)
     x = torch.randn(5, 3, 16, 16)
-    table, per_image, maps = vn.cascade_intervals(vit, x, 1, from_layers=[3, 1], seeds=[0, 4], n_boot=300)
+    table, per_image, maps = vn.evaluate.cascade_intervals(vit, x, 1, from_layers=[3, 1], seeds=[0, 4], n_boot=300)
     assert table.attrs["images"] == 5 and table.attrs["seeds"] == [0, 4]
     for seed in (0, 4):
-        _, own = vn.cascading_randomization(vit, x, 1, from_layers=[3, 1], seed=seed)
+        _, own = vn.evaluate.cascading_randomization(vit, x, 1, from_layers=[3, 1], seed=seed)
         for step in ("head", "head + blocks 1-2", "all + embeddings"):
             got = per_image.query("seed == @seed and step == @step and method == 'rollout'")["spearman"].to_numpy()
-            want = vn.rank_correlation(own[step]["rollout"], own["trained"]["rollout"]).numpy()
+            want = vn.stats.rank_correlation(own[step]["rollout"], own["trained"]["rollout"]).numpy()
             assert np.allclose(got, want, atol=1e-6), (seed, step)
     g = per_image.query("step == 'head + blocks 1-2' and method == 'last layer'")
     per_img = g.groupby("image")["spearman"].mean().to_numpy()
@@ -245,13 +248,13 @@ def test_cascade_intervals_against_single_cascades(vit):
     assert head.spearman == pytest.approx(1.0) and head.seed_min == pytest.approx(1.0)
     ref = table.query("step == 'trained, another image' and method == 'rollout'").iloc[0]
     t = maps["trained"]["rollout"]
-    assert ref.spearman == pytest.approx(float(vn.rank_correlation(t, t.roll(1, 0)).mean()), abs=1e-6)
+    assert ref.spearman == pytest.approx(float(vn.stats.rank_correlation(t, t.roll(1, 0)).mean()), abs=1e-6)
     assert set(maps) == {"trained", "head", "head + blocks 1-2", "all + embeddings"}
     # Adebayo et al.'s comparison per image (|Spearman|, SSIM), averaged over seeds, judged by one rule
     g = per_image.query("step == 'head + blocks 1-2' and method == 'last layer'")
     seed0 = g[g["seed"] == 0].sort_values("image")
-    _, own0 = vn.cascading_randomization(vit, x, 1, from_layers=[3, 1], seed=0)
-    want = vn.map_ssim(own0["head + blocks 1-2"]["last layer"], own0["trained"]["last layer"]).numpy()
+    _, own0 = vn.evaluate.cascading_randomization(vit, x, 1, from_layers=[3, 1], seed=0)
+    want = vn.evaluate.map_ssim(own0["head + blocks 1-2"]["last layer"], own0["trained"]["last layer"]).numpy()
     assert np.allclose(seed0["ssim"].to_numpy(), want) and np.allclose(seed0["abs_spearman"], seed0["spearman"].abs())
     ab, ss = (vn.bootstrap(g.groupby("image")[c].mean().to_numpy(), n_boot=300) for c in ("abs_spearman", "ssim"))
     assert (row.abs_spearman, row.abs_low, row.abs_high) == pytest.approx((ab.value, ab.low, ab.high))
@@ -259,16 +262,16 @@ def test_cascade_intervals_against_single_cascades(vit):
     assert row.sanity == vn.sanity_verdict((ab.low, ab.high), (ss.low, ss.high))
     assert head.sanity == "fails" and ref.sanity == ""  # unchanged by the head: fails; the reference: no verdict
     with pytest.raises(ValueError, match="seeds"):
-        vn.cascade_intervals(vit, x, seeds=[1, 1])
+        vn.evaluate.cascade_intervals(vit, x, seeds=[1, 1])
 
 
 def test_agreement_intervals_by_hand():
     torch.manual_seed(1)
     ref = torch.rand(6, 4, 4)
     maps = {"close": ref + 0.1 * torch.rand(6, 4, 4), "noise": torch.rand(6, 4, 4)}
-    t = vn.agreement_intervals(maps, ref, against="noise", n_boot=400)
-    close = vn.rank_correlation(maps["close"], ref).numpy()
-    noise = vn.rank_correlation(maps["noise"], ref).numpy()
+    t = vn.evaluate.agreement_intervals(maps, ref, against="noise", n_boot=400)
+    close = vn.stats.rank_correlation(maps["close"], ref).numpy()
+    noise = vn.stats.rank_correlation(maps["noise"], ref).numpy()
     iv, d = vn.bootstrap(close, n_boot=400), vn.bootstrap(close - noise, n_boot=400)
     r = t.set_index("map")
     assert (r.loc["close", "spearman"], r.loc["close", "low"], r.loc["close", "high"]) == pytest.approx(
@@ -279,4 +282,4 @@ def test_agreement_intervals_by_hand():
     )
     assert np.isnan(r.loc["noise", "diff"]) and r.loc["close", "n"] == 6
     with pytest.raises(ValueError, match="is not one of the maps"):
-        vn.agreement_intervals(maps, ref, against="random")
+        vn.evaluate.agreement_intervals(maps, ref, against="random")

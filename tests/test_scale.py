@@ -1,4 +1,4 @@
-"""Whole data sets: vn.sweep, vn.attention_profile, vn.cls_summary and vn.deletion_study read a
+"""Whole data sets: vn.sweep, vn.profile.attention_profile, vn.cls_summary and vn.evaluate.deletion_study read a
 datasets.Dataset (or IterableDataset) batch by batch and give the numbers of the in-memory tensor;
 split over two processes (emulated here: each part run alone, the sums handed over), they give the
 numbers of one process. The real two-process run under accelerate is tests/test_processes.py."""
@@ -69,8 +69,8 @@ def test_sweep_of_a_dataset_equals_the_tensor(model, raw, ds):
 
 def test_profile_and_cls_summary_of_a_dataset(model, raw, ds, masks):
     x = model.preprocess(raw[0])
-    ref = vn.attention_profile(model, x, masks, batch_size=4)
-    got = vn.attention_profile(model, ds, masks="mask", batch_size=3)
+    ref = vn.profile.attention_profile(model, x, masks, batch_size=4)
+    got = vn.profile.attention_profile(model, ds, masks="mask", batch_size=3)
     _same(got, ref, [c for c in ref.columns if c not in ("layer", "head")])
     assert got.attrs["area"] == pytest.approx(ref.attrs["area"]) and got.attrs["images"] == N
     # the streamed summary equals the summary of a capture held in memory
@@ -90,30 +90,34 @@ def test_deletion_study_of_a_dataset_equals_the_stack(model, raw, ds):
     imgs = raw[0]
     cam = torch.rand(N, 4, 4, generator=torch.Generator().manual_seed(2))
     cam[cam < 0.5] = 0  # ties, broken at random: batch by batch, the same as all at once
-    ref_c, ref_a = vn.deletion_study({"m": model}, imgs, {"cam": cam, "rand": vn.random_maps(N, 16)}, steps=3)
+    ref_c, ref_a = vn.evaluate.deletion_study(
+        {"m": model}, imgs, {"cam": cam, "rand": vn.evaluate.random_maps(N, 16)}, steps=3
+    )
     last = lambda im: vn.explain(model, model.preprocess(im), "last layer")  # noqa: E731
     with_maps = ds.add_column("cam", [m.tolist() for m in cam])  # a list-of-lists column
-    maps = {"cam": "cam", "rand": vn.random_maps(N, 16), "last": last}
-    got_c, got_a = vn.deletion_study({"m": model}, with_maps, maps, steps=3, batch_size=2)
+    maps = {"cam": "cam", "rand": vn.evaluate.random_maps(N, 16), "last": last}
+    got_c, got_a = vn.evaluate.deletion_study({"m": model}, with_maps, maps, steps=3, batch_size=2)
     for kind in ("cam", "rand"):
         for table, ref, col in ((got_c, ref_c, "prob"), (got_c, ref_c, "sem"), (got_a, ref_a, "auc")):
             np.testing.assert_allclose(table[table["map"] == kind][col], ref[ref["map"] == kind][col], atol=1e-6)
-    ref_last, _ = vn.deletion_curve(model, imgs, last(imgs), steps=3)
+    ref_last, _ = vn.evaluate.deletion_curve(model, imgs, last(imgs), steps=3)
     np.testing.assert_allclose(got_c[got_c["map"] == "last"]["prob"], ref_last.mean(0), atol=1e-6)
     assert got_a["image"].tolist()[:N] == list(range(N)) and got_c.attrs["images"] == N
     with pytest.raises(TypeError, match="name columns"):
-        vn.deletion_study({"m": model}, imgs, {"cam": "cam"})
+        vn.evaluate.deletion_study({"m": model}, imgs, {"cam": "cam"})
     with pytest.raises(ValueError, match="5 'cam' maps for 7 images"):
-        vn.deletion_study({"m": model}, ds, {"cam": cam[:5]})
+        vn.evaluate.deletion_study({"m": model}, ds, {"cam": cam[:5]})
 
 
 def test_deletion_order_continues_a_generator():
     m = torch.zeros(5, 3, 3)
     m[:, 0, 0] = 1  # one clear winner, then eight tied pixels
     g = torch.Generator().manual_seed(3)
-    split = torch.cat([vn.deletion_order(m[:2], generator=g), vn.deletion_order(m[2:], generator=g)])
-    assert torch.equal(split, vn.deletion_order(m, 3))
-    assert not torch.equal(vn.deletion_order(m, 3), vn.deletion_order(m, 4))  # the ties really are drawn
+    split = torch.cat([vn.evaluate.deletion_order(m[:2], generator=g), vn.evaluate.deletion_order(m[2:], generator=g)])
+    assert torch.equal(split, vn.evaluate.deletion_order(m, 3))
+    assert not torch.equal(
+        vn.evaluate.deletion_order(m, 3), vn.evaluate.deletion_order(m, 4)
+    )  # the ties really are drawn
 
 
 # ------------------------------------------------------------------ bad input names the columns and the fix
@@ -132,13 +136,13 @@ def test_missing_columns_say_which_exist_and_how_to_map_them(model, raw):
     with pytest.raises(TypeError, match="vn.load"):
         vn.sweep(model.net, ok, "fine")  # images need the checkpoint's preprocessing
     with pytest.raises(TypeError, match="one split"):
-        vn.attention_profile(model, datasets.DatasetDict({"test": ok}))
+        vn.profile.attention_profile(model, datasets.DatasetDict({"test": ok}))
     with pytest.raises(TypeError, match="names its column"):
         vn.sweep(model, ok, torch.zeros(N, dtype=torch.long))
     with pytest.raises(ValueError, match="no images"):
         vn.sweep(model, ok.select([]), "fine")
     with pytest.raises(ValueError, match="batch_size must be a positive int"):
-        vn.attention_profile(model, ok, batch_size=0)
+        vn.profile.attention_profile(model, ok, batch_size=0)
 
 
 # ------------------------------------------------------------------ two processes, emulated
@@ -185,8 +189,8 @@ def test_two_processes_give_the_numbers_of_one(model, raw, masks):
     cam = torch.rand(N, 4, 4, generator=torch.Generator().manual_seed(2)).clamp_min(0.5)  # many ties
     runs = {
         "sweep": lambda: vn.sweep(model, x, y, batch_size=2),
-        "profile": lambda: vn.attention_profile(model, x, masks, batch_size=2),
-        "deletion": lambda: vn.deletion_study({"m": model}, imgs, {"cam": cam}, steps=3, batch_size=2)[0],
+        "profile": lambda: vn.profile.attention_profile(model, x, masks, batch_size=2),
+        "deletion": lambda: vn.evaluate.deletion_study({"m": model}, imgs, {"cam": cam}, steps=3, batch_size=2)[0],
     }
     for name, run in runs.items():
         one = run()

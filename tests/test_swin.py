@@ -13,6 +13,12 @@ from test_ops_per_batch import OpCounter
 from transformers import SwinConfig, SwinForImageClassification
 
 import vitnotes as vn
+from vitnotes.core.model import geometry
+from vitnotes.methods.cp_lrp import cp_lrp
+from vitnotes.methods.gradient_rollout import gradient_rollout
+from vitnotes.methods.legrad import legrad
+from vitnotes.methods.rollout import capture_rollout
+from vitnotes.methods.value_weighted import value_weighted
 
 SWIN = dict(
     image_size=32,
@@ -60,7 +66,7 @@ def pixels(n: int = 3, size: int = 32, seed: int = 0) -> torch.Tensor:
 def test_load_geometry_and_methods(swin, tmp_path):
     swin.save_pretrained(tmp_path / "tiny-swin")
     m = vn.load(tmp_path / "tiny-swin")
-    for g in (m.geometry, vn.geometry(swin)):
+    for g in (m.geometry, geometry(swin)):
         assert (g.kind, g.layers, g.patch_size, g.prefix, g.grid, g.hidden) == ("swin", 2, 2, 0, (16, 16), 24)
         assert g.stage_grid(32, 32, 0) == (16, 16) and g.stage_grid(32, 32, -1) == (8, 8)
         assert g.stage_grid(40, 40, 1) == (10, 10)
@@ -69,7 +75,7 @@ def test_load_geometry_and_methods(swin, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(m.predict(x), swin(x).logits)
     assert vn.explain(m, x, "grad-cam").shape == (3, 8, 8)
-    assert vn.explain(m, x, "integrated gradients", n_steps=4).shape == (3, 16, 16)  # black baseline: a vn.Model
+    assert vn.explain(m, x, "integrated gradients", n_steps=4).shape == (3, 16, 16)  # black baseline: a vn.core.Model
 
 
 def _hand_gradcam(net, x, stage, target):
@@ -131,7 +137,7 @@ def test_window_attention_equals_output_attentions(swin, swin_eager, size, stage
     layer = 2 * stage + block
     for net in (swin, swin_eager):  # recomputed under SDPA; the eager probabilities as returned
         for which in (layer, (stage, block), layer - 4):
-            wa = vn.window_attention(net, x, which)
+            wa = vn.core.window_attention(net, x, which)
             assert (wa.layer, wa.stage, wa.block, wa.shift) == (layer, stage, block, 2 * block)
             torch.testing.assert_close(wa.probs.reshape(ref.shape), ref, atol=1e-5, rtol=0)
     assert wa.probs.shape[:3] == (2, ref.shape[0] // 2, SWIN["num_heads"][stage])
@@ -142,7 +148,7 @@ def test_window_attention_equals_output_attentions(swin, swin_eager, size, stage
 def test_window_map_lines_up_with_the_image(swin, swin_eager, size, stage, block):
     x = pixels(2, size, seed=1)
     ref = _reference(swin_eager, x, stage, block)
-    wa = vn.window_attention(swin, x, (stage, block))
+    wa = vn.core.window_attention(swin, x, (stage, block))
     rows = cols = size // 2 // 2**stage
     assert wa.grid == (rows, cols) and wa.map.shape == (2, rows, cols) and wa.patch_pixels == 2 * 2**stage
     w, s = wa.window, wa.shift
@@ -167,7 +173,7 @@ def test_window_attention_leaves_the_output_alone(swin):
     x = pixels()
     with torch.no_grad():
         before = swin(x).logits
-    vn.window_attention(swin, x, 1)
+    vn.core.window_attention(swin, x, 1)
     with torch.no_grad():
         torch.testing.assert_close(swin(x).logits, before, atol=0, rtol=0)
     assert not [h for m in swin.modules() for h in (*m._forward_hooks.values(), *m._forward_pre_hooks.values())
@@ -177,11 +183,11 @@ def test_window_attention_leaves_the_output_alone(swin):
 def test_window_attention_refuses_bad_layers_and_other_models(swin):
     x = pixels(1)
     with pytest.raises(IndexError, match="4 blocks over all stages"):
-        vn.window_attention(swin, x, 4)
+        vn.core.window_attention(swin, x, 4)
     with pytest.raises(IndexError, match="stage 1 has 2 blocks"):
-        vn.window_attention(swin, x, (1, 2))
+        vn.core.window_attention(swin, x, (1, 2))
     with pytest.raises(TypeError, match="for a ViT use vn.capture"):
-        vn.window_attention(make_vit_like(), torch.randn(1, 3, 16, 16))
+        vn.core.window_attention(make_vit_like(), torch.randn(1, 3, 16, 16))
 
 
 def make_vit_like():
@@ -196,25 +202,25 @@ def test_cls_and_rollout_methods_refuse_in_one_sentence(swin, name):
         vn.explain(swin, pixels(1), name)
     message = str(err.value)
     assert "\n" not in message and ". " not in message and "use grad-cam, integrated gradients" in message
-    assert "vn.window_attention" in message and err.value.__cause__ is None
+    assert "vn.core.window_attention" in message and err.value.__cause__ is None
 
 
 @pytest.mark.parametrize(
     "call",
     [
         lambda m, x: vn.capture(m, x),
-        lambda m, x: vn.capture_rollout(m, x),
-        lambda m, x: vn.gradient_rollout(m, x),
-        lambda m, x: vn.value_weighted(m, x),
-        lambda m, x: vn.legrad(m, x),
-        lambda m, x: vn.cp_lrp(m, x),
+        lambda m, x: capture_rollout(m, x),
+        lambda m, x: gradient_rollout(m, x),
+        lambda m, x: value_weighted(m, x),
+        lambda m, x: legrad(m, x),
+        lambda m, x: cp_lrp(m, x),
     ],
     ids=["capture", "capture_rollout", "gradient_rollout", "value_weighted", "legrad", "cp_lrp"],
 )
 def test_direct_calls_refuse_in_one_sentence(swin, call):
     with pytest.raises(TypeError, match=REASON) as err:
         call(swin, pixels(1))
-    assert "\n" not in str(err.value) and "vn.window_attention" in str(err.value)
+    assert "\n" not in str(err.value) and "vn.core.window_attention" in str(err.value)
 
 
 def _ops(fn, n):
@@ -229,8 +235,8 @@ def _ops(fn, n):
     "name, fn",
     [
         ("grad-cam", lambda net, x: vn.explain(net, x, "grad-cam", batch_size=256)),
-        ("window attention", lambda net, x: vn.window_attention(net, x, 1, batch_size=256)),
-        ("window attention, last", lambda net, x: vn.window_attention(net, x, -1, batch_size=256)),
+        ("window attention", lambda net, x: vn.core.window_attention(net, x, 1, batch_size=256)),
+        ("window attention, last", lambda net, x: vn.core.window_attention(net, x, -1, batch_size=256)),
     ],
 )
 def test_ops_do_not_grow_with_the_batch(swin, name, fn):
@@ -242,10 +248,10 @@ def test_ops_do_not_grow_with_the_batch(swin, name, fn):
 def test_every_map_and_the_explorer_take_a_swin(swin):
     """The trust table's image count hooks the first stage (a Swin has no ViT embeddings to hook), and
     the explorer offers every method that applies (Swin has a patch grid: occlusion and random too)."""
-    from vitnotes.show.explore import offered
+    from vitnotes.show.explorer import offered
 
-    m = vn.Model(swin, vn.geometry(swin), [], vn.Preprocessing.from_dict({}, vn.geometry(swin)))
-    maps, table = vn.every_map(m, pixels(2), target=0)
+    m = vn.core.Model(swin, geometry(swin), [], vn.core.Preprocessing.from_dict({}, geometry(swin)))
+    maps, table = vn.evaluate.every_map(m, pixels(2), target=0)
     assert set(maps) == set(vn.methods("swin"))
     forwards = dict(zip(table["method"], table["forwards"], strict=True))
     assert forwards.pop("random") == 0 and all(v > 0 for v in forwards.values())  # the random map runs no model

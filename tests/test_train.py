@@ -10,6 +10,7 @@ from conftest import make_vit
 
 import vitnotes as vn
 from vitnotes import train
+from vitnotes.methods.gradcam import gradcam
 from vitnotes.train import loop
 
 
@@ -63,7 +64,7 @@ def test_cli_smoke_run_writes_model_and_card(tmp_path, capsys):
     model = vn.load(out)
     assert model.geometry.kind == "cnn" and model.preprocessing.size == 56
     assert not list(tmp_path.glob(".*")), "work folder left behind"
-    cam = vn.gradcam(model, model.preprocess([torch.zeros(28, 28).numpy()]), target=0)
+    cam = gradcam(model, model.preprocess([torch.zeros(28, 28).numpy()]), target=0)
     assert cam.shape[-2:] == (7, 7)  # the last stage keeps a 7x7 map
 
 
@@ -86,7 +87,7 @@ def test_spectro_finetune_smoke_run(tmp_path, monkeypatch):
     """The spectrogram recipe end to end on 8 images, from a tiny 28 px grey ViT saved as a folder:
     regression metrics, the attention probe with the region masks, the card."""
     base = make_vit(seed=2, image_size=28, patch_size=4, num_channels=1)
-    folder = vn.save(base, tmp_path / "base", vn.Preprocessing(28, (0.5,), (0.5,), 1))
+    folder = vn.train.save(base, tmp_path / "base", vn.core.Preprocessing(28, (0.5,), (0.5,), 1))
     monkeypatch.setitem(train.RECIPES, "spectro-vit", dict(train.RECIPES["spectro-vit"], init=str(folder)))
     out = tmp_path / "spectro-vit"
     assert train.main(["spectro-vit", "--limit", "8", "--epochs", "1", "--out", str(out)]) == 0
@@ -215,7 +216,7 @@ def test_train_device_follows_the_override(monkeypatch):
 def test_distillation_from_an_identical_teacher_adds_nothing(tmp_path, monkeypatch):
     _tiny_recipe(monkeypatch, teacher=str(tmp_path / "t"), distill=0.5, temperature=2.0)
     net = train.new_net("fmnist-vit-p4")
-    vn.save(net, tmp_path / "t", train.preprocessing("fmnist-vit-p4"))
+    vn.train.save(net, tmp_path / "t", train.preprocessing("fmnist-vit-p4"))
     run = loop._Run.__new__(loop._Run)
     run.teachers, run.regress, run.device = {}, False, torch.device("cpu")
     x = torch.randn(4, 1, 28, 28)

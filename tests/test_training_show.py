@@ -56,8 +56,8 @@ def test_log_change_is_end_minus_start_per_layer():
 def test_card_epochs_sums_the_stages():
     import vitnotes as vn
 
-    assert vn.card_epochs(_card()) == 5.0
-    assert vn.card_epochs({"recipe": {"epochs": 3}}) == 3.0
+    assert vn.train.card_epochs(_card()) == 5.0
+    assert vn.train.card_epochs({"recipe": {"epochs": 3}}) == 3.0
 
 
 def test_training_plot_axes_start_at_zero_and_mark_chance():

@@ -1,6 +1,6 @@
 """Notebook 07's transplant control: the transplanted, not-yet-fine-tuned model (train.starting_point),
-vn.layer_stats / vn.transplant_table (per layer, three states, two effects), vn.linear_head (ridge on
-frozen features) and vn.head_r2, each against an independent computation on tiny random models."""
+vn.evaluate.layer_stats / vn.transplant_table (per layer, three states, two effects), vn.evaluate.linear_head (ridge on
+frozen features) and vn.evaluate.head_r2, each against an independent computation on tiny random models."""
 
 import math
 
@@ -14,6 +14,7 @@ from scipy.stats import t as student_t
 
 import vitnotes as vn
 from vitnotes import train
+from vitnotes.core.model import geometry
 from vitnotes.evaluate.finetune import LAYER_STATISTICS, TRANSPLANT_METRICS
 
 CHIRP = vn.data.REGIONS.index("chirp")
@@ -22,7 +23,7 @@ CHIRP = vn.data.REGIONS.index("chirp")
 @pytest.fixture
 def base_folder(tmp_path):
     base = make_vit(seed=2, image_size=28, patch_size=4, num_channels=1)
-    return vn.save(base, tmp_path / "base", vn.Preprocessing(28, (0.5,), (0.5,), 1)), base
+    return vn.train.save(base, tmp_path / "base", vn.core.Preprocessing(28, (0.5,), (0.5,), 1)), base
 
 
 @torch.no_grad()
@@ -54,8 +55,8 @@ def test_the_transplant_does_not_depend_on_the_head_seed(base_folder):
     differ = [k for k in sa if not torch.equal(sa[k], sb[k])]
     assert differ and all(k.startswith("classifier.") for k in differ)  # only the new head is seeded
     x = torch.randn(3, 3, 56, 56)
-    for name, v in vn.layer_stats(a, x).items():
-        np.testing.assert_array_equal(v, vn.layer_stats(b, x)[name])
+    for name, v in vn.evaluate.layer_stats(a, x).items():
+        np.testing.assert_array_equal(v, vn.evaluate.layer_stats(b, x)[name])
 
 
 def _naive_layers(net, x, masks, grid=None):
@@ -105,23 +106,23 @@ def images():
 def test_layer_stats_match_a_naive_loop_on_two_grids(images):
     x, x8, _, masks = images
     for net, pixels in ((sharp_vit(seed=1), x), (sharp_vit(seed=4, image_size=8), x8)):
-        got, want = vn.layer_stats(net, pixels, masks), _naive_layers(net, pixels, masks)  # 4x4 and 2x2 grids
+        got, want = vn.evaluate.layer_stats(net, pixels, masks), _naive_layers(net, pixels, masks)  # 4x4 and 2x2 grids
         assert list(got) == list(LAYER_STATISTICS)
         for s in LAYER_STATISTICS:
             assert got[s].shape == (6, 3)
             np.testing.assert_allclose(got[s], want[s], rtol=1e-4, atol=1e-6, err_msg=s)
     coarse = sharp_vit(seed=4, image_size=8)  # a 2x2 grid read on 4x4: the same chirp ratio, N = 16
-    got, want = vn.layer_stats(coarse, x8, masks, grid=(4, 4)), _naive_layers(coarse, x8, masks, grid=4)
+    got, want = vn.evaluate.layer_stats(coarse, x8, masks, grid=(4, 4)), _naive_layers(coarse, x8, masks, grid=4)
     for s in LAYER_STATISTICS:
         np.testing.assert_allclose(got[s], want[s], rtol=1e-4, atol=1e-6, err_msg=s)
-    own = vn.layer_stats(coarse, x8, masks)
+    own = vn.evaluate.layer_stats(coarse, x8, masks)
     np.testing.assert_allclose(got[LAYER_STATISTICS[1]], own[LAYER_STATISTICS[1]], rtol=1e-10)
     # the entropy of a map split evenly into 4 is H + log 4: on N = 16 that is (H + log 4) / log 16
     h_own = own[LAYER_STATISTICS[0]] * math.log(4)
     np.testing.assert_allclose(got[LAYER_STATISTICS[0]], (h_own + math.log(4)) / math.log(16), rtol=1e-6)
     with pytest.raises(ValueError, match="not a multiple"):
-        vn.layer_stats(coarse, x8, grid=(3, 3))
-    assert list(vn.layer_stats(sharp_vit(seed=1), x)) == [LAYER_STATISTICS[0]]  # no masks: entropy only
+        vn.evaluate.layer_stats(coarse, x8, grid=(3, 3))
+    assert list(vn.evaluate.layer_stats(sharp_vit(seed=1), x)) == [LAYER_STATISTICS[0]]  # no masks: entropy only
 
 
 @pytest.mark.parametrize("n_runs", [1, 2])
@@ -170,7 +171,7 @@ def test_transplant_table_against_naive_statistics(images, n_runs):
         assert row["value"] == pytest.approx(h.mean(1).mean(), rel=1e-5) and row["n"] == 5
     assert not (table["statistic"].eq(LAYER_STATISTICS[1]) & table["metric"].eq("original, own data")).any()
     assert set(table["metric"]) == set(TRANSPLANT_METRICS) and table.attrs["runs"] == n_runs
-    fig = vn.transplant_plot(table)
+    fig = vn.show.transplant_plot(table)
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     assert [t.get_text() for t in fig.legends[0].get_texts()][0].startswith("original, own data")
 
@@ -216,21 +217,21 @@ def test_linear_head_is_ridge_with_leave_one_out_penalty():
     best = max(a for a, e in zip(alphas, loo) if e.mean() <= bound)
     assert best > alphas[least]  # the rule chooses a stronger penalty than the least error's here
     coef, intercept = _ridge(f, y, best)
-    head = vn.linear_head(net, x, y, alphas=alphas)
+    head = vn.evaluate.linear_head(net, x, y, alphas=alphas)
     np.testing.assert_allclose(head.classifier.weight.double().numpy(), coef.T, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(head.classifier.bias.double().numpy(), intercept, rtol=1e-4, atol=1e-6)
     before, after = net.state_dict(), head.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("classifier."))
     assert not torch.equal(before["classifier.weight"], after["classifier.weight"])  # a copy: the input keeps its head
-    model = vn.Model(
-        net, vn.geometry(net), [f"c{i}" for i in range(5)], vn.Preprocessing(16, (0.5,) * 3, (0.5,) * 3, 3)
+    model = vn.core.Model(
+        net, geometry(net), [f"c{i}" for i in range(5)], vn.core.Preprocessing(16, (0.5,) * 3, (0.5,) * 3, 3)
     )
-    fitted = vn.linear_head(model, x, y, alphas=alphas)
-    assert isinstance(fitted, vn.Model) and f"alpha={best:g}" in fitted.source and "images=14" in fitted.source
+    fitted = vn.evaluate.linear_head(model, x, y, alphas=alphas)
+    assert isinstance(fitted, vn.core.Model) and f"alpha={best:g}" in fitted.source and "images=14" in fitted.source
     with pytest.raises(ValueError, match="outputs"):
-        vn.linear_head(net, x, y[:, :3])
+        vn.evaluate.linear_head(net, x, y[:, :3])
     with pytest.raises(ValueError, match="positive"):
-        vn.linear_head(net, x, y, alphas=[0.0])
+        vn.evaluate.linear_head(net, x, y, alphas=[0.0])
 
 
 @torch.no_grad()
@@ -239,7 +240,7 @@ def test_head_r2_is_one_minus_mse_over_variance():
     torch.manual_seed(1)
     x, y = torch.randn(9, 3, 16, 16), np.random.default_rng(2).normal(size=(9, 5))
     pred = net(pixel_values=x).logits.double().numpy()
-    got = vn.head_r2(net, x, y, n_boot=300)
+    got = vn.evaluate.head_r2(net, x, y, n_boot=300)
     assert list(got["target"]) == [0, 1, 2, 3, 4] and (got["n"] == 9).all()
     for j in range(5):
         r2 = 1 - ((pred[:, j] - y[:, j]) ** 2).sum() / ((y[:, j] - y[:, j].mean()) ** 2).sum()
@@ -247,4 +248,4 @@ def test_head_r2_is_one_minus_mse_over_variance():
         np.testing.assert_allclose(got.loc[j, ["value", "low", "high"]].to_numpy(float), [r2, iv.low, iv.high],
                                    rtol=1e-5, atol=1e-8)  # fmt: skip
     with pytest.raises(ValueError, match="outputs"):
-        vn.head_r2(net, x, y[:, :2])
+        vn.evaluate.head_r2(net, x, y[:, :2])

@@ -78,7 +78,7 @@ def test_randomisation_check_matches_scipy_on_a_hand_randomised_copy(tiny, x4):
     maps, _ = every_map(tiny, x4, names=["last layer", "legrad", "random"])
     bright = x4.mean(1)  # a model-independent "map" on the pixel grid
     table, rmaps = randomisation_check(tiny, x4, {**maps, "brightness": bright}, seed=1, n_boot=200)
-    rand = vn.randomized(tiny, 0, 1, embeddings=True)
+    rand = vn.interventions.randomized(tiny, 0, 1, embeddings=True)
     pred = tiny.predict(x4).argmax(-1).tolist()
     t = table.set_index(["method", "metric"])
     for name in ("last layer", "legrad"):
@@ -254,7 +254,7 @@ def test_shared_maps_one_scale_per_row_with_a_colour_bar():
     imgs = np.random.default_rng(0).integers(0, 256, (3, 8, 8), dtype=np.uint8)
     pos = torch.rand(3, 4, 4) * torch.tensor([1.0, 5.0, 2.0])[:, None, None]  # images of different ranges
     signed = torch.randn(3, 4, 4)
-    fig = vn.shared_maps(imgs, {"pos": pos, "signed": signed}, outline=imgs > 128, titles=["a", "b", "c"])
+    fig = vn.show.shared_maps(imgs, {"pos": pos, "signed": signed}, outline=imgs > 128, titles=["a", "b", "c"])
     assert isinstance(fig, Figure)
     grid = fig.axes[:12]  # 3 rows x 3 columns of panels... then the 2 colour bars
     assert len(fig.axes) == 3 * 3 + 2
@@ -264,7 +264,7 @@ def test_shared_maps_one_scale_per_row_with_a_colour_bar():
     top = float(signed.abs().max())
     assert lims[1] == {(-top, top)}  # signed: symmetric about 0
     with pytest.raises(ValueError, match="one map per image"):
-        vn.shared_maps(imgs, {"pos": pos[:2]})
+        vn.show.shared_maps(imgs, {"pos": pos[:2]})
 
 
 def test_interval_curve_and_scatter_figures_draw_every_method():
@@ -276,21 +276,21 @@ def test_interval_curve_and_scatter_figures_draw_every_method():
             ("random", "faithfulness", "srg", "black", 0.0, -0.1, 0.1),
         ]
     )
-    fig = vn.interval_plot(t, [("deletion_auc", "black"), ("srg", "black")])
+    fig = vn.show.interval_plot(t, [("deletion_auc", "black"), ("srg", "black")])
     assert len(fig.axes) == 2 and [tl.get_text() for tl in fig.axes[0].get_yticklabels()] == ["a", "random"]
     assert "lower is better" in fig.axes[0].get_title() and "higher is better" in fig.axes[1].get_title()
-    fig = vn.metric_scatter(t, ("deletion_auc", "black"), ("srg", "black"))
+    fig = vn.show.metric_scatter(t, ("deletion_auc", "black"), ("srg", "black"))
     assert fig.axes[0].xaxis_inverted() and not fig.axes[0].yaxis_inverted()  # both axes point to "better"
     curves = {("a", "black"): {"fractions": [0, 1], "deletion": [1, 0], "insertion": [0, 1]}}
-    fig = vn.curve_plot(curves, "black")
+    fig = vn.show.curve_plot(curves, "black")
     assert len(fig.axes[0].lines) == 1 and len(fig.axes[1].lines) == 1
     names = [f"m{i}" for i in range(11)] + ["random", "brightness"]  # as many maps as chapter 09 draws
     many = {(m, "black"): {"fractions": [0, 1], "deletion": [1, 0], "insertion": [0, 1]} for m in names}
-    lines = vn.curve_plot(many, "black").axes[0].lines
+    lines = vn.show.curve_plot(many, "black").axes[0].lines
     styles = {(str(ln.get_color()), str(ln.get_linestyle())) for ln in lines}
     assert len(styles) == len(names), "two lines share a colour and a dash"
     assert all(ln.get_color() != "C7" for ln in lines)  # grey is the controls' colour
     with pytest.raises(ValueError, match="no curves"):
-        vn.curve_plot(curves, "mean")
+        vn.show.curve_plot(curves, "mean")
     with pytest.raises(ValueError, match="no rows"):
-        vn.interval_plot(t, [("insertion_auc", "black")])
+        vn.show.interval_plot(t, [("insertion_auc", "black")])

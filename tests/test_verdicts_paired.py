@@ -17,7 +17,7 @@ from vitnotes.evaluate.trust import leaders, metric_disagreements, scorecard, ve
 
 def table_of(values, metric="srg", baseline="black", family="faithfulness"):
     """A per-image table of ``{method: values}`` as evaluation_table(per_image=True) makes it."""
-    return vn.interval_rows(values, metric, family=family, baseline=baseline, per_image=True)
+    return vn.evaluate.interval_rows(values, metric, family=family, baseline=baseline, per_image=True)
 
 
 def hand_bootstrap(d, n_boot=1000, seed=0, level=0.95):
@@ -202,6 +202,6 @@ def test_sanity_verdict_edges():
     assert sanity_verdict((t + 0.01, 0.5), (-0.1, 0.1)) == "fails"
     assert sanity_verdict((0.0, 0.1), (t + 0.01, 0.5)) == "fails"
     assert sanity_verdict((np.nan, np.nan), (0.0, 0.1)) == "cannot tell"
-    assert "0.2" in vn.SANITY_RULE
+    assert "0.2" in vn.evaluate.SANITY_RULE
     with pytest.raises(ValueError, match="3x3"):
         map_ssim(torch.rand(2, 2, 2), torch.rand(2, 2, 2))

@@ -22,14 +22,14 @@ def test_zoo_is_complete_and_small():
     assert set(RECIPES) - training <= set(NAMES) and all(_recipe(n) in RECIPES for n in NAMES), NAMES
     assert not training & set(NAMES), "a model in the zoo is still listed in recipes.IN_TRAINING: drop it there"
     # the zoo's models, without the checkpoints of runs under way (.NAME.work/, kept out of git)
-    total = sum(f.stat().st_size for f in vn.ZOO_DIR.glob("[!.]*/*") if f.is_file())
+    total = sum(f.stat().st_size for f in vn.train.ZOO_DIR.glob("[!.]*/*") if f.is_file())
     assert total <= 120 * 2**20, f"zoo is {total / 2**20:.1f} MiB"
-    assert not list(vn.ZOO_DIR.rglob("*.bin")) and not list(vn.ZOO_DIR.rglob("*.pt"))
+    assert not list(vn.train.ZOO_DIR.rglob("*.bin")) and not list(vn.train.ZOO_DIR.rglob("*.pt"))
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_card(name):
-    folder = vn.ZOO_DIR / name
+    folder = vn.train.ZOO_DIR / name
     card = json.loads((folder / "card.json").read_text())
     for field in ("recipe", "metrics", "command", "train_seconds", "machine", "date", "parameters"):
         assert field in card, field
@@ -41,7 +41,7 @@ def test_card(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_zoo_model_rescores_its_card(name):
-    card = json.loads((vn.ZOO_DIR / name / "card.json").read_text())["metrics"]
+    card = json.loads((vn.train.ZOO_DIR / name / "card.json").read_text())["metrics"]
     model = vn.load(name)
     assert next(model.net.parameters()).dtype == torch.float32
     if "r2" in card:  # the spectrogram regression

@@ -9,179 +9,30 @@ from __future__ import annotations
 import os
 import random
 
-from . import data
-from .core.arch import eager_attention
-
-# models: load, geometry, the zoo|hub switch (notebook 00)
-from .core.capture import Attention, attention_io, capture
+from . import core, data, evaluate, interventions, profile, show, stats, train
+from .core.capture import attention_io, capture
 from .core.described import describe
-from .core.geometry import Geometry
-from .core.images import Preprocessing, open_image
-from .core.model import Model, geometry
-from .core.windows import WindowAttention, window_attention
-
-# studies (notebooks 03-06, 08)
-from .evaluate.agreement import agreement, agreement_intervals, method_maps, random_maps, resize_maps, rollout_by_depth
-from .evaluate.claims import (
-    ABLATED_LAYERS,
-    SEED_CLAIMS,
-    claims_table,
-    crossed_bootstrap,
-    head_losses,
-    image_profile,
-    measure_claims,
-    stack_profiles,
-)  # fmt: skip
-from .evaluate.cost import timed_predict, vit_cost
-from .evaluate.deletion import (
-    delete_pixels,
-    deletion_auc,
-    deletion_curve,
-    deletion_order,
-    deletion_study,
-    deletion_summary,
-)  # fmt: skip
-from .evaluate.diagnosis import (
-    attention_stats,
-    compare_groups,
-    confusion_matrix,
-    confusion_pairs,
-    describe_error,
-    garment_mass,
-    group_intervals,
-    pick_errors,
-    predict_with_attention,
-)  # fmt: skip
-from .evaluate.finetune import (
-    finetune_stats,
-    finetune_table,
-    head_r2,
-    layer_stats,
-    linear_head,
-    run_interval,
-    transplant_table,
-)  # fmt: skip
-from .evaluate.ground_truth import DISTRACTORS, ground_truth, region_stack
-
-# which explanation can you trust? perturbation curves, ground truth, intervals, one table (notebook 09)
-from .evaluate.heads import head_intervals, sweep_agreement, sweep_agreement_intervals, sweep_subset
-from .evaluate.intervals import Interval, bootstrap, interval_frame
-from .evaluate.paired import PAIRED_RULE, paired_verdicts
-from .evaluate.perturbation import (
-    SCORES,
-    Curves,
-    baseline_images,
-    brightness_maps,
-    control_maps,
-    object_masks,
-    perturbation_curves,
-    srg,
-)  # fmt: skip
-from .evaluate.positional import TRANSFORMS, content_following, following_table, move_images
-from .evaluate.registers import register_table, token_norms
-from .evaluate.representations import cka, linear_probes, logit_lens, probe_predictions, representations
-from .evaluate.sanity import (
-    SANITY_RULE,
-    SANITY_THRESHOLD,
-    cascade_intervals,
-    cascading_randomization,
-    chance_abs_spearman,
-    explanation_maps,
-    map_ssim,
-    sanity_verdict,
-)  # fmt: skip
-from .evaluate.summary import evaluation_table, interval_rows, wide
-from .evaluate.trust import (
-    BETTER,
-    column_label,
-    every_map,
-    interval_table,
-    leaders,
-    method_table,
-    metric_disagreements,
-    randomisation_check,
-    scorecard,
-    verdicts,
-)  # fmt: skip
+from .evaluate.agreement import agreement
+from .evaluate.claims import claims_table, measure_claims
+from .evaluate.cost import vit_cost
+from .evaluate.diagnosis import compare_groups, pick_errors, predict_with_attention
+from .evaluate.finetune import finetune_table, transplant_table
+from .evaluate.intervals import bootstrap
+from .evaluate.paired import paired_verdicts
+from .evaluate.positional import content_following
+from .evaluate.representations import cka, linear_probes, logit_lens, representations
+from .evaluate.sanity import sanity_verdict
+from .evaluate.summary import evaluation_table
+from .evaluate.trust import scorecard
 from .family import check, claim, claims, family, pick
-
-# interventions (notebooks 06, 08)
-from .interventions.ablation import ablate, evaluate_loss, head_means, sweep
-from .interventions.attribution_patching import attribution_patching, attribution_sweep
-from .interventions.randomisation import randomized
-
-# map methods, through one registry (notebooks 03, 06; LeGrad to value-weighted: notebook 09)
+from .interventions.ablation import ablate, sweep
+from .interventions.attribution_patching import attribution_sweep
 from .methods import explain, method, methods
-from .methods.cp_lrp import cp_lrp, lrp_rules
-from .methods.flow import attention_flow, attention_flow_grid
-from .methods.gradcam import gradcam
-from .methods.gradient_rollout import gradient_rollout
-from .methods.integrated_gradients import integrated_gradients
-from .methods.legrad import legrad
-from .methods.occlusion import occlusion
-from .methods.random_map import random_map
-from .methods.rollout import capture_rollout, fuse_heads, rollout, rollout_grid
-from .methods.value_weighted import value_weighted
-from .profile import (
-    attention_distances,
-    attention_profile,
-    by_layer,
-    cls_summary,
-    head_types,
-    mean_attention_distance,
-    position_embeddings,
-    query_grids,
-)  # fmt: skip
-
-# figures and widgets (every chapter)
-from .show.explore import explore
-from .show.export import save_html
-from .show.figures import (
-    before_after,
-    display_image,
-    head_grid,
-    head_heatmap,
-    layer_strip,
-    metric_by_layer,
-    overlay,
-    relative_colorbar,
-    relative_norm,
-    relative_to_uniform,
-)  # fmt: skip
-from .show.heads import attention_matrix, distance_dots, following_plot, position_similarity_plot
-from .show.representations import cka_heatmap, readability_plot
-from .show.studies import (
-    agreement_heatmap,
-    cascade_panel,
-    cascade_plot,
-    deletion_plot,
-    group_distributions,
-    map_panel,
-    show_regions,
-    transplant_plot,
-)  # fmt: skip
-from .show.trust import curve_plot, interval_plot, metric_scatter, shared_maps
-from .show.widgets import head_picker, query_picker, render_png, state_bytes
-
-# statistics on plain tensors and per-(layer, head) tables (notebooks 01, 02, 05, 07)
-from .stats import (
-    cka_matrix,
-    entropy,
-    high_norm_tokens,
-    linear_cka,
-    map_consistency,
-    map_correlation,
-    mask_coverage,
-    mask_mass,
-    normalized_entropy,
-    patch_distances,
-    position_similarity,
-    rank_correlation,
-    topk_overlap,
-    topk_share,
-    uniform_distance,
-)  # fmt: skip
-from .zoo import ZOO_DIR, card, card_epochs, load, prompts, provenance, save, zoo_names
+from .methods.flow import attention_flow_grid
+from .methods.rollout import rollout_grid
+from .profile import attention_distances, by_layer, cls_summary
+from .stats import entropy, normalized_entropy
+from .zoo import card, load, prompts, provenance, zoo_names
 
 __version__ = "0.1.0"
 
@@ -274,53 +125,23 @@ def _quiet_libraries() -> None:
 
 
 __all__ = [
-    # setup and models
-    "setup", "show_progress", "family", "pick", "check", "claim", "claims", "data",
-    "Attention", "Geometry", "Model", "Preprocessing", "ZOO_DIR", "attention_io", "capture", "card", "card_epochs",
-    "describe",
-    "geometry", "load", "open_image", "prompts", "provenance", "save", "zoo_names",
-    # statistics and tables
-    "entropy", "map_consistency", "mask_coverage", "mask_mass", "normalized_entropy", "patch_distances",
-    "rank_correlation", "topk_overlap", "topk_share", "uniform_distance",
-    "attention_profile", "by_layer", "cls_summary", "head_types", "mean_attention_distance",
-    # map methods
-    "explain", "method", "methods", "attention_flow", "attention_flow_grid", "capture_rollout", "eager_attention",
-    "fuse_heads", "gradcam", "gradient_rollout", "rollout", "rollout_grid",
-    "WindowAttention", "window_attention",
-    "cp_lrp", "integrated_gradients", "legrad", "lrp_rules", "occlusion", "random_map", "value_weighted",
-    # interventions
-    "ablate", "attribution_patching", "attribution_sweep", "evaluate_loss", "head_means", "randomized", "sweep",
-    "head_intervals", "sweep_agreement", "sweep_agreement_intervals", "sweep_subset",
-    # studies
-    "agreement", "agreement_intervals", "method_maps", "random_maps", "resize_maps", "rollout_by_depth",
-    "timed_predict", "vit_cost",
-    "delete_pixels",
-    "deletion_auc", "deletion_curve", "deletion_order", "deletion_study", "deletion_summary", "attention_stats",
-    "compare_groups", "confusion_matrix", "confusion_pairs", "describe_error", "garment_mass", "group_intervals",
-    "pick_errors", "predict_with_attention", "cascade_intervals", "cascading_randomization", "explanation_maps",
-    "finetune_stats", "finetune_table", "run_interval", "transplant_table", "layer_stats", "linear_head", "head_r2",
-    # which explanation can you trust?
-    "SCORES", "Curves", "baseline_images", "brightness_maps", "control_maps", "object_masks", "perturbation_curves",
-    "srg", "DISTRACTORS", "ground_truth", "region_stack", "Interval", "bootstrap", "evaluation_table", "interval_rows",
-    "wide",
-    # what the layers hold: logit lens, linear probes, CKA (notebooks 01, 03)
-    "representations", "logit_lens", "linear_probes", "probe_predictions", "cka", "cka_matrix", "linear_cka",
-    "readability_plot", "cka_heatmap",
-    "BETTER", "column_label", "every_map", "interval_table", "leaders", "method_table", "metric_disagreements",
-    "randomisation_check", "scorecard", "verdicts", "PAIRED_RULE", "paired_verdicts", "SANITY_RULE", "SANITY_THRESHOLD",
-    "chance_abs_spearman", "map_ssim", "sanity_verdict",
-    # what the seeds claimed, and what we found (notebook 10)
-    "ABLATED_LAYERS", "SEED_CLAIMS", "claims_table", "crossed_bootstrap", "head_losses", "image_profile",
-    "measure_claims", "stack_profiles",
-    # figures and widgets
-    "before_after", "display_image", "head_grid", "head_heatmap", "layer_strip", "metric_by_layer", "overlay",
-    "relative_colorbar", "relative_norm", "relative_to_uniform",
-    "agreement_heatmap", "cascade_panel", "cascade_plot", "deletion_plot", "group_distributions", "map_panel",
-    "show_regions", "transplant_plot", "curve_plot", "interval_plot", "metric_scatter", "shared_maps",
-    "head_picker", "render_png", "state_bytes", "explore", "save_html",
-    # chapters 01-02: registers, position embeddings, distances per image, where a patch looks, moved content
-    "token_norms", "register_table", "high_norm_tokens", "position_embeddings", "position_similarity",
-    "attention_distances", "interval_frame", "query_grids", "map_correlation", "TRANSFORMS", "move_images",
-    "content_following", "following_table", "position_similarity_plot", "distance_dots", "attention_matrix",
-    "following_plot", "query_picker",
+    # namespaces: everything a chapter uses beyond the face
+    "core", "data", "evaluate", "interventions", "profile", "show", "stats", "train",
+    # setup, models and the zoo|hub switch (notebook 00)
+    "setup", "family", "pick", "load", "card", "provenance", "zoo_names", "describe", "prompts", "show_progress",
+    # capture and the map registry (notebooks 00, 03)
+    "capture", "attention_io", "explain", "methods", "method",
+    # claims the notebooks check (notebook 01)
+    "check", "claim", "claims",
+    # the statistics and studies the chapters are named after
+    "entropy", "normalized_entropy", "bootstrap",  # 00-01
+    "by_layer", "cls_summary", "logit_lens", "linear_probes", "attention_distances",  # 01
+    "content_following",  # 02
+    "agreement", "cka", "representations", "evaluation_table", "scorecard", "paired_verdicts",  # 03
+    "pick_errors", "predict_with_attention", "compare_groups",  # 04
+    "vit_cost", "rollout_grid",  # 05
+    "attention_flow_grid", "sanity_verdict",  # 06
+    "finetune_table", "transplant_table",  # 07
+    "ablate", "sweep", "attribution_sweep",  # 08
+    "measure_claims", "claims_table",  # 10
 ]  # fmt: skip

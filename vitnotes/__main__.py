@@ -1,4 +1,4 @@
-"""``python -m vitnotes``: the command line (``explain``, ``sweep``); see ``vitnotes/cli.py``."""
+"""``python -m vitnotes``: the command line (``explain``, ``sweep``); see ``vitnotes/cli/``."""
 
 import sys
 

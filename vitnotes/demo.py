@@ -41,18 +41,18 @@ def build_figure() -> tuple[Figure, dict]:
         num_labels=10,
     )
     net = ViTForImageClassification(cfg).eval()  # random weights, SDPA attention
-    pre = vn.Preprocessing(size=64, mean=(0.5,) * 3, std=(0.5,) * 3, channels=3)
+    pre = vn.core.Preprocessing(size=64, mean=(0.5,) * 3, std=(0.5,) * 3, channels=3)
     image = data.chelsea()
     x = pre(image)
     att = vn.capture(net, x)  # [layer, batch, head, query, key]
     strip = att.cls_grids()[:, 0].mean(1)  # [layer, rows, cols], mean over heads
     roll = vn.rollout_grid(att)[0]
-    cam = vn.gradcam(net, x)[0]
+    cam = vn.explain(net, x, "grad-cam")[0]
     table = vn.by_layer(vn.cls_summary(att))
-    shown = vn.display_image(x[0], pre)
+    shown = vn.show.display_image(x[0], pre)
     labels = [f"CLS attn L{i}" for i in range(len(strip))] + ["rollout", "ViT Grad-CAM"]
     # attention, rollout and Grad-CAM are on different scales: a colour bar per panel
-    fig = vn.layer_strip(shown, torch.cat([strip, roll[None], cam[None]]), labels=labels, shared=False)
+    fig = vn.show.layer_strip(shown, torch.cat([strip, roll[None], cam[None]]), labels=labels, shared=False)
     fig.suptitle("vitnotes demo: a ViT with RANDOM weights (the trained zoo comes with the book)", fontsize=10)
     return fig, {"layers": len(strip), "entropy_norm_last": float(table.entropy_norm.iloc[-1])}
 

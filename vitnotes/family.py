@@ -21,7 +21,7 @@ _VAR = "VITNOTES_MODELS"
 
 def family() -> str:
     """The active model family, ``"zoo"`` or ``"hub"``, from the environment variable ``VITNOTES_MODELS``.
-    Introduced in notebook 00 (attention math)."""
+    Introduced in notebook 00."""
     value = os.environ.get(_VAR, "").strip().lower() or "zoo"
     if value not in FAMILIES:
         raise ValueError(
@@ -64,7 +64,7 @@ _RECORD: list[dict] = []
 
 def claims() -> list[dict]:
     """Every finding ``claim`` and ``check`` tested in this session, in order: ``{"claim", "held"}``.
-    Introduced in notebook 01 (layers)."""
+    Introduced in notebook 01."""
     return list(_RECORD)
 
 

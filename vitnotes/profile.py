@@ -72,7 +72,7 @@ def attention_distances(
 
 def position_embeddings(model: Any) -> torch.Tensor:
     """A ViT's learnt position embeddings, ``[tokens, hidden]`` (the patches' rows last; for
-    ``vn.position_similarity``). Introduced in notebook 01 (layers)."""
+    ``vn.stats.position_similarity``). Introduced in notebook 01 (layers)."""
     net, geom = unwrap(model)
     geom.require_vit("position_embeddings")
     table = arch.position_embeddings(net)
@@ -103,7 +103,7 @@ def cls_summary(
     ``vn.cls_summary(vn.capture(model, x))`` summarises a capture held in memory;
     ``vn.cls_summary(model, data)`` streams ``data`` (a tensor, or a ``datasets.Dataset`` /
     ``IterableDataset`` with a ``pixel_values`` or ``image`` column) through the capture
-    ``batch_size`` images at a time and returns the same table (``vn.attention_profile`` without
+    ``batch_size`` images at a time and returns the same table (``vn.profile.attention_profile`` without
     masks; ``full=False`` captures only the CLS rows: no distance). Under ``accelerate launch`` each
     process takes a part of the images and the sums are added over processes (``book/scale.md``).
     Introduced in notebook 01 (layers).
@@ -173,7 +173,7 @@ def attention_profile(
     """
     _, geom = unwrap(model)
     geom.require_vit("an attention profile")
-    no_cls(geom.prefix, "vn.attention_profile (CLS-attention statistics per head)")
+    no_cls(geom.prefix, "vn.profile.attention_profile (CLS-attention statistics per head)")
     batch_size = check_batch_size(batch_size)
     data = _masked(model, geom, pixel_values, masks, batch_size)
     layers = layer_indices(geom, None)
@@ -223,12 +223,12 @@ def _masked(model: Any, geom: Any, data: Any, masks: Any, batch_size: int) -> Pa
             raise TypeError(
                 f"with a dataset, masks names its mask column (a str, e.g. 'mask'), got {type(masks).__name__}"
             )
-        return part(data, model, {"masks": masks}, batch_size=batch_size, what="vn.attention_profile")
+        return part(data, model, {"masks": masks}, batch_size=batch_size, what="vn.profile.attention_profile")
     x = check_pixel_values(data, geom)
     if masks is not None:
         _region_cover(masks, x.shape[0], geom.grid_for(*x.shape[-2:]))  # refuse bad masks before any work
         masks = np.asarray(masks)
-    return part(x, model, {"masks": masks}, batch_size=batch_size, what="vn.attention_profile")
+    return part(x, model, {"masks": masks}, batch_size=batch_size, what="vn.profile.attention_profile")
 
 
 def _profile_batch(model, geom, x, cover, layers, sums, *, full: bool, k: int, batch_size: int) -> None:
@@ -302,7 +302,7 @@ def head_types(
     """Sort heads by where their CLS attention lands, relative to each region's area.
 
     ``profile`` is a per-(layer, head) table with ``mass_<region>`` columns and ``attrs["area"]``
-    (from ``vn.attention_profile`` with masks). For each region, the enrichment is
+    (from ``vn.profile.attention_profile`` with masks). For each region, the enrichment is
     ``mass / area share``: 1 for a head that spreads its attention uniformly, whatever the region's
     size. A region is *enriched* for a head when its enrichment is at least ``threshold``. The type
     is the single enriched region (``"chirp"``, ``"text"``, ...), ``"polysemantic"`` when two or more
@@ -311,13 +311,15 @@ def head_types(
     Introduced in notebook 08.
     """
     if not isinstance(profile, pd.DataFrame) or not {"layer", "head"} <= set(profile.columns):
-        raise TypeError("profile must be a per-(layer, head) DataFrame from vn.attention_profile(model, x, masks)")
+        raise TypeError(
+            "profile must be a per-(layer, head) DataFrame from vn.profile.attention_profile(model, x, masks)"
+        )
     area = profile.attrs.get("area") or {}
     missing = [r for r in regions if f"mass_{r}" not in profile.columns or r not in area]
     if missing:
         raise ValueError(
             f"profile has no mass or area for region(s) {missing}; "
-            "compute it with vn.attention_profile(model, x, masks) and pass masks"
+            "compute it with vn.profile.attention_profile(model, x, masks) and pass masks"
         )
     if not threshold > 1.0:
         raise ValueError(f"threshold must exceed 1 (1 = a uniform head), got {threshold}")

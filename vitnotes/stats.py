@@ -92,7 +92,7 @@ def attention_distance(
     full: torch.Tensor, prefix: int, grid: tuple[int, int], patch_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean attention distance in pixels and the prefix share from full attention ``[..., T, T]``
-    (``T = prefix + rows * cols``); two tensors of shape ``[...]``. See ``vn.mean_attention_distance``."""
+    (``T = prefix + rows * cols``); two tensors of shape ``[...]``. See ``vn.profile.mean_attention_distance``."""
     n = grid[0] * grid[1]
     if full.ndim < 2 or full.shape[-1] != full.shape[-2] or full.shape[-1] != prefix + n:
         raise ValueError(
@@ -236,7 +236,8 @@ def _pair(a: Any, b: Any) -> tuple[torch.Tensor, torch.Tensor]:
     a, b = as_maps(a, "map a"), as_maps(b, "map b")
     if a.shape != b.shape:
         raise ValueError(
-            f"maps of shape {tuple(a.shape)} and {tuple(b.shape)} differ; bring both to one grid with vn.resize_maps"
+            f"maps of shape {tuple(a.shape)} and {tuple(b.shape)} differ; "
+            "bring both to one grid with vn.evaluate.resize_maps"
         )
     return a.flatten(1).double(), b.flatten(1).double()
 

@@ -30,7 +30,7 @@ _SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 
 def zoo_names() -> list[str]:
     """Names of the models in the offline zoo (folders under ``vitnotes/zoo``).
-    Introduced in notebook 00 (attention math)."""
+    Introduced in notebook 03."""
     if not ZOO_DIR.is_dir():
         return []
     return sorted(p.name for p in ZOO_DIR.iterdir() if (p / "config.json").is_file())
@@ -162,14 +162,14 @@ def load(
 
 
 def prompts(model: Any, texts: Any, *, tokenizer: Any = None, score: str | None = None) -> Model:
-    """A CLIP or SigLIP model read as a classifier over the text prompts ``texts``: a ``vn.Model`` whose
+    """A CLIP or SigLIP model read as a classifier over the text prompts ``texts``: a ``vn.core.Model`` whose
     labels are the prompts and whose logits are the image's similarity to each (``score="softmax"``,
     the default for several prompts: their log-softmax, so a map says what makes the image this prompt
     rather than the others; ``"similarity"``: the scaled cosine similarity itself). ``texts``: a list
     of texts (tokenised with the tokenizer ``vn.load`` found beside the model, or ``tokenizer``) or a
     mapping ``{text: token ids}``. ``model``: a ``vn.load``-ed CLIP / SigLIP model (any prompts) or a
     transformers ``CLIPModel`` / ``SiglipModel``. Every map method then takes ``target=`` a prompt (its
-    text or index). Introduced in the book's page "Running on other models"."""
+    text or index). Introduced in notebook 00; the book's page "Running on other models" shows it at work."""
     net = model.net if isinstance(model, Model) else model
     source = net.__dict__.get("source", net)
     if not is_image_text(source):
@@ -222,7 +222,7 @@ def _check_loading(name: str | Path, info: dict, new_head: bool) -> None:
     if problems:
         raise ValueError(
             f"the checkpoint of {str(name)!r} does not match its model: tensors {'; '.join(problems)}. Loading it "
-            "would leave them random. Re-save the model with vn.save(model, folder); to start a new classifier "
+            "would leave them random. Re-save the model with vn.train.save(model, folder); to start a new classifier "
             "head on purpose, pass new_head=True"
         )
     if allowed:
@@ -326,7 +326,7 @@ def provenance(model: Any) -> str:
     """How a zoo model was trained, in one line read from its card: where it started (from scratch, or
     from which model), each stage's epochs and whether it distilled from a teacher, and its test
     metric. A chapter prints it under its model cell, so the prose never restates a recipe by hand.
-    ``model``: a zoo name or a ``vn.Model``; a hub model has no card and says so.
+    ``model``: a zoo name or a ``vn.core.Model``; a hub model has no card and says so.
     Introduced in notebook 00 (attention math)."""
     name = model.name if isinstance(model, Model) else str(model)
     if name not in zoo_names():
@@ -356,7 +356,7 @@ def card(name: str | Path) -> dict:
 
     ``card("fmnist-vit-p2")["metrics"]["test_accuracy"]`` is the accuracy on all 10,000 test
     images. A folder written by ``python -m vitnotes.train`` (e.g. a hub recipe's) has a card too:
-    pass its path. Introduced in notebook 05 (patch size).
+    pass its path. Introduced in notebook 01.
     """
     if isinstance(name, (str, Path)) and Path(name).expanduser().is_dir() and str(name) not in zoo_names():
         f = Path(name).expanduser() / "card.json"

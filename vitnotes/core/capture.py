@@ -317,7 +317,7 @@ def attention_io(model: Any, pixel_values: torch.Tensor, layer: int) -> tuple[to
     """What block ``layer``'s attention reads and writes: the normalised tokens entering it
     (``layernorm_before``'s output, ``[batch, T, hidden]``) and its output after ``o_proj``
     (``[batch, T, hidden]``, before the residual add). Notebook 00 recomputes the second from the
-    first by hand."""
+    first by hand. Introduced in notebook 00."""
     net, geom = unwrap(model)
     geom.require_vit("attention_io")
     pixel_values = check_pixel_values(pixel_values, geom)

@@ -31,7 +31,7 @@ def _config_class():
     from transformers import PretrainedConfig
 
     class DescribedViTConfig(PretrainedConfig):
-        """The geometry of a described ViT: what ``vn.geometry`` and ``core.arch`` read."""
+        """The geometry of a described ViT: what ``core.model.geometry`` and ``core.arch`` read."""
 
         model_type = FAMILY
 
@@ -352,7 +352,7 @@ class DescribedViT(nn.Module):
             for layer in self.layers:
                 layer.attention._sink = None
         if output_attentions and any(w is None for w in weights):
-            raise ValueError("output_attentions needs eager attention: use vn.eager_attention(model)")
+            raise ValueError("output_attentions needs eager attention: use vn.core.eager_attention(model)")
         return ImageClassifierOutput(
             logits=logits,
             hidden_states=tuple(states) if output_hidden_states else None,
@@ -449,8 +449,8 @@ def describe(
     refused with the block and the likely cause, as is every wrong name. Not supported: masks,
     layer scale (timm's ``init_values``), blocks that are not pre-norm ``x + attn(norm1(x))``,
     ``x + mlp(norm2(x))`` (the value-weighted map and the fast sweep assume it), and the cascading
-    randomisation of embeddings. Introduced in the book's page "Running on other models".
-    """
+    randomisation of embeddings. Introduced in notebook 00; the book's page "Running on other models"
+    shows it at work."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"vn.describe takes a torch nn.Module, got {type(model).__name__}")
     if isinstance(model, DescribedViT) or getattr(model, "config", None) is not None:

@@ -1,7 +1,7 @@
 """Writing a file without overwriting one the writer did not write, and never half of it.
 
 Every writer of vitnotes (``python -m vitnotes explain`` / ``sweep``, ``python -m vitnotes.demo``,
-``vn.save_html``) passes its own recogniser ``ours(path) -> bool`` (is the file there one it wrote?).
+``vn.show.save_html``) passes its own recogniser ``ours(path) -> bool`` (is the file there one it wrote?).
 ``check_target`` refuses, before any work, a path it may not write; ``write_atomic`` writes a
 temporary file beside the target, checks again and renames it onto the target. A refusal is one line
 that names the path and the fix ("move or remove it, or choose another ..."); the disk is left as it

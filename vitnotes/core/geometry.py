@@ -54,7 +54,7 @@ class Geometry:
     ``grid`` is the patch grid at the model's native ``image_size``. For a CNN, ``layers``
     counts its stages and the attention fields are 0 / None. For a Swin, ``layers`` counts its stages,
     ``grid`` is the patch grid its first stage works on (``stage_grid``: a later stage's), ``prefix`` is 0
-    (no CLS token) and the attention fields are 0 (its heads differ by stage; ``vn.window_attention``).
+    (no CLS token) and the attention fields are 0 (its heads differ by stage; ``vn.core.window_attention``).
     Introduced in notebook 00 (attention math).
     """
 
@@ -72,7 +72,7 @@ class Geometry:
     def grid(self) -> tuple[int, int]:
         """Patch grid (rows, cols) at the native image size."""
         if self.patch_size is None:
-            raise ValueError("a CNN has no patch grid; use vn.gradcam for its spatial maps")
+            raise ValueError("a CNN has no patch grid; use vn.explain(model, x, 'grad-cam') for its spatial maps")
         return (self.image_size // self.patch_size,) * 2
 
     @property
@@ -110,12 +110,12 @@ class Geometry:
                 f"{what} needs a ViT-family model with a global CLS token, and a Swin has none: its attention "
                 "stays inside shifted local windows and patch merging changes the grid between stages, so no "
                 "attention reaches across the image to roll out or to read a CLS row from; use grad-cam, "
-                "integrated gradients or occlusion, or vn.window_attention(model, pixel_values, layer) for "
+                "integrated gradients or occlusion, or vn.core.window_attention(model, pixel_values, layer) for "
                 "each block's windows"
             )
         return (
             f"{what} needs a ViT-family model (ViT, DeiT), but this model is a {self.kind.upper()}; "
-            "for CNNs use vn.gradcam(model, pixel_values, stage=...)"
+            "for CNNs use vn.explain(model, pixel_values, 'grad-cam', stage=...)"
         )
 
     def require_vit(self, what: str) -> None:

@@ -40,7 +40,7 @@ def geometry(net: torch.nn.Module) -> Geometry:
     cfg = getattr(net, "config", None)
     if cfg is None:
         raise TypeError(
-            f"expected a transformers model or a vn.Model, got {type(net).__name__}; load one with vn.load(...)"
+            f"expected a transformers model or a vn.core.Model, got {type(net).__name__}; load one with vn.load(...)"
         )
     if arch.is_image_text(net):
         raise TypeError(
@@ -83,7 +83,7 @@ def _vit_geometry(cfg: Any, layers: int) -> Geometry:
 
 def _swin_geometry(cfg: Any, stages: int) -> Geometry:
     """A Swin: ``layers`` counts its stages, the grid is its first stage's (the patch grid), no prefix
-    token; its heads differ by stage, so the attention fields are 0 (``vn.window_attention`` reads them)."""
+    token; its heads differ by stage, so the attention fields are 0 (``vn.core.window_attention`` reads them)."""
     return Geometry(
         kind="swin",
         layers=stages,
@@ -151,7 +151,7 @@ def unwrap(model: Any) -> tuple[torch.nn.Module, Geometry]:
         return model.net, model.geometry
     if isinstance(model, torch.nn.Module):
         return model, geometry(model)
-    raise TypeError(f"expected a vn.Model or a transformers model, got {type(model).__name__}; use vn.load(...)")
+    raise TypeError(f"expected a vn.core.Model or a transformers model, got {type(model).__name__}; use vn.load(...)")
 
 
 def check_pixel_values(pixel_values: Any, geom: Geometry) -> torch.Tensor:
@@ -292,7 +292,7 @@ class TargetError(IndexError, ValueError):
 
 
 def class_labels(net: Any) -> list[str] | None:
-    """A model's class names by index (``config.id2label``; a ``vn.Model``'s ``labels``), or None."""
+    """A model's class names by index (``config.id2label``; a ``vn.core.Model``'s ``labels``), or None."""
     if isinstance(net, Model):
         return list(net.labels)
     id2label = getattr(getattr(net, "config", None), "id2label", None) or {}

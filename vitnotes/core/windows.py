@@ -117,7 +117,7 @@ def window_attention(
     unchanged (hooks read the attention module's inputs; its probabilities are recomputed beside it,
     or taken from eager attention where it returns them), and the blocks after ``layer`` are not run.
     The map is on the block's stage grid (``WindowAttention.grid``; ``patch_pixels`` pixels per
-    patch): draw it on the image with ``vn.overlay`` (it is resized to the image). ``batch_size``:
+    patch): draw it on the image with ``vn.show.overlay`` (it is resized to the image). ``batch_size``:
     images per forward (None: 64 on the CPU, sized from the free memory on a GPU).
     """
     net, geom = unwrap(model)

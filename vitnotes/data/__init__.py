@@ -6,7 +6,7 @@
   hub models (``imagenet_photos.py``);
 - ``examples(split)``: the images a chapter studies, for the active model family.
 
-Introduced in notebook 01 (layers).
+Introduced in notebook 00.
 """
 
 from __future__ import annotations

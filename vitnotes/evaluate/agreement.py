@@ -49,7 +49,7 @@ def resize_maps(maps: Any, size: int | tuple[int, int] = 28, mode: str = "biline
     if model is not None:
         if not isinstance(getattr(model, "preprocessing", None), Preprocessing):
             raise TypeError(
-                f"model= needs a vn.Model (its preprocessing says which part of the image the model saw), "
+                f"model= needs a vn.core.Model (its preprocessing says which part of the image the model saw), "
                 f"got {type(model).__name__}; load it with vn.load(...), or leave model= out"
             )
         kind, side = model.preprocessing.resize or ("square", model.preprocessing.size)
@@ -80,7 +80,7 @@ def agreement(maps: Mapping[str, Any], metric: str = "spearman", frac: float = 0
         raise ValueError(f"agreement needs at least two kinds of map, got {names}")
     shapes = {n: tuple(as_maps(maps[n], n).shape) for n in names}
     if len(set(shapes.values())) != 1:
-        raise ValueError(f"maps differ in shape {shapes}; bring them to one grid with vn.resize_maps")
+        raise ValueError(f"maps differ in shape {shapes}; bring them to one grid with vn.evaluate.resize_maps")
     fn = rank_correlation if metric == "spearman" else (lambda a, b: topk_overlap(a, b, frac))
     table = pd.DataFrame(np.nan, index=names, columns=names)
     for i, a in enumerate(names):
@@ -189,7 +189,7 @@ def method_maps(
     """The registered map methods in the studies' default set that explain ``model`` from its input
     (``vn.methods(kind)`` registered without ``default=False``), or the ``names`` given (any of
     ``vn.methods(kind)``): ``{name: [batch, rows, cols]}``, for ``vn.agreement`` and
-    ``vn.deletion_study`` as they are. ``size`` (an int or (H, W)) brings every map onto one grid
+    ``vn.evaluate.deletion_study`` as they are. ``size`` (an int or (H, W)) brings every map onto one grid
     with ``resize_maps`` (``model=`` places a centre-crop model's maps where it looked).
     A new method in ``methods/`` joins both studies with no change here. Introduced in notebook 03.
     """

@@ -9,7 +9,7 @@ Conventions (stated once, used everywhere here):
 - **Intervals: over images, or over runs.** A claim measured on one model (or on the shared starting
   point alone) gets a percentile-bootstrap interval over images (``crossed_bootstrap`` with one
   model, i.e. ``vn.bootstrap``'s resamples). A claim measured on several fine-tuning runs of one
-  recipe (seeds) gets chapter 07's interval over runs (``vn.run_interval``): the claim's number is
+  recipe (seeds) gets chapter 07's interval over runs (``vn.evaluate.run_interval``): the claim's number is
   computed for each run from that run's means over images (with the shared "before" means), and the
   mean over runs gets a Student-t interval over runs. With two or three runs a bootstrap over runs
   cannot make an interval; the t interval is wide, as it should be.
@@ -60,7 +60,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class RunInterval(Interval):
-    """A claim's mean over fine-tuning runs with its Student-t interval over the runs (``vn.run_interval``):
+    """A claim's mean over fine-tuning runs with its Student-t interval over the runs (``vn.evaluate.run_interval``):
     ``n`` images per run, ``runs`` runs, ``per_run`` each run's number; ``n_boot`` is 0 (no resampling)."""
 
     runs: int = 0
@@ -75,8 +75,8 @@ def image_profile(
 
     Returns arrays: ``entropy``, ``entropy_norm``, ``top{k}``, ``distance_px`` and, with ``masks``
     (``[image, H, W]`` region codes), ``mass_<region>`` for every region: each ``[layer, image, head]``
-    with the definitions of ``vn.attention_profile`` (which averages them over images);
-    ``rollout_entropy`` and ``rollout_entropy_norm`` ``[image]`` (rollout as ``vn.rollout``: mean over
+    with the definitions of ``vn.profile.attention_profile`` (which averages them over images);
+    ``rollout_entropy`` and ``rollout_entropy_norm`` ``[image]`` (rollout as ``vn.explain(..., "rollout")``: mean over
     heads, half identity, the CLS row over the patches); ``outputs`` ``[image, outputs]``; and
     ``area_<region>`` ``[image]``, each region's pixel share.
     """
@@ -121,7 +121,7 @@ def _cover(masks: Any, n: int, grid: tuple[int, int]) -> dict[str, torch.Tensor]
 
 
 def _chunk_stats(maps, probs, geom, grid, k, cover, state, first: bool) -> dict[str, np.ndarray]:
-    """One chunk's statistics, each ``[chunk, head]`` (``vn.attention_profile``'s own per-chunk function,
+    """One chunk's statistics, each ``[chunk, head]`` (``vn.profile.attention_profile``'s own per-chunk function,
     kept per image); ``first`` (the first layer) moves the chunk's start."""
     if first:
         state["lo"] = state.get("hi", 0)
@@ -139,7 +139,7 @@ def _rollout_step(probs, layer, layers, geom, grid, state, out) -> None:
     """Rollout ``R = A_l ... A_0`` folded in layer by layer (``A = W / 2 + I / 2``, W the head mean);
     after the last layer, the CLS row's entropy over the patches is appended to ``out``."""
     a = 0.5 * fuse_heads(probs) + 0.5 * torch.eye(probs.shape[-1], dtype=probs.dtype, device=probs.device)
-    a = a / a.sum(-1, keepdim=True)  # float32 (vn.rollout multiplies in float64: equal to ~1e-6)
+    a = a / a.sum(-1, keepdim=True)  # float32 (rollout multiplies in float64: equal to ~1e-6)
     state["r"] = a if layer == layers[0] else torch.bmm(a, state["r"])
     if layer == layers[-1]:
         cls = patch_grid(state["r"][:, 0], geom.prefix, grid).flatten(-2)
@@ -154,7 +154,7 @@ def stack_profiles(prefix: str, profiles: Sequence[Mapping[str, np.ndarray]], ta
     ``mse`` (each image's squared error, mean over outputs) and ``mse_mean`` (the same for always
     predicting 0, the training mean of z-scored targets)."""
     if not profiles:
-        raise ValueError("pass at least one profile (vn.image_profile(model, x))")
+        raise ValueError("pass at least one profile (vn.evaluate.image_profile(model, x))")
     out = {}
     for name in profiles[0]:
         arrays = [np.moveaxis(p[name], 0, 1) if p[name].ndim == 3 else p[name] for p in profiles]
@@ -400,7 +400,7 @@ def measure_claims(
     """Each claim's number with its interval, or the reason it is not testable here: from
     ``untestable``, or the arrays the claim ``needs`` that ``values`` lacks. The interval (module
     docstring): over images (``crossed_bootstrap``) when every array the claim needs holds one model;
-    over runs (a ``RunInterval``) when one holds several fine-tuning runs."""
+    over runs (a ``RunInterval``) when one holds several fine-tuning runs. Introduced in notebook 10."""
     untestable = dict(untestable or {})
     out: dict[str, Interval | str] = {}
     for key, c in claims.items():
@@ -421,7 +421,7 @@ def measure_claims(
 
 def _over_runs(arrays: dict[str, np.ndarray], statistic: Callable, runs: int, level: float) -> RunInterval:
     """The statistic of each run's means over images (a one-model array shared by every run), and
-    their mean with the Student-t interval over runs (``vn.run_interval``)."""
+    their mean with the Student-t interval over runs (``vn.evaluate.run_interval``)."""
     if any(a.ndim < 2 or a.shape[0] not in (1, runs) for a in arrays.values()):
         raise ValueError(f"every array needs 1 or {runs} models, got {[a.shape for a in arrays.values()]}")
     per_run = [statistic({k: a[r if a.shape[0] > 1 else 0].mean(0) for k, a in arrays.items()}) for r in range(runs)]
@@ -435,7 +435,7 @@ def claims_table(measured: Mapping[str, Interval | str], claims: Mapping[str, di
     and ours in one unit with our 95 % interval, ``over`` (what the interval is over: "256 images" or
     "3 runs"), ``images``, ``runs``, ``ours / seed's`` (where the seed gives a number: the ratio of the
     effects, each measured from the claim's threshold), ``vs seed's size``
-    (``seed_size``), the verdict and its reason (``verdict``)."""
+    (``seed_size``), the verdict and its reason (``verdict``). Introduced in notebook 10."""
     rows = []
     for key, c in claims.items():
         if key not in measured:

@@ -58,7 +58,7 @@ def delete_pixels(images: Any, order: torch.Tensor, k: int, background: float = 
 def _check_model(model: Any) -> Model:
     if not isinstance(model, Model):
         raise TypeError(
-            f"deletion curves need a vn.Model (it preprocesses the edited images), got "
+            f"deletion curves need a vn.core.Model (it preprocesses the edited images), got "
             f"{type(model).__name__}; load it with vn.load(...)"
         )
     return model
@@ -163,7 +163,7 @@ def deletion_study(
     ``curves``: one row per (model, map, fraction) with the mean and standard error over images
     of the probability of the model's originally predicted class. ``aucs``: one row per (model,
     map, image) with ``auc``. Each map kind's deletion order is tie-broken with the same ``seed``.
-    Add ``vn.random_maps`` as a map kind for the random control. Introduced in notebook 03.
+    Add ``vn.evaluate.random_maps`` as a map kind for the random control. Introduced in notebook 03.
 
     ``images``: raw images ``[batch, H, W(, C)]``, or a ``datasets.Dataset`` whose ``image`` column
     holds them (all of one size). Images go ``batch_size`` at a time, so memory holds ``steps``
@@ -201,7 +201,7 @@ def _deletion_input(images: Any, maps: Mapping[str, Any], batch_size: int) -> Pa
     roles = {f"map {k}": v for k, v in maps.items() if isinstance(v, str)}
     if roles and not stream:
         raise TypeError(f"map kinds {sorted(roles)} name columns; that needs a datasets.Dataset of images")
-    data = part(images, None, roles, batch_size=batch_size, what="vn.deletion_study", raw=True)
+    data = part(images, None, roles, batch_size=batch_size, what="vn.evaluate.deletion_study", raw=True)
     if data.start is None:
         raise ValueError(
             "the deletion study breaks ties by each image's position, which a stream split over processes "

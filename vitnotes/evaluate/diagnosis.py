@@ -172,7 +172,7 @@ def group_intervals(
     n_boot: int = 1000, seed: int = 0, level: float = 0.95,
 ) -> pd.DataFrame:  # fmt: skip
     """Two groups (``by`` a boolean column) compared on each column with percentile-bootstrap
-    intervals, in ``evaluation_table``'s long format (``vn.interval_table`` shows it): per column
+    intervals, in ``evaluation_table``'s long format (``vn.evaluate.interval_table`` shows it): per column
     (``method``), the rows ``mean (<by>)``, ``mean (not <by>)`` and ``difference`` (the first minus the
     second). The groups are resampled separately (stratified): resample ``b`` draws
     ``rng.integers(0, n_true, n_true)`` then ``rng.integers(0, n_false, n_false)`` from

@@ -8,7 +8,7 @@ Conventions (stated once, used everywhere here):
   over heads; the entropy of attention rollout's CLS row (``vn.explain(model, x, "rollout")``); and,
   with region masks, the CLS attention mass on the chirp in layer ``chirp_layer`` (mean over heads)
   divided by the chirp's mean pixel share over the images, so the mean over images is
-  ``vn.attention_profile``'s mass over area (1 = what a uniform map gives).
+  ``vn.profile.attention_profile``'s mass over area (1 = what a uniform map gives).
 - **One run.** ``before`` and ``after`` are means over images with a percentile-bootstrap interval
   over images (``vn.bootstrap``), ``change`` the mean of the per-image differences after - before with
   the same resamples (paired: the models saw the same images).
@@ -130,7 +130,7 @@ def finetune_table(
     """Before and after fine-tuning, one row per (statistic, ``metric``) with ``metric`` one of
     ``before``, ``after`` and ``change`` (after - before): ``value``, ``low``, ``high``, ``n`` (images),
     ``runs`` and ``over`` (``"images"`` or ``"runs"``: what the interval is over; module docstring).
-    ``after``: one fine-tuned model, or a list of runs of the same recipe. ``vn.interval_table(t,
+    ``after``: one fine-tuned model, or a list of runs of the same recipe. ``vn.evaluate.interval_table(t,
     index=("statistic",))`` shows it as "value [low, high]". Introduced in notebook 07."""
     runs = list(after) if isinstance(after, (list, tuple)) else [after]
     if not runs:

@@ -153,7 +153,7 @@ def sweep_agreement_intervals(
     seed: int = 0,
     level: float = 0.95,
 ) -> pd.DataFrame:
-    """``vn.sweep_agreement``'s Spearman and median absolute difference, with percentile-bootstrap
+    """``vn.evaluate.sweep_agreement``'s Spearman and median absolute difference, with percentile-bootstrap
     intervals over the images, for several pairs of sweeps at once.
 
     ``pairs``: name -> ``(a, b)``, two sweeps kept with ``per_image=True`` (or
@@ -167,14 +167,14 @@ def sweep_agreement_intervals(
     (``a`` and ``b`` measured on the same images, in the same order): one draw
     ``rng.integers(0, n, size=n)`` serves both, so what the two share through the images stays shared.
     In each resample every head's ratio is recomputed (``sum_i loss_h(i) / sum_i base(i) - 1``), so
-    numerator and denominator move together, as in ``vn.head_intervals``.
+    numerator and denominator move together, as in ``vn.evaluate.head_intervals``.
 
     Every pair is resampled with the same draws (all ``a`` need one image count, all ``b`` another),
     so pairs compare paired: ``reference`` names a pair, and every other pair gets a row
     ``("<name> minus <reference>", "spearman")``, the difference of the two Spearman correlations.
 
     Returns one row per (pair, statistic) with statistic ``"spearman"`` or ``"median |difference|"``;
-    columns ``value`` (on all images, equal to ``vn.sweep_agreement``'s), ``low``, ``high``, ``items``
+    columns ``value`` (on all images, equal to ``vn.evaluate.sweep_agreement``'s), ``low``, ``high``, ``items``
     (heads or layers compared), ``n_a``, ``n_b`` (images). Introduced in notebook 08 (head ablation).
     """
     if not pairs:

@@ -45,8 +45,7 @@ def bootstrap(values: Any, *, n_boot: int = 1000, seed: int = 0, level: float = 
     of ``rng = numpy.random.default_rng(seed)`` (drawn in that order, in blocks, so memory is
     bounded); the interval is ``numpy.percentile`` of the resampled means at
     ``(1 - level) / 2`` and ``(1 + level) / 2`` (linear interpolation). NaNs are dropped first;
-    with no finite value everything is NaN; with one value the interval is that value.
-    """
+    with no finite value everything is NaN; with one value the interval is that value. Introduced in notebook 01."""
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
         raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")

@@ -167,13 +167,14 @@ def paired_verdicts(
     each with its per-image ``values``; only metrics with a direction (``BETTER``) and rows of
     ``families`` (None: all but ``"sanity"``, which has its own rule, ``vn.sanity_verdict``) are
     compared; ``better`` adds or overrides directions (``{metric: +1 or -1}``), e.g. for per-image
-    measurements made with ``vn.interval_rows(..., per_image=True)``, where "better" then reads as
+    measurements made with ``vn.evaluate.interval_rows(..., per_image=True)``, where "better" then reads as
     "higher" (+1) or "lower" (-1). Comparisons: every method against each of ``against`` (methods are ``A``, the control
     ``B``), and ``pairs`` (``[(A, B), ...]``, or ``"all"``: every two methods of a column), on every
     (metric, baseline) where both have values. Returns one row per comparison: ``method``, ``other``,
     ``family``, ``metric``, ``baseline``, ``n`` (images with both values), ``difference`` (mean of
     A - B) with ``low``, ``high``, ``d_z``, ``wins`` (share of images where A is better), ``p``,
     ``p_adjusted`` (Holm, across all the rows) and ``verdict`` (better / worse / cannot tell, for A).
+    Introduced in notebook 03.
     """
     from .trust import BETTER
 

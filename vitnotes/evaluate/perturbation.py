@@ -131,7 +131,7 @@ def brightness_maps(images: Any) -> torch.Tensor:
 
 
 def control_maps(images: Any, seed: int = 0) -> dict[str, torch.Tensor]:
-    """The two control maps for ``images``: ``random`` (``vn.random_maps``, uniform noise with
+    """The two control maps for ``images``: ``random`` (``vn.evaluate.random_maps``, uniform noise with
     ``seed``) and ``brightness`` (``brightness_maps``), both ``[batch, H, W]``."""
     imgs = image_stack(images)
     return {"random": random_maps(imgs.shape[0], tuple(imgs.shape[1:3]), seed), "brightness": brightness_maps(imgs)}
@@ -328,7 +328,7 @@ def perturbation_curves(
 ) -> Curves:
     """Deletion (most and least relevant first) and insertion curves of ``maps`` on ``images``.
 
-    ``model``: a ``vn.Model`` (it preprocesses the edited raw images); ``images``: raw images
+    ``model``: a ``vn.core.Model`` (it preprocesses the edited raw images); ``images``: raw images
     ``[batch, H, W(, C)]`` (uint8 as loaded, or float in 0..1); ``maps``: ``[batch, rows, cols]``
     (patch grid) or ``[batch, H, W]``, resized to the image with ``resize_mode`` (the existing
     deletion curves' bilinear by default). ``restrict``: ``[batch, H, W]`` bool, the only pixels
@@ -406,7 +406,7 @@ def perturbation_curves_all(
 def _require_model(model: Any) -> None:
     if not isinstance(model, Model):
         raise TypeError(
-            f"perturbation curves need a vn.Model (it preprocesses the edited images), got "
+            f"perturbation curves need a vn.core.Model (it preprocesses the edited images), got "
             f"{type(model).__name__}; load it with vn.load(...)"
         )
 

@@ -85,7 +85,7 @@ def register_table(
     """The register test per layer: ``norms`` ``[layer, batch, patches]`` (``token_norms``), ``cls_maps``
     ``[layer, batch, rows, cols]`` (the CLS -> patch attention of the same layers and images, e.g. the mean
     over heads), ``background`` ``[batch, rows, cols]`` (each patch's background fraction, e.g.
-    ``vn.mask_coverage``; a patch with more than half its pixels in it counts as background).
+    ``vn.stats.mask_coverage``; a patch with more than half its pixels in it counts as background).
 
     Columns: ``median_norm`` and ``max_norm`` (over every image and token), ``max_over_median`` (the
     largest ratio of an image's top norm to its median), ``outliers`` (mean count per image),

@@ -1,7 +1,7 @@
 """Sanity checks for attention maps: do they change when the model's weights are randomised?
 
 A model-randomisation test in the spirit of Adebayo et al. 2018 ("Sanity checks for saliency
-maps"): re-initialise the network from the top down (``vn.randomized``) and measure how much
+maps"): re-initialise the network from the top down (``vn.interventions.randomized``) and measure how much
 each kind of map changes. A map that barely changes when the weights it should explain are
 destroyed cannot be explaining them.
 
@@ -158,7 +158,7 @@ def cascading_randomization(
 
     The trained model's ``explanation_maps`` are the reference. Then, for each ``from_layer``
     in ``from_layers`` (default: the head alone, then blocks 11, 9, 6, 3, 0 and up), a copy of the
-    model with blocks ``>= from_layer`` and the head re-initialised (``vn.randomized``, same
+    model with blocks ``>= from_layer`` and the head re-initialised (``vn.interventions.randomized``, same
     ``seed``: a cascade from the top down), and with ``fully_random`` also a copy with every
     weight, embeddings included, re-initialised. Each map is compared with the trained one
     of the same image by Spearman rank correlation over the patches.

@@ -61,7 +61,7 @@ def evaluation_table(
     ``df.attrs``: ``images_per_s`` and ``seconds`` per (method, baseline), ``curves`` (per (method,
     baseline): ``fractions`` and the mean ``deletion``, ``deletion_lif`` and ``insertion`` curves
     over images, for the figures), ``images``, and the settings. ``wide(df)`` pivots it to method x
-    metric. Introduced in notebook 09.
+    metric. Introduced in notebook 03.
     """
     _check_inputs(maps, model, images, masks)
     steps, batch_size = as_int(steps, "steps", least=1), check_batch_size(batch_size)
@@ -159,8 +159,8 @@ def interval_rows(
 ) -> pd.DataFrame:  # fmt: skip
     """Per-image values of any measurement as rows of ``evaluation_table``'s long table: one row per
     ``{method: [images] values}`` entry with the mean over images and its percentile-bootstrap
-    interval (``vn.bootstrap``; every method resampled identically), so that ``vn.interval_table``,
-    ``vn.verdicts`` and ``vn.interval_plot`` take them (``per_image=True``: with the ``values`` column
+    interval (``vn.bootstrap``; every method resampled identically), so that ``vn.evaluate.interval_table``,
+    ``vn.evaluate.verdicts`` and ``vn.show.interval_plot`` take them (``per_image=True``: with the ``values`` column
     that ``vn.paired_verdicts`` reads). Introduced in notebook 03 (CNN vs ViT)."""
     if not isinstance(values, Mapping) or not values:
         raise ValueError("values must be a non-empty {method name: per-image values} mapping")

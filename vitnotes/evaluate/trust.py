@@ -15,7 +15,7 @@ Conventions (stated once, used everywhere here):
   AUC and SRG, more mass on the chirp, less on a distractor, ...), *worse* on the other side,
   *tied* otherwise; it neither pairs the images nor corrects for the number of comparisons.
 - **Sanity (model randomisation, Adebayo et al. 2018).** A method's map of each image on the trained
-  model against its map on a randomised copy (``vn.randomized``; by default every block, the
+  model against its map on a randomised copy (``vn.interventions.randomized``; by default every block, the
   classifier and the embeddings redrawn): the absolute Spearman over the map's cells and the SSIM
   of the two maps scaled to [0, 1], each a mean over images with its interval, judged by
   ``vn.sanity_verdict`` (``vitnotes.evaluate.sanity``: *passes* when both intervals lie below 0.2,
@@ -64,7 +64,7 @@ _WORDS = {1: "better", -1: "worse", 0: "tied"}
 
 
 def column_label(metric: str, baseline: str = "") -> str:
-    """``"metric [baseline]"``, or the metric alone when it has no baseline (``vn.wide``'s column names)."""
+    """``"metric [baseline]"``, or the metric alone when it has no baseline (``vn.evaluate.wide``'s column names)."""
     return f"{metric} [{baseline}]" if baseline else metric
 
 
@@ -196,7 +196,7 @@ def randomisation_check(
     ``maps``: ``{name: [batch, rows, cols]}`` of ``pixel_values`` on the trained model, as
     ``every_map`` returns them (with the same ``options``). The randomised model explains the
     trained model's targets (``target``, or the trained model's predictions). ``from_layer``,
-    ``embeddings`` and ``seed`` go to ``vn.randomized``; ``n_boot``, ``level`` to ``vn.bootstrap``
+    ``embeddings`` and ``seed`` go to ``vn.interventions.randomized``; ``n_boot``, ``level`` to ``vn.bootstrap``
     (resampling seed 0). Introduced in notebook 09.
     """
     net, geom = unwrap(model)
@@ -279,7 +279,7 @@ def scorecard(
     pointing game and its mass on each distractor are better / worse than the uniform map's; and
     ``images/s`` from ``cost``. With ``paired`` (``vn.paired_verdicts`` of the same table, with each
     control in ``against`` and ``"uniform"``), better and worse are its verdicts; without, the
-    interval reading of ``verdicts`` (module docstring). Introduced in notebook 09."""
+    interval reading of ``verdicts`` (module docstring). Introduced in notebook 03."""
     if paired is None:
         v = verdicts(table, against=(*against, "uniform"))
     else:

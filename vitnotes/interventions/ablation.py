@@ -58,7 +58,7 @@ def _head_pairs(geom: Geometry, heads: Any) -> dict[int, list[int]]:
 @contextmanager
 def ablate(model: Any, heads: Iterable | Mapping, *, means: Mapping[int, torch.Tensor] | None = None) -> Iterator[Any]:
     """Ablate the chosen heads for the duration of a ``with`` block: zero their output (default), or
-    with ``means`` (from ``vn.head_means``) replace it by its mean over a reference set
+    with ``means`` (from ``vn.interventions.head_means``) replace it by its mean over a reference set
     (mean-ablation), token by token.
 
     ``heads``: ``[(layer, head), ...]``, one ``(layer, head)`` pair, or ``{layer: [heads]}``;
@@ -94,7 +94,7 @@ def _fill(mean: torch.Tensor, x: torch.Tensor, h: int, d: int) -> torch.Tensor:
     if mean.shape[0] < x.shape[-2]:
         raise ValueError(
             f"the reference means cover {mean.shape[0]} tokens, the input has {x.shape[-2]}: compute "
-            "vn.head_means on images of the size you ablate"
+            "vn.interventions.head_means on images of the size you ablate"
         )
     return mean[: x.shape[-2], h * d : (h + 1) * d].to(device=x.device, dtype=x.dtype)
 
@@ -105,12 +105,15 @@ def _check_means(means: Any, geom: Geometry, chosen: Mapping[int, list[int]]) ->
         return None
     if not isinstance(means, Mapping):
         raise TypeError(
-            f"means must be the dict vn.head_means returns ({{layer: [tokens, hidden]}}), got {type(means).__name__}"
+            "means must be the dict vn.interventions.head_means returns ({layer: [tokens, hidden]}), "
+            f"got {type(means).__name__}"
         )
     out = {geom.layer(k): torch.as_tensor(v) for k, v in means.items()}
     missing = sorted(set(chosen) - set(out))
     if missing:
-        raise ValueError(f"means has no entry for layer(s) {missing}; compute vn.head_means for every layer you ablate")
+        raise ValueError(
+            f"means has no entry for layer(s) {missing}; compute vn.interventions.head_means for every layer you ablate"
+        )
     return out
 
 
@@ -217,11 +220,11 @@ def sweep(
     ``n`` (images), ``loss`` (kind), ``method``, ``ablation`` (``"zero"`` or ``"mean"``) and
     ``processes``. ``heads`` defaults to every head of every layer.
 
-    ``means`` (from ``vn.head_means`` on reference images): mean-ablation, each head's output
+    ``means`` (from ``vn.interventions.head_means`` on reference images): mean-ablation, each head's output
     replaced by its reference mean instead of zero. ``per_image=True`` also keeps every image's
     loss in ``df.attrs["per_image"]``, an ``ImageLosses`` (``losses`` ``[heads (the table's rows),
-    images]``, ``baseline`` ``[images]``, float64): what ``vn.sweep_subset`` and
-    ``vn.head_intervals`` resample.
+    images]``, ``baseline`` ``[images]``, float64): what ``vn.evaluate.sweep_subset`` and
+    ``vn.evaluate.head_intervals`` resample.
 
     ``pixel_values``: a tensor (batch, C, H, W) with ``targets`` one per image (class indices or the
     model's class names, as ``vn.explain`` takes them, in a list, array, tensor or ``datasets`` column

@@ -61,10 +61,11 @@ def attribution_sweep(
     ``rel_increase`` (``loss`` / intact loss - 1); ``attrs`` hold ``baseline`` (the intact loss, mean
     over images), ``n``, ``loss`` (kind), ``method`` (``"attribution patching"``), ``ablation``
     (``"zero"``) and ``per_image``, an ``ImageLosses`` whose ``losses[row, i]`` is image ``i``'s intact
-    loss plus its estimate. So ``vn.sweep_subset``, ``vn.sweep_agreement``, ``vn.head_intervals`` and
-    ``vn.sweep_agreement_intervals`` read it as they read a sweep, at the cost of one forward and one
-    backward per image instead of one forward per head. The estimate's limits are
-    ``attribution_patching``'s: check it against ``vn.sweep`` on some of the images first.
+    loss plus its estimate. So ``vn.evaluate.sweep_subset``, ``vn.evaluate.sweep_agreement``,
+    ``vn.evaluate.head_intervals`` and ``vn.evaluate.sweep_agreement_intervals`` read it as they read a
+    sweep, at the cost of one forward and one backward per image instead of one forward per head. The
+    estimate's limits are ``attribution_patching``'s: check it against ``vn.sweep`` on some of the
+    images first.
     Introduced in notebook 08 (head ablation)."""
     each, base = _estimates(model, pixel_values, targets, "loss", loss, batch_size)
     n, layers, heads = each.shape

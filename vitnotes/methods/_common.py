@@ -33,7 +33,7 @@ def pixel_baseline(model: Any, pixel_values: torch.Tensor, baseline: Any) -> tor
     """A baseline the shape of ``pixel_values`` (in the model's normalised input space).
 
     ``"black"`` / ``"grey"``: pixel value 0 / 0.5 in every channel, normalised with the model's
-    preprocessing (needs a ``vn.Model``); ``"zero"``: 0 after normalisation (the normalisation
+    preprocessing (needs a ``vn.core.Model``); ``"zero"``: 0 after normalisation (the normalisation
     mean colour); ``"mean"``: each image's own per-channel mean; a number: that normalised value;
     a tensor broadcastable to ``pixel_values``.
     """
@@ -50,7 +50,7 @@ def pixel_baseline(model: Any, pixel_values: torch.Tensor, baseline: Any) -> tor
         pre = getattr(model, "preprocessing", None)
         if pre is None:
             raise ValueError(
-                f"baseline={baseline!r} needs the model's normalisation (mean, std): pass a vn.Model, "
+                f"baseline={baseline!r} needs the model's normalisation (mean, std): pass a vn.core.Model, "
                 "or give the normalised value as a number or a tensor"
             )
         level = 0.0 if baseline == "black" else 0.5

@@ -37,7 +37,7 @@ class Method:
     class_specific: bool
     from_pass: FromPass | None = None
     takes_model: bool = True  # False: only a vn.capture result (attention flow)
-    default: bool = True  # in the studies' default set (vn.method_maps without names=)
+    default: bool = True  # in the studies' default set (vn.evaluate.method_maps without names=)
     what: str = ""  # one sentence for readers: what the map is (method tables print it)
 
     @property
@@ -64,11 +64,11 @@ def method(
 ) -> Callable:
     """Register a map method under ``name`` (decorator); registration order is the listing order.
 
-    ``default=False`` keeps a method out of the studies' default set (``vn.method_maps`` without
+    ``default=False`` keeps a method out of the studies' default set (``vn.evaluate.method_maps`` without
     ``names=``, hence the agreement and deletion studies built on it): the methods chapter 09 added
     are listed, explained and compared by name, while the chapters written before them keep the
     maps (and printed numbers) they had. ``what``: one plain sentence for readers (the method tables
-    print it; without it, the docstring's first sentence). Introduced in notebook 03 (CNN vs ViT)."""
+    print it; without it, the docstring's first sentence). Introduced in notebook 03."""
 
     def register(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
         if name in _REGISTRY:
@@ -97,7 +97,7 @@ def explain(
 ) -> torch.Tensor:
     """The map of ``method`` (a name from ``vn.methods()``) for every image, ``[batch, rows, cols]``.
 
-    ``model`` is a ``vn.Model``, a transformers model, or (for attention-only methods) a
+    ``model`` is a ``vn.core.Model``, a transformers model, or (for attention-only methods) a
     ``vn.capture`` result with ``pixel_values=None``. ``target``: the class to explain (an int, one
     per image, or None = the predicted class); methods that never look at the class ignore it.
     ``options`` go to the method. Introduced in notebook 03.

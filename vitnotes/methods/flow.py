@@ -45,7 +45,8 @@ def attention_flow(
     if n_layers * t * t > MAX_FLOW_EDGES:
         raise ValueError(
             f"attention flow over {n_layers} layers x {t} tokens has {n_layers * t * t:,} edges per max-flow, "
-            f"too many to be tractable (limit {MAX_FLOW_EDGES:,}); use vn.rollout, or capture fewer layers"
+            f"too many to be tractable (limit {MAX_FLOW_EDGES:,}); use rollout (vn.explain(att, None, 'rollout')), "
+            "or capture fewer layers"
         )
     query = as_int(query, "query")
     if not 0 <= query < t:

@@ -45,7 +45,7 @@ def gradcam(
     last block mixes the patches into the CLS token. Swin: the tokens stage ``stage`` puts out
     (its last block's output, before patch merging), on that stage's grid (``Geometry.stage_grid``:
     the patch grid halved once per stage before it; ``stage=-1``, the default, is the grid the classifier's
-    mean reads, e.g. 7x7 for a 224-pixel Swin-T); like a CNN's map, not upsampled (``vn.resize_maps``
+    mean reads, e.g. 7x7 for a 224-pixel Swin-T); like a CNN's map, not upsampled (``vn.evaluate.resize_maps``
     does that). ``target``: class index, one per image, or None for the predicted class.
 
     One forward and backward per chunk of ``batch_size`` images (None: 32 on the CPU, sized from the

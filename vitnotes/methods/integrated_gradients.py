@@ -41,7 +41,7 @@ def integrated_gradients(
     Signed, not normalised: the sum of a map approximates ``S(x) - S(baseline)`` (completeness),
     the better the more ``n_steps``.
 
-    ``baseline``: ``"black"`` (default; pixel value 0, needs a ``vn.Model`` for its normalisation),
+    ``baseline``: ``"black"`` (default; pixel value 0, needs a ``vn.core.Model`` for its normalisation),
     ``"grey"``, ``"zero"`` (0 after normalisation), ``"mean"`` (each image's channel means), a number
     or a tensor. ``method`` is captum's quadrature (``"gausslegendre"``, ``"riemann_left"``,
     ``"riemann_right"``, ``"riemann_middle"``, ``"riemann_trapezoid"``). ``target``: None =

@@ -36,7 +36,7 @@ def occlusion(
     Cells are the ViT's or Swin's patches (``patch`` = its patch size), or ``patch x patch`` pixel squares
     for any model (required for a CNN). ``baseline``: ``"mean"`` (default: each image's own
     per-channel mean, a flat grey-ish fill), ``"grey"`` / ``"black"`` (pixel 0.5 / 0, need a
-    ``vn.Model``), ``"zero"`` (0 after normalisation), a number or a tensor the shape of an image.
+    ``vn.core.Model``), ``"zero"`` (0 after normalisation), a number or a tensor the shape of an image.
     ``target``: None = predicted class, an int, or one per image; for a regression model an
     output index.
 

@@ -105,7 +105,7 @@ def _json_in_script(data: Any) -> str:
 
 
 def save_html(widget: Any, path: str | Path, *, title: str = "vitnotes", embed_js: str | Path | None = None) -> Path:
-    """Write ``widget`` (e.g. ``vn.head_picker(...)``) as one self-contained, offline HTML file.
+    """Write ``widget`` (e.g. ``vn.show.head_picker(...)``) as one self-contained, offline HTML file.
 
     The state of the widget, of every widget it holds and of the ``jslink`` s between them (the
     picker's ``links``) is embedded; the widget manager is inlined (``embed_script``), so the file
@@ -118,7 +118,9 @@ def save_html(widget: Any, path: str | Path, *, title: str = "vitnotes", embed_j
     from ipywidgets.embed import dependency_state, embed_data
 
     if not isinstance(widget, Widget):
-        raise TypeError(f"save_html saves an ipywidgets widget (e.g. vn.head_picker(...)), got {type(widget).__name__}")
+        raise TypeError(
+            f"save_html saves an ipywidgets widget (e.g. vn.show.head_picker(...)), got {type(widget).__name__}"
+        )
     path = check_target(path, _is_own_page, _WHAT, example="picker.html")  # before any work
     script = embed_script(embed_js)
     state = dependency_state([widget, *getattr(widget, "links", [])], drop_defaults=True)

@@ -410,7 +410,7 @@ def head_heatmap(
     ``symlog=t`` a diverging symmetric-log colour scale around 0, linear within ``[-t, t]`` (for
     values that span orders of magnitude and signs; choose ``t`` at least the noise floor, so that
     noise stays pale instead of taking whole decades of the colour scale). ``low`` and ``high``:
-    columns of an interval for each value (e.g. ``vn.head_intervals``' 95 % bootstrap interval, in
+    columns of an interval for each value (e.g. ``vn.evaluate.head_intervals``' 95 % bootstrap interval, in
     the same units as ``value``); a cell whose interval contains 0 is drawn grey and hatched, its
     number in grey, and a legend says so. ``limit``: the colour scale's half-range for ``symlog``
     (default: the largest absolute value), to put several heatmaps on one scale.

@@ -16,11 +16,11 @@ __all__ = ["position_similarity_plot", "distance_dots", "attention_matrix", "fol
 
 def position_similarity_plot(sim: torch.Tensor, *, size: float = 5.0, cmap: str = "viridis") -> Figure:
     """Cosine similarity of position embeddings (ViT paper, Fig. 7): ``sim`` ``[rows, cols, rows, cols]``
-    (``vn.position_similarity``) drawn as one small map per patch, placed where that patch sits, all on one
+    (``vn.stats.position_similarity``) drawn as one small map per patch, placed where that patch sits, all on one
     -1..1 colour scale with one colour bar. Introduced in notebook 01 (layers)."""
     s = torch.as_tensor(sim, dtype=torch.float32)
     if s.ndim != 4 or s.shape[:2] != s.shape[2:]:
-        raise ValueError(f"sim must be [rows, cols, rows, cols] (vn.position_similarity), got {tuple(s.shape)}")
+        raise ValueError(f"sim must be [rows, cols, rows, cols] (vn.stats.position_similarity), got {tuple(s.shape)}")
     r, c = s.shape[:2]
     gap = 1  # one blank cell between the small maps
     mosaic = np.full((r * (r + gap) - gap, c * (c + gap) - gap), np.nan)
@@ -94,7 +94,7 @@ def attention_matrix(
 def following_plot(
     table: pd.DataFrame, kind: str = "shift", *, weak: float | None = None, size: tuple[float, float] = (4.6, 4.0)
 ) -> Figure:
-    """The positional-vs-content control (``vn.following_table``): one dot per head, x = correlation with the
+    """The positional-vs-content control (``vn.evaluate.following_table``): one dot per head, x = correlation with the
     original map when the content moved and the map stayed (``fixed``), y = with the map moved back
     (``moved``), coloured by layer. Above the diagonal: the head follows the content; below: it stays in
     place. ``weak``: a correlation below which neither explains the head's map; the square where both

@@ -140,12 +140,14 @@ def cascade_plot(
     order from the trained model to the fully random one). ``metric``: a column of the table
     (``"spearman"`` or ``"topk_overlap"``). ``baseline``: method -> a reference value drawn as a
     dashed line of the same colour (e.g. the agreement between trained maps of different images).
-    A table with ``low`` and ``high`` columns (``vn.cascade_intervals``) gets its intervals drawn
+    A table with ``low`` and ``high`` columns (``vn.evaluate.cascade_intervals``) gets its intervals drawn
     as error bars, and with ``seed_min`` and ``seed_max`` the spread over seeds as a band.
     Introduced in notebook 06 (rollout)."""
     for col in ("step", "method", metric):
         if col not in table.columns:
-            raise ValueError(f"column {col!r} not in the table; pass the first result of vn.cascading_randomization")
+            raise ValueError(
+                f"column {col!r} not in the table; pass the first result of vn.evaluate.cascading_randomization"
+            )
     steps = list(dict.fromkeys(table["step"]))
     fig = Figure(figsize=size, layout="constrained")
     ax = fig.subplots()
@@ -184,7 +186,7 @@ def cascade_panel(
 
     steps = list(maps)
     if not steps:
-        raise ValueError("maps is empty; pass the second result of vn.cascading_randomization")
+        raise ValueError("maps is empty; pass the second result of vn.evaluate.cascading_randomization")
     methods = list(maps[steps[0]])
     img = np.asarray(image)
     rows = {m: torch.stack([maps[s][m][index] for s in steps]) for m in methods}

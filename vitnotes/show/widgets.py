@@ -118,7 +118,7 @@ def head_picker(
 
     The head menu offers each head and, with ``mean=True``, the mean over heads. Returns an
     ``ipywidgets.VBox``; its ``links`` attribute holds the client-side ``jslink`` s, and
-    ``picker.save(path)`` writes it as one offline HTML file (``vn.save_html``). By default each view
+    ``picker.save(path)`` writes it as one offline HTML file (``vn.show.save_html``). By default each view
     is min-max scaled on its own (``cmap`` inferno; colours compare places within a view, not across
     views). ``relative=limit`` (e.g. 16) draws every view relative to uniform on ONE logarithmic scale
     from ``1 / limit`` to ``limit`` (as ``head_grid(..., relative=limit)``, ``cmap`` RdBu_r), and each
@@ -155,7 +155,7 @@ def query_picker(
 ):
     """A widget to choose a query patch and a layer and see where that patch looks: ``maps`` ``[layer,
     query patch, rows, cols]`` for one image (each patch's attention over the patches, e.g. the mean over
-    heads of ``vn.query_grids``, or one head), ``queries`` the patches offered (raster indices; default
+    heads of ``vn.profile.query_grids``, or one head), ``queries`` the patches offered (raster indices; default
     every patch). The chosen patch is outlined in cyan. With ``shared=True`` every view is on one
     0..max scale, drawn as a colour bar under the views; ``shared=False`` scales each view to its own
     min..max (where, not how much). Like
@@ -231,11 +231,11 @@ def _colour_bar_rgb(cmap: str, width: int, relative: float) -> np.ndarray:
 
 
 def _with_save(box, links: list):
-    """Attach the client-side ``links`` and a ``save(path)`` method (``vn.save_html``) to a picker."""
+    """Attach the client-side ``links`` and a ``save(path)`` method (``vn.show.save_html``) to a picker."""
     box.links = links
 
     def save(path: Any, **options: Any) -> Any:
-        """Write this picker as one self-contained, offline HTML file (``vn.save_html``); returns the path."""
+        """Write this picker as one self-contained, offline HTML file (``vn.show.save_html``); returns the path."""
         return save_html(box, path, **options)
 
     box.save = save

@@ -5,11 +5,17 @@
 - ``loop``: the Fashion-MNIST loop (checkpoints, resume, distillation, attention probes);
 - ``probe``: attention statistics logged through training, and the plateau criterion;
 - ``trainer``: fine-tuning with ``transformers.Trainer`` (spectrograms, hub data sets);
-- ``card``: model cards and output folders; ``__main__``: the command line.
+- ``card``: model cards and output folders; ``__main__``: the command line;
+- from the zoo: ``save`` (a model as safetensors, atomically), ``card_epochs`` (a card's training log
+  as epochs), ``ZOO_DIR``.
 
-Introduced in notebook 07 and the book's zoo page.
+``vn.train`` in a notebook: chapters 07-10 start from ``vn.train.starting_point`` and
+``vn.train.trained``; the book's page "How the zoo was trained" reads ``vn.train.TARGETS``.
+
+Introduced in notebook 03 (how each model was trained, from its card).
 """
 
+from ..zoo import ZOO_DIR, card_epochs, save
 from .card import card_markdown, output_folder, refresh_card, trained, work_folder, write_card
 from .loop import accuracy, augment, machine, regression_metrics, train_recipe
 from .probe import layer_statistics, plateau
@@ -26,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = [
+    "ZOO_DIR",
+    "card_epochs",
+    "save",
     "RECIPES",
     "SPECTRO_RECIPES",
     "TARGETS",

@@ -105,7 +105,7 @@ def starting_point(init: str | Path | None = None, seed: int = 0, recipe: str = 
     """``spectro-vit`` before fine-tuning: ``fmnist-vit-p4`` (or ``init``) moved onto the spectrogram
     geometry exactly as ``python -m vitnotes.train spectro-vit`` starts it (56 px RGB, patch 4, a
     14x14 grid with positions interpolated from 7x7, the patch kernel spread over 3 channels, a new
-    3-output regression head), as a ``vn.Model`` in evaluation mode with spectro-vit's preprocessing.
+    3-output regression head), as a ``vn.core.Model`` in evaluation mode with spectro-vit's preprocessing.
 
     Its attention is the Fashion-MNIST model's attention applied to spectrograms; its outputs are
     meaningless (the head is untrained). ``recipe="spectro-vit-b16"`` gives the hub recipe's start:

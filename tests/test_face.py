@@ -82,3 +82,18 @@ def test_the_readme_and_the_book_hold_the_api_table_the_docstrings_make():
     for page in PAGES:
         stale = f"{page.name}: the API table is stale; run python tests/api_table.py --write"
         assert held(page.read_text()) == made, stale
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "apps").glob("*.ipynb")), ids=lambda p: p.name)
+def test_the_apps_reach_vitnotes_through_the_face(path):
+    """The Voilà app runs what a reader would: ``import vitnotes as vn`` and names that exist."""
+    import json
+
+    code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+    for node in ast.walk(ast.parse(code)):
+        assert not (isinstance(node, ast.ImportFrom) and (node.module or "").startswith("vitnotes")), path.name
+    for chain in USE.findall(code):
+        obj = vn
+        for part in chain[1:].split("."):
+            assert hasattr(obj, part), f"{path.name}: vn{chain}"
+            obj = getattr(obj, part)

@@ -56,16 +56,17 @@ def table() -> str:
     titles = chapters()
     face = [n for n in vn.__all__ if not isinstance(getattr(vn, n), types.ModuleType)]
     spaces = [n for n in vn.__all__ if isinstance(getattr(vn, n), types.ModuleType)]
-    rows = ["| name | what it is | introduced in |", "| --- | --- | --- |"]
+    rows = ["| name | what it is | notebook |", "| --- | --- | --- |"]
     for name in sorted(face, key=lambda n: (introduced(getattr(vn, n)) or "99", n.lower())):
         obj = getattr(vn, name)
         nb = introduced(obj)
-        where = f"{nb} · {titles[nb]}" if nb in titles else "—"
+        where = nb if nb in titles else "—"
         rows.append(f"| `vn.{name}` | {first_sentence(obj)} | {where} |")
     rows += ["", "| namespace | what it holds | names |", "| --- | --- | --- |"]
     for name in spaces:
         module = getattr(vn, name)
         rows.append(f"| `vn.{name}` | {first_sentence(module)} | {len(module.__all__)} |")
+    rows += ["", "Notebooks: " + "; ".join(f"{nb} · {title}" for nb, title in titles.items()) + "."]
     return "\n".join(rows)
 
 

@@ -125,8 +125,9 @@ pd.Series({k: v for k, v in recipe.items()}, name=f"{RECIPE} recipe").to_frame()
 # The full run is one command, `python -m vitnotes.train spectro-vit`; it writes the weights
 # and the model card into `vitnotes/zoo/spectro-vit/`. To see the machinery without waiting
 # for it, `vn.train.demo_finetune` runs the same code on a handful of images per split, in a
-# temporary folder that it deletes (the zoo is not touched). One optimiser step cannot teach
-# the model anything: the point is the path, not the numbers. The losses and the time depend
+# temporary folder that it deletes (the zoo is not touched). Every stage runs, but with a handful
+# of images an epoch is one optimiser step, and a dozen steps cannot teach the model anything:
+# the point is the path, not the numbers. The losses and the time depend
 # on the machine, so this cell's output is not part of the book's regression test.
 
 # %% tags=["nbval-ignore-output"]

@@ -161,10 +161,16 @@ def test_demo_finetune_runs_the_recipe_and_leaves_nothing(base_folder, tmp_path,
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     before = dict(train.RECIPES["spectro-vit"])
+    from vitnotes.train import loop
+
+    taken, real_step = [], loop._step
+    monkeypatch.setattr(loop, "_step", lambda *a: taken.append(1) or real_step(*a))
     res = train.demo_finetune(limit=4, init=folder)
     assert train.RECIPES["spectro-vit"] == before  # the recipe table is restored
     assert list(scratch.iterdir()) == []  # the temporary run folder is gone
-    assert res["steps"] == 1 and res["recipe"]["n_train"] == 4
+    # every stage ran (4 images: one step per epoch) and the count says so
+    assert res["steps"] == len(taken) == sum(s["epochs"] for s in res["recipe"]["stages"]) > 1
+    assert res["settings"]["epochs"] == len(taken) and res["recipe"]["n_train"] == 4
     assert res["recipe"]["stages"][-1]["lr"] == before["stages"][-1]["lr"]
     assert "train_loss" in res["history"][-1] and all("mse" in h and "layers" in h for h in res["history"])
     assert set(res["metrics"]["r2"]) == set(vn.data.TARGET_NAMES) and math.isfinite(res["metrics"]["mse"])
@@ -176,7 +182,7 @@ def test_demo_finetune_is_quiet(base_folder, capsys):
     folder, _ = base_folder
     with torch.no_grad():  # as in a notebook that switched gradients off: training still works
         res = train.demo_finetune(limit=4, init=folder)
-    assert res["steps"] == 1
+    assert res["steps"] == sum(s["epochs"] for s in res["recipe"]["stages"])
     out = capsys.readouterr()
     assert out.out == ""
 

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -55,6 +56,33 @@ def test_mean_attention_distance_known_values():
     # batched shapes go through: [layer, batch, head, T, T] -> [layer, batch, head]
     stacked = torch.stack([self_only, centre]).reshape(1, 2, 1, 10, 10)
     assert vn.profile.mean_attention_distance(stacked, GEOM, (3, 3))[0].shape == (1, 2, 1)
+
+
+def test_attention_distance_matches_a_loop_across_blocks(monkeypatch):
+    """The blocked float32 products with float64 sums equal a plain per-row loop in float64, for
+    any block size (blocks that split the rows unevenly, one row per block), an empty patch row and bf16."""
+    from vitnotes import stats
+
+    g = torch.Generator().manual_seed(0)
+    full = torch.rand(2, 3, 5, 10, 10, generator=g) ** 4  # [layer, batch, head, T, T]: 1 CLS + a 3x3 grid
+    full = full / full.sum(-1, keepdim=True)
+    full[0, 1, 2, 4, 1:] = 0  # a query patch with no weight on any patch: distance 0 there
+    d = stats.patch_distances((3, 3), 4)
+    want_d, want_s = torch.zeros(full.shape[:3], dtype=torch.float64), torch.zeros(full.shape[:3], dtype=torch.float64)
+    for idx in np.ndindex(*full.shape[:3]):
+        rows = full[idx].double()[1:]
+        share = rows[:, 0].mean()
+        keys = rows[:, 1:]
+        per = [float((keys[i] * d[i]).sum() / keys[i].sum()) if keys[i].sum() > 0 else 0.0 for i in range(9)]
+        want_d[idx], want_s[idx] = sum(per) / 9, share
+    for block_bytes in (1, 7 * 4 * 100, 1 << 30):  # one row per block, uneven blocks, one block
+        monkeypatch.setitem(stats.DISTANCE_BLOCK_BYTES, "cpu", block_bytes)
+        dist, share = stats.attention_distance(full, 1, (3, 3), 4)
+        assert dist.shape == share.shape == (2, 3, 5)
+        assert torch.allclose(dist.double(), want_d, rtol=1e-6, atol=1e-6)
+        assert torch.allclose(share.double(), want_s, rtol=1e-6, atol=1e-7)
+    dist16, _ = stats.attention_distance(full.bfloat16(), 1, (3, 3), 4)
+    assert dist16.dtype == torch.float32 and torch.allclose(dist16.double(), want_d, rtol=2e-2, atol=2e-2)
 
 
 def test_mask_mass_and_coverage():

@@ -19,6 +19,7 @@ from conftest import make_vit
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import vitnotes as vn
+from vitnotes import stats as stats_module
 from vitnotes.core import capture as capture_module
 from vitnotes.core.model import geometry
 from vitnotes.methods.rollout import capture_rollout
@@ -49,6 +50,7 @@ def vit197():
 def accelerator_blocks(monkeypatch):
     """The blocking policy a GPU gets: no CPU entry, so every device takes the whole chunk."""
     monkeypatch.delitem(capture_module.BLOCK_BYTES, "cpu")
+    monkeypatch.delitem(stats_module.DISTANCE_BLOCK_BYTES, "cpu")
 
 
 def images(n):

@@ -84,6 +84,16 @@ def networkx_flow(a, query=0):
     return out
 
 
+def test_rollout_grids_equal_one_rollout_per_end_layer(vit, pixels):
+    from vitnotes.methods.rollout import rollout_grid, rollout_grids
+
+    att = vn.capture(vit, pixels)
+    grids = rollout_grids(att)
+    assert grids.shape == (len(att.layers), pixels.shape[0], *att.grid)
+    for layer in range(len(att.layers)):
+        assert torch.allclose(grids[layer], rollout_grid(att, end_layer=layer))
+
+
 def test_attention_flow_matches_networkx():
     a = stochastic((3, 2, 2, 5, 5), seed=11)
     got = attention_flow(a)

@@ -18,7 +18,7 @@ from .core.capture import Attention, no_cls, patch_grid, stream
 from .core.geometry import Geometry, as_int, layer_indices
 from .core.model import check_batch_size, check_pixel_values, unwrap
 from .data.chirps import REGIONS
-from .stats import attention_distance, entropy, mask_coverage, normalized_entropy, patch_distances, topk_share
+from .stats import attention_distance, entropy, mask_coverage, normalized_entropy, topk_share
 
 __all__ = [
     "attention_profile", "by_layer", "cls_summary", "head_types", "mean_attention_distance", "attention_distances",
@@ -237,7 +237,6 @@ def _profile_batch(model, geom, x, cover, layers, sums, *, full: bool, k: int, b
     grid = geom.grid_for(*x.shape[-2:])
     k5 = max(1, round(0.05 * grid[0] * grid[1]))
     device = next(unwrap(model)[0].parameters()).device  # where the captured probabilities lie
-    dist = patch_distances(grid, geom.patch_size).float().to(device)  # [patches, patches] in pixels
     seen = dict.fromkeys(layers, 0)
     cover = {name: cov.to(device) for name, cov in cover.items()}
 
@@ -245,7 +244,7 @@ def _profile_batch(model, geom, x, cover, layers, sums, *, full: bool, k: int, b
         lo = seen[layer]
         seen[layer] += probs.shape[0]
         maps = patch_grid(probs[:, :, 0] if full else probs, geom.prefix, grid)  # [chunk, head, rows, cols]
-        stats = _chunk_stats(maps, probs if full else None, geom.prefix, k, k5, dist)
+        stats = _chunk_stats(maps, probs if full else None, (geom.prefix, grid, geom.patch_size), k, k5)
         for name, cov in cover.items():
             stats[f"mass_{name}"] = (maps.double() * cov[lo : lo + probs.shape[0], None]).sum((-2, -1))
         for name, value in stats.items():  # value [chunk, head] -> summed over images, on the device (no wait)
@@ -273,10 +272,11 @@ def _region_cover(masks: Any, n: int, grid: tuple[int, int]) -> dict[str, torch.
 
 
 def _chunk_stats(
-    maps: torch.Tensor, full: torch.Tensor | None, prefix: int, k: int, k5: int, dist: torch.Tensor
+    maps: torch.Tensor, full: torch.Tensor | None, layout: tuple[int, tuple[int, int], int], k: int, k5: int
 ) -> dict[str, torch.Tensor]:
     """CLS statistics of one chunk, each ``[chunk, head]``: from the CLS maps ``[chunk, head, rows, cols]``
-    and, given the full attention ``[chunk, head, T, T]``, the prefix share and mean distance."""
+    and, given the full attention ``[chunk, head, T, T]`` and the ``layout`` (prefix tokens, grid,
+    patch size), the prefix share and mean distance (``mean_attention_distance``'s definition)."""
     p = maps.flatten(-2)
     out = {  # probabilities vitnotes computed: no look at their values (a GPU would wait for it)
         "entropy": entropy(p, check=False),
@@ -284,12 +284,9 @@ def _chunk_stats(
         f"top{k}": topk_share(p, k, check=False),
         "top5pct": topk_share(p, k5, check=False),
     }
-    if full is not None:  # mean_attention_distance's definition, in float32 to halve the cost
-        q = full[:, :, prefix:]  # query patches: [chunk, head, patches, tokens]
-        out["cls_share"] = q[..., :prefix].sum(-1).mean(-1)
-        keys = q[..., prefix:]
-        keys = keys / keys.sum(-1, keepdim=True).clamp_min(torch.finfo(keys.dtype).tiny)
-        out["distance_px"] = (keys * dist).sum(-1).mean(-1)
+    if full is not None:
+        dist, out["cls_share"] = attention_distance(full, *layout)
+        out["distance_px"] = dist
     return out
 
 

@@ -92,20 +92,39 @@ def attention_distance(
     full: torch.Tensor, prefix: int, grid: tuple[int, int], patch_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean attention distance in pixels and the prefix share from full attention ``[..., T, T]``
-    (``T = prefix + rows * cols``); two tensors of shape ``[...]``. See ``vn.profile.mean_attention_distance``."""
+    (``T = prefix + rows * cols``); two tensors of shape ``[...]``. See ``vn.profile.mean_attention_distance``.
+
+    Per query patch ``i``: ``sum_j a_ij d_ij / sum_j a_ij`` over the patch keys ``j`` (the row
+    renormalised without the prefix), averaged over query patches. The products run in the
+    attention's dtype (float32 for bf16), every sum in float64; on the CPU a block of
+    ``DISTANCE_BLOCK_BYTES`` at a time, so that no full-size temporary leaves the cache (one pass on a GPU).
+    """
     n = grid[0] * grid[1]
     if full.ndim < 2 or full.shape[-1] != full.shape[-2] or full.shape[-1] != prefix + n:
         raise ValueError(
             f"expected full attention [..., {prefix + n}, {prefix + n}] for a {grid[0]}x{grid[1]} grid "
             f"with {prefix} prefix token(s), got shape {tuple(full.shape)}"
         )
-    a = full.double()[..., prefix:, :]  # query patches only
-    cls_share = a[..., :prefix].sum(-1).mean(-1)
-    patches = a[..., prefix:]
-    patches = patches / patches.sum(-1, keepdim=True).clamp_min(1e-300)
-    d = patch_distances(grid, patch_size).to(patches.device)
-    dist = (patches * d).sum(-1).mean(-1)
-    return dist.float(), cls_share.float()
+    lead, t = full.shape[:-2], prefix + n
+    rows = full.reshape(-1, t, t)
+    work = torch.float64 if full.dtype == torch.float64 else torch.float32
+    d = patch_distances(grid, patch_size).to(full.device, work)
+    dist = torch.empty(rows.shape[0], dtype=torch.float64, device=full.device)
+    share = torch.empty_like(dist)
+    budget = DISTANCE_BLOCK_BYTES.get(full.device.type)
+    step = rows.shape[0] if budget is None else max(1, budget // (4 * t * t))
+    for lo in range(0, rows.shape[0], step):
+        a = rows[lo : lo + step, prefix:].to(work)  # query patches only: [block, n, T]
+        share[lo : lo + step] = a[..., :prefix].sum(-1, dtype=torch.float64).mean(-1)
+        keys = a[..., prefix:]
+        num = (keys * d).sum(-1, dtype=torch.float64)
+        dist[lo : lo + step] = (num / keys.sum(-1, dtype=torch.float64).clamp_min(1e-300)).mean(-1)
+    return dist.reshape(lead).float(), share.reshape(lead).float()
+
+
+# Bytes of attention per block of attention_distance, by device type: ~2 MB on the CPU (the
+# products stay in its cache); a device without an entry (a GPU) takes every row in one pass.
+DISTANCE_BLOCK_BYTES = {"cpu": 1 << 21}
 
 
 def mask_coverage(mask: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:

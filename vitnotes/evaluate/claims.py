@@ -48,7 +48,7 @@ from ..data.chirps import REGIONS
 from ..interventions.ablation import sweep
 from ..methods.rollout import fuse_heads
 from ..profile import _chunk_stats as _profile_chunk
-from ..stats import entropy, mask_coverage, normalized_entropy, patch_distances
+from ..stats import entropy, mask_coverage, normalized_entropy
 from .finetune import run_interval
 from .intervals import Interval
 
@@ -126,9 +126,8 @@ def _chunk_stats(maps, probs, geom, grid, k, cover, state, first: bool) -> dict[
     if first:
         state["lo"] = state.get("hi", 0)
         state["hi"] = state["lo"] + maps.shape[0]
-        state["dist"] = patch_distances(grid, geom.patch_size).float().to(maps.device)
     k5 = max(1, round(0.05 * grid[0] * grid[1]))
-    stats = _profile_chunk(maps, probs, geom.prefix, k, k5, state["dist"])
+    stats = _profile_chunk(maps, probs, (geom.prefix, grid, geom.patch_size), k, k5)
     lo, hi = state["lo"], state["hi"]
     for name, cov in cover.items():
         stats[f"mass_{name}"] = (maps.double() * cov[lo:hi, None].to(maps.device)).sum((-2, -1))

@@ -13,7 +13,7 @@ from ..core.geometry import as_int
 from ..core.model import chunk_size, vit_input
 from .base import method
 
-__all__ = ["capture_rollout", "fuse_heads", "rollout", "rollout_grid", "rollout_map"]
+__all__ = ["capture_rollout", "fuse_heads", "rollout", "rollout_grid", "rollout_grids", "rollout_map"]
 
 _FUSIONS = ("mean", "max", "min")
 
@@ -101,12 +101,28 @@ def rollout(
     end_layer %= n_layers
     if end_layer < start_layer:
         raise ValueError(f"end_layer {end_layer} comes before start_layer {start_layer}; rollout needs start <= end")
+    *_, r = _products(a, range(start_layer, end_layer + 1), head_fusion, discard_ratio, residual)
+    return r.float()
+
+
+def _products(a: torch.Tensor, layers: range, head_fusion: str, discard_ratio: float, residual: float):
+    """Rollout's running product after each of ``layers`` in turn (float64, ``[batch, T, T]``)."""
     r = None
-    for layer in range(start_layer, end_layer + 1):
+    for layer in layers:
         w = _discard(fuse_heads(a[layer], head_fusion).double(), discard_ratio)  # [batch, T, T]; products in float64
         step = _augmented(w, residual)
         r = step if r is None else step @ r
-    return r.float()
+        yield r
+
+
+def rollout_grids(attn: Attention, *, residual: float = 0.5) -> torch.Tensor:
+    """Rollout's CLS row on the grid after every captured layer, ``[layer, batch, rows, cols]``: entry
+    ``l`` equals ``rollout_grid(attn, end_layer=l, residual=residual)`` (mean fusion), from one running
+    product instead of one product per layer. Introduced in notebook 07 (the training probes)."""
+    no_cls(attn.geometry.prefix, "rollout of a vn.capture result")
+    a = _full(attn)
+    steps = _products(a, range(a.shape[0]), "mean", 0.0, residual)
+    return torch.stack([patch_grid(r.float()[:, 0], attn.geometry.prefix, attn.grid) for r in steps])
 
 
 def rollout_grid(attn: Attention, **kwargs: Any) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch
 
 from ..core.capture import capture
 from ..core.model import forward, unwrap
-from ..methods.rollout import rollout_grid
+from ..methods.rollout import rollout_grids
 from ..profile import mean_attention_distance
 from ..stats import mask_mass, normalized_entropy, topk_share
 
@@ -76,9 +76,7 @@ def _chunk_statistics(
         "entropy_norm": normalized_entropy(p).mean((1, 2)),
         "top10": topk_share(p, min(10, p.shape[-1])).mean((1, 2)),
         "distance_px": dist.mean((1, 2)),
-        "rollout_entropy_norm": torch.stack([
-            normalized_entropy(rollout_grid(att, end_layer=layer).flatten(-2)).mean()
-            for layer in range(len(att.layers))]),
+        "rollout_entropy_norm": normalized_entropy(rollout_grids(att).flatten(-2)).mean(-1),
     }  # fmt: skip
     for region, mask in masks.items():
         out[f"mass_{region}"] = mask_mass(grids, mask).mean((1, 2))

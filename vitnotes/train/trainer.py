@@ -129,7 +129,7 @@ def demo_finetune(
     """
     import tempfile
 
-    from .loop import train_recipe
+    from .loop import steps_per_epoch, train_recipe
 
     for what, value in (("limit", limit), ("epochs", epochs)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -143,11 +143,15 @@ def demo_finetune(
             )
         else:
             res = train_recipe(recipe, Path(tmp) / recipe, epochs, seed, limit, init=init, quiet=True)
-            res.update(steps=res["log"][-1]["step"] if res["log"] else 0, history=res["log"])
+            # every stage's steps (``epochs`` sets the last stage's epochs; the log's steps count within a stage)
+            stages = res["recipe"]["stages"]
+            res.update(steps=sum(steps_per_epoch(res["recipe"]["n_train"], s["batch"]) * s["epochs"] for s in stages),
+                       history=res["log"])  # fmt: skip
         seconds = time.time() - t
     r, history = res["recipe"], res["history"]
     stage = r["stages"][-1] if "stages" in r else r
-    settings = dict(n_train=r["n_train"], lr=stage["lr"], batch=stage["batch"], epochs=stage["epochs"])
+    epochs_run = sum(s["epochs"] for s in r["stages"]) if "stages" in r else stage["epochs"]
+    settings = dict(n_train=r["n_train"], lr=stage["lr"], batch=stage["batch"], epochs=epochs_run)
     train_loss = next(h["train_loss"] for h in reversed(history) if "train_loss" in h)
     metrics = {k: v for k, v in res["metrics"].items() if k != "log"}
     return dict(recipe=r, settings=settings, steps=res["steps"], train_loss=train_loss, history=history,
